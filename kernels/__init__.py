@@ -1,0 +1,9 @@
+"""Array-level kernels: hierarchical reconciliation and Monte-Carlo inventory simulation.
+
+Nothing here imports the rest of the project. Backends (NumPy/Numba on CPU, CuPy on GPU) are chosen from the
+input arrays.
+"""
+
+from kernels._backend import BackendError, get_array_module, gpu_available
+
+__all__ = ["BackendError", "get_array_module", "gpu_available"]

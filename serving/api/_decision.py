@@ -1,0 +1,77 @@
+"""Assemble the decision API with the serving routes (forecasts, risk, plans, health, metrics, pages).
+
+``build_decision_app`` starts from the control plane's ``serving.api.main.create_app(settings)`` and adds the
+serving routers it does not include yet, then attaches a forecaster (the model deployment's handle under Serve,
+a local predictor in-process). Routers already present are not added twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from fastapi import FastAPI
+
+__all__ = ["SERVING_ROUTERS", "build_decision_app", "include_serving_routes"]
+
+#: Modules of this package whose ``router`` belongs on the decision app.
+SERVING_ROUTERS = (
+    "serving.api.routes.health",
+    "serving.api.routes.metrics",
+    "serving.api.routes.forecasts",
+    "serving.api.routes.risk",
+    "serving.api.routes.plans",
+    "serving.pages",
+)
+
+
+def include_serving_routes(app: FastAPI) -> FastAPI:
+    """Add the serving routers (and the request-metrics middleware) to ``app``, skipping those already there."""
+    from serving.api.routes.metrics import install
+
+    install(app)
+    have = {(getattr(r, "path", None), tuple(sorted(getattr(r, "methods", None) or ()))) for r in app.routes}
+    for name in SERVING_ROUTERS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # that part is not in this checkout yet
+            raise
+        router = getattr(module, "router", None)
+        if router is None:
+            continue
+        if all((getattr(r, "path", None), tuple(sorted(getattr(r, "methods", None) or ()))) in have
+               for r in router.routes):
+            continue
+        app.include_router(router)
+        setup = getattr(module, "setup_app", None)
+        if setup is not None:
+            setup(app)
+    return app
+
+
+def build_decision_app(settings: Any = None, forecaster: Any = None) -> FastAPI:
+    """The decision API with every route of this checkout, ``forecaster`` attached as ``app.state.forecaster``.
+
+    Args:
+        settings: :class:`features.settings.Settings` (default: ``get_settings()``).
+        forecaster: a :class:`serving.api.routes.forecasts.Forecaster`, or ``None`` (forecast routes answer 503).
+    """
+    from features.settings import get_settings
+
+    settings = settings or get_settings()
+    try:
+        main = importlib.import_module("serving.api.main")
+    except ModuleNotFoundError as exc:
+        if exc.name != "serving.api.main":
+            raise
+        main = None
+    if main is not None:
+        app = main.create_app(settings)
+    else:
+        app = FastAPI(title="replenish decision API", version="1", docs_url="/docs", openapi_url="/openapi.json")
+    app.state.settings = settings
+    include_serving_routes(app)
+    app.state.forecaster = forecaster
+    return app

@@ -1,0 +1,102 @@
+"""Prometheus text endpoint (``/metrics``) with the HTTP request counters and latency of this app.
+
+:class:`RequestMetrics` is installed as a middleware by :func:`install`; it keys samples by route template
+(``/v1/forecasts/{unit_id}``), never by raw path, so label cardinality stays bounded. Other packages may add
+their own exposition text with :func:`add_collector` (a callable returning Prometheus text lines).
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import PlainTextResponse
+
+__all__ = ["RequestMetrics", "add_collector", "install", "router"]
+
+router = APIRouter(tags=["metrics"])
+
+_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class RequestMetrics:
+    """Request counts by (method, route, status) and a latency histogram by (method, route)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.buckets: dict[tuple[str, str], list[int]] = {}
+        self.sum_s: dict[tuple[str, str], float] = defaultdict(float)
+        self.collectors: list[Callable[[], list[str]]] = []
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Record one finished request."""
+        with self._lock:
+            self.count[(method, route, status)] += 1
+            b = self.buckets.setdefault((method, route), [0] * (len(_BUCKETS_S) + 1))
+            b[bisect.bisect_left(_BUCKETS_S, seconds)] += 1
+            self.sum_s[(method, route)] += seconds
+
+    def render(self) -> str:
+        """Prometheus text exposition format 0.0.4."""
+        lines = ["# HELP replenish_http_requests_total HTTP requests answered, by route and status.",
+                 "# TYPE replenish_http_requests_total counter"]
+        with self._lock:
+            for (m, r, s), n in sorted(self.count.items()):
+                lines.append(f'replenish_http_requests_total{{method="{m}",route="{r}",status="{s}"}} {n}')
+            lines += ["# HELP replenish_http_request_seconds Time to answer an HTTP request.",
+                      "# TYPE replenish_http_request_seconds histogram"]
+            for (m, r), b in sorted(self.buckets.items()):
+                cum = 0
+                for le, n in zip([*map(str, _BUCKETS_S), "+Inf"], b, strict=True):
+                    cum += n
+                    lines.append(f'replenish_http_request_seconds_bucket{{method="{m}",route="{r}",le="{le}"}} {cum}')
+                lines.append(f'replenish_http_request_seconds_sum{{method="{m}",route="{r}"}} {self.sum_s[(m, r)]:.6f}')
+                lines.append(f'replenish_http_request_seconds_count{{method="{m}",route="{r}"}} {cum}')
+            collectors = list(self.collectors)
+        for c in collectors:
+            try:
+                lines += c()
+            except Exception as exc:  # noqa: BLE001 - one broken collector must not hide the others
+                lines.append(f"# collector {getattr(c, '__name__', c)!s} failed: {type(exc).__name__}")
+        return "\n".join(lines) + "\n"
+
+
+def install(app: FastAPI) -> RequestMetrics:
+    """Attach a :class:`RequestMetrics` to ``app`` (once) and return it."""
+    existing = getattr(app.state, "request_metrics", None)
+    if existing is not None:
+        return existing
+    metrics = app.state.request_metrics = RequestMetrics()
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next):
+        t0 = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            metrics.observe(request.method, path, status, time.perf_counter() - t0)
+
+    return metrics
+
+
+def add_collector(app: FastAPI, collector: Callable[[], list[str]]) -> None:
+    """Append Prometheus text lines produced by ``collector`` to ``/metrics``."""
+    install(app).collectors.append(collector)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> PlainTextResponse:
+    """Prometheus metrics of this replica: HTTP requests by route and status, latency, collectors."""
+    m = getattr(request.app.state, "request_metrics", None)
+    text = m.render() if m is not None else ""
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")

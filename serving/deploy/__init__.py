@@ -1,0 +1,42 @@
+"""Ray Serve deployments: the batched model deployment and the decision-API ingress.
+
+``serve deploy configs/serve.yaml`` and ``replenish serve`` both build the application with :func:`build_app`.
+Ray is imported only when an application is built, never at import time of this package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from serving.deploy._config import ApiDeploymentConfig, ModelDeploymentConfig, ServeAppConfig, load_serve_file
+from serving.deploy._predictors import (
+    MLPSpec,
+    Predictor,
+    load_champion,
+    load_mlflow_mlp,
+    log_mlp_version,
+    make_mlp_predictor,
+    mlflow_alias_version,
+)
+
+__all__ = [
+    "ApiDeploymentConfig",
+    "MLPSpec",
+    "ModelDeploymentConfig",
+    "Predictor",
+    "ServeAppConfig",
+    "build_app",
+    "load_champion",
+    "load_mlflow_mlp",
+    "load_serve_file",
+    "log_mlp_version",
+    "make_mlp_predictor",
+    "mlflow_alias_version",
+]
+
+
+def build_app(args: dict[str, Any] | ServeAppConfig | None = None):
+    """Bind the Serve application (see :func:`serving.deploy._app.build_app`)."""
+    from serving.deploy._app import build_app as _build
+
+    return _build(args)

@@ -1,0 +1,27 @@
+"""The Serve application builder named by ``configs/serve*.yaml`` (``import_path: serving.deploy:build_app``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from serving.deploy._config import ServeAppConfig
+
+__all__ = ["build_app"]
+
+
+def build_app(args: dict[str, Any] | ServeAppConfig | None = None):
+    """Bind the model deployment and the API ingress with the options of ``args``.
+
+    Args:
+        args: the application's ``args`` from a Serve config file (validated into :class:`ServeAppConfig`).
+
+    Returns:
+        ray.serve.Application: the ingress bound to the model deployment, ready for ``serve.run``.
+    """
+    from serving.deploy._ingress import DecisionAPI
+    from serving.deploy._model import ForecastModel
+
+    cfg = ServeAppConfig.parse(args)
+    model = ForecastModel.options(**cfg.model.deployment_options()).bind(cfg.model.model_dump())
+    api = DecisionAPI.options(**cfg.api.deployment_options())
+    return api.bind(model, cfg.api.settings, float(cfg.api.retry_after_s or 1))

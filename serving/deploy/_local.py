@@ -1,0 +1,68 @@
+"""Start and stop Ray Serve on this machine (loopback by default) for ``replenish serve``, the demo and tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from typing import Any
+
+__all__ = ["free_port", "run_app", "shutdown", "start_serve"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on at the moment of the call."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def start_serve(host: str = "127.0.0.1", port: int = 8000, *, ray_address: str | None = None,
+                num_cpus: int | None = None, object_store_memory: int | None = None,
+                temp_dir: str | None = None) -> None:
+    """Start (or connect to) Ray and start Serve's HTTP proxy on ``host:port``.
+
+    Args:
+        host: address the HTTP proxy binds to (``127.0.0.1`` keeps it on loopback).
+        port: HTTP port.
+        ray_address: an existing cluster (``ray://...`` or ``auto``); ``None`` starts a new local Ray instance
+            (never silently joining another one running on this machine).
+        num_cpus: logical CPUs of a local instance (the scheduler's budget, not a pinning).
+        object_store_memory: bytes of shared memory for a local instance's object store.
+        temp_dir: Ray's session folder of a local instance (default: a new folder under the system temp dir).
+    """
+    if ray_address is None:
+        # A local single-user instance: Ray 2.60's token auth is for clusters; tests and demos run without it.
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+    from ray import serve
+
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                  "configure_logging": False}
+        if ray_address is None:
+            kwargs.update(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
+                          _temp_dir=temp_dir or tempfile.mkdtemp(prefix="rp-ray-"))
+        else:
+            kwargs["address"] = ray_address
+        ray.init(**kwargs)
+    serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+
+
+def run_app(app, name: str = "replenish", route_prefix: str = "/"):
+    """Deploy a bound application and wait until it is running; returns its ingress handle."""
+    from ray import serve
+
+    return serve.run(app, name=name, route_prefix=route_prefix, blocking=False)
+
+
+def shutdown() -> None:
+    """Stop Serve and the Ray instance this process started or joined (safe to call twice)."""
+    import ray
+    from ray import serve
+
+    if ray.is_initialized():
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()

@@ -1,0 +1,296 @@
+"""Simulated order-up-to levels from forecast quantiles and lead-time distributions (Monte-Carlo, Numba).
+
+For each unit the *protection interval* of an order placed now is the lead time ``L`` (drawn from the unit's
+lead-time distribution) plus the review period ``R``. Each Monte-Carlo path draws ``L`` and then the demand of
+every period ``t < L + R`` independently by inversion of that period's forecast quantile function (linear between
+the given quantiles, an exponential upper tail matched to the last segment's density, zero floor), giving paired
+samples of the demand until the order arrives, ``D_L``, and until the next order arrives, ``D_LR``.
+
+With a periodic-review order-up-to policy and backorders, the units short in the cycle that the order covers are
+``(D_LR - S)^+ - (D_L - S)^+`` (Hadley & Whitin 1963; Silver, Pyke & Thomas 2017, ch. 7), so the fill rate at level
+``S`` is
+
+    beta(S) = 1 - (E[(D_LR - S)^+] - E[(D_L - S)^+]) / E[D_LR - D_L]
+
+estimated from the paths, and the order-up-to level is the least whole ``S`` with ``beta(S) >= target`` (found by
+bisection; ``beta`` is non-decreasing in ``S``). Nothing here assumes normal demand or a fixed lead time, which is
+where the classic ``z * RMSE * sqrt(L + R)`` rule goes wrong on intermittent demand and late suppliers.
+
+Randomness: a counter-based SplitMix64 keyed by ``(seed, unit, path, period)``, so results do not depend on the
+thread count or chunking; the seed comes from the caller's ``numpy.random.Generator``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numba as nb
+import numpy as np
+
+__all__ = ["ProtectionSamples", "UnitLevels", "expected_served", "order_up_to_levels", "protection_samples",
+           "warmup"]
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_JIT = {"cache": True, "nogil": True}
+
+
+@nb.njit(nb.uint64(nb.uint64), **_JIT)
+def _fmix(z):  # pragma: no cover - compiled
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@nb.njit(nb.float64(nb.uint64, nb.uint64), **_JIT)
+def _uniform(key, counter):  # pragma: no cover - compiled
+    z = _fmix(key + (counter + np.uint64(1)) * _GOLDEN)
+    return ((z >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)  # (0, 1), 53 bits
+
+
+@nb.njit(nb.float64(nb.float64, nb.float64[:], nb.float32[:]), **_JIT)
+def _quantile_inverse(u, p, v):  # pragma: no cover - compiled
+    q = p.shape[0]
+    if q == 1:
+        return max(float(v[0]), 0.0)
+    if u <= p[0]:
+        slope = (v[1] - v[0]) / (p[1] - p[0])
+        return max(v[0] - slope * (p[0] - u), 0.0)
+    if u >= p[q - 1]:
+        dens = (v[q - 1] - v[q - 2]) / (p[q - 1] - p[q - 2])
+        theta = dens * (1.0 - p[q - 1])
+        return max(v[q - 1] + theta * np.log((1.0 - p[q - 1]) / (1.0 - u)), 0.0)
+    lo, hi = 0, q - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if p[mid] <= u:
+            lo = mid
+        else:
+            hi = mid
+    w = (u - p[lo]) / (p[hi] - p[lo])
+    return max(v[lo] + w * (v[hi] - v[lo]), 0.0)
+
+
+@nb.njit(nb.void(nb.float64[:], nb.float32[:, :, :], nb.float64[:, :], nb.int64[:], nb.uint64, nb.int64,
+                 nb.float32[:, :], nb.float32[:, :]), parallel=True, **_JIT)
+def _sample(p, values, lt_cdf, review, seed, first_unit, out_l, out_lr):  # pragma: no cover - compiled
+    n, h, _ = values.shape
+    n_paths = out_l.shape[1]
+    k = lt_cdf.shape[1]
+    for i in nb.prange(n):
+        ukey = _fmix(seed ^ _fmix(np.uint64(first_unit + i) + _GOLDEN))
+        for path in range(n_paths):
+            key = _fmix(ukey + np.uint64(path) * _M2)
+            u = _uniform(key, np.uint64(0))
+            lt = 0
+            while lt < k - 1 and lt_cdf[i, lt] < u:
+                lt += 1
+            d_l = 0.0
+            d_lr = 0.0
+            for t in range(lt + review[i]):
+                d = _quantile_inverse(_uniform(key, np.uint64(t + 1)), p, values[i, min(t, h - 1)])
+                if t < lt:
+                    d_l += d
+                d_lr += d
+            out_l[i, path] = d_l
+            out_lr[i, path] = d_lr
+
+
+@nb.njit(nb.float64(nb.float32[:], nb.float64[:], nb.float64), **_JIT)
+def _excess(sorted_d, csum_rev, y):  # pragma: no cover - compiled
+    """E[(D - y)^+] from sorted samples and reverse cumulative sums (csum_rev[j] = sum of sorted_d[j:])."""
+    n = sorted_d.shape[0]
+    j = np.searchsorted(sorted_d, y, side="right")
+    return (csum_rev[j] - y * (n - j)) / n
+
+
+@nb.njit(nb.void(nb.float32[:, :], nb.float32[:, :], nb.float64[:], nb.float64[:], nb.float64[:],
+                 nb.float64[:], nb.float64[:], nb.float64[:], nb.float64[:], nb.float64[:]), parallel=True, **_JIT)
+def _levels(d_l, d_lr, target, position, out_s, out_fill_s, out_fill_ip, out_p_stockout, out_mean_lr,
+            out_onhand_s):  # pragma: no cover - compiled
+    n, m = d_l.shape
+    for i in nb.prange(n):
+        a = np.sort(d_l[i])
+        b = np.sort(d_lr[i])
+        ca = np.zeros(m + 1)
+        cb = np.zeros(m + 1)
+        for j in range(m - 1, -1, -1):
+            ca[j] = ca[j + 1] + a[j]
+            cb[j] = cb[j + 1] + b[j]
+        mean_r = (cb[0] - ca[0]) / m
+        out_mean_lr[i] = cb[0] / m
+        if mean_r <= 0.0:
+            out_s[i] = 0.0
+            out_fill_s[i] = 1.0
+            out_fill_ip[i] = 1.0
+        else:
+            lo = 0.0
+            hi = np.ceil(b[m - 1]) + 1.0
+            while hi - lo > 1.0:  # least whole S with fill >= target; fill(hi) = 1 >= target always
+                mid = np.floor((lo + hi) / 2.0)
+                fill = 1.0 - (_excess(b, cb, mid) - _excess(a, ca, mid)) / mean_r
+                if fill >= target[i]:
+                    hi = mid
+                else:
+                    lo = mid
+            s = hi
+            if 1.0 - (_excess(b, cb, 0.0) - _excess(a, ca, 0.0)) / mean_r >= target[i]:
+                s = 0.0
+            out_s[i] = s
+            out_fill_s[i] = 1.0 - (_excess(b, cb, s) - _excess(a, ca, s)) / mean_r
+            y = position[i]
+            out_fill_ip[i] = min(max(1.0 - (_excess(b, cb, y) - _excess(a, ca, y)) / mean_r, 0.0), 1.0)
+        out_onhand_s[i] = out_s[i] - cb[0] / m + _excess(b, cb, out_s[i])  # E[(S - D_LR)^+]
+        cnt = m - np.searchsorted(a, position[i], side="right")
+        out_p_stockout[i] = cnt / m
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtectionSamples:
+    """Paired Monte-Carlo samples of demand over the lead time and over lead time plus review.
+
+    Attributes:
+        d_l: (N, P) float32 demand until an order placed now arrives.
+        d_lr: (N, P) float32 demand until the following order arrives.
+    """
+
+    d_l: np.ndarray
+    d_lr: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitLevels:
+    """Simulated policy levels and risks per unit, all (N,) float64.
+
+    Attributes:
+        order_up_to: least whole ``S`` whose simulated fill rate meets the target.
+        fill_rate_at_level: simulated fill rate at ``S``.
+        fill_rate_no_order: simulated fill rate if nothing is ordered (inventory position stays).
+        stockout_probability: P(D_L > inventory position): a stockout before an order placed now can arrive.
+        mean_protection_demand: E[D_LR].
+        expected_on_hand_at_level: E[(S - D_LR)^+], stock left when the next order arrives.
+    """
+
+    order_up_to: np.ndarray
+    fill_rate_at_level: np.ndarray
+    fill_rate_no_order: np.ndarray
+    stockout_probability: np.ndarray
+    mean_protection_demand: np.ndarray
+    expected_on_hand_at_level: np.ndarray
+
+
+def _check_quantiles(levels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    p = np.ascontiguousarray(levels, dtype=np.float64)
+    v = np.asarray(values)
+    if v.ndim != 3 or v.shape[2] != p.shape[0]:
+        raise ValueError(f"quantile values: expected shape (N, H, {p.shape[0]}), got {v.shape}")
+    if p.ndim != 1 or np.any(p <= 0) or np.any(p >= 1) or np.any(np.diff(p) <= 0):
+        raise ValueError(f"quantile levels: expected increasing levels in (0, 1), got {p.tolist()}")
+    v = np.ascontiguousarray(v, dtype=np.float32)
+    if not np.all(np.isfinite(v)):
+        bad = np.argwhere(~np.isfinite(v))[0]
+        raise ValueError(f"quantile values: non-finite value at unit {bad[0]}, period {bad[1]}")
+    if np.any(np.diff(v, axis=2) < 0):
+        v = np.maximum.accumulate(v, axis=2)  # crossing quantiles (common in raw model output) are sorted out
+    return p, v
+
+
+def protection_samples(levels: np.ndarray, values: np.ndarray, lead_time_pmf: np.ndarray, review: np.ndarray,
+                       n_paths: int, rng: np.random.Generator, *, first_unit: int = 0) -> ProtectionSamples:
+    """Draw paired demand samples over the lead time and over lead time plus review, per unit.
+
+    Args:
+        levels: (Q,) quantile levels in (0, 1), increasing.
+        values: (N, H, Q) forecast quantiles per unit and future period (period 0 is the current one); periods
+            beyond H reuse period H-1.
+        lead_time_pmf: (N, K) probability of a lead time of 0..K-1 periods (rows sum to 1).
+        review: (N,) review period in periods (>= 1).
+        n_paths: P, Monte-Carlo paths per unit.
+        rng: source of the seed.
+        first_unit: global index of unit 0 (so chunked calls draw the same numbers as one call).
+
+    Returns:
+        :class:`ProtectionSamples`.
+    """
+    p, v = _check_quantiles(levels, values)
+    n = v.shape[0]
+    pmf = np.asarray(lead_time_pmf, dtype=np.float64)
+    if pmf.ndim != 2 or pmf.shape[0] != n:
+        raise ValueError(f"lead_time_pmf: expected shape ({n}, K), got {pmf.shape}")
+    if np.any(pmf < 0) or not np.allclose(pmf.sum(axis=1), 1.0, atol=1e-6):
+        bad = int(np.flatnonzero((pmf < 0).any(axis=1) | ~np.isclose(pmf.sum(axis=1), 1.0, atol=1e-6))[0])
+        raise ValueError(f"lead_time_pmf row {bad}: expected probabilities >= 0 summing to 1")
+    review = np.array(np.broadcast_to(np.asarray(review, dtype=np.int64), (n,)))
+    if np.any(review < 1):
+        raise ValueError("review: expected review periods >= 1")
+    cdf = np.ascontiguousarray(np.cumsum(pmf, axis=1))
+    cdf[:, -1] = 1.0
+    seed = np.uint64(rng.integers(0, 2**63 - 1))
+    d_l = np.empty((n, n_paths), dtype=np.float32)
+    d_lr = np.empty((n, n_paths), dtype=np.float32)
+    _sample(p, v, cdf, review, seed, np.int64(first_unit), d_l, d_lr)
+    return ProtectionSamples(d_l=d_l, d_lr=d_lr)
+
+
+def order_up_to_levels(samples: ProtectionSamples, fill_target: np.ndarray, position: np.ndarray) -> UnitLevels:
+    """Least order-up-to level meeting the fill-rate target, and risks at the current inventory position.
+
+    Args:
+        samples: from :func:`protection_samples`, (N, P) each.
+        fill_target: (N,) or scalar fill-rate target in (0, 1).
+        position: (N,) inventory position (on hand + on order - backorders - committed).
+
+    Returns:
+        :class:`UnitLevels`.
+    """
+    n = samples.d_l.shape[0]
+    target = np.array(np.broadcast_to(np.asarray(fill_target, dtype=np.float64), (n,)))
+    if np.any(target <= 0) or np.any(target >= 1):
+        raise ValueError("fill_target: expected targets in (0, 1)")
+    pos = np.ascontiguousarray(np.asarray(position, dtype=np.float64))
+    out = [np.empty(n) for _ in range(6)]
+    _levels(samples.d_l, samples.d_lr, target, pos, *out)
+    s, fill_s, fill_ip, p_so, mean_lr, onhand = out
+    return UnitLevels(order_up_to=s, fill_rate_at_level=fill_s, fill_rate_no_order=fill_ip,
+                      stockout_probability=p_so, mean_protection_demand=mean_lr, expected_on_hand_at_level=onhand)
+
+
+@nb.njit(nb.void(nb.float32[:, :], nb.int64[:], nb.float64[:], nb.float64[:]), parallel=True, **_JIT)
+def _served(d_lr, unit_of, y, out):  # pragma: no cover - compiled
+    m = unit_of.shape[0]
+    n_paths = d_lr.shape[1]
+    for j in nb.prange(m):
+        row = d_lr[unit_of[j]]
+        acc = 0.0
+        for k in range(n_paths):
+            acc += min(row[k], y[j])
+        out[j] = acc / n_paths
+
+
+def expected_served(samples: ProtectionSamples, unit_of: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Expected units served over the protection interval, ``E[min(D_LR, y)]``, concave in ``y``.
+
+    Args:
+        samples: (N, P) protection samples.
+        unit_of: (M,) unit of each query.
+        y: (M,) stock level (inventory position after the order).
+
+    Returns:
+        (M,) float64.
+    """
+    unit_of = np.ascontiguousarray(unit_of, dtype=np.int64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    out = np.empty(unit_of.shape[0])
+    _served(samples.d_lr, unit_of, y, out)
+    return out
+
+
+def warmup() -> None:
+    """Compile the kernels on a tiny problem (call once at start-up, not on a user's first request)."""
+    rng = np.random.default_rng(0)
+    vals = np.ones((2, 2, 3), dtype=np.float32) * np.array([0.0, 1.0, 2.0], dtype=np.float32)
+    smp = protection_samples(np.array([0.1, 0.5, 0.9]), vals, np.array([[0.0, 1.0], [0.5, 0.5]]),
+                             np.array([1, 1]), 8, rng)
+    order_up_to_levels(smp, 0.9, np.zeros(2))
+    expected_served(smp, np.array([0, 1]), np.array([1.0, 2.0]))

@@ -1,0 +1,326 @@
+"""Ingest a CSV or Parquet file of one KIND: validate against its contract, quarantine, store atomically.
+
+::
+
+    from features.ingest import ingest
+    result = ingest("sales", "sales.csv", tenant="demo")
+    result.exit_code      # 0 all stored, 1 some rows quarantined, 2 nothing usable
+    result.summary()      # one line per count
+
+What happens to a file (``docs/contracts.md`` has the contracts):
+
+1. A file missing required columns is refused whole, naming them (exit code 2); nothing is read further.
+2. The file's SHA-256 is its batch identity: a file already stored for this tenant and KIND adds nothing.
+3. Every row is checked by vectorised polars expressions (types, ranges, allowed values, identities resolved via
+   :mod:`features.identity`, cross-field rules, keys unique within the file). Each violation becomes a
+   quarantine entry with file, row number (1 = first data row), field, raw value and expected form.
+4. Valid rows are compared with what is stored (same key and values: duplicate, dropped) and stored in one atomic
+   step: facts as Parquet partitions (temp files renamed into place), reference data in one SQL transaction,
+   which also records the batch and its quarantine entries. Any failure leaves the stores as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+
+from features._ingest_read import ROW, content_hash, file_format, read_header, scan_raw
+from features._ingest_store import split_against_stored_facts, upsert_sql
+from features._ingest_validate import build_plan, violations
+from features.contracts import Contract, get_contract
+from features.facts._store import delete_batch, write_partitions
+from features.identity import ensure_tenant, load_resolver
+from features.store._db import session_scope, utcnow
+from features.store._schema import IngestBatch, QuarantineRow
+
+__all__ = ["QUARANTINE_LIMIT", "STAGES", "IngestResult", "ingest", "list_batches", "list_quarantine"]
+
+#: Most quarantine entries kept per batch (the counts always cover every row).
+QUARANTINE_LIMIT = 100_000
+#: Stages reported to the ``progress`` callback, in order.
+STAGES = ("hashing", "reading and validating", "comparing with stored rows", "writing", "recording")
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestResult:
+    """What became of one file.
+
+    Attributes:
+        status: ``stored`` (every row usable), ``partial`` (some quarantined), ``rejected`` (nothing usable),
+            ``refused`` (file not read: missing columns, unreadable), ``already_ingested`` (same file before).
+        rows_stored: rows newly stored (facts written, SQL rows inserted).
+        rows_updated: SQL rows whose stored values changed.
+        rows_duplicate: rows already stored with the same values.
+        rows_quarantined: rows with at least one violation.
+        violations_by_field: number of violating rows per reported field.
+    """
+
+    kind: str
+    file: str
+    status: str
+    batch_id: str | None = None
+    rows_total: int = 0
+    rows_stored: int = 0
+    rows_updated: int = 0
+    rows_duplicate: int = 0
+    rows_quarantined: int = 0
+    missing_columns: tuple[str, ...] = ()
+    ignored_columns: tuple[str, ...] = ()
+    violations_by_field: dict[str, int] = dataclasses.field(default_factory=dict)
+    message: str = ""
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0 all stored (or already), 1 some rows quarantined, 2 nothing usable."""
+        if self.status == "already_ingested":
+            return 0
+        if self.status in ("refused", "rejected"):
+            return 2
+        return 1 if self.rows_quarantined else 0
+
+    def summary(self) -> str:
+        """Human-readable summary, several lines."""
+        if self.status == "refused":
+            return f"{self.file}: refused ({self.kind}): {self.message}"
+        if self.status == "already_ingested":
+            return f"{self.file}: {self.message}"
+        lines = [f"{self.file}: {self.kind} batch {self.batch_id}: {self.status}",
+                 f"  rows read        {self.rows_total:>12,d}",
+                 f"  stored (new)     {self.rows_stored:>12,d}"]
+        if self.rows_updated:
+            lines.append(f"  updated          {self.rows_updated:>12,d}")
+        lines += [f"  already stored   {self.rows_duplicate:>12,d}",
+                  f"  quarantined      {self.rows_quarantined:>12,d}"]
+        for field, n in sorted(self.violations_by_field.items(), key=lambda kv: -kv[1]):
+            lines.append(f"    {field}: {n:,d} row(s)")
+        if self.ignored_columns:
+            lines.append(f"  ignored columns: {', '.join(self.ignored_columns)}")
+        if self.message:
+            lines.append(f"  {self.message}")
+        return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _lock(home: Path, tenant: str, kind: str) -> Iterator[None]:
+    """One ingest per tenant and KIND at a time (a re-send racing its original must see it)."""
+    folder = Path(home) / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"ingest.{tenant}.{kind}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _record(conn, *, batch_id: str, tenant: str, contract: Contract, file_name: str, digest: str, status: str,
+            counts: dict[str, int], message: str | None, entries: pl.DataFrame | None) -> None:
+    conn.execute(insert(IngestBatch.__table__), [{
+        "batch_id": batch_id, "tenant_id": tenant, "kind": contract.kind, "file_name": file_name,
+        "content_hash": digest, "status": status, "message": message, "created_at": utcnow(), **counts}])
+    if entries is not None and entries.height:
+        now = utcnow()
+        records = entries.select("row_number", "field", "value", "expected", "file_name").to_dicts()
+        for r in records:
+            r.update(tenant_id=tenant, batch_id=batch_id, kind=contract.kind, created_at=now)
+        conn.execute(insert(QuarantineRow.__table__), records)
+
+
+def ingest(kind: str, path: str | Path, *, tenant: str | None = None, engine: Engine | None = None,
+           settings=None, progress: Callable[[str], None] | None = None,
+           quarantine_limit: int = QUARANTINE_LIMIT) -> IngestResult:
+    """Validate ``path`` against the contract of ``kind`` and store its valid rows for ``tenant``.
+
+    Args:
+        kind: one of ``features.contracts.KINDS``.
+        path: a ``.csv`` or ``.parquet`` file.
+        tenant: defaults to ``settings.tenant``; created when missing.
+        engine: state store; default ``make_engine(settings.database_url)``, migrated.
+        settings: ``features.settings.Settings``; default ``get_settings()``.
+        progress: called with each name of :data:`STAGES` as it starts.
+        quarantine_limit: most quarantine entries kept for this batch.
+
+    Raises:
+        ValueError: unknown ``kind`` or file type.
+        FileNotFoundError: ``path`` does not exist.
+    """
+    started = time.perf_counter()
+    contract = get_contract(kind)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    fmt = file_format(path)
+    if settings is None:
+        from features.settings import get_settings
+
+        settings = get_settings()
+    tenant = tenant or settings.tenant
+    if engine is None:
+        from features.store._db import make_engine
+        from features.store._migrate import migrate
+
+        settings.ensure_home()
+        engine = make_engine(settings.database_url)
+        migrate(engine)
+    step = progress or (lambda _stage: None)
+    file_name = str(path)
+    ensure_tenant(engine, tenant)
+
+    def done(**kw) -> IngestResult:
+        return IngestResult(kind=kind, file=file_name, seconds=time.perf_counter() - started, **kw)
+
+    try:
+        header = read_header(path, fmt)
+    except Exception as exc:  # polars/pyarrow errors on corrupt files
+        return done(status="refused", message=f"cannot read the file as {fmt}: {exc}")
+    missing = tuple(c for c in contract.required if c not in header)
+    if missing:
+        return done(status="refused", missing_columns=missing,
+                    message=f"missing required column(s): {', '.join(missing)} "
+                            f"(expected columns: {', '.join(contract.names)})")
+    present = [c for c in contract.names if c in header]
+    extra = tuple(c for c in header if c not in contract.names)
+    keep = list(extra) if kind == "skus" else []
+
+    step("hashing")
+    digest = content_hash(path)
+    with _lock(settings.home, tenant, kind):
+        with engine.connect() as conn:
+            prior = conn.execute(
+                select(IngestBatch.batch_id, IngestBatch.created_at)
+                .where(IngestBatch.tenant_id == tenant, IngestBatch.kind == kind,
+                       IngestBatch.content_hash == digest, IngestBatch.status.in_(("stored", "partial")))
+            ).first()
+            if prior is not None:
+                return done(status="already_ingested", batch_id=prior[0],
+                            message=f"already ingested as batch {prior[0]} at {prior[1]:%Y-%m-%d %H:%M}: "
+                                    "nothing added")
+            resolvers = {f.name: load_resolver(conn, tenant, f.ref) for f in contract.fields
+                         if f.ref and f.name in present}
+        return _ingest_locked(contract, path, fmt, tenant, engine, settings, step, quarantine_limit, digest,
+                              present, extra, keep, resolvers, done)
+
+
+def _ingest_locked(contract, path, fmt, tenant, engine, settings, step, quarantine_limit, digest, present,
+                   extra, keep, resolvers, done) -> IngestResult:
+    file_name = str(path)
+    raw = scan_raw(path, fmt)
+    if contract.self_ref:
+        own = raw.select(pl.col(contract.key[0]).cast(pl.String)).collect().to_series()
+        resolvers = {k: r.with_known(own) for k, r in resolvers.items()}
+
+    step("reading and validating")
+    plan, checks = build_plan(raw, contract, present, resolvers, keep)
+    try:
+        df = plan.collect()
+    except pl.exceptions.PolarsError as exc:  # malformed CSV (ragged lines, bad quoting, encoding)
+        return done(status="refused", message=f"cannot read the file as {fmt}: {exc}".splitlines()[0])
+    flags = [c.flag for c in checks]
+    counts = df.select(pl.col(flags).sum(), pl.col("__bad").sum()).row(0, named=True)
+    n_bad = int(counts.pop("__bad") or 0)
+    by_field: dict[str, int] = {}
+    for c in checks:
+        if counts[c.flag]:
+            by_field[c.field] = by_field.get(c.field, 0) + int(counts[c.flag])
+    fields = list(contract.names) + keep
+    entries = None
+    if n_bad:
+        bad = df.filter(pl.col("__bad")).select(ROW, *flags)
+        raw_bad = (scan_raw(path, fmt).filter(pl.col(ROW).is_in(bad[ROW].head(quarantine_limit)))
+                   .select(ROW, *present).collect())
+        entries = violations(bad, raw_bad, checks, file_name, quarantine_limit)
+        good = df.filter(~pl.col("__bad")).select(ROW, *fields)
+    else:
+        good = df.select(ROW, *fields)
+    del df
+    rows_total = n_bad + good.height
+    if contract.kind == "lead_times":
+        good = good.with_columns(pl.col("lead_time_days").fill_null(
+            (pl.col("receipt_date") - pl.col("order_date")).dt.total_days().cast(pl.Float64)))
+
+    batch_id = uuid.uuid4().hex
+    step("comparing with stored rows")
+    facts_dir = Path(settings.facts_dir)
+    n_dup = n_upd = n_new = 0
+    if contract.store == "facts":
+        new, n_dup, conflicts = split_against_stored_facts(facts_dir, contract, tenant, good)
+        if conflicts.height:
+            key = ",".join(contract.key)
+            by_field[key] = by_field.get(key, 0) + conflicts.height
+            conflict_entries = (conflicts.join(good, on=ROW).select(
+                pl.col(ROW).cast(pl.Int64).alias("row_number"), pl.lit(key).alias("field"),
+                pl.concat_str([pl.col(k).cast(pl.String) for k in contract.key], separator="|").alias("value"),
+                pl.lit("a key not already stored with other values (stored facts are not overwritten)")
+                .alias("expected"), pl.lit(file_name).alias("file_name")))
+            entries = conflict_entries if entries is None else pl.concat([entries, conflict_entries])
+            n_bad += conflicts.height
+        n_new = new.height
+        usable = n_new + n_dup
+        status = "rejected" if usable == 0 else ("partial" if n_bad else "stored")
+        row_counts = {"rows_total": rows_total, "rows_stored": n_new, "rows_duplicate": n_dup,
+                      "rows_quarantined": n_bad}
+        step("writing")
+        written = write_partitions(facts_dir, contract.table, tenant, new.drop(ROW), contract.period_field,
+                                   batch_id) if status != "rejected" else []
+        step("recording")
+        try:
+            with session_scope(engine) as s:
+                _record(s.connection(), batch_id=batch_id, tenant=tenant, contract=contract,
+                        file_name=file_name, digest=digest, status=status, counts=row_counts, message=None,
+                        entries=entries)
+        except BaseException:
+            if written:
+                delete_batch(facts_dir, contract.table, tenant, batch_id)
+            raise
+    else:
+        step("writing")
+        with session_scope(engine) as s:
+            conn = s.connection()
+            usable_rows = good.drop(ROW)
+            if usable_rows.height:
+                n_new, n_upd, n_dup = upsert_sql(conn, contract, tenant, usable_rows, keep)
+            usable = n_new + n_upd + n_dup
+            status = "rejected" if usable == 0 else ("partial" if n_bad else "stored")
+            step("recording")
+            _record(conn, batch_id=batch_id, tenant=tenant, contract=contract, file_name=file_name, digest=digest,
+                    status=status, counts={"rows_total": rows_total, "rows_stored": n_new + n_upd,
+                                           "rows_duplicate": n_dup, "rows_quarantined": n_bad},
+                    message=None, entries=entries)
+    msg = ""
+    if entries is not None and n_bad and entries.height >= quarantine_limit:
+        msg = f"only the first {quarantine_limit:,d} quarantine entries were kept"
+    return done(status=status, batch_id=batch_id, rows_total=rows_total, rows_stored=n_new, rows_updated=n_upd,
+                rows_duplicate=n_dup, rows_quarantined=n_bad,
+                ignored_columns=() if keep else extra, violations_by_field=by_field, message=msg)
+
+
+def list_quarantine(engine: Engine, tenant: str, *, batch_id: str | None = None, kind: str | None = None,
+                    limit: int = 100) -> list[dict]:
+    """Quarantine entries of ``tenant``, newest batch first, then by row: dicts of the ``quarantine_rows`` columns."""
+    q = QuarantineRow.__table__
+    stmt = select(q).where(q.c.tenant_id == tenant)
+    if batch_id:
+        stmt = stmt.where(q.c.batch_id == batch_id)
+    if kind:
+        stmt = stmt.where(q.c.kind == kind)
+    stmt = stmt.order_by(q.c.created_at.desc(), q.c.batch_id, q.c.row_number, q.c.field).limit(limit)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]
+
+
+def list_batches(engine: Engine, tenant: str, limit: int = 50) -> list[dict]:
+    """Ingest batches of ``tenant``, newest first."""
+    b = IngestBatch.__table__
+    stmt = select(b).where(b.c.tenant_id == tenant).order_by(b.c.created_at.desc()).limit(limit)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt)]

@@ -1,0 +1,29 @@
+"""Control plane: recommendation lifecycle, approvals and overrides, evidence, audit, access, events, outbox.
+
+Public modules (import from the defining module, e.g. ``from workflow.lifecycle import propose``):
+
+* :mod:`workflow.schemas` -- typed inputs/outputs (``RecommendationIn``, ``ApproveIn``, ...);
+* :mod:`workflow.lifecycle` -- the state machine (``propose``, ``route``, ``approve``, ``override``, ...);
+* :mod:`workflow.access` -- API keys, roles, tenants;
+* :mod:`workflow.evidence`, :mod:`workflow.audit` -- immutable evidence and the hash-chained audit log;
+* :mod:`workflow.events` -- the ordered per-tenant event log with consumer cursors;
+* :mod:`workflow.outbox`, :mod:`workflow.dispatcher`, :mod:`workflow.adapters` -- integration-safe writeback;
+* :mod:`workflow.telemetry` -- accuracy, inventory, supplier, override and request figures; Prometheus text;
+* :mod:`workflow.errors` -- the errors the HTTP layer maps to status codes.
+
+Tables live in :mod:`workflow._models`; their migration in ``workflow/migrations/versions``.
+"""
+
+__all__ = [
+    "access",
+    "adapters",
+    "audit",
+    "dispatcher",
+    "errors",
+    "events",
+    "evidence",
+    "lifecycle",
+    "outbox",
+    "schemas",
+    "telemetry",
+]

@@ -1,0 +1,108 @@
+"""The ordered event log: publish, read by cursor, and consumer cursors (see :mod:`workflow.events`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from serving.api.deps import Integrator, Reader, SessionDep
+from workflow import events
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+Topic = Literal["sales", "inventory", "forecast", "exception", "supplier", "replenishment"]
+Consumer = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class EventIn(BaseModel):
+    """An event from an API client (sales, inventory change, forecast, exception, supplier update)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: Topic
+    type: str = Field(min_length=1, max_length=64)
+    key: str = Field(min_length=1, max_length=200, description="Entity the event is about, e.g. a SKU id.")
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventOut(BaseModel):
+    """One event."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    seq: int
+    topic: str
+    type: str
+    key: str
+    payload: dict[str, Any]
+    at: datetime
+
+
+class EventPageOut(BaseModel):
+    """A page of events and where to read on."""
+
+    events: list[EventOut]
+    next_cursor: int
+
+
+class Published(BaseModel):
+    """Where the event landed."""
+
+    seq: int
+
+
+class CursorIn(BaseModel):
+    """A consumer's new position (it has processed every event up to it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    position: int = Field(ge=0)
+
+
+class CursorOut(BaseModel):
+    """A consumer's committed position."""
+
+    consumer: str
+    position: int
+
+
+@router.post("", response_model=Published, status_code=201)
+def publish(body: EventIn, p: Integrator, s: SessionDep) -> Published:
+    """Append an event to the tenant's log."""
+    return Published(
+        seq=events.publish(s, p.tenant_id, body.topic, body.type, body.key, body.payload, actor=p.actor)
+    )
+
+
+@router.get("", response_model=EventPageOut)
+def read(
+    p: Reader,
+    s: SessionDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    topic: Annotated[list[Topic] | None, Query()] = None,
+) -> EventPageOut:
+    """Events after a cursor, in order (at least once: commit your cursor after processing)."""
+    page = events.read(s, p.tenant_id, after=after, limit=limit, topics=topic)
+    return EventPageOut(
+        events=[EventOut.model_validate(e) for e in page.events], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/cursors/{consumer}", response_model=CursorOut)
+def get_cursor(consumer: Consumer, p: Reader, s: SessionDep) -> CursorOut:
+    """A consumer's committed position (0 if none)."""
+    return CursorOut(consumer=consumer, position=events.get_cursor(s, p.tenant_id, consumer))
+
+
+@router.put("/cursors/{consumer}", response_model=CursorOut)
+def commit_cursor(consumer: Consumer, body: CursorIn, p: Reader, s: SessionDep) -> CursorOut:
+    """Commit a consumer's position (never moves back)."""
+    return CursorOut(
+        consumer=consumer, position=events.commit_cursor(s, p.tenant_id, consumer, body.position)
+    )

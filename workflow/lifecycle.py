@@ -1,0 +1,729 @@
+"""The recommendation lifecycle: an explicit state machine with optimistic concurrency.
+
+States and the actions that move between them (:data:`TRANSITIONS`)::
+
+    proposed --route--> routed --approve--> approved ----send--> sent --acknowledge--> acknowledged
+       |                  |----override---> overridden --send--^   |
+       |--auto_approve--> approved                                 |--fail--> failed --retry--> retried --send..
+       |--reject / expire (also from routed) --> rejected / expired
+    approved / overridden / retried / sent --fail--> failed
+
+Any other (state, action) pair raises :class:`~workflow.errors.IllegalTransition` naming the current state.
+
+Every change is one compare-and-set ``UPDATE ... WHERE id = :id AND version = :v`` that bumps ``version``;
+callers pass the version they looked at, and a stale one raises :class:`~workflow.errors.VersionConflict`, so of
+two approvers acting on the same item exactly one wins. Each transition appends an audit entry (actor, time,
+before/after, reason) and a ``replenishment`` event in the same transaction, and approvals and overrides write
+the action to the outbox in that transaction too (:mod:`workflow.outbox` delivers it).
+
+Entry points for other packages (all take an open session; commit is the caller's ``session_scope``):
+
+* :func:`propose` -- planning hands a :class:`~workflow.schemas.RecommendationIn`; returns the stored record.
+* :func:`route`, :func:`approve`, :func:`override`, :func:`reject`, :func:`comment`, :func:`expire_due`.
+* :func:`acknowledge`, :func:`record_supplier_response` -- answers from the systems of record and suppliers.
+* :func:`get`, :func:`list_recommendations`, :func:`history`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from features.store._db import utcnow
+from workflow import evidence as _evidence
+from workflow._journal import AuditRecord, EventRecord, append
+from workflow._models import AuditEntry, OutboxItem, Recommendation, SupplierResponse
+from workflow.access import DECIDER_RANK, Principal
+from workflow.errors import Forbidden, IllegalTransition, InvalidInput, NotFound, VersionConflict
+from workflow.schemas import (
+    STATES,
+    AckIn,
+    ApproveIn,
+    OverrideIn,
+    RecommendationIn,
+    RecommendationOut,
+    RejectIn,
+    Route,
+    SupplierResponseIn,
+)
+
+__all__ = [
+    "STATES",
+    "TERMINAL",
+    "TRANSITIONS",
+    "acknowledge",
+    "approve",
+    "comment",
+    "expire_due",
+    "get",
+    "history",
+    "list_recommendations",
+    "override",
+    "propose",
+    "record_supplier_response",
+    "reject",
+    "route",
+]
+
+#: action -> (states it is allowed from, state it leads to)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "route": (("proposed",), "routed"),
+    "auto_approve": (("proposed",), "approved"),
+    "approve": (("routed",), "approved"),
+    "override": (("routed",), "overridden"),
+    "reject": (("proposed", "routed"), "rejected"),
+    "expire": (("proposed", "routed"), "expired"),
+    "send": (("approved", "overridden", "retried"), "sent"),
+    "fail": (("approved", "overridden", "retried", "sent"), "failed"),
+    "retry": (("failed",), "retried"),
+    "acknowledge": (("sent",), "acknowledged"),
+}
+TERMINAL = ("rejected", "expired", "acknowledged")
+
+_R = Recommendation.__table__
+_OUTBOX = OutboxItem.__table__
+_SNAPSHOT_SKIP = ("updated_at",)
+
+
+def _event_payload(row: Mapping[str, Any], actor: str) -> dict[str, Any]:
+    qty = row["final_quantity"] if row["final_quantity"] is not None else row["quantity"]
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "state": row["state"],
+        "version": row["version"],
+        "sku_id": row["sku_id"],
+        "location_id": row["location_id"],
+        "supplier_id": row["supplier_id"],
+        "quantity": qty,
+        "value": row["value"],
+        "actor": actor,
+    }
+
+
+def _load(session: Session, tenant_id: str, rec_id: str) -> Mapping[str, Any]:
+    row = session.execute(select(_R).where(_R.c.id == rec_id, _R.c.tenant_id == tenant_id)).mappings().first()
+    if row is None:
+        raise NotFound("recommendation", rec_id)
+    return row
+
+
+def _transition(
+    session: Session,
+    tenant_id: str,
+    rec_id: str,
+    action: str,
+    *,
+    actor: str,
+    expected_version: int | None = None,
+    changes: dict[str, Any] | Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+    guard: Callable[[Mapping[str, Any]], None] | None = None,
+    reason: str | None = None,
+) -> tuple[dict[str, Any], AuditRecord, EventRecord]:
+    """Check and apply one transition (compare-and-set); return the new row and its journal records.
+
+    The caller appends the journal records last (see :mod:`workflow._journal` for the lock order).
+    """
+    row = _load(session, tenant_id, rec_id)
+    allowed_from, to = TRANSITIONS[action]
+    if expected_version is not None and row["version"] != expected_version:
+        raise VersionConflict(rec_id, expected_version, row["version"], row["state"])
+    if row["state"] not in allowed_from:
+        raise IllegalTransition(rec_id, action, row["state"], allowed_from)
+    if guard is not None:
+        guard(row)
+    if callable(changes):
+        changes = changes(row)
+    values = {"state": to, "version": row["version"] + 1, "updated_at": utcnow(), **(changes or {})}
+    res = session.execute(
+        update(_R)
+        .where(_R.c.id == rec_id, _R.c.tenant_id == tenant_id, _R.c.version == row["version"])
+        .values(**values)
+    )
+    if res.rowcount != 1:  # someone committed between our read and our write
+        cur = _load(session, tenant_id, rec_id)
+        raise VersionConflict(rec_id, row["version"], cur["version"], cur["state"])
+    after = {**row, **values}
+    before_d = {k: row[k] for k in values if k not in _SNAPSHOT_SKIP}
+    after_d = {k: values[k] for k in values if k not in _SNAPSHOT_SKIP}
+    audit = AuditRecord(
+        actor, f"recommendation.{action}", "recommendation", rec_id, before_d, after_d, reason
+    )
+    event = EventRecord("replenishment", f"recommendation.{to}", rec_id, _event_payload(after, actor))
+    return after, audit, event
+
+
+def _enqueue(session: Session, row: Mapping[str, Any]) -> None:
+    """Write the approved action to the outbox (same transaction as the approval)."""
+    key = f"{row['id']}-v{row['version']}"
+    qty = row["final_quantity"] if row["final_quantity"] is not None else row["quantity"]
+    need_by = row["final_need_by"] or row["need_by"]
+    payload = {
+        "idempotency_key": key,
+        "tenant_id": row["tenant_id"],
+        "recommendation_id": row["id"],
+        "kind": row["kind"],
+        "decision": row["state"],
+        "sku_id": row["sku_id"],
+        "location_id": row["location_id"],
+        "from_location_id": row["from_location_id"],
+        "supplier_id": row["supplier_id"],
+        "quantity": qty,
+        "unit_cost": row["unit_cost"],
+        "value": row["value"],
+        "need_by": need_by.isoformat() if need_by else None,
+        "decided_by": row["decided_by"],
+        "evidence_sha256": row["evidence_sha256"],
+    }
+    now = utcnow()
+    session.execute(
+        insert(_OUTBOX).values(
+            tenant_id=row["tenant_id"],
+            recommendation_id=row["id"],
+            idempotency_key=key,
+            kind=row["kind"],
+            payload=payload,
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+
+
+def _out(row: Mapping[str, Any]) -> RecommendationOut:
+    return RecommendationOut.model_validate(dict(row))
+
+
+def propose(
+    session: Session, tenant_id: str, rec: RecommendationIn, *, actor: str = "planning"
+) -> RecommendationOut:
+    """Store a new recommendation (state ``proposed``), then route or auto-approve it as ``rec`` asks.
+
+    Args:
+        session: open session; the caller commits (``with session_scope(engine) as s``).
+        tenant_id: the owning tenant (must exist).
+        rec: the recommendation as planning produced it.
+        actor: who proposes, as it should read in the audit log (e.g. ``"planning:run-42"``).
+
+    Returns:
+        The stored recommendation. With ``rec.proposal_key`` already used in this tenant, the existing one,
+        unchanged (proposing is idempotent per key).
+    """
+    if rec.proposal_key is not None:
+        existing = (
+            session.execute(
+                select(_R).where(_R.c.tenant_id == tenant_id, _R.c.proposal_key == rec.proposal_key)
+            )
+            .mappings()
+            .first()
+        )
+        if existing is not None:
+            return _out(existing)
+    sha = _evidence.put(session, tenant_id, "proposal", rec.evidence.model_dump(exclude_none=True))
+    now = utcnow()
+    row = {
+        "id": uuid.uuid4().hex,
+        "tenant_id": tenant_id,
+        "proposal_key": rec.proposal_key,
+        "kind": rec.kind,
+        "state": "proposed",
+        "version": 1,
+        "sku_id": rec.sku_id,
+        "location_id": rec.location_id,
+        "from_location_id": rec.from_location_id,
+        "supplier_id": rec.supplier_id,
+        "quantity": rec.quantity,
+        "unit_cost": rec.unit_cost,
+        "value": rec.value,
+        "need_by": rec.need_by,
+        "promised_lead_time_days": rec.promised_lead_time_days,
+        "final_quantity": None,
+        "final_need_by": None,
+        "route_queue": None,
+        "route_role": None,
+        "route_rule": None,
+        "route_reason": None,
+        "override_reason_code": None,
+        "evidence_sha256": sha,
+        "decided_by": None,
+        "decided_at": None,
+        "sent_at": None,
+        "acknowledged_at": None,
+        "external_ref": None,
+        "confirmed_quantity": None,
+        "confirmed_date": None,
+        "expires_at": rec.expires_at,
+        "created_at": now,
+        "updated_at": now,
+    }
+    try:
+        with session.begin_nested():  # a concurrent propose of the same key loses here, not the whole txn
+            session.execute(insert(_R).values(**row))
+    except IntegrityError:
+        if rec.proposal_key is None:
+            raise
+        existing = (
+            session.execute(
+                select(_R).where(_R.c.tenant_id == tenant_id, _R.c.proposal_key == rec.proposal_key)
+            )
+            .mappings()
+            .one()
+        )
+        return _out(existing)
+    _evidence.link(session, tenant_id, row["id"], sha, "proposal", actor)
+    snapshot = {k: v for k, v in row.items() if k not in ("tenant_id", "created_at", "updated_at")}
+    audits = [AuditRecord(actor, "recommendation.propose", "recommendation", row["id"], None, snapshot, None)]
+    events = [EventRecord("replenishment", "recommendation.proposed", row["id"], _event_payload(row, actor))]
+    if rec.route is not None:
+        row, a, e = _transition(
+            session,
+            tenant_id,
+            row["id"],
+            "route",
+            actor=actor,
+            changes=_route_values(rec.route),
+            reason=rec.route.reason,
+        )
+        audits.append(a)
+        events.append(e)
+    elif rec.auto_approve is not None:
+        policy = f"policy:{rec.auto_approve.rule}"
+        row, a, e = _transition(
+            session,
+            tenant_id,
+            row["id"],
+            "auto_approve",
+            actor=policy,
+            changes={
+                "decided_by": policy,
+                "decided_at": now,
+                "final_quantity": rec.quantity,
+                "final_need_by": rec.need_by,
+            },
+            reason=rec.auto_approve.reason,
+        )
+        _enqueue(session, row)
+        audits.append(a)
+        events.append(e)
+    append(session, tenant_id, audits, events)
+    return _out(row)
+
+
+def _route_values(r: Route) -> dict[str, Any]:
+    return {"route_queue": r.queue, "route_role": r.role, "route_rule": r.rule, "route_reason": r.reason}
+
+
+def route(
+    session: Session,
+    tenant_id: str,
+    rec_id: str,
+    r: Route,
+    *,
+    actor: str,
+    expected_version: int | None = None,
+) -> RecommendationOut:
+    """Send a proposed recommendation to a planner queue (``proposed -> routed``)."""
+    row, a, e = _transition(
+        session,
+        tenant_id,
+        rec_id,
+        "route",
+        actor=actor,
+        expected_version=expected_version,
+        changes=_route_values(r),
+        reason=r.reason,
+    )
+    append(session, tenant_id, [a], [e])
+    return _out(row)
+
+
+def _decider_guard(p: Principal, value_of: Callable[[Mapping[str, Any]], float] | None):
+    def guard(row: Mapping[str, Any]) -> None:
+        need = row["route_role"] or "planner"
+        if p.decider_rank < DECIDER_RANK[need]:
+            raise Forbidden(
+                f"recommendation {row['id']} is routed to role {need!r}; your key has "
+                f"{', '.join(sorted(p.roles))}"
+            )
+        if value_of is not None:
+            value, limit = value_of(row), p.effective_limit
+            if limit is not None and value > limit:
+                raise Forbidden(f"value {value:.2f} exceeds your approval limit {limit:.2f}")
+
+    return guard
+
+
+def approve(session: Session, principal: Principal, rec_id: str, body: ApproveIn) -> RecommendationOut:
+    """Approve a routed recommendation as proposed and write it to the outbox (``routed -> approved``).
+
+    Raises:
+        VersionConflict: ``body.version`` is stale (someone else acted first).
+        IllegalTransition: it is not ``routed``.
+        Forbidden: the caller's role is below the route's role, or the value exceeds the caller's limit.
+    """
+    now = utcnow()
+    actor = principal.actor
+    row, a, e = _transition(
+        session,
+        principal.tenant_id,
+        rec_id,
+        "approve",
+        actor=actor,
+        expected_version=body.version,
+        guard=_decider_guard(principal, lambda r: r["value"]),
+        reason=body.comment,
+        changes=lambda r: {
+            "decided_by": actor,
+            "decided_at": now,
+            "final_quantity": r["quantity"],
+            "final_need_by": r["need_by"],
+        },
+    )
+    if body.comment:
+        _attach(session, principal.tenant_id, rec_id, "planner_comment", {"text": body.comment}, actor)
+    _enqueue(session, row)
+    append(session, principal.tenant_id, [a], [e])
+    return _out(row)
+
+
+def _override_value(body: OverrideIn) -> Callable[[Mapping[str, Any]], float]:
+    def value(row: Mapping[str, Any]) -> float:
+        if body.quantity is None:
+            return row["value"]
+        if row["unit_cost"] is not None:
+            return body.quantity * row["unit_cost"]
+        return row["value"] * body.quantity / row["quantity"] if row["quantity"] else row["value"]
+
+    return value
+
+
+def override(session: Session, principal: Principal, rec_id: str, body: OverrideIn) -> RecommendationOut:
+    """Approve with a changed quantity and/or date and a reason code (``routed -> overridden``).
+
+    The override's value (new quantity times unit cost) is checked against the caller's approval limit.
+    """
+    now = utcnow()
+    actor = principal.actor
+    value_of = _override_value(body)
+    cur = _load(session, principal.tenant_id, rec_id)
+    new_qty = body.quantity if body.quantity is not None else cur["quantity"]
+    new_date = body.need_by if body.need_by is not None else cur["need_by"]
+    if new_qty == cur["quantity"] and new_date == cur["need_by"]:
+        raise InvalidInput(
+            "quantity",
+            "an override must change quantity or need_by from the proposal "
+            f"(quantity {cur['quantity']}, need_by {cur['need_by']})",
+        )
+    row, a, e = _transition(
+        session,
+        principal.tenant_id,
+        rec_id,
+        "override",
+        actor=actor,
+        expected_version=body.version,
+        guard=_decider_guard(principal, value_of),
+        reason=body.comment or body.reason_code,
+        changes={
+            "decided_by": actor,
+            "decided_at": now,
+            "final_quantity": new_qty,
+            "final_need_by": new_date,
+            "override_reason_code": body.reason_code,
+            "value": value_of(cur),
+        },
+    )
+    _attach(
+        session,
+        principal.tenant_id,
+        rec_id,
+        "override",
+        {
+            "reason_code": body.reason_code,
+            "comment": body.comment,
+            "from_quantity": cur["quantity"],
+            "to_quantity": new_qty,
+            "from_need_by": cur["need_by"],
+            "to_need_by": new_date,
+        },
+        actor,
+    )
+    _enqueue(session, row)
+    append(session, principal.tenant_id, [a], [e])
+    return _out(row)
+
+
+def reject(session: Session, principal: Principal, rec_id: str, body: RejectIn) -> RecommendationOut:
+    """Reject a proposed or routed recommendation with a reason code (``-> rejected``, terminal)."""
+    actor = principal.actor
+    row, a, e = _transition(
+        session,
+        principal.tenant_id,
+        rec_id,
+        "reject",
+        actor=actor,
+        expected_version=body.version,
+        guard=_decider_guard(principal, None),
+        reason=body.comment or body.reason_code,
+        changes={"decided_by": actor, "decided_at": utcnow(), "override_reason_code": body.reason_code},
+    )
+    _attach(
+        session,
+        principal.tenant_id,
+        rec_id,
+        "rejection",
+        {"reason_code": body.reason_code, "comment": body.comment},
+        actor,
+    )
+    append(session, principal.tenant_id, [a], [e])
+    return _out(row)
+
+
+def _attach(session: Session, tenant_id: str, rec_id: str, kind: str, body: dict, actor: str) -> str:
+    sha = _evidence.put(session, tenant_id, kind, {"recommendation_id": rec_id, **body})
+    _evidence.link(session, tenant_id, rec_id, sha, kind, actor)
+    return sha
+
+
+def comment(session: Session, tenant_id: str, rec_id: str, text: str, *, actor: str) -> str:
+    """Attach a planner comment (immutable evidence) to a recommendation; returns its SHA-256."""
+    _load(session, tenant_id, rec_id)
+    sha = _attach(session, tenant_id, rec_id, "planner_comment", {"text": text}, actor)
+    append(
+        session,
+        tenant_id,
+        [
+            AuditRecord(
+                actor,
+                "recommendation.comment",
+                "recommendation",
+                rec_id,
+                None,
+                {"evidence_sha256": sha},
+                text[:200],
+            )
+        ],
+    )
+    return sha
+
+
+def expire_due(
+    session: Session, tenant_id: str, *, now: datetime | None = None, actor: str = "system:expiry"
+) -> int:
+    """Expire proposed/routed recommendations whose ``expires_at`` has passed; returns how many."""
+    now = now or utcnow()
+    ids = session.scalars(
+        select(_R.c.id).where(
+            _R.c.tenant_id == tenant_id,
+            _R.c.state.in_(TRANSITIONS["expire"][0]),
+            _R.c.expires_at.is_not(None),
+            _R.c.expires_at <= now,
+        )
+    ).all()
+    audits, events = [], []
+    for rec_id in ids:
+        try:
+            _, a, e = _transition(session, tenant_id, rec_id, "expire", actor=actor, reason="expired")
+        except (IllegalTransition, VersionConflict):
+            continue  # decided meanwhile
+        audits.append(a)
+        events.append(e)
+    if audits:
+        append(session, tenant_id, audits, events)
+    return len(audits)
+
+
+def acknowledge(
+    session: Session, tenant_id: str, rec_id: str, ack: AckIn, *, actor: str
+) -> RecommendationOut:
+    """Record the receiving system's answer: ``accepted`` (``sent -> acknowledged``) or ``rejected`` (``-> failed``)."""
+    if ack.status == "accepted":
+        row, a, e = _transition(
+            session,
+            tenant_id,
+            rec_id,
+            "acknowledge",
+            actor=actor,
+            reason=ack.message,
+            changes={"acknowledged_at": utcnow(), "external_ref": ack.external_ref},
+        )
+    else:
+        row, a, e = _transition(
+            session,
+            tenant_id,
+            rec_id,
+            "fail",
+            actor=actor,
+            reason=f"rejected by the receiving system: {ack.message or 'no message'}",
+            guard=_only_from("sent", rec_id),
+        )
+    _attach(session, tenant_id, rec_id, "acknowledgement", ack.model_dump(), actor)
+    append(session, tenant_id, [a], [e])
+    return _out(row)
+
+
+def _only_from(state: str, rec_id: str):
+    def guard(row: Mapping[str, Any]) -> None:
+        if row["state"] != state:
+            raise IllegalTransition(rec_id, "acknowledge", row["state"], (state,))
+
+    return guard
+
+
+def record_supplier_response(
+    session: Session, tenant_id: str, rec_id: str, resp: SupplierResponseIn, *, actor: str
+) -> RecommendationOut:
+    """Record a supplier's response to a sent purchase order and update the order's confirmed terms.
+
+    ``received`` records the observed lead time (receipt date minus send date) and whether the order came on
+    time (by the confirmed or needed date) and in full, which feed supplier OTIF and lead-time drift.
+
+    Raises:
+        InvalidInput: the recommendation is not a purchase order.
+        IllegalTransition: the order has not been sent (state not ``sent`` or ``acknowledged``).
+    """
+    row = _load(session, tenant_id, rec_id)
+    if row["kind"] != "purchase_order":
+        raise InvalidInput(
+            "recommendation_id", f"supplier responses apply to purchase orders, not {row['kind']}"
+        )
+    if row["state"] not in ("sent", "acknowledged"):
+        raise IllegalTransition(rec_id, "record a supplier response", row["state"], ("sent", "acknowledged"))
+    ordered = row["final_quantity"] if row["final_quantity"] is not None else row["quantity"]
+    changes: dict[str, Any] = {}
+    observed = on_time = in_full = None
+    if resp.status == "confirmed":
+        changes = {
+            "confirmed_quantity": resp.quantity if resp.quantity is not None else ordered,
+            "confirmed_date": resp.on_date or row["final_need_by"] or row["need_by"],
+        }
+    elif resp.status == "partial":
+        changes = {
+            "confirmed_quantity": resp.quantity,
+            "confirmed_date": resp.on_date or row["confirmed_date"],
+        }
+    elif resp.status == "rejected":
+        changes = {"confirmed_quantity": 0.0}
+    elif resp.status == "new_date":
+        changes = {"confirmed_date": resp.on_date}
+    else:  # received
+        sent = row["sent_at"]
+        observed = float((resp.on_date - sent.date()).days) if sent is not None else None
+        due = row["confirmed_date"] or row["final_need_by"] or row["need_by"]
+        on_time = int(due is None or resp.on_date <= due)
+        in_full = int((resp.quantity if resp.quantity is not None else ordered) >= ordered)
+    values = {**changes, "version": row["version"] + 1, "updated_at": utcnow()}
+    res = session.execute(
+        update(_R)
+        .where(_R.c.id == rec_id, _R.c.tenant_id == tenant_id, _R.c.version == row["version"])
+        .values(**values)
+    )
+    if res.rowcount != 1:
+        cur = _load(session, tenant_id, rec_id)
+        raise VersionConflict(rec_id, row["version"], cur["version"], cur["state"])
+    session.execute(
+        insert(SupplierResponse.__table__).values(
+            tenant_id=tenant_id,
+            recommendation_id=rec_id,
+            supplier_id=row["supplier_id"],
+            status=resp.status,
+            quantity=resp.quantity,
+            on_date=resp.on_date,
+            promised_lead_time_days=row["promised_lead_time_days"],
+            observed_lead_time_days=observed,
+            on_time=on_time,
+            in_full=in_full,
+            created_at=utcnow(),
+        )
+    )
+    body = {**resp.model_dump(), "observed_lead_time_days": observed, "on_time": on_time, "in_full": in_full}
+    _attach(session, tenant_id, rec_id, "supplier_response", body, actor)
+    before = {k: row[k] for k in values if k != "updated_at"}
+    after = {k: v for k, v in values.items() if k != "updated_at"}
+    new = {**row, **values}
+    append(
+        session,
+        tenant_id,
+        [
+            AuditRecord(
+                actor,
+                "recommendation.supplier_response",
+                "recommendation",
+                rec_id,
+                before,
+                after,
+                resp.comment or resp.status,
+            )
+        ],
+        [
+            EventRecord(
+                "supplier",
+                f"supplier.{resp.status}",
+                rec_id,
+                {**_event_payload(new, actor), **body, "on_date": resp.on_date},
+            )
+        ],
+    )
+    return _out(new)
+
+
+def get(session: Session, tenant_id: str, rec_id: str) -> RecommendationOut:
+    """One recommendation of ``tenant_id`` (404 for another tenant's id)."""
+    return _out(_load(session, tenant_id, rec_id))
+
+
+def list_recommendations(
+    session: Session,
+    tenant_id: str,
+    *,
+    state: str | None = None,
+    queue: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[RecommendationOut]:
+    """Recommendations of ``tenant_id``, newest first, optionally by state and queue."""
+    stmt = select(_R).where(_R.c.tenant_id == tenant_id)
+    if state is not None:
+        stmt = stmt.where(_R.c.state == state)
+    if queue is not None:
+        stmt = stmt.where(_R.c.route_queue == queue)
+    rows = session.execute(
+        stmt.order_by(_R.c.created_at.desc(), _R.c.id).limit(limit).offset(offset)
+    ).mappings()
+    return [_out(r) for r in rows]
+
+
+def history(session: Session, tenant_id: str, rec_id: str) -> list[AuditEntry]:
+    """The audit entries of one recommendation, oldest first."""
+    _load(session, tenant_id, rec_id)
+    return list(
+        session.scalars(
+            select(AuditEntry)
+            .where(
+                AuditEntry.tenant_id == tenant_id,
+                AuditEntry.entity_type == "recommendation",
+                AuditEntry.entity_id == rec_id,
+            )
+            .order_by(AuditEntry.seq)
+        )
+    )
+
+
+# Used by workflow.outbox (the dispatcher side); not part of the public surface.
+def _mark(
+    session: Session,
+    tenant_id: str,
+    rec_id: str,
+    action: str,
+    *,
+    actor: str,
+    reason: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], AuditRecord, EventRecord]:
+    return _transition(session, tenant_id, rec_id, action, actor=actor, reason=reason, changes=changes)

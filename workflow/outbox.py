@@ -1,0 +1,284 @@
+"""The transactional outbox: approved actions waiting to leave, their attempts, dead letters and replay.
+
+Rows are written by :mod:`workflow.lifecycle` in the same transaction as the approval or override, so an
+approved action is never lost and never sent without being approved. Each row carries an idempotency key
+(``<recommendation id>-v<version at approval>``) that stays the same across retries and replays; receivers
+deduplicate on it.
+
+Statuses: ``pending`` (due at ``next_attempt_at``), ``delivered``, ``dead`` (attempts exhausted or a permanent
+error; the recommendation is ``failed``). :func:`replay` puts a dead item back to ``pending`` and moves its
+recommendation ``failed -> retried``.
+
+Claiming uses a lease (``lease_owner``, ``lease_until``): a dispatcher that dies after sending but before
+recording leaves the lease to expire, another claims the item and sends it again with the same idempotency
+key. Delivery is therefore at least once, and exactly once at a receiver that honours the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from features.store._db import utcnow
+from workflow._journal import AuditRecord, append
+from workflow._models import OutboxItem
+from workflow.errors import IllegalTransition, InvalidInput, NotFound
+from workflow.lifecycle import _mark, acknowledge, get
+from workflow.schemas import AckIn, RecommendationOut
+
+__all__ = [
+    "OUTBOX_STATUSES",
+    "Claimed",
+    "LostLease",
+    "acknowledge_by_key",
+    "claim",
+    "counts",
+    "list_items",
+    "record_failure",
+    "record_success",
+    "replay",
+]
+
+OUTBOX_STATUSES = ("pending", "delivered", "dead")
+_O = OutboxItem.__table__
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An outbox item leased to one dispatcher."""
+
+    id: int
+    tenant_id: str
+    recommendation_id: str
+    idempotency_key: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int  # including this one
+
+
+def claim(
+    session: Session, owner: str, *, limit: int = 50, lease_s: float = 30.0, now: datetime | None = None
+) -> list[Claimed]:
+    """Lease up to ``limit`` due items to ``owner`` and count the attempt.
+
+    On PostgreSQL concurrent dispatchers skip each other's locked rows (``FOR UPDATE SKIP LOCKED``); on SQLite
+    the single writer lock serialises claims. An item whose lease has expired is due again.
+    """
+    now = now or utcnow()
+    due = and_(
+        _O.c.status == "pending",
+        _O.c.next_attempt_at <= now,
+        or_(_O.c.lease_until.is_(None), _O.c.lease_until < now),
+    )
+    stmt = select(_O.c.id).where(due).order_by(_O.c.next_attempt_at, _O.c.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    ids = session.scalars(stmt).all()
+    if not ids:
+        return []
+    session.execute(
+        update(_O)
+        .where(_O.c.id.in_(ids), due)
+        .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_s), attempts=_O.c.attempts + 1)
+    )
+    rows = (
+        session.execute(select(_O).where(_O.c.id.in_(ids), _O.c.lease_owner == owner).order_by(_O.c.id))
+        .mappings()
+        .all()
+    )
+    return [
+        Claimed(
+            r["id"],
+            r["tenant_id"],
+            r["recommendation_id"],
+            r["idempotency_key"],
+            r["kind"],
+            r["payload"],
+            r["attempts"],
+        )
+        for r in rows
+    ]
+
+
+def record_success(
+    session: Session,
+    item: Claimed,
+    owner: str,
+    *,
+    external_ref: str | None = None,
+    actor: str = "system:dispatcher",
+) -> bool:
+    """Mark a delivered item and move its recommendation to ``sent``.
+
+    Returns:
+        False when the item was no longer ours (lease expired and taken over, or already recorded); the
+        transaction should then be rolled back by the caller (nothing was changed).
+    """
+    now = utcnow()
+    try:
+        _, a, e = _mark(
+            session,
+            item.tenant_id,
+            item.recommendation_id,
+            "send",
+            actor=actor,
+            reason=f"delivered (attempt {item.attempts})",
+            changes={"sent_at": now, "external_ref": external_ref},
+        )
+    except IllegalTransition:
+        return False
+    res = session.execute(
+        update(_O)
+        .where(_O.c.id == item.id, _O.c.status == "pending", _O.c.lease_owner == owner)
+        .values(status="delivered", delivered_at=now, lease_owner=None, lease_until=None, last_error=None)
+    )
+    if res.rowcount != 1:
+        raise LostLease(item.id)
+    append(session, item.tenant_id, [a], [e])
+    return True
+
+
+class LostLease(Exception):
+    """Raised inside a transaction to roll it back when another dispatcher took the item over."""
+
+
+def record_failure(
+    session: Session,
+    item: Claimed,
+    owner: str,
+    error: str,
+    *,
+    retry_at: datetime | None,
+    actor: str = "system:dispatcher",
+) -> str:
+    """Record a failed attempt: schedule the retry at ``retry_at``, or dead-letter the item when it is None.
+
+    Returns:
+        The item's new status (``pending`` or ``dead``), or ``""`` when the item was no longer ours.
+    """
+    error = error[:2000]
+    if retry_at is not None:
+        res = session.execute(
+            update(_O)
+            .where(_O.c.id == item.id, _O.c.status == "pending", _O.c.lease_owner == owner)
+            .values(next_attempt_at=retry_at, lease_owner=None, lease_until=None, last_error=error)
+        )
+        return "pending" if res.rowcount == 1 else ""
+    try:
+        _, a, e = _mark(
+            session,
+            item.tenant_id,
+            item.recommendation_id,
+            "fail",
+            actor=actor,
+            reason=f"dead letter after {item.attempts} attempt(s): {error}",
+        )
+    except IllegalTransition:
+        return ""
+    res = session.execute(
+        update(_O)
+        .where(_O.c.id == item.id, _O.c.status == "pending", _O.c.lease_owner == owner)
+        .values(status="dead", lease_owner=None, lease_until=None, last_error=error)
+    )
+    if res.rowcount != 1:
+        raise LostLease(item.id)
+    append(session, item.tenant_id, [a], [e])
+    return "dead"
+
+
+def replay(session: Session, tenant_id: str, item_id: int, *, actor: str) -> OutboxItem:
+    """Put a dead-lettered item back in the queue (same idempotency key) and its recommendation to ``retried``.
+
+    Raises:
+        NotFound: no such item in this tenant.
+        InvalidInput: the item is not dead.
+    """
+    item = session.get(OutboxItem, item_id)
+    if item is None or item.tenant_id != tenant_id:
+        raise NotFound("outbox item", item_id)
+    if item.status != "dead":
+        raise InvalidInput("status", f"only dead items can be replayed; item {item_id} is {item.status!r}")
+    _, a, e = _mark(
+        session,
+        tenant_id,
+        item.recommendation_id,
+        "retry",
+        actor=actor,
+        reason=f"replay of outbox item {item_id}",
+    )
+    session.execute(
+        update(_O)
+        .where(_O.c.id == item_id, _O.c.status == "dead")
+        .values(status="pending", attempts=0, next_attempt_at=utcnow(), lease_owner=None, lease_until=None)
+    )
+    append(
+        session,
+        tenant_id,
+        [
+            a,
+            AuditRecord(
+                actor,
+                "outbox.replay",
+                "outbox",
+                str(item_id),
+                {"status": "dead"},
+                {"status": "pending"},
+                None,
+            ),
+        ],
+        [e],
+    )
+    session.expire(item)
+    return session.get(OutboxItem, item_id)
+
+
+def acknowledge_by_key(
+    session: Session, tenant_id: str, idempotency_key: str, ack: AckIn, *, actor: str
+) -> tuple[RecommendationOut, bool]:
+    """Apply a receiving system's acknowledgement, found by the idempotency key it was sent with.
+
+    Acknowledgements may arrive more than once: a repeat of an already applied acknowledgement returns the
+    recommendation unchanged with ``duplicate=True``.
+
+    Returns:
+        ``(recommendation, duplicate)``.
+    """
+    item = session.scalars(
+        select(OutboxItem).where(
+            OutboxItem.tenant_id == tenant_id, OutboxItem.idempotency_key == idempotency_key
+        )
+    ).first()
+    if item is None:
+        raise NotFound("outbox item with idempotency key", idempotency_key)
+    rec = get(session, tenant_id, item.recommendation_id)
+    if ack.status == "accepted" and rec.state == "acknowledged":
+        return rec, True
+    if ack.status == "rejected" and rec.state == "failed":
+        return rec, True
+    return acknowledge(session, tenant_id, item.recommendation_id, ack, actor=actor), False
+
+
+def list_items(
+    session: Session, tenant_id: str, *, status: str | None = None, limit: int = 100, offset: int = 0
+) -> list[OutboxItem]:
+    """Outbox items of a tenant, oldest first, optionally by status (``dead`` lists the dead letters)."""
+    if status is not None and status not in OUTBOX_STATUSES:
+        raise InvalidInput("status", f"expected one of {', '.join(OUTBOX_STATUSES)}")
+    stmt = select(OutboxItem).where(OutboxItem.tenant_id == tenant_id)
+    if status is not None:
+        stmt = stmt.where(OutboxItem.status == status)
+    return list(session.scalars(stmt.order_by(OutboxItem.id).limit(limit).offset(offset)))
+
+
+def counts(session: Session, tenant_id: str | None = None) -> dict[str, int]:
+    """Number of outbox items by status (one tenant, or all)."""
+    stmt = select(_O.c.status, func.count()).group_by(_O.c.status)
+    if tenant_id is not None:
+        stmt = stmt.where(_O.c.tenant_id == tenant_id)
+    out = dict.fromkeys(OUTBOX_STATUSES, 0)
+    out.update({s: int(n) for s, n in session.execute(stmt)})
+    return out

@@ -1,0 +1,443 @@
+"""Telemetry: forecast accuracy, inventory outcomes, supplier performance, planner overrides, request metering.
+
+Measures (all per tenant):
+
+* forecast accuracy when actuals arrive, by hierarchy level and model version: WAPE
+  ``sum|y - y_hat| / sum|y|``, bias ``sum(y_hat - y) / sum|y|`` (positive: over-forecast) and interval coverage
+  (share of actuals inside ``[lo, hi]``);
+* stockouts (share of unit-periods whose demand exceeded what was available; lost units) and excess inventory
+  (units and value above the policy's maximum);
+* supplier on-time-in-full (share of received orders both on time and in full) and lead-time drift (mean
+  observed minus promised lead time, days), from :func:`workflow.lifecycle.record_supplier_response`;
+* planner override rate (overrides / human decisions) and forecast value added of overrides
+  (Gilliland, *The Business Forecasting Deal*, 2010): ``FVA = 1 - MAE(override) / MAE(system)`` against the
+  quantity that proved right in hindsight; positive means overrides helped;
+* request metering per tenant (:class:`RequestMeter`, in process).
+
+Figures are stored as :class:`~workflow._models.TelemetryPoint` rows, queryable through :func:`summary` and
+exported in Prometheus text format by :func:`prometheus_text`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from features.store._db import utcnow
+from workflow._models import OutboxItem, Recommendation, SupplierResponse, TelemetryPoint
+from workflow.errors import InvalidInput
+
+__all__ = [
+    "RequestMeter",
+    "accuracy_by_group",
+    "forecast_value_added",
+    "inventory_outcomes",
+    "override_stats",
+    "prometheus_text",
+    "record_accuracy",
+    "record_inventory",
+    "record_override_outcomes",
+    "summary",
+    "supplier_performance",
+]
+
+
+def _arr(name: str, v: Any, n: int | None = None) -> np.ndarray:
+    a = np.asarray(v, dtype=np.float64)
+    if a.ndim != 1:
+        raise InvalidInput(name, f"expected a 1-d sequence of numbers, got shape {a.shape}")
+    if n is not None and a.shape[0] != n:
+        raise InvalidInput(name, f"expected {n} values (one per row), got {a.shape[0]}")
+    if not np.all(np.isfinite(a)):
+        raise InvalidInput(name, f"non-finite value at row {int(np.flatnonzero(~np.isfinite(a))[0])}")
+    return a
+
+
+def accuracy_by_group(
+    level: Sequence[str],
+    model_version: Sequence[str],
+    y: Sequence[float],
+    y_hat: Sequence[float],
+    lo: Sequence[float] | None = None,
+    hi: Sequence[float] | None = None,
+) -> list[dict[str, Any]]:
+    """WAPE, bias and interval coverage per ``(level, model_version)``.
+
+    Args:
+        level: (n,) hierarchy level of each row, e.g. ``"sku"``, ``"agency"``, ``"total"``.
+        model_version: (n,) model version that made each forecast.
+        y: (n,) actuals.
+        y_hat: (n,) point forecasts.
+        lo, hi: (n,) interval bounds (both or neither).
+
+    Returns:
+        One dict per group: ``level, model_version, n, wape, bias, coverage`` (coverage None without bounds).
+    """
+    y_a = _arr("y", y)
+    n = y_a.shape[0]
+    yh = _arr("y_hat", y_hat, n)
+    if (lo is None) != (hi is None):
+        raise InvalidInput("lo", "give both lo and hi, or neither")
+    lo_a = _arr("lo", lo, n) if lo is not None else None
+    hi_a = _arr("hi", hi, n) if hi is not None else None
+    if len(level) != n or len(model_version) != n:
+        raise InvalidInput("level", f"level and model_version need {n} values (one per row)")
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, key in enumerate(zip(level, model_version, strict=True)):
+        groups[key].append(i)
+    out = []
+    for (lvl, mv), idx in sorted(groups.items()):
+        ix = np.asarray(idx)
+        a, f = y_a[ix], yh[ix]
+        denom = float(np.abs(a).sum())
+        wape = float(np.abs(a - f).sum() / denom) if denom > 0 else float("nan")
+        bias = float((f - a).sum() / denom) if denom > 0 else float("nan")
+        cov = float(np.mean((a >= lo_a[ix]) & (a <= hi_a[ix]))) if lo_a is not None else None
+        out.append(
+            {
+                "level": str(lvl),
+                "model_version": str(mv),
+                "n": len(idx),
+                "wape": wape,
+                "bias": bias,
+                "coverage": cov,
+            }
+        )
+    return out
+
+
+def _store(
+    session: Session, tenant_id: str, metric: str, labels: dict, value: float, n: int, period: str | None
+) -> None:
+    if not np.isfinite(value):
+        return
+    session.execute(
+        insert(TelemetryPoint.__table__).values(
+            tenant_id=tenant_id,
+            metric=metric,
+            labels=labels,
+            value=float(value),
+            n=int(n),
+            period=period,
+            at=utcnow(),
+        )
+    )
+
+
+def record_accuracy(
+    session: Session,
+    tenant_id: str,
+    *,
+    level,
+    model_version,
+    y,
+    y_hat,
+    lo=None,
+    hi=None,
+    period: str | None = None,
+) -> list[dict[str, Any]]:
+    """Compute :func:`accuracy_by_group` on arrived actuals and store it; returns the groups."""
+    rows = accuracy_by_group(level, model_version, y, y_hat, lo, hi)
+    for r in rows:
+        labels = {"level": r["level"], "model_version": r["model_version"]}
+        _store(session, tenant_id, "forecast_wape", labels, r["wape"], r["n"], period)
+        _store(session, tenant_id, "forecast_bias", labels, r["bias"], r["n"], period)
+        if r["coverage"] is not None:
+            _store(session, tenant_id, "forecast_coverage", labels, r["coverage"], r["n"], period)
+    return rows
+
+
+def inventory_outcomes(available, demand, max_stock=None, unit_cost=None) -> dict[str, float]:
+    """Stockouts and excess over unit-periods.
+
+    Args:
+        available: (n,) units available to serve demand in each unit-period.
+        demand: (n,) demand in each unit-period.
+        max_stock: (n,) policy maximum; units left above it are excess.
+        unit_cost: (n,) cost per unit, to value the excess.
+
+    Returns:
+        ``n, stockout_rate, lost_units, fill_rate, excess_units, excess_value``.
+    """
+    av = _arr("available", available)
+    n = av.shape[0]
+    d = _arr("demand", demand, n)
+    served = np.minimum(np.maximum(av, 0.0), d)
+    lost = d - served
+    out = {
+        "n": float(n),
+        "stockout_rate": float(np.mean(d > av)) if n else 0.0,
+        "lost_units": float(lost.sum()),
+        "fill_rate": float(served.sum() / d.sum()) if d.sum() > 0 else 1.0,
+        "excess_units": 0.0,
+        "excess_value": 0.0,
+    }
+    if max_stock is not None:
+        left = np.maximum(av - d, 0.0)
+        excess = np.maximum(left - _arr("max_stock", max_stock, n), 0.0)
+        out["excess_units"] = float(excess.sum())
+        if unit_cost is not None:
+            out["excess_value"] = float((excess * _arr("unit_cost", unit_cost, n)).sum())
+    return out
+
+
+def record_inventory(
+    session: Session,
+    tenant_id: str,
+    *,
+    available,
+    demand,
+    max_stock=None,
+    unit_cost=None,
+    location: str = "all",
+    period: str | None = None,
+) -> dict[str, float]:
+    """Compute :func:`inventory_outcomes` and store it under the ``location`` label."""
+    res = inventory_outcomes(available, demand, max_stock, unit_cost)
+    for k in ("stockout_rate", "lost_units", "fill_rate", "excess_units", "excess_value"):
+        _store(session, tenant_id, f"inventory_{k}", {"location": location}, res[k], int(res["n"]), period)
+    return res
+
+
+def supplier_performance(session: Session, tenant_id: str) -> list[dict[str, Any]]:
+    """Per supplier: received orders, OTIF, and lead-time drift (observed minus promised, days)."""
+    S = SupplierResponse
+    rows = session.execute(
+        select(
+            S.supplier_id,
+            func.count(),
+            func.avg(S.on_time * S.in_full),
+            func.avg(S.observed_lead_time_days - S.promised_lead_time_days),
+            func.avg(S.observed_lead_time_days),
+        )
+        .where(S.tenant_id == tenant_id, S.status == "received")
+        .group_by(S.supplier_id)
+        .order_by(S.supplier_id)
+    ).all()
+    return [
+        {
+            "supplier_id": r[0],
+            "received": int(r[1]),
+            "otif": None if r[2] is None else float(r[2]),
+            "lead_time_drift_days": None if r[3] is None else float(r[3]),
+            "observed_lead_time_days": None if r[4] is None else float(r[4]),
+        }
+        for r in rows
+    ]
+
+
+def forecast_value_added(actual, system, override) -> float:
+    """``1 - MAE(override) / MAE(system)`` (shapes (n,)); NaN when the system was already exact."""
+    a = _arr("actual", actual)
+    n = a.shape[0]
+    mae_sys = float(np.abs(_arr("system", system, n) - a).mean()) if n else float("nan")
+    mae_ovr = float(np.abs(_arr("override", override, n) - a).mean()) if n else float("nan")
+    return 1.0 - mae_ovr / mae_sys if mae_sys > 0 else float("nan")
+
+
+def override_stats(session: Session, tenant_id: str) -> dict[str, Any]:
+    """Human decisions, overrides and override rate (decisions by policy are not counted)."""
+    R = Recommendation
+    decided = session.execute(
+        select(R.override_reason_code.is_not(None) & (R.final_quantity.is_not(None)), func.count())
+        .where(
+            R.tenant_id == tenant_id,
+            R.decided_by.is_not(None),
+            ~R.decided_by.like("policy:%"),
+            R.state != "rejected",
+        )
+        .group_by(R.override_reason_code.is_not(None) & (R.final_quantity.is_not(None)))
+    ).all()
+    rejected = (
+        session.scalar(select(func.count()).where(R.tenant_id == tenant_id, R.state == "rejected")) or 0
+    )
+    overridden = sum(int(n) for is_ovr, n in decided if is_ovr)
+    human = sum(int(n) for _, n in decided) + int(rejected)
+    return {
+        "human_decisions": human,
+        "overrides": overridden,
+        "override_rate": overridden / human if human else 0.0,
+    }
+
+
+def record_override_outcomes(
+    session: Session, tenant_id: str, hindsight: Mapping[str, float], period: str | None = None
+) -> dict[str, Any]:
+    """Forecast value added of overrides, given the quantity that proved right for each overridden id.
+
+    Args:
+        hindsight: ``recommendation id -> quantity that was right in hindsight`` (from actual demand).
+
+    Returns:
+        ``n`` (overrides evaluated) and ``fva``.
+    """
+    R = Recommendation
+    rows = session.execute(
+        select(R.id, R.quantity, R.final_quantity).where(
+            R.tenant_id == tenant_id,
+            R.id.in_(list(hindsight)),
+            R.override_reason_code.is_not(None),
+            R.final_quantity.is_not(None),
+        )
+    ).all()
+    if not rows:
+        return {"n": 0, "fva": None}
+    fva = forecast_value_added([hindsight[r[0]] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+    _store(session, tenant_id, "override_fva", {}, fva, len(rows), period)
+    return {"n": len(rows), "fva": fva}
+
+
+class RequestMeter:
+    """Thread-safe request counters per ``(tenant, route, status)`` with summed latency (per process)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._count: dict[tuple[str, str, int], int] = defaultdict(int)
+        self._seconds: dict[tuple[str, str, int], float] = defaultdict(float)
+
+    def observe(self, tenant: str, route: str, status: int, seconds: float) -> None:
+        """Count one request."""
+        with self._lock:
+            self._count[(tenant, route, status)] += 1
+            self._seconds[(tenant, route, status)] += seconds
+
+    def snapshot(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Counters, optionally of one tenant."""
+        with self._lock:
+            items = [(k, v, self._seconds[k]) for k, v in self._count.items()]
+        return [
+            {"tenant": t, "route": r, "status": s, "count": n, "seconds": sec}
+            for (t, r, s), n, sec in sorted(items)
+            if tenant is None or t == tenant
+        ]
+
+
+def _latest_points(session: Session, tenant_id: str | None) -> list[TelemetryPoint]:
+    T = TelemetryPoint
+    stmt = select(T).order_by(T.id)
+    if tenant_id is not None:
+        stmt = stmt.where(T.tenant_id == tenant_id)
+    latest: dict[tuple, TelemetryPoint] = {}
+    for p in session.scalars(stmt):
+        latest[(p.tenant_id, p.metric, tuple(sorted(p.labels.items())))] = p
+    return list(latest.values())
+
+
+def summary(session: Session, tenant_id: str) -> dict[str, Any]:
+    """Everything above for one tenant: latest stored figures plus live counts."""
+    R, O = Recommendation, OutboxItem
+    by_state = dict(
+        session.execute(select(R.state, func.count()).where(R.tenant_id == tenant_id).group_by(R.state)).all()
+    )
+    outbox = dict(
+        session.execute(
+            select(O.status, func.count()).where(O.tenant_id == tenant_id).group_by(O.status)
+        ).all()
+    )
+    return {
+        "recommendations_by_state": {k: int(v) for k, v in by_state.items()},
+        "outbox_by_status": {k: int(v) for k, v in outbox.items()},
+        "overrides": override_stats(session, tenant_id),
+        "suppliers": supplier_performance(session, tenant_id),
+        "metrics": [
+            {
+                "metric": p.metric,
+                "labels": p.labels,
+                "value": p.value,
+                "n": p.n,
+                "period": p.period,
+                "at": p.at,
+            }
+            for p in _latest_points(session, tenant_id)
+        ],
+    }
+
+
+def _esc(v: Any) -> str:
+    return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _line(name: str, labels: Mapping[str, Any], value: float) -> str:
+    lab = ",".join(f'{k}="{_esc(v)}"' for k, v in labels.items())
+    return f"{name}{{{lab}}} {float(value)!r}" if lab else f"{name} {float(value)!r}"
+
+
+def prometheus_text(session: Session, meter: RequestMeter | None = None) -> str:
+    """All tenants' figures in the Prometheus text exposition format (version 0.0.4)."""
+    out: list[str] = []
+
+    def family(name: str, typ: str, help_: str, samples: list[tuple[Mapping[str, Any], float]]) -> None:
+        out.append(f"# HELP {name} {help_}")
+        out.append(f"# TYPE {name} {typ}")
+        out.extend(_line(name, lab, v) for lab, v in samples)
+
+    R, O = Recommendation, OutboxItem
+    family(
+        "replenish_recommendations",
+        "gauge",
+        "Recommendations by tenant and state.",
+        [
+            ({"tenant": t, "state": s}, n)
+            for t, s, n in session.execute(
+                select(R.tenant_id, R.state, func.count())
+                .group_by(R.tenant_id, R.state)
+                .order_by(R.tenant_id, R.state)
+            )
+        ],
+    )
+    family(
+        "replenish_outbox_items",
+        "gauge",
+        "Outbox items by tenant and status (dead = dead letters).",
+        [
+            ({"tenant": t, "status": s}, n)
+            for t, s, n in session.execute(
+                select(O.tenant_id, O.status, func.count())
+                .group_by(O.tenant_id, O.status)
+                .order_by(O.tenant_id, O.status)
+            )
+        ],
+    )
+    tenants = [t for (t,) in session.execute(select(R.tenant_id).distinct().order_by(R.tenant_id))]
+    rate, otif, drift = [], [], []
+    for t in tenants:
+        rate.append(({"tenant": t}, override_stats(session, t)["override_rate"]))
+        for sp in supplier_performance(session, t):
+            if sp["otif"] is not None:
+                otif.append(({"tenant": t, "supplier": sp["supplier_id"]}, sp["otif"]))
+            if sp["lead_time_drift_days"] is not None:
+                drift.append(({"tenant": t, "supplier": sp["supplier_id"]}, sp["lead_time_drift_days"]))
+    family("replenish_override_rate", "gauge", "Planner overrides per human decision.", rate)
+    family("replenish_supplier_otif", "gauge", "Supplier on-time-in-full share of received orders.", otif)
+    family(
+        "replenish_supplier_lead_time_drift_days", "gauge", "Mean observed minus promised lead time.", drift
+    )
+    points: dict[str, list] = defaultdict(list)
+    for p in _latest_points(session, None):
+        points[p.metric].append(({"tenant": p.tenant_id, **p.labels}, p.value))
+    for metric in sorted(points):
+        family(f"replenish_{metric}", "gauge", f"Latest measured {metric.replace('_', ' ')}.", points[metric])
+    if meter is not None:
+        snap = meter.snapshot()
+        family(
+            "replenish_requests_total",
+            "counter",
+            "API requests by tenant, route and status.",
+            [({"tenant": r["tenant"], "route": r["route"], "status": r["status"]}, r["count"]) for r in snap],
+        )
+        family(
+            "replenish_request_seconds_total",
+            "counter",
+            "Summed API request latency.",
+            [
+                ({"tenant": r["tenant"], "route": r["route"], "status": r["status"]}, r["seconds"])
+                for r in snap
+            ],
+        )
+    return "\n".join(out) + "\n"

@@ -21,6 +21,7 @@ app = typer.Typer(
 # One line per area; each module defines register(app: typer.Typer) -> None.
 _COMMAND_MODULES = [
     "serving.cli._data",
+    "serving.cli._workflow",
 ]
 
 

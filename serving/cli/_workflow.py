@@ -1,0 +1,213 @@
+"""Control-plane commands: ``replenish keys ...``, ``replenish audit verify``, ``replenish outbox ...``,
+``replenish recommendations expire``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register"]
+
+keys_app = typer.Typer(help="API keys (stored hashed) bound to a tenant and roles.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Writeback outbox: dispatch, dead letters, replay.", no_args_is_help=True)
+recs_app = typer.Typer(help="Recommendations.", no_args_is_help=True)
+
+
+def _store():
+    from features.settings import get_settings
+    from features.store._db import make_engine
+    from features.store._migrate import migrate
+
+    settings = get_settings()
+    settings.ensure_home()
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    return settings, engine
+
+
+def _tenant(tenant: str | None) -> str:
+    from features.settings import get_settings
+
+    return tenant or get_settings().tenant
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: the configured one).")] = None,
+    role: Annotated[list[str], typer.Option(help="Role: viewer, planner, approver, admin, service (repeatable).")] = (),
+    name: Annotated[str, typer.Option(help="Who holds the key.")] = "",
+    approval_limit: Annotated[float | None, typer.Option(help="Largest value this key may approve.")] = None,
+    create_tenant: Annotated[bool, typer.Option("--create-tenant/--no-create-tenant",
+                                                help="Create the tenant if it does not exist.")] = True,
+) -> None:
+    """Create an API key and print it (shown once; only its hash is stored)."""
+    from features.store._db import session_scope
+    from workflow import access
+    from workflow.errors import WorkflowError
+
+    _, engine = _store()
+    t = _tenant(tenant)
+    try:
+        with session_scope(engine) as s:
+            if create_tenant and access.ensure_tenant(s, t):
+                typer.echo(f"created tenant {t}", err=True)
+            key_id, plaintext = access.create_key(s, t, role, name=name, approval_limit=approval_limit,
+                                                  actor="cli")
+    except WorkflowError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"key_id {key_id} tenant {t} roles {','.join(sorted(set(role)))}", err=True)
+    typer.echo(plaintext)
+
+
+@keys_app.command("list")
+def keys_list(tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None) -> None:
+    """List a tenant's keys (never the secrets)."""
+    from features.store._db import session_scope
+    from workflow import access
+
+    _, engine = _store()
+    with session_scope(engine) as s:
+        for k in access.list_keys(s, _tenant(tenant)):
+            state = "revoked" if k.revoked_at else "active"
+            typer.echo(f"{k.key_id}  {state:7}  {k.roles:30}  {k.name}")
+    engine.dispose()
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None) -> None:
+    """Revoke a key."""
+    from features.store._db import session_scope
+    from workflow import access
+    from workflow.errors import WorkflowError
+
+    _, engine = _store()
+    try:
+        with session_scope(engine) as s:
+            access.revoke_key(s, _tenant(tenant), key_id, actor="cli")
+    except WorkflowError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"revoked {key_id}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    tenant: Annotated[str | None, typer.Option(help="One tenant (default: every tenant).")] = None,
+) -> None:
+    """Verify the audit hash chain (and evidence hashes). Exit code 1 when anything was tampered with."""
+    from features.store._db import session_scope
+    from workflow import audit, evidence
+
+    _, engine = _store()
+    bad = False
+    with session_scope(engine) as s:
+        reports = [audit.verify(s, tenant)] if tenant else audit.verify_all(s)
+        for r in reports:
+            ev_bad = evidence.verify(s, r.tenant_id)
+            ok = r.ok and not ev_bad
+            bad |= not ok
+            typer.echo(f"tenant {r.tenant_id}: {'OK' if ok else 'TAMPERED'} ({r.entries} audit entries, head seq "
+                       f"{r.head_seq}, {len(ev_bad)} bad evidence record(s))")
+            for p in r.problems:
+                typer.echo(f"  seq {p.seq}: {p.problem}")
+            for sha in ev_bad:
+                typer.echo(f"  evidence {sha}: content does not match its hash")
+    engine.dispose()
+    if not reports:
+        typer.echo("no audit log yet")
+    raise typer.Exit(1 if bad else 0)
+
+
+@outbox_app.command("dispatch")
+def outbox_dispatch(
+    webhook_url: Annotated[str | None, typer.Option(help="Deliver by signed webhook to this URL.")] = None,
+    file_dir: Annotated[Path | None, typer.Option(help="Deliver as CSV/JSON batch files into this folder.")] = None,
+    once: Annotated[bool, typer.Option("--once/--loop", help="Stop when nothing is due (default) or keep polling.")] = True,
+    max_attempts: Annotated[int, typer.Option(min=1)] = 8,
+    base_delay_s: Annotated[float, typer.Option(min=0)] = 1.0,
+    max_delay_s: Annotated[float, typer.Option(min=0)] = 300.0,
+    lease_s: Annotated[float, typer.Option(min=1)] = 30.0,
+    seed: Annotated[int | None, typer.Option(help="Seed of the retry jitter.")] = None,
+) -> None:
+    """Deliver due outbox items (idempotency keys, retries with backoff and jitter, dead letters)."""
+    import numpy as np
+
+    from workflow.adapters import FileDropAdapter, WebhookAdapter
+    from workflow.dispatcher import Dispatcher, RetryPolicy
+
+    if (webhook_url is None) == (file_dir is None):
+        typer.echo("error: give exactly one of --webhook-url or --file-dir", err=True)
+        raise typer.Exit(2)
+    settings, engine = _store()
+    adapter = WebhookAdapter(webhook_url, settings.webhook_secret) if webhook_url else FileDropAdapter(file_dir)
+    d = Dispatcher(engine, adapter, rng=np.random.default_rng(seed), lease_s=lease_s,
+                   policy=RetryPolicy(max_attempts, base_delay_s, max(max_delay_s, base_delay_s)))
+    try:
+        stats = d.run(until_idle=once)
+    except KeyboardInterrupt:
+        stats = None
+    finally:
+        engine.dispose()
+    if stats is not None:
+        typer.echo(f"claimed {stats.claimed} delivered {stats.delivered} retried {stats.retried} dead {stats.dead} "
+                   f"lost_lease {stats.lost_lease}")
+
+
+@outbox_app.command("list")
+def outbox_list(
+    tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None,
+    status: Annotated[str | None, typer.Option(help="pending, delivered or dead.")] = None,
+) -> None:
+    """List outbox items (``--status dead`` for the dead letters)."""
+    from features.store._db import session_scope
+    from workflow import outbox
+
+    _, engine = _store()
+    with session_scope(engine) as s:
+        for i in outbox.list_items(s, _tenant(tenant), status=status, limit=1000):
+            typer.echo(f"{i.id:6}  {i.status:9}  attempts {i.attempts:2}  {i.idempotency_key}  {i.last_error or ''}")
+    engine.dispose()
+
+
+@outbox_app.command("replay")
+def outbox_replay(item_id: int, tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None) -> None:
+    """Put a dead letter back in the queue (same idempotency key)."""
+    from features.store._db import session_scope
+    from workflow import outbox
+    from workflow.errors import WorkflowError
+
+    _, engine = _store()
+    try:
+        with session_scope(engine) as s:
+            outbox.replay(s, _tenant(tenant), item_id, actor="cli")
+    except WorkflowError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"replayed {item_id}")
+
+
+@recs_app.command("expire")
+def recs_expire(tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None) -> None:
+    """Expire proposed/routed recommendations past their ``expires_at``."""
+    from features.store._db import session_scope
+    from workflow import lifecycle
+
+    _, engine = _store()
+    with session_scope(engine) as s:
+        n = lifecycle.expire_due(s, _tenant(tenant))
+    typer.echo(f"expired {n}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the control-plane command groups to ``app``."""
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(outbox_app, name="outbox")
+    app.add_typer(recs_app, name="recommendations")

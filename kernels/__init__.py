@@ -5,5 +5,6 @@ input arrays.
 """
 
 from kernels._backend import BackendError, get_array_module, gpu_available
+from kernels.reconcile import Hierarchy, reconcile, reconcile_quantiles
 
-__all__ = ["BackendError", "get_array_module", "gpu_available"]
+__all__ = ["BackendError", "get_array_module", "gpu_available", "Hierarchy", "reconcile", "reconcile_quantiles"]

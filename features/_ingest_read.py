@@ -39,14 +39,16 @@ def read_header(path: Path, fmt: str) -> list[str]:
     return pl.scan_csv(path, infer_schema=False, n_rows=0).collect_schema().names()
 
 
-def scan_raw(path: Path, fmt: str) -> pl.LazyFrame:
+def scan_raw(path: Path, fmt: str, typed: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
     """Lazy frame of the file's raw values with a 1-based row number ``__row``.
 
-    CSV columns are all read as text (a malformed number must reach validation, not stop the read); Parquet
-    columns keep their stored types.
+    CSV columns are read as text (a malformed number must reach validation, not stop the read), except those in
+    ``typed``, which the CSV reader parses directly and leaves null where a value does not parse (the caller
+    re-reads those rows as text). Parquet columns keep their stored types.
     """
     if fmt == "parquet":
         lf = pl.scan_parquet(path)
     else:
-        lf = pl.scan_csv(path, infer_schema=False, empty_string_is_null=True, truncate_ragged_lines=False)
+        lf = pl.scan_csv(path, infer_schema=False, schema_overrides=typed or None, ignore_errors=bool(typed),
+                         empty_string_is_null=True, truncate_ragged_lines=False)
     return lf.with_row_index(ROW, offset=1)

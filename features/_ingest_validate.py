@@ -13,7 +13,7 @@ import polars as pl
 from features._ingest_read import ROW
 from features.contracts import Contract, Field
 
-__all__ = ["Check", "build_plan", "violations"]
+__all__ = ["Check", "build_plan", "mark_duplicate_keys", "violations"]
 
 _TYPES = {"str": pl.String, "int": pl.Int64, "float": pl.Float64, "date": pl.Date, "bool": pl.Boolean}
 _TRUE = ["true", "True", "TRUE", "t", "T", "1", "yes", "Yes", "YES", "y", "Y"]
@@ -47,18 +47,18 @@ def _parse(f: Field, raw: pl.DataType) -> pl.Expr:
     if f.dtype == "str":
         return c.cast(pl.String)
     if f.dtype in ("int", "float"):
-        x = (c.cast(pl.String).str.strip_chars() if text else c).cast(pl.Float64, strict=False)
+        x = (c.cast(pl.String) if text else c).cast(pl.Float64, strict=False)
         x = pl.when(x.is_finite()).then(x)
         if f.dtype == "int":
             return pl.when(x == x.round(0)).then(x).cast(pl.Int64, strict=False)
         return x
     if f.dtype == "date":
         if text:
-            return c.cast(pl.String).str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
+            return c.cast(pl.String).str.to_date("%Y-%m-%d", strict=False)
         return c.cast(pl.Date, strict=False)
     # bool
     if text:
-        s = c.cast(pl.String).str.strip_chars()
+        s = c.cast(pl.String)
         return pl.when(s.is_in(_TRUE)).then(True).when(s.is_in(_FALSE)).then(False).otherwise(None)
     return pl.when(c == 1).then(True).when(c == 0).then(False).otherwise(None)
 
@@ -96,7 +96,8 @@ def build_plan(raw: pl.LazyFrame, contract: Contract, present: list[str], resolv
         keep: extra raw columns carried through as text (``skus`` attributes).
 
     Returns:
-        (lazy frame with ``__row``, every contract field typed, a bool column per check and ``__bad``; checks).
+        (lazy frame with ``__row``, every contract field typed and a bool column per check except the key check
+        done by :func:`mark_duplicate_keys` after collecting; checks).
     """
     schema = raw.collect_schema()
     checks: list[Check] = []
@@ -143,14 +144,31 @@ def build_plan(raw: pl.LazyFrame, contract: Contract, present: list[str], resolv
     if rule_flags:
         lf = lf.with_columns(*rule_flags)
 
-    # Stage 4: keys unique within the file (among rows whose key fields are all valid).
-    key_ok = pl.all_horizontal(pl.col(k).is_not_null() for k in contract.key)
-    dup = (pl.struct(*contract.key).is_duplicated() & key_ok).alias("__dup_key")
-    lf = lf.with_columns(dup)
+    # Stage 4 (after collecting, see mark_duplicate_keys): keys unique within the file.
     checks.append(Check("__dup_key", ",".join(contract.key),
                         f"a key ({', '.join(contract.key)}) unique in the file", contract.key))
-    lf = lf.with_columns(pl.any_horizontal(c.flag for c in checks).alias("__bad"))
     return lf, checks
+
+
+def mark_duplicate_keys(df: pl.DataFrame, key: tuple[str, ...], checks: list[Check]) -> pl.DataFrame:
+    """Add ``__dup_key`` (every row of a key that occurs more than once) and ``__bad`` (any check violated).
+
+    Rows whose key has an invalid (null) part take no part. A 64-bit hash of the key decides first (the common
+    case, no duplicate, costs one hash and a count of distinct values); exact comparison of the keys then runs only
+    on the rows whose hash repeats, so a hash collision never flags a row.
+    """
+    valid = pl.all_horizontal(pl.col(k).is_not_null() for k in key)
+    h = pl.when(valid).then(pl.struct(*key).hash())
+    n_valid, n_distinct = df.select(valid.sum().alias("n"), h.drop_nulls().n_unique().alias("d")).row(0)
+    if n_valid == n_distinct:
+        dup = pl.lit(False).alias("__dup_key")
+    else:
+        hashes = df.select(pl.col(ROW), h.alias("__h"))
+        cand = hashes.filter(pl.col("__h").is_duplicated())[ROW]
+        sub = df.filter(pl.col(ROW).is_in(cand.implode())).select(ROW, *key)
+        exact = sub.filter(pl.struct(*key).is_duplicated())[ROW]
+        dup = pl.col(ROW).is_in(exact.implode()).alias("__dup_key")
+    return df.with_columns(dup).with_columns(pl.any_horizontal(c.flag for c in checks).alias("__bad"))
 
 
 def _rule_fields(rule) -> list[str]:
@@ -174,8 +192,12 @@ def violations(bad_rows: pl.DataFrame, raw_values: pl.DataFrame, checks: list[Ch
         if rows.height == 0:
             continue
         cols = [k for k in c.value_from if k in raw.columns]
-        value = (pl.concat_str([pl.col(k).fill_null("") for k in cols], separator="|") if cols
-                 else pl.lit(None, dtype=pl.String))
+        if len(cols) == 1:
+            value = pl.col(cols[0])  # an empty cell stays null (shown as empty), not ""
+        elif cols:
+            value = pl.concat_str([pl.col(k).fill_null("") for k in cols], separator="|")
+        else:
+            value = pl.lit(None, dtype=pl.String)
         parts.append(rows.join(raw, on=ROW, how="left").select(
             pl.col(ROW).alias("row_number"), pl.lit(c.field).alias("field"), value.alias("value"),
             pl.lit(c.expected).alias("expected")))

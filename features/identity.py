@@ -74,7 +74,7 @@ class Resolver:
     def expressions(self, column: str) -> tuple[pl.Expr, pl.Expr]:
         """(resolved value, unresolved flag) for the String column ``column``; nulls are neither."""
         col = pl.col(column)
-        is_known = col.is_in(self.known)
+        is_known = col.is_in(self.known.implode())
         if self.alias_from.len() == 0:
             return col, col.is_not_null() & ~is_known
         via_alias = col.replace_strict(self.alias_from, self.alias_to, default=None, return_dtype=pl.String)

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 
 from features._ingest_read import ROW, content_hash, file_format, read_header, scan_raw
 from features._ingest_store import split_against_stored_facts, upsert_sql
-from features._ingest_validate import build_plan, violations
+from features._ingest_validate import build_plan, mark_duplicate_keys, violations
 from features.contracts import Contract, get_contract
 from features.facts._store import delete_batch, write_partitions
 from features.identity import ensure_tenant, load_resolver
@@ -211,6 +211,30 @@ def ingest(kind: str, path: str | Path, *, tenant: str | None = None, engine: En
                               present, extra, keep, resolvers, done)
 
 
+_FAST_TYPES = {"int": pl.Int64, "float": pl.Float64, "date": pl.Date}
+
+
+def _validate(path, fmt, contract, present, resolvers, keep):
+    """Typed rows and check flags of the whole file (see ``features._ingest_validate``).
+
+    CSV fast path: numbers and dates are parsed by the CSV reader itself; a value it cannot parse comes back
+    null, so only rows with a null in such a column are read again as text and checked by the text parser
+    (which tells an empty cell from a malformed one and reports the raw value).
+    """
+    fast = {f.name: _FAST_TYPES[f.dtype] for f in contract.fields
+            if f.name in present and f.dtype in _FAST_TYPES} if fmt == "csv" else {}
+    plan, checks = build_plan(scan_raw(path, fmt, fast), contract, present, resolvers, keep)
+    df = plan.collect()
+    if fast:
+        unsure = pl.any_horizontal(pl.col(c).is_null() for c in fast)
+        rows = df.filter(unsure)[ROW]
+        if rows.len():
+            text = scan_raw(path, fmt).filter(pl.col(ROW).is_in(rows.implode()))
+            again, _ = build_plan(text, contract, present, resolvers, keep)
+            df = pl.concat([df.filter(~unsure), again.collect()], how="vertical")
+    return df, checks
+
+
 def _ingest_locked(contract, path, fmt, tenant, engine, settings, step, quarantine_limit, digest, present,
                    extra, keep, resolvers, done) -> IngestResult:
     file_name = str(path)
@@ -220,11 +244,11 @@ def _ingest_locked(contract, path, fmt, tenant, engine, settings, step, quaranti
         resolvers = {k: r.with_known(own) for k, r in resolvers.items()}
 
     step("reading and validating")
-    plan, checks = build_plan(raw, contract, present, resolvers, keep)
     try:
-        df = plan.collect()
+        df, checks = _validate(path, fmt, contract, present, resolvers, keep)
     except pl.exceptions.PolarsError as exc:  # malformed CSV (ragged lines, bad quoting, encoding)
         return done(status="refused", message=f"cannot read the file as {fmt}: {exc}".splitlines()[0])
+    df = mark_duplicate_keys(df, contract.key, checks)
     flags = [c.flag for c in checks]
     counts = df.select(pl.col(flags).sum(), pl.col("__bad").sum()).row(0, named=True)
     n_bad = int(counts.pop("__bad") or 0)

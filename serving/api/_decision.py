@@ -59,19 +59,10 @@ def build_decision_app(settings: Any = None, forecaster: Any = None) -> FastAPI:
         forecaster: a :class:`serving.api.routes.forecasts.Forecaster`, or ``None`` (forecast routes answer 503).
     """
     from features.settings import get_settings
+    from serving.api.main import create_app
 
     settings = settings or get_settings()
-    try:
-        main = importlib.import_module("serving.api.main")
-    except ModuleNotFoundError as exc:
-        if exc.name != "serving.api.main":
-            raise
-        main = None
-    if main is not None:
-        app = main.create_app(settings)
-    else:
-        app = FastAPI(title="replenish decision API", version="1", docs_url="/docs", openapi_url="/openapi.json")
-    app.state.settings = settings
+    app = create_app(settings)
     include_serving_routes(app)
     app.state.forecaster = forecaster
     return app

@@ -22,6 +22,9 @@ def build_app(args: dict[str, Any] | ServeAppConfig | None = None):
     from serving.deploy._model import ForecastModel
 
     cfg = ServeAppConfig.parse(args)
-    model = ForecastModel.options(**cfg.model.deployment_options()).bind(cfg.model.model_dump())
+    # Batch size, batch wait and watch interval travel as user_config: changing them in the config file (or
+    # redeploying with new args) reconfigures running replicas without restarting them.
+    model = ForecastModel.options(**cfg.model.deployment_options(), user_config=cfg.model.user_config()).bind(
+        cfg.model.model_dump(exclude=set(cfg.model.user_config())))
     api = DecisionAPI.options(**cfg.api.deployment_options())
     return api.bind(model, cfg.api.settings, float(cfg.api.retry_after_s or 1))

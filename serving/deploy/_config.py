@@ -30,6 +30,9 @@ class _Replicas(BaseModel):
                                      "back-pressure (503/429 with Retry-After); -1 means unbounded.")
     ray_actor_options: dict[str, Any] = Field(default_factory=lambda: {"num_cpus": 0.5},
                                               description="num_cpus, num_gpus, memory, runtime_env.")
+    logging_config: dict[str, Any] = Field(
+        default_factory=lambda: {"log_level": "WARNING", "enable_access_log": False},
+        description="Ray Serve logging_config; per-request access logs cost throughput on small machines.")
 
     @model_validator(mode="after")
     def _autoscaling_or_fixed(self):
@@ -45,6 +48,7 @@ class _Replicas(BaseModel):
             "max_ongoing_requests": self.max_ongoing_requests,
             "max_queued_requests": self.max_queued_requests,
             "ray_actor_options": dict(self.ray_actor_options),
+            "logging_config": dict(self.logging_config),
         }
         if self.autoscaling_config is not None:
             opts["autoscaling_config"] = dict(self.autoscaling_config)

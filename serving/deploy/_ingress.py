@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,24 +11,86 @@ from ray.serve.exceptions import BackPressureError
 
 from serving.api.routes.forecasts import ForecasterUnavailable, Overloaded, UnknownUnits
 
-__all__ = ["DecisionAPI", "HandleForecaster"]
+__all__ = ["Coalescer", "DecisionAPI", "HandleForecaster"]
+
+
+class Coalescer:
+    """Merges concurrent calls into few round trips, adding no wait of its own.
+
+    While ``max_in_flight`` calls are out, new requests queue; each time a call returns, everything queued
+    leaves together in one ``call_many(list_of_requests)``. Under light load every request goes alone at once;
+    under heavy load the round trips (a Ray task each, the dominant per-request cost) are shared.
+
+    Args:
+        call_many: ``async f(list[request]) -> list[answer]`` answering each request in order.
+        max_in_flight: concurrent calls.
+        max_items: most requests merged into one call.
+    """
+
+    def __init__(self, call_many, max_in_flight: int = 2, max_items: int = 256) -> None:
+        self._call_many = call_many
+        self._max_in_flight = max_in_flight
+        self._max_items = max_items
+        self._queue: list[tuple[Any, asyncio.Future]] = []
+        self._in_flight = 0
+        self.calls = 0
+        self.items = 0
+
+    async def submit(self, request: Any) -> Any:
+        """Answer of ``request`` (raises what its call raised)."""
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append((request, future))
+        self._pump()
+        return await future
+
+    def _pump(self) -> None:
+        while self._queue and self._in_flight < self._max_in_flight:
+            batch, self._queue = self._queue[: self._max_items], self._queue[self._max_items :]
+            self._in_flight += 1
+            asyncio.get_running_loop().create_task(self._send(batch))
+
+    async def _send(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
+        self.calls += 1
+        self.items += len(batch)
+        try:
+            answers = await self._call_many([r for r, _ in batch])
+            if len(answers) != len(batch):
+                raise RuntimeError(f"call_many answered {len(answers)} of {len(batch)} requests")
+            for (_, fut), ans in zip(batch, answers, strict=True):
+                if not fut.done():
+                    fut.set_result(ans)
+        except BaseException as exc:  # noqa: BLE001 - every waiter gets the failure, none hangs
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+        finally:
+            self._in_flight -= 1
+            self._pump()
 
 
 class HandleForecaster:
     """A :class:`serving.api.routes.forecasts.Forecaster` calling the model deployment through its handle.
 
-    Back-pressure of the model deployment (its ``max_queued_requests`` reached) becomes :class:`Overloaded`,
-    which the route answers with 503 and ``Retry-After``; nothing waits without bound.
+    Concurrent requests of this replica share round trips to the model deployment (:class:`Coalescer`); the
+    model deployment then batches them into forward passes. Back-pressure of the model deployment (its
+    ``max_queued_requests`` reached) becomes :class:`Overloaded`, which the route answers with 503 and
+    ``Retry-After``; nothing waits without bound.
     """
 
-    def __init__(self, handle, retry_after_s: float = 1.0) -> None:
+    def __init__(self, handle, retry_after_s: float = 1.0, max_in_flight: int = 2) -> None:
         self._handle = handle
         self._retry_after_s = retry_after_s
+        self._coalescer = Coalescer(self._call_many, max_in_flight=max_in_flight)
+
+    async def _call_many(self, requests: list[list[str]]) -> list[dict[str, Any]]:
+        if len(requests) == 1:
+            return [await self._handle.forecast.remote(requests[0])]
+        return await self._handle.forecast_many.remote(requests)
 
     async def forecast(self, unit_ids: Sequence[str]) -> dict[str, Any]:
         """Forecast through the batched model deployment."""
         try:
-            result = await self._handle.forecast.remote(list(unit_ids))
+            result = await self._coalescer.submit(list(unit_ids))
         except BackPressureError as exc:
             raise Overloaded(exc.retry_after_s or self._retry_after_s) from None
         if "unknown_units" in result:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 from typing import Any
 
 __all__ = ["free_port", "run_app", "shutdown", "start_serve"]
+
+_created_temp_dirs: list[str] = []
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -19,7 +22,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def start_serve(host: str = "127.0.0.1", port: int = 8000, *, ray_address: str | None = None,
                 num_cpus: int | None = None, object_store_memory: int | None = None,
-                temp_dir: str | None = None) -> None:
+                temp_dir: str | None = None, throughput_optimized: bool = True) -> None:
     """Start (or connect to) Ray and start Serve's HTTP proxy on ``host:port``.
 
     Args:
@@ -30,19 +33,29 @@ def start_serve(host: str = "127.0.0.1", port: int = 8000, *, ray_address: str |
         num_cpus: logical CPUs of a local instance (the scheduler's budget, not a pinning).
         object_store_memory: bytes of shared memory for a local instance's object store.
         temp_dir: Ray's session folder of a local instance (default: a new folder under the system temp dir).
+        throughput_optimized: run the Serve processes of a local instance with Ray's documented
+            ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` (user code on the replica's event loop, buffered request logs,
+            gRPC between proxy and replicas). This process keeps Ray's defaults, so its handles also work
+            outside an event loop.
     """
     if ray_address is None:
         # A local single-user instance: Ray 2.60's token auth is for clusters; tests and demos run without it.
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
-    from ray import serve
+    from ray import serve  # reads Serve's constants for this process before the variable below is set
 
+    if throughput_optimized and ray_address is None:
+        os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")  # inherited by the local Ray processes
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                   "configure_logging": False}
         if ray_address is None:
+            if temp_dir is None:
+                # Short on purpose: Ray's socket paths under it must stay below the 107-byte Unix limit.
+                temp_dir = tempfile.mkdtemp(prefix="rp-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
+                _created_temp_dirs.append(temp_dir)
             kwargs.update(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
-                          _temp_dir=temp_dir or tempfile.mkdtemp(prefix="rp-ray-"))
+                          _temp_dir=temp_dir)
         else:
             kwargs["address"] = ray_address
         ray.init(**kwargs)
@@ -66,3 +79,5 @@ def shutdown() -> None:
             serve.shutdown()
         finally:
             ray.shutdown()
+    while _created_temp_dirs:
+        shutil.rmtree(_created_temp_dirs.pop(), ignore_errors=True)

@@ -102,9 +102,12 @@ class ForecastModel:
                  1e3 * (time.perf_counter() - t0))
 
     def _watch(self) -> None:
-        while not self._stop.wait(self._watch_interval_s or 3600.0):
-            if self._watch_interval_s <= 0:
+        last = time.monotonic()
+        while not self._stop.wait(0.25):  # short ticks so a reconfigured interval applies at once
+            interval = self._watch_interval_s
+            if interval <= 0 or time.monotonic() - last < interval:
                 continue
+            last = time.monotonic()
             try:
                 self.maybe_swap()
             except Exception as exc:  # noqa: BLE001 - keep serving the current version, report the failure
@@ -191,6 +194,15 @@ class ForecastModel:
         if isinstance(unit_ids, str) or not unit_ids or not all(isinstance(u, str) for u in unit_ids):
             raise ValueError("unit_ids: expected a non-empty list of planning-unit ids (strings)")
         return await self._predict_batch(list(unit_ids))
+
+    async def forecast_many(self, requests: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+        """Several requests in one call (an ingress coalescing its callers): each goes through the batch queue,
+        so they share forward passes with each other and with other callers.
+
+        Returns:
+            One :meth:`forecast` answer per request, in order.
+        """
+        return list(await asyncio.gather(*(self.forecast(r) for r in requests)))
 
     # -- introspection ---------------------------------------------------------------------------------------
 

@@ -30,10 +30,12 @@ __all__ = [
     "MLPSpec",
     "Predictor",
     "QuantileMLP",
+    "TFTUnitPredictor",
     "TorchQuantilePredictor",
     "import_callable",
     "load_champion",
     "load_mlflow_mlp",
+    "load_tft_predictor",
     "log_mlp_version",
     "make_mlp_predictor",
     "mlflow_alias_version",
@@ -323,16 +325,81 @@ def load_mlflow_mlp(version: str, model_name: str, tracking_uri: str | None = No
     return TorchQuantilePredictor(model.eval(), ids, history, spec.quantiles, spec.horizon, str(version))
 
 
-def load_champion(version: str | None = None, model_name: str | None = None, **kwargs: Any) -> Predictor:
-    """Load the forecasting package's fast predictor for a registry version (default: the ``champion``).
+# --------------------------------------------------------------------------------------------------------------
+# The forecasting package's TFT: its fast predictor over the Stallion panel, prepared once per replica.
+# --------------------------------------------------------------------------------------------------------------
+
+
+class TFTUnitPredictor:
+    """Serves ``training.predict.Predictor`` per planning unit from tensors prepared once.
+
+    Forecasts start at ``origin`` (default: the last ``H`` periods of the panel, the last window whose known
+    inputs, prices and promotions, are all in the panel), go through the forecasting package's post-processing
+    (blend with baselines, interval calibration) and come out as ``(n, H, Q)``.
+
+    Args:
+        predictor: a loaded ``training.predict.Predictor``.
+        panel: the feature panel (``features.frames.Panel``) holding every servable unit.
+        origin: first forecast index into the panel's time grid.
+    """
+
+    def __init__(self, predictor, panel, origin: int | None = None) -> None:
+        from training.postprocess import apply_postprocess
+
+        spec = predictor.spec
+        self._tp, self._panel, self._post = predictor, panel, apply_postprocess
+        self.horizon = int(spec.horizon)
+        self.origin = int(panel.n_times - self.horizon if origin is None else origin)
+        if not 0 < self.origin <= panel.n_times - self.horizon:
+            raise ValueError(f"origin={self.origin}: expected 1 .. {panel.n_times - self.horizon} for a panel of "
+                             f"{panel.n_times} periods and horizon {self.horizon}")
+        self.version = str(predictor.version)
+        self.quantiles = tuple(float(q) for q in spec.quantiles)
+        self.times = panel.times[self.origin : self.origin + self.horizon]
+        self._pt = predictor.prepare(panel)
+        self._row = {u: i for i, u in enumerate(panel.series_ids())}
+
+    def has_unit(self, unit_id: str) -> bool:
+        """Whether ``unit_id`` (``agency|sku``) is in the panel."""
+        return unit_id in self._row
+
+    def unit_ids(self) -> list[str]:
+        """Ids of the servable units, in panel order."""
+        return list(self._row)
+
+    def predict(self, unit_ids: Sequence[str]) -> np.ndarray:
+        """Post-processed quantile forecasts, shape ``(n, H, Q)``."""
+        try:
+            s = np.fromiter((self._row[u] for u in unit_ids), dtype=np.int64, count=len(unit_ids))
+        except KeyError as exc:
+            raise KeyError(f"unknown planning unit {exc.args[0]!r}") from None
+        t0 = np.full(len(s), self.origin, dtype=np.int64)
+        raw = self._tp.forecast_tensors(self._pt, s, t0)
+        spec = self._tp.spec
+        return self._post(raw, self._panel.y[s, : self.origin], list(spec.quantiles), spec.blend,
+                          spec.calibration, spec.season)
+
+
+def load_tft_predictor(version: str | None = "champion", model_name: str | None = None,
+                       tracking_uri: str | None = None, max_series: int | None = None) -> Predictor:
+    """Load a registered TFT version (or alias) with the bundled Stallion panel (a loader for configs).
 
     Raises:
-        RuntimeError: the forecasting package does not provide ``training.predict.load_predictor`` yet.
+        RuntimeError: the forecasting package is not in this checkout.
     """
     try:
-        from training.predict import load_predictor  # type: ignore[import-not-found]
+        from training.config import TrainConfig
+        from training.pipeline import load_panel
+        from training.predict import load_predictor
     except ImportError as exc:
-        raise RuntimeError("the TFT fast predictor (training.predict.load_predictor) is not available in this "
-                           f"checkout ({exc}); serve the stand-in model with "
-                           "loader: serving.deploy:make_mlp_predictor") from None
-    return load_predictor(version=version, model_name=model_name, **kwargs)
+        raise RuntimeError(f"the TFT fast predictor (training.predict) is not available ({exc}); serve the "
+                           "stand-in model with loader: serving.deploy:make_mlp_predictor") from None
+    predictor = load_predictor(version or "champion", model_name, tracking_uri)
+    panel = load_panel(TrainConfig(data={"max_series": max_series}))
+    return TFTUnitPredictor(predictor, panel)
+
+
+def load_champion(version: str | None = None, model_name: str | None = None,
+                  tracking_uri: str | None = None) -> Predictor:
+    """The registered TFT ``champion`` (or ``version``), as served by default (see :func:`load_tft_predictor`)."""
+    return load_tft_predictor(version or "champion", model_name, tracking_uri)

@@ -8,12 +8,16 @@ Ray Serve that is a handle to the batched model deployment (:mod:`serving.deploy
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from typing import Annotated, Any, Protocol
 
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+
+from serving.api.deps import Reader
 
 __all__ = ["Forecaster", "ForecasterUnavailable", "LocalForecaster", "Overloaded", "UnknownUnits", "router"]
 
@@ -102,19 +106,22 @@ def _label(q: float) -> str:
     return f"p{round(q * 100):02d}"
 
 
-def shape_response(units: Sequence[str], result: dict[str, Any]) -> ForecastResponse:
-    """Turn a forecaster result into the response body, checking its shape against the request."""
-    values = result["values"]
+def shape_response(units: Sequence[str], result: dict[str, Any]) -> dict[str, Any]:
+    """Turn a forecaster result into a :class:`ForecastResponse` body, checking its shape against the request.
+
+    Built as plain data (and sent by :func:`run_forecast` without a second validation pass): this is the hot
+    path of the API, and its shape is checked here against the request instead.
+    """
+    values = np.asarray(result["values"], dtype=np.float64)  # (n, H, Q)
     levels = [float(q) for q in result["quantiles"]]
-    if len(values) != len(units):
-        raise RuntimeError(f"forecaster returned {len(values)} forecasts for {len(units)} units")
+    if values.ndim != 3 or values.shape[0] != len(units) or values.shape[2] != len(levels):
+        raise RuntimeError(f"forecaster returned shape {values.shape} for {len(units)} units and "
+                           f"{len(levels)} quantile levels")
     labels = [_label(q) for q in levels]
-    out = []
-    for unit, v in zip(units, values, strict=True):  # v: (H, Q)
-        cols = v.T.tolist() if hasattr(v, "T") else [list(c) for c in zip(*v, strict=True)]
-        out.append(UnitForecast(unit=unit, quantiles=dict(zip(labels, cols, strict=True))))
-    horizon = len(values[0]) if len(values) else 0
-    return ForecastResponse(model_version=str(result["version"]), levels=levels, horizon=horizon, forecasts=out)
+    cols = np.round(values, 4).transpose(0, 2, 1).tolist()  # (n, Q, H)
+    out = [{"unit": u, "quantiles": dict(zip(labels, c, strict=True))} for u, c in zip(units, cols, strict=True)]
+    return {"model_version": str(result["version"]), "levels": levels, "horizon": int(values.shape[1]),
+            "forecasts": out}
 
 
 def get_forecaster(request: Request) -> Forecaster:
@@ -130,7 +137,7 @@ def get_forecaster(request: Request) -> Forecaster:
 ForecasterDep = Annotated[Forecaster, Depends(get_forecaster)]
 
 
-async def run_forecast(forecaster: Forecaster, units: list[str]) -> ForecastResponse | JSONResponse:
+async def run_forecast(forecaster: Forecaster, units: list[str]) -> Response:
     """Call the forecaster and map its failures to HTTP answers (404 unknown unit, 503 overload)."""
     try:
         result = await forecaster.forecast(units)
@@ -142,22 +149,24 @@ async def run_forecast(forecaster: Forecaster, units: list[str]) -> ForecastResp
         return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": retry})
     except ForecasterUnavailable as exc:
         raise HTTPException(status_code=503, detail=str(exc), headers={"Retry-After": "30"}) from None
-    return shape_response(units, result)
+    body = json.dumps(shape_response(units, result), separators=(",", ":"), allow_nan=False)
+    return Response(content=body, media_type="application/json")
 
 
-@router.post("", response_model=ForecastResponse, responses={404: {}, 422: {}, 503: {}})
-async def forecast_units(body: ForecastRequest, forecaster: ForecasterDep):
+@router.post("", response_model=ForecastResponse, responses={401: {}, 404: {}, 422: {}, 503: {}})
+async def forecast_units(body: ForecastRequest, forecaster: ForecasterDep, principal: Reader):
     """Quantile forecasts for a list of planning units (batched with concurrent requests)."""
     return await run_forecast(forecaster, body.units)
 
 
 @router.get("/model", response_model=dict)
-async def served_model(forecaster: ForecasterDep):
+async def served_model(forecaster: ForecasterDep, principal: Reader):
     """Version, quantile levels and horizon of the model being served."""
     return await forecaster.info()
 
 
 @router.get("/{unit_id}", response_model=ForecastResponse, responses={404: {}, 503: {}})
-async def forecast_unit(unit_id: Annotated[str, Path(pattern=_UNIT)], forecaster: ForecasterDep):
+async def forecast_unit(unit_id: Annotated[str, Path(pattern=_UNIT)], forecaster: ForecasterDep,
+                        principal: Reader):
     """Quantile forecast for one planning unit."""
     return await run_forecast(forecaster, [unit_id])

@@ -1,0 +1,1 @@
+"""The decision API (FastAPI): app builder, dependencies and one router per resource."""

@@ -88,6 +88,12 @@ def audit_digest(
 
 
 def _lock_head(session: Session, tenant_id: str) -> tuple[int, str, int]:
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        # pysqlite runs a SELECT that opens a transaction outside any lock; a (no-op) write first takes
+        # SQLite's writer lock, so the head we read next cannot change before we commit.
+        session.execute(update(_HEAD).where(_HEAD.c.tenant_id == tenant_id)
+                        .values(event_seq=_HEAD.c.event_seq))
     stmt = (
         select(_HEAD.c.audit_seq, _HEAD.c.audit_sha256, _HEAD.c.event_seq)
         .where(_HEAD.c.tenant_id == tenant_id)
@@ -95,7 +101,6 @@ def _lock_head(session: Session, tenant_id: str) -> tuple[int, str, int]:
     )
     row = session.execute(stmt).first()
     if row is None:
-        dialect = session.get_bind().dialect.name
         ins = pg_insert if dialect == "postgresql" else sqlite_insert
         session.execute(
             ins(_HEAD)

@@ -551,7 +551,7 @@ def acknowledge(
             "acknowledge",
             actor=actor,
             reason=ack.message,
-            changes={"acknowledged_at": utcnow(), "external_ref": ack.external_ref},
+            changes=lambda r: {"acknowledged_at": utcnow(), "external_ref": ack.external_ref or r["external_ref"]},
         )
     else:
         row, a, e = _transition(
@@ -562,6 +562,13 @@ def acknowledge(
             actor=actor,
             reason=f"rejected by the receiving system: {ack.message or 'no message'}",
             guard=_only_from("sent", rec_id),
+        )
+        # A refusal by the system of record dead-letters the delivered item, so it can be fixed and replayed.
+        session.execute(
+            update(_OUTBOX)
+            .where(_OUTBOX.c.recommendation_id == rec_id, _OUTBOX.c.tenant_id == tenant_id,
+                   _OUTBOX.c.status == "delivered")
+            .values(status="dead", last_error=f"rejected by the receiving system: {ack.message or 'no message'}")
         )
     _attach(session, tenant_id, rec_id, "acknowledgement", ack.model_dump(), actor)
     append(session, tenant_id, [a], [e])

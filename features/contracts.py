@@ -72,7 +72,7 @@ class Field:
         if self.ref:
             parts.append(f"naming a known {self.ref} (internal id or alias)")
         text = " ".join(parts)
-        return text if self.nullable else f"{text}, required"
+        return text if self.nullable else f"{text}, not empty"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -88,7 +88,7 @@ def test_bad_rows_are_quarantined_and_nothing_stored_is_lost(engine, settings, i
     }
     entries = list_quarantine(engine, "t1", batch_id=r.batch_id)
     assert all(q["file_name"] == str(bad) and q["kind"] == "sales" for q in entries)
-    assert {q["expected"] for q in entries if q["field"] == "qty"} == {"number >= 0, required"}
+    assert {q["expected"] for q in entries if q["field"] == "qty"} == {"number >= 0, not empty"}
     after = read_sales("t1", facts_dir=settings.facts_dir)
     assert _sorted(after.filter(pl.col("date") < date(2030, 1, 1))).equals(before)
     assert after.filter(pl.col("date") >= date(2030, 1, 1)).select("sku_id", "date", "qty").rows() == [

@@ -1,0 +1,157 @@
+"""The bundled Stallion data (real monthly beverage demand), loaded through the ordinary ingest path.
+
+``data/stallion.parquet``: 350 agency x SKU series, monthly 2013-2017, with volume, regular and actual prices,
+discount, holidays/events and weather (the data of pytorch-forecasting's TFT tutorial). Mapping:
+
+* agency -> location (kind ``store``, under one generated warehouse ``WH_GENERATED``), SKU -> SKU, one channel
+  ``wholesale``; volume -> ``qty``; ``price_actual`` -> ``price`` (Stallion writes 0 or a negative number where
+  an agency had no price: those become empty, the demand row is kept); ``promo`` = any discount.
+* prices and discounts -> ``promotions`` (rows without a positive price are left out; rows whose actual price
+  exceeds the regular one break the contract and are quarantined, as any input would be).
+
+Stallion has no supply data. For the end-to-end demo, suppliers, supplier terms, observed lead times, inventory
+positions, open purchase orders and planning units are generated beside it with a fixed seed. They are marked as
+generated: their KINDs are listed under ``generated`` in the summary, supplier names start with
+``[generated]``, and their files are called ``generated_<kind>.parquet``.
+
+API::
+
+    load_into_store(settings, tenant)  # -> {"tenant": ..., "kinds": {kind: counts}, "generated": [...], ...}
+    stallion_sales()                    # polars frame in the sales contract's shape
+    read_stallion()                     # the raw file as a polars frame (dates as Date, ids as String)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+__all__ = ["GENERATED_KINDS", "STALLION_PATH", "load_into_store", "read_stallion", "stallion_sales",
+           "stallion_tables"]
+
+STALLION_PATH = Path(__file__).resolve().parent.parent / "data" / "stallion.parquet"
+CHANNEL = "wholesale"
+WAREHOUSE = "WH_GENERATED"
+#: KINDs that Stallion does not contain and that are generated (seeded) for the demo.
+GENERATED_KINDS = ("suppliers", "supplier_terms", "lead_times", "inventory", "purchase_orders", "planning_units")
+
+
+def read_stallion(path: str | Path | None = None) -> pl.DataFrame:
+    """The raw Stallion frame: 21,000 rows x 27 columns; ``agency``/``sku`` as String, ``date`` as Date."""
+    df = pl.read_parquet(path or STALLION_PATH)
+    return df.drop([c for c in df.columns if c.startswith("__index")]).with_columns(
+        pl.col("agency").cast(pl.String), pl.col("sku").cast(pl.String), pl.col("date").cast(pl.Date))
+
+
+def stallion_sales(path: str | Path | None = None) -> pl.DataFrame:
+    """Stallion demand in the sales contract's shape: (21,000, 7) sku_id, location_id, channel_id, date, qty,
+    price (null where Stallion has no positive price), promo."""
+    df = read_stallion(path)
+    return df.select(
+        pl.col("sku").alias("sku_id"), pl.col("agency").alias("location_id"),
+        pl.lit(CHANNEL).alias("channel_id"), "date", pl.col("volume").alias("qty"),
+        pl.when(pl.col("price_actual") > 0).then(pl.col("price_actual")).alias("price"),
+        (pl.col("discount") > 0).alias("promo"),
+    ).sort("sku_id", "location_id", "date")
+
+
+def stallion_tables(path: str | Path | None = None, seed: int = 0) -> dict[str, pl.DataFrame]:
+    """Every ingest KIND for the demo: Stallion's own data plus the generated supply side (fixed ``seed``)."""
+    from features.synth import _observed_lead_times, _suppliers_and_terms
+
+    df = read_stallion(path)
+    sales = stallion_sales(path)
+    agencies = sorted(df["agency"].unique().to_list())
+    skus_ids = sorted(df["sku"].unique().to_list())
+    locations = pl.DataFrame({
+        "location_id": [WAREHOUSE, *agencies],
+        "name": ["[generated] warehouse", *[a.replace("_", " ") for a in agencies]],
+        "kind": ["warehouse"] + ["store"] * len(agencies),
+        "parent_id": [None] + [WAREHOUSE] * len(agencies),
+    }, schema_overrides={"parent_id": pl.String})
+    regular = (df.filter(pl.col("price_regular") > 0).group_by("sku")
+               .agg(pl.col("price_regular").median().alias("_base_price")).rename({"sku": "sku_id"}))
+    skus = (pl.DataFrame({"sku_id": skus_ids, "name": [s.replace("_", " ") for s in skus_ids]})
+            .join(regular, on="sku_id", how="left").with_columns(pl.col("_base_price").fill_null(1.0)))
+    promotions = df.filter(pl.col("price_actual") > 0, pl.col("price_regular") > 0).select(
+        pl.col("sku").alias("sku_id"), pl.col("agency").alias("location_id"), pl.lit(CHANNEL).alias("channel_id"),
+        "date", pl.col("price_actual").alias("price"), pl.col("price_regular").alias("regular_price"),
+        (pl.col("discount_in_percent") / 100).clip(0, 1).alias("discount"), (pl.col("discount") > 0).alias("promo"),
+    )
+
+    rng = np.random.default_rng(seed)
+    suppliers, terms = _suppliers_and_terms(rng, skus, n_suppliers=4)
+    suppliers = suppliers.with_columns(("[generated] " + pl.col("name")).alias("name"))
+    dates = np.sort(df["date"].unique().to_numpy()).astype("datetime64[D]")
+    lead_times = _observed_lead_times(rng, terms, dates)
+    last = dates[-1]
+    mean = sales.group_by("sku_id", "location_id").agg(pl.col("qty").mean().alias("mean")).sort("sku_id",
+                                                                                                "location_id")
+    n = mean.height
+    primary = terms.unique("sku_id", keep="first", maintain_order=True)
+    pairs = mean.join(primary, on="sku_id", how="left", maintain_order="left")
+    inventory = pl.DataFrame({
+        "sku_id": pairs["sku_id"], "location_id": pairs["location_id"],
+        "date": pl.Series(np.full(n, last)).cast(pl.Date),
+        "on_hand": np.round(pairs["mean"].to_numpy() * rng.uniform(0.3, 1.5, n), 1),
+    })
+    has_po = rng.random(n) < 0.25
+    lead = pairs["promised_lead_time_days"].to_numpy()[has_po]
+    order_date = last - rng.integers(0, lead + 1).astype("timedelta64[D]")
+    po = pairs.filter(pl.Series(has_po))
+    purchase_orders = pl.DataFrame({
+        "po_id": [f"PO_GEN_{i + 1:05d}" for i in range(po.height)], "kind": "purchase",
+        "supplier_id": po["supplier_id"], "sku_id": po["sku_id"], "location_id": po["location_id"],
+        "qty": np.maximum(np.ceil(po["mean"].to_numpy() / po["pack_size"].to_numpy()), 1) * po["pack_size"],
+        "order_date": pl.Series(order_date).cast(pl.Date),
+        "eta": pl.Series(order_date + lead.astype("timedelta64[D]")).cast(pl.Date), "status": "open",
+    })
+    planning_units = pairs.select("sku_id", "location_id", pl.lit(CHANNEL).alias("channel_id"),
+                                  pl.lit("periodic_review").alias("policy_kind"),
+                                  pl.lit(30).alias("review_period_days"), pl.lit(0.95).alias("service_target"),
+                                  pl.lit(6).alias("horizon_periods"), pl.lit("team_stallion").alias("owner_team"))
+    return {
+        "channels": pl.DataFrame({"channel_id": [CHANNEL], "name": ["Wholesale"]}),
+        "locations": locations, "skus": skus.drop("_base_price"), "suppliers": suppliers,
+        "supplier_terms": terms, "planning_units": planning_units, "sales": sales, "promotions": promotions,
+        "inventory": inventory, "lead_times": lead_times, "purchase_orders": purchase_orders,
+    }
+
+
+def load_into_store(settings=None, tenant: str | None = None, *, engine=None, path: str | Path | None = None,
+                    seed: int = 0) -> dict:
+    """Ingest Stallion (and its generated supply side) for ``tenant`` through ``features.ingest.ingest``.
+
+    Every table is written as Parquet under ``<home>/stallion/`` and ingested like any user file: contracts,
+    quarantine and idempotence apply, so a second call adds nothing.
+
+    Returns:
+        ``{"tenant", "series", "periods", "first", "last", "generated": [kinds], "kinds": {kind: {"status",
+        "rows", "stored", "updated", "duplicate", "quarantined", "generated", "exit_code"}}}``.
+    """
+    from features.ingest import ingest
+
+    if settings is None:
+        from features.settings import get_settings
+
+        settings = get_settings()
+    settings.ensure_home()
+    tenant = tenant or settings.tenant
+    folder = Path(settings.home) / "stallion"
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = stallion_tables(path, seed=seed)
+    kinds = {}
+    for kind, frame in tables.items():
+        name = f"generated_{kind}" if kind in GENERATED_KINDS else kind
+        file = folder / f"{name}.parquet"
+        frame.write_parquet(file)
+        r = ingest(kind, file, tenant=tenant, engine=engine, settings=settings)
+        kinds[kind] = {"status": r.status, "rows": r.rows_total, "stored": r.rows_stored,
+                       "updated": r.rows_updated, "duplicate": r.rows_duplicate, "quarantined": r.rows_quarantined,
+                       "generated": kind in GENERATED_KINDS, "exit_code": r.exit_code}
+    sales = tables["sales"]
+    return {"tenant": tenant, "series": sales.select("sku_id", "location_id").n_unique(),
+            "periods": sales["date"].n_unique(), "first": str(sales["date"].min()), "last": str(sales["date"].max()),
+            "generated": list(GENERATED_KINDS), "kinds": kinds}

@@ -38,6 +38,7 @@ __all__ = ["ReconciliationError", "gls_bottom", "residual_variance", "shrinkage_
 
 _DENSE_MAX = 4096
 _DENSE_FILL = 0.2
+_SHRINK_BLOCK = 1 << 16
 _BACKWARD_TOL = 1e-8
 
 
@@ -87,14 +88,18 @@ def shrinkage_intensity(R, xp, D=None) -> float:
     n, T = R.shape
     if D is None:
         D = residual_variance(R, xp)
-    X = R / xp.sqrt(D)[:, None]
-    G = X.T @ X
+    G = xp.zeros((T, T))
+    col = xp.zeros(T)
+    sum_x4 = 0.0
+    # Row blocks keep the extra memory at one block of X instead of three n x T temporaries.
+    for start in range(0, n, _SHRINK_BLOCK):
+        X = R[start : start + _SHRINK_BLOCK] / xp.sqrt(D[start : start + _SHRINK_BLOCK])[:, None]
+        G += X.T @ X
+        X *= X
+        col += X.sum(axis=0)
+        sum_x4 += float(xp.einsum("ij,ij->", X, X))
     g2 = float(xp.sum(G * G))
-    X2 = X * X
-    del X
-    col = X2.sum(axis=0)
-    sum_x2x2 = float(col @ col) - float(xp.sum(X2 * X2))
-    del X2
+    sum_x2x2 = float(col @ col) - sum_x4
     sum_corr2 = (g2 - n * T * T) / (T * T)
     sum_var = (sum_x2x2 - (g2 - n * T * T) / T) / (T * (T - 1))
     if sum_corr2 <= 0.0:

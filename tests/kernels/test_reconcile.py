@@ -78,7 +78,14 @@ def test_bottom_up_sums_the_bottom_forecasts(S, seed):
 def test_shrinkage_intensity_matches_the_n_by_n_formula(T, n, seed, common):
     rng = np.random.default_rng(seed)
     R = common * rng.standard_normal((1, T)) + rng.standard_normal((n, T))
-    assert gls.shrinkage_intensity(R, np) == pytest.approx(dense_shrinkage(R)[1], rel=1e-9, abs=1e-12)
+    expect = dense_shrinkage(R)[1]
+    assert gls.shrinkage_intensity(R, np) == pytest.approx(expect, rel=1e-9, abs=1e-12)
+    old = gls._SHRINK_BLOCK
+    gls._SHRINK_BLOCK = 3  # several row blocks
+    try:
+        assert gls.shrinkage_intensity(R, np) == pytest.approx(expect, rel=1e-9, abs=1e-12)
+    finally:
+        gls._SHRINK_BLOCK = old
 
 
 def test_coherent_forecasts_are_left_unchanged_by_every_mint_method():

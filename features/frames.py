@@ -1,0 +1,230 @@
+"""Feature frames: long sales facts turned into dense per-series panels for forecasting.
+
+A :class:`Panel` holds, for ``N`` planning units over ``T`` periods, the target history, the known future inputs
+(prices, promotions, holidays, calendar), static attributes and the hierarchy keys, as dense arrays that a
+window sampler can gather from without any per-row Python. Frames are built from a DataFrame (the bundled
+Stallion file, a fact-store read, or synthetic data) with vectorised pandas/NumPy operations only.
+
+Missing target values are ``NaN``; known inputs are expected for every period of the panel, including future
+periods beyond the last observed target (that is what makes them *known*).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["FrameSpec", "Panel", "build_panel", "stallion_frame", "STALLION_SPEC"]
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """Which columns of a long frame play which role.
+
+    Attributes:
+        series_keys: columns identifying a planning unit, top of the hierarchy first (e.g. agency, sku).
+        time: timestamp column.
+        target: demand column.
+        known_reals: continuous inputs known in advance (price, discount, holiday flags).
+        known_categoricals: categorical inputs known in advance; ``"month"`` / ``"weekday"`` are derived from
+            ``time`` when absent from the frame.
+        static_categoricals: per-series categorical attributes (often the series keys themselves).
+        static_reals: per-series continuous attributes (the first value per series is used).
+        freq: pandas frequency of the time grid (``"MS"`` monthly, ``"D"`` daily).
+    """
+
+    series_keys: tuple[str, ...]
+    time: str
+    target: str
+    known_reals: tuple[str, ...] = ()
+    known_categoricals: tuple[str, ...] = ()
+    static_categoricals: tuple[str, ...] = ()
+    static_reals: tuple[str, ...] = ()
+    freq: str = "MS"
+
+    def __post_init__(self) -> None:
+        if not self.series_keys:
+            raise ValueError("FrameSpec.series_keys: give at least one column identifying a series")
+
+
+_CALENDAR = {"month": lambda t: t.month, "weekday": lambda t: t.weekday, "day_of_month": lambda t: t.day}
+
+
+@dataclass
+class Panel:
+    """Dense per-series arrays.
+
+    Attributes:
+        spec: the column roles.
+        keys: (N, len(series_keys)) key values per series, in panel order.
+        times: (T,) ``datetime64`` grid.
+        y: (N, T) float32 target, ``NaN`` where unobserved.
+        known_real: (N, T, Kr) float32 known continuous inputs (``NaN`` filled with 0).
+        known_cat: (N, T, Kc) int64 codes into ``vocab[name]``.
+        static_cat: (N, Sc) int64 codes into ``vocab[name]``.
+        static_real: (N, Sr) float32.
+        vocab: category labels per categorical, sorted as strings.
+        first: (N,) index of the first observed target per series (T if none).
+        last: (N,) index of the last observed target per series (-1 if none).
+    """
+
+    spec: FrameSpec
+    keys: pd.DataFrame
+    times: np.ndarray
+    y: np.ndarray
+    known_real: np.ndarray
+    known_cat: np.ndarray
+    static_cat: np.ndarray
+    static_real: np.ndarray
+    vocab: dict[str, list[str]] = field(default_factory=dict)
+    first: np.ndarray | None = None
+    last: np.ndarray | None = None
+
+    @property
+    def n_series(self) -> int:
+        """Number of series N."""
+        return self.y.shape[0]
+
+    @property
+    def n_times(self) -> int:
+        """Number of periods T."""
+        return self.y.shape[1]
+
+    def series_ids(self) -> list[str]:
+        """One string id per series, ``key1|key2|...``."""
+        return self.keys.astype(str).agg("|".join, axis=1).tolist()
+
+    def time_index(self, when) -> int:
+        """Index of a timestamp in the grid.
+
+        Raises:
+            KeyError: ``when`` is not on the grid.
+        """
+        pos = int(np.searchsorted(self.times, np.datetime64(pd.Timestamp(when), "ns")))
+        if pos >= len(self.times) or self.times[pos] != np.datetime64(pd.Timestamp(when), "ns"):
+            raise KeyError(f"{when!r} is not on the panel's time grid ({self.times[0]} .. {self.times[-1]})")
+        return pos
+
+
+def _codes(values: pd.Series, vocab: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    s = values.astype(str)
+    labels = sorted(s.unique()) if vocab is None else list(vocab)
+    cat = pd.Categorical(s, categories=labels)
+    codes = cat.codes.astype(np.int64)
+    if (codes < 0).any():
+        unknown = sorted(set(s[codes < 0]))[:5]
+        raise ValueError(f"unknown categories {unknown}: not in the vocabulary the model was trained with")
+    return codes, labels
+
+
+def build_panel(df: pd.DataFrame, spec: FrameSpec, vocab: dict[str, list[str]] | None = None) -> Panel:
+    """Turn a long frame (one row per series and period) into a dense :class:`Panel`.
+
+    Args:
+        df: long frame with the columns named in ``spec``; (series, time) pairs must be unique.
+        spec: the column roles.
+        vocab: category vocabularies to reuse (those of a trained model); new ones are derived when None.
+
+    Returns:
+        The panel, series sorted by their keys, time grid from the first to the last timestamp at ``spec.freq``.
+
+    Raises:
+        ValueError: a named column is missing, (series, time) pairs repeat, or a timestamp is off the grid.
+    """
+    needed = [*spec.series_keys, spec.time, spec.target, *spec.known_reals, *spec.static_reals,
+              *spec.static_categoricals, *(c for c in spec.known_categoricals if c not in _CALENDAR)]
+    missing = [c for c in dict.fromkeys(needed) if c not in df.columns]
+    if missing:
+        raise ValueError(f"frame is missing column(s) {missing}; expected the columns named in the FrameSpec")
+    keys = list(spec.series_keys)
+    t = pd.to_datetime(df[spec.time])
+    grid = pd.date_range(t.min(), t.max(), freq=spec.freq)
+    times = grid.values.astype("datetime64[ns]")
+    t_idx = np.searchsorted(times, t.values.astype("datetime64[ns]"))
+    off = (t_idx >= len(times)) | (times[np.minimum(t_idx, len(times) - 1)] != t.values.astype("datetime64[ns]"))
+    if off.any():
+        bad = t[off].iloc[0]
+        raise ValueError(f"column {spec.time!r}: {bad} is not on the {spec.freq!r} grid starting {grid[0]}")
+
+    key_frame = df[keys].astype(str)
+    grouper = key_frame.groupby(keys, sort=True)
+    s_idx = grouper.ngroup().to_numpy()
+    uniq_keys = grouper.size().index.to_frame(index=False)
+    n, n_t = len(uniq_keys), len(times)
+    if pd.Series(s_idx * n_t + t_idx).duplicated().any():
+        raise ValueError(f"frame has repeated ({', '.join(keys)}, {spec.time}) rows; aggregate them first")
+
+    y = np.full((n, n_t), np.nan, dtype=np.float32)
+    y[s_idx, t_idx] = pd.to_numeric(df[spec.target], errors="raise").to_numpy(np.float32)
+
+    known_real = np.zeros((n, n_t, len(spec.known_reals)), dtype=np.float32)
+    for j, c in enumerate(spec.known_reals):
+        known_real[s_idx, t_idx, j] = np.nan_to_num(df[c].to_numpy(np.float32))
+
+    vocab = dict(vocab or {})
+    known_cat = np.zeros((n, n_t, len(spec.known_categoricals)), dtype=np.int64)
+    grid_ts = pd.DatetimeIndex(times)
+    for j, c in enumerate(spec.known_categoricals):
+        if c in _CALENDAR and c not in df.columns:
+            vals = pd.Series(np.asarray(_CALENDAR[c](grid_ts)))
+            codes, vocab[c] = _codes(vals, vocab.get(c))
+            known_cat[:, :, j] = codes[None, :]
+        else:
+            codes, vocab[c] = _codes(df[c], vocab.get(c))
+            known_cat[s_idx, t_idx, j] = codes
+
+    first_rows = np.unique(s_idx, return_index=True)[1]
+    static_cat = np.zeros((n, len(spec.static_categoricals)), dtype=np.int64)
+    for j, c in enumerate(spec.static_categoricals):
+        codes, vocab[c] = _codes(df[c].iloc[first_rows].reset_index(drop=True), vocab.get(c))
+        static_cat[:, j] = codes
+    static_real = np.zeros((n, len(spec.static_reals)), dtype=np.float32)
+    for j, c in enumerate(spec.static_reals):
+        static_real[:, j] = np.nan_to_num(df[c].to_numpy(np.float32)[first_rows])
+
+    observed = ~np.isnan(y)
+    any_obs = observed.any(axis=1)
+    first = np.where(any_obs, observed.argmax(axis=1), n_t)
+    last = np.where(any_obs, n_t - 1 - observed[:, ::-1].argmax(axis=1), -1)
+    return Panel(spec=spec, keys=uniq_keys, times=times, y=y, known_real=known_real, known_cat=known_cat,
+                 static_cat=static_cat, static_real=static_real, vocab=vocab, first=first, last=last)
+
+
+_STALLION_EVENTS = ("easter_day", "good_friday", "new_year", "christmas", "labor_day", "independence_day",
+                    "revolution_day_memorial", "regional_games", "fifa_u_17_world_cup", "football_gold_cup",
+                    "beer_capital", "music_fest")
+
+STALLION_SPEC = FrameSpec(
+    series_keys=("agency", "sku"),
+    time="date",
+    target="volume",
+    known_reals=("log_price_regular", "discount_in_percent", "special_day"),
+    known_categoricals=("month",),
+    static_categoricals=("agency", "sku"),
+    static_reals=("log_population", "log_income"),
+    freq="MS",
+)
+
+
+def stallion_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Derive the model columns of :data:`STALLION_SPEC` from the raw Stallion frame.
+
+    Args:
+        df: the bundled ``stallion.parquet`` frame (agency, sku, date, volume, prices, events, demographics).
+
+    Returns:
+        A copy with ``log_price_regular``, ``special_day`` (any holiday/event that month), ``log_population``,
+        ``log_income`` and ``month`` added.
+    """
+    out = df.copy()
+    out["agency"] = out["agency"].astype(str)
+    out["sku"] = out["sku"].astype(str)
+    out["log_price_regular"] = np.log(out["price_regular"].clip(lower=1.0))
+    out["special_day"] = (out[list(_STALLION_EVENTS)].to_numpy().sum(axis=1) > 0).astype(np.float32)
+    out["log_population"] = np.log(out["avg_population_2017"].clip(lower=1))
+    out["log_income"] = np.log(out["avg_yearly_household_income_2017"].clip(lower=1))
+    out["month"] = pd.to_datetime(out["date"]).dt.month.astype(str)
+    return out

@@ -1,0 +1,149 @@
+"""End-to-end training entry points used by the CLI and the demo.
+
+* :func:`train_and_register` — load data, fit the TFT, backtest it beside the baselines, track the run in MLflow,
+  register a version and apply the champion gate. Returns a :class:`TrainResult` (``.version``).
+* :func:`promote` — move ``champion`` to a version by hand (recorded as forced).
+* :func:`load_panel` — the feature panel a config describes.
+
+Example::
+
+    from training.config import load_train_config
+    from training.pipeline import train_and_register
+    from training.predict import load_predictor
+
+    result = train_and_register(load_train_config("configs/train/tiny.yaml"))
+    predictor = load_predictor("champion", model_name=result.model_name)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.frames import STALLION_SPEC, Panel, build_panel, stallion_frame
+from training.config import TrainConfig
+
+__all__ = ["TrainResult", "load_panel", "train_and_register", "backtest_version", "promote", "STALLION_PATH"]
+
+STALLION_PATH = Path(__file__).resolve().parent.parent / "data" / "stallion.parquet"
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes:
+        model_name: registered model name.
+        version: the new version.
+        run_id: MLflow run id.
+        promoted: whether the gate made it champion.
+        reason: the gate's reason.
+        summary: backtest figures per model.
+        train_seconds: training wall time.
+    """
+
+    model_name: str
+    version: str
+    run_id: str
+    promoted: bool
+    reason: str
+    summary: dict
+    train_seconds: float
+
+
+def load_panel(config: TrainConfig) -> Panel:
+    """The feature panel of ``config.data`` (Stallion: the bundled file or ``data.path``)."""
+    path = config.data.path or STALLION_PATH
+    df = pd.read_parquet(path)
+    if config.data.max_series is not None:
+        keys = df[["agency", "sku"]].astype(str).drop_duplicates().sort_values(["agency", "sku"])
+        keep = keys.head(config.data.max_series)
+        df = df.merge(keep.astype(df[["agency", "sku"]].dtypes.to_dict()), on=["agency", "sku"])
+    return build_panel(stallion_frame(df), STALLION_SPEC)
+
+
+def _cutoff(panel: Panel, config: TrainConfig) -> int:
+    cutoff = panel.n_times - 1 - config.holdout
+    if cutoff < config.fit.horizon + (config.fit.min_encoder_length or config.fit.encoder_length // 2):
+        raise ValueError(f"holdout={config.holdout}: too little history left to train "
+                         f"({panel.n_times} periods in the panel)")
+    return cutoff
+
+
+def train_and_register(config: TrainConfig, panel: Panel | None = None) -> TrainResult:
+    """Fit, backtest, track, register and gate one model.
+
+    Args:
+        config: the training config.
+        panel: a ready panel (default: :func:`load_panel`).
+
+    Returns:
+        The :class:`TrainResult`.
+    """
+    from training.backtest import rolling_origins, run_backtest
+    from training.gate import apply_gate
+    from training.plots import best_worst_fan_charts
+    from training.predict import Predictor
+    from training.registry import client, log_training_run
+    from training.tft.estimator import TFTEstimator
+
+    panel = panel if panel is not None else load_panel(config)
+    cutoff = _cutoff(panel, config)
+    fitted = TFTEstimator(config).fit(panel, cutoff)
+    predictor = Predictor(fitted.spec, fitted.model_cfg, fitted.state_dict)
+    H = config.fit.horizon
+    origins = rolling_origins(panel.n_times, H, config.backtest.origins, config.backtest.step, config.holdout)
+    pt = predictor.prepare(panel)
+    result = run_backtest(panel, lambda p, o: predictor.forecast(p, o, pt=pt).quantiles, origins, H,
+                          config.fit.season, fitted.spec.quantiles)
+    figures = best_worst_fan_charts(panel, result)
+    tables = {"backtest_by_series.csv": result.by_series, "backtest_by_level.csv": result.by_level}
+    run_id, version = log_training_run(config, fitted, result.flat_metrics(), figures, tables)
+    import matplotlib.pyplot as plt
+
+    for f in figures.values():
+        plt.close(f)
+    c = client(config.tracking_uri)
+    c.set_model_version_tag(config.name, version, "backtest_origins", ",".join(map(str, origins)))
+    decision = apply_gate(c, config.name, version, result.summary["model"]["wape"],
+                          result.summary[result.best_baseline]["wape"])
+    return TrainResult(model_name=config.name, version=version, run_id=run_id, promoted=decision.promote,
+                       reason=decision.reason, summary=result.summary, train_seconds=fitted.train_seconds)
+
+
+def backtest_version(config: TrainConfig, version_or_alias: str = "champion", panel: Panel | None = None):
+    """Backtest a registered version on ``config``'s data and origins (no training).
+
+    Returns:
+        The :class:`~training.backtest.BacktestResult`.
+    """
+    from training.backtest import rolling_origins, run_backtest
+    from training.predict import load_predictor
+
+    panel = panel if panel is not None else load_panel(config)
+    pred = load_predictor(version_or_alias, config.name, config.tracking_uri)
+    H = pred.spec.horizon
+    origins = rolling_origins(panel.n_times, H, config.backtest.origins, config.backtest.step, config.holdout)
+    pt = pred.prepare(panel)
+    return run_backtest(panel, lambda p, o: pred.forecast(p, o, pt=pt).quantiles, origins, H, pred.spec.season,
+                        pred.spec.quantiles)
+
+
+def promote(version: str, model_name: str, tracking_uri: str | None = None):
+    """Make ``version`` champion by hand; the decision is recorded on the version as forced when the gate's
+    rule would have refused.
+
+    Returns:
+        The :class:`~training.gate.GateDecision`.
+    """
+    from training.gate import apply_gate
+    from training.registry import client
+
+    c = client(tracking_uri)
+    mv = c.get_model_version(model_name, str(version))
+    wape = float(mv.tags.get("backtest_wape", "nan"))
+    base = float(mv.tags.get("baseline_wape", "nan"))
+    return apply_gate(c, model_name, str(version), wape, base if not np.isnan(base) else np.inf, force=True)

@@ -204,3 +204,19 @@ def test_import_compiles_nothing_and_warmup_compiles():
             "assert 'cupy' not in sys.modules; from kernels.reconcile import warmup; warmup();"
             "assert 'numba' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_reconciled_quantiles_are_coherent_and_monotone():
+    from kernels.reconcile import reconcile_quantiles
+
+    S = np.vstack([np.ones(4), [1, 1, 0, 0], [0, 0, 1, 1], np.eye(4)])
+    rng = np.random.default_rng(7)
+    draws = rng.normal(loc=rng.uniform(2, 8, size=(7, 1, 1)), scale=rng.uniform(0.5, 3, size=(7, 1, 1)),
+                       size=(7, 2, 400))
+    q = np.quantile(draws, [0.1, 0.5, 0.9], axis=2).transpose(1, 2, 0)  # (n, h, Q), each series on its own
+    R = rng.standard_normal((7, 15))
+    for method in ("ols", "mint_shrink", "top_down"):
+        out = reconcile_quantiles(sp.csr_array(S), q, method, residuals=R)
+        assert out.shape == q.shape
+        assert (np.diff(out, axis=2) >= 0).all(), method
+        np.testing.assert_allclose(np.einsum("nm,mhq->nhq", S, out[3:]), out, rtol=1e-12)

@@ -22,6 +22,7 @@ app = typer.Typer(
 _COMMAND_MODULES = [
     "serving.cli._data",
     "serving.cli._workflow",
+    "serving.cli._serve",
 ]
 
 

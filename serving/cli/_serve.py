@@ -1,0 +1,125 @@
+"""``replenish serve``: start Ray Serve locally with the decision API and the batched model deployment."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+__all__ = ["register", "serve_until_interrupted", "start_serving"]
+
+DEFAULT_SERVE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "serve.yaml"
+
+
+def _say(msg: str) -> None:
+    typer.echo(msg, err=False)
+
+
+def _check_champion(args, settings) -> str | None:
+    """The champion version when the config serves the registry's champion; exits with a clear message if none."""
+    loader = args.model.loader
+    if not loader.endswith(("load_champion", "load_tft_predictor")):
+        return None
+    from serving.deploy._predictors import mlflow_alias_version
+
+    kw = {"model_name": settings.model_name, "tracking_uri": settings.mlflow_tracking_uri,
+          **{k: v for k, v in args.model.resolver_kwargs.items() if k in ("model_name", "tracking_uri")}}
+    alias = args.model.resolver_kwargs.get("alias", "champion")
+    try:
+        return mlflow_alias_version(kw["model_name"], alias, kw["tracking_uri"])
+    except LookupError:
+        raise typer.BadParameter(
+            f"no model version of {kw['model_name']!r} carries the alias {alias!r} in {kw['tracking_uri']}; "
+            "train and promote one first (`replenish train`, `replenish models promote VERSION`) or run "
+            "`replenish demo`", param_hint="model") from None
+
+
+def start_serving(serve_file, settings, *, host: str | None = None, port: int | None = None,
+                  args_override: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Start Ray + Serve and deploy the application of ``serve_file``; returns the URLs.
+
+    The replicas inherit ``REPLENISH_HOME`` (made absolute) and the other ``REPLENISH_*`` variables of this
+    process, so they read the same state store and registry.
+    """
+    from serving.deploy import build_app
+    from serving.deploy._config import ServeAppConfig
+    from serving.deploy._local import run_app, start_serve
+
+    os.environ["REPLENISH_HOME"] = str(settings.home)
+    args = serve_file.args
+    if args_override:
+        args = ServeAppConfig.parse({**args.model_dump(), **args_override})
+    host = host or serve_file.http_host
+    port = port or serve_file.http_port
+    start_serve(host, port, ray_address=settings.ray_address)
+    run_app(build_app(args), name=serve_file.app_name, route_prefix=serve_file.route_prefix)
+    base = f"http://{host}:{port}{serve_file.route_prefix.rstrip('/')}"
+    return {"base": base, "docs": f"{base}/docs", "health": f"{base}/healthz", "ready": f"{base}/readyz",
+            "metrics": f"{base}/metrics", "pages": f"{base}/ui/queue"}
+
+
+def serve_until_interrupted(urls: dict[str, Any], on_tick: Callable[[], None] | None = None) -> None:
+    """Block until Ctrl-C (or SIGTERM), then stop Serve and Ray; prints the stop."""
+    import signal
+
+    from serving.deploy._local import shutdown
+
+    def _term(signum, frame):  # SIGTERM (e.g. a container stop) ends like Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _term)
+    try:
+        while True:
+            time.sleep(1.0)
+            if on_tick is not None:
+                on_tick()
+    except KeyboardInterrupt:
+        _say("\nstopping: Serve and Ray are shutting down ...")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shutdown()
+        _say("stopped.")
+
+
+def serve(
+    config: Annotated[Path, typer.Option(help="Ray Serve config file (the same one `serve deploy` takes).")] = (
+        DEFAULT_SERVE_CONFIG),
+    host: Annotated[str | None, typer.Option(help="HTTP host (default: the file's http_options.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: the file's http_options.port).")] = None,
+    app_name: Annotated[str | None, typer.Option(help="Application of the file (default: the first).")] = None,
+) -> None:
+    """Serve the decision API and the batched champion model on a local Ray (Ctrl-C stops everything)."""
+    from features.settings import get_settings
+    from serving.deploy import load_serve_file
+
+    settings = get_settings()
+    settings.ensure_home()
+    try:
+        serve_file = load_serve_file(config, app_name)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--config") from None
+    version = _check_champion(serve_file.args, settings)
+    t0 = time.perf_counter()
+    _say(f"serve: starting Ray Serve from {config} (model {settings.model_name}"
+         f"{' version ' + version if version else ''}) ...")
+    try:
+        urls = start_serving(serve_file, settings, host=host, port=port)
+    except BaseException:
+        from serving.deploy._local import shutdown
+
+        shutdown()
+        raise
+    _say(f"serve: ready in {time.perf_counter() - t0:.0f} s")
+    for name in ("docs", "health", "ready", "metrics", "pages"):
+        _say(f"  {name:<8s} {urls[name]}")
+    _say("Ctrl-C stops.")
+    serve_until_interrupted(urls)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` to the ``replenish`` command."""
+    app.command("serve")(serve)

@@ -1,0 +1,72 @@
+"""Serve config files: they parse as Ray Serve configs and as our typed args, stay in step, and fail clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _schema(doc):
+    from ray.serve.schema import ServeDeploySchema
+
+    return ServeDeploySchema.model_validate(doc)
+
+
+@pytest.mark.parametrize("name", ["serve.yaml", "serve-gpu.yaml"])
+def test_config_files_are_valid_serve_configs_and_typed_args(name):
+    from serving.deploy import ServeAppConfig, load_serve_file
+
+    doc = yaml.safe_load((ROOT / "configs" / name).read_text())
+    _schema(doc)
+    sf = load_serve_file(ROOT / "configs" / name)
+    assert sf.import_path == "serving.deploy:build_app"
+    assert isinstance(sf.args, ServeAppConfig)
+    opts = sf.args.model.deployment_options()
+    assert opts["max_queued_requests"] > 0, "a bounded queue is what turns overload into 503"
+    if name == "serve-gpu.yaml":
+        assert opts["ray_actor_options"]["num_gpus"] == 1 and "autoscaling_config" in opts
+        assert "num_replicas" not in opts
+
+
+def test_kuberay_manifest_embeds_the_gpu_config():
+    manifest = yaml.safe_load((ROOT / "deploy" / "kuberay-rayservice.yaml").read_text())
+    assert manifest["kind"] == "RayService"
+    inner = yaml.safe_load(manifest["spec"]["serveConfigV2"])
+    _schema(inner)
+    gpu = yaml.safe_load((ROOT / "configs" / "serve-gpu.yaml").read_text())
+    assert inner["applications"] == gpu["applications"]
+    workers = manifest["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    assert any(c["resources"]["limits"].get("nvidia.com/gpu") for w in workers
+               for c in w["template"]["spec"]["containers"])
+
+
+def test_bad_args_name_the_field(tmp_path):
+    from serving.deploy import ServeAppConfig, load_serve_file
+
+    with pytest.raises(ValueError, match=r"model\.max_batch_size = 0"):
+        ServeAppConfig.parse({"model": {"max_batch_size": 0}})
+    with pytest.raises(ValueError, match=r"api\.colour"):
+        ServeAppConfig.parse({"api": {"colour": "red"}})
+    with pytest.raises(ValueError, match="max_queued_requests"):
+        ServeAppConfig.parse({"api": {"max_queued_requests": 0}})
+    bad = tmp_path / "serve.yaml"
+    bad.write_text("applications:\n  - name: x\n    args: {model: {batch_wait_timeout_s: -1}}\n")
+    with pytest.raises(ValueError, match=r"(?s)application 'x'.*model\.batch_wait_timeout_s = -1"):
+        load_serve_file(bad)
+    with pytest.raises(ValueError, match="not found"):
+        load_serve_file(tmp_path / "missing.yaml")
+
+
+def test_replenish_serve_without_a_champion_says_what_to_do(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    monkeypatch.setenv("REPLENISH_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(app, ["serve", "--port", "18999"])
+    assert result.exit_code != 0
+    assert "champion" in result.output and "replenish demo" in result.output

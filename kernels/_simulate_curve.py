@@ -1,0 +1,226 @@
+"""Whole service curve of the (R, S) policy with backorders from one simulation (CPU backend, Numba).
+
+Under an order-up-to policy with backorders and a full start (net inventory = inventory position = S at
+period 0, nothing on order), every order equals the demand since the previous review, so neither orders nor
+arrivals depend on ``S``: the net inventory is ``S - Z_t`` at the end of period ``t`` and ``S - Y_t`` before
+its demand, with ``Z_t = Y_t + D_t`` independent of ``S``. One simulation in the frame ``S = 0`` therefore
+gives, through histograms of ``Z``, ``Y``, the per-cycle maximum of ``Z`` and the per-path maximum of ``Z``,
+every figure of :func:`kernels.simulate.simulate` at every level on a grid ``S = k h``:
+
+* unserved demand ``B_t(S) = min(D_t, (Z_t - S)^+) = (Z_t - S)^+ - (Y_t - S)^+``;
+* stockout in period ``t`` iff ``Z_t > S``; on-hand ``(S - Z_t)^+ = S - Z_t + (Z_t - S)^+``.
+
+Bins are ``b = ceil(Z / h)`` so that ``Z > k h`` iff ``b > k`` exactly, and each bin keeps the count and the
+sum of its values, so the figures are exact at grid levels (for integer demand with ``h = 1`` at every
+integer). Values beyond the last bin go to an overflow count and sum, still exact. With the same seed these
+are the numbers :func:`simulate` returns for ``order_up_to_policy(S)`` (common random numbers), and they are
+monotone in ``S`` sample by sample, so the smallest level meeting a target never falls as the target rises.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from kernels._rng import draw, path_key
+from kernels._sampling import sample_table
+from kernels._simulate_cpu import continuous_demand
+from kernels._simulate_jit import lazy_njit
+
+__all__ = ["CURVE", "N_CURVE", "curve_cpu", "scan_curve"]
+
+#: Output columns of the curve kernels (per unit).
+CURVE = {
+    "level": 0,  # smallest grid level meeting the target
+    "fill_rate": 1,
+    "cycle_service_level": 2,
+    "on_hand": 3,  # mean end-of-period on-hand
+    "short": 4,  # mean unserved demand per period
+    "p_stockout": 5,
+    "cost_level": 6,  # grid level of least holding + shortage cost
+    "cost": 7,  # that cost per period (holding + shortage)
+    "cost_fill_rate": 8,
+    "cost_cycle_service_level": 9,
+    "orders": 10,  # orders per period (independent of S)
+    "demand": 11,  # mean demand per period
+}
+N_CURVE = len(CURVE)
+
+_LOW32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+
+_SIG = nb.float64[:, :](
+    nb.uint64, nb.int64, nb.int64[:], nb.int64[:], nb.uint32[:], nb.float64[:, :], nb.float64[:, :],
+    nb.float64[:, :, :], nb.float64[:], nb.int64[:], nb.int64[:], nb.uint32[:], nb.int64[:], nb.int64[:],
+    nb.float64[:], nb.int64[:], nb.int64, nb.int64, nb.int64, nb.int64, nb.int64, nb.int64, nb.float64[:],
+    nb.float64[:], nb.float64[:],
+)  # fmt: skip
+
+
+@nb.njit(cache=True, nogil=True)
+def scan_curve(h, cntZ, sumZ, cntY, sumY, cntC, cntP, over, tot, metric, target, hold, pen, out, i):
+    """Evaluate the curve on the grid (descending) and write unit ``i``'s row of ``out``.
+
+    ``over`` holds the overflow (count, sum) of Z, Y, C, P; ``tot`` holds (sum D, sum Z, n periods,
+    n cycles, n paths, max Z, orders).
+    """
+    B = cntZ.shape[0]
+    dem, sum_z, n_per, n_cyc, n_paths, max_z, n_ord = tot[0], tot[1], tot[2], tot[3], tot[4], tot[5], tot[6]
+    tcz, tsz, tcy, tsy, tcc, tcp = over[0], over[1], over[2], over[3], over[4], over[6]
+    best_cost = np.inf
+    found = False
+    for k in range(B - 1, -1, -1):
+        S = k * h
+        short = (tsz - S * tcz) - (tsy - S * tcy)
+        fill = 1.0 - short / dem if dem > 0.0 else 1.0
+        csl = 1.0 - tcc / n_cyc if n_cyc > 0.0 else 1.0
+        on_hand = (S * n_per - sum_z + (tsz - S * tcz)) / n_per
+        m = fill if metric == 0 else csl
+        if m >= target:
+            found = True
+            out[i, 0] = S
+            out[i, 1] = fill
+            out[i, 2] = csl
+            out[i, 3] = on_hand
+            out[i, 4] = short / n_per
+            out[i, 5] = tcp / n_paths
+        cost = hold * on_hand + pen * short / n_per
+        if cost <= best_cost:
+            best_cost = cost
+            out[i, 6] = S
+            out[i, 7] = cost
+            out[i, 8] = fill
+            out[i, 9] = csl
+        # move bin k into the tails before evaluating level k - 1
+        tcz += cntZ[k]
+        tsz += sumZ[k]
+        tcy += cntY[k]
+        tsy += sumY[k]
+        tcc += cntC[k]
+        tcp += cntP[k]
+    if not found:  # target above the grid: the largest Z seen meets every target
+        S = math.ceil(max_z / h) * h
+        out[i, 0] = S
+        out[i, 1] = 1.0
+        out[i, 2] = 1.0
+        out[i, 3] = (S * n_per - sum_z) / n_per
+        out[i, 4] = 0.0
+        out[i, 5] = 0.0
+    out[i, 10] = n_ord / n_per
+    out[i, 11] = dem / n_per
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _bin(v, h, B, cnt, sm, over, j):
+    b = int(math.ceil(v / h)) if v > 0.0 else 0
+    if b < B:
+        cnt[b] += 1.0
+        sm[b] += v
+    else:
+        over[j] += 1.0
+        over[j + 1] += v
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _bin_count(v, h, B, cnt, over, j):
+    b = int(math.ceil(v / h)) if v > 0.0 else 0
+    if b < B:
+        cnt[b] += 1.0
+    else:
+        over[j] += 1.0
+
+
+@lazy_njit(_SIG, cache=True, parallel=True, nogil=True)
+def curve_cpu(
+    seed, kind, d_off, d_lo, d_tab, p1, p2, qx, qtau, lt_off, lt_lo, lt_tab, supplier, R, step, n_bins,
+    n_paths, n_periods, burn_in, n_dper, ring_cap, metric, target, hold, pen,
+):  # fmt: skip
+    """Per-unit curve results, shape ``(n_units, N_CURVE)`` (see ``CURVE``)."""
+    n_units = R.shape[0]
+    mask = ring_cap - 1
+    out = np.zeros((n_units, N_CURVE))
+    for i in nb.prange(n_units):
+        B = n_bins[i]
+        h = step[i]
+        cntZ = np.zeros(B)
+        sumZ = np.zeros(B)
+        cntY = np.zeros(B)
+        sumY = np.zeros(B)
+        cntC = np.zeros(B)
+        cntP = np.zeros(B)
+        over = np.zeros(8)
+        tot = np.zeros(7)
+        ring = np.zeros(ring_cap)
+        sup = supplier[i]
+        lt_start = lt_off[sup]
+        lt_n = (lt_off[sup + 1] - lt_start) >> 1
+        lt_base = lt_lo[sup]
+        R_i = R[i]
+        d_start = d_off[i]
+        d_n = (d_off[i + 1] - d_start) >> 1
+        d_base = d_lo[i]
+        for p in range(n_paths):
+            key = path_key(seed, i, p)
+            for k in range(ring_cap):
+                ring[k] = 0.0
+            net = 0.0  # relative to S
+            ip = 0.0
+            phase = 0
+            cmax = 0.0
+            pmax = 0.0
+            for t in range(n_periods):
+                slot = t & mask
+                net += ring[slot]
+                ring[slot] = 0.0
+                x = draw(key, t, 0)
+                if phase == 0:
+                    q = -ip
+                    if q > 0.0:
+                        ip = 0.0
+                        lt = lt_base + sample_table(lt_tab, lt_start, lt_n, x >> _S32)
+                        if lt == 0:
+                            net += q
+                        else:
+                            ring[(t + lt) & mask] += q
+                        if t >= burn_in:
+                            tot[6] += 1.0
+                cur_phase = phase
+                phase = 0 if phase == R_i - 1 else phase + 1
+                if kind <= 1:
+                    if n_dper > 1:
+                        r = i * n_dper + t
+                        d_start = d_off[r]
+                        d_n = (d_off[r + 1] - d_start) >> 1
+                        d_base = d_lo[r]
+                    d = nb.float64(d_base + sample_table(d_tab, d_start, d_n, x & _LOW32))
+                else:
+                    d = continuous_demand(
+                        kind, key, x & _LOW32, t, i, p1, p2, qx, qtau, t if n_dper > 1 else 0
+                    )
+                y = -net
+                net -= d
+                ip -= d
+                if t >= burn_in:
+                    z = -net
+                    tot[0] += d
+                    tot[1] += z
+                    if z > tot[5]:
+                        tot[5] = z
+                    _bin(z, h, B, cntZ, sumZ, over, 0)
+                    _bin(y, h, B, cntY, sumY, over, 2)
+                    cmax = max(cmax, z)
+                    pmax = max(pmax, z)
+                    if cur_phase == R_i - 1 or t == n_periods - 1:
+                        if t - cur_phase >= burn_in:
+                            tot[3] += 1.0
+                            _bin_count(cmax, h, B, cntC, over, 4)
+                        cmax = 0.0
+            _bin_count(pmax, h, B, cntP, over, 6)
+        tot[2] = n_paths * (n_periods - burn_in)
+        tot[4] = n_paths
+        scan_curve(
+            h, cntZ, sumZ, cntY, sumY, cntC, cntP, over, tot, metric, target[i], hold[i], pen[i], out, i
+        )
+    return out

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["FrameSpec", "Panel", "build_panel", "stallion_frame", "STALLION_SPEC"]
+__all__ = ["FrameSpec", "Panel", "build_panel", "concat_panels", "extend_known", "sales_frame", "stallion_frame",
+           "SALES_SPEC", "STALLION_SPEC"]
 
 
 @dataclass(frozen=True)
@@ -228,3 +229,77 @@ def stallion_frame(df: pd.DataFrame) -> pd.DataFrame:
     out["log_income"] = np.log(out["avg_yearly_household_income_2017"].clip(lower=1))
     out["month"] = pd.to_datetime(out["date"]).dt.month.astype(str)
     return out
+
+
+def extend_known(df: pd.DataFrame, spec: FrameSpec, periods: int) -> pd.DataFrame:
+    """Append ``periods`` future rows per series carrying the known inputs forward (target left missing).
+
+    Known reals and categoricals keep each series' last value (an assumption: today's price and promotion plan
+    continue), calendar categoricals follow the dates, static attributes are copied. Use real future prices and
+    promotions when they are known instead.
+
+    Args:
+        df: long frame in ``spec``'s columns, history only.
+        spec: the column roles.
+        periods: how many periods to add after each series' last row.
+
+    Returns:
+        ``df`` with the future rows appended (target ``NaN``).
+    """
+    keys = list(spec.series_keys)
+    t = pd.to_datetime(df[spec.time])
+    last_rows = df.assign(**{spec.time: t}).sort_values(spec.time).groupby(keys, sort=False, observed=True).tail(1)
+    offsets = pd.tseries.frequencies.to_offset(spec.freq)
+    futures = []
+    for k in range(1, periods + 1):
+        f = last_rows.copy()
+        f[spec.time] = f[spec.time] + k * offsets
+        f[spec.target] = np.nan
+        futures.append(f)
+    out = pd.concat([df.assign(**{spec.time: t}), *futures], ignore_index=True)
+    if "month" in out.columns and "month" in spec.known_categoricals:
+        out["month"] = out[spec.time].dt.month.astype(str)
+    return out
+
+
+SALES_SPEC = FrameSpec(
+    series_keys=("sku_id", "location_id", "channel_id"),
+    time="date",
+    target="qty",
+    known_reals=("price", "promo"),
+    known_categoricals=("weekday",),
+    static_categoricals=("channel_id",),
+    freq="D",
+)
+
+
+def sales_frame(sales) -> pd.DataFrame:
+    """A sales fact table (the contract's columns, polars or pandas) as a model frame for :data:`SALES_SPEC`.
+
+    Missing prices are filled with the series' median price (0 if it never had one); ``promo`` becomes 0/1.
+    """
+    import polars as pl
+
+    if isinstance(sales, pd.DataFrame):
+        sales = pl.from_pandas(sales)
+    keys = list(SALES_SPEC.series_keys)
+    out = sales.with_columns(
+        pl.col("price").fill_null(pl.col("price").median().over(keys)).fill_null(0.0).cast(pl.Float32),
+        pl.col("promo").cast(pl.Float32),
+        pl.col("qty").cast(pl.Float32),
+    )
+    return out.to_pandas()
+
+
+def concat_panels(panels: Sequence[Panel]) -> Panel:
+    """Stack panels over the same time grid and vocabularies (e.g. built chunk by chunk to bound memory)."""
+    p0 = panels[0]
+    for p in panels[1:]:
+        if not np.array_equal(p.times, p0.times) or p.vocab != p0.vocab:
+            raise ValueError("concat_panels: panels must share the time grid and the vocabularies")
+    return Panel(spec=p0.spec, keys=pd.concat([p.keys for p in panels], ignore_index=True), times=p0.times,
+                 y=np.concatenate([p.y for p in panels]), known_real=np.concatenate([p.known_real for p in panels]),
+                 known_cat=np.concatenate([p.known_cat for p in panels]),
+                 static_cat=np.concatenate([p.static_cat for p in panels]),
+                 static_real=np.concatenate([p.static_real for p in panels]), vocab=p0.vocab,
+                 first=np.concatenate([p.first for p in panels]), last=np.concatenate([p.last for p in panels]))

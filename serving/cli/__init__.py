@@ -23,6 +23,8 @@ _COMMAND_MODULES = [
     "serving.cli._data",
     "serving.cli._workflow",
     "serving.cli._serve",
+    "serving.cli._demo",
+    "serving.cli._train",
 ]
 
 

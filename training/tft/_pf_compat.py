@@ -71,7 +71,12 @@ def reference_frame(df: pd.DataFrame, spec: InputSpec) -> pd.DataFrame:
     else:
         out["time_idx"] = ((t - t.min()) / pd.Timedelta(1, "D")).astype(np.int64)
     for c in spec.x_categoricals:
-        out[c] = out[c].astype(str)
+        if c not in out.columns and c == "weekday":
+            out[c] = t.dt.weekday.astype(str)
+        elif c not in out.columns and c == "month":
+            out[c] = t.dt.month.astype(str)
+        else:
+            out[c] = out[c].astype(str)
     for c in f["series_keys"]:
         out[c] = out[c].astype(str)
     return out

@@ -27,7 +27,7 @@ import dataclasses
 import numba as nb
 import numpy as np
 
-__all__ = ["ProtectionSamples", "UnitLevels", "expected_served", "order_up_to_levels", "protection_samples",
+__all__ = ["ProtectionSamples", "UnitLevels", "effective_lot", "expected_served", "order_up_to_levels", "protection_samples",
            "warmup"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -105,10 +105,27 @@ def _excess(sorted_d, csum_rev, y):  # pragma: no cover - compiled
     return (csum_rev[j] - y * (n - j)) / n
 
 
-@nb.njit(nb.void(nb.float32[:, :], nb.float32[:, :], nb.float64[:], nb.float64[:], nb.float64[:],
-                 nb.float64[:], nb.float64[:], nb.float64[:], nb.float64[:], nb.float64[:]), parallel=True, **_JIT)
-def _levels(d_l, d_lr, target, position, out_s, out_fill_s, out_fill_ip, out_p_stockout, out_mean_lr,
-            out_onhand_s):  # pragma: no cover - compiled
+_N_LOT = 8  # points of the uniform position-after-ordering grid when orders come in lots
+
+
+@nb.njit(nb.float64(nb.float32[:], nb.float64[:], nb.float32[:], nb.float64[:], nb.float64, nb.float64,
+                    nb.float64), **_JIT)
+def _fill(a, ca, b, cb, mean_r, y, lot):  # pragma: no cover - compiled
+    """Fill rate when the position after ordering is ``y`` (lot = 0) or uniform on [y, y + lot)."""
+    if lot <= 0.0:
+        return 1.0 - (_excess(b, cb, y) - _excess(a, ca, y)) / mean_r
+    acc = 0.0
+    for g in range(_N_LOT):
+        yy = y + (g + 0.5) / _N_LOT * lot
+        acc += _excess(b, cb, yy) - _excess(a, ca, yy)
+    return 1.0 - acc / _N_LOT / mean_r
+
+
+@nb.njit(nb.void(nb.float32[:, :], nb.float32[:, :], nb.float64[:], nb.float64[:], nb.float64[:], nb.float64[:],
+                 nb.float64[:], nb.float64[:], nb.float64[:], nb.float64[:], nb.float64[:], nb.float64[:]),
+         parallel=True, **_JIT)
+def _levels(d_l, d_lr, target, position, lot, out_s, out_fill_s, out_fill_ip, out_p_stockout, out_mean_lr,
+            out_mean_r, out_onhand_s):  # pragma: no cover - compiled
     n, m = d_l.shape
     for i in nb.prange(n):
         a = np.sort(d_l[i])
@@ -120,6 +137,7 @@ def _levels(d_l, d_lr, target, position, out_s, out_fill_s, out_fill_ip, out_p_s
             cb[j] = cb[j + 1] + b[j]
         mean_r = (cb[0] - ca[0]) / m
         out_mean_lr[i] = cb[0] / m
+        out_mean_r[i] = mean_r
         if mean_r <= 0.0:
             out_s[i] = 0.0
             out_fill_s[i] = 1.0
@@ -129,18 +147,16 @@ def _levels(d_l, d_lr, target, position, out_s, out_fill_s, out_fill_ip, out_p_s
             hi = np.ceil(b[m - 1]) + 1.0
             while hi - lo > 1.0:  # least whole S with fill >= target; fill(hi) = 1 >= target always
                 mid = np.floor((lo + hi) / 2.0)
-                fill = 1.0 - (_excess(b, cb, mid) - _excess(a, ca, mid)) / mean_r
-                if fill >= target[i]:
+                if _fill(a, ca, b, cb, mean_r, mid, lot[i]) >= target[i]:
                     hi = mid
                 else:
                     lo = mid
             s = hi
-            if 1.0 - (_excess(b, cb, 0.0) - _excess(a, ca, 0.0)) / mean_r >= target[i]:
+            if _fill(a, ca, b, cb, mean_r, 0.0, lot[i]) >= target[i]:
                 s = 0.0
             out_s[i] = s
-            out_fill_s[i] = 1.0 - (_excess(b, cb, s) - _excess(a, ca, s)) / mean_r
-            y = position[i]
-            out_fill_ip[i] = min(max(1.0 - (_excess(b, cb, y) - _excess(a, ca, y)) / mean_r, 0.0), 1.0)
+            out_fill_s[i] = _fill(a, ca, b, cb, mean_r, s, lot[i])
+            out_fill_ip[i] = min(max(_fill(a, ca, b, cb, mean_r, position[i], 0.0), 0.0), 1.0)
         out_onhand_s[i] = out_s[i] - cb[0] / m + _excess(b, cb, out_s[i])  # E[(S - D_LR)^+]
         cnt = m - np.searchsorted(a, position[i], side="right")
         out_p_stockout[i] = cnt / m
@@ -169,6 +185,7 @@ class UnitLevels:
         fill_rate_no_order: simulated fill rate if nothing is ordered (inventory position stays).
         stockout_probability: P(D_L > inventory position): a stockout before an order placed now can arrive.
         mean_protection_demand: E[D_LR].
+        mean_review_demand: E[D_LR - D_L], demand per review cycle.
         expected_on_hand_at_level: E[(S - D_LR)^+], stock left when the next order arrives.
     """
 
@@ -177,6 +194,7 @@ class UnitLevels:
     fill_rate_no_order: np.ndarray
     stockout_probability: np.ndarray
     mean_protection_demand: np.ndarray
+    mean_review_demand: np.ndarray
     expected_on_hand_at_level: np.ndarray
 
 
@@ -233,13 +251,19 @@ def protection_samples(levels: np.ndarray, values: np.ndarray, lead_time_pmf: np
     return ProtectionSamples(d_l=d_l, d_lr=d_lr)
 
 
-def order_up_to_levels(samples: ProtectionSamples, fill_target: np.ndarray, position: np.ndarray) -> UnitLevels:
+def order_up_to_levels(samples: ProtectionSamples, fill_target: np.ndarray, position: np.ndarray,
+                       lot_size: np.ndarray | None = None) -> UnitLevels:
     """Least order-up-to level meeting the fill-rate target, and risks at the current inventory position.
+
+    Orders rounded up to packs and raised to an MOQ leave the inventory position after ordering above ``S``:
+    with ``lot_size`` ``Q`` it is taken as uniform on ``[S, S + Q)`` (Hadley & Whitin's steady state for lot
+    orders), so the lot's own cover counts towards the fill rate and ``S`` is not padded twice.
 
     Args:
         samples: from :func:`protection_samples`, (N, P) each.
         fill_target: (N,) or scalar fill-rate target in (0, 1).
         position: (N,) inventory position (on hand + on order - backorders - committed).
+        lot_size: (N,) effective lot ``Q`` >= 0 (0: orders exactly reach ``S``); see :func:`effective_lot`.
 
     Returns:
         :class:`UnitLevels`.
@@ -249,11 +273,25 @@ def order_up_to_levels(samples: ProtectionSamples, fill_target: np.ndarray, posi
     if np.any(target <= 0) or np.any(target >= 1):
         raise ValueError("fill_target: expected targets in (0, 1)")
     pos = np.ascontiguousarray(np.asarray(position, dtype=np.float64))
-    out = [np.empty(n) for _ in range(6)]
-    _levels(samples.d_l, samples.d_lr, target, pos, *out)
-    s, fill_s, fill_ip, p_so, mean_lr, onhand = out
+    lot = np.zeros(n) if lot_size is None else np.array(np.broadcast_to(np.asarray(lot_size, np.float64), (n,)))
+    if np.any(lot < 0):
+        raise ValueError("lot_size: expected lots >= 0")
+    out = [np.empty(n) for _ in range(7)]
+    _levels(samples.d_l, samples.d_lr, target, pos, lot, *out)
+    s, fill_s, fill_ip, p_so, mean_lr, mean_r, onhand = out
     return UnitLevels(order_up_to=s, fill_rate_at_level=fill_s, fill_rate_no_order=fill_ip,
-                      stockout_probability=p_so, mean_protection_demand=mean_lr, expected_on_hand_at_level=onhand)
+                      stockout_probability=p_so, mean_protection_demand=mean_lr, mean_review_demand=mean_r,
+                      expected_on_hand_at_level=onhand)
+
+
+def effective_lot(pack: np.ndarray, moq: np.ndarray, mean_review_demand: np.ndarray) -> np.ndarray:
+    """Effective lot ``Q`` of orders rounded to packs and raised to the MOQ, (N,).
+
+    A review orders the demand since the last one (about ``mu_R``) rounded up to a pack, or the MOQ when that
+    is more; the position after ordering then exceeds ``S`` by up to ``max(pack, MOQ - mu_R)``.
+    """
+    pack = np.asarray(pack, dtype=np.float64)
+    return np.maximum(pack, np.asarray(moq, dtype=np.float64) - np.asarray(mean_review_demand, dtype=np.float64))
 
 
 @nb.njit(nb.void(nb.float32[:, :], nb.int64[:], nb.float64[:], nb.float64[:]), parallel=True, **_JIT)
@@ -294,3 +332,4 @@ def warmup() -> None:
                              np.array([1, 1]), 8, rng)
     order_up_to_levels(smp, 0.9, np.zeros(2))
     expected_served(smp, np.array([0, 1]), np.array([1.0, 2.0]))
+

@@ -72,14 +72,14 @@ def _quantile_inverse(u, p, v):  # pragma: no cover - compiled
     return max(v[lo] + w * (v[hi] - v[lo]), 0.0)
 
 
-@nb.njit(nb.void(nb.float64[:], nb.float32[:, :, :], nb.float64[:, :], nb.int64[:], nb.uint64, nb.int64,
+@nb.njit(nb.void(nb.float64[:], nb.float32[:, :, :], nb.float64[:, :], nb.int64[:], nb.uint64, nb.int64[:],
                  nb.float32[:, :], nb.float32[:, :]), parallel=True, **_JIT)
-def _sample(p, values, lt_cdf, review, seed, first_unit, out_l, out_lr):  # pragma: no cover - compiled
+def _sample(p, values, lt_cdf, review, seed, unit_ids, out_l, out_lr):  # pragma: no cover - compiled
     n, h, _ = values.shape
     n_paths = out_l.shape[1]
     k = lt_cdf.shape[1]
     for i in nb.prange(n):
-        ukey = _fmix(seed ^ _fmix(np.uint64(first_unit + i) + _GOLDEN))
+        ukey = _fmix(seed ^ _fmix(np.uint64(unit_ids[i]) + _GOLDEN))
         for path in range(n_paths):
             key = _fmix(ukey + np.uint64(path) * _M2)
             u = _uniform(key, np.uint64(0))
@@ -215,7 +215,8 @@ def _check_quantiles(levels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray
 
 
 def protection_samples(levels: np.ndarray, values: np.ndarray, lead_time_pmf: np.ndarray, review: np.ndarray,
-                       n_paths: int, rng: np.random.Generator, *, first_unit: int = 0) -> ProtectionSamples:
+                       n_paths: int, rng: np.random.Generator | int, *, unit_ids: np.ndarray | None = None
+                       ) -> ProtectionSamples:
     """Draw paired demand samples over the lead time and over lead time plus review, per unit.
 
     Args:
@@ -225,8 +226,9 @@ def protection_samples(levels: np.ndarray, values: np.ndarray, lead_time_pmf: np
         lead_time_pmf: (N, K) probability of a lead time of 0..K-1 periods (rows sum to 1).
         review: (N,) review period in periods (>= 1).
         n_paths: P, Monte-Carlo paths per unit.
-        rng: source of the seed.
-        first_unit: global index of unit 0 (so chunked calls draw the same numbers as one call).
+        rng: source of the seed (a Generator), or the seed itself (an int).
+        unit_ids: (N,) global ids of the units (default 0..N-1): with the same seed a unit draws the same numbers
+            whichever chunk or subset it is planned in.
 
     Returns:
         :class:`ProtectionSamples`.
@@ -244,10 +246,13 @@ def protection_samples(levels: np.ndarray, values: np.ndarray, lead_time_pmf: np
         raise ValueError("review: expected review periods >= 1")
     cdf = np.ascontiguousarray(np.cumsum(pmf, axis=1))
     cdf[:, -1] = 1.0
-    seed = np.uint64(rng.integers(0, 2**63 - 1))
+    seed = np.uint64(rng if isinstance(rng, int | np.integer) else rng.integers(0, 2**63 - 1))
+    ids = np.arange(n, dtype=np.int64) if unit_ids is None else np.ascontiguousarray(unit_ids, dtype=np.int64)
+    if ids.shape != (n,):
+        raise ValueError(f"unit_ids: expected shape ({n},), got {ids.shape}")
     d_l = np.empty((n, n_paths), dtype=np.float32)
     d_lr = np.empty((n, n_paths), dtype=np.float32)
-    _sample(p, v, cdf, review, seed, np.int64(first_unit), d_l, d_lr)
+    _sample(p, v, cdf, review, seed, ids, d_l, d_lr)
     return ProtectionSamples(d_l=d_l, d_lr=d_lr)
 
 

@@ -133,12 +133,9 @@ def simulate_cpu(
             q_sum = 0.0
             phase = 0
             for t in range(n_periods):
-                # 1. receive (no branch: an empty slot adds zero)
-                slot = t & mask
-                net += ring[slot]
-                ring[slot] = 0.0
                 x = draw(key, t, 0)
-                # 2. review
+                # 1. review (the policy sees the inventory position, which arrivals do not change, so
+                # reviewing before receiving is the same; an order with L = 0 lands in this period's slot)
                 if phase == 0:
                     q = 0.0
                     if pol == 0:
@@ -151,16 +148,19 @@ def simulate_cpu(
                             q = (np.floor((s_i - ip) / Q_i) + 1.0) * Q_i
                     elif ip < s_i:
                         q = S_i - ip
-                    if q > 0.0:
-                        ip += q
-                        lt = lt_base + sample_table(lt_tab, lt_start, lt_n, x >> _S32)
-                        if lt == 0:
-                            net += q
-                        else:
-                            ring[(t + lt) & mask] += q
-                        if t >= burn_in:
-                            n_ord += 1.0
-                            q_sum += q
+                    # branch-free: a zero order is placed and counted as none (demand-driven orders are
+                    # zero after a period without demand, which a branch would mispredict)
+                    q = max(q, 0.0)
+                    ip += q
+                    lt = lt_base + sample_table(lt_tab, lt_start, lt_n, x >> _S32)
+                    ring[(t + lt) & mask] += q
+                    if t >= burn_in:
+                        n_ord += q > 0.0
+                        q_sum += q
+                # 2. receive (no branch: an empty slot adds zero)
+                slot = t & mask
+                net += ring[slot]
+                ring[slot] = 0.0
                 cur_phase = phase
                 phase = 0 if phase == R_i - 1 else phase + 1
                 # 3. demand

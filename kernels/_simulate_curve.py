@@ -171,21 +171,17 @@ def curve_cpu(
             cmax = 0.0
             pmax = 0.0
             for t in range(n_periods):
+                x = draw(key, t, 0)
+                if phase == 0:  # review first, then receive: as in simulate_cpu, branch-free orders
+                    q = max(-ip, 0.0)
+                    ip += q
+                    lt = lt_base + sample_table(lt_tab, lt_start, lt_n, x >> _S32)
+                    ring[(t + lt) & mask] += q
+                    if t >= burn_in:
+                        tot[6] += q > 0.0
                 slot = t & mask
                 net += ring[slot]
                 ring[slot] = 0.0
-                x = draw(key, t, 0)
-                if phase == 0:
-                    q = -ip
-                    if q > 0.0:
-                        ip = 0.0
-                        lt = lt_base + sample_table(lt_tab, lt_start, lt_n, x >> _S32)
-                        if lt == 0:
-                            net += q
-                        else:
-                            ring[(t + lt) & mask] += q
-                        if t >= burn_in:
-                            tot[6] += 1.0
                 cur_phase = phase
                 phase = 0 if phase == R_i - 1 else phase + 1
                 if kind <= 1:

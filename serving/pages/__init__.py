@@ -1,0 +1,5 @@
+"""Planner pages served by the decision API under ``/ui`` (server-rendered, plots as inline SVG, no CDN)."""
+
+from serving.pages._views import router, setup_app
+
+__all__ = ["router", "setup_app"]

@@ -1,0 +1,117 @@
+"""Server-side plots of the planner pages: matplotlib to inline SVG (no JavaScript, no CDN).
+
+Every function takes plain arrays and returns an SVG document as text; matplotlib's Agg/SVG backends only, so
+it runs in any replica without a display.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["accuracy_bars", "fan_chart", "inventory_projection", "project_inventory"]
+
+
+def _figure(width_in: float = 7.0, height_in: float = 3.0):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_in, height_in), dpi=96)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    text = buf.getvalue()
+    return text[text.find("<svg"):]  # inline: drop the XML prolog and DOCTYPE
+
+
+def fan_chart(levels: Sequence[float], q: np.ndarray, history: np.ndarray | None = None,
+              title: str = "") -> str:
+    """Forecast fan: nested quantile bands around the median.
+
+    Args:
+        levels: quantile levels ``(Q,)``, ascending.
+        q: forecasts ``(H, Q)``.
+        history: optional past demand ``(T,)``, drawn before the forecast.
+        title: chart title.
+    """
+    q = np.asarray(q, dtype=float)
+    levels = list(levels)
+    fig, ax = _figure()
+    t0 = 0 if history is None else len(history)
+    if history is not None and len(history):
+        ax.plot(np.arange(t0), history, color="#333333", lw=1.4, label="demand")
+    h = np.arange(t0, t0 + q.shape[0])
+    n_bands = len(levels) // 2
+    for k in range(n_bands):  # outermost band first, lightest
+        lo, hi = levels[k], levels[-1 - k]
+        ax.fill_between(h, q[:, k], q[:, -1 - k], color="#1f6fb2", alpha=0.15 + 0.2 * k, lw=0,
+                        label=f"P{round(lo * 100)}-P{round(hi * 100)}")
+    mid = int(np.argmin([abs(x - 0.5) for x in levels]))
+    ax.plot(h, q[:, mid], color="#1f6fb2", lw=2, marker="o", ms=3, label=f"P{round(levels[mid] * 100)}")
+    ax.set_xlabel("period")
+    ax.set_ylabel("units")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", frameon=False)
+    ax.grid(alpha=0.3)
+    return _svg(fig)
+
+
+def project_inventory(position: float, demand_q: np.ndarray, order_qty: float, lead_periods: int) -> np.ndarray:
+    """Projected on-hand inventory per period for each demand quantile path.
+
+    Args:
+        position: inventory position now (on hand + on order - backorders - committed).
+        demand_q: demand quantiles ``(H, Q)``.
+        order_qty: the recommended order, arriving after ``lead_periods``.
+        lead_periods: periods until the order arrives.
+
+    Returns:
+        ``(H, Q)`` projected inventory at the end of each period; high demand quantiles give low inventory,
+        so column ``k`` pairs with demand quantile ``Q - 1 - k``.
+    """
+    d = np.cumsum(np.asarray(demand_q, dtype=float), axis=0)  # (H, Q) cumulative demand
+    h = np.arange(1, d.shape[0] + 1)[:, None]
+    arrivals = np.where(h >= max(int(lead_periods), 0), float(order_qty), 0.0)
+    return position + arrivals - d[:, ::-1]
+
+
+def inventory_projection(proj: np.ndarray, levels: Sequence[float], safety_stock: float | None,
+                         reorder_point: float | None, title: str = "") -> str:
+    """Projected inventory band with the safety stock and reorder point as horizontal lines."""
+    proj = np.asarray(proj, dtype=float)
+    fig, ax = _figure()
+    h = np.arange(1, proj.shape[0] + 1)
+    ax.fill_between(h, proj[:, 0], proj[:, -1], color="#2a9d5b", alpha=0.25, lw=0,
+                    label=f"P{round(levels[0] * 100)}-P{round(levels[-1] * 100)} demand")
+    mid = proj.shape[1] // 2
+    ax.plot(h, proj[:, mid], color="#2a9d5b", lw=2, marker="o", ms=3, label="median demand")
+    if safety_stock is not None:
+        ax.axhline(safety_stock, color="#d62728", ls="--", lw=1.2, label=f"safety stock {safety_stock:,.0f}")
+    if reorder_point is not None:
+        ax.axhline(reorder_point, color="#ff7f0e", ls=":", lw=1.5, label=f"reorder point {reorder_point:,.0f}")
+    ax.axhline(0, color="#555555", lw=0.8)
+    ax.set_xlabel("periods ahead")
+    ax.set_ylabel("on hand")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="best", frameon=False)
+    ax.grid(alpha=0.3)
+    return _svg(fig)
+
+
+def accuracy_bars(labels: Sequence[str], values: Sequence[float], metric: str) -> str:
+    """One horizontal bar per (level, model version) group."""
+    fig, ax = _figure(7.0, max(1.5, 0.35 * len(labels) + 0.8))
+    y = np.arange(len(labels))
+    ax.barh(y, values, color="#1f6fb2")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(metric)
+    ax.grid(alpha=0.3, axis="x")
+    return _svg(fig)

@@ -1,0 +1,266 @@
+"""Planner pages under ``/ui``: review queue, recommendation (fan chart, inventory projection, evidence, decision
+forms), exceptions, accuracy. Server-rendered with Jinja2; plots are inline SVG drawn by matplotlib.
+
+Sign-in: the planner pastes an API key once; it is kept in an HttpOnly, SameSite=Strict cookie and checked on
+every page exactly as the API checks ``X-API-Key`` (same tenant scoping, same roles). Decisions go through the
+control plane's lifecycle functions, so a form approval is the same state change, audit entry and outbox item
+as an API approval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import numpy as np
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from serving.api.deps import SessionDep
+from serving.pages import _plots
+from workflow.access import Principal, authenticate
+
+__all__ = ["COOKIE", "router"]
+
+COOKIE = "replenish_key"
+router = APIRouter(prefix="/ui", include_in_schema=False)
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _env():
+    import jinja2
+
+    env = getattr(_env, "cached", None)
+    if env is None:
+        env = _env.cached = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES),
+                                               autoescape=jinja2.select_autoescape(["html"]))
+    return env
+
+
+def render(name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+    """Render ``templates/<name>`` with ``ctx``."""
+    return HTMLResponse(_env().get_template(name).render(**ctx), status_code=status_code)
+
+
+class _SignIn(Exception):
+    """No valid key in the cookie: answered with a redirect to the sign-in page."""
+
+
+def page_principal(request: Request, session: SessionDep) -> Principal:
+    """The planner signed in with the cookie (redirects to ``/ui/login`` when missing or invalid)."""
+    principal = authenticate(session, request.cookies.get(COOKIE))
+    if principal is None:
+        raise _SignIn()
+    return principal
+
+
+PagePrincipal = Annotated[Principal, Depends(page_principal)]
+
+
+async def _sign_in_redirect(request: Request, exc: _SignIn) -> Response:
+    return RedirectResponse(f"/ui/login?next={quote(str(request.url.path))}", status_code=303)
+
+
+def setup_app(app) -> None:
+    """Hook the pages' sign-in redirect into the app (called by the app builder)."""
+    app.add_exception_handler(_SignIn, _sign_in_redirect)
+
+
+# -- sign in ---------------------------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(next: str = "/ui/queue", error: str | None = None):  # noqa: A002 - the query's name
+    """The sign-in form."""
+    return render("login.html", next=next if next.startswith("/ui/") else "/ui/queue", error=error)
+
+
+@router.post("/login")
+def login(session: SessionDep, api_key: Annotated[str, Form()], next: Annotated[str, Form()] = "/ui/queue"):  # noqa: A002
+    """Check the key and keep it in an HttpOnly cookie."""
+    if authenticate(session, api_key) is None:
+        return render("login.html", status_code=401, next=next, error="unknown or revoked API key")
+    target = next if next.startswith("/ui/") else "/ui/queue"
+    resp = RedirectResponse(target, status_code=303)
+    resp.set_cookie(COOKIE, api_key, httponly=True, samesite="strict", path="/ui")
+    return resp
+
+
+@router.get("/logout")
+def logout():
+    """Forget the key."""
+    resp = RedirectResponse("/ui/login", status_code=303)
+    resp.delete_cookie(COOKIE, path="/ui")
+    return resp
+
+
+# -- queue -----------------------------------------------------------------------------------------------------
+
+_STATES = ("routed", "proposed", "approved", "overridden", "rejected", "sent", "acknowledged", "failed", "expired")
+
+
+@router.get("", response_class=HTMLResponse)
+@router.get("/queue", response_class=HTMLResponse)
+def queue(p: PagePrincipal, session: SessionDep, state: str = "routed", queue: str | None = None):
+    """The review queue: routed recommendations of the planner's tenant, newest first."""
+    from workflow.lifecycle import list_recommendations
+
+    if state not in _STATES:
+        raise HTTPException(422, detail=f"state: expected one of {', '.join(_STATES)}")
+    recs = list_recommendations(session, p.tenant_id, state=state, queue=queue, limit=200)
+    return render("queue.html", p=p, recs=recs, state=state, states=_STATES, queue=queue)
+
+
+# -- one recommendation ----------------------------------------------------------------------------------------
+
+
+def _evidence_body(evidence: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge the bodies of the linked evidence (later records win) into one view."""
+    merged: dict[str, Any] = {}
+    for e in evidence:
+        if isinstance(e.get("body"), dict):
+            merged.update(e["body"])
+    return merged
+
+
+async def _forecast_for(request: Request, rec) -> tuple[list[float], np.ndarray, str] | None:
+    """The served model's quantile forecast for the recommendation's unit (``location|sku``), if it knows it."""
+    forecaster = getattr(request.app.state, "forecaster", None)
+    if forecaster is None:
+        return None
+    unit = f"{rec.location_id}|{rec.sku_id}"
+    try:
+        out = await asyncio.wait_for(forecaster.forecast([unit]), timeout=10)
+    except Exception:  # noqa: BLE001 - unknown unit, overload or model down: the page shows the evidence only
+        return None
+    return [float(x) for x in out["quantiles"]], np.asarray(out["values"])[0], str(out["version"])
+
+
+def _num(d: dict[str, Any], *path: str) -> float | None:
+    cur: Any = d
+    for k in path:
+        if not isinstance(cur, dict) or k not in cur:
+            return None
+        cur = cur[k]
+    try:
+        return float(cur)
+    except (TypeError, ValueError):
+        return None
+
+
+@router.get("/recommendations/{rec_id}", response_class=HTMLResponse)
+async def recommendation(rec_id: str, request: Request, p: PagePrincipal, session: SessionDep,
+                         msg: str | None = None, error: str | None = None):
+    """A recommendation with its forecast fan chart, inventory projection, evidence, history and forms."""
+    from workflow import evidence as evidence_store
+    from workflow.lifecycle import get, history
+
+    rec = get(session, p.tenant_id, rec_id)  # NotFound (404) for another tenant's id
+    evidence = evidence_store.for_recommendation(session, p.tenant_id, rec_id)
+    ev = _evidence_body(evidence)
+    fc = await _forecast_for(request, rec)
+    fan_svg = inv_svg = None
+    fc_version = None
+    if fc is not None:
+        levels, q, fc_version = fc
+        fan_svg = _plots.fan_chart(levels, q, title=f"demand forecast {rec.location_id} | {rec.sku_id} "
+                                                    f"(model {fc_version})")
+        position = _num(ev, "inventory_position")
+        if position is not None:
+            lead_days = rec.promised_lead_time_days or _num(ev, "lead_time", "mean_days") or 30.0
+            period_days = _num(ev, "lead_time", "period_days") or 30.0
+            proj = _plots.project_inventory(position, q, rec.final_quantity or rec.quantity,
+                                            int(np.ceil(lead_days / period_days)))
+            inv_svg = _plots.inventory_projection(
+                proj, levels, _num(ev, "simulation", "safety_stock"), _num(ev, "simulation", "reorder_point"),
+                title=f"projected on hand, order of {rec.quantity:,.0f} arriving in ~{lead_days:.0f} days")
+    return render("recommendation.html", p=p, rec=rec, evidence=evidence, ev=ev, fan_svg=fan_svg,
+                  inv_svg=inv_svg, fc_version=fc_version, history=history(session, p.tenant_id, rec_id),
+                  msg=msg, error=error, can_decide=p.has_any("planner", "approver"))
+
+
+def _decide(rec_id: str, action: str, fn, body_cls, fields: dict[str, Any], p: Principal, session) -> Response:
+    from workflow.errors import WorkflowError
+
+    clean = {k: v for k, v in fields.items() if v not in (None, "")}
+    try:
+        body = body_cls(**clean)
+        fn(session, p, rec_id, body)
+    except ValidationError as exc:
+        err = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return RedirectResponse(f"/ui/recommendations/{rec_id}?error={quote(err)}", status_code=303)
+    except WorkflowError as exc:
+        if exc.status_code == 404:
+            raise
+        return RedirectResponse(f"/ui/recommendations/{rec_id}?error={quote(str(exc.detail()))}",
+                                status_code=303)
+    return RedirectResponse(f"/ui/recommendations/{rec_id}?msg={quote(action)}", status_code=303)
+
+
+@router.post("/recommendations/{rec_id}/approve")
+def approve_form(rec_id: str, p: PagePrincipal, session: SessionDep, version: Annotated[int, Form()],
+                 comment: Annotated[str | None, Form()] = None):
+    """Approve from the page (same state change, audit and outbox item as the API)."""
+    from workflow.lifecycle import approve
+    from workflow.schemas import ApproveIn
+
+    return _decide(rec_id, "approved", approve, ApproveIn, {"version": version, "comment": comment}, p, session)
+
+
+@router.post("/recommendations/{rec_id}/override")
+def override_form(rec_id: str, p: PagePrincipal, session: SessionDep, version: Annotated[int, Form()],
+                  reason_code: Annotated[str, Form()], quantity: Annotated[str | None, Form()] = None,
+                  need_by: Annotated[str | None, Form()] = None, comment: Annotated[str | None, Form()] = None):
+    """Override quantity and/or date from the page, with a reason code."""
+    from workflow.lifecycle import override
+    from workflow.schemas import OverrideIn
+
+    return _decide(rec_id, "overridden", override, OverrideIn,
+                   {"version": version, "reason_code": reason_code, "quantity": quantity, "need_by": need_by,
+                    "comment": comment}, p, session)
+
+
+@router.post("/recommendations/{rec_id}/reject")
+def reject_form(rec_id: str, p: PagePrincipal, session: SessionDep, version: Annotated[int, Form()],
+                reason_code: Annotated[str, Form()], comment: Annotated[str | None, Form()] = None):
+    """Reject from the page, with a reason code."""
+    from workflow.lifecycle import reject
+    from workflow.schemas import RejectIn
+
+    return _decide(rec_id, "rejected", reject, RejectIn,
+                   {"version": version, "reason_code": reason_code, "comment": comment}, p, session)
+
+
+# -- exceptions and accuracy -----------------------------------------------------------------------------------
+
+
+@router.get("/exceptions", response_class=HTMLResponse)
+def exceptions(p: PagePrincipal, session: SessionDep):
+    """Risks and exceptions found by the latest planning runs of the tenant."""
+    try:
+        from planning._tables import PlanException
+    except ImportError:
+        return render("exceptions.html", p=p, rows=None, note="planning exceptions are not in this checkout")
+    from sqlalchemy import select
+
+    rows = session.scalars(select(PlanException).where(PlanException.tenant_id == p.tenant_id)
+                           .order_by(PlanException.severity, PlanException.exception_type).limit(500)).all()
+    return render("exceptions.html", p=p, rows=rows, note=None)
+
+
+@router.get("/accuracy", response_class=HTMLResponse)
+def accuracy(p: PagePrincipal, session: SessionDep, metric: str = "wape"):
+    """Forecast accuracy by hierarchy level and model version (latest figures recorded by telemetry)."""
+    from workflow.telemetry import summary
+
+    s = summary(session, p.tenant_id)
+    points = [m for m in s["metrics"] if m["metric"].endswith(metric)]
+    points.sort(key=lambda m: (str(m["labels"].get("level", "")), str(m["labels"].get("model_version", ""))))
+    labels = [f"{m['labels'].get('level', '?')} / {m['labels'].get('model_version', '?')}" for m in points]
+    chart = _plots.accuracy_bars(labels, [m["value"] for m in points], metric) if points else None
+    metrics = sorted({m["metric"] for m in s["metrics"]})
+    return render("accuracy.html", p=p, points=points, chart=chart, metric=metric, metrics=metrics,
+                  overrides=s["overrides"], by_state=s["recommendations_by_state"])

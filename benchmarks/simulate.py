@@ -57,7 +57,6 @@ def numpy_reference(mean, S, n_paths, n_periods, rng, chunk=500):
     cap = 16
     dem_tot = np.zeros(n)
     short_tot = np.zeros(n)
-    short_sq = np.zeros(n)
     for a in range(0, n, chunk):
         b = min(a + chunk, n)
         m = b - a
@@ -65,19 +64,18 @@ def numpy_reference(mean, S, n_paths, n_periods, rng, chunk=500):
         S_c = np.broadcast_to(S[a:b, None], (m, n_paths))
         net = S_c.copy()
         ip = S_c.copy()
-        ring = np.zeros((cap, m, n_paths))
-        ui = np.arange(m)[:, None]
-        pi = np.arange(n_paths)[None, :]
+        ring = np.zeros(cap * m * n_paths)  # flat (slot, SKU, path) ring of arrivals
+        cell = np.arange(m * n_paths).reshape(m, n_paths)
         dem = np.zeros((m, n_paths))
         short = np.zeros((m, n_paths))
         for t in range(n_periods):
-            slot = t % cap
-            net += ring[slot]
-            ring[slot] = 0.0
             q = S_c - ip  # (R = 1, S): every period, up to S; ip <= S always from a full start
             L = rng.integers(LT_LO, LT_HI + 1, size=(m, n_paths))
-            ring[(t + L) % cap, ui, pi] += q  # one order per (SKU, path): no repeated index
+            ring[((t + L) % cap) * (m * n_paths) + cell] += q  # one order per (SKU, path): no repeated index
             ip = ip + q
+            slot = ring[(t % cap) * m * n_paths : (t % cap + 1) * m * n_paths].reshape(m, n_paths)
+            net += slot
+            slot[:] = 0.0
             d = rng.poisson(mu, size=(m, n_paths)).astype(np.float64)
             served = np.minimum(d, np.maximum(net, 0.0))
             net -= d
@@ -86,7 +84,6 @@ def numpy_reference(mean, S, n_paths, n_periods, rng, chunk=500):
             short += d - served
         dem_tot[a:b] = dem.sum(axis=1)
         short_tot[a:b] = short.sum(axis=1)
-        short_sq[a:b] = (short * short).sum(axis=1)
     return dem_tot, short_tot
 
 

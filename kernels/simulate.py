@@ -60,6 +60,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
 from kernels._backend import get_array_module, to_host
@@ -107,6 +108,9 @@ __all__ = [
     "uniform_lead_times",
     "warmup",
 ]
+
+
+_CHUNK_UNITS = 8
 
 
 @dataclass(frozen=True)
@@ -271,11 +275,14 @@ def run_kernel(xp: Any, a: KernelArgs) -> Any:
     """Per-unit statistic sums, shape ``(n_units, N_STAT)``, from the backend of ``xp``."""
     if xp is np:
         a = KernelArgs(**{k: _w(v) if isinstance(v, np.ndarray) else v for k, v in vars(a).items()})
-        return simulate_cpu(
-            a.seed, a.kind, a.d_off, a.d_lo, a.d_tab, a.p1, a.p2, a.qx, a.qtau, a.lt_off, a.lt_lo, a.lt_tab,
-            a.supplier, a.policy, a.s, a.S, a.Q, a.R, a.net0, a.open_orders, a.lost, a.n_paths, a.n_periods,
-            a.burn_in, a.n_dper, a.ring_cap,
-        )  # fmt: skip
+        # dynamic scheduling in small chunks of units: on a shared machine a descheduled thread's units are
+        # taken over by the others instead of holding up the whole call
+        with numba.parallel_chunksize(_CHUNK_UNITS):
+            return simulate_cpu(
+                a.seed, a.kind, a.d_off, a.d_lo, a.d_tab, a.p1, a.p2, a.qx, a.qtau, a.lt_off, a.lt_lo,
+                a.lt_tab, a.supplier, a.policy, a.s, a.S, a.Q, a.R, a.net0, a.open_orders, a.lost, a.n_paths,
+                a.n_periods, a.burn_in, a.n_dper, a.ring_cap,
+            )  # fmt: skip
     from kernels._simulate_gpu import simulate_gpu  # noqa: PLC0415 - GPU path only
 
     return simulate_gpu(a)

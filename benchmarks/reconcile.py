@@ -1,17 +1,19 @@
 """Benchmark: hierarchical reconciliation on Total -> 100 regions -> 1,000 stores -> N series.
 
-Times every method of ``kernels.reconcile`` (median of several runs, with the hierarchy analysed once, plus the
-first call that analyses ``S``), its peak traced allocation, checks its answer, and runs hierarchicalforecast
-1.5.3's best available variant of the same method on the same data in the same process, reporting its time and
-its max error against the exact answer.
+Times every method of ``kernels.reconcile`` (median of several runs, with the hierarchy analysed once, plus
+the first call that analyses ``S``), its peak traced allocation, checks its answer, and runs
+hierarchicalforecast 1.5.3's best available variant of the same method on the same data in the same process,
+reporting its time and its max error against the exact answer.
 
 Exactness is certified independently of our solver: coherence ``max|S b - y| / max|y|`` and, for the MinT
-family, the normal-equation residual ``|S' W^-1 (y_hat - y_tilde)| / |S' W^-1 y_hat|`` with ``W^-1`` applied in
-the n-space (diagonal, or Woodbury on the T x T capacitance for MinT-shrink), which is 0 only at the GLS optimum.
+family, the normal-equation residual ``|S' W^-1 (y_hat - y_tilde)| / |S' W^-1 y_hat|`` with ``W^-1`` applied
+in the n-space (diagonal, or Woodbury on the T x T capacitance for MinT-shrink), which is 0 only at the GLS
+optimum.
 
 Usage:
     flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/reconcile.py --n 100000
-    flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/reconcile.py --n 1000000 --ref-methods bottom_up,wls_struct
+    flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/reconcile.py --n 1000000 --ref-methods
+    bottom_up,wls_struct
 
 The last line printed is one JSON object with all figures.
 """
@@ -52,7 +54,15 @@ def build(N: int, h: int, T: int, seed: int):
     level = rng.gamma(2.0, 5.0, size=(N, 1))
     y_hat = hier.S @ (level * rng.lognormal(0.0, 0.3, size=(N, h)))
     y_hat *= rng.lognormal(0.0, 0.05, size=y_hat.shape)  # aggregate forecasts disagree with their sums
-    R = hier.S @ rng.standard_normal((N, T))
+    # In-sample residuals with shared shocks (total, region, store) plus idiosyncratic noise: correlated
+    # enough that the shrinkage intensity is inside (0, 1) (about 0.64 at N = 100,000), so MinT-shrink's
+    # low-rank part is exercised.
+    shocks = (
+        rng.standard_normal((1, T))
+        + rng.standard_normal((REGIONS, T))[region]
+        + rng.standard_normal((STORES, T))[store]
+    )
+    R = hier.S @ (shocks + 3.0 * rng.standard_normal((N, T)))
     R += rng.standard_normal((n, T)) * np.sqrt(np.asarray(S.sum(axis=1)).ravel())[:, None]
     tags = {
         "total": np.array([0]),
@@ -104,6 +114,7 @@ def certificate(S: sp.csr_array, y_hat: np.ndarray, y_tilde: np.ndarray, method:
             def Winv(v):
                 Liv = v / lamD[:, None]
                 return Liv - LiV @ np.linalg.solve(cap, V.T @ Liv)
+
     del n
     St = S.T.tocsr()
     num = np.abs(St @ Winv(y_hat - y_tilde)).max()
@@ -112,7 +123,11 @@ def certificate(S: sp.csr_array, y_hat: np.ndarray, y_tilde: np.ndarray, method:
 
 
 def hf_reference(method: str, S, y_hat, R, tags, repeats: int):
-    """hierarchicalforecast 1.5.3's best variant of ``method``: (name, seconds, answer) or (reason, None, None)."""
+    """hierarchicalforecast 1.5.3's best variant of ``method``.
+
+    Returns:
+        (name, median seconds, answer), or (why there is none, None, None).
+    """
     from hierarchicalforecast.methods import (  # noqa: PLC0415
         BottomUpSparse,
         MiddleOutSparse,
@@ -125,25 +140,43 @@ def hf_reference(method: str, S, y_hat, R, tags, repeats: int):
         name, fn = "BottomUpSparse", lambda: BottomUpSparse().fit_predict(S=S_m, y_hat=y_hat)["mean"]
     elif method == "top_down":
         name = "TopDownSparse(forecast_proportions)"
-        fn = lambda: TopDownSparse("forecast_proportions").fit_predict(S=S_m, y_hat=y_hat, tags=tags)["mean"]  # noqa: E731
+        fn = lambda: TopDownSparse("forecast_proportions").fit_predict(  # noqa: E731
+            S=S_m, y_hat=y_hat, tags=tags
+        )["mean"]
     elif method == "middle_out":
         name = "MiddleOutSparse(store, forecast_proportions)"
         n, m = S.shape
         if n * m * 8 > 2**31:
-            return (f"none at this size: MiddleOutSparse calls np.unique(S[:cut], axis=1), which needs S as a dense "
-                    f"array ({n * m * 8 / 2**30:.0f} GiB)"), None, None
+            return (
+                (
+                    f"none at this size: MiddleOutSparse calls np.unique(S[:cut], axis=1), which needs "
+                    f"S as a dense "
+                    f"array ({n * m * 8 / 2**30:.0f} GiB)"
+                ),
+                None,
+                None,
+            )
         S_dense = S.toarray()
         fn = lambda: MiddleOutSparse("store", "forecast_proportions").fit_predict(  # noqa: E731
-            S=S_dense, y_hat=y_hat, tags=tags)["mean"]
+            S=S_dense, y_hat=y_hat, tags=tags
+        )["mean"]
     elif method in ("ols", "wls_struct", "wls_var"):
         name = f"MinTraceSparse({method})"
         zeros = np.zeros_like(R) if method == "wls_var" else None
         fn = lambda: MinTraceSparse(method).fit_predict(  # noqa: E731
-            S=S_m, y_hat=y_hat, y_insample=R if zeros is not None else None, y_hat_insample=zeros)["mean"]
+            S=S_m, y_hat=y_hat, y_insample=R if zeros is not None else None, y_hat_insample=zeros
+        )["mean"]
     else:
         n = S.shape[0]
-        return (f"none: hierarchicalforecast has no sparse MinT-shrink; its dense MinTrace('mint_shrink') needs "
-                f"n x n = {n * n * 8 / 2**30:.0f} GiB"), None, None
+        return (
+            (
+                f"none: hierarchicalforecast has no sparse MinT-shrink; its dense "
+                f"MinTrace('mint_shrink') needs "
+                f"n x n = {n * n * 8 / 2**30:.0f} GiB"
+            ),
+            None,
+            None,
+        )
     seconds, out = timed(fn, repeats)
     return name, seconds, np.asarray(out)
 
@@ -155,9 +188,12 @@ def main() -> None:
     p.add_argument("--T", type=int, default=100, help="in-sample residuals per series")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--ref-repeats", type=int, default=3)
-    p.add_argument("--ref-methods", default=None,
-                   help="methods to run the reference for ('' = none); default: all, but top_down and middle_out "
-                        "only up to N = 20,000 (hierarchicalforecast took 2.8 s and 26 s for them at N = 10,000)")
+    p.add_argument(
+        "--ref-methods",
+        default=None,
+        help="methods to run the reference for ('' = none); default: all, but top_down and middle_out "
+        "only up to N = 20,000 (hierarchicalforecast took 2.8 s and 26 s for them at N = 10,000)",
+    )
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -175,7 +211,12 @@ def main() -> None:
     print(f"warmup (compile or load cached kernels): {time.perf_counter() - t0:.2f} s")
     S, hier, y_hat, R, tags, keys, store, region = build(args.n, args.h, args.T, args.seed)
     n, m = S.shape
-    print(f"hierarchy: n = {n:,} series, m = {m:,} bottom, a = {hier.a:,} aggregates, h = {args.h}, T = {args.T}")
+    lam = gls.shrinkage_intensity(R, np)
+    print(f"MinT-shrink intensity of these residuals: lambda = {lam:.3f}")
+    print(
+        f"hierarchy: n = {n:,} series, m = {m:,} bottom, a = {hier.a:,} aggregates, h = {args.h}, T = "
+        f"{args.T}"
+    )
     scale = np.abs(y_hat).max()
     kw = {"residuals": R, "level": 2}
     results: dict[str, dict] = {}
@@ -186,34 +227,54 @@ def main() -> None:
         seconds, out = timed(lambda method=method: reconcile(hier, y_hat, method, **kw), args.repeats)
         peak = traced_peak_mb(lambda method=method: reconcile(hier, y_hat, method, **kw))
         coherence = float(np.abs(S @ out[hier.bottom_rows] - out).max() / scale)
-        row = {"seconds": seconds, "first_call_seconds": first, "peak_traced_mb": peak, "coherence": coherence}
+        row = {
+            "seconds": seconds,
+            "first_call_seconds": first,
+            "peak_traced_mb": peak,
+            "coherence": coherence,
+        }
         if method in ("ols", "wls_struct", "wls_var", "mint_shrink"):
             row["certificate"] = certificate(S, y_hat, out, method, R)
         results[method] = row
-        print(f"{method:12s} ours {seconds * 1e3:9.1f} ms (median of {args.repeats}; first call with S analysis "
-              f"{first * 1e3:.1f} ms)  peak {peak:7.1f} MiB  coherence {coherence:.1e}"
-              + (f"  optimality residual {row['certificate']:.1e}" if "certificate" in row else ""))
+        print(
+            f"{method:12s} ours {seconds * 1e3:9.1f} ms (median of {args.repeats}; first call with S "
+            f"analysis "
+            f"{first * 1e3:.1f} ms)  peak {peak:7.1f} MiB  coherence {coherence:.1e}"
+            + (f"  optimality residual {row['certificate']:.1e}" if "certificate" in row else "")
+        )
         results[method]["_out"] = out
     rss_ours = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
     # Frame level, end to end: level columns + long forecast frame in, long frame out.
-    ds = pl.date_range(datetime.date(2026, 1, 1), datetime.date(2026, 1, 1) + datetime.timedelta(days=args.h - 1),
-                       eager=True)
+    ds = pl.date_range(
+        datetime.date(2026, 1, 1), datetime.date(2026, 1, 1) + datetime.timedelta(days=args.h - 1), eager=True
+    )
     spec = [[], ["region"], ["region", "store"], ["region", "store", "series"]]
     fh0 = frame_hierarchy(keys, spec)
-    fc = pl.DataFrame({"unique_id": fh0.ids.gather(np.repeat(np.arange(n), args.h)),
-                       "ds": ds.gather(np.tile(np.arange(args.h), n)), "y_hat": y_hat.ravel()})
+    fc = pl.DataFrame(
+        {
+            "unique_id": fh0.ids.gather(np.repeat(np.arange(n), args.h)),
+            "ds": ds.gather(np.tile(np.arange(args.h), n)),
+            "y_hat": y_hat.ravel(),
+        }
+    )
 
     def frame_call():
         fh = frame_hierarchy(keys, spec)
         return reconcile_frame(fc, fh, "wls_struct")
 
     frame_seconds, frame_out = timed(frame_call, args.repeats)
-    frame_err = float(np.abs(frame_out["y_hat"].to_numpy().reshape(n, args.h)
-                             - reconcile(fh0.hierarchy, y_hat, "wls_struct")).max() / scale)
-    print(f"frame-level wls_struct end to end (build hierarchy from level columns, long frame in and out, "
-          f"{fc.height:,} rows): {frame_seconds * 1e3:.1f} ms (median of {args.repeats}), "
-          f"max rel. difference to the array call {frame_err:.1e}")
+    frame_err = float(
+        np.abs(
+            frame_out["y_hat"].to_numpy().reshape(n, args.h) - reconcile(fh0.hierarchy, y_hat, "wls_struct")
+        ).max()
+        / scale
+    )
+    print(
+        f"frame-level wls_struct end to end (build hierarchy from level columns, long frame in and out, "
+        f"{fc.height:,} rows): {frame_seconds * 1e3:.1f} ms (median of {args.repeats}), "
+        f"max rel. difference to the array call {frame_err:.1e}"
+    )
 
     # Reference: hierarchicalforecast 1.5.3 on the same arrays.
     try:
@@ -241,18 +302,35 @@ def main() -> None:
             row["reference_note"] = "exact answer for the reference's own W (centred variance, ddof=1)"
         err = float(np.abs(ref_out - exact).max() / np.abs(exact).max())
         row.update(reference_seconds=ref_s, speedup=ref_s / row["seconds"], reference_max_rel_err=err)
-        print(f"{method:12s} reference {name}: {ref_s * 1e3:9.1f} ms (median of {args.ref_repeats}) -> ours is "
-              f"{ref_s / row['seconds']:.1f}x faster; reference max rel. error vs exact {err:.1e}")
+        print(
+            f"{method:12s} reference {name}: {ref_s * 1e3:9.1f} ms (median of {args.ref_repeats}) -> ours is "
+            f"{ref_s / row['seconds']:.1f}x faster; reference max rel. error vs exact {err:.1e}"
+        )
     for row in results.values():
         row.pop("_out", None)
     rss_all = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
-    print(f"peak RSS: {rss_ours:,.0f} MiB after our methods (data included); {rss_all:,.0f} MiB with the reference")
-    print(json.dumps({
-        "bench": "reconcile", "n_bottom": m, "n_series": n, "h": args.h, "T": args.T,
-        "hierarchicalforecast": hf_version, "methods": results,
-        "frame_wls_struct_seconds": frame_seconds, "frame_max_rel_diff": frame_err,
-        "peak_rss_mb_ours": rss_ours, "peak_rss_mb_with_reference": rss_all,
-    }))
+    print(
+        f"peak RSS: {rss_ours:,.0f} MiB after our methods (data included); {rss_all:,.0f} MiB with the "
+        f"reference"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "reconcile",
+                "n_bottom": m,
+                "n_series": n,
+                "h": args.h,
+                "T": args.T,
+                "hierarchicalforecast": hf_version,
+                "shrinkage_lambda": lam,
+                "methods": results,
+                "frame_wls_struct_seconds": frame_seconds,
+                "frame_max_rel_diff": frame_err,
+                "peak_rss_mb_ours": rss_ours,
+                "peak_rss_mb_with_reference": rss_all,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

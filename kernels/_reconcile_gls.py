@@ -5,10 +5,10 @@ For a covariance ``W`` (n x n, positive definite) the MinT reconciled forecasts 
     y_tilde = S (S' W^-1 S)^-1 S' W^-1 y_hat                         (Wickramasuriya et al. 2019, eq. 9)
             = y_hat - W U (U' W U)^-1 U' y_hat,   U' = [I_a  -C]      (same paper, Lemma 1)
 
-with ``C`` (a x m) the aggregation rows of ``S`` and ``U'`` the (a x n) constraint matrix whose null space is the
-coherent subspace. The second form needs one a x a solve, where a is the number of aggregates (1,101 for the
-Total -> 100 regions -> 1,000 stores -> N series hierarchy, whatever N is), instead of the m x m (dense for any
-hierarchy with a total) system of the first. ``W`` is kept as diagonal + low rank,
+with ``C`` (a x m) the aggregation rows of ``S`` and ``U'`` the (a x n) constraint matrix whose null space is
+the coherent subspace. The second form needs one a x a solve, where a is the number of aggregates (1,101 for
+the Total -> 100 regions -> 1,000 stores -> N series hierarchy, whatever N is), instead of the m x m (dense
+for any hierarchy with a total) system of the first. ``W`` is kept as diagonal + low rank,
 
     W = diag(w) + c2 * R R',
 
@@ -20,7 +20,8 @@ w = lambda D and c2 = (1 - lambda) / T. Then
     U' W U = diag(w_a) + C diag(w_b) C' + c2 V V',   V = U' R = R_a - C R_b          (a x a)
     b_tilde = y_b + w_b * (C' x) - c2 R_b V' x,       x = (U' W U)^-1 (y_a - C y_b).
 
-Nothing n x n or n x m is formed. The a x a system is solved by a dense Cholesky factorisation when a <= 4,096,
+Nothing n x n or n x m is formed. The a x a system is solved by a dense Cholesky factorisation when a <=
+4,096,
 else by a sparse LU factorisation of the diagonal part with the low-rank part through the Woodbury identity;
 either way the solution's backward error is checked and a failed check raises.
 """
@@ -70,12 +71,13 @@ def residual_variance(R, xp, what: str = "residuals"):
 def shrinkage_intensity(R, xp, D=None) -> float:
     """Schafer-Strimmer shrinkage intensity of the residual covariance towards its diagonal.
 
-    With ``Sigma = R R' / T`` (uncentred, as in Wickramasuriya et al. 2019 and the R package hts), standardised
-    residuals ``x_ti = r_it / sqrt(D_i)``, correlations ``r_ij = sum_t x_ti x_tj / T`` and
+    With ``Sigma = R R' / T`` (uncentred, as in Wickramasuriya et al. 2019 and the R package hts),
+    standardised residuals ``x_ti = r_it / sqrt(D_i)``, correlations ``r_ij = sum_t x_ti x_tj / T`` and
     ``v_ij = (sum_t x_ti^2 x_tj^2 - (sum_t x_ti x_tj)^2 / T) / (T (T - 1))``, the intensity is
     ``lambda = clip(sum_{i != j} v_ij / sum_{i != j} r_ij^2, 0, 1)``. Both double sums are computed from the
     T x T Gram matrix ``G = X' X`` in O(n T^2) time and O(n T) memory, never from an n x n matrix:
-    ``sum_{i,j} (sum_t x_ti x_tj)^2 = ||G||_F^2`` and ``sum_{i,j} sum_t x_ti^2 x_tj^2 = sum_t (sum_i x_ti^2)^2``.
+    ``sum_{i,j} (sum_t x_ti x_tj)^2 = ||G||_F^2`` and ``sum_{i,j} sum_t x_ti^2 x_tj^2 = sum_t (sum_i
+    x_ti^2)^2``.
 
     Args:
         R: in-sample residuals, shape (n, T), T >= 2.
@@ -153,9 +155,9 @@ def _solve_aggregate(ops, w_a: np.ndarray, w_b: np.ndarray, V, c2: float, r):
     """Solve ``(A + c2 V V') x = r`` with ``A = diag(w_a) + C diag(w_b) C'`` (a x a) on the backend of ``r``.
 
     A sparse ``A`` (any tree, most grouped structures) is factorised by SuperLU on the host and the low-rank
-    part goes through the Woodbury identity, ``(A + c2 V V')^-1 = A^-1 - A^-1 V (I / c2 + V' A^-1 V)^-1 V' A^-1``;
-    a dense ``A`` (a <= 4,096 and over 20% non-zero) is factorised densely, with ``c2 V V'`` added, on the
-    backend's device.
+    part goes through the Woodbury identity, ``(A + c2 V V')^-1 = A^-1 - A^-1 V (I / c2 + V' A^-1 V)^-1 V'
+    A^-1``; a dense ``A`` (a <= 4,096 and over 20% non-zero) is factorised densely, with ``c2 V V'`` added, on
+    the backend's device.
     """
     h = ops.hier
     a = h.a
@@ -167,8 +169,7 @@ def _solve_aggregate(ops, w_a: np.ndarray, w_b: np.ndarray, V, c2: float, r):
     # K is symmetric, so its CSR arrays are also its CSC arrays.
     A = sp.csc_matrix((data, pat.indices, pat.indptr), shape=(a, a))
     try:
-        lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                       options={"SymmetricMode": True})
+        lu = spla.splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
     except RuntimeError:
         raise _not_pd() from None
     if np.any(lu.U.diagonal() <= 0.0):  # symmetric, no pivoting: positive pivots <=> positive definite
@@ -217,7 +218,8 @@ def _solve_dense(ops, K_host: np.ndarray, V, c2: float, r):
 def _not_pd() -> ReconciliationError:
     return ReconciliationError(
         "the reconciliation system U'WU is not positive definite: W must be positive definite (check for "
-        "constant or all-zero residual series, or a shrinkage intensity of 0 with fewer residuals than series)"
+        "constant or all-zero residual series, or a shrinkage intensity of 0 with fewer residuals than "
+        "series)"
     )
 
 

@@ -1,7 +1,8 @@
 """Numba CPU kernels behind hierarchical reconciliation.
 
-The kernels are plain Python functions compiled on first use (or by :func:`warmup`) with explicit signatures and
-``cache=True``; nothing is compiled at import time, and this module itself is imported lazily by the dispatchers. They operate on CSR arrays (``indptr``, ``indices``, ``data``)
+The kernels are plain Python functions compiled on first use (or by :func:`warmup`) with explicit signatures
+and ``cache=True``; nothing is compiled at import time, and this module itself is imported lazily by the
+dispatchers. They operate on CSR arrays (``indptr``, ``indices``, ``data``)
 of the aggregation matrix ``C`` (a x m) and its transpose, with dense right-hand sides of shape (rows, k).
 They are serial (see ``_compiled``).
 """
@@ -65,9 +66,9 @@ def _signatures():
 @functools.cache
 def _compiled():
     """Compile (or load from the on-disk cache) every kernel once per process."""
-    # Serial on purpose: with prange the C @ B product at n = 100k took a median of 62 ms against 7 ms serial on
-    # the shared 2-core development machine (threads wait at the barrier for a descheduled sibling); the GPU
-    # backend is the parallel one.
+    # Serial on purpose: with prange the C @ B product at n = 100k took a median of 62 ms against 7 ms serial
+    # on the shared 2-core development machine (threads wait at the barrier for a descheduled sibling); the
+    # GPU backend is the parallel one.
     sig_matmat, sig_axpy = _signatures()
     with _LOCK:
         matmat = numba.njit(sig_matmat, cache=True, nogil=True)(_csr_matmat_py)
@@ -75,8 +76,9 @@ def _compiled():
     return matmat, axpy
 
 
-def csr_matmat(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, B: np.ndarray,
-               out: np.ndarray | None = None) -> np.ndarray:
+def csr_matmat(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, B: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """Sparse (CSR) times dense product ``A @ B`` into ``out``.
 
     Args:
@@ -97,8 +99,15 @@ def csr_matmat(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, B: np.
     return out
 
 
-def csr_matmat_axpy(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, X: np.ndarray,
-                    scale: np.ndarray, base: np.ndarray, out: np.ndarray) -> np.ndarray:
+def csr_matmat_axpy(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    X: np.ndarray,
+    scale: np.ndarray,
+    base: np.ndarray,
+    out: np.ndarray,
+) -> np.ndarray:
     """Fused ``out = base + scale[:, None] * (A @ X)`` for CSR ``A`` (r x c).
 
     Args:

@@ -1,8 +1,8 @@
 """Backend operations for reconciliation: sparse products with ``C`` and ``C'`` and the bottom-up aggregation.
 
-One contract, two backends with stable names: :func:`ops_for` returns an object with ``C_matmat``, ``Ct_matmat``
-and ``aggregate`` for NumPy arrays (Numba kernels) or CuPy arrays (a CUDA CSR kernel compiled once per device and
-cached by CuPy). CuPy itself is reached only through ``kernels._backend``.
+One contract, two backends with stable names: :func:`ops_for` returns an object with ``C_matmat``,
+``Ct_matmat`` and ``aggregate`` for NumPy arrays (Numba kernels) or CuPy arrays (a CUDA CSR kernel compiled
+once per device and cached by CuPy). CuPy itself is reached only through ``kernels._backend``.
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ class HostOps:
         Ct = self.hier.Ct
         return self._nb.csr_matmat(Ct.indptr, Ct.indices, Ct.data, X)
 
-    def Ct_matmat_axpy(self, X: np.ndarray, scale: np.ndarray, base: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def Ct_matmat_axpy(
+        self, X: np.ndarray, scale: np.ndarray, base: np.ndarray, out: np.ndarray
+    ) -> np.ndarray:
         """``out = base + scale[:, None] * (C' @ X)``, shapes X (a, k), scale (m,), base and out (m, k)."""
         Ct = self.hier.Ct
         return self._nb.csr_matmat_axpy(Ct.indptr, Ct.indices, Ct.data, X, scale, base, out)
@@ -72,7 +74,7 @@ class HostOps:
         return self._nb.csr_matmat(A.indptr, A.indices, A.data, B)
 
     def empty_output(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """An (n, k) output and a C-contiguous (m, k) buffer for the bottom level (a view into it if possible)."""
+        """An (n, k) output and a C-contiguous (m, k) bottom-level buffer (a view into it when possible)."""
         h = self.hier
         out = np.empty((h.n, k), dtype=np.float64)
         return out, (out[h.a :] if h.standard_layout else np.empty((h.m, k), dtype=np.float64))
@@ -90,8 +92,10 @@ class HostOps:
             if h.a:
                 self.C_matmat(b, out[: h.a])
             bottom = out[h.a :]
-            if not (bottom.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-                    and bottom.strides == b.strides):
+            if not (
+                bottom.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+                and bottom.strides == b.strides
+            ):
                 bottom[...] = b
         else:
             if h.a:
@@ -122,8 +126,12 @@ class _DeviceCSR:
             starts = first + offset * _GPU_ROW_CHUNK
             indptr = np.append(starts, A.indptr[-1]).astype(np.int64)
             owner = np.repeat(np.arange(self.n_rows), pieces)
-            self.reduce = _DeviceCSR(cp, sp.csr_array(
-                (np.ones(owner.size), (owner, np.arange(owner.size))), shape=(self.n_rows, owner.size)))
+            self.reduce = _DeviceCSR(
+                cp,
+                sp.csr_array(
+                    (np.ones(owner.size), (owner, np.arange(owner.size))), shape=(self.n_rows, owner.size)
+                ),
+            )
             self.n_pieces = int(owner.size)
         else:
             indptr = A.indptr.astype(np.int64)
@@ -164,8 +172,11 @@ class DeviceOps:
         total = n_rows * k
         if total:
             threads = 256
-            self._kernel(((total + threads - 1) // threads,), (threads,),
-                         (A.indptr, A.indices, A.data, B, out, np.int64(n_rows), np.int64(k)))
+            self._kernel(
+                ((total + threads - 1) // threads,),
+                (threads,),
+                (A.indptr, A.indices, A.data, B, out, np.int64(n_rows), np.int64(k)),
+            )
         return out
 
     def _matmat(self, A: _DeviceCSR, B):

@@ -1,7 +1,8 @@
 """The summing structure of a hierarchy: bottom rows, aggregation matrix and (for strict trees) parent links.
 
-A summing matrix ``S`` (n x m, 0/1, sparse) maps the m bottom series to all n series. Every bottom series j must
-have its own row equal to the unit vector e_j (the last such row when several rows equal e_j, e.g. a store with a
+A summing matrix ``S`` (n x m, 0/1, sparse) maps the m bottom series to all n series. Every bottom series j
+must have its own row equal to the unit vector e_j (the last such row when several rows equal e_j, e.g. a
+store with a
 single product); the remaining a = n - m rows are the aggregates, ``S[agg_rows] = C`` (a x m). Reconciliation
 works with ``C`` and its transpose only; neither ``S`` nor anything n x n or n x m is ever made dense.
 """
@@ -18,7 +19,7 @@ __all__ = ["GramPattern", "Hierarchy", "NotATreeError", "ReconciliationError", "
 
 
 class ReconciliationError(ArithmeticError):
-    """Raised when a reconciliation system is singular, not positive definite, or its solution fails its check."""
+    """Raised when a reconciliation system is singular or not positive definite, or its solve fails its check."""
 
 
 class NotATreeError(ValueError):
@@ -169,8 +170,13 @@ class Hierarchy:
         rows, cols = np.divmod(unique, a)
         indptr = np.zeros(a + 1, dtype=np.int64)
         np.cumsum(np.bincount(rows, minlength=a), out=indptr[1:])
-        return GramPattern(indptr=indptr, indices=cols, pos_pairs=pos[: kk.size], pos_diag=pos[kk.size :],
-                           pair_degree=deg * deg)
+        return GramPattern(
+            indptr=indptr,
+            indices=cols,
+            pos_pairs=pos[: kk.size],
+            pos_diag=pos[kk.size :],
+            pair_degree=deg * deg,
+        )
 
     @functools.cached_property
     def tree(self) -> TreeLinks | None:
@@ -190,8 +196,10 @@ class Hierarchy:
             return self._tree_links()
         except NotATreeError as err:
             raise NotATreeError(
-                f"method {method!r} needs a strict tree (every series has exactly one parent and one series sums "
-                f"all bottom series); {err}. Grouped structures work with bottom_up, ols, wls_struct, wls_var, "
+                f"method {method!r} needs a strict tree (every series has exactly one parent and one "
+                f"series sums "
+                f"all bottom series); {err}. Grouped structures work with bottom_up, ols, wls_struct, "
+                f"wls_var, "
                 "wls and mint_shrink"
             ) from None
 
@@ -222,12 +230,15 @@ class Hierarchy:
             k = int(clash[0])
             parents = [int(self.agg_rows[p]) if p >= 0 else None for p in (lo[k], hi[k])]
             raise NotATreeError(
-                f"row {int(self.agg_rows[k])} of S has more than one parent (rows {parents[0]} and {parents[1]}), "
+                f"row {int(self.agg_rows[k])} of S has more than one parent (rows {parents[0]} and "
+                f"{parents[1]}), "
                 "so S is a grouped structure"
             )
         roots = np.flatnonzero(hi == -1)
         if roots.size != 1 or self.agg_size[roots[0]] != m:
-            raise NotATreeError(f"S has {roots.size} top-level series and none of them sums all bottom series")
+            raise NotATreeError(
+                f"S has {roots.size} top-level series and none of them sums all bottom series"
+            )
         parent = np.full(self.n, -1, dtype=np.int64)
         has_parent = hi >= 0
         parent[self.agg_rows[has_parent]] = self.agg_rows[hi[has_parent]]

@@ -1,12 +1,12 @@
 """Top-down and middle-out reconciliation on strict trees.
 
-Middle-out at level L keeps the base forecasts of the series at depth L (the root is depth 0), sums them upwards
-and splits them downwards; top-down is middle-out at L = 0. Bottom series shallower than L are their own middle
-series. The split uses one of three proportion rules:
+Middle-out at level L keeps the base forecasts of the series at depth L (the root is depth 0), sums them
+upwards and splits them downwards; top-down is middle-out at L = 0. Bottom series shallower than L are their
+own middle series. The split uses one of three proportion rules:
 
-- ``forecast_proportions`` (Athanasopoulos, Ahmed & Hyndman 2009): going down one level at a time, a child gets
-  its parent's reconciled value times its base forecast over the sum of its siblings' base forecasts (an equal
-  share when that sum is 0);
+- ``forecast_proportions`` (Athanasopoulos, Ahmed & Hyndman 2009): going down one level at a time,
+  a child gets its parent's reconciled value times its base forecast over the sum of its siblings' base
+  forecasts (an equal share when that sum is 0);
 - ``average_proportions`` (Gross & Sohl 1990, method A): bottom j gets ``mean_t(y_jt / y_Mt)`` of its middle
   series M's value, from in-sample history ``y_insample``;
 - ``proportion_averages`` (Gross & Sohl 1990, method F): ``mean_t(y_jt) / mean_t(y_Mt)``.

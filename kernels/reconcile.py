@@ -22,12 +22,12 @@ ever dense, and there is no iterative solver: every factorised solve is checked 
 
 Non-negativity (``nonnegative=True``) uses the set-negative-to-zero heuristic (Di Fonzo & Girolimetto 2023,
 "sntz"): the reconciled bottom-level forecasts are clipped at 0 and summed up again, which is coherent and
-non-negative by construction and equals the unconstrained answer whenever that is already non-negative; it is not
-the constrained optimum of the MinT objective.
+non-negative by construction and equals the unconstrained answer whenever that is already non-negative; it is
+not the constrained optimum of the MinT objective.
 
 Probabilistic forecasts: ``y_hat`` of shape (n, h, k) holds k sample paths (or k any other draws); each is
-reconciled with the same linear map, so every reconciled sample is coherent (for the linear methods this is the
-projection of the joint sample; Panagiotelis et al. 2023). :func:`reconcile_quantiles` reconciles quantile
+reconciled with the same linear map, so every reconciled sample is coherent (for the linear methods this is
+the projection of the joint sample; Panagiotelis et al. 2023). :func:`reconcile_quantiles` reconciles quantile
 forecasts level by level and then sorts the bottom-level quantiles, so the output is coherent and monotone.
 """
 
@@ -70,7 +70,9 @@ def _as_hierarchy(S: Any) -> Hierarchy:
 def _as_array(xp, x, name: str, n: int, ndim: tuple[int, ...], expect: str):
     x = xp.ascontiguousarray(xp.asarray(x, dtype=xp.float64))
     if x.ndim not in ndim or x.shape[0] != n:
-        raise ValueError(f"{name} must have shape {expect} with n = {n} rows (one per row of S), got {x.shape}")
+        raise ValueError(
+            f"{name} must have shape {expect} with n = {n} rows (one per row of S), got {x.shape}"
+        )
     if not bool(xp.isfinite(x).all()):
         row = int(xp.flatnonzero(~xp.isfinite(x.reshape(n, -1)).all(axis=1))[0])
         raise ValueError(f"{name} holds a NaN or infinite value in row {row}; {name} must be finite")
@@ -123,8 +125,8 @@ def reconcile(
         nonnegative: clip negative reconciled bottom forecasts to 0 and sum up again (see module docstring).
         blas_threads: BLAS threads for the CPU dense products (None: as configured). The default, 1, is there
             because threaded OpenBLAS collapses when its cores are shared: the T x T Gram of the MinT-shrink
-            intensity took 1.1-2.2 s threaded against 0.06 s single-threaded at n = 100k (T = 100) on the 2-core
-            development machine under load.
+            intensity took 1.1-2.2 s threaded against 0.06 s single-threaded at n = 100k (T = 100) on the
+            2-core development machine under load.
 
     Returns:
         Coherent forecasts with the shape and array type of ``y_hat``.
@@ -150,15 +152,27 @@ def reconcile(
     y2 = y.reshape(n, -1)
     out, b_buf = ops.empty_output(y2.shape[1])
     with _blas_limit(xp, blas_threads):
-        b = _bottom(ops, hier, y2, method, residuals=residuals, weights=weights, y_insample=y_insample,
-                    proportions=proportions, level=level, out=b_buf)
+        b = _bottom(
+            ops,
+            hier,
+            y2,
+            method,
+            residuals=residuals,
+            weights=weights,
+            y_insample=y_insample,
+            proportions=proportions,
+            level=level,
+            out=b_buf,
+        )
     if nonnegative:
         b = xp.maximum(b, 0.0, out=b_buf)
     return ops.aggregate(b, out).reshape(shape)
 
 
-def _bottom(ops, hier: Hierarchy, y2, method: str, *, residuals, weights, y_insample, proportions, level, out):
-    """Reconciled bottom-level forecasts, shape (m, k), for 2-D base forecasts (n, k); MinT writes into ``out``."""
+def _bottom(
+    ops, hier: Hierarchy, y2, method: str, *, residuals, weights, y_insample, proportions, level, out
+):
+    """Reconciled bottom-level forecasts (m, k) for 2-D base forecasts (n, k); MinT writes into ``out``."""
     xp, n = ops.xp, hier.n
     if method == "bottom_up":
         rows = slice(hier.a, n) if hier.standard_layout else ops.from_host(hier.bottom_rows)
@@ -177,7 +191,9 @@ def _bottom(ops, hier: Hierarchy, y2, method: str, *, residuals, weights, y_insa
         y_in = None
         if proportions != "forecast_proportions":
             if y_insample is None:
-                raise ValueError(f"proportions={proportions!r} needs y_insample, the in-sample history (n x T)")
+                raise ValueError(
+                    f"proportions={proportions!r} needs y_insample, the in-sample history (n x T)"
+                )
             y_in = _as_array(xp, y_insample, "y_insample", n, (2,), "(n, T)")
         return middle_out_bottom(ops, tree, y2, int(level), proportions, y_in)
     from kernels._reconcile_gls import gls_bottom, residual_variance, shrinkage_intensity  # noqa: PLC0415
@@ -197,7 +213,9 @@ def _bottom(ops, hier: Hierarchy, y2, method: str, *, residuals, weights, y_insa
             raise ValueError(f"weights must be positive; row {row} holds {float(w[row])}")
         return gls_bottom(ops, y2, w, out=out)
     if residuals is None:
-        raise ValueError(f"method {method!r} needs residuals, the in-sample one-step residuals with shape (n, T)")
+        raise ValueError(
+            f"method {method!r} needs residuals, the in-sample one-step residuals with shape (n, T)"
+        )
     R = _as_array(xp, residuals, "residuals", n, (2,), "(n, T)")
     if R.shape[1] < 2:
         raise ValueError(f"residuals need at least T = 2 in-sample periods, got T = {R.shape[1]}")

@@ -1,11 +1,11 @@
 """Frame-level reconciliation: hierarchy level columns and long forecast frames in, long frames out.
 
 The rest of the project speaks frames. :func:`frame_hierarchy` turns one row per bottom series with its level
-columns (e.g. ``region``, ``store``, ``sku``) and an aggregation spec into node ids and the sparse summing matrix;
-:func:`reconcile_frame` takes long frames (``unique_id``, ``ds``, value) of base forecasts, and of in-sample
-residuals or history when the method needs them, and returns the reconciled forecasts as a long frame of the
-same kind (polars in, polars out; pandas in, pandas out). Polars does the joins (multithreaded); the maths is
-:func:`kernels.reconcile.reconcile`.
+columns (e.g. ``region``, ``store``, ``sku``) and an aggregation spec into node ids and the sparse summing
+matrix; :func:`reconcile_frame` takes long frames (``unique_id``, ``ds``, value) of base forecasts, and of
+in-sample residuals or history when the method needs them, and returns the reconciled forecasts as a long
+frame of the same kind (polars in, polars out; pandas in, pandas out). Polars does the joins (multithreaded);
+the maths is :func:`kernels.reconcile.reconcile`.
 
 Node ids: ``"total"`` for the empty key, else ``"col=value/col=value"`` over the spec entry's columns, e.g.
 ``"region=R1/store=S3"``. A spec lists the aggregation keys, e.g. a tree
@@ -86,7 +86,9 @@ def frame_hierarchy(keys: Any, spec: Sequence[Sequence[str]]) -> FrameHierarchy:
     keys, _ = _to_polars(keys, "keys")
     spec = tuple(tuple(s) for s in spec)
     if not spec or not spec[-1]:
-        raise ValueError("spec must end with the columns that identify a bottom series, e.g. ['store', 'sku']")
+        raise ValueError(
+            "spec must end with the columns that identify a bottom series, e.g. ['store', 'sku']"
+        )
     for cols in spec:
         for c in cols:
             if c not in keys.columns:
@@ -94,15 +96,19 @@ def frame_hierarchy(keys: Any, spec: Sequence[Sequence[str]]) -> FrameHierarchy:
             nulls = keys[c].null_count()
             if nulls:
                 row = int(keys[c].is_null().arg_true()[0])
-                raise ValueError(f"keys column {c!r} is null in row {row}; every bottom series needs all levels")
+                raise ValueError(
+                    f"keys column {c!r} is null in row {row}; every bottom series needs all levels"
+                )
     m = keys.height
     bottom_ids = _node_ids(keys, spec[-1])
     dup = ~bottom_ids.is_first_distinct()
     if dup.any():
         row = int(dup.arg_true()[0])
         first = int((bottom_ids == bottom_ids[row]).arg_true()[0])
-        raise ValueError(f"keys row {row} ({bottom_ids[row]}) is not unique for spec entry {list(spec[-1])}: "
-                         f"row {first} has the same key")
+        raise ValueError(
+            f"keys row {row} ({bottom_ids[row]}) is not unique for spec entry {list(spec[-1])}: "
+            f"row {first} has the same key"
+        )
     order = bottom_ids.arg_sort()
     bottom_ids = bottom_ids.gather(order)
     keys = keys[order]
@@ -122,17 +128,22 @@ def frame_hierarchy(keys: Any, spec: Sequence[Sequence[str]]) -> FrameHierarchy:
     rows.append(offset + np.arange(m))
     cols.append(np.arange(m))
     n = offset + m
-    S = sp.csr_array((np.ones(sum(r.size for r in rows)), (np.concatenate(rows), np.concatenate(cols))),
-                     shape=(n, m))
-    return FrameHierarchy(ids=pl.concat(ids).rename("unique_id"), levels=np.concatenate(levels), spec=spec,
-                          hierarchy=Hierarchy(S))
+    S = sp.csr_array(
+        (np.ones(sum(r.size for r in rows)), (np.concatenate(rows), np.concatenate(cols))), shape=(n, m)
+    )
+    return FrameHierarchy(
+        ids=pl.concat(ids).rename("unique_id"),
+        levels=np.concatenate(levels),
+        spec=spec,
+        hierarchy=Hierarchy(S),
+    )
 
 
 def _wide(frame: pl.DataFrame, fh: FrameHierarchy, what: str, id_col: str, time_col: str, value_col: str):
     """Long (id, time, value) frame to an (n, t) array in node order, with the sorted time values.
 
-    Ids are matched run by run (``rle``): a long frame keeps each series' rows together, so only one id per run
-    is looked up instead of one per row (any order still works, with more runs).
+    Ids are matched run by run (``rle``): a long frame keeps each series' rows together, so only one id per
+    run is looked up instead of one per row (any order still works, with more runs).
     """
     for c in (id_col, time_col, value_col):
         if c not in frame.columns:
@@ -156,11 +167,15 @@ def _wide(frame: pl.DataFrame, fh: FrameHierarchy, what: str, id_col: str, time_
     counts = np.bincount(flat, minlength=n * t)
     if counts.max(initial=0) > 1:
         k = int(np.argmax(counts > 1))
-        raise ValueError(f"{what} has several rows for {id_col} {fh.ids[k // t]!r} at {time_col} {times[k % t]}")
+        raise ValueError(
+            f"{what} has several rows for {id_col} {fh.ids[k // t]!r} at {time_col} {times[k % t]}"
+        )
     if (counts == 0).any():
         k = int(np.argmax(counts == 0))
-        raise ValueError(f"{what} has no row for {id_col} {fh.ids[k // t]!r} at {time_col} {times[k % t]}; "
-                         "every node needs a value at every time")
+        raise ValueError(
+            f"{what} has no row for {id_col} {fh.ids[k // t]!r} at {time_col} {times[k % t]}; "
+            "every node needs a value at every time"
+        )
     out = np.empty(n * t)
     out[flat] = frame[value_col].cast(pl.Float64).to_numpy()
     return out.reshape(n, t), times
@@ -195,10 +210,12 @@ def reconcile_frame(
         value_col: forecast column (kept as the output's value column).
         residual_col: residual column of ``residuals``.
         history_col: value column of ``y_insample``.
-        **kwargs: passed to :func:`kernels.reconcile.reconcile` (``nonnegative``, ``level``, ``proportions``...).
+        **kwargs: passed to :func:`kernels.reconcile.reconcile` (``nonnegative``, ``level``,
+        ``proportions``...).
 
     Returns:
-        Long frame (``id_col``, ``time_col``, ``value_col``) of reconciled forecasts, nodes in hierarchy order,
+        Long frame (``id_col``, ``time_col``, ``value_col``) of reconciled forecasts, nodes in hierarchy
+        order,
         of the same kind (polars or pandas) as ``forecasts``.
     """
     frame, was_pandas = _to_polars(forecasts, "forecasts")
@@ -210,9 +227,11 @@ def reconcile_frame(
         Y, _ = _wide(_to_polars(y_insample, "y_insample")[0], fh, "y_insample", id_col, time_col, history_col)
     y_tilde = reconcile(fh.hierarchy, y_hat, method, residuals=R, y_insample=Y, **kwargs)
     n, t = y_tilde.shape
-    out = pl.DataFrame({
-        id_col: fh.ids.gather(np.repeat(np.arange(n), t)),
-        time_col: times.gather(np.tile(np.arange(t), n)),
-        value_col: y_tilde.ravel(),
-    })
+    out = pl.DataFrame(
+        {
+            id_col: fh.ids.gather(np.repeat(np.arange(n), t)),
+            time_col: times.gather(np.tile(np.arange(t), n)),
+            value_col: y_tilde.ravel(),
+        }
+    )
     return out.to_pandas() if was_pandas else out

@@ -11,8 +11,8 @@ def tree_S(branching: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     """Dense S of a tree given, per level, the number of children of each node of the previous level.
 
     Returns:
-        (S, parent): S (n x m) with aggregates first (top-down, level by level) and the identity last; parent row of
-        every row (-1 for the root).
+        (S, parent): S (n x m) with aggregates first (top-down, level by level) and the identity last; parent
+        row of every row (-1 for the root).
     """
     levels = [[0]]  # node ids per level, as lists of row numbers assigned later
     parents_per_level: list[np.ndarray] = []

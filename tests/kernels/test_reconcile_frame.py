@@ -16,28 +16,40 @@ TREE = [[], ["region"], ["region", "store"], ["region", "store", "sku"]]
 
 
 def _keys() -> pl.DataFrame:
-    return pl.DataFrame({
-        "region": ["N", "N", "N", "S", "S"],
-        "store": ["a", "a", "b", "c", "c"],
-        "sku": [1, 2, 1, 1, 3],
-    })
+    return pl.DataFrame(
+        {
+            "region": ["N", "N", "N", "S", "S"],
+            "store": ["a", "a", "b", "c", "c"],
+            "sku": [1, 2, 1, 1, 3],
+        }
+    )
 
 
 def _long(fh, h: int, rng: np.random.Generator, col: str = "y_hat") -> pl.DataFrame:
     n = fh.ids.len()
     ds = pl.date_range(datetime.date(2026, 3, 1), datetime.date(2026, 3, h), eager=True)
-    return pl.DataFrame({
-        "unique_id": fh.ids.gather(np.repeat(np.arange(n), h)),
-        "ds": ds.gather(np.tile(np.arange(h), n)),
-        col: rng.uniform(1.0, 10.0, n * h),
-    })
+    return pl.DataFrame(
+        {
+            "unique_id": fh.ids.gather(np.repeat(np.arange(n), h)),
+            "ds": ds.gather(np.tile(np.arange(h), n)),
+            col: rng.uniform(1.0, 10.0, n * h),
+        }
+    )
 
 
 def test_node_ids_and_summing_matrix_follow_the_spec():
     fh = frame_hierarchy(_keys(), TREE)
     assert fh.ids.to_list() == [
-        "total", "region=N", "region=S", "region=N/store=a", "region=N/store=b", "region=S/store=c",
-        "region=N/store=a/sku=1", "region=N/store=a/sku=2", "region=N/store=b/sku=1", "region=S/store=c/sku=1",
+        "total",
+        "region=N",
+        "region=S",
+        "region=N/store=a",
+        "region=N/store=b",
+        "region=S/store=c",
+        "region=N/store=a/sku=1",
+        "region=N/store=a/sku=2",
+        "region=N/store=b/sku=1",
+        "region=S/store=c/sku=1",
         "region=S/store=c/sku=3",
     ]
     S = fh.S.toarray()
@@ -59,9 +71,12 @@ def test_reconcile_frame_equals_the_array_call_and_is_coherent():
     assert out.height == fc.height
     y_hat = fc["y_hat"].to_numpy().reshape(11, 4)
     R = res["residual"].to_numpy().reshape(11, 9)
-    np.testing.assert_allclose(out["y_hat"].to_numpy().reshape(11, 4),
-                               reconcile(fh.S, y_hat, "mint_shrink", residuals=R), rtol=1e-12)
-    by_ds = out.filter(pl.col("unique_id").str.count_matches("/") == 2).group_by("ds").agg(pl.col("y_hat").sum())
+    np.testing.assert_allclose(
+        out["y_hat"].to_numpy().reshape(11, 4), reconcile(fh.S, y_hat, "mint_shrink", residuals=R), rtol=1e-12
+    )
+    by_ds = (
+        out.filter(pl.col("unique_id").str.count_matches("/") == 2).group_by("ds").agg(pl.col("y_hat").sum())
+    )
     total = out.filter(pl.col("unique_id") == "total").join(by_ds, on="ds")
     np.testing.assert_allclose(total["y_hat"], total["y_hat_right"], rtol=1e-12)
 
@@ -79,7 +94,9 @@ def test_row_order_does_not_matter_and_pandas_in_gives_pandas_out():
 
 
 def test_grouped_spec_builds_a_grouped_structure():
-    keys = pl.DataFrame({"region": ["N", "N", "S", "S"], "category": ["x", "y", "x", "y"], "sku": [1, 2, 3, 4]})
+    keys = pl.DataFrame(
+        {"region": ["N", "N", "S", "S"], "category": ["x", "y", "x", "y"], "sku": [1, 2, 3, 4]}
+    )
     fh = frame_hierarchy(keys, [[], ["region"], ["category"], ["sku"]])
     assert fh.ids.len() == 1 + 2 + 2 + 4
     assert fh.hierarchy.tree is None
@@ -91,9 +108,15 @@ def test_grouped_spec_builds_a_grouped_structure():
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
-        (lambda f: f.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("nope"))
-                                  .otherwise(pl.col("unique_id")).alias("unique_id")),
-         "forecasts row 5: unique_id 'nope' is not a node"),
+        (
+            lambda f: f.with_columns(
+                pl.when(pl.int_range(pl.len()) == 5)
+                .then(pl.lit("nope"))
+                .otherwise(pl.col("unique_id"))
+                .alias("unique_id")
+            ),
+            "forecasts row 5: unique_id 'nope' is not a node",
+        ),
         (lambda f: f.slice(1), "no row for unique_id 'total' at ds 2026-03-01"),
         (lambda f: pl.concat([f, f.head(1)]), "several rows for unique_id 'total'"),
         (lambda f: f.drop("ds"), "forecasts has no column 'ds'"),
@@ -113,7 +136,11 @@ def test_bad_keys_get_clear_errors():
     with pytest.raises(ValueError, match="spec column 'city' is not a column"):
         frame_hierarchy(keys, [[], ["city"], ["region", "store", "sku"]])
     with pytest.raises(ValueError, match="keys column 'store' is null in row 2"):
-        frame_hierarchy(keys.with_columns(pl.when(pl.int_range(pl.len()) == 2).then(None)
-                                          .otherwise(pl.col("store")).alias("store")), TREE)
+        frame_hierarchy(
+            keys.with_columns(
+                pl.when(pl.int_range(pl.len()) == 2).then(None).otherwise(pl.col("store")).alias("store")
+            ),
+            TREE,
+        )
     with pytest.raises(TypeError, match="polars or pandas DataFrame"):
         frame_hierarchy({"region": ["N"]}, TREE)

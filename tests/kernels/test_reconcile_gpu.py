@@ -1,4 +1,4 @@
-"""GPU (CuPy) reconciliation gives the CPU answer within 1e-8 relative; device CSR splitting checked on the host."""
+"""GPU (CuPy) reconciliation gives the CPU answer within 1e-8 relative; device CSR splitting on the host."""
 
 from __future__ import annotations
 
@@ -39,13 +39,24 @@ def test_device_csr_splits_long_rows_and_sums_the_pieces_back():
     assert np.all(np.diff(dev.indptr) <= _GPU_ROW_CHUNK)
     B = rng.standard_normal((cols, 3))
     partial = _emulate_kernel(dev, B, dev.n_pieces)
-    np.testing.assert_allclose(_emulate_kernel(dev.reduce, partial, dev.n_rows), A @ B, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        _emulate_kernel(dev.reduce, partial, dev.n_rows), A @ B, rtol=1e-12, atol=1e-12
+    )
 
 
 def _cases():
     S_tree, _ = tree_S([[3], [2, 1, 3], [2, 2, 1, 3, 1, 2]])
-    grouped = np.vstack([np.ones(6), [1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1], [1, 0, 0, 1, 0, 0],
-                         [0, 1, 0, 0, 1, 0], [0, 0, 1, 0, 0, 1], np.eye(6)])
+    grouped = np.vstack(
+        [
+            np.ones(6),
+            [1, 1, 1, 0, 0, 0],
+            [0, 0, 0, 1, 1, 1],
+            [1, 0, 0, 1, 0, 0],
+            [0, 1, 0, 0, 1, 0],
+            [0, 0, 1, 0, 0, 1],
+            np.eye(6),
+        ]
+    )
     perm = np.random.default_rng(5).permutation(S_tree.shape[0])
     return {"tree": S_tree, "tree_permuted": S_tree[perm], "grouped": grouped}
 
@@ -70,8 +81,16 @@ def test_gpu_matches_cpu_for_every_method(case):
             if "proportions" in kw and method not in ("top_down", "middle_out"):
                 continue
             cpu = reconcile(hier, y - 3.0, method, residuals=R, weights=w, level=1, y_insample=hist, **kw)
-            gpu = reconcile(hier, cp.asarray(y - 3.0), method, residuals=cp.asarray(R), weights=cp.asarray(w),
-                            level=1, y_insample=cp.asarray(hist), **kw)
+            gpu = reconcile(
+                hier,
+                cp.asarray(y - 3.0),
+                method,
+                residuals=cp.asarray(R),
+                weights=cp.asarray(w),
+                level=1,
+                y_insample=cp.asarray(hist),
+                **kw,
+            )
             assert isinstance(gpu, cp.ndarray)
             assert rel_err(cp.asnumpy(gpu), cpu) < 1e-8, (method, kw)
 

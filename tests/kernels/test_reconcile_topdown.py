@@ -1,4 +1,4 @@
-"""Top-down and middle-out on random strict trees, against plain recursive implementations; grouped refusal."""
+"""Top-down and middle-out on random strict trees vs plain recursive implementations; grouped refusal."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _naive_forecast_proportions(S, parent, y_hat, level):
             total = y_hat[sibs].sum(axis=0)
             share = np.where(total == 0, 1.0 / sibs.size, y_hat[v] / np.where(total == 0, 1.0, total))
             tilde[v] = tilde[p] * share
-    return S @ tilde[n - m:]
+    return S @ tilde[n - m :]
 
 
 @SETTINGS
@@ -60,7 +60,7 @@ def test_top_down_forecast_proportions_matches_the_recursive_definition(case):
     out = reconcile(sp.csr_array(S), y_hat, "top_down")
     np.testing.assert_allclose(out, _naive_forecast_proportions(S, parent, y_hat, 0), rtol=1e-12)
     np.testing.assert_allclose(out[0], y_hat[0], rtol=1e-12)  # the top keeps its forecast
-    np.testing.assert_allclose(S @ out[S.shape[0] - S.shape[1]:], out, rtol=1e-13)
+    np.testing.assert_allclose(S @ out[S.shape[0] - S.shape[1] :], out, rtol=1e-13)
 
 
 @SETTINGS
@@ -75,7 +75,7 @@ def test_middle_out_keeps_the_middle_level_and_splits_below(case, level):
     np.testing.assert_allclose(out, _naive_forecast_proportions(S, parent, y_hat, level), rtol=1e-12)
     middle = depth == level
     np.testing.assert_allclose(out[middle], y_hat[middle], rtol=1e-12)
-    np.testing.assert_allclose(S @ out[n - m:], out, rtol=1e-13)
+    np.testing.assert_allclose(S @ out[n - m :], out, rtol=1e-13)
 
 
 @SETTINGS
@@ -87,9 +87,9 @@ def test_top_down_historical_proportions(case, rule):
     history = S @ rng.uniform(0.5, 4.0, size=(m, 12))  # coherent, strictly positive history
     y_hat = rng.uniform(1.0, 9.0, size=(n, 2))
     out = reconcile(sp.csr_array(S), y_hat, "top_down", proportions=rule, y_insample=history)
-    top, bottom = history[0], history[n - m:]
+    top, bottom = history[0], history[n - m :]
     p = (bottom / top).mean(axis=1) if rule == "average_proportions" else bottom.mean(axis=1) / top.mean()
-    np.testing.assert_allclose(out[n - m:], p[:, None] * y_hat[0], rtol=1e-12)
+    np.testing.assert_allclose(out[n - m :], p[:, None] * y_hat[0], rtol=1e-12)
     np.testing.assert_allclose(out[0], y_hat[0], rtol=1e-12)  # the proportions of a coherent history sum to 1
 
 
@@ -97,8 +97,9 @@ def test_middle_out_with_historical_proportions_splits_each_middle_series():
     S, parent = tree_S([[2], [2, 1]])  # root -> 2 -> 3 leaves
     history = S @ np.array([[1.0, 3.0], [3.0, 1.0], [2.0, 2.0]])
     y_hat = np.array([[10.0], [4.0], [7.0], [0.0], [0.0], [0.0]])
-    out = reconcile(sp.csr_array(S), y_hat, "middle_out", level=1, proportions="proportion_averages",
-                    y_insample=history)
+    out = reconcile(
+        sp.csr_array(S), y_hat, "middle_out", level=1, proportions="proportion_averages", y_insample=history
+    )
     np.testing.assert_allclose(out[:, 0], [11.0, 4.0, 7.0, 2.0, 2.0, 7.0])
 
 
@@ -114,8 +115,9 @@ def test_historical_proportions_refuse_a_zero_history():
     with pytest.raises(ValueError, match="history of series row 0"):
         reconcile(S, np.ones((3, 1)), "top_down", proportions="average_proportions", y_insample=history)
     with pytest.raises(ValueError, match="mean history of series row 0"):
-        reconcile(S, np.ones((3, 1)), "top_down", proportions="proportion_averages",
-                  y_insample=np.zeros((3, 2)))
+        reconcile(
+            S, np.ones((3, 1)), "top_down", proportions="proportion_averages", y_insample=np.zeros((3, 2))
+        )
 
 
 def _laminar(S: np.ndarray) -> bool:

@@ -14,11 +14,12 @@ not the service's: tenants never wait for each other.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -27,7 +28,7 @@ from features.store._db import utcnow
 from workflow._canonical import GENESIS, canonical_json, jsonable, sha256_hex, ts_text
 from workflow._models import AuditEntry, Event, JournalHead
 
-__all__ = ["AuditRecord", "EventRecord", "append", "audit_digest"]
+__all__ = ["AuditRecord", "EventRecord", "append", "audit_digest", "collect", "flush"]
 
 _HEAD = JournalHead.__table__
 _AUDIT = AuditEntry.__table__
@@ -87,20 +88,37 @@ def audit_digest(
     return sha256_hex(prev_sha256.encode(), canonical_json(body))
 
 
-def _lock_head(session: Session, tenant_id: str) -> tuple[int, str, int]:
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        # pysqlite runs a SELECT that opens a transaction outside any lock; a (no-op) write first takes
-        # SQLite's writer lock, so the head we read next cannot change before we commit.
-        session.execute(update(_HEAD).where(_HEAD.c.tenant_id == tenant_id)
-                        .values(event_seq=_HEAD.c.event_seq))
+_PG_APPEND = text(
+    "WITH new_audit AS (INSERT INTO wf_audit_log SELECT * FROM json_populate_recordset(NULL::wf_audit_log, "
+    "CAST(:audit AS json))), new_events AS (INSERT INTO wf_events SELECT * FROM "
+    "json_populate_recordset(NULL::wf_events, CAST(:events AS json))) "
+    "UPDATE wf_journal_heads SET audit_sha256 = :sha WHERE tenant_id = :tenant_id"
+)
+
+
+def _json_rows(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(
+        [{k: ts_text(v) if isinstance(v, datetime) else v for k, v in r.items()} for r in rows],
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+
+
+def _take_head(session: Session, tenant_id: str, n_audit: int, n_events: int) -> tuple[int, str, int]:
+    """Lock the tenant's head and reserve ``n_audit`` audit and ``n_events`` event numbers (one round trip).
+
+    ``UPDATE ... RETURNING`` takes the row lock on PostgreSQL and SQLite's writer lock (so the head read cannot
+    change before commit). Returns the head *before* the reservation: last audit seq and hash, last event seq.
+    """
     stmt = (
-        select(_HEAD.c.audit_seq, _HEAD.c.audit_sha256, _HEAD.c.event_seq)
+        update(_HEAD)
         .where(_HEAD.c.tenant_id == tenant_id)
-        .with_for_update()
+        .values(audit_seq=_HEAD.c.audit_seq + n_audit, event_seq=_HEAD.c.event_seq + n_events)
+        .returning(_HEAD.c.audit_seq, _HEAD.c.audit_sha256, _HEAD.c.event_seq)
     )
     row = session.execute(stmt).first()
-    if row is None:
+    if row is None:  # the tenant's first entry
+        dialect = session.get_bind().dialect.name
         ins = pg_insert if dialect == "postgresql" else sqlite_insert
         session.execute(
             ins(_HEAD)
@@ -108,7 +126,7 @@ def _lock_head(session: Session, tenant_id: str) -> tuple[int, str, int]:
             .on_conflict_do_nothing(index_elements=["tenant_id"])
         )
         row = session.execute(stmt).one()
-    return int(row[0]), str(row[1]), int(row[2])
+    return int(row[0]) - n_audit, str(row[1]), int(row[2]) - n_events
 
 
 def append(
@@ -121,7 +139,8 @@ def append(
 ) -> tuple[int, int]:
     """Append audit entries and events for ``tenant_id`` in the caller's transaction.
 
-    Call it last in the transaction (it takes the tenant's journal lock until commit).
+    Call it last in the transaction (it takes the tenant's journal lock until commit). Two round trips on
+    PostgreSQL (reserve the numbers; insert both logs and store the new chain hash in one statement).
 
     Returns:
         ``(last_audit_seq, last_event_seq)`` after the append.
@@ -129,62 +148,95 @@ def append(
     if not audits and not events:
         raise ValueError("append needs at least one audit entry or event")
     at = at or utcnow()
-    a_seq, a_hash, e_seq = _lock_head(session, tenant_id)
-    if audits:
-        rows = []
-        for rec in audits:
-            a_seq += 1
-            before, after = jsonable(rec.before), jsonable(rec.after)
-            digest = audit_digest(
-                a_hash,
-                tenant_id=tenant_id,
-                seq=a_seq,
-                at=at,
-                actor=rec.actor,
-                action=rec.action,
-                entity_type=rec.entity_type,
-                entity_id=rec.entity_id,
-                before=before,
-                after=after,
-                reason=rec.reason,
-            )
-            rows.append(
-                {
-                    "tenant_id": tenant_id,
-                    "seq": a_seq,
-                    "at": at,
-                    "actor": rec.actor,
-                    "action": rec.action,
-                    "entity_type": rec.entity_type,
-                    "entity_id": rec.entity_id,
-                    "before": before,
-                    "after": after,
-                    "reason": rec.reason,
-                    "prev_sha256": a_hash,
-                    "sha256": digest,
-                }
-            )
-            a_hash = digest
-        session.execute(insert(_AUDIT), rows)
-    if events:
-        rows = []
-        for ev in events:
-            e_seq += 1
-            rows.append(
-                {
-                    "tenant_id": tenant_id,
-                    "seq": e_seq,
-                    "topic": ev.topic,
-                    "type": ev.type,
-                    "key": ev.key,
-                    "payload": jsonable(ev.payload),
-                    "at": at,
-                }
-            )
-        session.execute(insert(_EVENTS), rows)
-    session.execute(
-        update(_HEAD)
-        .where(_HEAD.c.tenant_id == tenant_id)
-        .values(audit_seq=a_seq, audit_sha256=a_hash, event_seq=e_seq)
-    )
+    a_seq, a_hash, e_seq = _take_head(session, tenant_id, len(audits), len(events))
+    audit_rows, event_rows = [], []
+    for rec in audits:
+        a_seq += 1
+        before, after = jsonable(rec.before), jsonable(rec.after)
+        digest = audit_digest(
+            a_hash,
+            tenant_id=tenant_id,
+            seq=a_seq,
+            at=at,
+            actor=rec.actor,
+            action=rec.action,
+            entity_type=rec.entity_type,
+            entity_id=rec.entity_id,
+            before=before,
+            after=after,
+            reason=rec.reason,
+        )
+        audit_rows.append(
+            {
+                "tenant_id": tenant_id,
+                "seq": a_seq,
+                "at": at,
+                "actor": rec.actor,
+                "action": rec.action,
+                "entity_type": rec.entity_type,
+                "entity_id": rec.entity_id,
+                "before": before,
+                "after": after,
+                "reason": rec.reason,
+                "prev_sha256": a_hash,
+                "sha256": digest,
+            }
+        )
+        a_hash = digest
+    for ev in events:
+        e_seq += 1
+        event_rows.append(
+            {
+                "tenant_id": tenant_id,
+                "seq": e_seq,
+                "topic": ev.topic,
+                "type": ev.type,
+                "key": ev.key,
+                "payload": jsonable(ev.payload),
+                "at": at,
+            }
+        )
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement of fixed shape (compiled once): both logs arrive as JSON arrays and the chain's new hash
+        # is stored on the head. json (not jsonb) keeps nested JSON text exactly as hashed.
+        session.execute(
+            _PG_APPEND,
+            {
+                "tenant_id": tenant_id,
+                "sha": a_hash,
+                "audit": _json_rows(audit_rows),
+                "events": _json_rows(event_rows),
+            },
+        )
+    else:
+        if audit_rows:
+            session.execute(insert(_AUDIT), audit_rows)
+        if event_rows:
+            session.execute(insert(_EVENTS), event_rows)
+        if audit_rows:
+            session.execute(update(_HEAD).where(_HEAD.c.tenant_id == tenant_id).values(audit_sha256=a_hash))
     return a_seq, e_seq
+
+
+def collect(
+    session: Session,
+    tenant_id: str,
+    audits: list[AuditRecord],
+    events: list[EventRecord],
+    journal: dict[str, tuple[list, list]] | None,
+) -> None:
+    """Append now (``journal`` None), or collect for one :func:`flush` per tenant at the end of a batch."""
+    if journal is None:
+        append(session, tenant_id, audits, events)
+    else:
+        a, e = journal.setdefault(tenant_id, ([], []))
+        a.extend(audits)
+        e.extend(events)
+
+
+def flush(session: Session, journal: dict[str, tuple[list, list]]) -> None:
+    """Append what a batch collected: one append per tenant, tenants in sorted order (the lock order)."""
+    for tenant_id in sorted(journal):
+        audits, events = journal[tenant_id]
+        if audits or events:
+            append(session, tenant_id, audits, events)

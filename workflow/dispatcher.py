@@ -23,10 +23,11 @@ from datetime import timedelta
 
 import numpy as np
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from features.store._db import session_scope, utcnow
 from workflow.adapters import Adapter, Delivery
-from workflow.outbox import Claimed, LostLease, claim, record_failure, record_success
+from workflow.outbox import Claimed, LostLease, claim, flush_journal, record_failure, record_success
 
 __all__ = ["DispatchStats", "Dispatcher", "RetryPolicy"]
 
@@ -141,32 +142,41 @@ class Dispatcher:
                 results[i] = d
         if self._on_sent is not None:
             self._on_sent(items, results)
-        for item, d in zip(items, results, strict=True):
-            self._record(item, d, stats)
-        return stats
-
-    def _record(self, item: Claimed, d: Delivery, stats: DispatchStats) -> None:
+        # Fast path: the whole batch in one transaction. If any item was taken over meanwhile (or the store
+        # refuses), record item by item instead, each in its own transaction.
         try:
             with session_scope(self.engine) as s:
-                if d.ok:
-                    if record_success(s, item, self.owner, external_ref=d.external_ref):
-                        stats.delivered += 1
-                    else:
-                        stats.lost_lease += 1
-                    return
-                give_up = not d.retryable or item.attempts >= self.policy.max_attempts
-                retry_at = (
-                    None
-                    if give_up
-                    else utcnow() + timedelta(seconds=self.policy.delay(item.attempts, self.rng))
-                )
-                status = record_failure(s, item, self.owner, d.detail, retry_at=retry_at)
-                stats.retried += status == "pending"
-                stats.dead += status == "dead"
-                stats.lost_lease += status == ""
-                stats.errors.append(f"{item.idempotency_key}: {d.detail}")
-        except LostLease:
-            stats.lost_lease += 1
+                journal: dict = {}
+                batch = DispatchStats()
+                for item, d in zip(items, results, strict=True):
+                    self._record_in(s, item, d, batch, journal)
+                flush_journal(s, journal)
+            stats.add(batch)
+        except (LostLease, DBAPIError):
+            for item, d in zip(items, results, strict=True):
+                try:
+                    with session_scope(self.engine) as s:
+                        self._record_in(s, item, d, stats, None)
+                except LostLease:
+                    stats.lost_lease += 1
+        return stats
+
+    def _record_in(self, s, item: Claimed, d: Delivery, stats: DispatchStats, journal: dict | None) -> None:
+        if d.ok:
+            if record_success(s, item, self.owner, external_ref=d.external_ref, journal=journal):
+                stats.delivered += 1
+            else:
+                stats.lost_lease += 1
+            return
+        give_up = not d.retryable or item.attempts >= self.policy.max_attempts
+        retry_at = (
+            None if give_up else utcnow() + timedelta(seconds=self.policy.delay(item.attempts, self.rng))
+        )
+        status = record_failure(s, item, self.owner, d.detail, retry_at=retry_at, journal=journal)
+        stats.retried += status == "pending"
+        stats.dead += status == "dead"
+        stats.lost_lease += status == ""
+        stats.errors.append(f"{item.idempotency_key}: {d.detail}")
 
     def run(
         self,

@@ -37,8 +37,8 @@ from sqlalchemy.orm import Session
 
 from features.store._db import utcnow
 from workflow import evidence as _evidence
-from workflow._journal import AuditRecord, EventRecord, append
-from workflow._models import AuditEntry, OutboxItem, Recommendation, SupplierResponse
+from workflow._journal import AuditRecord, EventRecord, append, collect
+from workflow._models import AuditEntry, OutboxItem, Recommendation, RecommendationEvidence, SupplierResponse
 from workflow.access import DECIDER_RANK, Principal
 from workflow.errors import Forbidden, IllegalTransition, InvalidInput, NotFound, VersionConflict
 from workflow.schemas import (
@@ -66,6 +66,7 @@ __all__ = [
     "list_recommendations",
     "override",
     "propose",
+    "propose_many",
     "record_supplier_response",
     "reject",
     "route",
@@ -138,9 +139,7 @@ def _transition(
         raise IllegalTransition(rec_id, action, row["state"], allowed_from)
     if guard is not None:
         guard(row)
-    if callable(changes):
-        changes = changes(row)
-    values = {"state": to, "version": row["version"] + 1, "updated_at": utcnow(), **(changes or {})}
+    values = _values(row, to, changes)
     res = session.execute(
         update(_R)
         .where(_R.c.id == rec_id, _R.c.tenant_id == tenant_id, _R.c.version == row["version"])
@@ -149,14 +148,36 @@ def _transition(
     if res.rowcount != 1:  # someone committed between our read and our write
         cur = _load(session, tenant_id, rec_id)
         raise VersionConflict(rec_id, row["version"], cur["version"], cur["state"])
+    return _journal_records(row, values, action, actor, reason)
+
+
+def _values(row: Mapping[str, Any], to: str, changes) -> dict[str, Any]:
+    if callable(changes):
+        changes = changes(row)
+    return {"state": to, "version": row["version"] + 1, "updated_at": utcnow(), **(changes or {})}
+
+
+def _journal_records(
+    row: Mapping[str, Any], values: dict[str, Any], action: str, actor: str, reason: str | None
+) -> tuple[dict[str, Any], AuditRecord, EventRecord]:
     after = {**row, **values}
     before_d = {k: row[k] for k in values if k not in _SNAPSHOT_SKIP}
     after_d = {k: values[k] for k in values if k not in _SNAPSHOT_SKIP}
     audit = AuditRecord(
-        actor, f"recommendation.{action}", "recommendation", rec_id, before_d, after_d, reason
+        actor, f"recommendation.{action}", "recommendation", row["id"], before_d, after_d, reason
     )
-    event = EventRecord("replenishment", f"recommendation.{to}", rec_id, _event_payload(after, actor))
+    event = EventRecord(
+        "replenishment", f"recommendation.{values['state']}", row["id"], _event_payload(after, actor)
+    )
     return after, audit, event
+
+
+def _step(row: dict[str, Any], action: str, *, actor: str, changes=None, reason: str | None = None):
+    """Apply a transition to a row not yet written (a new proposal): same checks, same journal records."""
+    allowed_from, to = TRANSITIONS[action]
+    if row["state"] not in allowed_from:
+        raise IllegalTransition(row["id"], action, row["state"], allowed_from)
+    return _journal_records(row, _values(row, to, changes), action, actor, reason)
 
 
 def _enqueue(session: Session, row: Mapping[str, Any]) -> None:
@@ -201,32 +222,8 @@ def _out(row: Mapping[str, Any]) -> RecommendationOut:
     return RecommendationOut.model_validate(dict(row))
 
 
-def propose(
-    session: Session, tenant_id: str, rec: RecommendationIn, *, actor: str = "planning"
-) -> RecommendationOut:
-    """Store a new recommendation (state ``proposed``), then route or auto-approve it as ``rec`` asks.
-
-    Args:
-        session: open session; the caller commits (``with session_scope(engine) as s``).
-        tenant_id: the owning tenant (must exist).
-        rec: the recommendation as planning produced it.
-        actor: who proposes, as it should read in the audit log (e.g. ``"planning:run-42"``).
-
-    Returns:
-        The stored recommendation. With ``rec.proposal_key`` already used in this tenant, the existing one,
-        unchanged (proposing is idempotent per key).
-    """
-    if rec.proposal_key is not None:
-        existing = (
-            session.execute(
-                select(_R).where(_R.c.tenant_id == tenant_id, _R.c.proposal_key == rec.proposal_key)
-            )
-            .mappings()
-            .first()
-        )
-        if existing is not None:
-            return _out(existing)
-    sha = _evidence.put(session, tenant_id, "proposal", rec.evidence.model_dump(exclude_none=True))
+def _prepare(tenant_id: str, rec: RecommendationIn, actor: str, sha: str):
+    """The row of a new recommendation after the steps ``rec`` asks for, and its journal records."""
     now = utcnow()
     row = {
         "id": uuid.uuid4().hex,
@@ -263,57 +260,133 @@ def propose(
         "created_at": now,
         "updated_at": now,
     }
-    try:
-        with session.begin_nested():  # a concurrent propose of the same key loses here, not the whole txn
-            session.execute(insert(_R).values(**row))
-    except IntegrityError:
-        if rec.proposal_key is None:
-            raise
-        existing = (
-            session.execute(
-                select(_R).where(_R.c.tenant_id == tenant_id, _R.c.proposal_key == rec.proposal_key)
-            )
-            .mappings()
-            .one()
-        )
-        return _out(existing)
-    _evidence.link(session, tenant_id, row["id"], sha, "proposal", actor)
     snapshot = {k: v for k, v in row.items() if k not in ("tenant_id", "created_at", "updated_at")}
     audits = [AuditRecord(actor, "recommendation.propose", "recommendation", row["id"], None, snapshot, None)]
     events = [EventRecord("replenishment", "recommendation.proposed", row["id"], _event_payload(row, actor))]
+    # Later steps of the proposal are applied before the single INSERT; each is still checked and journaled.
     if rec.route is not None:
-        row, a, e = _transition(
-            session,
-            tenant_id,
-            row["id"],
-            "route",
-            actor=actor,
-            changes=_route_values(rec.route),
-            reason=rec.route.reason,
+        row, a, e = _step(
+            row, "route", actor=actor, changes=_route_values(rec.route), reason=rec.route.reason
         )
         audits.append(a)
         events.append(e)
     elif rec.auto_approve is not None:
         policy = f"policy:{rec.auto_approve.rule}"
-        row, a, e = _transition(
-            session,
-            tenant_id,
-            row["id"],
+        row, a, e = _step(
+            row,
             "auto_approve",
             actor=policy,
+            reason=rec.auto_approve.reason,
             changes={
                 "decided_by": policy,
                 "decided_at": now,
                 "final_quantity": rec.quantity,
                 "final_need_by": rec.need_by,
             },
-            reason=rec.auto_approve.reason,
         )
-        _enqueue(session, row)
         audits.append(a)
         events.append(e)
+    return row, audits, events
+
+
+def _existing_by_key(session: Session, tenant_id: str, keys: list[str]) -> dict[str, Mapping[str, Any]]:
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(_R).where(_R.c.tenant_id == tenant_id, _R.c.proposal_key.in_(keys))
+    ).mappings()
+    return {r["proposal_key"]: r for r in rows}
+
+
+def propose(
+    session: Session, tenant_id: str, rec: RecommendationIn, *, actor: str = "planning"
+) -> RecommendationOut:
+    """Store a new recommendation (state ``proposed``), then route or auto-approve it as ``rec`` asks.
+
+    Args:
+        session: open session; the caller commits (``with session_scope(engine) as s``).
+        tenant_id: the owning tenant (must exist).
+        rec: the recommendation as planning produced it.
+        actor: who proposes, as it should read in the audit log (e.g. ``"planning:run-42"``).
+
+    Returns:
+        The stored recommendation. With ``rec.proposal_key`` already used in this tenant, the existing one,
+        unchanged (proposing is idempotent per key).
+    """
+    if rec.proposal_key is not None:
+        existing = _existing_by_key(session, tenant_id, [rec.proposal_key])
+        if existing:
+            return _out(existing[rec.proposal_key])
+    sha = _evidence.put(session, tenant_id, "proposal", rec.evidence.model_dump(exclude_none=True))
+    row, audits, events = _prepare(tenant_id, rec, actor, sha)
+    if rec.proposal_key is None:
+        session.execute(insert(_R).values(**row))
+    else:
+        try:
+            with session.begin_nested():  # a concurrent propose of the same key loses here, not the whole txn
+                session.execute(insert(_R).values(**row))
+        except IntegrityError:
+            return _out(_existing_by_key(session, tenant_id, [rec.proposal_key])[rec.proposal_key])
+    _evidence.link(session, tenant_id, row["id"], sha, "proposal", actor)
+    if row["state"] == "approved":
+        _enqueue(session, row)
     append(session, tenant_id, audits, events)
     return _out(row)
+
+
+def propose_many(
+    session: Session, tenant_id: str, recs: list[RecommendationIn], *, actor: str = "planning"
+) -> list[RecommendationOut]:
+    """Propose a whole plan in one transaction (what planning hands over after a run).
+
+    Same result as :func:`propose` on each item, in order, but with one INSERT per table and one journal
+    append, so a plan of thousands of lines commits at once or not at all. Items whose ``proposal_key`` is
+    already stored come back unchanged. If a concurrent writer stores one of the keys meanwhile, the batch falls
+    back to proposing item by item.
+    """
+    keys = [r.proposal_key for r in recs if r.proposal_key is not None]
+    if len(keys) != len(set(keys)):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise InvalidInput("proposal_key", f"appears more than once in the batch: {dup!r}")
+    existing = _existing_by_key(session, tenant_id, keys)
+    out: list[Any] = [None] * len(recs)
+    rows, audits, events, links = [], [], [], []
+    for i, rec in enumerate(recs):
+        if rec.proposal_key in existing:
+            out[i] = _out(existing[rec.proposal_key])
+            continue
+        body = rec.evidence.model_dump(exclude_none=True)
+        sha = _evidence.put(session, tenant_id, "proposal", body)
+        row, a, e = _prepare(tenant_id, rec, actor, sha)
+        rows.append(row)
+        audits += a
+        events += e
+        links.append(
+            {
+                "tenant_id": tenant_id,
+                "recommendation_id": row["id"],
+                "evidence_sha256": sha,
+                "kind": "proposal",
+                "actor": actor,
+                "created_at": row["created_at"],
+            }
+        )
+        out[i] = row
+    if not rows:
+        return out
+    try:
+        with session.begin_nested():
+            session.execute(insert(_R), rows)
+    except IntegrityError:
+        if not keys:
+            raise
+        return [propose(session, tenant_id, r, actor=actor) for r in recs]
+    session.execute(insert(RecommendationEvidence.__table__), links)
+    for row in rows:
+        if row["state"] == "approved":
+            _enqueue(session, row)
+    append(session, tenant_id, audits, events)
+    return [o if isinstance(o, RecommendationOut) else _out(o) for o in out]
 
 
 def _route_values(r: Route) -> dict[str, Any]:
@@ -540,7 +613,13 @@ def expire_due(
 
 
 def acknowledge(
-    session: Session, tenant_id: str, rec_id: str, ack: AckIn, *, actor: str
+    session: Session,
+    tenant_id: str,
+    rec_id: str,
+    ack: AckIn,
+    *,
+    actor: str,
+    journal: dict[str, tuple[list, list]] | None = None,
 ) -> RecommendationOut:
     """Record the receiving system's answer: ``accepted`` (``sent -> acknowledged``) or ``rejected`` (``-> failed``)."""
     if ack.status == "accepted":
@@ -551,7 +630,10 @@ def acknowledge(
             "acknowledge",
             actor=actor,
             reason=ack.message,
-            changes=lambda r: {"acknowledged_at": utcnow(), "external_ref": ack.external_ref or r["external_ref"]},
+            changes=lambda r: {
+                "acknowledged_at": utcnow(),
+                "external_ref": ack.external_ref or r["external_ref"],
+            },
         )
     else:
         row, a, e = _transition(
@@ -566,12 +648,17 @@ def acknowledge(
         # A refusal by the system of record dead-letters the delivered item, so it can be fixed and replayed.
         session.execute(
             update(_OUTBOX)
-            .where(_OUTBOX.c.recommendation_id == rec_id, _OUTBOX.c.tenant_id == tenant_id,
-                   _OUTBOX.c.status == "delivered")
-            .values(status="dead", last_error=f"rejected by the receiving system: {ack.message or 'no message'}")
+            .where(
+                _OUTBOX.c.recommendation_id == rec_id,
+                _OUTBOX.c.tenant_id == tenant_id,
+                _OUTBOX.c.status == "delivered",
+            )
+            .values(
+                status="dead", last_error=f"rejected by the receiving system: {ack.message or 'no message'}"
+            )
         )
     _attach(session, tenant_id, rec_id, "acknowledgement", ack.model_dump(), actor)
-    append(session, tenant_id, [a], [e])
+    collect(session, tenant_id, [a], [e], journal)
     return _out(row)
 
 

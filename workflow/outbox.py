@@ -16,7 +16,7 @@ key. Delivery is therefore at least once, and exactly once at a receiver that ho
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from features.store._db import utcnow
-from workflow._journal import AuditRecord, append
+from workflow._journal import AuditRecord, append, collect, flush
 from workflow._models import OutboxItem
 from workflow.errors import IllegalTransition, InvalidInput, NotFound
 from workflow.lifecycle import _mark, acknowledge, get
@@ -35,7 +35,9 @@ __all__ = [
     "Claimed",
     "LostLease",
     "acknowledge_by_key",
+    "acknowledge_many",
     "claim",
+    "flush_journal",
     "counts",
     "list_items",
     "record_failure",
@@ -111,6 +113,7 @@ def record_success(
     *,
     external_ref: str | None = None,
     actor: str = "system:dispatcher",
+    journal: dict[str, tuple[list, list]] | None = None,
 ) -> bool:
     """Mark a delivered item and move its recommendation to ``sent``.
 
@@ -138,8 +141,18 @@ def record_success(
     )
     if res.rowcount != 1:
         raise LostLease(item.id)
-    append(session, item.tenant_id, [a], [e])
+    e = replace(
+        e, payload={**e.payload, "idempotency_key": item.idempotency_key, "external_ref": external_ref}
+    )
+    _journal(session, item.tenant_id, a, e, journal)
     return True
+
+
+def _journal(session: Session, tenant_id: str, a, e, journal: dict | None) -> None:
+    collect(session, tenant_id, [a], [e], journal)
+
+
+flush_journal = flush
 
 
 class LostLease(Exception):
@@ -154,6 +167,7 @@ def record_failure(
     *,
     retry_at: datetime | None,
     actor: str = "system:dispatcher",
+    journal: dict[str, tuple[list, list]] | None = None,
 ) -> str:
     """Record a failed attempt: schedule the retry at ``retry_at``, or dead-letter the item when it is None.
 
@@ -186,7 +200,7 @@ def record_failure(
     )
     if res.rowcount != 1:
         raise LostLease(item.id)
-    append(session, item.tenant_id, [a], [e])
+    _journal(session, item.tenant_id, a, e, journal)
     return "dead"
 
 
@@ -237,7 +251,13 @@ def replay(session: Session, tenant_id: str, item_id: int, *, actor: str) -> Out
 
 
 def acknowledge_by_key(
-    session: Session, tenant_id: str, idempotency_key: str, ack: AckIn, *, actor: str
+    session: Session,
+    tenant_id: str,
+    idempotency_key: str,
+    ack: AckIn,
+    *,
+    actor: str,
+    journal: dict[str, tuple[list, list]] | None = None,
 ) -> tuple[RecommendationOut, bool]:
     """Apply a receiving system's acknowledgement, found by the idempotency key it was sent with.
 
@@ -259,7 +279,26 @@ def acknowledge_by_key(
         return rec, True
     if ack.status == "rejected" and rec.state == "failed":
         return rec, True
-    return acknowledge(session, tenant_id, item.recommendation_id, ack, actor=actor), False
+    return acknowledge(session, tenant_id, item.recommendation_id, ack, actor=actor, journal=journal), False
+
+
+def acknowledge_many(
+    session: Session, tenant_id: str, acks: list[tuple[str, AckIn]], *, actor: str
+) -> list[tuple[RecommendationOut, bool]]:
+    """Apply a batch of acknowledgements (an ERP's ack file or batch call) in one transaction.
+
+    Returns:
+        ``(recommendation, duplicate)`` per acknowledgement, in order.
+
+    Raises:
+        NotFound, IllegalTransition: for the first bad item; nothing of the batch is applied.
+    """
+    journal: dict[str, tuple[list, list]] = {}
+    out = [
+        acknowledge_by_key(session, tenant_id, key, ack, actor=actor, journal=journal) for key, ack in acks
+    ]
+    flush(session, journal)
+    return out
 
 
 def list_items(

@@ -270,3 +270,18 @@ def test_mismatched_units_and_bad_run_arguments():
         )
     with pytest.raises(ValueError, match="seed"):
         simulate(d, lt, order_up_to_policy(np.ones(3)), n_periods=5, n_paths=5, seed=-1)
+
+
+def test_nothing_is_compiled_at_import_and_warmup_compiles():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kernels.optimize\n"
+        "cpu = sys.modules['kernels._simulate_cpu'].simulate_cpu\n"
+        "curve = sys.modules['kernels._simulate_curve'].curve_cpu\n"
+        "assert cpu._compiled is None and curve._compiled is None, 'compiled at import'\n"
+        "kernels.optimize.warmup()\n"
+        "assert cpu._compiled is not None and curve._compiled is not None, 'warmup did not compile'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)

@@ -1,0 +1,55 @@
+"""Planning: replenishment recommendations, constraints, transfers, risks and exceptions, routing, evidence.
+
+Python API (what the serving layer calls)::
+
+    from planning import inputs_from_frames, plan, load_rules, save_plan
+    inputs = inputs_from_frames(**synth_data.tables())          # or frames read from the stores
+    result = plan(inputs.units, inputs.forecast, inputs.lead_time_pmf, as_of=inputs.as_of,
+                  rules=load_rules("configs/routing.yaml"), extra_exceptions=inputs.exceptions)
+    run_id = save_plan(engine, "tenant", result)
+
+``plan`` returns plain Polars frames (:class:`PlanResult`); nothing is written until ``save_plan``. Names are
+resolved lazily so that ``import planning`` does not compile Numba kernels; call :func:`warmup` at start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "Budget",
+    "Capacity",
+    "Forecast",
+    "PlanConfig",
+    "PlanInputs",
+    "PlanResult",
+    "RuleError",
+    "RuleSet",
+    "evidence_record",
+    "inputs_from_frames",
+    "load_rules",
+    "load_run",
+    "missing_evidence",
+    "parse_rules",
+    "plan",
+    "route",
+    "save_plan",
+    "warmup",
+]
+
+_WHERE = {
+    "Budget": "planning._plan", "Capacity": "planning._plan", "Forecast": "planning._plan",
+    "PlanConfig": "planning._plan", "PlanResult": "planning._plan", "plan": "planning._plan",
+    "PlanInputs": "planning._inputs", "inputs_from_frames": "planning._inputs",
+    "RuleError": "planning._routing", "RuleSet": "planning._routing", "load_rules": "planning._routing",
+    "parse_rules": "planning._routing", "route": "planning._routing",
+    "evidence_record": "planning._evidence", "missing_evidence": "planning._evidence",
+    "load_run": "planning._store", "save_plan": "planning._store", "warmup": "planning._levels",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'planning' has no attribute {name!r}")

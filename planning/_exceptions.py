@@ -228,4 +228,4 @@ def identity_exceptions(units: pl.DataFrame, skus: pl.DataFrame, locations: pl.D
         _need(ingest_issues, "ingest issues", {"message"})
         out.append(_out(ingest_issues, "identity", severity=pl.lit("medium"), customer_impacting=pl.lit(False),
                         message=pl.format("ingest: {}", pl.col("message"))))
-    return pl.concat(out)
+    return pl.concat(out).unique(maintain_order=True)  # duplicate unit rows report a problem once

@@ -48,6 +48,7 @@ _OPS = ("eq", "ne", "gt", "ge", "lt", "le", "in", "not_in")
 _RULE_KEYS = {"name", "applies_to", "when", "route", "reason", "action"}
 _TOP_KEYS = {"version", "default", "rules"}
 _ACTIONS = ("route", "auto_approve")
+_ROLES = ("planner", "approver", "admin")  # the workflow's roles that may decide
 
 
 class RuleError(ValueError):
@@ -193,6 +194,8 @@ def _rule(source: str, node: yaml.Node, index: int, default: bool = False) -> Ru
             raise _err(source, m["route"][1], f"{name} route: needs both 'queue' and 'role'")
         queue = str(_scalar(source, r["queue"][1], "queue"))
         role = str(_scalar(source, r["role"][1], "role"))
+        if role not in _ROLES:
+            raise _err(source, r["role"][1], f"{name} route: role {role!r}; expected one of {list(_ROLES)}")
     reason = str(_scalar(source, m["reason"][1], f"{name} reason")) if "reason" in m else (
         "no rule matched: auto-approved by policy" if default else name)
     if "reason" in m:
@@ -212,7 +215,10 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else "?"
-        raise RuleError(f"{source}, line {line}: not valid YAML: {exc.problem or exc}") from None
+        where = ""
+        if exc.context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
+            where = f" ({exc.context} on line {exc.context_mark.line + 1})"
+        raise RuleError(f"{source}, line {line}: not valid YAML: {exc.problem or exc}{where}") from None
     if root is None:
         raise RuleError(f"{source}, line 1: empty rule file; expected 'rules:' with a list of rules")
     top = _mapping(source, root, "rule file", _TOP_KEYS)
@@ -221,10 +227,11 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     if "rules" not in top or not isinstance(top["rules"][1], yaml.SequenceNode):
         raise _err(source, root, "rule file: expected 'rules:' with a list of rules")
     rules = tuple(_rule(source, n, i) for i, n in enumerate(top["rules"][1].value))
-    names = [r.name for r in rules]
+    seen: dict[str, int] = {}
     for r in rules:
-        if names.count(r.name) > 1:
-            raise RuleError(f"{source}, line {r.line}: duplicate rule name {r.name!r}")
+        if r.name in seen:
+            raise RuleError(f"{source}, line {r.line}: duplicate rule name {r.name!r} (first on line {seen[r.name]})")
+        seen[r.name] = r.line
     if "default" in top:
         default = _rule(source, top["default"][1], -1, default=True)
         if default.conditions or default.applies_to:

@@ -25,6 +25,7 @@ _COMMAND_MODULES = [
     "serving.cli._serve",
     "serving.cli._demo",
     "serving.cli._train",
+    "serving.cli._plan",
 ]
 
 

@@ -78,10 +78,12 @@ def step_ingest(st: DemoState) -> str:
     summary = load_into_store(st.settings, st.tenant)
     count = {k: sum((v.get(k) or 0) for v in summary["kinds"].values())
              for k in ("rows", "stored", "duplicate", "quarantined")}
+    statuses: dict[str, int] = {}
+    for v in summary["kinds"].values():
+        statuses[v["status"]] = statuses.get(v["status"], 0) + 1
     return (f"{summary['series']} series x {summary['periods']} periods ({summary['first']} .. "
-            f"{summary['last']}); {count['rows']} rows read: {count['stored']} stored, {count['duplicate']} "
-            f"already there, {count['quarantined']} quarantined; generated (marked): "
-            f"{', '.join(summary['generated'])}")
+            f"{summary['last']}); {len(summary['kinds'])} tables {statuses}: {count['stored']} rows stored, "
+            f"{count['quarantined']} quarantined; generated (marked): {', '.join(summary['generated'])}")
 
 
 def step_train(st: DemoState) -> str:
@@ -174,20 +176,119 @@ def step_forecast(st: DemoState) -> str:
                   f"agencies, {keys['sku'].n_unique()} SKUs, {n_bottom} agency x SKU); coherent: {coherent}")
 
 
+def _contract_complete(tables: dict[str, Any]) -> dict[str, Any]:
+    """Add the optional contract columns a table leaves out, with the contract's default (as ingest does)."""
+    import polars as pl
+
+    (get_contract,) = _require("features.contracts", "get_contract")
+    out = {}
+    for kind, frame in tables.items():
+        try:
+            contract = get_contract(kind)
+        except Exception:  # noqa: BLE001 - not a contract kind: pass through
+            out[kind] = frame
+            continue
+        missing = [f for f in contract.fields if not f.required and f.name not in frame.columns]
+        out[kind] = frame.with_columns([pl.lit(f.default).alias(f.name) for f in missing]) if missing else frame
+    return out
+
+
 def step_plan(st: DemoState) -> str:
-    """Simulate demand and lead times and plan orders (planning's public API)."""
-    (plan_units,) = _require("planning", "plan_units")
-    st.plan = plan_units(st.settings, st.tenant, forecasts=st.forecasts, predictor=st.predictor)
-    return f"{getattr(st.plan, 'summary', st.plan)}"
+    """Simulate demand and lead times and plan orders and transfers (planning's public API)."""
+    import numpy as np
+
+    plan, inputs_from_frames, Forecast, PlanConfig, load_rules, save_plan = _require(  # noqa: N806
+        "planning", "plan", "inputs_from_frames", "Forecast", "PlanConfig", "load_rules", "save_plan")
+    (stallion_tables,) = _require("features.stallion", "stallion_tables")
+    period_days = 30  # Stallion is monthly
+    horizon = st.predictor.horizon if st.predictor is not None else 6
+    # The same seeded tables that the ingest step stored (demand plus the generated supply side).
+    inputs = inputs_from_frames(**_contract_complete(stallion_tables(seed=0)), period_days=period_days,
+                                horizon=horizon)
+    forecast, source = inputs.forecast, "baseline (planning's own)"
+    if st.predictor is not None:
+        ids = [f"{loc}|{sku}" for sku, loc in zip(inputs.units["sku_id"], inputs.units["location_id"], strict=True)]
+        if all(st.predictor.has_unit(u) for u in ids):
+            forecast = Forecast(levels=np.asarray(st.predictor.quantiles), values=st.predictor.predict(ids),
+                                version=f"{st.settings.model_name}:{st.predictor.version}:{inputs.as_of}",
+                                model_version=str(st.predictor.version),
+                                source=f"model:{st.settings.model_name}")
+            source = f"TFT champion version {st.predictor.version}"
+        else:
+            source += f" ({sum(not st.predictor.has_unit(u) for u in ids)} units unknown to the TFT)"
+    rules_path = Path(__file__).resolve().parents[2] / "configs" / "routing.yaml"
+    result = plan(inputs.units, forecast, inputs.lead_time_pmf, as_of=inputs.as_of,
+                  config=PlanConfig(period_days=period_days, seed=0), rules=load_rules(rules_path),
+                  extra_exceptions=inputs.exceptions)
+    from features.store._db import make_engine
+    from features.store._migrate import migrate
+
+    engine = make_engine(st.settings.database_url)
+    migrate(engine)
+    run_id = save_plan(engine, st.tenant, result, create_tenant=True)
+    engine.dispose()
+    st.plan = result
+    recs = result.recommendations
+    kinds = dict(recs.group_by("kind").len().iter_rows()) if recs.height else {}
+    return (f"{inputs.units.height} units planned for the review of {inputs.as_of} with forecast {source}; "
+            f"{recs.height} recommendations {kinds}, {result.exceptions.height} exceptions, "
+            f"{result.po_drafts.height} PO drafts; run {run_id} stored")
+
+
+def _recommendation_ins(recs, period_days: int) -> list:
+    """Planning's recommendation rows as the control plane's ``RecommendationIn`` (evidence nested by planning)."""
+    (RecommendationIn,) = _require("workflow.schemas", "RecommendationIn")  # noqa: N806
+    (evidence_record,) = _require("planning", "evidence_record")
+    kind_map = {"purchase": "purchase_order", "transfer": "transfer", "allocation": "allocation"}
+    out = []
+    for r in recs.iter_rows(named=True):
+        doc = evidence_record(r)
+        fc = doc.get("forecast", {})
+        body: dict[str, Any] = {
+            "kind": kind_map.get(r["kind"], r["kind"]), "sku_id": r["sku_id"], "location_id": r["location_id"],
+            "from_location_id": r.get("from_location_id"), "supplier_id": r.get("supplier_id"),
+            "quantity": float(r["order_qty"]), "unit_cost": r.get("unit_cost"), "need_by": r.get("expected_arrival"),
+            "promised_lead_time_days": r.get("promised_lead_time_days"),
+            "evidence": {
+                "forecast_version": fc.get("version"), "model_version": fc.get("model_version"),
+                "quantiles": {"p50_period0": fc.get("p50_period0")} if fc.get("p50_period0") is not None else None,
+                "inventory_position": doc.get("inventory", {}).get("position"),
+                "lead_time": {**doc.get("lead_time", {}), "period_days": period_days},
+                "simulation": doc.get("simulation"),
+                "constraints": {k: doc[k] for k in ("order", "supplier") if k in doc},
+                "assumptions": {**{k: doc[k] for k in ("transfer", "allocation", "inventory") if k in doc},
+                                "forecast_source": fc.get("source"),
+                                "supply_side": "generated with a fixed seed (Stallion has no supply data)"},
+            },
+        }
+        if r.get("action") == "route":
+            body["route"] = {"queue": r["route_queue"], "role": r["route_role"], "rule": r["rule"],
+                             "reason": r["reason"]}
+        else:
+            body["auto_approve"] = {"rule": r.get("rule") or "default", "reason": r.get("reason") or "within policy"}
+        body["evidence"] = {k: v for k, v in body["evidence"].items() if v is not None}
+        out.append(RecommendationIn(**{k: v for k, v in body.items() if v is not None}))
+    return out
 
 
 def step_route(st: DemoState) -> str:
-    """Route the planned recommendations to planners or auto-approve them by policy."""
+    """Hand the plan to the control plane: routed items wait for planners, the rest are auto-approved."""
     if st.plan is None:
         raise Missing("no plan to route (the planning step did not run)")
-    (route_plan,) = _require("planning", "route_plan")
-    routed = route_plan(st.settings, st.tenant, st.plan)
-    return f"{routed}"
+    (propose_many,) = _require("workflow.lifecycle", "propose_many")
+    from features.store._db import make_engine, session_scope
+    from features.store._migrate import migrate
+
+    recs = _recommendation_ins(st.plan.recommendations, st.plan.meta.get("period_days", 30))
+    engine = make_engine(st.settings.database_url)
+    migrate(engine)
+    with session_scope(engine) as s:
+        out = propose_many(s, st.tenant, recs, actor="planning:demo")
+    engine.dispose()
+    states: dict[str, int] = {}
+    for r in out:
+        states[r.state] = states.get(r.state, 0) + 1
+    return f"{len(out)} recommendations handed to the control plane: {states}"
 
 
 def step_key(st: DemoState) -> str:

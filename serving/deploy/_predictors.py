@@ -334,8 +334,9 @@ class TFTUnitPredictor:
     """Serves ``training.predict.Predictor`` per planning unit from tensors prepared once.
 
     Forecasts start at ``origin`` (default: the last ``H`` periods of the panel, the last window whose known
-    inputs, prices and promotions, are all in the panel), go through the forecasting package's post-processing
-    (blend with baselines, interval calibration) and come out as ``(n, H, Q)``.
+    inputs are all in it; :func:`load_tft_predictor` extends the panel and starts one period past the history),
+    go through the forecasting package's post-processing (blend with baselines, interval calibration) and come
+    out as ``(n, H, Q)``.
 
     Args:
         predictor: a loaded ``training.predict.Predictor``.
@@ -381,22 +382,30 @@ class TFTUnitPredictor:
 
 
 def load_tft_predictor(version: str | None = "champion", model_name: str | None = None,
-                       tracking_uri: str | None = None, max_series: int | None = None) -> Predictor:
+                       tracking_uri: str | None = None, data_path: str | None = None) -> Predictor:
     """Load a registered TFT version (or alias) with the bundled Stallion panel (a loader for configs).
+
+    The panel is extended by the model's horizon with the known inputs carried forward
+    (``features.frames.extend_known``: today's prices and promotions continue), and forecasts start one period
+    past the history, as ``replenish forecast`` does.
 
     Raises:
         RuntimeError: the forecasting package is not in this checkout.
     """
     try:
-        from training.config import TrainConfig
-        from training.pipeline import load_panel
+        import pandas as pd
+
+        from features.frames import build_panel, extend_known, stallion_frame
+        from training.pipeline import STALLION_PATH
         from training.predict import load_predictor
     except ImportError as exc:
         raise RuntimeError(f"the TFT fast predictor (training.predict) is not available ({exc}); serve the "
                            "stand-in model with loader: serving.deploy:make_mlp_predictor") from None
     predictor = load_predictor(version or "champion", model_name, tracking_uri)
-    panel = load_panel(TrainConfig(data={"max_series": max_series}))
-    return TFTUnitPredictor(predictor, panel)
+    spec = predictor.spec.frame_spec
+    df = stallion_frame(pd.read_parquet(data_path or STALLION_PATH))
+    panel = build_panel(extend_known(df, spec, predictor.spec.horizon), spec, vocab=predictor.spec.vocab)
+    return TFTUnitPredictor(predictor, panel, origin=int(np.max(panel.last)) + 1)
 
 
 def load_champion(version: str | None = None, model_name: str | None = None,

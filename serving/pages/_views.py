@@ -151,6 +151,22 @@ def _num(d: dict[str, Any], *path: str) -> float | None:
         return None
 
 
+def _levels(ev: dict[str, Any]) -> tuple[float | None, float | None]:
+    """Safety stock and reorder point from the simulation evidence.
+
+    Planning's order-up-to policy gives the level ``S`` and the mean demand over the protection interval; the
+    safety stock is ``S`` minus that mean, and ``S`` is the point up to which each review orders. Evidence that
+    names ``safety_stock`` / ``reorder_point`` directly is shown as given.
+    """
+    safety, reorder = _num(ev, "simulation", "safety_stock"), _num(ev, "simulation", "reorder_point")
+    s_level, mean_p = _num(ev, "simulation", "order_up_to"), _num(ev, "simulation", "protection_demand_mean")
+    if reorder is None and s_level is not None:
+        reorder = s_level
+    if safety is None and s_level is not None and mean_p is not None:
+        safety = s_level - mean_p
+    return safety, reorder
+
+
 @router.get("/recommendations/{rec_id}", response_class=HTMLResponse)
 async def recommendation(rec_id: str, request: Request, p: PagePrincipal, session: SessionDep,
                          msg: str | None = None, error: str | None = None):
@@ -170,12 +186,15 @@ async def recommendation(rec_id: str, request: Request, p: PagePrincipal, sessio
                                                     f"(model {fc_version})")
         position = _num(ev, "inventory_position")
         if position is not None:
-            lead_days = rec.promised_lead_time_days or _num(ev, "lead_time", "mean_days") or 30.0
             period_days = _num(ev, "lead_time", "period_days") or 30.0
+            lead_periods = _num(ev, "lead_time", "mean_periods")
+            lead_days = (lead_periods * period_days if lead_periods is not None
+                         else rec.promised_lead_time_days or period_days)
+            safety, reorder = _levels(ev)
             proj = _plots.project_inventory(position, q, rec.final_quantity or rec.quantity,
                                             int(np.ceil(lead_days / period_days)))
             inv_svg = _plots.inventory_projection(
-                proj, levels, _num(ev, "simulation", "safety_stock"), _num(ev, "simulation", "reorder_point"),
+                proj, levels, safety, reorder,
                 title=f"projected on hand, order of {rec.quantity:,.0f} arriving in ~{lead_days:.0f} days")
     return render("recommendation.html", p=p, rec=rec, evidence=evidence, ev=ev, fan_svg=fan_svg,
                   inv_svg=inv_svg, fc_version=fc_version, history=history(session, p.tenant_id, rec_id),

@@ -10,11 +10,13 @@ every figure of :func:`kernels.simulate.simulate` at every level on a grid ``S =
 * unserved demand ``B_t(S) = min(D_t, (Z_t - S)^+) = (Z_t - S)^+ - (Y_t - S)^+``;
 * stockout in period ``t`` iff ``Z_t > S``; on-hand ``(S - Z_t)^+ = S - Z_t + (Z_t - S)^+``.
 
-Bins are ``b = ceil(Z / h)`` so that ``Z > k h`` iff ``b > k`` exactly, and each bin keeps the count and the
-sum of its values, so the figures are exact at grid levels (for integer demand with ``h = 1`` at every
-integer). Values beyond the last bin go to an overflow count and sum, still exact. With the same seed these
-are the numbers :func:`simulate` returns for ``order_up_to_policy(S)`` (common random numbers), and they are
-monotone in ``S`` sample by sample, so the smallest level meeting a target never falls as the target rises.
+Bins are ``b = ceil(Z / h)`` so that ``Z > k h`` iff ``b > k``, and each bin keeps the count and the sum of
+its values, so the figures are exact at grid levels (for integer demand with ``h = 1`` at every integer; the
+division is a multiplication by ``1 / h``, exact for ``h`` a power of two, else off by at most one rounding
+for values within an ulp of a grid point). Values beyond the last bin go to an overflow count and sum, still
+exact. With the same seed these are the numbers :func:`simulate` returns for ``order_up_to_policy(S)`` (common
+random numbers), and they are monotone in ``S`` sample by sample, so the smallest level meeting a target never
+falls as the target rises.
 """
 
 from __future__ import annotations
@@ -113,8 +115,8 @@ def scan_curve(h, cntZ, sumZ, cntY, sumY, cntC, cntP, over, tot, metric, target,
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _bin(v, h, B, cnt, sm, over, j):
-    b = int(math.ceil(v / h)) if v > 0.0 else 0
+def _bin(v, inv_h, B, cnt, sm, over, j):
+    b = int(math.ceil(v * inv_h)) if v > 0.0 else 0
     if b < B:
         cnt[b] += 1.0
         sm[b] += v
@@ -124,8 +126,8 @@ def _bin(v, h, B, cnt, sm, over, j):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
-def _bin_count(v, h, B, cnt, over, j):
-    b = int(math.ceil(v / h)) if v > 0.0 else 0
+def _bin_count(v, inv_h, B, cnt, over, j):
+    b = int(math.ceil(v * inv_h)) if v > 0.0 else 0
     if b < B:
         cnt[b] += 1.0
     else:
@@ -161,6 +163,12 @@ def curve_cpu(
         d_start = d_off[i]
         d_n = (d_off[i + 1] - d_start) >> 1
         d_base = d_lo[i]
+        inv_h = 1.0 / h
+        dem_s = 0.0
+        z_s = 0.0
+        max_z = 0.0
+        n_ord = 0.0
+        n_cyc = 0.0
         for p in range(n_paths):
             key = path_key(seed, i, p)
             for k in range(ring_cap):
@@ -178,7 +186,7 @@ def curve_cpu(
                     lt = lt_base + sample_table(lt_tab, lt_start, lt_n, x >> _S32)
                     ring[(t + lt) & mask] += q
                     if t >= burn_in:
-                        tot[6] += q > 0.0
+                        n_ord += q > 0.0
                 slot = t & mask
                 net += ring[slot]
                 ring[slot] = 0.0
@@ -200,22 +208,31 @@ def curve_cpu(
                 ip -= d
                 if t >= burn_in:
                     z = -net
-                    tot[0] += d
-                    tot[1] += z
-                    if z > tot[5]:
-                        tot[5] = z
-                    _bin(z, h, B, cntZ, sumZ, over, 0)
-                    _bin(y, h, B, cntY, sumY, over, 2)
-                    cmax = max(cmax, z)
+                    dem_s += d
+                    z_s += z
+                    _bin(z, inv_h, B, cntZ, sumZ, over, 0)
+                    _bin(y, inv_h, B, cntY, sumY, over, 2)
                     pmax = max(pmax, z)
-                    if cur_phase == R_i - 1 or t == n_periods - 1:
-                        if t - cur_phase >= burn_in:
-                            tot[3] += 1.0
-                            _bin_count(cmax, h, B, cntC, over, 4)
-                        cmax = 0.0
-            _bin_count(pmax, h, B, cntP, over, 6)
+                    if R_i > 1:  # with R = 1 a cycle is a period: the cycle maxima are the Z histogram
+                        cmax = max(cmax, z)
+                        if cur_phase == R_i - 1 or t == n_periods - 1:
+                            if t - cur_phase >= burn_in:
+                                n_cyc += 1.0
+                                _bin_count(cmax, inv_h, B, cntC, over, 4)
+                            cmax = 0.0
+            _bin_count(pmax, inv_h, B, cntP, over, 6)
+            max_z = max(max_z, pmax)
+        if R_i == 1:
+            cntC[:] = cntZ
+            over[4] = over[0]
+            n_cyc = n_paths * (n_periods - burn_in)
+        tot[0] = dem_s
+        tot[1] = z_s
         tot[2] = n_paths * (n_periods - burn_in)
+        tot[3] = n_cyc
         tot[4] = n_paths
+        tot[5] = max_z
+        tot[6] = n_ord
         scan_curve(
             h, cntZ, sumZ, cntY, sumY, cntC, cntP, over, tot, metric, target[i], hold[i], pen[i], out, i
         )

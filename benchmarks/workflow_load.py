@@ -13,13 +13,13 @@ Processes, all against one fresh database:
 
 Latency is per transaction (all of them, and the single decisions on their own).
 
-Every transition also appends a hash-chained audit entry and an event under the tenant's journal lock. After the
-timed window the outbox and acknowledgements are drained, then the consistency check: events = audit entries =
-transitions counted by the clients; outbox rows = approvals + overrides; every outbox item delivered exactly
-once (zero lost, zero duplicated); audit chains verify; event sequences gapless.
+Every transition also appends a hash-chained audit entry and an event under the tenant's journal lock. After
+the timed window the outbox and acknowledgements are drained, then the consistency check: events = audit
+entries = transitions counted by the clients; outbox rows = approvals + overrides; every outbox item delivered
+exactly once (zero lost, zero duplicated); audit chains verify; event sequences gapless.
 
-Reference, in the same run: the issue's target (>= 500 transitions/s, p99 <= 100 ms) and the bare compare-and-set
-UPDATE (no audit, event or outbox) on the same server, to show what the journal costs.
+Reference, in the same run: the issue's target (>= 500 transitions/s, p99 <= 100 ms) and the bare
+compare-and-set UPDATE (no audit, event or outbox) on the same server, to show what the journal costs.
 
     flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/workflow_load.py
 
@@ -49,8 +49,11 @@ TARGET_TPS, TARGET_P99_MS = 500.0, 100.0
 
 
 def _admin_url() -> str:
-    url = (os.environ.get("REPLENISH_BENCH_PG_URL") or os.environ.get("REPLENISH_TEST_PG_URL")
-           or "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
+    url = (
+        os.environ.get("REPLENISH_BENCH_PG_URL")
+        or os.environ.get("REPLENISH_TEST_PG_URL")
+        or "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
+    )
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
@@ -89,10 +92,18 @@ def _planner(url, tenant, key, t_start, t_end, seed, q, batch):
         recs = []
         for _ in range(batch):
             i += 1
-            recs.append(RecommendationIn(
-                kind="purchase_order", sku_id=f"SKU-{seed}-{i}", location_id="DC-1", supplier_id="SUP-1",
-                quantity=float(rng.integers(1, 200)), unit_cost=2.0, route=route,
-                evidence={"model_version": "tft:1", "quantiles": {"p50": 10.0}}))
+            recs.append(
+                RecommendationIn(
+                    kind="purchase_order",
+                    sku_id=f"SKU-{seed}-{i}",
+                    location_id="DC-1",
+                    supplier_id="SUP-1",
+                    quantity=float(rng.integers(1, 200)),
+                    unit_cost=2.0,
+                    route=route,
+                    evidence={"model_version": "tft:1", "quantiles": {"p50": 10.0}},
+                )
+            )
         t0 = time.perf_counter()
         with session_scope(engine) as s:  # planning hands over a plan: propose + route, one transaction
             out = lifecycle.propose_many(s, tenant, recs, actor="planning:bench")
@@ -107,8 +118,12 @@ def _planner(url, tenant, key, t_start, t_end, seed, q, batch):
                         lifecycle.approve(s, p, r.id, ApproveIn(version=r.version))
                         c["approvals"] += 1
                     elif u < 0.9:
-                        lifecycle.override(s, p, r.id, OverrideIn(version=r.version, quantity=r.quantity + 1,
-                                                                  reason_code="bench"))
+                        lifecycle.override(
+                            s,
+                            p,
+                            r.id,
+                            OverrideIn(version=r.version, quantity=r.quantity + 1, reason_code="bench"),
+                        )
                         c["overrides"] += 1
                     else:
                         lifecycle.reject(s, p, r.id, RejectIn(version=r.version, reason_code="bench"))
@@ -161,8 +176,12 @@ def _dispatch(url, t_start, t_end, q, drain=False):
                 break
             time.sleep(0.01)
     engine.dispose()
-    result = ("dispatcher", [], {"transitions": sent, "sent": sent},
-              {"processed": dict(recv.processed), "duplicates": recv.duplicates})
+    result = (
+        "dispatcher",
+        [],
+        {"transitions": sent, "sent": sent},
+        {"processed": dict(recv.processed), "duplicates": recv.duplicates},
+    )
     if q is None:
         return result
     q.put(result)
@@ -215,13 +234,17 @@ def _bare_reference(url, n_rows, seconds, workers):
     eng = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     with eng.begin() as c:
         c.execute(sa.text("CREATE TABLE bare (id int primary key, state text, version int)"))
-        c.execute(sa.text("INSERT INTO bare SELECT g, 'routed', 1 FROM generate_series(1, :n) g"), {"n": n_rows})
+        c.execute(
+            sa.text("INSERT INTO bare SELECT g, 'routed', 1 FROM generate_series(1, :n) g"), {"n": n_rows}
+        )
     eng.dispose()
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     t_start = time.time() + 1.0
-    procs = [ctx.Process(target=_bare_worker, args=(url, w, workers, n_rows, t_start, t_start + seconds, q))
-             for w in range(workers)]
+    procs = [
+        ctx.Process(target=_bare_worker, args=(url, w, workers, n_rows, t_start, t_start + seconds, q))
+        for w in range(workers)
+    ]
     for p in procs:
         p.start()
     res = [q.get() for _ in procs]
@@ -244,8 +267,10 @@ def _bare_worker(url, w, workers, n_rows, t_start, t_end, q):
             t0 = time.perf_counter()
             with c.begin():
                 v = c.execute(sa.text("SELECT version FROM bare WHERE id = :i"), {"i": rid}).scalar()
-                c.execute(sa.text("UPDATE bare SET version = version + 1 WHERE id = :i AND version = :v"),
-                          {"i": rid, "v": v})
+                c.execute(
+                    sa.text("UPDATE bare SET version = version + 1 WHERE id = :i AND version = :v"),
+                    {"i": rid, "v": v},
+                )
             lat.append(time.perf_counter() - t0)
             n += 1
     eng.dispose()
@@ -272,8 +297,13 @@ def run_once(admin: str, workers: int, n_tenants: int, seconds: float, batch: in
         q = ctx.Queue()
         t_start = time.time() + 2.0
         t_end = t_start + seconds
-        procs = [ctx.Process(target=_planner, args=(url, tenants[w % n_tenants], keys[w % n_tenants], t_start,
-                                                    t_end, 1000 + w, q, batch)) for w in range(workers)]
+        procs = [
+            ctx.Process(
+                target=_planner,
+                args=(url, tenants[w % n_tenants], keys[w % n_tenants], t_start, t_end, 1000 + w, q, batch),
+            )
+            for w in range(workers)
+        ]
         procs.append(ctx.Process(target=_dispatch, args=(url, t_start, t_end, q)))
         procs.append(ctx.Process(target=_erp, args=(url, tenants, t_start, t_end, q)))
         for p in procs:
@@ -299,9 +329,14 @@ def run_once(admin: str, workers: int, n_tenants: int, seconds: float, batch: in
             processed.update(extra.get("processed", {}))
             duplicates += extra.get("duplicates", 0)
         with session_scope(engine) as s:
-            n_events = s.scalar(sa.select(sa.func.count()).select_from(Event).where(Event.topic == "replenishment"))
-            n_audit_rec = s.scalar(sa.select(sa.func.count()).select_from(AuditEntry)
-                                   .where(AuditEntry.entity_type == "recommendation"))
+            n_events = s.scalar(
+                sa.select(sa.func.count()).select_from(Event).where(Event.topic == "replenishment")
+            )
+            n_audit_rec = s.scalar(
+                sa.select(sa.func.count())
+                .select_from(AuditEntry)
+                .where(AuditEntry.entity_type == "recommendation")
+            )
             n_outbox = s.scalar(sa.select(sa.func.count()).select_from(OutboxItem))
             counts = outbox.counts(s)
             chains_ok = all(audit.verify(s, t).ok for t in tenants)
@@ -313,19 +348,35 @@ def run_once(admin: str, workers: int, n_tenants: int, seconds: float, batch: in
         decisions_out = total["approvals"] + total["overrides"]
         lost = n_outbox - len(processed)
         dup_processed = sum(1 for v in processed.values() if v != 1)
-        inconsistencies = (int(n_events != total["transitions"]) + int(n_audit_rec != total["transitions"])
-                           + int(n_outbox != decisions_out) + int(counts["pending"] != 0) + int(counts["dead"] != 0)
-                           + abs(lost) + dup_processed + int(not chains_ok) + int(not gapless))
+        inconsistencies = (
+            int(n_events != total["transitions"])
+            + int(n_audit_rec != total["transitions"])
+            + int(n_outbox != decisions_out)
+            + int(counts["pending"] != 0)
+            + int(counts["dead"] != 0)
+            + abs(lost)
+            + dup_processed
+            + int(not chains_ok)
+            + int(not gapless)
+        )
         return {
             "tps": window["transitions"] / seconds,
             "p50_ms": float(np.percentile(lat, 50) * 1e3),
             "p99_ms": float(np.percentile(lat, 99) * 1e3),
             "decide_p50_ms": float(np.percentile(lat_decide, 50) * 1e3),
             "decide_p99_ms": float(np.percentile(lat_decide, 99) * 1e3),
-            "transitions": total["transitions"], "events": n_events, "audit_entries": n_audit_rec,
-            "outbox": n_outbox, "approvals_and_overrides": decisions_out, "delivered_unique": len(processed),
-            "redelivered_and_suppressed": duplicates, "processed_twice": dup_processed, "lost": lost,
-            "conflicts": total["conflicts"], "chains_ok": chains_ok, "gapless": gapless,
+            "transitions": total["transitions"],
+            "events": n_events,
+            "audit_entries": n_audit_rec,
+            "outbox": n_outbox,
+            "approvals_and_overrides": decisions_out,
+            "delivered_unique": len(processed),
+            "redelivered_and_suppressed": duplicates,
+            "processed_twice": dup_processed,
+            "lost": lost,
+            "conflicts": total["conflicts"],
+            "chains_ok": chains_ok,
+            "gapless": gapless,
             "inconsistencies": inconsistencies,
         }
     finally:
@@ -338,45 +389,75 @@ def main() -> None:
     ap.add_argument("--tenants", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=10, help="Recommendations per proposed plan (one transaction).")
+    ap.add_argument(
+        "--batch", type=int, default=10, help="Recommendations per proposed plan (one transaction)."
+    )
     args = ap.parse_args()
     admin = _admin_url()
     runs = []
     for i in range(args.runs):
         r = run_once(admin, args.workers, args.tenants, args.seconds, args.batch)
         runs.append(r)
-        print(f"run {i + 1}: {r['tps']:.0f} transitions/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms "
-              f"(single decisions: p50 {r['decide_p50_ms']:.1f}, p99 {r['decide_p99_ms']:.1f} ms) | "
-              f"transitions {r['transitions']} events {r['events']} audit {r['audit_entries']} | outbox "
-              f"{r['outbox']} = approvals+overrides {r['approvals_and_overrides']}, delivered once "
-              f"{r['delivered_unique']}, lost {r['lost']}, processed twice {r['processed_twice']} | "
-              f"chains ok {r['chains_ok']}, gapless {r['gapless']} | inconsistencies {r['inconsistencies']}",
-              flush=True)
+        print(
+            f"run {i + 1}: {r['tps']:.0f} transitions/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms "
+            f"(single decisions: p50 {r['decide_p50_ms']:.1f}, p99 {r['decide_p99_ms']:.1f} ms) | "
+            f"transitions {r['transitions']} events {r['events']} audit {r['audit_entries']} | outbox "
+            f"{r['outbox']} = approvals+overrides {r['approvals_and_overrides']}, delivered once "
+            f"{r['delivered_unique']}, lost {r['lost']}, processed twice {r['processed_twice']} | "
+            f"chains ok {r['chains_ok']}, gapless {r['gapless']} | inconsistencies {r['inconsistencies']}",
+            flush=True,
+        )
     url, name = _fresh_db(admin)
     try:
         ref_tps, ref_p50, ref_p99 = _bare_reference(url, 10_000, args.seconds, args.workers)
     finally:
         _drop_db(admin, name)
-    med = {k: statistics.median(r[k] for r in runs)
-           for k in ("tps", "p50_ms", "p99_ms", "decide_p50_ms", "decide_p99_ms")}
+    med = {
+        k: statistics.median(r[k] for r in runs)
+        for k in ("tps", "p50_ms", "p99_ms", "decide_p50_ms", "decide_p99_ms")
+    }
     incons = sum(r["inconsistencies"] for r in runs)
-    print(f"reference: target >= {TARGET_TPS:.0f} transitions/s with p99 <= {TARGET_P99_MS:.0f} ms; bare CAS UPDATE "
-          f"(no audit/event/outbox, {args.workers} processes): {ref_tps:.0f}/s, p50 {ref_p50:.1f} ms, "
-          f"p99 {ref_p99:.1f} ms")
-    print(f"median of {args.runs}: {med['tps']:.0f} transitions/s ({med['tps'] / TARGET_TPS:.2f}x target, "
-          f"{med['tps'] / ref_tps:.2f}x bare CAS), p50 {med['p50_ms']:.1f} ms, p99 {med['p99_ms']:.1f} ms over all "
-          f"transactions (single decisions p50 {med['decide_p50_ms']:.1f}, p99 {med['decide_p99_ms']:.1f} ms), "
-          f"inconsistencies {incons}")
-    print(json.dumps({"bench": "workflow_load", "backend": "postgresql", "workers": args.workers,
-                      "tenants": args.tenants, "seconds": args.seconds, "runs": args.runs,
-                      "transitions_per_s": round(med["tps"], 1), "p50_ms": round(med["p50_ms"], 2),
-                      "p99_ms": round(med["p99_ms"], 2), "decide_p50_ms": round(med["decide_p50_ms"], 2),
-                      "decide_p99_ms": round(med["decide_p99_ms"], 2), "plan_batch": args.batch, "target_tps": TARGET_TPS, "target_p99_ms": TARGET_P99_MS,
-                      "ref_bare_cas_per_s": round(ref_tps, 1), "ref_bare_cas_p99_ms": round(ref_p99, 2),
-                      "ratio_vs_target": round(med["tps"] / TARGET_TPS, 2),
-                      "ratio_vs_bare_cas": round(med["tps"] / ref_tps, 3), "inconsistencies": incons,
-                      "meets_target": bool(med["tps"] >= TARGET_TPS and med["p99_ms"] <= TARGET_P99_MS
-                                           and incons == 0)}))
+    print(
+        f"reference: target >= {TARGET_TPS:.0f} transitions/s with p99 <= {TARGET_P99_MS:.0f} ms; "
+        f"bare CAS UPDATE "
+        f"(no audit/event/outbox, {args.workers} processes): {ref_tps:.0f}/s, p50 {ref_p50:.1f} ms, "
+        f"p99 {ref_p99:.1f} ms"
+    )
+    print(
+        f"median of {args.runs}: {med['tps']:.0f} transitions/s ({med['tps'] / TARGET_TPS:.2f}x target, "
+        f"{med['tps'] / ref_tps:.2f}x bare CAS), p50 {med['p50_ms']:.1f} ms, p99 {med['p99_ms']:.1f} ms "
+        f"over all "
+        f"transactions (single decisions p50 {med['decide_p50_ms']:.1f}, p99 {med['decide_p99_ms']:.1f} ms), "
+        f"inconsistencies {incons}"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "workflow_load",
+                "backend": "postgresql",
+                "workers": args.workers,
+                "tenants": args.tenants,
+                "seconds": args.seconds,
+                "runs": args.runs,
+                "transitions_per_s": round(med["tps"], 1),
+                "p50_ms": round(med["p50_ms"], 2),
+                "p99_ms": round(med["p99_ms"], 2),
+                "decide_p50_ms": round(med["decide_p50_ms"], 2),
+                "decide_p99_ms": round(med["decide_p99_ms"], 2),
+                "plan_batch": args.batch,
+                "target_tps": TARGET_TPS,
+                "target_p99_ms": TARGET_P99_MS,
+                "ref_bare_cas_per_s": round(ref_tps, 1),
+                "ref_bare_cas_p99_ms": round(ref_p99, 2),
+                "ratio_vs_target": round(med["tps"] / TARGET_TPS, 2),
+                "ratio_vs_bare_cas": round(med["tps"] / ref_tps, 3),
+                "inconsistencies": incons,
+                "meets_target": bool(
+                    med["tps"] >= TARGET_TPS and med["p99_ms"] <= TARGET_P99_MS and incons == 0
+                ),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

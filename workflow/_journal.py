@@ -2,14 +2,14 @@
 
 Every change of state in the control plane ends its transaction with exactly one :func:`append` call, *after*
 its other writes (lock order: recommendation row, outbox row, journal head). :func:`append` locks the tenant's
-``wf_journal_heads`` row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's single writer lock does the same), so
-within a tenant
+``wf_journal_heads`` row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's single writer lock does the same),
+so within a tenant
 
 * audit ``seq`` and event ``seq`` are gapless and increase in commit order, and
 * each audit entry's hash covers the previous entry's hash, making the log a hash chain.
 
-The lock is held only from the append to the commit (a few inserts), so it bounds a single tenant's write rate,
-not the service's: tenants never wait for each other.
+The lock is held only from the append to the commit (a few inserts), so it bounds a single tenant's write
+rate, not the service's: tenants never wait for each other.
 """
 
 from __future__ import annotations
@@ -107,8 +107,9 @@ def _json_rows(rows: list[dict[str, Any]]) -> str:
 def _take_head(session: Session, tenant_id: str, n_audit: int, n_events: int) -> tuple[int, str, int]:
     """Lock the tenant's head and reserve ``n_audit`` audit and ``n_events`` event numbers (one round trip).
 
-    ``UPDATE ... RETURNING`` takes the row lock on PostgreSQL and SQLite's writer lock (so the head read cannot
-    change before commit). Returns the head *before* the reservation: last audit seq and hash, last event seq.
+    ``UPDATE ... RETURNING`` takes the row lock on PostgreSQL and SQLite's writer lock (so the head read
+    cannot change before commit). Returns the head *before* the reservation: last audit seq and hash, last
+    event seq.
     """
     stmt = (
         update(_HEAD)
@@ -197,8 +198,8 @@ def append(
             }
         )
     if session.get_bind().dialect.name == "postgresql":
-        # One statement of fixed shape (compiled once): both logs arrive as JSON arrays and the chain's new hash
-        # is stored on the head. json (not jsonb) keeps nested JSON text exactly as hashed.
+        # One statement of fixed shape (compiled once): both logs arrive as JSON arrays and the chain's new
+        # hash is stored on the head. json (not jsonb) keeps nested JSON text exactly as hashed.
         session.execute(
             _PG_APPEND,
             {

@@ -1,7 +1,8 @@
 """Tables of the control plane, declared on the shared :class:`~features.store._db.Base`.
 
-Every table carries ``tenant_id`` (the only foreign key outside this package is to ``tenants``). SKUs, locations,
-suppliers and purchase orders are referenced by their string ids: their tables belong to the data layer.
+Every table carries ``tenant_id`` (the only foreign key outside this package is to ``tenants``). SKUs,
+locations, suppliers and purchase orders are referenced by their string ids: their tables belong to the data
+layer.
 
 The migration that creates these tables is ``workflow/migrations/versions/w0001_control_plane.py``; a test
 checks the two agree.
@@ -130,7 +131,7 @@ class Evidence(Base):
 
 
 class RecommendationEvidence(Base):
-    """Links a recommendation to the evidence gathered over its life (proposal, comments, supplier responses)."""
+    """Links a recommendation to evidence gathered over its life (proposal, comments, supplier responses)."""
 
     __tablename__ = "wf_recommendation_evidence"
     __table_args__ = (Index("ix_wf_recommendation_evidence_rec", "recommendation_id"),)

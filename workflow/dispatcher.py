@@ -1,11 +1,11 @@
 """The outbox dispatcher: claims due items, sends them through adapters, records the outcome.
 
 Each round is three steps, each its own transaction or none: claim (lease + attempt count), send (no
-transaction is held open while the network is used), record (``delivered`` and the recommendation ``sent``, or a
-retry time, or a dead letter). A crash between send and record leaves the lease to expire; the item is then
-claimed and sent again with the same idempotency key (at-least-once delivery; exactly-once effect at a receiver
-that honours the key). Attempts are counted at claim time, so an item that crashes its dispatcher still reaches
-the dead-letter list instead of looping forever.
+transaction is held open while the network is used), record (``delivered`` and the recommendation ``sent``, or
+a retry time, or a dead letter). A crash between send and record leaves the lease to expire; the item is then
+claimed and sent again with the same idempotency key (at-least-once delivery; exactly-once effect at a
+receiver that honours the key). Attempts are counted at claim time, so an item that crashes its dispatcher
+still reaches the dead-letter list instead of looping forever.
 
 Retry delays grow exponentially with "equal jitter" (Brooker, *Exponential Backoff And Jitter*, AWS
 Architecture Blog 2015): ``d = min(max_delay, base * 2**(attempt-1))``, wait ``d/2 + U(0, d/2)``.

@@ -3,8 +3,8 @@
 Ordering guarantee (documented contract for consumers):
 
 * Events are ordered **per tenant** by ``seq``: 1, 2, 3, ... with no gaps, in commit order. A ``seq`` is taken
-  under the tenant's journal lock, held until commit, so an event with a smaller ``seq`` is never committed after
-  a reader has seen a larger one. Reading ``seq > cursor`` therefore never skips an event.
+  under the tenant's journal lock, held until commit, so an event with a smaller ``seq`` is never committed
+  after a reader has seen a larger one. Reading ``seq > cursor`` therefore never skips an event.
 * Events of one transaction are contiguous and in the order they were appended.
 * There is no order across tenants.
 

@@ -4,17 +4,17 @@ States and the actions that move between them (:data:`TRANSITIONS`)::
 
     proposed --route--> routed --approve--> approved ----send--> sent --acknowledge--> acknowledged
        |                  |----override---> overridden --send--^   |
-       |--auto_approve--> approved                                 |--fail--> failed --retry--> retried --send..
+       |--auto_approve--> approved                                 |--fail--> failed --retry--> retried -->..
        |--reject / expire (also from routed) --> rejected / expired
     approved / overridden / retried / sent --fail--> failed
 
 Any other (state, action) pair raises :class:`~workflow.errors.IllegalTransition` naming the current state.
 
 Every change is one compare-and-set ``UPDATE ... WHERE id = :id AND version = :v`` that bumps ``version``;
-callers pass the version they looked at, and a stale one raises :class:`~workflow.errors.VersionConflict`, so of
-two approvers acting on the same item exactly one wins. Each transition appends an audit entry (actor, time,
-before/after, reason) and a ``replenishment`` event in the same transaction, and approvals and overrides write
-the action to the outbox in that transaction too (:mod:`workflow.outbox` delivers it).
+callers pass the version they looked at, and a stale one raises :class:`~workflow.errors.VersionConflict`, so
+of two approvers acting on the same item exactly one wins. Each transition appends an audit entry (actor,
+time, before/after, reason) and a ``replenishment`` event in the same transaction, and approvals and overrides
+write the action to the outbox in that transaction too (:mod:`workflow.outbox` delivers it).
 
 Entry points for other packages (all take an open session; commit is the caller's ``session_scope``):
 
@@ -341,8 +341,8 @@ def propose_many(
 
     Same result as :func:`propose` on each item, in order, but with one INSERT per table and one journal
     append, so a plan of thousands of lines commits at once or not at all. Items whose ``proposal_key`` is
-    already stored come back unchanged. If a concurrent writer stores one of the keys meanwhile, the batch falls
-    back to proposing item by item.
+    already stored come back unchanged. If a concurrent writer stores one of the keys meanwhile, the batch
+    falls back to proposing item by item.
     """
     keys = [r.proposal_key for r in recs if r.proposal_key is not None]
     if len(keys) != len(set(keys)):
@@ -621,7 +621,10 @@ def acknowledge(
     actor: str,
     journal: dict[str, tuple[list, list]] | None = None,
 ) -> RecommendationOut:
-    """Record the receiving system's answer: ``accepted`` (``sent -> acknowledged``) or ``rejected`` (``-> failed``)."""
+    """Record the receiving system's answer: ``accepted`` (to ``acknowledged``) or ``rejected`` (``failed``).
+
+    ``journal`` (internal): collect the journal records for one append at the end of a batch.
+    """
     if ack.status == "accepted":
         row, a, e = _transition(
             session,

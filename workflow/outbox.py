@@ -205,7 +205,7 @@ def record_failure(
 
 
 def replay(session: Session, tenant_id: str, item_id: int, *, actor: str) -> OutboxItem:
-    """Put a dead-lettered item back in the queue (same idempotency key) and its recommendation to ``retried``.
+    """Put a dead letter back in the queue (same idempotency key) and its recommendation to ``retried``.
 
     Raises:
         NotFound: no such item in this tenant.

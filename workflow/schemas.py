@@ -1,8 +1,8 @@
 """Typed inputs and outputs of the control plane (pydantic models, validated on construction).
 
 These are the contract between the planner (which proposes recommendations as plain data), the HTTP API and
-the command line. Every model forbids unknown fields, so a typo is a 422 naming the field rather than a silently
-ignored value.
+the command line. Every model forbids unknown fields, so a typo is a 422 naming the field rather than a
+silently ignored value.
 
 Example (what the planning glue hands to :func:`workflow.lifecycle.propose`)::
 
@@ -235,8 +235,8 @@ class AckIn(_Strict):
 class SupplierResponseIn(_Strict):
     """A supplier's response to a purchase order.
 
-    ``partial`` needs ``quantity``; ``new_date`` needs ``on_date``; ``received`` needs ``on_date`` (the receipt
-    date) and takes ``quantity`` (default: the ordered quantity).
+    ``partial`` needs ``quantity``; ``new_date`` needs ``on_date``; ``received`` needs ``on_date`` (the
+    receipt date) and takes ``quantity`` (default: the ordered quantity).
     """
 
     status: Literal["confirmed", "partial", "rejected", "new_date", "received"]

@@ -1,10 +1,10 @@
-"""Telemetry: forecast accuracy, inventory outcomes, supplier performance, planner overrides, request metering.
+"""Telemetry: forecast accuracy, inventory outcomes, supplier performance, overrides, request metering.
 
 Measures (all per tenant):
 
-* forecast accuracy when actuals arrive, by hierarchy level and model version: WAPE
-  ``sum|y - y_hat| / sum|y|``, bias ``sum(y_hat - y) / sum|y|`` (positive: over-forecast) and interval coverage
-  (share of actuals inside ``[lo, hi]``);
+* forecast accuracy when actuals arrive, by hierarchy level and model version: WAPE ``sum|y - y_hat| /
+  sum|y|``, bias ``sum(y_hat - y) / sum|y|`` (positive: over-forecast) and interval coverage (share of actuals
+  inside ``[lo, hi]``);
 * stockouts (share of unit-periods whose demand exceeded what was available; lost units) and excess inventory
   (units and value above the policy's maximum);
 * supplier on-time-in-full (share of received orders both on time and in full) and lead-time drift (mean
@@ -74,7 +74,8 @@ def accuracy_by_group(
         model_version: (n,) model version that made each forecast.
         y: (n,) actuals.
         y_hat: (n,) point forecasts.
-        lo, hi: (n,) interval bounds (both or neither).
+        lo: (n,) lower interval bounds (give both bounds or neither).
+        hi: (n,) upper interval bounds.
 
     Returns:
         One dict per group: ``level, model_version, n, wape, bias, coverage`` (coverage None without bounds).
@@ -272,7 +273,10 @@ def record_override_outcomes(
     """Forecast value added of overrides, given the quantity that proved right for each overridden id.
 
     Args:
+        session: open session.
+        tenant_id: the tenant.
         hindsight: ``recommendation id -> quantity that was right in hindsight`` (from actual demand).
+        period: label of the period evaluated.
 
     Returns:
         ``n`` (overrides evaluated) and ``fva``.
@@ -331,13 +335,13 @@ def _latest_points(session: Session, tenant_id: str | None) -> list[TelemetryPoi
 
 def summary(session: Session, tenant_id: str) -> dict[str, Any]:
     """Everything above for one tenant: latest stored figures plus live counts."""
-    R, O = Recommendation, OutboxItem
+    R, OB = Recommendation, OutboxItem
     by_state = dict(
         session.execute(select(R.state, func.count()).where(R.tenant_id == tenant_id).group_by(R.state)).all()
     )
     outbox = dict(
         session.execute(
-            select(O.status, func.count()).where(O.tenant_id == tenant_id).group_by(O.status)
+            select(OB.status, func.count()).where(OB.tenant_id == tenant_id).group_by(OB.status)
         ).all()
     )
     return {
@@ -377,7 +381,7 @@ def prometheus_text(session: Session, meter: RequestMeter | None = None) -> str:
         out.append(f"# TYPE {name} {typ}")
         out.extend(_line(name, lab, v) for lab, v in samples)
 
-    R, O = Recommendation, OutboxItem
+    R, OB = Recommendation, OutboxItem
     family(
         "replenish_recommendations",
         "gauge",
@@ -398,9 +402,9 @@ def prometheus_text(session: Session, meter: RequestMeter | None = None) -> str:
         [
             ({"tenant": t, "status": s}, n)
             for t, s, n in session.execute(
-                select(O.tenant_id, O.status, func.count())
-                .group_by(O.tenant_id, O.status)
-                .order_by(O.tenant_id, O.status)
+                select(OB.tenant_id, OB.status, func.count())
+                .group_by(OB.tenant_id, OB.status)
+                .order_by(OB.tenant_id, OB.status)
             )
         ],
     )

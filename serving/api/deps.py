@@ -1,7 +1,7 @@
 """Dependencies of the decision API, declared once as ``Annotated`` aliases.
 
-* :data:`SessionDep` -- one transaction per request (committed when the handler returns, before the response is
-  sent; rolled back on any error);
+* :data:`SessionDep` -- one transaction per request (committed when the handler returns, before the response
+  is sent; rolled back on any error);
 * :data:`PrincipalDep` -- the caller, from the ``X-API-Key`` header (401 when missing or unknown);
 * :data:`Reader`, :data:`Proposer`, :data:`Decider`, :data:`Integrator`, :data:`Admin` -- the caller, after a
   role check (403 naming the roles needed).
@@ -70,7 +70,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def require(*roles: str):
-    """A dependency returning the caller after checking it holds one of ``roles`` (admin passes, see access)."""
+    """A dependency returning the caller after checking it holds one of ``roles`` (admin always passes)."""
 
     def check(principal: PrincipalDep) -> Principal:
         principal.require(*roles)

@@ -1,6 +1,4 @@
-"""Control-plane commands: ``replenish keys ...``, ``replenish audit verify``, ``replenish outbox ...``,
-``replenish recommendations expire``.
-"""
+"""Control-plane commands: ``replenish keys|audit|outbox|recommendations ...``."""
 
 from __future__ import annotations
 
@@ -38,11 +36,15 @@ def _tenant(tenant: str | None) -> str:
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: the configured one).")] = None,
-    role: Annotated[list[str], typer.Option(help="Role: viewer, planner, approver, admin, service (repeatable).")] = (),
+    role: Annotated[
+        list[str], typer.Option(help="Role: viewer, planner, approver, admin, service (repeatable).")
+    ] = (),
     name: Annotated[str, typer.Option(help="Who holds the key.")] = "",
     approval_limit: Annotated[float | None, typer.Option(help="Largest value this key may approve.")] = None,
-    create_tenant: Annotated[bool, typer.Option("--create-tenant/--no-create-tenant",
-                                                help="Create the tenant if it does not exist.")] = True,
+    create_tenant: Annotated[
+        bool,
+        typer.Option("--create-tenant/--no-create-tenant", help="Create the tenant if it does not exist."),
+    ] = True,
 ) -> None:
     """Create an API key and print it (shown once; only its hash is stored)."""
     from features.store._db import session_scope
@@ -55,8 +57,9 @@ def keys_create(
         with session_scope(engine) as s:
             if create_tenant and access.ensure_tenant(s, t):
                 typer.echo(f"created tenant {t}", err=True)
-            key_id, plaintext = access.create_key(s, t, role, name=name, approval_limit=approval_limit,
-                                                  actor="cli")
+            key_id, plaintext = access.create_key(
+                s, t, role, name=name, approval_limit=approval_limit, actor="cli"
+            )
     except WorkflowError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -113,8 +116,10 @@ def audit_verify(
             ev_bad = evidence.verify(s, r.tenant_id)
             ok = r.ok and not ev_bad
             bad |= not ok
-            typer.echo(f"tenant {r.tenant_id}: {'OK' if ok else 'TAMPERED'} ({r.entries} audit entries, head seq "
-                       f"{r.head_seq}, {len(ev_bad)} bad evidence record(s))")
+            typer.echo(
+                f"tenant {r.tenant_id}: {'OK' if ok else 'TAMPERED'} ({r.entries} audit entries, head seq "
+                f"{r.head_seq}, {len(ev_bad)} bad evidence record(s))"
+            )
             for p in r.problems:
                 typer.echo(f"  seq {p.seq}: {p.problem}")
             for sha in ev_bad:
@@ -128,8 +133,12 @@ def audit_verify(
 @outbox_app.command("dispatch")
 def outbox_dispatch(
     webhook_url: Annotated[str | None, typer.Option(help="Deliver by signed webhook to this URL.")] = None,
-    file_dir: Annotated[Path | None, typer.Option(help="Deliver as CSV/JSON batch files into this folder.")] = None,
-    once: Annotated[bool, typer.Option("--once/--loop", help="Stop when nothing is due (default) or keep polling.")] = True,
+    file_dir: Annotated[
+        Path | None, typer.Option(help="Deliver as CSV/JSON batch files into this folder.")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once/--loop", help="Stop when nothing is due (default) or keep polling.")
+    ] = True,
     max_attempts: Annotated[int, typer.Option(min=1)] = 8,
     base_delay_s: Annotated[float, typer.Option(min=0)] = 1.0,
     max_delay_s: Annotated[float, typer.Option(min=0)] = 300.0,
@@ -146,9 +155,16 @@ def outbox_dispatch(
         typer.echo("error: give exactly one of --webhook-url or --file-dir", err=True)
         raise typer.Exit(2)
     settings, engine = _store()
-    adapter = WebhookAdapter(webhook_url, settings.webhook_secret) if webhook_url else FileDropAdapter(file_dir)
-    d = Dispatcher(engine, adapter, rng=np.random.default_rng(seed), lease_s=lease_s,
-                   policy=RetryPolicy(max_attempts, base_delay_s, max(max_delay_s, base_delay_s)))
+    adapter = (
+        WebhookAdapter(webhook_url, settings.webhook_secret) if webhook_url else FileDropAdapter(file_dir)
+    )
+    d = Dispatcher(
+        engine,
+        adapter,
+        rng=np.random.default_rng(seed),
+        lease_s=lease_s,
+        policy=RetryPolicy(max_attempts, base_delay_s, max(max_delay_s, base_delay_s)),
+    )
     try:
         stats = d.run(until_idle=once)
     except KeyboardInterrupt:
@@ -156,8 +172,10 @@ def outbox_dispatch(
     finally:
         engine.dispose()
     if stats is not None:
-        typer.echo(f"claimed {stats.claimed} delivered {stats.delivered} retried {stats.retried} dead {stats.dead} "
-                   f"lost_lease {stats.lost_lease}")
+        typer.echo(
+            f"claimed {stats.claimed} delivered {stats.delivered} retried {stats.retried} dead {stats.dead} "
+            f"lost_lease {stats.lost_lease}"
+        )
 
 
 @outbox_app.command("list")
@@ -172,7 +190,9 @@ def outbox_list(
     _, engine = _store()
     with session_scope(engine) as s:
         for i in outbox.list_items(s, _tenant(tenant), status=status, limit=1000):
-            typer.echo(f"{i.id:6}  {i.status:9}  attempts {i.attempts:2}  {i.idempotency_key}  {i.last_error or ''}")
+            typer.echo(
+                f"{i.id:6}  {i.status:9}  attempts {i.attempts:2}  {i.idempotency_key}  {i.last_error or ''}"
+            )
     engine.dispose()
 
 

@@ -18,13 +18,20 @@ def main() -> None:
 
     def on_sent(items, results):
         # Sent, not recorded: tell the test which keys went out, then hang until killed.
-        Path(marker).write_text(json.dumps({"keys": [i.idempotency_key for i in items],
-                                            "ok": [r.ok for r in results]}))
+        Path(marker).write_text(
+            json.dumps({"keys": [i.idempotency_key for i in items], "ok": [r.ok for r in results]})
+        )
         time.sleep(600)
 
     engine = make_engine(db_url)
-    Dispatcher(engine, WebhookAdapter(url, secret), rng=np.random.default_rng(1), lease_s=float(lease_s),
-               batch_size=int(batch), on_sent=on_sent).run_once()
+    Dispatcher(
+        engine,
+        WebhookAdapter(url, secret),
+        rng=np.random.default_rng(1),
+        lease_s=float(lease_s),
+        batch_size=int(batch),
+        on_sent=on_sent,
+    ).run_once()
 
 
 if __name__ == "__main__":

@@ -24,10 +24,18 @@ def make_tenant(engine, tenant: str, roles=("admin",), approval_limit=None, name
 
 
 def rec_in(**kw) -> RecommendationIn:
-    base = dict(kind="purchase_order", sku_id="SKU-1", location_id="DC-1", supplier_id="SUP-1", quantity=100.0,
-                unit_cost=2.5, need_by="2026-12-20", promised_lead_time_days=14,
-                route=Route(queue="buyers", role="planner", rule="value>100", reason="needs review"),
-                evidence={"forecast_version": "fc-1", "model_version": "tft:3", "quantiles": {"p50": 90.0}})
+    base = dict(
+        kind="purchase_order",
+        sku_id="SKU-1",
+        location_id="DC-1",
+        supplier_id="SUP-1",
+        quantity=100.0,
+        unit_cost=2.5,
+        need_by="2026-12-20",
+        promised_lead_time_days=14,
+        route=Route(queue="buyers", role="planner", rule="value>100", reason="needs review"),
+        evidence={"forecast_version": "fc-1", "model_version": "tft:3", "quantiles": {"p50": 90.0}},
+    )
     base.update(kw)
     return RecommendationIn(**base)
 
@@ -77,8 +85,13 @@ class Receiver:
                         outer.fail_next -= 1
                         return self._send(503, {"error": "busy"})
                     try:
-                        verify_signature(outer.secret, body, self.headers.get(TIMESTAMP_HEADER),
-                                         self.headers.get(SIGNATURE_HEADER), tolerance_s=outer.tolerance_s)
+                        verify_signature(
+                            outer.secret,
+                            body,
+                            self.headers.get(TIMESTAMP_HEADER),
+                            self.headers.get(SIGNATURE_HEADER),
+                            tolerance_s=outer.tolerance_s,
+                        )
                     except SignatureError as exc:
                         outer.rejected_signatures += 1
                         return self._send(401, {"error": str(exc)})
@@ -103,8 +116,9 @@ class Receiver:
         ThreadingHTTPServer.allow_reuse_address = True
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 

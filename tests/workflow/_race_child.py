@@ -10,7 +10,13 @@ from pathlib import Path
 
 
 def main() -> None:
-    db_url, api_key, start_file, rec_ids, action = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4], sys.argv[5]
+    db_url, api_key, start_file, rec_ids, action = (
+        sys.argv[1],
+        sys.argv[2],
+        Path(sys.argv[3]),
+        sys.argv[4],
+        sys.argv[5],
+    )
     from features.store._db import make_engine, session_scope
     from workflow import access, lifecycle
     from workflow.errors import IllegalTransition, VersionConflict
@@ -29,7 +35,9 @@ def main() -> None:
                 if action == "approve":
                     lifecycle.approve(s, principal, rid, ApproveIn(version=2))
                 elif action == "override":
-                    lifecycle.override(s, principal, rid, OverrideIn(version=2, quantity=1, reason_code="race"))
+                    lifecycle.override(
+                        s, principal, rid, OverrideIn(version=2, quantity=1, reason_code="race")
+                    )
                 else:
                     lifecycle.reject(s, principal, rid, RejectIn(version=2, reason_code="race"))
             results[rid] = "won"

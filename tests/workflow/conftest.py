@@ -1,4 +1,4 @@
-"""Fixtures of the control-plane tests (the ``engine`` fixture, SQLite and PostgreSQL, is in tests/conftest.py)."""
+"""Fixtures of the control-plane tests (``engine``, SQLite and PostgreSQL, is in tests/conftest.py)."""
 
 from __future__ import annotations
 

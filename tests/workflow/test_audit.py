@@ -10,10 +10,9 @@ from pathlib import Path
 from sqlalchemy import text
 
 from features.store._db import session_scope
+from tests.workflow._helpers import propose
 from workflow import audit, evidence, lifecycle
 from workflow.schemas import ApproveIn
-
-from tests.workflow._helpers import propose
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,13 +42,17 @@ def test_clean_chain_verifies(engine, tenants):
 def test_edited_row_is_caught(engine, tenants):
     _history(engine, tenants)
     # an operator with database access "corrects" who approved, and the reason
-    n = _sql(engine, "UPDATE wf_audit_log SET actor = 'someone-else', reason = 'edited' "
-                     "WHERE tenant_id = 'a' AND seq = 7")
+    n = _sql(
+        engine,
+        "UPDATE wf_audit_log SET actor = 'someone-else', reason = 'edited' WHERE tenant_id = 'a' AND seq = 7",
+    )
     assert n == 1
     with session_scope(engine) as s:
         rep = audit.verify(s, "a")
     assert not rep.ok
-    assert [(p.seq, p.problem) for p in rep.problems] == [(7, "content does not match its sha256 (entry edited)")]
+    assert [(p.seq, p.problem) for p in rep.problems] == [
+        (7, "content does not match its sha256 (entry edited)")
+    ]
 
 
 def test_edit_with_recomputed_hash_breaks_the_next_link(engine, tenants):
@@ -58,10 +61,24 @@ def test_edit_with_recomputed_hash_breaks_the_next_link(engine, tenants):
         e = audit.entries(s, "a", after_seq=4, limit=1)[0]
         from workflow._journal import audit_digest
 
-        forged = audit_digest(e.prev_sha256, tenant_id="a", seq=e.seq, at=e.at, actor="forger", action=e.action,
-                              entity_type=e.entity_type, entity_id=e.entity_id, before=e.before, after=e.after,
-                              reason=e.reason)
-    _sql(engine, "UPDATE wf_audit_log SET actor = 'forger', sha256 = :h WHERE tenant_id = 'a' AND seq = 5", h=forged)
+        forged = audit_digest(
+            e.prev_sha256,
+            tenant_id="a",
+            seq=e.seq,
+            at=e.at,
+            actor="forger",
+            action=e.action,
+            entity_type=e.entity_type,
+            entity_id=e.entity_id,
+            before=e.before,
+            after=e.after,
+            reason=e.reason,
+        )
+    _sql(
+        engine,
+        "UPDATE wf_audit_log SET actor = 'forger', sha256 = :h WHERE tenant_id = 'a' AND seq = 5",
+        h=forged,
+    )
     with session_scope(engine) as s:
         rep = audit.verify(s, "a")
     assert [p.seq for p in rep.problems] == [6]
@@ -86,8 +103,12 @@ def test_edited_evidence_is_caught(engine, tenants):
     rec = propose(engine, "a")
     with session_scope(engine) as s:
         assert evidence.verify(s, "a") == []
-    _sql(engine, "UPDATE wf_evidence SET body = :b WHERE sha256 = :h", b='{"model_version": "tft:99"}',
-         h=rec.evidence_sha256)
+    _sql(
+        engine,
+        "UPDATE wf_evidence SET body = :b WHERE sha256 = :h",
+        b='{"model_version": "tft:99"}',
+        h=rec.evidence_sha256,
+    )
     with session_scope(engine) as s:
         assert evidence.verify(s, "a") == [rec.evidence_sha256]
 
@@ -102,4 +123,8 @@ def test_cli_audit_verify_exit_code(engine, db_url, tenants, tmp_path):
     _sql(engine, "UPDATE wf_audit_log SET reason = 'edited' WHERE tenant_id = 'a' AND seq = 3")
     bad = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     print(bad.stdout)
-    assert bad.returncode == 1 and "tenant a: TAMPERED" in bad.stdout and "seq 3: content does not match" in bad.stdout
+    assert (
+        bad.returncode == 1
+        and "tenant a: TAMPERED" in bad.stdout
+        and "seq 3: content does not match" in bad.stdout
+    )

@@ -1,4 +1,4 @@
-"""Concurrent decisions on the same recommendation: exactly one winner (threads and processes, both stores)."""
+"""Concurrent decisions on one recommendation: exactly one winner (threads and processes, both stores)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,11 @@ import pytest
 from sqlalchemy import func, select
 
 from features.store._db import session_scope
+from tests.workflow._helpers import propose
 from workflow import audit, events, lifecycle
 from workflow._models import OutboxItem
 from workflow.errors import IllegalTransition, VersionConflict
 from workflow.schemas import ApproveIn, OverrideIn, RejectIn
-
-from tests.workflow._helpers import propose
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +29,9 @@ def _decide(engine, principal, rid, i):
         if i % 3 == 0:
             return lifecycle.approve(s, principal, rid, ApproveIn(version=2))
         if i % 3 == 1:
-            return lifecycle.override(s, principal, rid, OverrideIn(version=2, quantity=1 + i, reason_code="r"))
+            return lifecycle.override(
+                s, principal, rid, OverrideIn(version=2, quantity=1 + i, reason_code="r")
+            )
         return lifecycle.reject(s, principal, rid, RejectIn(version=2, reason_code="r"))
 
 
@@ -78,10 +79,24 @@ def test_process_race_exactly_one_winner(engine, db_url, tenants, tmp_path):
     recs = [propose(engine, "a").id for _ in range(6)]
     start = tmp_path / "go"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests/workflow/_race_child.py"), db_url, key, str(start),
-                               ",".join(recs), action], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                              text=True)
-             for action in ("approve", "override", "reject", "approve")]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "tests/workflow/_race_child.py"),
+                db_url,
+                key,
+                str(start),
+                ",".join(recs),
+                action,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        for action in ("approve", "override", "reject", "approve")
+    ]
     deadline = time.monotonic() + 60
     while len(list(tmp_path.glob("go.ready.*"))) < len(procs):  # every child imported and connected
         assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a racer did not start"

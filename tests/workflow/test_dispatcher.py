@@ -1,4 +1,4 @@
-"""Outbox delivery: signed webhooks, retries with backoff and jitter, dead letters, replay, file drops, acks."""
+"""Outbox delivery: signed webhooks, backoff with jitter, dead letters, replay, file drops, acks."""
 
 from __future__ import annotations
 
@@ -10,19 +10,20 @@ import numpy as np
 import pytest
 
 from features.store._db import session_scope
+from tests.workflow._helpers import SECRET, propose
 from workflow import audit, events, lifecycle, outbox
 from workflow.adapters import FileDropAdapter, SignatureError, WebhookAdapter, sign, verify_signature
 from workflow.dispatcher import Dispatcher, RetryPolicy
 from workflow.schemas import AckIn, AutoApprove
 
-from tests.workflow._helpers import SECRET, propose
-
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)
 
 
 def _approved(engine, n, **kw):
-    return [propose(engine, "a", route=None, auto_approve=AutoApprove(rule="small"), sku_id=f"S{i}", **kw).id
-            for i in range(n)]
+    return [
+        propose(engine, "a", route=None, auto_approve=AutoApprove(rule="small"), sku_id=f"S{i}", **kw).id
+        for i in range(n)
+    ]
 
 
 def _drain(d, engine, until, timeout=20.0):
@@ -78,7 +79,9 @@ def test_retries_then_dead_letter_then_replay(engine, tenants, receiver):
 
 def test_permanent_error_dead_letters_at_once(engine, tenants, receiver):
     _approved(engine, 1)
-    d = Dispatcher(engine, WebhookAdapter(receiver.url, "wrong-secret"), rng=np.random.default_rng(0), policy=FAST)
+    d = Dispatcher(
+        engine, WebhookAdapter(receiver.url, "wrong-secret"), rng=np.random.default_rng(0), policy=FAST
+    )
     st = d.run_once()
     assert (st.dead, st.retried) == (1, 0) and receiver.rejected_signatures == 1
     with session_scope(engine) as s:
@@ -117,8 +120,15 @@ def test_signature_verification():
 
 def test_file_drop_batches_are_idempotent(engine, tenants, tmp_path):
     _approved(engine, 3)
-    propose(engine, "a", kind="transfer", from_location_id="DC-2", supplier_id=None, route=None,
-            auto_approve=AutoApprove(rule="rebalance"))
+    propose(
+        engine,
+        "a",
+        kind="transfer",
+        from_location_id="DC-2",
+        supplier_id=None,
+        route=None,
+        auto_approve=AutoApprove(rule="rebalance"),
+    )
     root = tmp_path / "drop"
     adapter = FileDropAdapter(root)
     d = Dispatcher(engine, adapter, rng=np.random.default_rng(0))
@@ -132,8 +142,11 @@ def test_file_drop_batches_are_idempotent(engine, tenants, tmp_path):
     assert json.loads(tr_files[0].read_text())["items"][0]["from_location_id"] == "DC-2"
     # re-sending the same batch (a crash before recording) rewrites the same file, not a new one
     with session_scope(engine) as s:
-        items = [outbox.Claimed(i.id, i.tenant_id, i.recommendation_id, i.idempotency_key, i.kind, i.payload, 1)
-                 for i in outbox.list_items(s, "a") if i.kind == "purchase_order"]
+        items = [
+            outbox.Claimed(i.id, i.tenant_id, i.recommendation_id, i.idempotency_key, i.kind, i.payload, 1)
+            for i in outbox.list_items(s, "a")
+            if i.kind == "purchase_order"
+        ]
     before = po_files[0].read_bytes()
     adapter.send_batch(items)
     assert sorted((root / "a" / "purchase_order").glob("*.csv")) == po_files
@@ -143,7 +156,9 @@ def test_file_drop_batches_are_idempotent(engine, tenants, tmp_path):
 
 def test_acknowledgements_by_key_are_idempotent(engine, tenants, receiver):
     (rid,) = _approved(engine, 1)
-    Dispatcher(engine, WebhookAdapter(receiver.url, SECRET), rng=np.random.default_rng(0)).run(until_idle=True)
+    Dispatcher(engine, WebhookAdapter(receiver.url, SECRET), rng=np.random.default_rng(0)).run(
+        until_idle=True
+    )
     ack = AckIn(status="accepted", external_ref="PO-778")
     with session_scope(engine) as s:
         rec, dup = outbox.acknowledge_by_key(s, "a", f"{rid}-v2", ack, actor="erp")

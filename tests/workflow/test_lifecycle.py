@@ -1,4 +1,4 @@
-"""The recommendation state machine on SQLite and PostgreSQL: every (state, action) pair, decisions, limits."""
+"""The state machine on SQLite and PostgreSQL: every (state, action) pair, decisions, limits."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import pytest
 from sqlalchemy import func, select
 
 from features.store._db import session_scope
+from tests.workflow._helpers import propose
 from workflow import evidence, lifecycle, outbox
 from workflow._models import AuditEntry, Event, OutboxItem
 from workflow.errors import Forbidden, IllegalTransition, InvalidInput, NotFound, VersionConflict
 from workflow.lifecycle import STATES, TRANSITIONS
 from workflow.schemas import AckIn, ApproveIn, OverrideIn, RejectIn, Route, SupplierResponseIn
-
-from tests.workflow._helpers import propose
 
 ROUTE = Route(queue="q2", role="planner", rule="r2", reason="again")
 
@@ -75,7 +74,9 @@ def attempt(s, tenants, rec, action: str):
     if action == "approve":
         return lifecycle.approve(s, admin, rec.id, ApproveIn(version=v))
     if action == "override":
-        return lifecycle.override(s, admin, rec.id, OverrideIn(version=v, quantity=rec.quantity + 7, reason_code="x"))
+        return lifecycle.override(
+            s, admin, rec.id, OverrideIn(version=v, quantity=rec.quantity + 7, reason_code="x")
+        )
     if action == "reject":
         return lifecycle.reject(s, admin, rec.id, RejectIn(version=v, reason_code="x"))
     if action == "acknowledge":
@@ -90,12 +91,14 @@ class _Rollback(Exception):
 
 def _journal_len(engine):
     with session_scope(engine) as s:
-        return (s.scalar(select(func.count()).select_from(AuditEntry)),
-                s.scalar(select(func.count()).select_from(Event)))
+        return (
+            s.scalar(select(func.count()).select_from(AuditEntry)),
+            s.scalar(select(func.count()).select_from(Event)),
+        )
 
 
 def test_every_state_action_pair(engine, tenants):
-    """Illegal pairs are refused naming the current state and write nothing; legal pairs reach their target."""
+    """Illegal pairs are refused naming the current state, writing nothing; legal ones reach their target."""
     refused = allowed = 0
     for state in STATES:
         rid = drive(engine, tenants, state)
@@ -134,10 +137,14 @@ def test_propose_route_approve_writes_outbox_event_audit(engine, tenants):
     with session_scope(engine) as s:
         items = s.scalars(select(OutboxItem)).all()
         assert [(i.idempotency_key, i.status, i.payload["quantity"]) for i in items] == [
-            (f"{rec.id}-v3", "pending", 100.0)]
+            (f"{rec.id}-v3", "pending", 100.0)
+        ]
         hist = lifecycle.history(s, "a", rec.id)
-        assert [h.action for h in hist] == ["recommendation.propose", "recommendation.route",
-                                            "recommendation.approve"]
+        assert [h.action for h in hist] == [
+            "recommendation.propose",
+            "recommendation.route",
+            "recommendation.approve",
+        ]
         assert hist[-1].before["state"] == "routed" and hist[-1].after["state"] == "approved"
         assert hist[-1].actor == admin.actor and hist[-1].reason == "fine"
         kinds = [e["kind"] for e in evidence.for_recommendation(s, "a", rec.id)]
@@ -162,10 +169,18 @@ def test_override_changes_quantity_and_date_with_reason(engine, tenants):
         with pytest.raises(InvalidInput, match="must change"):
             lifecycle.override(s, planner, rec.id, OverrideIn(version=2, quantity=100, reason_code="x"))
     with session_scope(engine) as s:
-        out = lifecycle.override(s, planner, rec.id,
-                                 OverrideIn(version=2, quantity=80, need_by="2026-12-24", reason_code="promo_end"))
+        out = lifecycle.override(
+            s,
+            planner,
+            rec.id,
+            OverrideIn(version=2, quantity=80, need_by="2026-12-24", reason_code="promo_end"),
+        )
     assert (out.state, out.final_quantity, str(out.final_need_by), out.override_reason_code) == (
-        "overridden", 80.0, "2026-12-24", "promo_end")
+        "overridden",
+        80.0,
+        "2026-12-24",
+        "promo_end",
+    )
     assert out.value == pytest.approx(200.0)
     with session_scope(engine) as s:
         item = s.scalars(select(OutboxItem)).one()
@@ -181,16 +196,22 @@ def test_approval_limits_and_route_roles(engine, tenants):
         with pytest.raises(Forbidden, match="exceeds"):  # an override is valued at its new quantity
             lifecycle.override(s, planner, big.id, OverrideIn(version=2, quantity=5000.5, reason_code="x"))
     with session_scope(engine) as s:  # cutting the buy to within the limit is allowed
-        assert lifecycle.override(s, planner, big.id,
-                                  OverrideIn(version=2, quantity=3000, reason_code="budget")).state == "overridden"
+        assert (
+            lifecycle.override(
+                s, planner, big.id, OverrideIn(version=2, quantity=3000, reason_code="budget")
+            ).state
+            == "overridden"
+        )
     to_approver = propose(engine, "a", route=Route(queue="hv", role="approver", rule="v", reason="r"))
     with session_scope(engine) as s, pytest.raises(Forbidden, match="routed to role 'approver'"):
         lifecycle.approve(s, planner, to_approver.id, ApproveIn(version=2))
     with session_scope(engine) as s, pytest.raises(Forbidden):
         lifecycle.approve(s, tenants[("a", "service")][0], to_approver.id, ApproveIn(version=2))
     with session_scope(engine) as s:
-        assert lifecycle.approve(s, tenants[("a", "approver")][0], to_approver.id,
-                                 ApproveIn(version=2)).state == "approved"
+        assert (
+            lifecycle.approve(s, tenants[("a", "approver")][0], to_approver.id, ApproveIn(version=2)).state
+            == "approved"
+        )
 
 
 def test_stale_version_conflicts(engine, tenants):
@@ -227,22 +248,33 @@ def test_supplier_responses_update_po_and_lead_time(engine, tenants):
     rid = drive(engine, tenants, "acknowledged")
     with session_scope(engine) as s:
         sent_at = lifecycle.get(s, "a", rid).sent_at
-        r1 = lifecycle.record_supplier_response(s, "a", rid, SupplierResponseIn(status="partial", quantity=60),
-                                                actor="supplier-portal")
+        r1 = lifecycle.record_supplier_response(
+            s, "a", rid, SupplierResponseIn(status="partial", quantity=60), actor="supplier-portal"
+        )
     assert r1.confirmed_quantity == 60.0 and r1.state == "acknowledged"
     received = (sent_at + timedelta(days=17)).date()
     with session_scope(engine) as s:
-        lifecycle.record_supplier_response(s, "a", rid, SupplierResponseIn(status="received", quantity=60,
-                                                                           on_date=received), actor="wms")
+        lifecycle.record_supplier_response(
+            s, "a", rid, SupplierResponseIn(status="received", quantity=60, on_date=received), actor="wms"
+        )
     from workflow.telemetry import supplier_performance
 
     with session_scope(engine) as s:
         perf = supplier_performance(s, "a")
-    assert perf == [{"supplier_id": "SUP-1", "received": 1, "otif": 0.0, "lead_time_drift_days": 3.0,
-                     "observed_lead_time_days": 17.0}]
+    assert perf == [
+        {
+            "supplier_id": "SUP-1",
+            "received": 1,
+            "otif": 0.0,
+            "lead_time_drift_days": 3.0,
+            "observed_lead_time_days": 17.0,
+        }
+    ]
     routed = propose(engine, "a")
     with session_scope(engine) as s, pytest.raises(IllegalTransition, match="'routed'"):
-        lifecycle.record_supplier_response(s, "a", routed.id, SupplierResponseIn(status="confirmed"), actor="x")
+        lifecycle.record_supplier_response(
+            s, "a", routed.id, SupplierResponseIn(status="confirmed"), actor="x"
+        )
 
 
 def test_ack_rejection_dead_letters_and_replay_retries(engine, tenants):

@@ -11,23 +11,34 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features.store._db import session_scope
+from tests.workflow._helpers import propose
 from workflow import lifecycle, telemetry
 from workflow.errors import InvalidInput
 from workflow.schemas import ApproveIn, OverrideIn, RejectIn
 from workflow.telemetry import accuracy_by_group, forecast_value_added, inventory_outcomes
 
-from tests.workflow._helpers import propose
-
 
 def test_accuracy_by_level_and_model_version():
-    rows = accuracy_by_group(level=["sku", "sku", "total", "sku"], model_version=["v1", "v1", "v1", "v2"],
-                             y=[10, 30, 40, 5], y_hat=[12, 27, 44, 5], lo=[8, 20, 30, 6], hi=[14, 29, 50, 9])
+    rows = accuracy_by_group(
+        level=["sku", "sku", "total", "sku"],
+        model_version=["v1", "v1", "v1", "v2"],
+        y=[10, 30, 40, 5],
+        y_hat=[12, 27, 44, 5],
+        lo=[8, 20, 30, 6],
+        hi=[14, 29, 50, 9],
+    )
     by = {(r["level"], r["model_version"]): r for r in rows}
     assert by[("sku", "v1")]["wape"] == pytest.approx((2 + 3) / 40)
     assert by[("sku", "v1")]["bias"] == pytest.approx((2 - 3) / 40)
     assert by[("sku", "v1")]["coverage"] == 0.5
-    assert by[("total", "v1")] == {"level": "total", "model_version": "v1", "n": 1, "wape": 0.1, "bias": 0.1,
-                                   "coverage": 1.0}
+    assert by[("total", "v1")] == {
+        "level": "total",
+        "model_version": "v1",
+        "n": 1,
+        "wape": 0.1,
+        "bias": 0.1,
+        "coverage": 1.0,
+    }
     assert by[("sku", "v2")]["wape"] == 0.0 and by[("sku", "v2")]["coverage"] == 0.0
     with pytest.raises(InvalidInput, match="y_hat: expected 2 values"):
         accuracy_by_group(["a", "a"], ["m", "m"], [1, 2], [1])
@@ -49,8 +60,9 @@ def test_wape_is_scale_free_and_zero_only_when_exact(pairs):
 
 
 def test_inventory_outcomes():
-    out = inventory_outcomes(available=[10, 5, 0, 20], demand=[8, 7, 3, 2], max_stock=[5, 5, 5, 5],
-                             unit_cost=[1, 1, 1, 2])
+    out = inventory_outcomes(
+        available=[10, 5, 0, 20], demand=[8, 7, 3, 2], max_stock=[5, 5, 5, 5], unit_cost=[1, 1, 1, 2]
+    )
     assert out["stockout_rate"] == 0.5 and out["lost_units"] == 2 + 3
     assert out["fill_rate"] == pytest.approx(15 / 20)
     assert out["excess_units"] == 0 + 0 + 0 + 13 and out["excess_value"] == 26
@@ -74,7 +86,11 @@ def test_override_rate_fva_and_prometheus(engine, tenants):
 
     propose(engine, "a", route=None, auto_approve=AutoApprove(rule="small"))  # policy: not a human decision
     with session_scope(engine) as s:
-        assert telemetry.override_stats(s, "a") == {"human_decisions": 4, "overrides": 2, "override_rate": 0.5}
+        assert telemetry.override_stats(s, "a") == {
+            "human_decisions": 4,
+            "overrides": 2,
+            "override_rate": 0.5,
+        }
         # hindsight: 70 was right for ids[1] (system 100, override 60) and 150 for ids[2] (system 100, o. 140)
         res = telemetry.record_override_outcomes(s, "a", {ids[1]: 70.0, ids[2]: 150.0, ids[0]: 1.0})
         assert res["n"] == 2 and res["fva"] == pytest.approx(1 - 10 / 40)
@@ -87,7 +103,7 @@ def test_override_rate_fva_and_prometheus(engine, tenants):
         if line.startswith("#"):
             assert re.match(r"# (HELP|TYPE) replenish_\w+ ", line)
             continue
-        m = re.fullmatch(r'(replenish_\w+)(\{[^}]*\})? (\S+)', line)
+        m = re.fullmatch(r"(replenish_\w+)(\{[^}]*\})? (\S+)", line)
         assert m, line
         samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
     assert samples['replenish_override_rate{tenant="a"}'] == 0.5

@@ -1,4 +1,4 @@
-"""Recommendations: propose, list, read, and the lifecycle actions (route, approve, override, reject, ack, ...).
+"""Recommendations: propose, list, read, and the lifecycle actions (route, approve, override, reject, ...).
 
 Every path with an id answers 404 for another tenant's id (existence never leaks). Decisions carry the
 ``version`` the caller looked at; a stale one answers 409 with the current version and state.

@@ -1,8 +1,9 @@
 """Ingest benchmark: 10 million synthetic sales rows from CSV into the fact store, with full validation.
 
-Reference, in the same run: plain ``pandas.read_csv`` + ``DataFrame.to_parquet`` of the same file (no validation).
-Each side runs in its own subprocess (fresh ``REPLENISH_HOME`` for ours, identities stored beforehand, untimed) and
-reports its wall time and peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``). Medians over ``--repeats``.
+Reference, in the same run: plain ``pandas.read_csv`` + ``DataFrame.to_parquet`` of the same file (no
+validation). Each side runs in its own subprocess (fresh ``REPLENISH_HOME`` for ours, identities stored
+beforehand, untimed) and reports its wall time and peak RSS (``resource.getrusage(RUSAGE_SELF).ru_maxrss``).
+Medians over ``--repeats``.
 Target: ours <= 1.5x the reference, peak memory < 4 GB. The last line printed is one JSON object.
 
     flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/ingest.py [--series 10000 --periods 1000]
@@ -98,8 +99,9 @@ def main() -> None:
                               "--out", str(work / f"home{i}")]))
             shutil.rmtree(work / f"home{i}", ignore_errors=True)
             (work / f"ref{i}.parquet").unlink(missing_ok=True)
-            print(f"run {i + 1}: ours {ours[-1]['seconds']:.2f} s ({ours[-1]['peak_rss'] / 2**30:.2f} GiB peak), "
-                  f"pandas read_csv+to_parquet {ref[-1]['seconds']:.2f} s ({ref[-1]['peak_rss'] / 2**30:.2f} GiB)")
+            o, r = ours[-1], ref[-1]
+            print(f"run {i + 1}: ours {o['seconds']:.2f} s ({o['peak_rss'] / 2**30:.2f} GiB peak), "
+                  f"pandas read_csv+to_parquet {r['seconds']:.2f} s ({r['peak_rss'] / 2**30:.2f} GiB)")
         s_ours = statistics.median(r["seconds"] for r in ours)
         s_ref = statistics.median(r["seconds"] for r in ref)
         rss_ours = max(r["peak_rss"] for r in ours)
@@ -107,7 +109,8 @@ def main() -> None:
         print(f"median: ours {s_ours:.2f} s with full validation, reference {s_ref:.2f} s without; "
               f"ratio {s_ours / s_ref:.2f} (target <= 1.5); peak RSS ours {rss_ours / 2**30:.2f} GiB "
               f"(target < 4 GB), reference {rss_ref / 2**30:.2f} GiB")
-        print(json.dumps({"bench": "ingest", "rows": n, "seconds": round(s_ours, 3), "ref_seconds": round(s_ref, 3),
+        print(json.dumps({"bench": "ingest", "rows": n, "seconds": round(s_ours, 3),
+                          "ref_seconds": round(s_ref, 3),
                           "ratio": round(s_ours / s_ref, 3), "peak_rss_gb": round(rss_ours / 1e9, 3),
                           "ref_peak_rss_gb": round(rss_ref / 1e9, 3), "repeats": a.repeats,
                           "target_ratio": 1.5, "target_peak_rss_gb": 4.0}))

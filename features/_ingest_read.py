@@ -42,9 +42,9 @@ def read_header(path: Path, fmt: str) -> list[str]:
 def scan_raw(path: Path, fmt: str, typed: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
     """Lazy frame of the file's raw values with a 1-based row number ``__row``.
 
-    CSV columns are read as text (a malformed number must reach validation, not stop the read), except those in
-    ``typed``, which the CSV reader parses directly and leaves null where a value does not parse (the caller
-    re-reads those rows as text). Parquet columns keep their stored types.
+    CSV columns are read as text (a malformed number must reach validation, not stop the read), except those
+    in ``typed``, which the CSV reader parses directly and leaves null where a value does not parse (the
+    caller re-reads those rows as text). Parquet columns keep their stored types.
     """
     if fmt == "parquet":
         lf = pl.scan_parquet(path)

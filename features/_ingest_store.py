@@ -1,11 +1,11 @@
 """Storing a validated batch: comparing with what is stored, then one atomic write per batch.
 
-Facts (Parquet): rows whose key is already stored with equal values are dropped as duplicates; rows whose key is
-stored with other values are quarantined (history is append-only); the rest are written with
+Facts (Parquet): rows whose key is already stored with equal values are dropped as duplicates; rows whose key
+is stored with other values are quarantined (history is append-only); the rest are written with
 ``features.facts._store.write_partitions`` (temp files, then atomic renames).
 
-Reference data (SQL): new keys are inserted, equal rows are duplicates, changed rows update the stored ones, all
-in the caller's transaction.
+Reference data (SQL): new keys are inserted, equal rows are duplicates, changed rows update the stored ones,
+all in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -66,8 +66,12 @@ def upsert_sql(conn: Connection, contract: Contract, tenant: str, good: pl.DataF
     """Insert new rows, update changed ones; return (inserted, updated, duplicates).
 
     Args:
-        good: validated rows with the contract's fields (identities resolved) and, for ``skus``, the file's extra
-            columns (kept as ``attributes``).
+        conn: connection inside the batch's transaction.
+        contract: the KIND's contract (``store == "sql"``).
+        tenant: owner of the rows.
+        good: validated rows with the contract's fields (identities resolved) and, for ``skus``, the file's
+            extra columns.
+        extra_columns: those extra columns, kept as the ``attributes`` JSON of ``skus``.
     """
     table = Base.metadata.tables[contract.table]
     key, values = list(contract.key), list(contract.values)
@@ -84,8 +88,8 @@ def upsert_sql(conn: Connection, contract: Contract, tenant: str, good: pl.DataF
     stored_schema = {c: frame.schema[c] for c in key + values}
     stored = pl.DataFrame([tuple(_norm(c, v) for c, v in zip(key + values, r, strict=True)) for r in rows],
                           schema=stored_schema, orient="row")
-    joined = frame.join(stored.rename({v: f"{v}__old" for v in values}).with_columns(pl.lit(True).alias("__s")),
-                        on=key, how="left", maintain_order="left")
+    old = stored.rename({v: f"{v}__old" for v in values}).with_columns(pl.lit(True).alias("__s"))
+    joined = frame.join(old, on=key, how="left", maintain_order="left")
     is_stored = pl.col("__s").fill_null(False)
     differs = _diff_mask(values)
     new = joined.filter(~is_stored).select(key + values)

@@ -96,8 +96,8 @@ def build_plan(raw: pl.LazyFrame, contract: Contract, present: list[str], resolv
         keep: extra raw columns carried through as text (``skus`` attributes).
 
     Returns:
-        (lazy frame with ``__row``, every contract field typed and a bool column per check except the key check
-        done by :func:`mark_duplicate_keys` after collecting; checks).
+        (lazy frame with ``__row``, every contract field typed and a bool column per check except the key
+        check done by :func:`mark_duplicate_keys` after collecting; checks).
     """
     schema = raw.collect_schema()
     checks: list[Check] = []
@@ -153,9 +153,9 @@ def build_plan(raw: pl.LazyFrame, contract: Contract, present: list[str], resolv
 def mark_duplicate_keys(df: pl.DataFrame, key: tuple[str, ...], checks: list[Check]) -> pl.DataFrame:
     """Add ``__dup_key`` (every row of a key that occurs more than once) and ``__bad`` (any check violated).
 
-    Rows whose key has an invalid (null) part take no part. A 64-bit hash of the key decides first (the common
-    case, no duplicate, costs one hash and a count of distinct values); exact comparison of the keys then runs only
-    on the rows whose hash repeats, so a hash collision never flags a row.
+    Rows whose key has an invalid (null) part take no part. A 64-bit hash of the key decides first (the
+    common case, no duplicate, costs one hash and a count of distinct values); exact comparison of the keys
+    then runs only on the rows whose hash repeats, so a hash collision never flags a row.
     """
     valid = pl.all_horizontal(pl.col(k).is_not_null() for k in key)
     h = pl.when(valid).then(pl.struct(*key).hash())
@@ -177,11 +177,14 @@ def _rule_fields(rule) -> list[str]:
 
 def violations(bad_rows: pl.DataFrame, raw_values: pl.DataFrame, checks: list[Check], file_name: str,
                limit: int) -> pl.DataFrame:
-    """Quarantine entries (row_number, field, value, expected, file_name) of the flagged rows, at most ``limit``.
+    """Quarantine entries (row_number, field, value, expected, file_name) of flagged rows, at most ``limit``.
 
     Args:
         bad_rows: rows with ``__bad``: ``__row`` and the check flags.
         raw_values: ``__row`` and the raw columns (as text) of the same rows.
+        checks: the checks of :func:`build_plan`.
+        file_name: reported with every entry.
+        limit: most entries returned.
     """
     parts = []
     raw = raw_values.with_columns(pl.exclude(ROW).cast(pl.String))

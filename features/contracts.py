@@ -1,8 +1,8 @@
 """Written contracts of the ingest KINDs: columns, types, ranges, keys, references and cross-field rules.
 
-A :class:`Contract` says what a file of one KIND must contain; :mod:`features.ingest` checks every row against it
-with vectorised polars expressions and quarantines what breaks it. ``docs/contracts.md`` is rendered from these
-objects by :func:`render_markdown` (a test keeps the two equal).
+A :class:`Contract` says what a file of one KIND must contain; :mod:`features.ingest` checks every row
+against it with vectorised polars expressions and quarantines what breaks it. ``docs/contracts.md`` is
+rendered from these objects by :func:`render_markdown` (a test keeps the two equal).
 
 Types as read from CSV (Parquet columns are cast the same way):
 
@@ -11,8 +11,9 @@ Types as read from CSV (Parquet columns are cast the same way):
 * ``date``: ISO ``YYYY-MM-DD``.
 * ``bool``: ``true``/``false``/``1``/``0`` (any case).
 
-``ref`` fields name an identity (sku, location, channel, supplier): the value must be a known internal id of the
-tenant or an external alias of one (``external_aliases``), else the row is quarantined; it is never guessed.
+``ref`` fields name an identity (sku, location, channel, supplier): the value must be a known internal id
+of the tenant or an external alias of one (``external_aliases``), else the row is quarantined; it is never
+guessed.
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ class Contract:
 
     Attributes:
         kind: the KIND name (``replenish ingest KIND FILE``).
-        fields: the columns; columns not listed are ignored (reported), except for ``skus`` where they are kept
-            as ``attributes``.
+        fields: the columns; columns not listed are ignored (reported), except for ``skus`` where they are
+            kept as ``attributes``.
         key: columns unique within a file and identifying a stored row.
         store: ``facts`` (Parquet fact store) or ``sql`` (state store table ``table``).
         table: fact dataset name or SQL table name.
@@ -205,7 +206,8 @@ _CONTRACTS = (
             _id("location_id", "location"),
             Field("date", "date", doc="Day of the snapshot."),
             Field("on_hand", "float", ge=0, doc="Units physically available."),
-            Field("on_order", "float", required=False, default=0.0, ge=0, doc="Units ordered, not yet received."),
+            Field("on_order", "float", required=False, default=0.0, ge=0,
+                  doc="Units ordered, not yet received."),
             Field("backorders", "float", required=False, default=0.0, ge=0, doc="Units owed to customers."),
         ),
     ),
@@ -222,7 +224,8 @@ _CONTRACTS = (
             _id("channel_id", "channel"),
             Field("date", "date", doc="Start of the period."),
             Field("price", "float", gt=0, doc="Price charged."),
-            Field("regular_price", "float", required=False, nullable=True, gt=0, doc="Price without promotion."),
+            Field("regular_price", "float", required=False, nullable=True, gt=0,
+                  doc="Price without promotion."),
             Field("discount", "float", required=False, nullable=True, ge=0, le=1,
                   doc="Discount as a fraction of the regular price."),
             Field("promo", "bool", required=False, default=True, doc="Whether a promotion runs."),
@@ -312,6 +315,21 @@ _CONTRACTS = (
         ),
     ),
     Contract(
+        "customer_commitments", store="sql", table="customer_commitments", key=("commitment_id",),
+        doc="A quantity promised to a customer for a SKU at a location (and channel) by a due date.",
+        fields=(
+            _id("commitment_id"),
+            _id("customer_id"),
+            _id("sku_id", "sku"),
+            _id("location_id", "location"),
+            _id("channel_id", "channel", required=False, nullable=True),
+            Field("qty", "float", gt=0),
+            Field("due_date", "date"),
+            Field("priority", "int", required=False, default=0, ge=0, doc="Higher is served first."),
+            Field("status", "str", required=False, default="open", one_of=("open", "fulfilled", "cancelled")),
+        ),
+    ),
+    Contract(
         "purchase_orders", store="sql", table="purchase_orders", key=("po_id", "sku_id", "location_id"),
         doc="A line of an open purchase order (from a supplier) or transfer (from a location) with its ETA.",
         rules=(
@@ -353,18 +371,22 @@ def render_markdown() -> str:
     out = [
         "# Ingest contracts",
         "",
-        "Rendered from `features/contracts.py` by `features.contracts.render_markdown()`; do not edit by hand.",
+        "Rendered from `features/contracts.py` by `features.contracts.render_markdown()`; do not edit by",
+        "hand.",
         "",
-        "`replenish ingest KIND FILE` reads CSV (header row, comma separated, UTF-8) or Parquet. A file missing a",
-        "required column is refused whole (exit code 2) with the missing names. Every row is checked against the",
-        "contract; a row that breaks it goes to the quarantine with file, row number (1 = first data row), field,",
-        "value and expected form (`replenish quarantine list`), the others are stored in one atomic batch. Keys",
-        "must be unique within a file; a row whose key is already stored with the same values adds nothing (the",
-        "same file sent twice adds nothing at all), a fact row whose key is stored with other values is",
-        "quarantined, and a reference row (SQL) with other values updates the stored one. Exit codes: 0 all rows",
-        "stored, 1 some rows quarantined, 2 nothing usable.",
+        "`replenish ingest KIND FILE` reads CSV (header row, comma separated, UTF-8) or Parquet. A file",
+        "missing a required column is refused whole (exit code 2) with the missing names. Every row is",
+        "checked against the contract; a row that breaks it goes to the quarantine with file, row number",
+        "(1 = first data row), field, value and expected form (`replenish quarantine list`), the others are",
+        "stored in one atomic batch. Keys must be unique within a file; a row whose key is already stored",
+        "with the same values adds nothing (the same file sent twice adds nothing at all), a fact row whose",
+        "key is stored with other values is quarantined, and a reference row (SQL) with other values",
+        "updates the stored one. Exit codes: 0 all rows stored, 1 some rows quarantined, 2 nothing usable.",
+        "An empty cell counts as missing: it breaks a column whose 'empty allowed' is no, even when the",
+        "column has a default (defaults apply only to columns absent from the file).",
         "",
-        "Types: `str` text; `int` whole number; `float` number; `date` ISO `YYYY-MM-DD`; `bool` true/false/1/0.",
+        "Types: `str` text; `int` whole number; `float` number; `date` ISO `YYYY-MM-DD`; `bool`",
+        "true/false/1/0.",
         "References name a known identity of the tenant (its internal id or an external alias in",
         "`external_aliases`); an unknown one is quarantined, never guessed.",
         "",

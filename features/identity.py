@@ -1,8 +1,8 @@
 """Identity resolution: map the codes a file uses onto the tenant's internal ids, never guessing.
 
-A value names an entity (``sku``, ``location``, ``channel``, ``supplier``) when it is one of the tenant's internal
-ids or an external alias of exactly one of them (``external_aliases``, any source). Anything else (unknown, or an
-alias claimed by two different entities) is unresolved, and ingest quarantines the row.
+A value names an entity (``sku``, ``location``, ``channel``, ``supplier``) when it is one of the tenant's
+internal ids or an external alias of exactly one of them (``external_aliases``, any source). Anything else
+(unknown, or an alias claimed by two different entities) is unresolved, and ingest quarantines the row.
 
 API::
 

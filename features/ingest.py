@@ -11,12 +11,13 @@ What happens to a file (``docs/contracts.md`` has the contracts):
 
 1. A file missing required columns is refused whole, naming them (exit code 2); nothing is read further.
 2. The file's SHA-256 is its batch identity: a file already stored for this tenant and KIND adds nothing.
-3. Every row is checked by vectorised polars expressions (types, ranges, allowed values, identities resolved via
-   :mod:`features.identity`, cross-field rules, keys unique within the file). Each violation becomes a
+3. Every row is checked by vectorised polars expressions (types, ranges, allowed values, identities resolved
+   via :mod:`features.identity`, cross-field rules, keys unique within the file). Each violation becomes a
    quarantine entry with file, row number (1 = first data row), field, raw value and expected form.
-4. Valid rows are compared with what is stored (same key and values: duplicate, dropped) and stored in one atomic
-   step: facts as Parquet partitions (temp files renamed into place), reference data in one SQL transaction,
-   which also records the batch and its quarantine entries. Any failure leaves the stores as they were.
+4. Valid rows are compared with what is stored (same key and values: duplicate, dropped) and stored in one
+   atomic step: facts as Parquet partitions (temp files renamed into place), reference data in one SQL
+   transaction, which also records the batch and its quarantine entries. Any failure leaves the stores as they
+   were.
 """
 
 from __future__ import annotations
@@ -283,7 +284,8 @@ def _ingest_locked(contract, path, fmt, tenant, engine, settings, step, quaranti
             by_field[key] = by_field.get(key, 0) + conflicts.height
             conflict_entries = (conflicts.join(good, on=ROW).select(
                 pl.col(ROW).cast(pl.Int64).alias("row_number"), pl.lit(key).alias("field"),
-                pl.concat_str([pl.col(k).cast(pl.String) for k in contract.key], separator="|").alias("value"),
+                pl.concat_str([pl.col(k).cast(pl.String) for k in contract.key], separator="|")
+                .alias("value"),
                 pl.lit("a key not already stored with other values (stored facts are not overwritten)")
                 .alias("expected"), pl.lit(file_name).alias("file_name")))
             entries = conflict_entries if entries is None else pl.concat([entries, conflict_entries])
@@ -316,21 +318,21 @@ def _ingest_locked(contract, path, fmt, tenant, engine, settings, step, quaranti
             usable = n_new + n_upd + n_dup
             status = "rejected" if usable == 0 else ("partial" if n_bad else "stored")
             step("recording")
-            _record(conn, batch_id=batch_id, tenant=tenant, contract=contract, file_name=file_name, digest=digest,
-                    status=status, counts={"rows_total": rows_total, "rows_stored": n_new + n_upd,
-                                           "rows_duplicate": n_dup, "rows_quarantined": n_bad},
-                    message=None, entries=entries)
+            counts = {"rows_total": rows_total, "rows_stored": n_new + n_upd, "rows_duplicate": n_dup,
+                      "rows_quarantined": n_bad}
+            _record(conn, batch_id=batch_id, tenant=tenant, contract=contract, file_name=file_name,
+                    digest=digest, status=status, counts=counts, message=None, entries=entries)
     msg = ""
     if entries is not None and n_bad and entries.height >= quarantine_limit:
         msg = f"only the first {quarantine_limit:,d} quarantine entries were kept"
-    return done(status=status, batch_id=batch_id, rows_total=rows_total, rows_stored=n_new, rows_updated=n_upd,
-                rows_duplicate=n_dup, rows_quarantined=n_bad,
+    return done(status=status, batch_id=batch_id, rows_total=rows_total, rows_stored=n_new,
+                rows_updated=n_upd, rows_duplicate=n_dup, rows_quarantined=n_bad,
                 ignored_columns=() if keep else extra, violations_by_field=by_field, message=msg)
 
 
 def list_quarantine(engine: Engine, tenant: str, *, batch_id: str | None = None, kind: str | None = None,
                     limit: int = 100) -> list[dict]:
-    """Quarantine entries of ``tenant``, newest batch first, then by row: dicts of the ``quarantine_rows`` columns."""
+    """Quarantine entries of ``tenant``, newest batch first, then by row (dicts of ``quarantine_rows``)."""
     q = QuarantineRow.__table__
     stmt = select(q).where(q.c.tenant_id == tenant)
     if batch_id:

@@ -4,14 +4,14 @@
 discount, holidays/events and weather (the data of pytorch-forecasting's TFT tutorial). Mapping:
 
 * agency -> location (kind ``store``, under one generated warehouse ``WH_GENERATED``), SKU -> SKU, one channel
-  ``wholesale``; volume -> ``qty``; ``price_actual`` -> ``price`` (Stallion writes 0 or a negative number where
-  an agency had no price: those become empty, the demand row is kept); ``promo`` = any discount.
+  ``wholesale``; volume -> ``qty``; ``price_actual`` -> ``price`` (Stallion writes 0 or a negative number
+  where an agency had no price: those become empty, the demand row is kept); ``promo`` = any discount.
 * prices and discounts -> ``promotions`` (rows without a positive price are left out; rows whose actual price
   exceeds the regular one break the contract and are quarantined, as any input would be).
 
-Stallion has no supply data. For the end-to-end demo, suppliers, supplier terms, observed lead times, inventory
-positions, open purchase orders and planning units are generated beside it with a fixed seed. They are marked as
-generated: their KINDs are listed under ``generated`` in the summary, supplier names start with
+Stallion has no supply data. For the end-to-end demo, suppliers, supplier terms, observed lead times,
+inventory positions, open purchase orders and planning units are generated beside it with a fixed seed. They
+are marked as generated: their KINDs are listed under ``generated`` in the summary, supplier names start with
 ``[generated]``, and their files are called ``generated_<kind>.parquet``.
 
 API::
@@ -35,7 +35,8 @@ STALLION_PATH = Path(__file__).resolve().parent.parent / "data" / "stallion.parq
 CHANNEL = "wholesale"
 WAREHOUSE = "WH_GENERATED"
 #: KINDs that Stallion does not contain and that are generated (seeded) for the demo.
-GENERATED_KINDS = ("suppliers", "supplier_terms", "lead_times", "inventory", "purchase_orders", "planning_units")
+GENERATED_KINDS = ("suppliers", "supplier_terms", "lead_times", "inventory", "purchase_orders",
+                   "planning_units")
 
 
 def read_stallion(path: str | Path | None = None) -> pl.DataFrame:
@@ -46,8 +47,11 @@ def read_stallion(path: str | Path | None = None) -> pl.DataFrame:
 
 
 def stallion_sales(path: str | Path | None = None) -> pl.DataFrame:
-    """Stallion demand in the sales contract's shape: (21,000, 7) sku_id, location_id, channel_id, date, qty,
-    price (null where Stallion has no positive price), promo."""
+    """Stallion demand in the sales contract's shape, (21,000, 7).
+
+    Columns: sku_id, location_id, channel_id, date, qty, price (null where Stallion has no positive price),
+    promo.
+    """
     df = read_stallion(path)
     return df.select(
         pl.col("sku").alias("sku_id"), pl.col("agency").alias("location_id"),
@@ -76,9 +80,11 @@ def stallion_tables(path: str | Path | None = None, seed: int = 0) -> dict[str, 
     skus = (pl.DataFrame({"sku_id": skus_ids, "name": [s.replace("_", " ") for s in skus_ids]})
             .join(regular, on="sku_id", how="left").with_columns(pl.col("_base_price").fill_null(1.0)))
     promotions = df.filter(pl.col("price_actual") > 0, pl.col("price_regular") > 0).select(
-        pl.col("sku").alias("sku_id"), pl.col("agency").alias("location_id"), pl.lit(CHANNEL).alias("channel_id"),
-        "date", pl.col("price_actual").alias("price"), pl.col("price_regular").alias("regular_price"),
-        (pl.col("discount_in_percent") / 100).clip(0, 1).alias("discount"), (pl.col("discount") > 0).alias("promo"),
+        pl.col("sku").alias("sku_id"), pl.col("agency").alias("location_id"),
+        pl.lit(CHANNEL).alias("channel_id"), "date", pl.col("price_actual").alias("price"),
+        pl.col("price_regular").alias("regular_price"),
+        (pl.col("discount_in_percent") / 100).clip(0, 1).alias("discount"),
+        (pl.col("discount") > 0).alias("promo"),
     )
 
     rng = np.random.default_rng(seed)
@@ -108,10 +114,11 @@ def stallion_tables(path: str | Path | None = None, seed: int = 0) -> dict[str, 
         "order_date": pl.Series(order_date).cast(pl.Date),
         "eta": pl.Series(order_date + lead.astype("timedelta64[D]")).cast(pl.Date), "status": "open",
     })
-    planning_units = pairs.select("sku_id", "location_id", pl.lit(CHANNEL).alias("channel_id"),
-                                  pl.lit("periodic_review").alias("policy_kind"),
-                                  pl.lit(30).alias("review_period_days"), pl.lit(0.95).alias("service_target"),
-                                  pl.lit(6).alias("horizon_periods"), pl.lit("team_stallion").alias("owner_team"))
+    planning_units = pairs.select(
+        "sku_id", "location_id", pl.lit(CHANNEL).alias("channel_id"),
+        pl.lit("periodic_review").alias("policy_kind"), pl.lit(30).alias("review_period_days"),
+        pl.lit(0.95).alias("service_target"), pl.lit(6).alias("horizon_periods"),
+        pl.lit("team_stallion").alias("owner_team"))
     return {
         "channels": pl.DataFrame({"channel_id": [CHANNEL], "name": ["Wholesale"]}),
         "locations": locations, "skus": skus.drop("_base_price"), "suppliers": suppliers,
@@ -149,9 +156,11 @@ def load_into_store(settings=None, tenant: str | None = None, *, engine=None, pa
         frame.write_parquet(file)
         r = ingest(kind, file, tenant=tenant, engine=engine, settings=settings)
         kinds[kind] = {"status": r.status, "rows": r.rows_total, "stored": r.rows_stored,
-                       "updated": r.rows_updated, "duplicate": r.rows_duplicate, "quarantined": r.rows_quarantined,
-                       "generated": kind in GENERATED_KINDS, "exit_code": r.exit_code}
+                       "updated": r.rows_updated, "duplicate": r.rows_duplicate,
+                       "quarantined": r.rows_quarantined, "generated": kind in GENERATED_KINDS,
+                       "exit_code": r.exit_code}
     sales = tables["sales"]
     return {"tenant": tenant, "series": sales.select("sku_id", "location_id").n_unique(),
-            "periods": sales["date"].n_unique(), "first": str(sales["date"].min()), "last": str(sales["date"].max()),
+            "periods": sales["date"].n_unique(), "first": str(sales["date"].min()),
+            "last": str(sales["date"].max()),
             "generated": list(GENERATED_KINDS), "kinds": kinds}

@@ -1,9 +1,10 @@
 """Synthetic M5-like retail data of any size, for tests and scale benchmarks.
 
 One call builds a consistent data set: a product hierarchy (category > family > brand > SKU), a location
-hierarchy (national warehouse > regional DCs > stores), sales channels, suppliers with terms and noisy observed
-lead times, daily/weekly/monthly sales with intermittent and seasonal demand and promotions, inventory
-snapshots, open purchase orders and transfers, and one planning unit per series (SKU x store x channel).
+hierarchy (national warehouse > regional DCs > stores), sales channels, suppliers with terms and noisy
+observed lead times, daily/weekly/monthly sales with intermittent and seasonal demand and promotions,
+inventory snapshots, open purchase orders and transfers, and one planning unit per series (SKU x store x
+channel).
 
 Every table is a :class:`polars.DataFrame` whose columns follow the ingest contracts of the same name in
 :mod:`features.contracts`, so ``SynthData.write(dir)`` produces files that ``replenish ingest KIND FILE``
@@ -13,7 +14,7 @@ Example::
 
     from features.synth import generate
     data = generate(n_series=5_000, n_periods=3 * 365, freq="D", seed=0)
-    data.sales            # (n_series * n_periods) rows: sku_id, location_id, channel_id, date, qty, price, promo
+    data.sales   # (n_series * n_periods) rows: sku_id, location_id, channel_id, date, qty, price, promo
     data.write("out/", fmt="parquet")
 
 Everything is vectorised NumPy (10 million sales rows take a few seconds); the random stream comes from
@@ -49,12 +50,14 @@ class SynthData:
         locations: location_id, name, kind (store/dc/warehouse), region, parent_id (null for the warehouse).
         channels: channel_id, name.
         suppliers: supplier_id, name, country.
-        supplier_terms: supplier_id, sku_id, unit_cost, moq, pack_size, max_order_qty, promised_lead_time_days.
+        supplier_terms: supplier_id, sku_id, unit_cost, moq, pack_size, max_order_qty,
+            promised_lead_time_days.
         lead_times: observed deliveries: supplier_id, sku_id, order_date, receipt_date, lead_time_days.
         inventory: snapshots: sku_id, location_id, date, on_hand, on_order, backorders.
         purchase_orders: open lines: po_id, kind (purchase/transfer), supplier_id, from_location_id, sku_id,
             location_id, qty, order_date, eta, status.
-        promotions: sku_id, location_id, channel_id, date, price, regular_price, discount, promo (promoted rows).
+        promotions: promoted rows: sku_id, location_id, channel_id, date, price, regular_price, discount,
+            promo.
         planning_units: sku_id, location_id, channel_id, policy_kind, review_period_days, service_target,
             horizon_periods, owner_team.
         freq: "D", "W" or "M".
@@ -145,8 +148,8 @@ def generate(
 
     Demand per series is ``Poisson(level * trend * yearly * weekly * promo_lift * Gamma(5, 1/5))``: a share
     ``intermittent_share`` of the series have a level below one unit per period (mostly zeros, as in M5),
-    the rest a log-normal level; the yearly season has a random amplitude and phase, the weekly one (daily data
-    only) a weekend peak; promotions are Bernoulli per period with a random discount and lift.
+    the rest a log-normal level; the yearly season has a random amplitude and phase, the weekly one (daily
+    data only) a weekend peak; promotions are Bernoulli per period with a random discount and lift.
 
     Args:
         n_series: number of planning units (SKU x store x channel), >= 1.
@@ -296,7 +299,8 @@ def _suppliers_and_terms(rng: np.random.Generator, skus: pl.DataFrame,
     promised = rng.choice(np.array([3, 5, 7, 10, 14, 21]), n_sup)
     suppliers = pl.DataFrame({"supplier_id": sup_ids.tolist(),
                               "name": [f"Supplier {s[4:]}" for s in sup_ids],
-                              "country": rng.choice(np.array(["DE", "FR", "PL", "CN", "US", "MX"]), n_sup).tolist()})
+                              "country": rng.choice(np.array(["DE", "FR", "PL", "CN", "US", "MX"]),
+                                                    n_sup).tolist()})
     # Every SKU has a primary supplier; about a third a second one (when there is another supplier).
     primary = np.arange(n_skus) % n_sup
     has_second = (rng.random(n_skus) < 0.35) & (n_sup > 1)
@@ -320,7 +324,7 @@ def _suppliers_and_terms(rng: np.random.Generator, skus: pl.DataFrame,
 
 
 def _observed_lead_times(rng: np.random.Generator, terms: pl.DataFrame, dates: np.ndarray) -> pl.DataFrame:
-    """About one delivery a month per supplier-SKU term (at least two), lead time = promise x noise + delay."""
+    """About one delivery a month per supplier-SKU term (>= 2); lead time = promise x noise + delay."""
     first, last = dates[0], dates[-1]
     span = int((last - first).astype(np.int64)) + 1
     k = int(np.clip(span // 30, 2, 24))
@@ -346,7 +350,7 @@ def _observed_lead_times(rng: np.random.Generator, terms: pl.DataFrame, dates: n
 def _inventory_and_orders(rng: np.random.Generator, mean_demand: pl.DataFrame, dc_of_store: np.ndarray,
                           terms: pl.DataFrame, dates: np.ndarray, freq: str,
                           open_po_share: float) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """One snapshot per SKU x store and SKU x DC at the last period; open POs to stores, transfers DC -> store."""
+    """Snapshots of SKU x store and SKU x DC at the last period; open POs to stores, transfers DC -> store."""
     last = dates[-1]
     per_day = mean_demand["mean"].to_numpy() / FREQS[freq]
     n = mean_demand.height
@@ -409,7 +413,8 @@ def _planning_units(rng: np.random.Generator, series_cols: dict[str, pl.Series],
     horizon = {"D": 28, "W": 13, "M": 6}[freq]
     units = pl.DataFrame({
         **series_cols,
-        "policy_kind": rng.choice(np.array(["periodic_review", "continuous_review"]), n, p=[0.8, 0.2]).tolist(),
+        "policy_kind": rng.choice(np.array(["periodic_review", "continuous_review"]), n,
+                                  p=[0.8, 0.2]).tolist(),
         "review_period_days": pl.Series(np.full(n, review), dtype=pl.Int64),
         "service_target": rng.choice(np.array([0.9, 0.95, 0.98]), n),
         "horizon_periods": pl.Series(np.full(n, horizon), dtype=pl.Int64),

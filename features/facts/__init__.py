@@ -11,13 +11,13 @@ Read API (what forecasting and planning use)::
 * ``read_inventory`` (sku_id, location_id, date, on_hand, on_order, backorders), ``read_promotions`` (sku_id,
   location_id, channel_id, date, price, regular_price, discount, promo), ``read_lead_times`` (supplier_id,
   sku_id, order_date, receipt_date, lead_time_days; ``start``/``end`` bound ``order_date``).
-* ``scan_facts(kind, tenant, ...)`` -> ``polars.LazyFrame`` for any dataset, including ones other packages write
-  with ``write_facts`` (e.g. forecasts).
+* ``scan_facts(kind, tenant, ...)`` -> ``polars.LazyFrame`` for any dataset, including ones other packages
+  write with ``write_facts`` (e.g. forecasts).
 
 Rows are stored as ingested (identities already resolved to internal ids), in no particular order; sort when
-order matters. ``start``/``end`` are inclusive and prune whole monthly partitions before reading. The layout is
-``<facts_dir>/<kind>/tenant=<tenant>/period=<YYYY-MM>/<batch_id>.parquet`` (see ``features.facts._store``), which
-DuckDB, pyarrow or Ray Data read as a hive-partitioned dataset too.
+order matters. ``start``/``end`` are inclusive and prune whole monthly partitions before reading. The
+layout is ``<facts_dir>/<kind>/tenant=<tenant>/period=<YYYY-MM>/<batch_id>.parquet`` (see
+``features.facts._store``), which DuckDB, pyarrow or Ray Data read as a hive-partitioned dataset too.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from features.facts._store import list_periods as _list_periods
 from features.facts._store import scan_facts as _scan
 from features.facts._store import write_partitions as _write
 
-__all__ = ["fact_schema", "list_periods", "read_facts", "read_inventory", "read_lead_times", "read_promotions",
-           "read_sales", "scan_facts", "write_facts"]
+__all__ = ["fact_schema", "list_periods", "read_facts", "read_inventory", "read_lead_times",
+           "read_promotions", "read_sales", "scan_facts", "write_facts"]
 
 
 def _facts_dir(facts_dir: Path | None) -> Path:
@@ -43,7 +43,7 @@ def _facts_dir(facts_dir: Path | None) -> Path:
 
 
 def fact_schema(kind: str) -> dict:
-    """Polars schema of a contracted fact dataset (``sales``, ``inventory``, ``promotions``, ``lead_times``)."""
+    """Polars schema of a contracted fact KIND (``sales``, ``inventory``, ``promotions``, ``lead_times``)."""
     import polars as pl
 
     from features.contracts import get_contract

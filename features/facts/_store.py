@@ -4,9 +4,9 @@ Layout under ``settings.facts_dir`` (``$REPLENISH_HOME/facts`` by default)::
 
     <kind>/tenant=<tenant>/period=<YYYY-MM>/<batch_id>.parquet
 
-A batch writes every partition file as ``.<batch_id>.parquet.tmp`` first and renames it into place only when all
-of them are written (``os.replace`` is atomic), so a reader never sees half a file and an interrupted batch leaves
-only ``.tmp`` files, which readers ignore and the next write of the same batch removes.
+A batch writes every partition file as ``.<batch_id>.parquet.tmp`` first and renames it into place only
+when all of them are written (``os.replace`` is atomic), so a reader never sees half a file and an
+interrupted batch leaves only ``.tmp`` files, which readers ignore (``delete_batch`` removes them).
 """
 
 from __future__ import annotations
@@ -96,13 +96,18 @@ def write_partitions(facts_dir: Path, kind: str, tenant: str, frame: pl.DataFram
     """Write ``frame`` as one file per month of ``period_field``, all-or-nothing; return the final paths.
 
     Args:
+        facts_dir: root of the fact store.
+        kind: dataset name.
+        tenant: owner of the rows.
         frame: rows to store (any schema; ``period_field`` must be a Date column).
+        period_field: the Date column that decides the month.
         batch_id: names the files, so a batch can be found and removed again (:func:`delete_batch`).
     """
     root = dataset_dir(facts_dir, kind, tenant)
     if frame.height == 0:
         return []
-    lo, hi = frame.select(pl.col(period_field).min().alias("lo"), pl.col(period_field).max().alias("hi")).row(0)
+    d = pl.col(period_field)
+    lo, hi = frame.select(d.min().alias("lo"), d.max().alias("hi")).row(0)
     pending: list[tuple[Path, Path]] = []
     try:
         # One range filter per month: cheaper than a hash partition_by (measured 2x on 10M rows), and only one

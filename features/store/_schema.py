@@ -1,24 +1,26 @@
 """The data layer's tables in the SQL state store: identities, hierarchies, supply, policies, ingest log.
 
-Every table is tenant-scoped: ``tenant_id`` leads each primary key and references ``tenants``. Identifiers are the
-tenant's own strings (``sku_id``, ``location_id``, ...); external systems' codes map onto them through
+Every table is tenant-scoped: ``tenant_id`` leads each primary key and references ``tenants``. Identifiers are
+the tenant's own strings (``sku_id``, ``location_id``, ...); external systems' codes map onto them through
 ``external_aliases`` (see :mod:`features.identity`).
 
 Tables (model class -> table):
 
-* :class:`Sku` -> ``skus``: product with hierarchy levels ``category > family > brand`` and free ``attributes``.
+* :class:`Sku` -> ``skus``: product with hierarchy levels ``category > family > brand``, free
+  ``attributes``.
 * :class:`Location` -> ``locations``: store, DC or warehouse with ``region`` and ``parent_id`` (the location
   hierarchy: store -> DC -> warehouse).
 * :class:`Channel` -> ``channels``; :class:`Supplier` -> ``suppliers``.
-* :class:`SupplierTerm` -> ``supplier_terms``: per supplier x SKU unit cost, MOQ, pack size, max order quantity,
-  promised lead time.
+* :class:`SupplierTerm` -> ``supplier_terms``: per supplier x SKU unit cost, MOQ, pack size, max order
+  quantity, promised lead time.
 * :class:`PlanningUnit` -> ``planning_units``: SKU x location x channel with its replenishment policy (kind,
   review period, service target, horizon) and owner team.
 * :class:`PurchaseOrderLine` -> ``purchase_orders``: open purchase orders and transfers with ETA.
 * :class:`CustomerCommitment` -> ``customer_commitments``: quantities promised to customers by a due date.
 * :class:`ExternalAlias` -> ``external_aliases``: an external code of an entity -> its internal id.
 * :class:`IngestBatch` -> ``ingest_batches``: one per ingested file (content hash for idempotence, counts).
-* :class:`QuarantineRow` -> ``quarantine_rows``: a rejected input value with file, row, field, value, expected form.
+* :class:`QuarantineRow` -> ``quarantine_rows``: a rejected input value with file, row, field, value and
+  expected form.
 
 Read them with SQLAlchemy (``select(Sku).where(Sku.tenant_id == t)``) or, for frames, with
 ``polars.read_database(select(...), connection)``.
@@ -95,7 +97,7 @@ class Sku(Base):
 
 
 class Location(Base):
-    """A store, distribution centre or warehouse; ``parent_id`` is the next level up (store -> DC -> warehouse)."""
+    """A store, distribution centre or warehouse; ``parent_id`` is the next level (store, DC, warehouse)."""
 
     __tablename__ = "locations"
     __table_args__ = (CheckConstraint(_in("kind", LOCATION_KINDS), name="kind"),)
@@ -180,7 +182,7 @@ class PlanningUnit(Base):
 
 
 class PurchaseOrderLine(Base):
-    """A line of an open purchase order (from a supplier) or transfer (from another location), with its ETA."""
+    """A line of an open purchase order (from a supplier) or transfer (from a location), with its ETA."""
 
     __tablename__ = "purchase_orders"
     __table_args__ = (

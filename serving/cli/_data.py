@@ -13,6 +13,8 @@ __all__ = ["register"]
 PROGRESS_BYTES = 20 << 20
 
 quarantine_app = typer.Typer(help="Rows rejected by ingest, with the reason.", no_args_is_help=True)
+alias_app = typer.Typer(help="External codes of SKUs, locations, channels and suppliers.",
+                        no_args_is_help=True)
 
 
 def _store():
@@ -34,7 +36,7 @@ def ingest_cmd(
     file: Annotated[Path, typer.Argument(help="CSV or Parquet file.")],
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: the configured one).")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress",
-                                                  help="Progress bar (default: on for files over 20 MB).")] = None,
+                                                  help="Progress bar (default: files over 20 MB).")] = None,
 ) -> None:
     """Validate FILE against the contract of KIND, quarantine bad rows, store the rest.
 
@@ -58,8 +60,9 @@ def ingest_cmd(
         if show:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            with Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/"
-                          "{task.total} stages"), TimeElapsedColumn(), console=console, transient=False) as bar:
+            columns = (TextColumn("{task.description:<28}"), BarColumn(),
+                       TextColumn("{task.completed}/{task.total} stages"), TimeElapsedColumn())
+            with Progress(*columns, console=console, transient=False) as bar:
                 task = bar.add_task(f"ingest {kind}", total=len(STAGES))
 
                 def step(stage: str) -> None:
@@ -107,9 +110,37 @@ def quarantine_list(
     for col in ("batch", "kind", "file", "row", "field", "value", "expected"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["batch_id"][:8], r["kind"], Path(r["file_name"]).name, str(r["row_number"]), r["field"],
-                      "" if r["value"] is None else str(r["value"]), r["expected"])
+        value = "" if r["value"] is None else str(r["value"])
+        table.add_row(r["batch_id"][:8], r["kind"], Path(r["file_name"]).name, str(r["row_number"]),
+                      r["field"], value, r["expected"])
     console.print(table)
+
+
+@alias_app.command("add")
+def alias_add(
+    entity: Annotated[str, typer.Argument(help="sku, location, channel or supplier.")],
+    external_id: Annotated[str, typer.Argument(help="The code another system uses.")],
+    internal_id: Annotated[str, typer.Argument(help="The stored id it stands for.")],
+    source: Annotated[str, typer.Option(help="System the code comes from.")] = "default",
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: the configured one).")] = None,
+) -> None:
+    """Record that EXTERNAL_ID (from --source) names the stored ENTITY INTERNAL_ID."""
+    from rich.console import Console
+
+    from features.identity import add_aliases, ensure_tenant
+
+    settings, engine = _store()
+    console = Console()
+    try:
+        ensure_tenant(engine, tenant or settings.tenant)
+        n = add_aliases(engine, tenant or settings.tenant, entity, [(external_id, internal_id, source)])
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    outcome = "added" if n else "already known"
+    console.print(f"{entity} alias {external_id!r} -> {internal_id!r}: {outcome}")
 
 
 def synth(
@@ -142,4 +173,5 @@ def register(app: typer.Typer) -> None:
     """Add the data commands to the ``replenish`` app."""
     app.command("ingest")(ingest_cmd)
     app.add_typer(quarantine_app, name="quarantine")
+    app.add_typer(alias_app, name="alias")
     app.command("synth")(synth)

@@ -62,3 +62,18 @@ def test_unknown_kind_and_missing_file_exit_2(tmp_path):
 def test_empty_quarantine():
     r = runner.invoke(app, ["quarantine", "list"])
     assert r.exit_code == 0 and "quarantine is empty" in r.output
+
+
+def test_alias_add_then_ingest_resolves(synth_dir, tmp_path):
+    for kind in ("channels", "locations", "skus"):
+        assert runner.invoke(app, ["ingest", kind, str(synth_dir / f"{kind}.csv")]).exit_code == 0
+    r = runner.invoke(app, ["alias", "add", "sku", "EAN-77", "SKU_002", "--source", "pos"])
+    assert r.exit_code == 0 and "added" in r.output
+    assert "already known" in runner.invoke(app, ["alias", "add", "sku", "EAN-77", "SKU_002",
+                                                  "--source", "pos"]).output
+    r = runner.invoke(app, ["alias", "add", "sku", "EAN-78", "SKU_NOPE"])
+    assert r.exit_code == 2 and "SKU_NOPE" in r.output
+    assert runner.invoke(app, ["alias", "add", "planet", "X", "SKU_002"]).exit_code == 2
+    f = tmp_path / "s.csv"
+    f.write_text("sku_id,location_id,channel_id,date,qty\nEAN-77,STORE_001,store,2031-01-01,4\n")
+    assert runner.invoke(app, ["ingest", "sales", str(f)]).exit_code == 0

@@ -1,4 +1,4 @@
-"""Ingest end to end on a real SQLite file and a real PostgreSQL (``engine`` fixture) plus the Parquet store."""
+"""Ingest end to end on a real SQLite file and a real PostgreSQL (``engine``) plus the Parquet store."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def _sorted(df: pl.DataFrame) -> pl.DataFrame:
 
 def _count(engine, table: str, tenant: str = "t1") -> int:
     with engine.connect() as c:
-        return c.execute(sa.text(f"SELECT count(*) FROM {table} WHERE tenant_id = :t"), {"t": tenant}).scalar()
+        sql = sa.text(f"SELECT count(*) FROM {table} WHERE tenant_id = :t")
+        return c.execute(sql, {"t": tenant}).scalar()
 
 
 def test_every_synthetic_kind_ingests_clean_and_reads_back(engine, settings, small, files):
@@ -79,7 +80,8 @@ def test_bad_rows_are_quarantined_and_nothing_stored_is_lost(engine, settings, i
     r = _ingest("sales", bad, engine, settings)
     assert r.exit_code == 1 and r.status == "partial"
     assert (r.rows_total, r.rows_stored, r.rows_quarantined) == (8, 1, 7)
-    got = {(q["row_number"], q["field"], q["value"]) for q in list_quarantine(engine, "t1", batch_id=r.batch_id)}
+    entries = list_quarantine(engine, "t1", batch_id=r.batch_id)
+    got = {(q["row_number"], q["field"], q["value"]) for q in entries}
     key = "sku_id,location_id,channel_id,date"
     assert got == {
         (2, "qty", "abc"), (3, "qty", "-2"), (4, "sku_id", "SKU_999"),
@@ -135,7 +137,8 @@ def test_stored_fact_is_never_overwritten_by_a_different_value(engine, settings,
     assert qty == [5.0, 1.0]
 
 
-def test_aliases_resolve_and_ambiguous_or_unknown_codes_are_quarantined(engine, settings, identities, tmp_path):
+def test_aliases_resolve_and_ambiguous_or_unknown_codes_are_quarantined(engine, settings, identities,
+                                                                         tmp_path):
     add_aliases(engine, "t1", "sku", [("EAN-1", "SKU_001", "erp"), ("X", "SKU_001", "erp"),
                                       ("X", "SKU_002", "pos")])
     with pytest.raises(ValueError, match="SKU_NOPE"):
@@ -234,3 +237,19 @@ def test_failed_recording_leaves_no_fact_files(engine, settings, identities, mon
     assert read_sales("t1", facts_dir=settings.facts_dir).height == 0
     assert list(settings.facts_dir.rglob("*.parquet*")) == []
     assert list_batches(engine, "t1")[0]["kind"] != "sales"
+
+
+def test_customer_commitments(engine, settings, identities, tmp_path):
+    f = tmp_path / "commitments.csv"
+    f.write_text("commitment_id,customer_id,sku_id,location_id,channel_id,qty,due_date,priority\n"
+                 "C1,ACME,SKU_001,STORE_001,store,40,2030-03-01,2\n"
+                 "C2,ACME,SKU_001,STORE_001,,10,2030-03-02,\n"          # no channel: allowed; priority empty
+                 "C3,ACME,SKU_001,STORE_001,store,10,2030-03-02,0\n")
+    r = _ingest("customer_commitments", f, engine, settings)
+    assert (r.rows_stored, r.rows_quarantined) == (2, 1)
+    [q] = list_quarantine(engine, "t1", batch_id=r.batch_id)
+    assert (q["row_number"], q["field"], q["value"]) == (2, "priority", None)
+    with engine.connect() as c:
+        rows = c.execute(sa.text("SELECT commitment_id, qty, priority, status FROM customer_commitments "
+                                 "WHERE tenant_id='t1' ORDER BY commitment_id")).all()
+    assert [tuple(r) for r in rows] == [("C1", 40.0, 2, "open"), ("C3", 10.0, 0, "open")]

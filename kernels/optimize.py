@@ -98,7 +98,7 @@ class CostResult:
 def _per_unit(name: str, x: Any, n: int, lo: float | None = None, hi: float | None = None) -> np.ndarray:
     a = np.asarray(to_host(x), dtype=np.float64)
     try:
-        a = np.ascontiguousarray(np.broadcast_to(a, (n,)))
+        a = np.array(np.broadcast_to(a, (n,)))  # a writeable copy (Numba signatures)
     except ValueError:
         raise ValueError(f"{name}: expected a scalar or shape ({n},); got {a.shape}") from None
     if not np.isfinite(a).all():

@@ -158,6 +158,13 @@ def test_cost_optimum_is_the_brute_force_minimum():
     dear = optimize_cost(d, lt, holding_cost=h, shortage_cost=p, ordering_cost=500.0, review_periods=(1, 4),
                          n_periods=40, n_paths=200, seed=8)  # fmt: skip
     assert np.all(cheap.review_period == 1) and np.all(dear.review_period == 4)
+    # per-unit costs: a dearer shortage never lowers the level
+    per_unit = optimize_cost(d, lt, holding_cost=np.full(n, h), shortage_cost=np.full(n, p), n_periods=40,
+                             n_paths=200, seed=8)  # fmt: skip
+    np.testing.assert_array_equal(per_unit.level, res.level)
+    dearer = optimize_cost(d, lt, holding_cost=h, shortage_cost=np.full(n, 4 * p), n_periods=40, n_paths=200,
+                           seed=8)  # fmt: skip
+    assert np.all(dearer.level >= res.level)
 
 
 def test_optimizer_input_errors():

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 import polars as pl
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from features.store._db import session_scope
 from features.store._schema import ALIAS_ENTITIES, Channel, ExternalAlias, Location, Sku, Supplier
@@ -40,11 +41,14 @@ ENTITY_COLUMNS = {
 
 
 def ensure_tenant(engine: Engine, tenant_id: str, name: str | None = None) -> bool:
-    """Create the tenant row if missing; return True when it was created."""
-    with session_scope(engine) as s:
-        if s.get(Tenant, tenant_id) is not None:
-            return False
-        s.add(Tenant(tenant_id=tenant_id, name=name or tenant_id))
+    """Create the tenant row if missing; return True when it was created (safe against a concurrent creator)."""
+    try:
+        with session_scope(engine) as s:
+            if s.get(Tenant, tenant_id) is not None:
+                return False
+            s.add(Tenant(tenant_id=tenant_id, name=name or tenant_id))
+    except IntegrityError:  # another process created it between our read and our insert
+        return False
     return True
 
 

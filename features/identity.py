@@ -41,7 +41,7 @@ ENTITY_COLUMNS = {
 
 
 def ensure_tenant(engine: Engine, tenant_id: str, name: str | None = None) -> bool:
-    """Create the tenant row if missing; return True when it was created (safe against a concurrent creator)."""
+    """Create the tenant row if missing; return True when it was created (safe against a concurrent one)."""
     try:
         with session_scope(engine) as s:
             if s.get(Tenant, tenant_id) is not None:

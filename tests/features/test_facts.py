@@ -36,8 +36,8 @@ def test_read_window_columns_and_partitions(engine, settings, identities):
 
 
 def test_write_facts_for_other_datasets_and_delete_batch(settings):
-    f = pl.DataFrame({"sku_id": ["A", "B", "A"], "date": [date(2030, 1, 5), date(2030, 2, 1), date(2030, 3, 9)],
-                      "q50": [1.0, 2.0, 3.0]})
+    days = [date(2030, 1, 5), date(2030, 2, 1), date(2030, 3, 9)]
+    f = pl.DataFrame({"sku_id": ["A", "B", "A"], "date": days, "q50": [1.0, 2.0, 3.0]})
     paths = write_facts("forecasts", "t9", f, batch_id="b1", facts_dir=settings.facts_dir)
     assert len(paths) == 3 and all(p.name == "b1.parquet" for p in paths)
     # A leftover temporary file of an interrupted batch is never read.

@@ -253,3 +253,18 @@ def test_customer_commitments(engine, settings, identities, tmp_path):
         rows = c.execute(sa.text("SELECT commitment_id, qty, priority, status FROM customer_commitments "
                                  "WHERE tenant_id='t1' ORDER BY commitment_id")).all()
     assert [tuple(r) for r in rows] == [("C1", 40.0, 2, "open"), ("C3", 10.0, 0, "open")]
+
+
+def test_bad_reference_rows_leave_stored_rows_untouched(engine, settings, identities, tmp_path):
+    with engine.connect() as c:
+        before = c.execute(sa.text("SELECT location_id, kind, parent_id FROM locations WHERE tenant_id='t1' "
+                                   "ORDER BY location_id")).all()
+    f = tmp_path / "locs.csv"
+    store = next(r[0] for r in before if r[1] == "store")
+    f.write_text(f"location_id,kind,parent_id\n{store},galaxy,\n{store},store,NOWHERE\n")
+    r = _ingest("locations", f, engine, settings)
+    assert (r.exit_code, r.rows_stored, r.rows_updated) == (2, 0, 0)
+    with engine.connect() as c:
+        after = c.execute(sa.text("SELECT location_id, kind, parent_id FROM locations WHERE tenant_id='t1' "
+                                  "ORDER BY location_id")).all()
+    assert after == before

@@ -51,12 +51,16 @@ def include_serving_routes(app: FastAPI) -> FastAPI:
     return app
 
 
-def build_decision_app(settings: Any = None, forecaster: Any = None) -> FastAPI:
+def build_decision_app(settings: Any = None, forecaster: Any = None, plan_inputs: Any = None,
+                       plan_period_days: int = 30) -> FastAPI:
     """The decision API with every route of this checkout, ``forecaster`` attached as ``app.state.forecaster``.
 
     Args:
         settings: :class:`features.settings.Settings` (default: ``get_settings()``).
         forecaster: a :class:`serving.api.routes.forecasts.Forecaster`, or ``None`` (forecast routes answer 503).
+        plan_inputs: zero-argument callable returning ``planning.PlanInputs`` for what-if re-plans (``None``:
+            what-if answers 503).
+        plan_period_days: days per period of those inputs.
     """
     from features.settings import get_settings
     from serving.api.main import create_app
@@ -65,4 +69,6 @@ def build_decision_app(settings: Any = None, forecaster: Any = None) -> FastAPI:
     app = create_app(settings)
     include_serving_routes(app)
     app.state.forecaster = forecaster
+    app.state.plan_inputs = plan_inputs
+    app.state.plan_period_days = plan_period_days
     return app

@@ -27,4 +27,5 @@ def build_app(args: dict[str, Any] | ServeAppConfig | None = None):
     model = ForecastModel.options(**cfg.model.deployment_options(), user_config=cfg.model.user_config()).bind(
         cfg.model.model_dump(exclude=set(cfg.model.user_config())))
     api = DecisionAPI.options(**cfg.api.deployment_options())
-    return api.bind(model, cfg.api.settings, float(cfg.api.retry_after_s or 1))
+    return api.bind(model, cfg.api.settings, float(cfg.api.retry_after_s or 1), cfg.api.plan_inputs,
+                    cfg.api.plan_period_days)

@@ -97,11 +97,16 @@ class ApiDeploymentConfig(_Replicas):
 
     Attributes:
         settings: overrides of :class:`features.settings.Settings` inside the replicas (e.g. ``home``).
+        plan_inputs: import path of a zero-argument callable giving the what-if route its planning inputs.
+        plan_period_days: days per period of those inputs.
         backpressure_status: HTTP status of a request refused because the queue is full (503 or 429).
         retry_after_s: value of the ``Retry-After`` header on such refusals.
     """
 
     settings: dict[str, Any] = Field(default_factory=dict)
+    plan_inputs: str | None = Field(default="serving.api.routes.plans:stallion_plan_inputs",
+                                    description="import path of f() -> planning.PlanInputs for what-if re-plans")
+    plan_period_days: int = Field(default=30, ge=1)
     backpressure_status: Literal[429, 503] = 503
     retry_after_s: int = Field(default=1, ge=0)
 

@@ -8,8 +8,8 @@ stored data unchanged::
     inputs = planning.inputs_from_frames(**frames)
 
 Reference data (skus, locations, channels, suppliers, supplier_terms, planning_units, purchase_orders,
-customer_commitments) comes from the SQL state store, facts (sales, inventory, promotions, lead_times) from the
-Parquet fact store. Columns and dtypes follow ``features.contracts`` (``str`` -> String, ``int`` -> Int64,
+customer_commitments) comes from the SQL state store, facts (sales, inventory, promotions, lead_times) from
+the Parquet fact store. Columns and dtypes follow ``features.contracts`` (``str`` -> String, ``int`` -> Int64,
 ``float`` -> Float64, ``date`` -> Date, ``bool`` -> Boolean); rows are sorted by the contract's key.
 """
 

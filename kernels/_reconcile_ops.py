@@ -141,6 +141,17 @@ class _DeviceCSR:
         self.data = cp.asarray(A.data.astype(np.float64))
 
 
+def split_matmat(A: _DeviceCSR, B, run):
+    """``A @ B`` through the row pieces: ``run(piece_matrix, B, rows)`` per stage, summing pieces recursively.
+
+    A row longer than ``_GPU_ROW_CHUNK ** 2`` (e.g. the total of a million series) has more pieces than one
+    chunk, so its reduce matrix is split again.
+    """
+    if not A.split:
+        return run(A, B, A.n_rows)
+    return split_matmat(A.reduce, run(A, B, A.n_pieces), run)
+
+
 @functools.cache
 def _device_kernel(device_id: int):
     """The compiled CSR kernel for one device (CuPy also caches the binary on disk)."""
@@ -180,10 +191,7 @@ class DeviceOps:
         return out
 
     def _matmat(self, A: _DeviceCSR, B):
-        if not A.split:
-            return self._run(A, B, A.n_rows)
-        partial = self._run(A, B, A.n_pieces)
-        return self._run(A.reduce, partial, A.n_rows)
+        return split_matmat(A, B, self._run)
 
     def matmat(self, key: str, A: sp.csr_array, B):
         """``A @ B`` for another CSR matrix of the hierarchy, copied to the device once under ``key``."""

@@ -19,7 +19,7 @@ __all__ = ["GramPattern", "Hierarchy", "NotATreeError", "ReconciliationError", "
 
 
 class ReconciliationError(ArithmeticError):
-    """Raised when a reconciliation system is singular or not positive definite, or its solve fails its check."""
+    """Raised when a reconciliation system is singular or not positive definite, or a solve fails a check."""
 
 
 class NotATreeError(ValueError):

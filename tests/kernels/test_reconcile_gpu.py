@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import kernels._reconcile_ops as ops_mod
 from kernels._backend import BackendError
-from kernels._reconcile_ops import _GPU_ROW_CHUNK, _DeviceCSR
+from kernels._reconcile_ops import _GPU_ROW_CHUNK, _DeviceCSR, split_matmat
 from kernels.reconcile import METHODS, Hierarchy, reconcile, reconcile_quantiles
 from tests.kernels._reconcile_cases import rel_err, tree_S
 
@@ -38,10 +39,17 @@ def test_device_csr_splits_long_rows_and_sums_the_pieces_back():
     assert dev.split and dev.n_pieces == 1 + 1 + 1 + 2 + 4 + 1
     assert np.all(np.diff(dev.indptr) <= _GPU_ROW_CHUNK)
     B = rng.standard_normal((cols, 3))
-    partial = _emulate_kernel(dev, B, dev.n_pieces)
-    np.testing.assert_allclose(
-        _emulate_kernel(dev.reduce, partial, dev.n_rows), A @ B, rtol=1e-12, atol=1e-12
-    )
+    np.testing.assert_allclose(split_matmat(dev, B, _emulate_kernel), A @ B, rtol=1e-12, atol=1e-12)
+
+
+def test_device_csr_splits_again_when_a_row_has_more_pieces_than_a_chunk(monkeypatch):
+    monkeypatch.setattr(ops_mod, "_GPU_ROW_CHUNK", 4)  # a 100-entry row: 25 pieces, then 7, then 2, then 1
+    rng = np.random.default_rng(1)
+    A = sp.csr_array(np.vstack([rng.standard_normal(100), np.r_[np.ones(3), np.zeros(97)]]))
+    dev = _DeviceCSR(_HostArrays, A)
+    assert dev.reduce.split and dev.reduce.reduce.split
+    B = rng.standard_normal((100, 2))
+    np.testing.assert_allclose(split_matmat(dev, B, _emulate_kernel), A @ B, rtol=1e-12)
 
 
 def _cases():

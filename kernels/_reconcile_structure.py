@@ -164,12 +164,20 @@ class Hierarchy:
         first = np.repeat(Ct.indptr[:-1], deg * deg)
         offset = np.arange(kk.size, dtype=np.int64) - np.repeat(np.cumsum(reps) - reps, reps)
         ll = Ct.indices[first + offset]
+        # The pattern from a sparse product (C C' + I), then each term's place in it by binary search.
+        K = sp.csr_array(self.C @ self.C.T + sp.eye_array(a, format="csr"))
+        K.sum_duplicates()
+        K.sort_indices()
+        indptr = K.indptr.astype(np.int64)
+        cols = K.indices.astype(np.int64)
+        rows = np.repeat(np.arange(a, dtype=np.int64), np.diff(indptr))
         diag = np.arange(a, dtype=np.int64)
-        keys = np.concatenate([kk * a + ll, diag * a + diag])
-        unique, pos = np.unique(keys, return_inverse=True)
-        rows, cols = np.divmod(unique, a)
-        indptr = np.zeros(a + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=a), out=indptr[1:])
+        if a <= 4096:  # a dense a x a lookup table is cheaper than binary search
+            table = np.empty((a, a), dtype=np.int64)
+            table[rows, cols] = np.arange(cols.size)
+            pos = np.concatenate([table[kk, ll], table[diag, diag]])
+        else:
+            pos = np.searchsorted(rows * a + cols, np.concatenate([kk * a + ll, diag * a + diag]))
         return GramPattern(
             indptr=indptr,
             indices=cols,

@@ -33,6 +33,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import resource
 import statistics
 import sys
 import time
@@ -85,8 +86,7 @@ def _planner(url, tenant, key, t_start, t_end, seed, q, batch):
     rng = np.random.default_rng(seed)
     lat_plan, lat_decide, c = [], [], Counter()
     route = Route(queue="buyers", role="planner", rule="value>100", reason="bench")
-    while time.time() < t_start:
-        time.sleep(0.001)
+    time.sleep(max(0.0, t_start - time.time()))
     i = 0
     while time.time() < t_end:
         recs = []
@@ -135,7 +135,7 @@ def _planner(url, tenant, key, t_start, t_end, seed, q, batch):
             if time.time() >= t_end:
                 break
     engine.dispose()
-    q.put(("planner", lat_plan + lat_decide, dict(c), {"decide": lat_decide}))
+    q.put(("planner", lat_plan + lat_decide, dict(c), {"decide": lat_decide, "cpu": time.process_time()}))
 
 
 class _Receiver:
@@ -165,8 +165,7 @@ def _dispatch(url, t_start, t_end, q, drain=False):
     engine = make_engine(url, pool_size=1, max_overflow=0)
     recv = _Receiver()
     d = Dispatcher(engine, recv, rng=np.random.default_rng(0), batch_size=50, lease_s=60)
-    while time.time() < t_start:
-        time.sleep(0.001)
+    time.sleep(max(0.0, t_start - time.time()))
     sent = 0
     while drain or time.time() < t_end:
         st = d.run_once()
@@ -180,7 +179,7 @@ def _dispatch(url, t_start, t_end, q, drain=False):
         "dispatcher",
         [],
         {"transitions": sent, "sent": sent},
-        {"processed": dict(recv.processed), "duplicates": recv.duplicates},
+        {"processed": dict(recv.processed), "duplicates": recv.duplicates, "cpu": time.process_time()},
     )
     if q is None:
         return result
@@ -195,8 +194,7 @@ def _erp(url, tenants, t_start, t_end, q, drain=False):
     engine = make_engine(url, pool_size=1, max_overflow=0)
     lat, c = [], Counter()
     ack = AckIn(status="accepted")
-    while time.time() < t_start:
-        time.sleep(0.001)
+    time.sleep(max(0.0, t_start - time.time()))
     while True:
         busy = False
         for t in tenants:
@@ -223,7 +221,7 @@ def _erp(url, tenants, t_start, t_end, q, drain=False):
         if not busy:
             time.sleep(0.01)
     engine.dispose()
-    result = ("erp", lat, dict(c), {})
+    result = ("erp", lat, dict(c), {"cpu": time.process_time()})
     if q is None:
         return result
     q.put(result)
@@ -258,8 +256,7 @@ def _bare_reference(url, n_rows, seconds, workers):
 def _bare_worker(url, w, workers, n_rows, t_start, t_end, q):
     eng = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), pool_size=1)
     lat, n, i = [], 0, w
-    while time.time() < t_start:
-        time.sleep(0.001)
+    time.sleep(max(0.0, t_start - time.time()))
     with eng.connect() as c:
         while time.time() < t_end:
             rid = i % n_rows + 1
@@ -306,17 +303,22 @@ def run_once(admin: str, workers: int, n_tenants: int, seconds: float, batch: in
         ]
         procs.append(ctx.Process(target=_dispatch, args=(url, t_start, t_end, q)))
         procs.append(ctx.Process(target=_erp, args=(url, tenants, t_start, t_end, q)))
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         for p in procs:
             p.start()
         results = [q.get() for _ in procs]
         for p in procs:
             p.join()
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client_cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         # drain (not timed): deliver and acknowledge what the window left behind
         drained = [_dispatch(url, 0, 0, None, drain=True), _erp(url, tenants, 0, 0, None, drain=True)]
         window = Counter()
         lat, lat_decide = [], []
         processed, duplicates = Counter(), 0
+        cpu_by_role = Counter()
         for kind, la, c, extra in results:
+            cpu_by_role[kind] += extra.get("cpu", 0.0)
             window.update(c)
             if kind != "dispatcher":
                 lat.extend(la)
@@ -361,6 +363,8 @@ def run_once(admin: str, workers: int, n_tenants: int, seconds: float, batch: in
         )
         return {
             "tps": window["transitions"] / seconds,
+            "client_cpu_ms_per_transition": 1e3 * client_cpu_s / max(window["transitions"], 1),
+            "cpu_s_by_role": {k: round(v, 2) for k, v in cpu_by_role.items()},
             "p50_ms": float(np.percentile(lat, 50) * 1e3),
             "p99_ms": float(np.percentile(lat, 99) * 1e3),
             "decide_p50_ms": float(np.percentile(lat_decide, 50) * 1e3),
@@ -404,7 +408,8 @@ def main() -> None:
             f"transitions {r['transitions']} events {r['events']} audit {r['audit_entries']} | outbox "
             f"{r['outbox']} = approvals+overrides {r['approvals_and_overrides']}, delivered once "
             f"{r['delivered_unique']}, lost {r['lost']}, processed twice {r['processed_twice']} | "
-            f"chains ok {r['chains_ok']}, gapless {r['gapless']} | inconsistencies {r['inconsistencies']}",
+            f"chains ok {r['chains_ok']}, gapless {r['gapless']} | inconsistencies {r['inconsistencies']} | "
+            f"client CPU {r['client_cpu_ms_per_transition']:.2f} ms/transition, load avg {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     url, name = _fresh_db(admin)

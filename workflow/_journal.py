@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, text, update
+from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -104,6 +104,19 @@ def _json_rows(rows: list[dict[str, Any]]) -> str:
     )
 
 
+_TAKE = (
+    update(_HEAD)
+    .where(_HEAD.c.tenant_id == bindparam("b_tenant"))
+    .values(audit_seq=_HEAD.c.audit_seq + bindparam("b_na"), event_seq=_HEAD.c.event_seq + bindparam("b_ne"))
+    .returning(_HEAD.c.audit_seq, _HEAD.c.audit_sha256, _HEAD.c.event_seq)
+)
+_SET_HASH = (
+    update(_HEAD).where(_HEAD.c.tenant_id == bindparam("b_tenant")).values(audit_sha256=bindparam("b_sha"))
+)
+_AUDIT_INSERT = insert(_AUDIT)
+_EVENTS_INSERT = insert(_EVENTS)
+
+
 def _take_head(session: Session, tenant_id: str, n_audit: int, n_events: int) -> tuple[int, str, int]:
     """Lock the tenant's head and reserve ``n_audit`` audit and ``n_events`` event numbers (one round trip).
 
@@ -111,13 +124,8 @@ def _take_head(session: Session, tenant_id: str, n_audit: int, n_events: int) ->
     cannot change before commit). Returns the head *before* the reservation: last audit seq and hash, last
     event seq.
     """
-    stmt = (
-        update(_HEAD)
-        .where(_HEAD.c.tenant_id == tenant_id)
-        .values(audit_seq=_HEAD.c.audit_seq + n_audit, event_seq=_HEAD.c.event_seq + n_events)
-        .returning(_HEAD.c.audit_seq, _HEAD.c.audit_sha256, _HEAD.c.event_seq)
-    )
-    row = session.execute(stmt).first()
+    params = {"b_tenant": tenant_id, "b_na": n_audit, "b_ne": n_events}
+    row = session.execute(_TAKE, params).first()
     if row is None:  # the tenant's first entry
         dialect = session.get_bind().dialect.name
         ins = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -126,7 +134,7 @@ def _take_head(session: Session, tenant_id: str, n_audit: int, n_events: int) ->
             .values(tenant_id=tenant_id, audit_seq=0, audit_sha256=GENESIS, event_seq=0)
             .on_conflict_do_nothing(index_elements=["tenant_id"])
         )
-        row = session.execute(stmt).one()
+        row = session.execute(_TAKE, params).one()
     return int(row[0]) - n_audit, str(row[1]), int(row[2]) - n_events
 
 
@@ -211,11 +219,11 @@ def append(
         )
     else:
         if audit_rows:
-            session.execute(insert(_AUDIT), audit_rows)
+            session.execute(_AUDIT_INSERT, audit_rows)
         if event_rows:
-            session.execute(insert(_EVENTS), event_rows)
+            session.execute(_EVENTS_INSERT, event_rows)
         if audit_rows:
-            session.execute(update(_HEAD).where(_HEAD.c.tenant_id == tenant_id).values(audit_sha256=a_hash))
+            session.execute(_SET_HASH, {"b_tenant": tenant_id, "b_sha": a_hash})
     return a_seq, e_seq
 
 

@@ -54,27 +54,40 @@ def put(session: Session, tenant_id: str, kind: str, body: dict[str, Any]) -> st
         sha = digest(kind, body)
     except ValueError as exc:
         raise InvalidInput("evidence", str(exc)) from None
-    dialect = session.get_bind().dialect.name
-    ins = pg_insert if dialect == "postgresql" else sqlite_insert
     session.execute(
-        ins(Evidence.__table__)
-        .values(tenant_id=tenant_id, sha256=sha, kind=kind, body=body, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["tenant_id", "sha256"])
+        _put_stmt(session.get_bind().dialect.name),
+        {"tenant_id": tenant_id, "sha256": sha, "kind": kind, "body": body, "created_at": utcnow()},
     )
     return sha
+
+
+_PUT: dict[str, Any] = {}
+_LINK = insert(RecommendationEvidence.__table__)
+
+
+def _put_stmt(dialect: str):
+    """``INSERT ... ON CONFLICT DO NOTHING`` for ``dialect``, built once."""
+    stmt = _PUT.get(dialect)
+    if stmt is None:
+        ins = pg_insert if dialect == "postgresql" else sqlite_insert
+        stmt = _PUT[dialect] = ins(Evidence.__table__).on_conflict_do_nothing(
+            index_elements=["tenant_id", "sha256"]
+        )
+    return stmt
 
 
 def link(session: Session, tenant_id: str, recommendation_id: str, sha: str, kind: str, actor: str) -> None:
     """Attach stored evidence to a recommendation."""
     session.execute(
-        insert(RecommendationEvidence.__table__).values(
-            tenant_id=tenant_id,
-            recommendation_id=recommendation_id,
-            evidence_sha256=sha,
-            kind=kind,
-            actor=actor,
-            created_at=utcnow(),
-        )
+        _LINK,
+        {
+            "tenant_id": tenant_id,
+            "recommendation_id": recommendation_id,
+            "evidence_sha256": sha,
+            "kind": kind,
+            "actor": actor,
+            "created_at": utcnow(),
+        },
     )
 
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -108,8 +108,32 @@ def _event_payload(row: Mapping[str, Any], actor: str) -> dict[str, Any]:
     }
 
 
+# Statements are built once and executed with parameters: building and cache-keying a statement per call
+# costs more CPU than executing it.
+_LOAD = select(_R).where(_R.c.id == bindparam("b_id"), _R.c.tenant_id == bindparam("b_tenant"))
+_OUTBOX_INSERT = insert(_OUTBOX)
+_R_INSERT = insert(_R)
+_CAS: dict[tuple[str, ...], Any] = {}
+
+
+def _cas_update(columns: tuple[str, ...]):
+    """``UPDATE ... SET <columns> WHERE id, tenant and version match`` (cached per column set)."""
+    stmt = _CAS.get(columns)
+    if stmt is None:
+        stmt = _CAS[columns] = (
+            update(_R)
+            .where(
+                _R.c.id == bindparam("b_id"),
+                _R.c.tenant_id == bindparam("b_tenant"),
+                _R.c.version == bindparam("b_version"),
+            )
+            .values({c: bindparam(c) for c in columns})
+        )
+    return stmt
+
+
 def _load(session: Session, tenant_id: str, rec_id: str) -> Mapping[str, Any]:
-    row = session.execute(select(_R).where(_R.c.id == rec_id, _R.c.tenant_id == tenant_id)).mappings().first()
+    row = session.execute(_LOAD, {"b_id": rec_id, "b_tenant": tenant_id}).mappings().first()
     if row is None:
         raise NotFound("recommendation", rec_id)
     return row
@@ -141,9 +165,8 @@ def _transition(
         guard(row)
     values = _values(row, to, changes)
     res = session.execute(
-        update(_R)
-        .where(_R.c.id == rec_id, _R.c.tenant_id == tenant_id, _R.c.version == row["version"])
-        .values(**values)
+        _cas_update(tuple(sorted(values))),
+        {**values, "b_id": rec_id, "b_tenant": tenant_id, "b_version": row["version"]},
     )
     if res.rowcount != 1:  # someone committed between our read and our write
         cur = _load(session, tenant_id, rec_id)
@@ -204,17 +227,22 @@ def _enqueue(session: Session, row: Mapping[str, Any]) -> None:
     }
     now = utcnow()
     session.execute(
-        insert(_OUTBOX).values(
-            tenant_id=row["tenant_id"],
-            recommendation_id=row["id"],
-            idempotency_key=key,
-            kind=row["kind"],
-            payload=payload,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+        _OUTBOX_INSERT,
+        {
+            "tenant_id": row["tenant_id"],
+            "recommendation_id": row["id"],
+            "idempotency_key": key,
+            "kind": row["kind"],
+            "payload": payload,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "lease_owner": None,
+            "lease_until": None,
+            "last_error": None,
+            "delivered_at": None,
+        },
     )
 
 
@@ -320,11 +348,11 @@ def propose(
     sha = _evidence.put(session, tenant_id, "proposal", rec.evidence.model_dump(exclude_none=True))
     row, audits, events = _prepare(tenant_id, rec, actor, sha)
     if rec.proposal_key is None:
-        session.execute(insert(_R).values(**row))
+        session.execute(_R_INSERT, row)
     else:
         try:
             with session.begin_nested():  # a concurrent propose of the same key loses here, not the whole txn
-                session.execute(insert(_R).values(**row))
+                session.execute(_R_INSERT, row)
         except IntegrityError:
             return _out(_existing_by_key(session, tenant_id, [rec.proposal_key])[rec.proposal_key])
     _evidence.link(session, tenant_id, row["id"], sha, "proposal", actor)
@@ -660,7 +688,10 @@ def acknowledge(
                 status="dead", last_error=f"rejected by the receiving system: {ack.message or 'no message'}"
             )
         )
-    _attach(session, tenant_id, rec_id, "acknowledgement", ack.model_dump(), actor)
+    if (
+        ack.status == "rejected" or ack.external_ref or ack.message
+    ):  # a bare "accepted" adds nothing to the audit
+        _attach(session, tenant_id, rec_id, "acknowledgement", ack.model_dump(), actor)
     collect(session, tenant_id, [a], [e], journal)
     return _out(row)
 

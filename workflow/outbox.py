@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from features.store._db import utcnow
@@ -250,6 +250,11 @@ def replay(session: Session, tenant_id: str, item_id: int, *, actor: str) -> Out
     return session.get(OutboxItem, item_id)
 
 
+_REC_OF_KEY = select(_O.c.recommendation_id).where(
+    _O.c.tenant_id == bindparam("b_tenant"), _O.c.idempotency_key == bindparam("b_key")
+)
+
+
 def acknowledge_by_key(
     session: Session,
     tenant_id: str,
@@ -267,19 +272,15 @@ def acknowledge_by_key(
     Returns:
         ``(recommendation, duplicate)``.
     """
-    item = session.scalars(
-        select(OutboxItem).where(
-            OutboxItem.tenant_id == tenant_id, OutboxItem.idempotency_key == idempotency_key
-        )
-    ).first()
-    if item is None:
+    rec_id = session.execute(_REC_OF_KEY, {"b_tenant": tenant_id, "b_key": idempotency_key}).scalar()
+    if rec_id is None:
         raise NotFound("outbox item with idempotency key", idempotency_key)
-    rec = get(session, tenant_id, item.recommendation_id)
-    if ack.status == "accepted" and rec.state == "acknowledged":
-        return rec, True
-    if ack.status == "rejected" and rec.state == "failed":
-        return rec, True
-    return acknowledge(session, tenant_id, item.recommendation_id, ack, actor=actor, journal=journal), False
+    try:
+        return acknowledge(session, tenant_id, rec_id, ack, actor=actor, journal=journal), False
+    except IllegalTransition as exc:
+        if (ack.status, exc.current) in (("accepted", "acknowledged"), ("rejected", "failed")):
+            return get(session, tenant_id, rec_id), True  # a repeat of an applied acknowledgement
+        raise
 
 
 def acknowledge_many(

@@ -53,6 +53,7 @@ class DemoState:
     plan: Any = None
     api_key: str | None = None
     retrain: bool = False
+    train_config: Any = None  # a training config file (default: DEMO_TRAIN)
 
 
 def _require(module: str, *names: str):
@@ -101,7 +102,7 @@ def step_train(st: DemoState) -> str:
     load_train_config, train_and_register = (
         _require("training.config", "load_train_config")[0],
         _require("training.pipeline", "train_and_register")[0])
-    cfg = load_train_config({**DEMO_TRAIN, "name": st.settings.model_name})
+    cfg = load_train_config(st.train_config or {**DEMO_TRAIN, "name": st.settings.model_name})
     result = train_and_register(cfg)
     st.model_version = str(result.version)
     wape = {k: round(float(v.get("wape", float("nan"))), 3) for k, v in result.summary.items()
@@ -318,13 +319,13 @@ STEPS: list[tuple[str, Callable[[DemoState], str]]] = [
 
 
 def run_demo(settings, tenant: str, log: Callable[[str], None], skip: set[str] = frozenset(),
-             retrain: bool = False) -> DemoState:
+             retrain: bool = False, train_config: Path | None = None) -> DemoState:
     """Run the steps in order; a :class:`Missing` step is reported and skipped, any other error stops the demo.
 
     Returns:
         The :class:`DemoState` with one entry per step in ``steps`` (``status``: done / missing / skipped).
     """
-    st = DemoState(settings=settings, tenant=tenant, log=log, retrain=retrain)
+    st = DemoState(settings=settings, tenant=tenant, log=log, retrain=retrain, train_config=train_config)
     n = len(STEPS) + 1
     for i, (name, fn) in enumerate(STEPS, start=1):
         if name in skip:
@@ -363,6 +364,8 @@ def demo(
     port: Annotated[int | None, typer.Option(help="HTTP port (default: the config's).")] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: the configured one).")] = None,
     retrain: Annotated[bool, typer.Option(help="Train a new version even if a champion exists.")] = False,
+    train_config: Annotated[Path | None, typer.Option(
+        help="Training config (default: the demo's short CPU run on all Stallion series).")] = None,
 ) -> None:
     """Run the whole flow on the embedded defaults and serve it (Ctrl-C stops everything)."""
     from features.settings import get_settings
@@ -375,7 +378,7 @@ def demo(
     typer.echo(f"replenish demo: home {settings.home} (delete it to remove the demo), tenant {tenant!r}")
     try:
         _quiet()
-        st = run_demo(settings, tenant, typer.echo, retrain=retrain)
+        st = run_demo(settings, tenant, typer.echo, retrain=retrain, train_config=train_config)
         missing = [s["step"] for s in st.steps if s["status"] == "missing"]
         if no_serve:
             typer.echo(f"demo finished without Serve in {time.perf_counter() - t_start:.0f} s"
@@ -394,6 +397,11 @@ def demo(
         typer.echo("\ninterrupted: stopping ...")
         shutdown()
         raise typer.Exit(130) from None
+    except BaseException:
+        from serving.deploy._local import shutdown
+
+        shutdown()  # never leave a half-started Ray behind
+        raise
     typer.echo(f"      done in {time.perf_counter() - t0:.1f} s; serving state reached "
                f"{time.perf_counter() - t_start:.0f} s after start")
     for name in ("docs", "pages", "health", "ready", "metrics"):

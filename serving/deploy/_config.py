@@ -30,6 +30,8 @@ class _Replicas(BaseModel):
                                      "back-pressure (503/429 with Retry-After); -1 means unbounded.")
     ray_actor_options: dict[str, Any] = Field(default_factory=lambda: {"num_cpus": 0.5},
                                               description="num_cpus, num_gpus, memory, runtime_env.")
+    graceful_shutdown_timeout_s: float = Field(
+        default=5.0, ge=0.0, description="How long a stopping replica may drain its in-flight requests.")
     logging_config: dict[str, Any] = Field(
         default_factory=lambda: {"log_level": "WARNING", "enable_access_log": False},
         description="Ray Serve logging_config; per-request access logs cost throughput on small machines.")
@@ -49,6 +51,7 @@ class _Replicas(BaseModel):
             "max_queued_requests": self.max_queued_requests,
             "ray_actor_options": dict(self.ray_actor_options),
             "logging_config": dict(self.logging_config),
+            "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
         }
         if self.autoscaling_config is not None:
             opts["autoscaling_config"] = dict(self.autoscaling_config)

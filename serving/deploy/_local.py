@@ -66,17 +66,43 @@ def run_app(app, name: str = "replenish", route_prefix: str = "/"):
     """Deploy a bound application and wait until it is running; returns its ingress handle."""
     from ray import serve
 
-    return serve.run(app, name=name, route_prefix=route_prefix, blocking=False)
+    try:
+        return serve.run(app, name=name, route_prefix=route_prefix, blocking=False)
+    except RuntimeError as exc:
+        # Serve's message names only the deployment; add each failed deployment's own error (the replica's
+        # traceback tail) so the cause is on the console, not only in Ray's log folder.
+        details = []
+        try:
+            app_status = serve.status().applications.get(name)
+            for dep_name, dep in (app_status.deployments if app_status else {}).items():
+                if dep.message:
+                    details.append(f"{dep_name}: {dep.message.strip().splitlines()[-1][:2000]}")
+        except Exception:  # noqa: BLE001 - the original error is what matters
+            pass
+        raise RuntimeError("; ".join([str(exc), *details])) from None
 
 
-def shutdown() -> None:
-    """Stop Serve and the Ray instance this process started or joined (safe to call twice)."""
+def shutdown(graceful_s: float = 10.0) -> None:
+    """Stop Serve and the Ray instance this process started or joined (safe to call twice).
+
+    Args:
+        graceful_s: how long Serve's controller may take to drain replicas before Ray is stopped anyway
+            (``serve.shutdown`` alone waits 30 s on a busy 2-core machine).
+    """
     import ray
     from ray import serve
 
     if ray.is_initialized():
         try:
-            serve.shutdown()
+            try:
+                from ray.serve.context import _get_global_client  # Serve's own client: it takes a timeout
+
+                client = _get_global_client(raise_if_no_controller_running=False)
+                if client is not None:
+                    client.shutdown(timeout_s=graceful_s)
+                    serve.context._disconnect()
+            except (ImportError, AttributeError, TypeError):
+                serve.shutdown()
         finally:
             ray.shutdown()
     while _created_temp_dirs:

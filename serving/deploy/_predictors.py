@@ -260,12 +260,24 @@ def _mlflow_client(tracking_uri: str | None):
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def mlflow_alias_version(model_name: str, alias: str = "champion", tracking_uri: str | None = None) -> str:
+def mlflow_alias_version(model_name: str | None = None, alias: str = "champion",
+                         tracking_uri: str | None = None) -> str:
     """The registry version ``alias`` points to now (a resolver for the model deployment).
+
+    Args:
+        model_name: registered model (default: the settings' ``model_name``).
+        alias: registry alias.
+        tracking_uri: MLflow URI (default: the settings', SQLite under ``$REPLENISH_HOME``).
 
     Raises:
         LookupError: the model or the alias does not exist in the registry.
     """
+    if model_name is None or tracking_uri is None:
+        from features.settings import get_settings
+
+        settings = get_settings()
+        model_name = model_name or settings.model_name
+        tracking_uri = tracking_uri or settings.mlflow_tracking_uri
     client = _mlflow_client(tracking_uri)
     try:
         return str(client.get_model_version_by_alias(model_name, alias).version)

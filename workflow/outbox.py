@@ -106,6 +106,19 @@ def claim(
     ]
 
 
+_DELIVERED = (
+    update(_O)
+    .where(_O.c.id == bindparam("b_id"), _O.c.status == "pending", _O.c.lease_owner == bindparam("b_owner"))
+    .values(
+        status="delivered",
+        delivered_at=bindparam("b_now"),
+        lease_owner=None,
+        lease_until=None,
+        last_error=None,
+    )
+)
+
+
 def record_success(
     session: Session,
     item: Claimed,
@@ -134,11 +147,7 @@ def record_success(
         )
     except IllegalTransition:
         return False
-    res = session.execute(
-        update(_O)
-        .where(_O.c.id == item.id, _O.c.status == "pending", _O.c.lease_owner == owner)
-        .values(status="delivered", delivered_at=now, lease_owner=None, lease_until=None, last_error=None)
-    )
+    res = session.execute(_DELIVERED, {"b_id": item.id, "b_owner": owner, "b_now": now})
     if res.rowcount != 1:
         raise LostLease(item.id)
     e = replace(

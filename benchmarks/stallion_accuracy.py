@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -48,12 +47,12 @@ def main() -> None:
     from training.predict import Predictor
     from training.tft.estimator import TFTEstimator
 
-    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     root = Path(__file__).resolve().parent.parent
     df = stallion_frame(pd.read_parquet(root / "data" / "stallion.parquet"))
     panel = build_panel(df, STALLION_SPEC)
     origin, H = 54, 6
-    y_test = panel.y[:, origin:origin + H].astype(float)
+    y_test = panel.y[:, origin : origin + H].astype(float)
     hist = panel.y[:, :origin].astype(float)
     mae_lv = mae(y_test, last_value(hist, H))
     mae_sn = mae(y_test, seasonal_naive(hist, H, 12))
@@ -64,9 +63,20 @@ def main() -> None:
     for k in range(args.seeds):
         cfg = TrainConfig(
             model=dict(hidden_size=args.hidden, hidden_continuous_size=max(8, args.hidden // 2)),
-            fit=dict(encoder_length=36, min_encoder_length=18, horizon=H, season=12, batch_size=64,
-                     batches_per_epoch=args.batches, max_epochs=args.epochs, patience=6, learning_rate=args.lr,
-                     refit=not args.no_refit, seed=42 + k, progress=False),
+            fit=dict(
+                encoder_length=36,
+                min_encoder_length=18,
+                horizon=H,
+                season=12,
+                batch_size=64,
+                batches_per_epoch=args.batches,
+                max_epochs=args.epochs,
+                patience=6,
+                learning_rate=args.lr,
+                refit=not args.no_refit,
+                seed=42 + k,
+                progress=False,
+            ),
             holdout=6,
         )
         fitted = TFTEstimator(cfg).fit(panel, cutoff=origin - 1)
@@ -76,7 +86,9 @@ def main() -> None:
             "seed": 42 + k,
             "tft_mae": mae(y_test, fc.raw[..., lv.index(0.5)]),
             "champion_mae": mae(y_test, fc.median),
-            "coverage_p10_p90": coverage(y_test, fc.quantiles[..., lv.index(0.1)], fc.quantiles[..., lv.index(0.9)]),
+            "coverage_p10_p90": coverage(
+                y_test, fc.quantiles[..., lv.index(0.1)], fc.quantiles[..., lv.index(0.9)]
+            ),
             "raw_coverage_p10_p90": coverage(y_test, fc.raw[..., lv.index(0.1)], fc.raw[..., lv.index(0.9)]),
             "val_mae_tft": fitted.validation["val_mae_tft"],
             "best_epoch": fitted.best_epoch,
@@ -84,26 +96,43 @@ def main() -> None:
             "train_seconds": fitted.train_seconds,
         }
         rows.append(row)
-        print(f"seed {row['seed']}: TFT MAE {row['tft_mae']:.1f}  champion MAE {row['champion_mae']:.1f}  "
-              f"coverage {row['coverage_p10_p90']:.3f} (raw {row['raw_coverage_p10_p90']:.3f})  "
-              f"best epoch {row['best_epoch']}  blend {row['blend']}  train {row['train_seconds']:.0f} s",
-              flush=True)
+        print(
+            f"seed {row['seed']}: TFT MAE {row['tft_mae']:.1f}  champion MAE {row['champion_mae']:.1f}  "
+            f"coverage {row['coverage_p10_p90']:.3f} (raw {row['raw_coverage_p10_p90']:.3f})  "
+            f"best epoch {row['best_epoch']}  blend {row['blend']}  train {row['train_seconds']:.0f} s",
+            flush=True,
+        )
 
-    med = {k: float(np.median([r[k] for r in rows])) for k in
-           ("tft_mae", "champion_mae", "coverage_p10_p90", "raw_coverage_p10_p90", "train_seconds")}
+    med = {
+        k: float(np.median([r[k] for r in rows]))
+        for k in ("tft_mae", "champion_mae", "coverage_p10_p90", "raw_coverage_p10_p90", "train_seconds")
+    }
     print(f"TFT MAE (median of {len(rows)} seeds)       {med['tft_mae']:8.1f}   target <= 260")
     print(f"champion MAE (median)               {med['champion_mae']:8.1f}   target <= 250")
-    print(f"P10..P90 coverage (median)          {med['coverage_p10_p90']:8.3f}   target 0.75-0.88 "
-          f"(raw {med['raw_coverage_p10_p90']:.3f})")
-    print(f"training time per seed (median)     {med['train_seconds']:8.1f} s on {torch.get_num_threads()} CPU threads")
-    print(json.dumps({"bench": "stallion_accuracy", "seeds": len(rows), "last_value_mae": round(mae_lv, 1),
-                      "seasonal_naive_mae": round(mae_sn, 1), "tft_mae": round(med["tft_mae"], 1),
-                      "champion_mae": round(med["champion_mae"], 1),
-                      "coverage_p10_p90": round(med["coverage_p10_p90"], 3),
-                      "raw_coverage_p10_p90": round(med["raw_coverage_p10_p90"], 3),
-                      "train_seconds": round(med["train_seconds"], 1),
-                      "per_seed_tft_mae": [round(r["tft_mae"], 1) for r in rows],
-                      "per_seed_champion_mae": [round(r["champion_mae"], 1) for r in rows]}))
+    print(
+        f"P10..P90 coverage (median)          {med['coverage_p10_p90']:8.3f}   target 0.75-0.88 "
+        f"(raw {med['raw_coverage_p10_p90']:.3f})"
+    )
+    print(
+        f"training time per seed (median)     {med['train_seconds']:8.1f} s on {torch.get_num_threads()} CPU threads"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "stallion_accuracy",
+                "seeds": len(rows),
+                "last_value_mae": round(mae_lv, 1),
+                "seasonal_naive_mae": round(mae_sn, 1),
+                "tft_mae": round(med["tft_mae"], 1),
+                "champion_mae": round(med["champion_mae"], 1),
+                "coverage_p10_p90": round(med["coverage_p10_p90"], 3),
+                "raw_coverage_p10_p90": round(med["raw_coverage_p10_p90"], 3),
+                "train_seconds": round(med["train_seconds"], 1),
+                "per_seed_tft_mae": [round(r["tft_mae"], 1) for r in rows],
+                "per_seed_champion_mae": [round(r["champion_mae"], 1) for r in rows],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -61,13 +61,17 @@ def _panel(paths):
     from features.frames import SALES_SPEC, build_panel, concat_panels, sales_frame
 
     vocab = {"channel_id": ["online", "store", "wholesale"], "weekday": [str(i) for i in range(7)]}
-    return concat_panels([build_panel(sales_frame(pl.read_parquet(p)), SALES_SPEC, vocab=vocab) for p in paths])
+    return concat_panels(
+        [build_panel(sales_frame(pl.read_parquet(p)), SALES_SPEC, vocab=vocab) for p in paths]
+    )
 
 
 def _spec(panel):
     from training.windows import fit_input_spec
 
-    return fit_input_spec(panel, panel.n_times - 1, ENC, DEC, [0.1, 0.5, 0.9], min_encoder_length=ENC, season=7)
+    return fit_input_spec(
+        panel, panel.n_times - 1, ENC, DEC, [0.1, 0.5, 0.9], min_encoder_length=ENC, season=7
+    )
 
 
 def _ours(paths, batches, q):
@@ -89,8 +93,15 @@ def _ours(paths, batches, q):
     t = time.perf_counter()
     n = sum(len(y) for _, y in it)
     dt = time.perf_counter() - t
-    q.put({"windows": int(len(s)), "build_s": build, "windows_per_s": n / dt, "peak_gb": _rss_gb(),
-           "spec": spec.to_dict()})
+    q.put(
+        {
+            "windows": int(len(s)),
+            "build_s": build,
+            "windows_per_s": n / dt,
+            "peak_gb": _rss_gb(),
+            "spec": spec.to_dict(),
+        }
+    )
 
 
 def _reference(paths, batches, spec_dict, q):
@@ -132,7 +143,7 @@ def _epoch(paths, batches, q):
     from training.windows import PanelTensors, WindowLoader, enumerate_windows
 
     warnings.filterwarnings("ignore")
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     t = time.perf_counter()
     panel = _panel(paths)
     spec = _spec(panel)
@@ -144,13 +155,28 @@ def _epoch(paths, batches, q):
     cfg = dict(hidden_size=16, attention_head_size=2, dropout=0.1, hidden_continuous_size=8, lstm_layers=1)
     module = TFTLightningModule(TFTModule(spec, cfg), spec.quantiles, 0.01, 0.0, batches)
     loader = WindowLoader(pt, spec, s, t0, BATCH, batches, np.random.default_rng(0))
-    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=0.1)
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=0.1,
+    )
     t = time.perf_counter()
     trainer.fit(module, train_dataloaders=loader)
-    q.put({"series": n_series, "windows": int(len(s)), "build_s": build, "epoch_s": time.perf_counter() - t,
-           "batches": batches, "train_loss": float(trainer.callback_metrics.get("train_loss", float("nan"))),
-           "peak_gb": _rss_gb()})
+    q.put(
+        {
+            "series": n_series,
+            "windows": int(len(s)),
+            "build_s": build,
+            "epoch_s": time.perf_counter() - t,
+            "batches": batches,
+            "train_loss": float(trainer.callback_metrics.get("train_loss", float("nan"))),
+            "peak_gb": _rss_gb(),
+        }
+    )
 
 
 def _run(target, *args):
@@ -178,37 +204,67 @@ def main() -> None:
         folder = Path(tmp)
         t = time.perf_counter()
         paths = _write_chunks(folder, args.series, args.days)
-        print(f"generated {args.series} series x {args.days} days in {time.perf_counter() - t:.1f} s", flush=True)
+        print(
+            f"generated {args.series} series x {args.days} days in {time.perf_counter() - t:.1f} s",
+            flush=True,
+        )
         ours = _run(_ours, paths, args.batches)
-        print(f"ours:      build {ours['build_s']:6.1f} s  {ours['windows']:,} windows  "
-              f"{ours['windows_per_s']:10,.0f} windows/s  peak {ours['peak_gb']:.2f} GB", flush=True)
+        print(
+            f"ours:      build {ours['build_s']:6.1f} s  {ours['windows']:,} windows  "
+            f"{ours['windows_per_s']:10,.0f} windows/s  peak {ours['peak_gb']:.2f} GB",
+            flush=True,
+        )
         ref = None
         if not args.skip_reference:
             ref = _run(_reference, paths, args.ref_batches, ours["spec"])
-            print(f"reference: build {ref['build_s']:6.1f} s  {ref['windows']:,} windows  "
-                  f"{ref['windows_per_s']:10,.0f} windows/s  peak {ref['peak_gb']:.2f} GB  (TimeSeriesDataSet, "
-                  f"num_workers=0)", flush=True)
-            print(f"speed-up {ours['windows_per_s'] / ref['windows_per_s']:.1f} x (target >= 10x); "
-                  f"build {ref['build_s'] / ours['build_s']:.1f} x faster; peak memory "
-                  f"{ref['peak_gb'] / ours['peak_gb']:.1f} x lower", flush=True)
+            print(
+                f"reference: build {ref['build_s']:6.1f} s  {ref['windows']:,} windows  "
+                f"{ref['windows_per_s']:10,.0f} windows/s  peak {ref['peak_gb']:.2f} GB  (TimeSeriesDataSet, "
+                f"num_workers=0)",
+                flush=True,
+            )
+            print(
+                f"speed-up {ours['windows_per_s'] / ref['windows_per_s']:.1f} x (target >= 10x); "
+                f"build {ref['build_s'] / ours['build_s']:.1f} x faster; peak memory "
+                f"{ref['peak_gb'] / ours['peak_gb']:.1f} x lower",
+                flush=True,
+            )
         epoch = None
         if args.epoch_series:
             for p in folder.glob("*.parquet"):
                 p.unlink()
             paths = _write_chunks(folder, args.epoch_series, args.days)
             epoch = _run(_epoch, paths, args.epoch_batches)
-            print(f"one epoch at {epoch['series']:,} series x {args.days} days ({epoch['windows']:,} windows): "
-                  f"build {epoch['build_s']:.1f} s, {epoch['batches']} batches in {epoch['epoch_s']:.1f} s, "
-                  f"train loss {epoch['train_loss']:.3f}, peak {epoch['peak_gb']:.2f} GB (target <= 4 GB)")
-    out = {"bench": "train_loader", "series": args.series, "days": args.days, "encoder": ENC, "decoder": DEC,
-           "batch": BATCH, "ours_windows_per_s": round(ours["windows_per_s"]), "ours_build_s": round(ours["build_s"], 1),
-           "ours_peak_gb": round(ours["peak_gb"], 2)}
+            print(
+                f"one epoch at {epoch['series']:,} series x {args.days} days ({epoch['windows']:,} windows): "
+                f"build {epoch['build_s']:.1f} s, {epoch['batches']} batches in {epoch['epoch_s']:.1f} s, "
+                f"train loss {epoch['train_loss']:.3f}, peak {epoch['peak_gb']:.2f} GB (target <= 4 GB)"
+            )
+    out = {
+        "bench": "train_loader",
+        "series": args.series,
+        "days": args.days,
+        "encoder": ENC,
+        "decoder": DEC,
+        "batch": BATCH,
+        "ours_windows_per_s": round(ours["windows_per_s"]),
+        "ours_build_s": round(ours["build_s"], 1),
+        "ours_peak_gb": round(ours["peak_gb"], 2),
+    }
     if ref:
-        out.update(ref_windows_per_s=round(ref["windows_per_s"]), ref_build_s=round(ref["build_s"], 1),
-                   ref_peak_gb=round(ref["peak_gb"], 2), speedup=round(ours["windows_per_s"] / ref["windows_per_s"], 1))
+        out.update(
+            ref_windows_per_s=round(ref["windows_per_s"]),
+            ref_build_s=round(ref["build_s"], 1),
+            ref_peak_gb=round(ref["peak_gb"], 2),
+            speedup=round(ours["windows_per_s"] / ref["windows_per_s"], 1),
+        )
     if epoch:
-        out.update(epoch_series=epoch["series"], epoch_batches=epoch["batches"], epoch_s=round(epoch["epoch_s"], 1),
-                   epoch_peak_gb=round(epoch["peak_gb"], 2))
+        out.update(
+            epoch_series=epoch["series"],
+            epoch_batches=epoch["batches"],
+            epoch_s=round(epoch["epoch_s"], 1),
+            epoch_peak_gb=round(epoch["peak_gb"], 2),
+        )
     print(json.dumps(out))
 
 

@@ -17,8 +17,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["FrameSpec", "Panel", "build_panel", "concat_panels", "extend_known", "sales_frame", "stallion_frame",
-           "SALES_SPEC", "STALLION_SPEC"]
+__all__ = [
+    "FrameSpec",
+    "Panel",
+    "build_panel",
+    "concat_panels",
+    "extend_known",
+    "sales_frame",
+    "stallion_frame",
+    "SALES_SPEC",
+    "STALLION_SPEC",
+]
 
 
 @dataclass(frozen=True)
@@ -135,8 +144,15 @@ def build_panel(df: pd.DataFrame, spec: FrameSpec, vocab: dict[str, list[str]] |
     Raises:
         ValueError: a named column is missing, (series, time) pairs repeat, or a timestamp is off the grid.
     """
-    needed = [*spec.series_keys, spec.time, spec.target, *spec.known_reals, *spec.static_reals,
-              *spec.static_categoricals, *(c for c in spec.known_categoricals if c not in _CALENDAR)]
+    needed = [
+        *spec.series_keys,
+        spec.time,
+        spec.target,
+        *spec.known_reals,
+        *spec.static_reals,
+        *spec.static_categoricals,
+        *(c for c in spec.known_categoricals if c not in _CALENDAR),
+    ]
     missing = [c for c in dict.fromkeys(needed) if c not in df.columns]
     if missing:
         raise ValueError(f"frame is missing column(s) {missing}; expected the columns named in the FrameSpec")
@@ -145,7 +161,9 @@ def build_panel(df: pd.DataFrame, spec: FrameSpec, vocab: dict[str, list[str]] |
     grid = pd.date_range(t.min(), t.max(), freq=spec.freq)
     times = grid.values.astype("datetime64[ns]")
     t_idx = np.searchsorted(times, t.values.astype("datetime64[ns]"))
-    off = (t_idx >= len(times)) | (times[np.minimum(t_idx, len(times) - 1)] != t.values.astype("datetime64[ns]"))
+    off = (t_idx >= len(times)) | (
+        times[np.minimum(t_idx, len(times) - 1)] != t.values.astype("datetime64[ns]")
+    )
     if off.any():
         bad = t[off].iloc[0]
         raise ValueError(f"column {spec.time!r}: {bad} is not on the {spec.freq!r} grid starting {grid[0]}")
@@ -190,13 +208,35 @@ def build_panel(df: pd.DataFrame, spec: FrameSpec, vocab: dict[str, list[str]] |
     any_obs = observed.any(axis=1)
     first = np.where(any_obs, observed.argmax(axis=1), n_t)
     last = np.where(any_obs, n_t - 1 - observed[:, ::-1].argmax(axis=1), -1)
-    return Panel(spec=spec, keys=uniq_keys, times=times, y=y, known_real=known_real, known_cat=known_cat,
-                 static_cat=static_cat, static_real=static_real, vocab=vocab, first=first, last=last)
+    return Panel(
+        spec=spec,
+        keys=uniq_keys,
+        times=times,
+        y=y,
+        known_real=known_real,
+        known_cat=known_cat,
+        static_cat=static_cat,
+        static_real=static_real,
+        vocab=vocab,
+        first=first,
+        last=last,
+    )
 
 
-_STALLION_EVENTS = ("easter_day", "good_friday", "new_year", "christmas", "labor_day", "independence_day",
-                    "revolution_day_memorial", "regional_games", "fifa_u_17_world_cup", "football_gold_cup",
-                    "beer_capital", "music_fest")
+_STALLION_EVENTS = (
+    "easter_day",
+    "good_friday",
+    "new_year",
+    "christmas",
+    "labor_day",
+    "independence_day",
+    "revolution_day_memorial",
+    "regional_games",
+    "fifa_u_17_world_cup",
+    "football_gold_cup",
+    "beer_capital",
+    "music_fest",
+)
 
 STALLION_SPEC = FrameSpec(
     series_keys=("agency", "sku"),
@@ -248,7 +288,9 @@ def extend_known(df: pd.DataFrame, spec: FrameSpec, periods: int) -> pd.DataFram
     """
     keys = list(spec.series_keys)
     t = pd.to_datetime(df[spec.time])
-    last_rows = df.assign(**{spec.time: t}).sort_values(spec.time).groupby(keys, sort=False, observed=True).tail(1)
+    last_rows = (
+        df.assign(**{spec.time: t}).sort_values(spec.time).groupby(keys, sort=False, observed=True).tail(1)
+    )
     offsets = pd.tseries.frequencies.to_offset(spec.freq)
     futures = []
     for k in range(1, periods + 1):
@@ -297,9 +339,16 @@ def concat_panels(panels: Sequence[Panel]) -> Panel:
     for p in panels[1:]:
         if not np.array_equal(p.times, p0.times) or p.vocab != p0.vocab:
             raise ValueError("concat_panels: panels must share the time grid and the vocabularies")
-    return Panel(spec=p0.spec, keys=pd.concat([p.keys for p in panels], ignore_index=True), times=p0.times,
-                 y=np.concatenate([p.y for p in panels]), known_real=np.concatenate([p.known_real for p in panels]),
-                 known_cat=np.concatenate([p.known_cat for p in panels]),
-                 static_cat=np.concatenate([p.static_cat for p in panels]),
-                 static_real=np.concatenate([p.static_real for p in panels]), vocab=p0.vocab,
-                 first=np.concatenate([p.first for p in panels]), last=np.concatenate([p.last for p in panels]))
+    return Panel(
+        spec=p0.spec,
+        keys=pd.concat([p.keys for p in panels], ignore_index=True),
+        times=p0.times,
+        y=np.concatenate([p.y for p in panels]),
+        known_real=np.concatenate([p.known_real for p in panels]),
+        known_cat=np.concatenate([p.known_cat for p in panels]),
+        static_cat=np.concatenate([p.static_cat for p in panels]),
+        static_real=np.concatenate([p.static_real for p in panels]),
+        vocab=p0.vocab,
+        first=np.concatenate([p.first for p in panels]),
+        last=np.concatenate([p.last for p in panels]),
+    )

@@ -57,7 +57,9 @@ def load_artifact(path: str | Path) -> tuple[InputSpec, dict, dict]:
         path = found[0].parent
     cfg = json.loads((path / "config.json").read_text())
     if cfg.get("format", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: artefact format {cfg['format']} is newer than this code ({FORMAT_VERSION})")
+        raise ValueError(
+            f"{path}: artefact format {cfg['format']} is newer than this code ({FORMAT_VERSION})"
+        )
     spec = InputSpec.from_dict(json.loads((path / "spec.json").read_text()))
     state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
     return spec, cfg["model"], state

@@ -78,8 +78,9 @@ def _aggregate(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     return out
 
 
-def run_backtest(panel: Panel, forecaster, origins: list[int], horizon: int, season: int,
-                 levels: list[float] | None = None) -> BacktestResult:
+def run_backtest(
+    panel: Panel, forecaster, origins: list[int], horizon: int, season: int, levels: list[float] | None = None
+) -> BacktestResult:
     """Backtest ``forecaster`` and the baselines at ``origins``.
 
     Args:
@@ -101,7 +102,7 @@ def run_backtest(panel: Panel, forecaster, origins: list[int], horizon: int, sea
     actuals, fq, hists = [], [], []
     for o in origins:
         hist = panel.y[:, :o].astype(float)
-        act = panel.y[:, o:o + H].astype(float)
+        act = panel.y[:, o : o + H].astype(float)
         if act.shape[1] < H:
             raise ValueError(f"origin {o} + horizon {H} runs past the panel end ({panel.n_times})")
         actuals.append(act)
@@ -117,14 +118,18 @@ def run_backtest(panel: Panel, forecaster, origins: list[int], horizon: int, sea
     for name, fs in models.items():
         F = np.stack(fs)
         d = point_metrics(A, F)
-        d["mase"] = float(np.nanmean([np.nanmean(mase(A[i], F[i], hists[i], season)) for i in range(len(origins))]))
+        d["mase"] = float(
+            np.nanmean([np.nanmean(mase(A[i], F[i], hists[i], season)) for i in range(len(origins))])
+        )
         summary[name] = d
     Q = None
     if fq:
         Q = np.stack(fq)
         lv = np.asarray(levels)
         summary["model"]["pinball"] = pinball(A, Q, lv)
-        summary["model"]["coverage_p10_p90"] = coverage(A, Q[..., levels.index(0.1)], Q[..., levels.index(0.9)])
+        summary["model"]["coverage_p10_p90"] = coverage(
+            A, Q[..., levels.index(0.1)], Q[..., levels.index(0.9)]
+        )
     baselines = [m for m in summary if m != "model"]
     best = min(baselines, key=lambda m: summary[m]["wape"])
 
@@ -133,14 +138,29 @@ def run_backtest(panel: Panel, forecaster, origins: list[int], horizon: int, sea
         Ag = _aggregate(A, g)
         for name, fs in models.items():
             Fg = _aggregate(np.stack(fs), g)
-            rows.append({"model": name, "level": lvl, "wape": wape(Ag, Fg), "bias": point_metrics(Ag, Fg)["bias"]})
+            rows.append(
+                {"model": name, "level": lvl, "wape": wape(Ag, Fg), "bias": point_metrics(Ag, Fg)["bias"]}
+            )
     by_level = pd.DataFrame(rows)
     ids = panel.series_ids()
     main = "model" if "model" in models else best
     F = np.stack(models[main])
     err = np.nansum(np.abs(F - A), axis=(0, 2))
     den = np.nansum(np.abs(A), axis=(0, 2))
-    by_series = pd.DataFrame({"series": ids, "mae": err / np.maximum((~np.isnan(A)).sum(axis=(0, 2)), 1),
-                              "wape": np.where(den > 0, err / np.where(den > 0, den, 1), np.nan)})
-    return BacktestResult(summary=summary, by_level=by_level, by_series=by_series, origins=list(origins),
-                          forecasts=Q, actuals=A, best_baseline=best, levels=list(levels or []))
+    by_series = pd.DataFrame(
+        {
+            "series": ids,
+            "mae": err / np.maximum((~np.isnan(A)).sum(axis=(0, 2)), 1),
+            "wape": np.where(den > 0, err / np.where(den > 0, den, 1), np.nan),
+        }
+    )
+    return BacktestResult(
+        summary=summary,
+        by_level=by_level,
+        by_series=by_series,
+        origins=list(origins),
+        forecasts=Q,
+        actuals=A,
+        best_baseline=best,
+        levels=list(levels or []),
+    )

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["last_value", "seasonal_naive", "moving_average", "croston", "tsb", "BASELINES", "forecast_baselines"]
+__all__ = [
+    "last_value",
+    "seasonal_naive",
+    "moving_average",
+    "croston",
+    "tsb",
+    "BASELINES",
+    "forecast_baselines",
+]
 
 
 def _last_observed(y: np.ndarray) -> np.ndarray:

@@ -12,8 +12,15 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["DataConfig", "ModelConfig", "FitConfig", "BacktestConfig", "TrainConfig", "TrainConfigError",
-           "load_train_config"]
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "FitConfig",
+    "BacktestConfig",
+    "TrainConfig",
+    "TrainConfigError",
+    "load_train_config",
+]
 
 
 class TrainConfigError(ValueError):
@@ -29,7 +36,9 @@ class DataConfig(_Strict):
 
     source: Literal["stallion"] = "stallion"
     path: Path | None = Field(default=None, description="Stallion parquet file (default: the bundled one).")
-    max_series: int | None = Field(default=None, ge=1, description="Keep only the first N series (small runs).")
+    max_series: int | None = Field(
+        default=None, ge=1, description="Keep only the first N series (small runs)."
+    )
 
 
 class ModelConfig(_Strict):
@@ -66,22 +75,32 @@ class FitConfig(_Strict):
     learning_rate: float = Field(default=0.01, gt=0.0, le=1.0)
     weight_decay: float = Field(default=0.0, ge=0.0)
     gradient_clip_val: float = Field(default=0.1, gt=0.0)
-    refit: bool = Field(default=True, description="Refit on train+validation with the epochs early stopping chose.")
+    refit: bool = Field(
+        default=True, description="Refit on train+validation with the epochs early stopping chose."
+    )
     seed: int = 42
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="torch CPU threads (None: torch's default). Use 1 on a shared, oversubscribed machine.",
+    )
     progress: bool = True
 
     @model_validator(mode="after")
     def _check_lengths(self) -> FitConfig:
         if self.min_encoder_length is not None and self.min_encoder_length > self.encoder_length:
-            raise ValueError(f"min_encoder_length ({self.min_encoder_length}) must not exceed "
-                             f"encoder_length ({self.encoder_length})")
+            raise ValueError(
+                f"min_encoder_length ({self.min_encoder_length}) must not exceed "
+                f"encoder_length ({self.encoder_length})"
+            )
         return self
 
 
 class BacktestConfig(_Strict):
     """Rolling-origin backtest: ``origins`` forecast origins, ``step`` periods apart, the last one ending at the
-    last observed period."""
+    last observed period.
+    """
 
     origins: int = Field(default=3, ge=1)
     step: int = Field(default=6, ge=1)
@@ -96,7 +115,9 @@ class TrainConfig(_Strict):
     fit: FitConfig = FitConfig()
     backtest: BacktestConfig = BacktestConfig()
     holdout: int = Field(default=6, ge=0, description="Final periods never seen by training (test window).")
-    tracking_uri: str | None = Field(default=None, description="MLflow URI; default SQLite under REPLENISH_HOME.")
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow URI; default SQLite under REPLENISH_HOME."
+    )
 
 
 def _format(exc: ValidationError, where: str) -> str:

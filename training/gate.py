@@ -40,20 +40,38 @@ def decide(candidate_wape: float, baseline_wape: float, champion_wape: float | N
     A NaN candidate WAPE never promotes.
     """
     if candidate_wape is None or math.isnan(candidate_wape):
-        return GateDecision(False, "candidate has no backtest WAPE", candidate_wape, champion_wape, baseline_wape)
+        return GateDecision(
+            False, "candidate has no backtest WAPE", candidate_wape, champion_wape, baseline_wape
+        )
     if not candidate_wape < baseline_wape:
-        return GateDecision(False, f"WAPE {candidate_wape:.4f} does not beat the best baseline {baseline_wape:.4f}",
-                            candidate_wape, champion_wape, baseline_wape)
+        return GateDecision(
+            False,
+            f"WAPE {candidate_wape:.4f} does not beat the best baseline {baseline_wape:.4f}",
+            candidate_wape,
+            champion_wape,
+            baseline_wape,
+        )
     if champion_wape is not None and not candidate_wape < champion_wape:
-        return GateDecision(False, f"WAPE {candidate_wape:.4f} does not beat the champion {champion_wape:.4f}",
-                            candidate_wape, champion_wape, baseline_wape)
+        return GateDecision(
+            False,
+            f"WAPE {candidate_wape:.4f} does not beat the champion {champion_wape:.4f}",
+            candidate_wape,
+            champion_wape,
+            baseline_wape,
+        )
     against = "no champion yet" if champion_wape is None else f"champion {champion_wape:.4f}"
-    return GateDecision(True, f"WAPE {candidate_wape:.4f} beats baseline {baseline_wape:.4f} and {against}",
-                        candidate_wape, champion_wape, baseline_wape)
+    return GateDecision(
+        True,
+        f"WAPE {candidate_wape:.4f} beats baseline {baseline_wape:.4f} and {against}",
+        candidate_wape,
+        champion_wape,
+        baseline_wape,
+    )
 
 
-def apply_gate(client, model_name: str, version: str, candidate_wape: float, baseline_wape: float,
-               force: bool = False) -> GateDecision:
+def apply_gate(
+    client, model_name: str, version: str, candidate_wape: float, baseline_wape: float, force: bool = False
+) -> GateDecision:
     """Decide, tag the version with the decision and figures, and move ``champion`` if promoted.
 
     Args:

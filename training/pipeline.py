@@ -68,8 +68,10 @@ def load_panel(config: TrainConfig) -> Panel:
 def _cutoff(panel: Panel, config: TrainConfig) -> int:
     cutoff = panel.n_times - 1 - config.holdout
     if cutoff < config.fit.horizon + (config.fit.min_encoder_length or config.fit.encoder_length // 2):
-        raise ValueError(f"holdout={config.holdout}: too little history left to train "
-                         f"({panel.n_times} periods in the panel)")
+        raise ValueError(
+            f"holdout={config.holdout}: too little history left to train "
+            f"({panel.n_times} periods in the panel)"
+        )
     return cutoff
 
 
@@ -97,8 +99,14 @@ def train_and_register(config: TrainConfig, panel: Panel | None = None) -> Train
     H = config.fit.horizon
     origins = rolling_origins(panel.n_times, H, config.backtest.origins, config.backtest.step, config.holdout)
     pt = predictor.prepare(panel)
-    result = run_backtest(panel, lambda p, o: predictor.forecast(p, o, pt=pt).quantiles, origins, H,
-                          config.fit.season, fitted.spec.quantiles)
+    result = run_backtest(
+        panel,
+        lambda p, o: predictor.forecast(p, o, pt=pt).quantiles,
+        origins,
+        H,
+        config.fit.season,
+        fitted.spec.quantiles,
+    )
     figures = best_worst_fan_charts(panel, result)
     tables = {"backtest_by_series.csv": result.by_series, "backtest_by_level.csv": result.by_level}
     run_id, version = log_training_run(config, fitted, result.flat_metrics(), figures, tables)
@@ -108,10 +116,18 @@ def train_and_register(config: TrainConfig, panel: Panel | None = None) -> Train
         plt.close(f)
     c = client(config.tracking_uri)
     c.set_model_version_tag(config.name, version, "backtest_origins", ",".join(map(str, origins)))
-    decision = apply_gate(c, config.name, version, result.summary["model"]["wape"],
-                          result.summary[result.best_baseline]["wape"])
-    return TrainResult(model_name=config.name, version=version, run_id=run_id, promoted=decision.promote,
-                       reason=decision.reason, summary=result.summary, train_seconds=fitted.train_seconds)
+    decision = apply_gate(
+        c, config.name, version, result.summary["model"]["wape"], result.summary[result.best_baseline]["wape"]
+    )
+    return TrainResult(
+        model_name=config.name,
+        version=version,
+        run_id=run_id,
+        promoted=decision.promote,
+        reason=decision.reason,
+        summary=result.summary,
+        train_seconds=fitted.train_seconds,
+    )
 
 
 def backtest_version(config: TrainConfig, version_or_alias: str = "champion", panel: Panel | None = None):
@@ -128,8 +144,14 @@ def backtest_version(config: TrainConfig, version_or_alias: str = "champion", pa
     H = pred.spec.horizon
     origins = rolling_origins(panel.n_times, H, config.backtest.origins, config.backtest.step, config.holdout)
     pt = pred.prepare(panel)
-    return run_backtest(panel, lambda p, o: pred.forecast(p, o, pt=pt).quantiles, origins, H, pred.spec.season,
-                        pred.spec.quantiles)
+    return run_backtest(
+        panel,
+        lambda p, o: pred.forecast(p, o, pt=pt).quantiles,
+        origins,
+        H,
+        pred.spec.season,
+        pred.spec.quantiles,
+    )
 
 
 def promote(version: str, model_name: str, tracking_uri: str | None = None):

@@ -28,8 +28,14 @@ def fan_chart(ax, times, history, actual, quantiles: np.ndarray, levels: list[fl
     ax.plot(ft, actual, color="black", lw=1.5, marker="o", ms=3, label="actual")
     for lo, hi, alpha in ((0.1, 0.9, 0.2), (0.25, 0.75, 0.35)):
         if lo in levels and hi in levels:
-            ax.fill_between(ft, quantiles[:, levels.index(lo)], quantiles[:, levels.index(hi)], color="C0",
-                            alpha=alpha, label=f"P{int(lo * 100)}-P{int(hi * 100)}")
+            ax.fill_between(
+                ft,
+                quantiles[:, levels.index(lo)],
+                quantiles[:, levels.index(hi)],
+                color="C0",
+                alpha=alpha,
+                label=f"P{int(lo * 100)}-P{int(hi * 100)}",
+            )
     ax.plot(ft, quantiles[:, levels.index(0.5)], color="C0", lw=1.5, label="P50")
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
@@ -37,7 +43,8 @@ def fan_chart(ax, times, history, actual, quantiles: np.ndarray, levels: list[fl
 
 def best_worst_fan_charts(panel: Panel, result: BacktestResult, k: int = 3, context: int = 24) -> dict:
     """Figures ``fan_worst.png`` and ``fan_best.png``: the ``k`` series with the highest / lowest WAPE at the last
-    backtest origin (series with zero volume skipped)."""
+    backtest origin (series with zero volume skipped).
+    """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -53,9 +60,16 @@ def best_worst_fan_charts(panel: Panel, result: BacktestResult, k: int = 3, cont
         fig, axes = plt.subplots(len(idx), 1, figsize=(7, 2.2 * len(idx)), squeeze=False)
         for ax, i in zip(axes[:, 0], idx):
             lo = max(0, o - context)
-            times = panel.times[lo:o + H]
-            fan_chart(ax, times, panel.y[i, lo:o], result.actuals[-1, i], result.forecasts[-1, i], result.levels,
-                      f"{result.by_series.series[i]}  WAPE {result.by_series.wape[i]:.3f}")
+            times = panel.times[lo : o + H]
+            fan_chart(
+                ax,
+                times,
+                panel.y[i, lo:o],
+                result.actuals[-1, i],
+                result.forecasts[-1, i],
+                result.levels,
+                f"{result.by_series.series[i]}  WAPE {result.by_series.wape[i]:.3f}",
+            )
         axes[0, 0].legend(fontsize=7, loc="upper left")
         fig.tight_layout()
         figs[name] = fig

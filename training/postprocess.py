@@ -96,8 +96,9 @@ def fit_calibration(y: np.ndarray, y_q: np.ndarray, quantiles: list[float]) -> d
     return out
 
 
-def apply_postprocess(y_q: np.ndarray, y_hist: np.ndarray, quantiles: list[float], blend: dict,
-                      calibration: dict, season: int) -> np.ndarray:
+def apply_postprocess(
+    y_q: np.ndarray, y_hist: np.ndarray, quantiles: list[float], blend: dict, calibration: dict, season: int
+) -> np.ndarray:
     """Blend, calibrate, keep quantiles monotone and non-negative.
 
     Args:
@@ -113,7 +114,7 @@ def apply_postprocess(y_q: np.ndarray, y_hist: np.ndarray, quantiles: list[float
     """
     m_idx = quantiles.index(0.5)
     out = _blend(blend, np.asarray(y_q, float), m_idx, y_hist, season)
-    med = out[..., m_idx:m_idx + 1]
+    med = out[..., m_idx : m_idx + 1]
     factors = np.array([calibration.get(str(q), 1.0) for q in quantiles])
     out = med + factors * (out - med)
     out = np.sort(out, axis=-1)

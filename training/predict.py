@@ -54,16 +54,25 @@ class Forecast:
     def to_frame(self) -> pd.DataFrame:
         """Long frame: series, date, horizon, p10 .. p90, cold_start."""
         N, H, Q = self.quantiles.shape
-        cols = {"series": np.repeat(self.series, H), "date": np.tile(self.times, N),
-                "horizon": np.tile(np.arange(1, H + 1), N)}
+        cols = {
+            "series": np.repeat(self.series, H),
+            "date": np.tile(self.times, N),
+            "horizon": np.tile(np.arange(1, H + 1), N),
+        }
         for k, q in enumerate(self.levels):
             cols[f"p{round(q * 100):02d}"] = self.quantiles[..., k].reshape(-1)
         cols["cold_start"] = np.repeat(self.cold_start, H)
         return pd.DataFrame(cols)
 
 
-def raw_quantiles(module: torch.nn.Module, pt: PanelTensors, spec: InputSpec, s: np.ndarray, t0: np.ndarray,
-                  batch_size: int = 4096) -> np.ndarray:
+def raw_quantiles(
+    module: torch.nn.Module,
+    pt: PanelTensors,
+    spec: InputSpec,
+    s: np.ndarray,
+    t0: np.ndarray,
+    batch_size: int = 4096,
+) -> np.ndarray:
     """Network quantiles for windows ``(s, t0)``.
 
     Args:
@@ -83,7 +92,7 @@ def raw_quantiles(module: torch.nn.Module, pt: PanelTensors, spec: InputSpec, s:
     out = []
     with torch.inference_mode():
         for i in range(0, len(s_t), batch_size):
-            x, _ = make_batch(pt, spec, s_t[i:i + batch_size], t_t[i:i + batch_size])
+            x, _ = make_batch(pt, spec, s_t[i : i + batch_size], t_t[i : i + batch_size])
             x = {k: v.to(dev) for k, v in x.items()}
             out.append(module(x).float().cpu())
     return torch.cat(out).numpy().astype(np.float64)
@@ -114,8 +123,13 @@ class Predictor:
         """Raw network quantiles (B, H, Q) for prepared tensors: the hot path."""
         return raw_quantiles(self.module, pt, self.spec, s, t0)
 
-    def forecast(self, panel: Panel, origin: int | None = None, pt: PanelTensors | None = None,
-                 postprocess: bool = True) -> Forecast:
+    def forecast(
+        self,
+        panel: Panel,
+        origin: int | None = None,
+        pt: PanelTensors | None = None,
+        postprocess: bool = True,
+    ) -> Forecast:
         """Forecast every series of ``panel`` from ``origin`` (the first forecast index).
 
         Args:
@@ -134,8 +148,10 @@ class Predictor:
         if origin is None:
             origin = int(np.max(panel.last)) + 1
         if origin + H > panel.n_times:
-            raise ValueError(f"panel ends at index {panel.n_times - 1} but the horizon needs known inputs up to "
-                             f"{origin + H - 1}; extend the frame with future prices/promotions/calendar rows")
+            raise ValueError(
+                f"panel ends at index {panel.n_times - 1} but the horizon needs known inputs up to "
+                f"{origin + H - 1}; extend the frame with future prices/promotions/calendar rows"
+            )
         pt = pt if pt is not None else self.prepare(panel)
         n = panel.n_series
         s = np.arange(n)
@@ -144,14 +160,27 @@ class Predictor:
         cold = hist_len < self.spec.min_encoder_length
         raw = self.forecast_tensors(pt, s, t0)
         y_hist = panel.y[:, :origin]
-        q = apply_postprocess(raw, y_hist, self.spec.quantiles, self.spec.blend if postprocess else {"tft": 1.0},
-                              self.spec.calibration if postprocess else {}, self.spec.season)
-        return Forecast(quantiles=q, raw=raw, levels=list(self.spec.quantiles), times=panel.times[origin:origin + H],
-                        series=panel.series_ids(), cold_start=cold)
+        q = apply_postprocess(
+            raw,
+            y_hist,
+            self.spec.quantiles,
+            self.spec.blend if postprocess else {"tft": 1.0},
+            self.spec.calibration if postprocess else {},
+            self.spec.season,
+        )
+        return Forecast(
+            quantiles=q,
+            raw=raw,
+            levels=list(self.spec.quantiles),
+            times=panel.times[origin : origin + H],
+            series=panel.series_ids(),
+            cold_start=cold,
+        )
 
 
-def load_predictor(version_or_alias: str | int = "champion", model_name: str | None = None,
-                   tracking_uri: str | None = None) -> Predictor:
+def load_predictor(
+    version_or_alias: str | int = "champion", model_name: str | None = None, tracking_uri: str | None = None
+) -> Predictor:
     """Load a registered model version (number) or alias (``champion``) as a :class:`Predictor`.
 
     Args:
@@ -159,8 +188,8 @@ def load_predictor(version_or_alias: str | int = "champion", model_name: str | N
         model_name: registered model name (default: settings ``model_name``).
         tracking_uri: MLflow URI (default: settings, SQLite under ``$REPLENISH_HOME``).
     """
-    from training.registry import download_artifact
     from training.artifact import load_artifact
+    from training.registry import download_artifact
 
     path, version = download_artifact(version_or_alias, model_name, tracking_uri)
     spec, model_cfg, state = load_artifact(path)

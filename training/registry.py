@@ -9,8 +9,15 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-__all__ = ["tracking_uri", "client", "ensure_experiment", "log_training_run", "download_artifact",
-           "list_versions", "PIP_REQUIREMENTS"]
+__all__ = [
+    "tracking_uri",
+    "client",
+    "ensure_experiment",
+    "log_training_run",
+    "download_artifact",
+    "list_versions",
+    "PIP_REQUIREMENTS",
+]
 
 # Given explicitly: MLflow's requirement inference imports the model and takes ~14 s.
 PIP_REQUIREMENTS = ["torch", "pytorch-forecasting", "lightning", "mlflow", "numpy", "pandas", "pydantic"]
@@ -66,8 +73,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def log_training_run(config, fitted, backtest_metrics: dict, figures: dict, tables: dict | None = None,
-                     uri: str | None = None) -> tuple[str, str]:
+def log_training_run(
+    config, fitted, backtest_metrics: dict, figures: dict, tables: dict | None = None, uri: str | None = None
+) -> tuple[str, str]:
     """Track one training run and register its model as a new version.
 
     Args:
@@ -96,15 +104,21 @@ def log_training_run(config, fitted, backtest_metrics: dict, figures: dict, tabl
             step = int(h["epoch"])
             mlflow.log_metrics({k: v for k, v in h.items() if k != "epoch"}, step=step)
         mlflow.log_metrics({**backtest_metrics, **fitted.validation, "train_seconds": fitted.train_seconds})
-        mlflow.log_dict({"blend": fitted.spec.blend, "calibration": fitted.spec.calibration}, "postprocess.json")
+        mlflow.log_dict(
+            {"blend": fitted.spec.blend, "calibration": fitted.spec.calibration}, "postprocess.json"
+        )
         for name, fig in figures.items():
             mlflow.log_figure(fig, name)
         for name, df in (tables or {}).items():
             mlflow.log_text(df.to_csv(index=False), name)
         with tempfile.TemporaryDirectory() as tmp:
             art = save_artifact(Path(tmp) / "tft", fitted.spec, fitted.model_cfg, fitted.state_dict)
-            info = mlflow.pyfunc.log_model(name="model", python_model=model_file, artifacts={"tft": str(art)},
-                                           pip_requirements=PIP_REQUIREMENTS)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=model_file,
+                artifacts={"tft": str(art)},
+                pip_requirements=PIP_REQUIREMENTS,
+            )
         mv = mlflow.register_model(info.model_uri, config.name)
         c.set_model_version_tag(config.name, mv.version, "run_id", run.info.run_id)
         return run.info.run_id, str(mv.version)
@@ -117,8 +131,9 @@ def _resolve(c, name: str, version_or_alias: str | int):
     return c.get_model_version_by_alias(name, v)
 
 
-def download_artifact(version_or_alias: str | int = "champion", model_name: str | None = None,
-                      uri: str | None = None) -> tuple[Path, str]:
+def download_artifact(
+    version_or_alias: str | int = "champion", model_name: str | None = None, uri: str | None = None
+) -> tuple[Path, str]:
     """Download a registered version's artefact folder.
 
     Returns:
@@ -136,10 +151,13 @@ def download_artifact(version_or_alias: str | int = "champion", model_name: str 
     try:
         mv = _resolve(c, name, version_or_alias)
     except Exception as exc:
-        raise LookupError(f"model {name!r} has no version or alias {version_or_alias!r} "
-                          f"in {tracking_uri(uri)}") from exc
+        raise LookupError(
+            f"model {name!r} has no version or alias {version_or_alias!r} in {tracking_uri(uri)}"
+        ) from exc
     dst = Path(tempfile.mkdtemp(prefix="replenish-model-"))
-    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst))
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst)
+    )
     return Path(local), str(mv.version)
 
 
@@ -158,7 +176,14 @@ def list_versions(model_name: str | None = None, uri: str | None = None) -> list
         aliases.setdefault(str(v), []).append(a)
     rows = []
     for mv in c.search_model_versions(f"name='{name}'"):
-        rows.append({"version": str(mv.version), "aliases": ",".join(aliases.get(str(mv.version), [])),
-                     "backtest_wape": mv.tags.get("backtest_wape", ""), "baseline_wape": mv.tags.get("baseline_wape", ""),
-                     "gate": mv.tags.get("gate_decision", ""), "run_id": mv.run_id})
+        rows.append(
+            {
+                "version": str(mv.version),
+                "aliases": ",".join(aliases.get(str(mv.version), [])),
+                "backtest_wape": mv.tags.get("backtest_wape", ""),
+                "baseline_wape": mv.tags.get("baseline_wape", ""),
+                "gate": mv.tags.get("gate_decision", ""),
+                "run_id": mv.run_id,
+            }
+        )
     return sorted(rows, key=lambda r: int(r["version"]), reverse=True)

@@ -150,8 +150,9 @@ def _std(x: np.ndarray) -> float:
     return s if s > 0 else 1.0
 
 
-def enumerate_windows(first: np.ndarray, last: np.ndarray, min_encoder_length: int, horizon: int,
-                      end: int) -> tuple[np.ndarray, np.ndarray]:
+def enumerate_windows(
+    first: np.ndarray, last: np.ndarray, min_encoder_length: int, horizon: int, end: int
+) -> tuple[np.ndarray, np.ndarray]:
     """All training windows as (series, first decoder index) pairs.
 
     A window needs ``min_encoder_length`` observed periods before its decoder and its whole decoder at or
@@ -187,9 +188,17 @@ def _encoder_stats(y_enc: torch.Tensor, valid: torch.Tensor, lengths: torch.Tens
     return z, center, scale
 
 
-def fit_input_spec(panel: Panel, train_end: int, encoder_length: int, horizon: int,
-                   quantiles: list[float], min_encoder_length: int | None = None, season: int = 12,
-                   max_windows: int = 200_000, rng: np.random.Generator | None = None) -> InputSpec:
+def fit_input_spec(
+    panel: Panel,
+    train_end: int,
+    encoder_length: int,
+    horizon: int,
+    quantiles: list[float],
+    min_encoder_length: int | None = None,
+    season: int = 12,
+    max_windows: int = 200_000,
+    rng: np.random.Generator | None = None,
+) -> InputSpec:
     """Fit the standardisation of every continuous input on data up to ``train_end`` only.
 
     Args:
@@ -218,13 +227,23 @@ def fit_input_spec(panel: Panel, train_end: int, encoder_length: int, horizon: i
     for j, c in enumerate(f.static_reals):
         v = panel.static_real[:, j]
         mean[c], std[c] = float(v.mean()), _std(v)
-    spec = InputSpec(frame=_frame_dict(f), encoder_length=encoder_length, min_encoder_length=min_l,
-                     horizon=horizon, quantiles=list(quantiles), vocab={k: list(v) for k, v in panel.vocab.items()},
-                     mean=mean, std=std, season=season)
+    spec = InputSpec(
+        frame=_frame_dict(f),
+        encoder_length=encoder_length,
+        min_encoder_length=min_l,
+        horizon=horizon,
+        quantiles=list(quantiles),
+        vocab={k: list(v) for k, v in panel.vocab.items()},
+        mean=mean,
+        std=std,
+        season=season,
+    )
     s, t0 = enumerate_windows(panel.first, panel.last, min_l, horizon, train_end)
     if len(s) == 0:
-        raise ValueError(f"no training window: every series needs {min_l} + {horizon} observed periods "
-                         f"up to index {train_end}")
+        raise ValueError(
+            f"no training window: every series needs {min_l} + {horizon} observed periods "
+            f"up to index {train_end}"
+        )
     pick = rng.choice(len(s), size=min(max_windows, len(s)), replace=False)
     y = torch.from_numpy(panel.y)
     first = torch.from_numpy(np.asarray(panel.first, np.int64))
@@ -239,8 +258,13 @@ def fit_input_spec(panel: Panel, train_end: int, encoder_length: int, horizon: i
     return spec
 
 
-def make_batch(pt: PanelTensors, spec: InputSpec, s: torch.Tensor, t0: torch.Tensor,
-               max_length: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+def make_batch(
+    pt: PanelTensors,
+    spec: InputSpec,
+    s: torch.Tensor,
+    t0: torch.Tensor,
+    max_length: torch.Tensor | None = None,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Assemble a TFT input batch for windows ``(s, t0)`` by tensor gathers.
 
     Args:
@@ -274,27 +298,44 @@ def make_batch(pt: PanelTensors, spec: InputSpec, s: torch.Tensor, t0: torch.Ten
     z_norm = torch.where(valid, (z - center[:, None]) / scale[:, None], torch.zeros(()))
     t = spec.target
     Lf = float(L)
-    stat = torch.cat([
-        pt.static_real[s],
-        ((lengths.float() - 0.5 * Lf) / Lf * 2.0)[:, None],
-        ((center - spec.mean[f"{t}_center"]) / spec.std[f"{t}_center"])[:, None],
-        ((scale - spec.mean[f"{t}_scale"]) / spec.std[f"{t}_scale"])[:, None],
-    ], dim=1)  # (B, Sr + 3)
+    stat = torch.cat(
+        [
+            pt.static_real[s],
+            ((lengths.float() - 0.5 * Lf) / Lf * 2.0)[:, None],
+            ((center - spec.mean[f"{t}_center"]) / spec.std[f"{t}_center"])[:, None],
+            ((scale - spec.mean[f"{t}_scale"]) / spec.std[f"{t}_scale"])[:, None],
+        ],
+        dim=1,
+    )  # (B, Sr + 3)
     rel_enc = (pos[None] - lengths[:, None]).float() / Lf
     rel_dec = torch.arange(H, dtype=torch.float32)[None].expand(len(s), H) / Lf
-    enc_cont = torch.cat([
-        stat[:, None].expand(-1, Le, -1), pt.known_real[si, te], rel_enc[..., None], z_norm[..., None]], dim=2)
+    enc_cont = torch.cat(
+        [stat[:, None].expand(-1, Le, -1), pt.known_real[si, te], rel_enc[..., None], z_norm[..., None]],
+        dim=2,
+    )
     enc_cont = enc_cont * valid[..., None]
-    dec_cont = torch.cat([
-        stat[:, None].expand(-1, H, -1), pt.known_real[si, td], rel_dec[..., None],
-        torch.zeros(len(s), H, 1)], dim=2)
+    dec_cont = torch.cat(
+        [
+            stat[:, None].expand(-1, H, -1),
+            pt.known_real[si, td],
+            rel_dec[..., None],
+            torch.zeros(len(s), H, 1),
+        ],
+        dim=2,
+    )
     sc = pt.static_cat[s]
-    enc_cat = torch.cat([sc[:, None].expand(-1, Le, -1), pt.known_cat[si, te].long()], dim=2) * valid[..., None]
+    enc_cat = (
+        torch.cat([sc[:, None].expand(-1, Le, -1), pt.known_cat[si, te].long()], dim=2) * valid[..., None]
+    )
     dec_cat = torch.cat([sc[:, None].expand(-1, H, -1), pt.known_cat[si, td].long()], dim=2)
     y = torch.where(td_raw < T, pt.y[si, td], torch.full((), float("nan")))
     x = {
-        "encoder_cont": enc_cont, "decoder_cont": dec_cont, "encoder_cat": enc_cat, "decoder_cat": dec_cat,
-        "encoder_lengths": lengths, "decoder_lengths": torch.full((len(s),), H, dtype=torch.long),
+        "encoder_cont": enc_cont,
+        "decoder_cont": dec_cont,
+        "encoder_cat": enc_cat,
+        "decoder_cat": dec_cat,
+        "encoder_lengths": lengths,
+        "decoder_lengths": torch.full((len(s),), H, dtype=torch.long),
         "target_scale": torch.stack([center, scale], dim=1),
     }
     return x, y
@@ -314,10 +355,22 @@ class WindowLoader:
         shuffle: draw windows in random order (training) or in order (validation).
     """
 
-    def __init__(self, pt: PanelTensors, spec: InputSpec, s: np.ndarray, t0: np.ndarray, batch_size: int,
-                 batches: int | None, rng: np.random.Generator, shuffle: bool = True):
+    def __init__(
+        self,
+        pt: PanelTensors,
+        spec: InputSpec,
+        s: np.ndarray,
+        t0: np.ndarray,
+        batch_size: int,
+        batches: int | None,
+        rng: np.random.Generator,
+        shuffle: bool = True,
+    ):
         self.pt, self.spec, self.batch_size, self.rng, self.shuffle = pt, spec, batch_size, rng, shuffle
-        self.s, self.t0 = torch.from_numpy(np.asarray(s, np.int64)), torch.from_numpy(np.asarray(t0, np.int64))
+        self.s, self.t0 = (
+            torch.from_numpy(np.asarray(s, np.int64)),
+            torch.from_numpy(np.asarray(t0, np.int64)),
+        )
         full = math.ceil(len(self.s) / batch_size)
         self.batches = full if batches is None else min(batches, full) if not shuffle else batches
 

@@ -55,12 +55,15 @@ def train_cmd(
     r = train_and_register(cfg)
     console.print(_summary_table(r.summary, f"backtest of {cfg.name} version {r.version}"))
     verdict = "[green]promoted to champion[/green]" if r.promoted else "[yellow]not promoted[/yellow]"
-    console.print(f"version {r.version} (run {r.run_id}): {verdict}: {r.reason}; trained in {r.train_seconds:.1f} s")
+    console.print(
+        f"version {r.version} (run {r.run_id}): {verdict}: {r.reason}; trained in {r.train_seconds:.1f} s"
+    )
 
 
 def backtest_cmd(
-    config: Annotated[Path, typer.Option("--config", "-c", help="Training config YAML (data, origins).")]
-    = DEFAULT_CONFIG,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Training config YAML (data, origins).")
+    ] = DEFAULT_CONFIG,
     version: Annotated[str, typer.Option(help="Version number or alias.")] = "champion",
 ) -> None:
     """Rolling-origin backtest of a registered version against the baselines (by model, level and series)."""
@@ -148,7 +151,9 @@ def forecast_cmd(
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     if horizon > pred.spec.horizon:
-        console.print(f"[red]--horizon {horizon}: this model forecasts at most {pred.spec.horizon} periods[/red]")
+        console.print(
+            f"[red]--horizon {horizon}: this model forecasts at most {pred.spec.horizon} periods[/red]"
+        )
         raise typer.Exit(2)
     spec = pred.spec.frame_spec
     df = stallion_frame(pd.read_parquet(cfg.data.path or STALLION_PATH))
@@ -158,9 +163,11 @@ def forecast_cmd(
     out = pl.from_pandas(fc).with_columns(pl.col("date").cast(pl.Date))
     batch = f"forecast-{uuid.uuid4().hex[:12]}"
     paths = write_facts("forecasts", tenant or get_settings().tenant, out, batch)
-    console.print(f"{len(out)} forecast rows ({out['series'].n_unique()} series x {horizon} periods, "
-                  f"{int(fc.cold_start.sum() / max(horizon, 1))} cold-start) from {cfg.name} version {pred.version} "
-                  f"written to {len(paths)} file(s), batch {batch}")
+    console.print(
+        f"{len(out)} forecast rows ({out['series'].n_unique()} series x {horizon} periods, "
+        f"{int(fc.cold_start.sum() / max(horizon, 1))} cold-start) from {cfg.name} version {pred.version} "
+        f"written to {len(paths)} file(s), batch {batch}"
+    )
     console.print(fc.head(8).round(1).to_string(index=False))
 
 

@@ -57,9 +57,13 @@ def test_metrics_ignore_nan_actuals():
 
 
 def test_mase_pinball_coverage_by_hand():
-    assert mase(np.array([[4.0]]), np.array([[1.0]]), np.array([[1.0, 3.0, 2.0]]), m=1)[0] == pytest.approx(2.0)
+    assert mase(np.array([[4.0]]), np.array([[1.0]]), np.array([[1.0, 3.0, 2.0]]), m=1)[0] == pytest.approx(
+        2.0
+    )
     assert pinball(np.array([1.0]), np.array([[0.0, 2.0]]), np.array([0.1, 0.9])) == pytest.approx(0.1)
-    assert coverage(np.array([1.0, 5.0, 3.0]), np.array([0, 0, 4.0]), np.array([2, 4, 6.0])) == pytest.approx(1 / 3)
+    assert coverage(np.array([1.0, 5.0, 3.0]), np.array([0, 0, 4.0]), np.array([2, 4, 6.0])) == pytest.approx(
+        1 / 3
+    )
     assert math.isnan(mase(np.array([[1.0]]), np.array([[1.0]]), np.array([[2.0, 2.0, 2.0]]))[0])
 
 

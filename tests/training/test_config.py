@@ -10,15 +10,18 @@ def test_defaults_and_yaml_file(tmp_path):
     assert cfg.fit.horizon == 3 and cfg.model.quantiles[2] == 0.5
 
 
-@pytest.mark.parametrize("bad, field", [
-    ({"fit": {"horizon": 0}}, "fit.horizon"),
-    ({"fit": {"learning_rate": -1}}, "fit.learning_rate"),
-    ({"modle": {}}, "modle"),
-    ({"model": {"quantiles": [0.1, 0.9, 0.5]}}, "model"),
-    ({"model": {"hidden_size": "big"}}, "model.hidden_size"),
-    ({"fit": {"encoder_length": 10, "min_encoder_length": 20}}, "fit"),
-    ({"name": "has space"}, "name"),
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ({"fit": {"horizon": 0}}, "fit.horizon"),
+        ({"fit": {"learning_rate": -1}}, "fit.learning_rate"),
+        ({"modle": {}}, "modle"),
+        ({"model": {"quantiles": [0.1, 0.9, 0.5]}}, "model"),
+        ({"model": {"hidden_size": "big"}}, "model.hidden_size"),
+        ({"fit": {"encoder_length": 10, "min_encoder_length": 20}}, "fit"),
+        ({"name": "has space"}, "name"),
+    ],
+)
 def test_bad_config_names_the_field(bad, field):
     with pytest.raises(TrainConfigError) as e:
         load_train_config(bad)

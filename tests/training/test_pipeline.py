@@ -56,12 +56,13 @@ def test_train_register_gate_and_load(tiny):
 
     # the registered pyfunc and the fast predictor give the same forecasts
     pred = load_predictor(r1.version, cfg.name)
-    from features.frames import build_panel  # noqa: F401
-    from training.pipeline import STALLION_PATH
-
     import pandas as pd
 
-    from features.frames import stallion_frame
+    from features.frames import (
+        build_panel,  # noqa: F401
+        stallion_frame,
+    )
+    from training.pipeline import STALLION_PATH
 
     df = stallion_frame(pd.read_parquet(STALLION_PATH))
     keep = panel.keys.astype(str)
@@ -75,14 +76,20 @@ def test_train_register_gate_and_load(tiny):
     assert not py["cold_start"].any()
 
     # a second, deliberately bad model (no training to speak of) is registered but never becomes champion
-    bad = cfg.model_copy(update={"fit": cfg.fit.model_copy(update={"max_epochs": 1, "batches_per_epoch": 1,
-                                                                   "learning_rate": 1e-6, "refit": False})})
+    bad = cfg.model_copy(
+        update={
+            "fit": cfg.fit.model_copy(
+                update={"max_epochs": 1, "batches_per_epoch": 1, "learning_rate": 1e-6, "refit": False}
+            )
+        }
+    )
     r2 = train_and_register(bad, panel)
     champion = c.get_model_version_by_alias(cfg.name, "champion").version if r1.promoted else None
     if not r2.summary["model"]["wape"] < min(r1.summary["model"]["wape"], base):
         assert not r2.promoted
-        assert (champion is None and not any("champion" in v["aliases"] for v in list_versions(cfg.name))) or \
-            c.get_model_version_by_alias(cfg.name, "champion").version == champion
+        assert (
+            champion is None and not any("champion" in v["aliases"] for v in list_versions(cfg.name))
+        ) or c.get_model_version_by_alias(cfg.name, "champion").version == champion
     assert [v["version"] for v in list_versions(cfg.name)] == ["2", "1"]
 
 
@@ -90,8 +97,13 @@ def test_cold_start_series_are_flagged_and_forecast(tiny):
     cfg, panel = tiny
     import copy
 
-    fitted = TFTEstimator(cfg.model_copy(update={"fit": cfg.fit.model_copy(update={
-        "max_epochs": 1, "batches_per_epoch": 1, "refit": False})})).fit(panel, panel.n_times - 1 - cfg.holdout)
+    fitted = TFTEstimator(
+        cfg.model_copy(
+            update={
+                "fit": cfg.fit.model_copy(update={"max_epochs": 1, "batches_per_epoch": 1, "refit": False})
+            }
+        )
+    ).fit(panel, panel.n_times - 1 - cfg.holdout)
     p = copy.deepcopy(panel)
     origin = p.n_times - 3
     p.y[0, : origin - 2] = np.nan  # a new series with two months of history

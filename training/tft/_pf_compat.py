@@ -47,17 +47,28 @@ def dataset_parameters(spec: InputSpec) -> dict:
     scalers = {c: _scaler(spec.mean[c], spec.std[c]) for c in scaled}
     scalers.update({"relative_time_idx": None, "encoder_length": None})
     return dict(
-        time_idx="time_idx", target=t, group_ids=list(f["series_keys"]), weight=None,
-        max_encoder_length=spec.encoder_length, min_encoder_length=spec.min_encoder_length,
-        max_prediction_length=spec.horizon, min_prediction_length=spec.horizon,
-        static_categoricals=list(f["static_categoricals"]), static_reals=list(f["static_reals"]),
+        time_idx="time_idx",
+        target=t,
+        group_ids=list(f["series_keys"]),
+        weight=None,
+        max_encoder_length=spec.encoder_length,
+        min_encoder_length=spec.min_encoder_length,
+        max_prediction_length=spec.horizon,
+        min_prediction_length=spec.horizon,
+        static_categoricals=list(f["static_categoricals"]),
+        static_reals=list(f["static_reals"]),
         time_varying_known_categoricals=list(f["known_categoricals"]),
         time_varying_known_reals=list(f["known_reals"]),
-        time_varying_unknown_categoricals=[], time_varying_unknown_reals=[t],
-        add_relative_time_idx=True, add_target_scales=True, add_encoder_length=True,
+        time_varying_unknown_categoricals=[],
+        time_varying_unknown_reals=[t],
+        add_relative_time_idx=True,
+        add_target_scales=True,
+        add_encoder_length=True,
         target_normalizer=EncoderNormalizer(transformation="log1p"),
         categorical_encoders={c: _encoder(spec.vocab[c]) for c in spec.x_categoricals},
-        scalers=scalers, randomize_length=None, predict_mode=False,
+        scalers=scalers,
+        randomize_length=None,
+        predict_mode=False,
     )
 
 
@@ -84,6 +95,7 @@ def reference_frame(df: pd.DataFrame, spec: InputSpec) -> pd.DataFrame:
 
 def attach_dataset_parameters(net, spec: InputSpec):
     """Give a network built by :func:`training.tft.module.build_network` the ``dataset_parameters`` that
-    ``TemporalFusionTransformer.predict(DataFrame)`` reads."""
+    ``TemporalFusionTransformer.predict(DataFrame)`` reads.
+    """
     net.dataset_parameters = dataset_parameters(spec)
     return net

@@ -13,7 +13,6 @@ Nothing after ``c`` is read. CPU or CUDA is chosen automatically, bf16 mixed pre
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass, field
 
@@ -63,8 +62,11 @@ def _callbacks(history: list, best: dict):
             m["epoch"] = trainer.current_epoch + 1
             history.append(m)
             if m.get("val_loss", np.inf) < best.get("val_loss", np.inf):
-                best.update(val_loss=m["val_loss"], epoch=m["epoch"],
-                            state={k: v.detach().clone() for k, v in pl_module.module.state_dict().items()})
+                best.update(
+                    val_loss=m["val_loss"],
+                    epoch=m["epoch"],
+                    state={k: v.detach().clone() for k, v in pl_module.module.state_dict().items()},
+                )
 
     return [_Record()]
 
@@ -104,8 +106,13 @@ class TFTEstimator:
         from training.tft.module import TFTModule
 
         model_cfg = self.config.model.model_dump()
-        return TFTLightningModule(TFTModule(spec, model_cfg), spec.quantiles, self.config.fit.learning_rate,
-                                  self.config.fit.weight_decay, total_steps)
+        return TFTLightningModule(
+            TFTModule(spec, model_cfg),
+            spec.quantiles,
+            self.config.fit.learning_rate,
+            self.config.fit.weight_decay,
+            total_steps,
+        )
 
     def fit(self, panel: Panel, cutoff: int) -> FittedTFT:
         """Train on ``panel`` using targets up to index ``cutoff`` only.
@@ -122,18 +129,25 @@ class TFTEstimator:
         cfg, fit = self.config, self.config.fit
         H, Lmax = fit.horizon, fit.encoder_length
         val_origin = cutoff - H + 1
+        if fit.threads is not None:
+            torch.set_num_threads(fit.threads)
         L.seed_everything(fit.seed, workers=True, verbose=False)
         rng = np.random.default_rng(fit.seed)
         t_start = time.perf_counter()
 
-        spec = fit_input_spec(panel, val_origin - 1, Lmax, H, cfg.model.quantiles, fit.min_encoder_length,
-                              fit.season, rng=rng)
+        spec = fit_input_spec(
+            panel, val_origin - 1, Lmax, H, cfg.model.quantiles, fit.min_encoder_length, fit.season, rng=rng
+        )
         pt = PanelTensors.from_panel(panel, spec)
         s, t0 = enumerate_windows(panel.first, panel.last, spec.min_encoder_length, H, val_origin - 1)
         if len(s) == 0:
-            raise ValueError("no training windows before the validation window; lower encoder lengths or horizon")
-        val_s = np.flatnonzero((np.asarray(panel.first) + spec.min_encoder_length <= val_origin)
-                               & (np.asarray(panel.last) >= cutoff))
+            raise ValueError(
+                "no training windows before the validation window; lower encoder lengths or horizon"
+            )
+        val_s = np.flatnonzero(
+            (np.asarray(panel.first) + spec.min_encoder_length <= val_origin)
+            & (np.asarray(panel.last) >= cutoff)
+        )
         val_t0 = np.full(len(val_s), val_origin)
         train = WindowLoader(pt, spec, s, t0, fit.batch_size, fit.batches_per_epoch, rng)
         val = WindowLoader(pt, spec, val_s, val_t0, 512, None, rng, shuffle=False)
@@ -143,15 +157,20 @@ class TFTEstimator:
         module = self._module(spec, fit.max_epochs * fit.batches_per_epoch)
         import lightning.pytorch.callbacks as cb
 
-        callbacks = [*_callbacks(history, best), cb.EarlyStopping("val_loss", patience=fit.patience, mode="min")]
-        self._trainer(fit.max_epochs, callbacks, True).fit(module, train_dataloaders=train, val_dataloaders=val)
+        callbacks = [
+            *_callbacks(history, best),
+            cb.EarlyStopping("val_loss", patience=fit.patience, mode="min"),
+        ]
+        self._trainer(fit.max_epochs, callbacks, True).fit(
+            module, train_dataloaders=train, val_dataloaders=val
+        )
         module.module.load_state_dict(best["state"])
         best_epoch = int(best["epoch"])
 
         # Blend and calibration from the validation window only.
         module.module.cpu()
         raw = raw_quantiles(module.module, pt, spec, val_s, val_t0)
-        y_val = panel.y[val_s, val_origin:cutoff + 1].astype(float)
+        y_val = panel.y[val_s, val_origin : cutoff + 1].astype(float)
         y_hist = panel.y[val_s, :val_origin]
         m_idx = spec.quantiles.index(0.5)
         spec.blend = fit_blend(y_val, raw[..., m_idx], y_hist, spec.season)
@@ -173,6 +192,12 @@ class TFTEstimator:
             loader = WindowLoader(pt, spec, s2, t02, fit.batch_size, fit.batches_per_epoch, rng)
             self._trainer(best_epoch, [], False).fit(refit, train_dataloaders=loader)
             state = {k: v.detach().cpu().clone() for k, v in refit.module.state_dict().items()}
-        return FittedTFT(spec=spec, model_cfg=cfg.model.model_dump(), state_dict=state, history=history,
-                         best_epoch=best_epoch, train_seconds=time.perf_counter() - t_start,
-                         validation=validation)
+        return FittedTFT(
+            spec=spec,
+            model_cfg=cfg.model.model_dump(),
+            state_dict=state,
+            history=history,
+            best_epoch=best_epoch,
+            train_seconds=time.perf_counter() - t_start,
+            validation=validation,
+        )

@@ -40,8 +40,14 @@ class TFTLightningModule(L.LightningModule):
         total_steps: steps of the cosine schedule (epochs x batches per epoch).
     """
 
-    def __init__(self, module: TFTModule, quantiles: list[float], learning_rate: float, weight_decay: float,
-                 total_steps: int):
+    def __init__(
+        self,
+        module: TFTModule,
+        quantiles: list[float],
+        learning_rate: float,
+        weight_decay: float,
+        total_steps: int,
+    ):
         super().__init__()
         self.module = module
         self.register_buffer("q", torch.tensor(quantiles, dtype=torch.float32), persistent=False)
@@ -71,6 +77,7 @@ class TFTLightningModule(L.LightningModule):
     def configure_optimizers(self):
         """AdamW with cosine decay to 5 % of the peak learning rate."""
         opt = torch.optim.AdamW(self.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.total_steps, 1),
-                                                           eta_min=0.05 * self.learning_rate)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=max(self.total_steps, 1), eta_min=0.05 * self.learning_rate
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -115,7 +115,9 @@ def speed_up_for_inference(net: nn.Module) -> nn.Module:
     )
 
     for mod in net.modules():
-        if isinstance(mod, ResampleNorm) and isinstance(getattr(mod, "resample", None), TimeDistributedInterpolation):
+        if isinstance(mod, ResampleNorm) and isinstance(
+            getattr(mod, "resample", None), TimeDistributedInterpolation
+        ):
             if not mod.resample.trainable:
                 mod.resample = _MatrixInterpolation(mod.input_size, mod.output_size, True)
     return net

@@ -110,6 +110,8 @@ def simulate_cpu(
         for k in range(n_open):
             open_total += open_orders[i, k]
         acc = np.zeros(N_STAT)
+        # review cycles [kR, (k+1)R) counted: those starting at or after burn_in (the same for every path)
+        cycles = nb.float64((n_periods - 1) // R_i - (burn_in + R_i - 1) // R_i + 1)
         d_start = d_off[i]
         d_n = (d_off[i + 1] - d_start) >> 1
         d_base = d_lo[i]
@@ -123,10 +125,9 @@ def simulate_cpu(
             ip = net + open_total  # inventory position = net inventory + on order
             dem = 0.0
             short_p = 0.0
-            ok = 0.0
-            cycles = 0.0
+            n_bad_per = 0.0  # counted periods with a stockout
+            n_bad_cyc = 0.0  # counted cycles with a stockout (R > 1)
             cycle_bad = False
-            any_out = False
             on_hand_sum = 0.0
             net_sum = 0.0
             n_ord = 0.0
@@ -186,15 +187,16 @@ def simulate_cpu(
                     dem += d
                     short_p += sh
                     bad = (sh > 0.0) | (net < 0.0)
-                    cycle_bad |= bad
-                    any_out |= bad
+                    n_bad_per += bad
                     net_sum += net
                     on_hand_sum += max(net, 0.0)
-                    if cur_phase == R_i - 1 or t == n_periods - 1:
-                        if t - cur_phase >= burn_in:
-                            cycles += 1.0
-                            ok += 1.0 - cycle_bad
-                        cycle_bad = False
+                    if R_i > 1:  # with R = 1 every counted period is a counted cycle: n_bad_per says it all
+                        cycle_bad |= bad
+                        if cur_phase == R_i - 1 or t == n_periods - 1:
+                            if t - cur_phase >= burn_in:
+                                n_bad_cyc += cycle_bad
+                            cycle_bad = False
+            ok = cycles - (n_bad_per if R_i == 1 else n_bad_cyc)
             acc[0] += dem
             acc[1] += short_p
             acc[2] += short_p * short_p
@@ -203,7 +205,7 @@ def simulate_cpu(
             acc[5] += ok
             acc[6] += ok * ok
             acc[7] += cycles
-            if any_out:
+            if n_bad_per > 0.0:
                 acc[8] += 1.0
             acc[9] += on_hand_sum
             acc[10] += net if net > 0.0 else 0.0

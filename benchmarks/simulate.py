@@ -8,9 +8,9 @@ SKU-path-periods per second for both (medians), the speed-up, the agreement of p
 generators differ, so the difference is Monte-Carlo noise: reported also in standard errors) and the peak
 resident memory of each (VmHWM after a reset of /proc/self/clear_refs).
 
-Part 2: ``optimize_order_up_to`` for 100,000 units to a 95% fill-rate target (1,000 paths x 60 periods, 9
-burn-in), with the bisection optimiser ``optimize_level`` on 2,000 of the units as the reference (same seed:
-the levels must be identical).
+Part 2: ``optimize_order_up_to`` for 100,000 units to a 95% fill-rate target (500 paths x 60 periods, 9
+burn-in; ``--opt-paths``), with the bisection optimiser ``optimize_level`` on 2,000 of the units as the
+reference (same seed: the levels must be identical).
 
 Usage: flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/simulate.py [--quick]
 The last line printed is one JSON object with the figures.
@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
+import numba
 import numpy as np
 
 from kernels.optimize import optimize_level, optimize_order_up_to
@@ -91,6 +93,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--opt-paths", type=int, default=500, help="paths per unit in the optimisation part")
     args = ap.parse_args()
     n_sku, n_paths, n_periods = (1000, 200, 52) if args.quick else (10_000, 1_000, 52)
     n_opt, n_opt_ref = (5_000, 200) if args.quick else (100_000, 2_000)
@@ -109,11 +112,12 @@ def main() -> None:
     print(f"warmup (compile or load cache): {time.perf_counter() - t0:.2f} s")
 
     base = _reset_peak()
-    ours_t = []
+    ours_t, ours_cpu = [], []
     for _ in range(args.runs + 2):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = simulate(demand, lead, policy, n_periods=n_periods, n_paths=n_paths, seed=42)
         ours_t.append(time.perf_counter() - t0)
+        ours_cpu.append(time.process_time() - c0)
     ours_peak = max(_status("VmHWM") - base, 0)
     ours_s = statistics.median(ours_t)
     print(
@@ -123,11 +127,12 @@ def main() -> None:
     )
 
     base = _reset_peak()
-    ref_t = []
+    ref_t, ref_cpu = [], []
     for r in range(args.runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         dem_tot, short_tot = numpy_reference(mean, S, n_paths, n_periods, np.random.default_rng(r))
         ref_t.append(time.perf_counter() - t0)
+        ref_cpu.append(time.process_time() - c0)
     ref_peak = max(_status("VmHWM") - base, 0)
     ref_s = statistics.median(ref_t)
     ref_fill = 1.0 - short_tot / dem_tot
@@ -138,7 +143,13 @@ def main() -> None:
     diff = np.abs(res.fill_rate - ref_fill)
     z = diff / np.sqrt(2.0) / np.maximum(res.fill_rate_se, 1e-12)
     speedup = ref_s / ours_s
-    print(f"speed-up vs numpy: {speedup:.1f}x")
+    cpu_ratio = statistics.median(ref_cpu) / statistics.median(ours_cpu)
+    print(
+        f"speed-up vs numpy: {speedup:.1f}x wall-clock; {cpu_ratio:.1f}x in CPU-seconds (ours "
+        f"{statistics.median(ours_cpu):.2f} CPU-s on {numba.get_num_threads()} threads, numpy "
+        f"{statistics.median(ref_cpu):.2f} CPU-s on 1); load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores"
+    )
     print(
         f"per-SKU fill rate: ours mean {res.fill_rate.mean():.5f}, numpy mean {ref_fill.mean():.5f}; "
         f"max |diff| {diff.max():.5f} ({z.max():.2f} standard errors of the difference over {n_sku} SKUs; "
@@ -146,16 +157,17 @@ def main() -> None:
     )
 
     # ---- part 2: optimise the order-up-to level to a 95% fill rate
-    n_p2, T2, burn = (200, 60, 9) if args.quick else (1_000, 60, 9)
+    n_p2, T2, burn = (200, 60, 9) if args.quick else (args.opt_paths, 60, 9)
     mean2 = np.random.default_rng(7).uniform(0.5, 20.0, n_opt)
     d2, lt2 = poisson_demand(mean2), uniform_lead_times(LT_LO, LT_HI, n_opt)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     opt = optimize_order_up_to(d2, lt2, target=0.95, n_periods=T2, n_paths=n_p2, seed=5, burn_in=burn)
     opt_s = time.perf_counter() - t0
+    opt_cpu = time.process_time() - c0
     print(
         f"optimize_order_up_to: {n_opt} units x {n_p2} paths x {T2} periods ({burn} burn-in) to a 95% fill "
-        f"rate: {opt_s:.2f} s; achieved fill rate min {opt.fill_rate.min():.4f}, mean safety stock "
-        f"{opt.safety_stock.mean():.2f}"
+        f"rate: {opt_s:.2f} s ({opt_cpu:.1f} CPU-s); achieved fill rate min {opt.fill_rate.min():.4f}, "
+        f"mean safety stock {opt.safety_stock.mean():.2f}"
     )
     sub = slice(0, n_opt_ref)
     d3, lt3 = poisson_demand(mean2[sub]), uniform_lead_times(LT_LO, LT_HI, n_opt_ref)
@@ -182,11 +194,13 @@ def main() -> None:
     print(json.dumps({
         "bench": "simulate", "skus": n_sku, "paths": n_paths, "periods": n_periods,
         "seconds": round(ours_s, 4), "ref_seconds": round(ref_s, 4), "speedup": round(speedup, 1),
+        "cpu_seconds_ratio": round(cpu_ratio, 1), "load_average": round(os.getloadavg()[0], 1),
         "rate_per_s": round(work / ours_s), "ref_rate_per_s": round(work / ref_s),
         "fill_rate_max_abs_diff": round(float(diff.max()), 6),
         "fill_rate_max_diff_se": round(float(z.max()), 2),
         "peak_mib": round(ours_peak / 2**20, 1), "ref_peak_mib": round(ref_peak / 2**20, 1),
         "optimize_units": n_opt, "optimize_paths": n_p2, "optimize_seconds": round(opt_s, 3),
+        "optimize_cpu_seconds": round(opt_cpu, 2),
         "optimize_ref_units": n_opt_ref, "optimize_ref_seconds": round(bis_s, 3),
         "optimize_levels_identical": same,
     }))  # fmt: skip

@@ -15,6 +15,10 @@ candidate level), so the level found never falls as the target rises:
 ``safety_stock`` is the level minus the mean demand over the protection interval, ``mean lead time + R``
 periods (the timing convention of ``kernels/simulate.py``).
 
+Backends: with CuPy inputs :func:`optimize_order_up_to` and :func:`optimize_cost` run their one-pass curve
+kernel on the host (the per-unit parameters are copied; there is no CUDA curve kernel yet) and return device
+arrays; :func:`optimize_level` runs every simulation on the GPU.
+
 Example:
     >>> import numpy as np
     >>> from kernels.simulate import poisson_demand, uniform_lead_times
@@ -343,7 +347,7 @@ def optimize_level(
     together by the same amount, keeping ``S - s``; the level is then the new ``S`` for order-up-to style
     policies and the new ``s`` for (s, nQ)). The other levels stay as in ``policy``. Assumes the metric
     does not fall as the level rises (true for backorders; with lost sales and crossing orders it holds on
-    average and, by common random numbers, in practice).
+    average and, by common random numbers, in practice). Levels are searched from 0 upwards.
 
     Args:
         demand: demand model (as for :func:`kernels.simulate.simulate`).

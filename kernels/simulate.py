@@ -51,6 +51,10 @@ Example:
     >>> res.fill_rate.shape
     (1000,)
 
+Memory: O(1) state per path and O(units) results; the inputs' alias tables take 8 bytes per support point
+(about ``2 * (24 sd + 10)`` points for Poisson/negative binomial) per unit, or per unit and period when the
+demand parameters vary by period.
+
 The same call with CuPy arrays (``cupy.full(n, 4.0)``) runs on the GPU. Call :func:`warmup` once at
 start-up (a Serve replica's constructor) so no request pays for compilation.
 """

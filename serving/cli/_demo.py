@@ -354,7 +354,9 @@ def _quiet() -> None:
 
     warnings.filterwarnings("ignore")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow", "alembic"):
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow", "alembic",
+                 "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
+                 "mlflow.store.db.utils", "mlflow.tracking._model_registry.client", "alembic.runtime.migration"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

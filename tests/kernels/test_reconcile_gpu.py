@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -129,3 +131,60 @@ def test_mixed_devices_raise():
     S = sp.csr_array(np.vstack([np.ones(2), np.eye(2)]))
     with pytest.raises(BackendError, match="mixed devices"):
         reconcile(S, cp.ones((3, 1)), "wls_var", residuals=np.ones((3, 4)))
+
+
+class _FakeRawKernel:
+    """Runs the CSR kernel's arithmetic on the host (what each CUDA thread computes, row by row)."""
+
+    def __call__(self, grid, block, args):
+        indptr, indices, data, B, out, n_rows, k = args
+        assert B.flags.c_contiguous and out.flags.c_contiguous and int(k) == B.shape[1]
+        assert grid[0] * block[0] >= int(n_rows) * int(k)
+        for i in range(int(n_rows)):
+            lo, hi = indptr[i], indptr[i + 1]
+            out[i] = data[lo:hi] @ B[indices[lo:hi]]
+
+
+class _FakeCuPy(types.ModuleType):
+    """NumPy behind CuPy's names, so the device code path (DeviceOps, xp-generic maths) runs without a GPU."""
+
+    def __init__(self):
+        super().__init__("fake_cupy")
+        self.cuda = types.SimpleNamespace(
+            Device=lambda *a: types.SimpleNamespace(id=0, synchronize=lambda: None)
+        )
+        self.asnumpy = lambda x: np.array(x, copy=True)
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+
+def test_device_code_path_matches_the_host_with_the_kernel_emulated(monkeypatch):
+    import importlib
+
+    import kernels._reconcile_ops as ops_module
+
+    rec = importlib.import_module("kernels.reconcile")  # the package exports a function of the same name
+
+    fake = _FakeCuPy()
+    monkeypatch.setattr(ops_module, "cupy_module", lambda: fake)
+    monkeypatch.setattr(ops_module, "_device_kernel", lambda device_id: _FakeRawKernel())
+    monkeypatch.setattr(ops_module, "_GPU_ROW_CHUNK", 3)  # long rows are split, twice for the total
+    rng = np.random.default_rng(3)
+    for name, S in _cases().items():
+        n, m = S.shape
+        y = rng.uniform(-2.0, 9.0, size=(n, 3))
+        R = S @ rng.standard_normal((m, 15)) + rng.standard_normal((n, 15))
+        hist = S @ rng.uniform(1.0, 3.0, size=(m, 6))
+        for method in METHODS:
+            if name == "grouped" and method in ("top_down", "middle_out"):
+                continue
+            for kw in ({}, {"nonnegative": True}):
+                kwargs = dict(residuals=R, weights=np.ones(n), level=1, y_insample=hist, **kw)
+                host = rec.reconcile(Hierarchy(sp.csr_array(S)), y, method, **kwargs)
+                with monkeypatch.context() as mp:
+                    mp.setattr(rec, "get_array_module", lambda *arrays: fake)
+                    hier = Hierarchy(sp.csr_array(S))
+                    dev = rec.reconcile(hier, y, method, **kwargs)
+                    assert isinstance(ops_module.ops_for(hier, fake), ops_module.DeviceOps)
+                assert rel_err(dev, host) < 1e-12, (name, method, kw)

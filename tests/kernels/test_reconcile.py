@@ -305,3 +305,23 @@ def test_reconciled_quantiles_are_coherent_and_monotone():
         assert out.shape == q.shape
         assert (np.diff(out, axis=2) >= 0).all(), method
         np.testing.assert_allclose(np.einsum("nm,mhq->nhq", S, out[3:]), out, rtol=1e-12)
+
+
+def test_blas_threads_setting_does_not_change_the_answer():
+    S = sp.csr_array(np.vstack([np.ones(3), [1, 1, 0], np.eye(3)]))
+    rng = np.random.default_rng(4)
+    y, R = rng.uniform(1, 4, size=(5, 3)), rng.standard_normal((5, 12))
+    np.testing.assert_array_equal(
+        reconcile(S, y, "mint_shrink", residuals=R, blas_threads=None),
+        reconcile(S, y, "mint_shrink", residuals=R, blas_threads=1),
+    )
+
+
+def test_gpu_warmup_without_a_gpu_names_the_install_command():
+    from kernels._backend import BackendError, gpu_available
+    from kernels.reconcile import warmup
+
+    if gpu_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(BackendError, match=r"replenish\[gpu\]"):
+        warmup(gpu=True)

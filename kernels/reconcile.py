@@ -155,9 +155,8 @@ def reconcile(
     shape = y.shape
     y2 = y.reshape(n, -1)
     out, b_buf = ops.empty_output(y2.shape[1])
-    diag_w: list = []  # the diagonal of W, filled by the diagonal MinT methods (exact non-negative solve)
     with _blas_limit(xp, blas_threads):
-        b = _bottom(
+        b, w_diag = _bottom(
             ops,
             hier,
             y2,
@@ -168,12 +167,11 @@ def reconcile(
             proportions=proportions,
             level=level,
             out=b_buf,
-            diag_w=diag_w,
         )
-    if nonnegative and diag_w:
+    if nonnegative and w_diag is not None:
         from kernels._reconcile_nonneg import nnls_diag_bottom  # noqa: PLC0415
 
-        b_buf[...] = nnls_diag_bottom(ops, y2, diag_w[0], b)
+        b_buf[...] = nnls_diag_bottom(ops, y2, w_diag, b)
         b = b_buf
     elif nonnegative:
         b = xp.maximum(b, 0.0, out=b_buf)
@@ -181,13 +179,17 @@ def reconcile(
 
 
 def _bottom(
-    ops, hier: Hierarchy, y2, method: str, *, residuals, weights, y_insample, proportions, level, out, diag_w
+    ops, hier: Hierarchy, y2, method: str, *, residuals, weights, y_insample, proportions, level, out
 ):
-    """Reconciled bottom-level forecasts (m, k) for 2-D base forecasts (n, k); MinT writes into ``out``."""
+    """Reconciled bottom-level forecasts (m, k) for 2-D base forecasts (n, k); MinT writes into ``out``.
+
+    Returns:
+        (b_tilde, w): w is the diagonal of W (n,) for the diagonal MinT methods, else None.
+    """
     xp, n = ops.xp, hier.n
     if method == "bottom_up":
         rows = slice(hier.a, n) if hier.standard_layout else ops.from_host(hier.bottom_rows)
-        return y2[rows]
+        return y2[rows], None
     if method in ("top_down", "middle_out"):
         from kernels._reconcile_topdown import middle_out_bottom  # noqa: PLC0415
 
@@ -206,17 +208,17 @@ def _bottom(
                     f"proportions={proportions!r} needs y_insample, the in-sample history (n x T)"
                 )
             y_in = _as_array(xp, y_insample, "y_insample", n, (2,), "(n, T)")
-        return middle_out_bottom(ops, tree, y2, int(level), proportions, y_in)
+        return middle_out_bottom(ops, tree, y2, int(level), proportions, y_in), None
     from kernels._reconcile_gls import gls_bottom, residual_variance, shrinkage_intensity  # noqa: PLC0415
 
     if method == "ols":
-        diag_w.append(xp.ones(n))
-        return gls_bottom(ops, y2, diag_w[0], out=out)
+        w = xp.ones(n)
+        return gls_bottom(ops, y2, w, out=out), w
     if method == "wls_struct":
         w = np.ones(n)
         w[hier.agg_rows] = hier.agg_size
-        diag_w.append(ops.from_host(w))
-        return gls_bottom(ops, y2, diag_w[0], out=out)
+        w = ops.from_host(w)
+        return gls_bottom(ops, y2, w, out=out), w
     if method == "wls":
         if weights is None:
             raise ValueError("method 'wls' needs weights, the positive diagonal of W with shape (n,)")
@@ -224,8 +226,7 @@ def _bottom(
         if not bool((w > 0).all()):
             row = int(xp.flatnonzero(w <= 0)[0])
             raise ValueError(f"weights must be positive; row {row} holds {float(w[row])}")
-        diag_w.append(w)
-        return gls_bottom(ops, y2, w, out=out)
+        return gls_bottom(ops, y2, w, out=out), w
     if residuals is None:
         raise ValueError(
             f"method {method!r} needs residuals, the in-sample one-step residuals with shape (n, T)"
@@ -235,10 +236,9 @@ def _bottom(
         raise ValueError(f"residuals need at least T = 2 in-sample periods, got T = {R.shape[1]}")
     D = residual_variance(R, xp)
     if method == "wls_var":
-        diag_w.append(D)
-        return gls_bottom(ops, y2, D, out=out)
+        return gls_bottom(ops, y2, D, out=out), D
     lam = shrinkage_intensity(R, xp, D)
-    return gls_bottom(ops, y2, lam * D, R=R, c2=(1.0 - lam) / R.shape[1], out=out)
+    return gls_bottom(ops, y2, lam * D, R=R, c2=(1.0 - lam) / R.shape[1], out=out), None
 
 
 def reconcile_quantiles(S: Any, q_hat: Any, method: str, **kwargs: Any) -> Any:

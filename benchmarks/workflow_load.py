@@ -409,7 +409,8 @@ def main() -> None:
             f"{r['outbox']} = approvals+overrides {r['approvals_and_overrides']}, delivered once "
             f"{r['delivered_unique']}, lost {r['lost']}, processed twice {r['processed_twice']} | "
             f"chains ok {r['chains_ok']}, gapless {r['gapless']} | inconsistencies {r['inconsistencies']} | "
-            f"client CPU {r['client_cpu_ms_per_transition']:.2f} ms/transition, load avg {os.getloadavg()[0]:.1f}",
+            f"client CPU {r['client_cpu_ms_per_transition']:.2f} ms/transition, "
+            f"load avg {os.getloadavg()[0]:.1f}",
             flush=True,
         )
     url, name = _fresh_db(admin)

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from sqlalchemy import insert, select
@@ -137,6 +138,45 @@ def _record(conn, *, batch_id: str, tenant: str, contract: Contract, file_name: 
         conn.execute(insert(QuarantineRow.__table__), records)
 
 
+@dataclasses.dataclass
+class _Job:
+    """One file being ingested: what the stages share."""
+
+    contract: Contract
+    path: Path
+    fmt: str
+    tenant: str
+    engine: Engine
+    settings: Any
+    step: Callable[[str], None]
+    limit: int
+    started: float
+    digest: str = ""
+    present: list[str] = dataclasses.field(default_factory=list)
+    extra: tuple[str, ...] = ()
+    keep: list[str] = dataclasses.field(default_factory=list)
+    resolvers: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def file_name(self) -> str:
+        return str(self.path)
+
+    def done(self, **kw) -> IngestResult:
+        return IngestResult(kind=self.contract.kind, file=self.file_name,
+                            seconds=time.perf_counter() - self.started, **kw)
+
+
+@dataclasses.dataclass
+class _Checked:
+    """Outcome of validation: the usable rows and the quarantine entries."""
+
+    good: pl.DataFrame
+    entries: pl.DataFrame | None
+    n_bad: int
+    rows_total: int
+    by_field: dict[str, int]
+
+
 def ingest(kind: str, path: str | Path, *, tenant: str | None = None, engine: Engine | None = None,
            settings=None, progress: Callable[[str], None] | None = None,
            quarantine_limit: int = QUARANTINE_LIMIT) -> IngestResult:
@@ -165,7 +205,6 @@ def ingest(kind: str, path: str | Path, *, tenant: str | None = None, engine: En
         from features.settings import get_settings
 
         settings = get_settings()
-    tenant = tenant or settings.tenant
     if engine is None:
         from features.store._db import make_engine
         from features.store._migrate import migrate
@@ -173,82 +212,82 @@ def ingest(kind: str, path: str | Path, *, tenant: str | None = None, engine: En
         settings.ensure_home()
         engine = make_engine(settings.database_url)
         migrate(engine)
-    step = progress or (lambda _stage: None)
-    file_name = str(path)
-    ensure_tenant(engine, tenant)
-
-    def done(**kw) -> IngestResult:
-        return IngestResult(kind=kind, file=file_name, seconds=time.perf_counter() - started, **kw)
+    job = _Job(contract=contract, path=path, fmt=fmt, tenant=tenant or settings.tenant, engine=engine,
+               settings=settings, step=progress or (lambda _stage: None), limit=quarantine_limit,
+               started=started)
+    ensure_tenant(engine, job.tenant)
 
     try:
         header = read_header(path, fmt)
     except Exception as exc:  # polars/pyarrow errors on corrupt files
-        return done(status="refused", message=f"cannot read the file as {fmt}: {exc}")
+        return job.done(status="refused", message=f"cannot read the file as {fmt}: {exc}")
     missing = tuple(c for c in contract.required if c not in header)
     if missing:
-        return done(status="refused", missing_columns=missing,
-                    message=f"missing required column(s): {', '.join(missing)} "
-                            f"(expected columns: {', '.join(contract.names)})")
-    present = [c for c in contract.names if c in header]
-    extra = tuple(c for c in header if c not in contract.names)
-    keep = list(extra) if kind == "skus" else []
+        return job.done(status="refused", missing_columns=missing,
+                        message=f"missing required column(s): {', '.join(missing)} "
+                                f"(expected columns: {', '.join(contract.names)})")
+    job.present = [c for c in contract.names if c in header]
+    job.extra = tuple(c for c in header if c not in contract.names)
+    job.keep = list(job.extra) if kind == "skus" else []
 
-    step("hashing")
-    digest = content_hash(path)
-    with _lock(settings.home, tenant, kind):
+    job.step("hashing")
+    job.digest = content_hash(path)
+    with _lock(settings.home, job.tenant, kind):
         with engine.connect() as conn:
             prior = conn.execute(
                 select(IngestBatch.batch_id, IngestBatch.created_at)
-                .where(IngestBatch.tenant_id == tenant, IngestBatch.kind == kind,
-                       IngestBatch.content_hash == digest, IngestBatch.status.in_(("stored", "partial")))
+                .where(IngestBatch.tenant_id == job.tenant, IngestBatch.kind == kind,
+                       IngestBatch.content_hash == job.digest, IngestBatch.status.in_(("stored", "partial")))
             ).first()
             if prior is not None:
-                return done(status="already_ingested", batch_id=prior[0],
-                            message=f"already ingested as batch {prior[0]} at {prior[1]:%Y-%m-%d %H:%M}: "
-                                    "nothing added")
-            resolvers = {f.name: load_resolver(conn, tenant, f.ref) for f in contract.fields
-                         if f.ref and f.name in present}
-        return _ingest_locked(contract, path, fmt, tenant, engine, settings, step, quarantine_limit, digest,
-                              present, extra, keep, resolvers, done)
+                return job.done(status="already_ingested", batch_id=prior[0],
+                                message=f"already ingested as batch {prior[0]} at {prior[1]:%Y-%m-%d %H:%M}: "
+                                        "nothing added")
+            job.resolvers = {f.name: load_resolver(conn, job.tenant, f.ref) for f in contract.fields
+                             if f.ref and f.name in job.present}
+        job.step("reading and validating")
+        try:
+            checked = _check(job)
+        except pl.exceptions.PolarsError as exc:  # malformed CSV (ragged lines, bad quoting, encoding)
+            return job.done(status="refused", message=f"cannot read the file as {fmt}: {exc}".splitlines()[0])
+        if contract.store == "facts":
+            return _store_facts(job, checked)
+        return _store_sql(job, checked)
 
 
 _FAST_TYPES = {"int": pl.Int64, "float": pl.Float64, "date": pl.Date}
 
 
-def _validate(path, fmt, contract, present, resolvers, keep):
+def _validate(job: _Job) -> tuple[pl.DataFrame, list]:
     """Typed rows and check flags of the whole file (see ``features._ingest_validate``).
 
     CSV fast path: numbers and dates are parsed by the CSV reader itself; a value it cannot parse comes back
     null, so only rows with a null in such a column are read again as text and checked by the text parser
     (which tells an empty cell from a malformed one and reports the raw value).
     """
-    fast = {f.name: _FAST_TYPES[f.dtype] for f in contract.fields
-            if f.name in present and f.dtype in _FAST_TYPES} if fmt == "csv" else {}
-    plan, checks = build_plan(scan_raw(path, fmt, fast), contract, present, resolvers, keep)
+    fast = {f.name: _FAST_TYPES[f.dtype] for f in job.contract.fields
+            if f.name in job.present and f.dtype in _FAST_TYPES} if job.fmt == "csv" else {}
+    args = (job.contract, job.present, job.resolvers, job.keep)
+    plan, checks = build_plan(scan_raw(job.path, job.fmt, fast), *args)
     df = plan.collect()
     if fast:
         unsure = pl.any_horizontal(pl.col(c).is_null() for c in fast)
         rows = df.filter(unsure)[ROW]
         if rows.len():
-            text = scan_raw(path, fmt).filter(pl.col(ROW).is_in(rows.implode()))
-            again, _ = build_plan(text, contract, present, resolvers, keep)
+            text = scan_raw(job.path, job.fmt).filter(pl.col(ROW).is_in(rows.implode()))
+            again, _ = build_plan(text, *args)
             df = pl.concat([df.filter(~unsure), again.collect()], how="vertical")
     return df, checks
 
 
-def _ingest_locked(contract, path, fmt, tenant, engine, settings, step, quarantine_limit, digest, present,
-                   extra, keep, resolvers, done) -> IngestResult:
-    file_name = str(path)
-    raw = scan_raw(path, fmt)
-    if contract.self_ref:
-        own = raw.select(pl.col(contract.key[0]).cast(pl.String)).collect().to_series()
-        resolvers = {k: r.with_known(own) for k, r in resolvers.items()}
-
-    step("reading and validating")
-    try:
-        df, checks = _validate(path, fmt, contract, present, resolvers, keep)
-    except pl.exceptions.PolarsError as exc:  # malformed CSV (ragged lines, bad quoting, encoding)
-        return done(status="refused", message=f"cannot read the file as {fmt}: {exc}".splitlines()[0])
+def _check(job: _Job) -> _Checked:
+    """Validate every row; build the quarantine entries of the bad ones."""
+    contract = job.contract
+    if contract.self_ref:  # e.g. a store whose parent DC is listed in the same file
+        own = scan_raw(job.path, job.fmt).select(pl.col(contract.key[0]).cast(pl.String)).collect()
+        own = own.to_series()
+        job.resolvers = {k: r.with_known(own) for k, r in job.resolvers.items()}
+    df, checks = _validate(job)
     df = mark_duplicate_keys(df, contract.key, checks)
     flags = [c.flag for c in checks]
     counts = df.select(pl.col(flags).sum(), pl.col("__bad").sum()).row(0, named=True)
@@ -257,77 +296,92 @@ def _ingest_locked(contract, path, fmt, tenant, engine, settings, step, quaranti
     for c in checks:
         if counts[c.flag]:
             by_field[c.field] = by_field.get(c.field, 0) + int(counts[c.flag])
-    fields = list(contract.names) + keep
+    fields = list(contract.names) + job.keep
     entries = None
     if n_bad:
         bad = df.filter(pl.col("__bad")).select(ROW, *flags)
-        raw_bad = (scan_raw(path, fmt).filter(pl.col(ROW).is_in(bad[ROW].head(quarantine_limit)))
-                   .select(ROW, *present).collect())
-        entries = violations(bad, raw_bad, checks, file_name, quarantine_limit)
+        raw_bad = (scan_raw(job.path, job.fmt).filter(pl.col(ROW).is_in(bad[ROW].head(job.limit)))
+                   .select(ROW, *job.present).collect())
+        entries = violations(bad, raw_bad, checks, job.file_name, job.limit)
         good = df.filter(~pl.col("__bad")).select(ROW, *fields)
     else:
         good = df.select(ROW, *fields)
-    del df
     rows_total = n_bad + good.height
     if contract.kind == "lead_times":
         good = good.with_columns(pl.col("lead_time_days").fill_null(
             (pl.col("receipt_date") - pl.col("order_date")).dt.total_days().cast(pl.Float64)))
+    return _Checked(good=good, entries=entries, n_bad=n_bad, rows_total=rows_total, by_field=by_field)
 
-    batch_id = uuid.uuid4().hex
-    step("comparing with stored rows")
-    facts_dir = Path(settings.facts_dir)
-    n_dup = n_upd = n_new = 0
-    if contract.store == "facts":
-        new, n_dup, conflicts = split_against_stored_facts(facts_dir, contract, tenant, good)
-        if conflicts.height:
-            key = ",".join(contract.key)
-            by_field[key] = by_field.get(key, 0) + conflicts.height
-            conflict_entries = (conflicts.join(good, on=ROW).select(
-                pl.col(ROW).cast(pl.Int64).alias("row_number"), pl.lit(key).alias("field"),
-                pl.concat_str([pl.col(k).cast(pl.String) for k in contract.key], separator="|")
-                .alias("value"),
-                pl.lit("a key not already stored with other values (stored facts are not overwritten)")
-                .alias("expected"), pl.lit(file_name).alias("file_name")))
-            entries = conflict_entries if entries is None else pl.concat([entries, conflict_entries])
-            n_bad += conflicts.height
-        n_new = new.height
-        usable = n_new + n_dup
-        status = "rejected" if usable == 0 else ("partial" if n_bad else "stored")
-        row_counts = {"rows_total": rows_total, "rows_stored": n_new, "rows_duplicate": n_dup,
-                      "rows_quarantined": n_bad}
-        step("writing")
-        written = write_partitions(facts_dir, contract.table, tenant, new.drop(ROW), contract.period_field,
-                                   batch_id) if status != "rejected" else []
-        step("recording")
-        try:
-            with session_scope(engine) as s:
-                _record(s.connection(), batch_id=batch_id, tenant=tenant, contract=contract,
-                        file_name=file_name, digest=digest, status=status, counts=row_counts, message=None,
-                        entries=entries)
-        except BaseException:
-            if written:
-                delete_batch(facts_dir, contract.table, tenant, batch_id)
-            raise
-    else:
-        step("writing")
-        with session_scope(engine) as s:
-            conn = s.connection()
-            usable_rows = good.drop(ROW)
-            if usable_rows.height:
-                n_new, n_upd, n_dup = upsert_sql(conn, contract, tenant, usable_rows, keep)
-            usable = n_new + n_upd + n_dup
-            status = "rejected" if usable == 0 else ("partial" if n_bad else "stored")
-            step("recording")
-            counts = {"rows_total": rows_total, "rows_stored": n_new + n_upd, "rows_duplicate": n_dup,
-                      "rows_quarantined": n_bad}
-            _record(conn, batch_id=batch_id, tenant=tenant, contract=contract, file_name=file_name,
-                    digest=digest, status=status, counts=counts, message=None, entries=entries)
+
+def _status(usable: int, n_bad: int) -> str:
+    return "rejected" if usable == 0 else ("partial" if n_bad else "stored")
+
+
+def _finish(job: _Job, c: _Checked, batch_id: str, status: str, n_new: int, n_upd: int,
+            n_dup: int) -> IngestResult:
     msg = ""
-    if entries is not None and n_bad and entries.height >= quarantine_limit:
-        msg = f"only the first {quarantine_limit:,d} quarantine entries were kept"
-    return done(status=status, batch_id=batch_id, rows_total=rows_total, rows_stored=n_new,
-                rows_updated=n_upd, rows_duplicate=n_dup, rows_quarantined=n_bad,
-                ignored_columns=() if keep else extra, violations_by_field=by_field, message=msg)
+    if c.entries is not None and c.entries.height >= job.limit:
+        msg = f"only the first {job.limit:,d} quarantine entries were kept"
+    return job.done(status=status, batch_id=batch_id, rows_total=c.rows_total, rows_stored=n_new,
+                    rows_updated=n_upd, rows_duplicate=n_dup, rows_quarantined=c.n_bad,
+                    ignored_columns=() if job.keep else job.extra, violations_by_field=c.by_field,
+                    message=msg)
+
+
+def _store_facts(job: _Job, c: _Checked) -> IngestResult:
+    """Drop rows already stored, quarantine conflicting ones, write the rest, then record the batch."""
+    contract, facts_dir, batch_id = job.contract, Path(job.settings.facts_dir), uuid.uuid4().hex
+    job.step("comparing with stored rows")
+    new, n_dup, conflicts = split_against_stored_facts(facts_dir, contract, job.tenant, c.good)
+    if conflicts.height:
+        key = ",".join(contract.key)
+        c.by_field[key] = c.by_field.get(key, 0) + conflicts.height
+        conflict_entries = conflicts.join(c.good, on=ROW).select(
+            pl.col(ROW).cast(pl.Int64).alias("row_number"), pl.lit(key).alias("field"),
+            pl.concat_str([pl.col(k).cast(pl.String) for k in contract.key], separator="|").alias("value"),
+            pl.lit("a key not already stored with other values (stored facts are not overwritten)")
+            .alias("expected"), pl.lit(job.file_name).alias("file_name"))
+        c.entries = conflict_entries if c.entries is None else pl.concat([c.entries, conflict_entries])
+        c.n_bad += conflicts.height
+    status = _status(new.height + n_dup, c.n_bad)
+    counts = {"rows_total": c.rows_total, "rows_stored": new.height, "rows_duplicate": n_dup,
+              "rows_quarantined": c.n_bad}
+    job.step("writing")
+    written = []
+    if status != "rejected":
+        written = write_partitions(facts_dir, contract.table, job.tenant, new.drop(ROW),
+                                   contract.period_field, batch_id)
+    job.step("recording")
+    try:
+        with session_scope(job.engine) as s:
+            _record(s.connection(), batch_id=batch_id, tenant=job.tenant, contract=contract,
+                    file_name=job.file_name, digest=job.digest, status=status, counts=counts, message=None,
+                    entries=c.entries)
+    except BaseException:
+        if written:  # the batch is not recorded, so its files must not stay either
+            delete_batch(facts_dir, contract.table, job.tenant, batch_id)
+        raise
+    return _finish(job, c, batch_id, status, new.height, 0, n_dup)
+
+
+def _store_sql(job: _Job, c: _Checked) -> IngestResult:
+    """Insert new rows, update changed ones and record the batch, all in one transaction."""
+    batch_id = uuid.uuid4().hex
+    job.step("comparing with stored rows")
+    n_new = n_upd = n_dup = 0
+    with session_scope(job.engine) as s:
+        conn = s.connection()
+        job.step("writing")
+        usable_rows = c.good.drop(ROW)
+        if usable_rows.height:
+            n_new, n_upd, n_dup = upsert_sql(conn, job.contract, job.tenant, usable_rows, job.keep)
+        status = _status(n_new + n_upd + n_dup, c.n_bad)
+        job.step("recording")
+        counts = {"rows_total": c.rows_total, "rows_stored": n_new + n_upd, "rows_duplicate": n_dup,
+                  "rows_quarantined": c.n_bad}
+        _record(conn, batch_id=batch_id, tenant=job.tenant, contract=job.contract, file_name=job.file_name,
+                digest=job.digest, status=status, counts=counts, message=None, entries=c.entries)
+    return _finish(job, c, batch_id, status, n_new, n_upd, n_dup)
 
 
 def list_quarantine(engine: Engine, tenant: str, *, batch_id: str | None = None, kind: str | None = None,

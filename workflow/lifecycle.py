@@ -19,6 +19,14 @@ write the action to the outbox in that transaction too (:mod:`workflow.outbox` d
 Entry points for other packages (all take an open session; commit is the caller's ``session_scope``):
 
 * :func:`propose` -- planning hands a :class:`~workflow.schemas.RecommendationIn`; returns the stored record.
+  :func:`propose_many` does a whole plan in one transaction. Example (the serving/CLI glue)::
+
+      with session_scope(engine) as s:
+          recs = lifecycle.propose_many(s, tenant_id, [RecommendationIn(...), ...], actor="planning:run-42")
+
+  Give each item a ``proposal_key`` (e.g. ``"run-42/SKU-1/DC-1"``) so that re-sending a plan after a crash
+  stores nothing twice. ``route=Route(...)`` sends it to a planner queue; ``auto_approve=AutoApprove(rule)``
+  approves it by policy and writes it to the outbox at once.
 * :func:`route`, :func:`approve`, :func:`override`, :func:`reject`, :func:`comment`, :func:`expire_due`.
 * :func:`acknowledge`, :func:`record_supplier_response` -- answers from the systems of record and suppliers.
 * :func:`get`, :func:`list_recommendations`, :func:`history`.

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.workflow._helpers import Receiver, make_tenant
+from features.store._db import session_scope
+from tests.workflow._helpers import Receiver
+from workflow import access
 
 
 @pytest.fixture
 def tenants(engine):
     """Tenants ``a`` and ``b`` with admin, approver, planner, service and viewer principals."""
-    out = {}
-    for t in ("a", "b"):
-        for role in ("admin", "approver", "planner", "service", "viewer"):
-            out[(t, role)] = make_tenant(engine, t, roles=(role,), name=f"{t}-{role}")
-    return out
+    keys = {}
+    with session_scope(engine) as s:  # one transaction for the whole set-up
+        for t in ("a", "b"):
+            access.ensure_tenant(s, t)
+            for role in ("admin", "approver", "planner", "service", "viewer"):
+                keys[(t, role)] = access.create_key(s, t, [role], name=f"{t}-{role}", actor="test")[1]
+    with session_scope(engine) as s:
+        return {k: (access.authenticate(s, v), v) for k, v in keys.items()}
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from features.frames import STALLION_SPEC, build_panel, stallion_frame  # noqa: E402
+from features.frames import build_panel, stallion_frame, stallion_spec  # noqa: E402
 from training.baselines import last_value, seasonal_naive  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.metrics import coverage, mae  # noqa: E402
@@ -40,6 +40,9 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--no-refit", action="store_true")
+    ap.add_argument("--lags", type=int, nargs="*", default=[])
+    ap.add_argument("--swa", type=int, default=1)
+    ap.add_argument("--save", type=str, default="")
     args = ap.parse_args()
 
     import torch
@@ -49,8 +52,8 @@ def main() -> None:
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
     root = Path(__file__).resolve().parent.parent
-    df = stallion_frame(pd.read_parquet(root / "data" / "stallion.parquet"))
-    panel = build_panel(df, STALLION_SPEC)
+    df = stallion_frame(pd.read_parquet(root / "data" / "stallion.parquet"), tuple(args.lags))
+    panel = build_panel(df, stallion_spec(tuple(args.lags)))
     origin, H = 54, 6
     y_test = panel.y[:, origin : origin + H].astype(float)
     hist = panel.y[:, :origin].astype(float)
@@ -74,6 +77,7 @@ def main() -> None:
                 patience=6,
                 learning_rate=args.lr,
                 refit=not args.no_refit,
+                swa_epochs=args.swa,
                 seed=42 + k,
                 progress=False,
             ),
@@ -96,6 +100,8 @@ def main() -> None:
             "train_seconds": fitted.train_seconds,
         }
         rows.append(row)
+        if args.save:
+            np.savez(f"{args.save}-{row['seed']}.npz", raw=fc.raw, q=fc.quantiles, y=y_test, blend=str(fitted.spec.blend))
         print(
             f"seed {row['seed']}: TFT MAE {row['tft_mae']:.1f}  champion MAE {row['champion_mae']:.1f}  "
             f"coverage {row['coverage_p10_p90']:.3f} (raw {row['raw_coverage_p10_p90']:.3f})  "

@@ -11,6 +11,7 @@ periods beyond the last observed target (that is what makes them *known*).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -250,15 +251,49 @@ STALLION_SPEC = FrameSpec(
 )
 
 
-def stallion_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Derive the model columns of :data:`STALLION_SPEC` from the raw Stallion frame.
+def stallion_spec(lags: Sequence[int] = ()) -> FrameSpec:
+    """:data:`STALLION_SPEC` plus ``log_volume_lag<k>`` known inputs for each seasonal lag k (k >= horizon)."""
+    extra = tuple(f"log_volume_lag{k}" for k in lags)
+    return dataclasses.replace(STALLION_SPEC, known_reals=(*STALLION_SPEC.known_reals, *extra))
+
+
+def add_target_lags(df: pd.DataFrame, spec: FrameSpec, lags: Sequence[int], prefix: str = "log_volume_lag"):
+    """Add ``<prefix><k>`` = log1p(target k periods earlier) per series, for lags at least the horizon.
+
+    Such a lag is a *known* input over any horizon up to k. Periods with no value k periods earlier (the first k of
+    a series, only ever in an encoder) take the period's own log1p(target), which the encoder sees anyway.
+    Recompute after appending future rows (:func:`extend_known`) so the lags of the future come from history.
+
+    Args:
+        df: long frame sorted or not; one row per (series, period).
+        spec: the column roles.
+        lags: the lags k.
+        prefix: column name prefix.
+
+    Returns:
+        ``df`` with the lag columns (a copy).
+    """
+    out = df.copy()
+    out["_t"] = pd.to_datetime(out[spec.time])
+    out = out.sort_values([*spec.series_keys, "_t"])
+    g = out.groupby(list(spec.series_keys), sort=False, observed=True)[spec.target]
+    own = np.log1p(out[spec.target].clip(lower=0))
+    for k in lags:
+        lagged = np.log1p(g.shift(k).clip(lower=0))
+        out[f"{prefix}{k}"] = lagged.fillna(own).fillna(0.0).astype(np.float32)
+    return out.drop(columns="_t").sort_index()
+
+
+def stallion_frame(df: pd.DataFrame, lags: Sequence[int] = ()) -> pd.DataFrame:
+    """Derive the model columns of :data:`STALLION_SPEC` (or :func:`stallion_spec`) from the raw Stallion frame.
 
     Args:
         df: the bundled ``stallion.parquet`` frame (agency, sku, date, volume, prices, events, demographics).
+        lags: seasonal target lags to add as known inputs (see :func:`add_target_lags`).
 
     Returns:
         A copy with ``log_price_regular``, ``special_day`` (any holiday/event that month), ``log_population``,
-        ``log_income`` and ``month`` added.
+        ``log_income``, ``month`` and the lag columns added.
     """
     out = df.copy()
     out["agency"] = out["agency"].astype(str)
@@ -268,6 +303,8 @@ def stallion_frame(df: pd.DataFrame) -> pd.DataFrame:
     out["log_population"] = np.log(out["avg_population_2017"].clip(lower=1))
     out["log_income"] = np.log(out["avg_yearly_household_income_2017"].clip(lower=1))
     out["month"] = pd.to_datetime(out["date"]).dt.month.astype(str)
+    if lags:
+        out = add_target_lags(out, STALLION_SPEC, lags)
     return out
 
 

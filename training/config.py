@@ -39,6 +39,7 @@ class DataConfig(_Strict):
     max_series: int | None = Field(
         default=None, ge=1, description="Keep only the first N series (small runs)."
     )
+    lags: list[int] = Field(default=[], description="Seasonal target lags as known inputs (each >= horizon).")
 
 
 class ModelConfig(_Strict):
@@ -75,6 +76,7 @@ class FitConfig(_Strict):
     learning_rate: float = Field(default=0.01, gt=0.0, le=1.0)
     weight_decay: float = Field(default=0.0, ge=0.0)
     gradient_clip_val: float = Field(default=0.1, gt=0.0)
+    swa_epochs: int = Field(default=1, ge=1, description="Average the weights of the refit's last k epochs.")
     refit: bool = Field(
         default=True, description="Refit on train+validation with the epochs early stopping chose."
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.frames import STALLION_SPEC, Panel, build_panel, stallion_frame
+from features.frames import Panel, build_panel, stallion_frame, stallion_spec
 from training.config import TrainConfig
 
 __all__ = ["TrainResult", "load_panel", "train_and_register", "backtest_version", "promote", "STALLION_PATH"]
@@ -62,7 +62,11 @@ def load_panel(config: TrainConfig) -> Panel:
         keys = df[["agency", "sku"]].astype(str).drop_duplicates().sort_values(["agency", "sku"])
         keep = keys.head(config.data.max_series)
         df = df.merge(keep.astype(df[["agency", "sku"]].dtypes.to_dict()), on=["agency", "sku"])
-    return build_panel(stallion_frame(df), STALLION_SPEC)
+    if any(k < config.fit.horizon for k in config.data.lags):
+        raise ValueError(f"data.lags={config.data.lags}: each lag must be >= fit.horizon={config.fit.horizon} "
+                         "to be known over the whole horizon")
+    lags = tuple(config.data.lags)
+    return build_panel(stallion_frame(df, lags), stallion_spec(lags))
 
 
 def _cutoff(panel: Panel, config: TrainConfig) -> int:

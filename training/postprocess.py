@@ -23,8 +23,11 @@ def _base(y_hist: np.ndarray, H: int, season: int) -> dict[str, np.ndarray]:
     return {"last_value": last_value(y_hist, H), "seasonal_naive": seasonal_naive(y_hist, H, season)}
 
 
-def fit_blend(y: np.ndarray, median: np.ndarray, y_hist: np.ndarray, season: int, step: float = 0.05) -> dict:
-    """Blend weights (TFT, last value, seasonal naive) on the simplex minimising validation MAE.
+def fit_blend(y: np.ndarray, median: np.ndarray, y_hist: np.ndarray, season: int, step: float = 0.05,
+              shrink: float = 0.5) -> dict:
+    """Blend weights (TFT, last value, seasonal naive) on the simplex minimising validation MAE, shrunk toward
+    equal weights (one validation window is a noisy guide; equal weights are the robust default of the forecast
+    combination literature, Claeskens et al. 2016).
 
     Args:
         y: (N, H) validation actuals.
@@ -32,6 +35,7 @@ def fit_blend(y: np.ndarray, median: np.ndarray, y_hist: np.ndarray, season: int
         y_hist: (N, T) history before the validation window.
         season: seasonal period.
         step: grid step of the weights.
+        shrink: share of equal weights in the result (0: the validation optimum as is).
 
     Returns:
         ``{"tft": w0, "last_value": w1, "seasonal_naive": w2}`` summing to 1.
@@ -49,7 +53,8 @@ def fit_blend(y: np.ndarray, median: np.ndarray, y_hist: np.ndarray, season: int
         err = np.abs(f - y)[mask].mean()
         if err < best - 1e-12:
             best, best_w = err, (w0, w1, w2)
-    return {"tft": float(best_w[0]), "last_value": float(best_w[1]), "seasonal_naive": float(best_w[2])}
+    w = [(1.0 - shrink) * b_ + shrink / 3.0 for b_ in best_w]
+    return {"tft": float(w[0]), "last_value": float(w[1]), "seasonal_naive": float(w[2])}
 
 
 def _blend(spec_blend: dict, y_q: np.ndarray, median_idx: int, y_hist: np.ndarray, season: int) -> np.ndarray:

@@ -51,7 +51,7 @@ def train_cmd(
     from training.pipeline import train_and_register
 
     cfg = _config(config)
-    console = Console()
+    console = Console(width=140)
     r = train_and_register(cfg)
     console.print(_summary_table(r.summary, f"backtest of {cfg.name} version {r.version}"))
     verdict = "[green]promoted to champion[/green]" if r.promoted else "[yellow]not promoted[/yellow]"
@@ -72,7 +72,7 @@ def backtest_cmd(
     from training.pipeline import backtest_version
 
     cfg = _config(config)
-    console = Console()
+    console = Console(width=140)
     try:
         res = backtest_version(cfg, version)
     except LookupError as exc:
@@ -103,7 +103,7 @@ def list_cmd(
         t.add_column(c)
     for r in rows:
         t.add_row(*(str(v) for v in r.values()))
-    Console().print(t)
+    Console(width=140).print(t)
 
 
 def promote_cmd(
@@ -138,13 +138,13 @@ def forecast_cmd(
     from rich.console import Console
 
     from features.facts import write_facts
-    from features.frames import build_panel, extend_known, stallion_frame
+    from features.frames import add_target_lags, build_panel, extend_known, stallion_frame
     from features.settings import get_settings
     from training.pipeline import STALLION_PATH
     from training.predict import load_predictor
 
     cfg = _config(config)
-    console = Console()
+    console = Console(width=140)
     try:
         pred = load_predictor(version, cfg.name, cfg.tracking_uri)
     except LookupError as exc:
@@ -156,8 +156,19 @@ def forecast_cmd(
         )
         raise typer.Exit(2)
     spec = pred.spec.frame_spec
-    df = stallion_frame(pd.read_parquet(cfg.data.path or STALLION_PATH))
-    panel = build_panel(extend_known(df, spec, pred.spec.horizon), spec, vocab=pred.spec.vocab)
+    lags = [int(c.removeprefix("log_volume_lag")) for c in spec.known_reals if c.startswith("log_volume_lag")]
+    df = stallion_frame(pd.read_parquet(cfg.data.path or STALLION_PATH), lags)
+    known = pd.Series(True, index=df.index)
+    for c in spec.static_categoricals:  # a category the model never saw has no embedding: skip, say so
+        known &= df[c].astype(str).isin(pred.spec.vocab[c])
+    skipped = df.loc[~known, list(spec.series_keys)].drop_duplicates()
+    if len(skipped):
+        console.print(f"[yellow]{len(skipped)} series skipped: categories unknown to version {pred.version}[/yellow]")
+    df = df[known]
+    future = extend_known(df, spec, pred.spec.horizon)
+    if lags:  # lags of the future periods come from the history, not from the last row
+        future = add_target_lags(future, spec, lags)
+    panel = build_panel(future, spec, vocab=pred.spec.vocab)
     fc = pred.forecast(panel).to_frame()
     fc = fc[fc.horizon <= horizon].assign(model=cfg.name, model_version=str(pred.version))
     out = pl.from_pandas(fc).with_columns(pl.col("date").cast(pl.Date))

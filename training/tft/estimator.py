@@ -71,6 +71,37 @@ def _callbacks(history: list, best: dict):
     return [_Record()]
 
 
+def _average_callback():
+    import lightning as L
+
+    class Average(L.Callback):
+        """Running mean of the weights at the end of epochs >= ``first_epoch`` (stochastic weight averaging,
+        Izmailov et al. 2018, over the tail of the cosine schedule)."""
+
+        def __init__(self, first_epoch: int):
+            self.first_epoch, self.count, self.sum = first_epoch, 0, None
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.current_epoch + 1 < self.first_epoch:
+                return
+            sd = pl_module.module.state_dict()
+            if self.sum is None:
+                self.sum = {k: v.detach().double().clone() for k, v in sd.items()}
+            else:
+                for k, v in sd.items():
+                    self.sum[k] += v.detach().double()
+            self.count += 1
+
+        def average(self):
+            return {k: (v / self.count).float() for k, v in self.sum.items()}
+
+    return Average
+
+
+def _Average(first_epoch: int):  # noqa: N802 - factory keeps lightning out of module import
+    return _average_callback()(first_epoch)
+
+
 class TFTEstimator:
     """Fit a TFT on a panel following the module docstring's protocol.
 
@@ -190,8 +221,10 @@ class TFTEstimator:
             L.seed_everything(fit.seed + 1, workers=True, verbose=False)
             refit = self._module(spec, best_epoch * fit.batches_per_epoch)
             loader = WindowLoader(pt, spec, s2, t02, fit.batch_size, fit.batches_per_epoch, rng)
-            self._trainer(best_epoch, [], False).fit(refit, train_dataloaders=loader)
-            state = {k: v.detach().cpu().clone() for k, v in refit.module.state_dict().items()}
+            swa = _Average(first_epoch=max(1, best_epoch - fit.swa_epochs + 1)) if fit.swa_epochs > 1 else None
+            self._trainer(best_epoch, [swa] if swa else [], False).fit(refit, train_dataloaders=loader)
+            state = swa.average() if swa and swa.count else refit.module.state_dict()
+            state = {k: v.detach().cpu().clone() for k, v in state.items()}
         return FittedTFT(
             spec=spec,
             model_cfg=cfg.model.model_dump(),

@@ -154,19 +154,19 @@ async def run_forecast(forecaster: Forecaster, units: list[str]) -> Response:
 
 
 @router.post("", response_model=ForecastResponse, responses={401: {}, 404: {}, 422: {}, 503: {}})
-async def forecast_units(body: ForecastRequest, forecaster: ForecasterDep, principal: Reader):
+async def forecast_units(principal: Reader, body: ForecastRequest, forecaster: ForecasterDep):
     """Quantile forecasts for a list of planning units (batched with concurrent requests)."""
     return await run_forecast(forecaster, body.units)
 
 
 @router.get("/model", response_model=dict)
-async def served_model(forecaster: ForecasterDep, principal: Reader):
+async def served_model(principal: Reader, forecaster: ForecasterDep):
     """Version, quantile levels and horizon of the model being served."""
     return await forecaster.info()
 
 
 @router.get("/{unit_id}", response_model=ForecastResponse, responses={404: {}, 503: {}})
-async def forecast_unit(unit_id: Annotated[str, Path(pattern=_UNIT)], forecaster: ForecasterDep,
-                        principal: Reader):
+async def forecast_unit(principal: Reader, unit_id: Annotated[str, Path(pattern=_UNIT)],
+                        forecaster: ForecasterDep):
     """Quantile forecast for one planning unit."""
     return await run_forecast(forecaster, [unit_id])

@@ -1,6 +1,7 @@
 """Serving throughput and latency on loopback: batching on versus off, HTTP forecasts versus a no-op endpoint.
 
-One local Ray Serve instance, one application (model deployment + API ingress), the same replicas for every case;
+One local Ray Serve instance, one application (model deployment + API ingress), the same replicas for every
+case;
 batching is switched with the model deployment's ``user_config`` (a reconfigure, not a restart).
 
 Cases (each: median throughput over ``--rounds`` windows of ``--seconds``; p50/p99 over all requests):
@@ -10,8 +11,10 @@ Cases (each: median throughput over ``--rounds`` windows of ``--seconds``; p50/p
       Target: forecasts/s >= 80% of no-op requests/s; and p99 of a 1-unit forecast <= 300 ms under 16 clients.
   (c) 100-unit requests from 64 in-cluster callers, batching on vs off (reported).
 
-Model: ``--model tft`` serves the registered champion TFT (``training``; trained here when ``--train`` is given
-and none is registered), ``--model mlp`` a small real torch quantile network (the stand-in while the TFT is not
+Model: ``--model tft`` serves the registered champion TFT (``training``; trained here when ``--train`` is
+given
+and none is registered), ``--model mlp`` a small real torch quantile network (the stand-in while the TFT is
+not
 available). The last line printed is one JSON object with the figures.
 
     flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/serving.py
@@ -100,8 +103,12 @@ class _Conn:
 
 
 def _raw(method: str, path: str, host: str, body: bytes = b"", headers: dict | None = None) -> bytes:
-    head = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: keep-alive",
-            f"Content-Length: {len(body)}"]
+    head = [
+        f"{method} {path} HTTP/1.1",
+        f"Host: {host}",
+        "Connection: keep-alive",
+        f"Content-Length: {len(body)}",
+    ]
     if body:
         head.append("Content-Type: application/json")
     head += [f"{k}: {v}" for k, v in (headers or {}).items()]
@@ -130,19 +137,34 @@ async def _http_case(host, port, raw: bytes, clients: int, seconds: float, round
     return await _run_rounds(call, clients, seconds, rounds)
 
 
-def _model_args(kind: str, home: Path, tracking_uri: str | None, model_name: str) -> tuple[dict, list[str], str]:
+def _model_args(
+    kind: str, home: Path, tracking_uri: str | None, model_name: str
+) -> tuple[dict, list[str], str]:
     if kind == "mlp":
         spec = {"n_units": 350, "lookback": 36, "horizon": 6, "hidden": 64, "depth": 2}
-        return ({"loader": "serving.deploy:make_mlp_predictor", "resolver": None,
-                 "loader_kwargs": {"spec": spec, "seed": 0, "version": "mlp-standin"}},
-                [f"u{i:05d}" for i in range(350)], "QuantileMLP stand-in (hidden 64, 350 units)")
+        return (
+            {
+                "loader": "serving.deploy:make_mlp_predictor",
+                "resolver": None,
+                "loader_kwargs": {"spec": spec, "seed": 0, "version": "mlp-standin"},
+            },
+            [f"u{i:05d}" for i in range(350)],
+            "QuantileMLP stand-in (hidden 64, 350 units)",
+        )
     kw = {"model_name": model_name, "tracking_uri": tracking_uri}
     from serving.deploy._predictors import load_tft_predictor
 
     units = load_tft_predictor(version="champion", **kw).unit_ids()
-    return ({"loader": "serving.deploy:load_tft_predictor", "loader_kwargs": kw,
-             "resolver": "serving.deploy:mlflow_alias_version", "resolver_kwargs": {**kw, "alias": "champion"}},
-            units, f"TFT champion of {model_name}")
+    return (
+        {
+            "loader": "serving.deploy:load_tft_predictor",
+            "loader_kwargs": kw,
+            "resolver": "serving.deploy:mlflow_alias_version",
+            "resolver_kwargs": {**kw, "alias": "champion"},
+        },
+        units,
+        f"TFT champion of {model_name}",
+    )
 
 
 def main() -> None:
@@ -172,8 +194,9 @@ def main() -> None:
             kind = "tft"
         except Exception:  # noqa: BLE001 - no champion registered in this home: use the stand-in
             kind = "mlp"
-    model_cfg, units, model_desc = _model_args(kind, settings.home, settings.mlflow_tracking_uri,
-                                               settings.model_name)
+    model_cfg, units, model_desc = _model_args(
+        kind, settings.home, settings.mlflow_tracking_uri, settings.model_name
+    )
 
     from ray import serve
 
@@ -185,16 +208,32 @@ def main() -> None:
 
     def deploy(max_batch_size: int):
         app_args = {
-            "model": {**model_cfg, "max_batch_size": max_batch_size, "batch_wait_timeout_s": args.batch_wait_s,
-                      "max_ongoing_requests": 512, "max_queued_requests": -1, "torch_threads": 1,
-                      "ray_actor_options": {"num_cpus": 1}},
-            "api": {"settings": {"home": str(settings.home)}, "max_ongoing_requests": 256,
-                    "max_queued_requests": -1, "ray_actor_options": {"num_cpus": 1}},
+            "model": {
+                **model_cfg,
+                "max_batch_size": max_batch_size,
+                "batch_wait_timeout_s": args.batch_wait_s,
+                "max_ongoing_requests": 512,
+                "max_queued_requests": -1,
+                "torch_threads": 1,
+                "ray_actor_options": {"num_cpus": 1},
+            },
+            "api": {
+                "settings": {"home": str(settings.home)},
+                "max_ongoing_requests": 256,
+                "max_queued_requests": -1,
+                "ray_actor_options": {"num_cpus": 1},
+            },
         }
         run_app(build_app(app_args), name="bench", route_prefix="/")
 
-    results: dict = {"bench": "serving", "model": model_desc, "max_batch_size": args.max_batch_size,
-                     "batch_wait_s": args.batch_wait_s, "seconds": args.seconds, "rounds": args.rounds}
+    results: dict = {
+        "bench": "serving",
+        "model": model_desc,
+        "max_batch_size": args.max_batch_size,
+        "batch_wait_s": args.batch_wait_s,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+    }
     rng = np.random.default_rng(0)
     try:
         t0 = time.perf_counter()
@@ -207,6 +246,7 @@ def main() -> None:
                 pick = [units[i] for i in rng.integers(0, len(units), n_units)]
                 out = await handle.forecast.remote(pick)
                 return out["values"].shape[0] == n_units
+
             return call
 
         def report(name, r):
@@ -221,37 +261,53 @@ def main() -> None:
             assert info["max_batch_size"] == bs, info
             results[f"a_handle_1unit_batch_{tag}"] = report(
                 f"(a) handle, 1 unit, 64 callers, batch {tag}",
-                asyncio.run(_run_rounds(handle_call(1), 64, args.seconds, args.rounds)))
+                asyncio.run(_run_rounds(handle_call(1), 64, args.seconds, args.rounds)),
+            )
             results[f"c_handle_100unit_batch_{tag}"] = report(
                 f"(c) handle, 100 units, 64 callers, batch {tag}",
-                asyncio.run(_run_rounds(handle_call(100), 64, args.seconds, args.rounds)))
+                asyncio.run(_run_rounds(handle_call(100), 64, args.seconds, args.rounds)),
+            )
         deploy(args.max_batch_size)
         assert handle.info.remote().result()["max_batch_size"] == args.max_batch_size
 
         noop = _raw("GET", "/healthz", f"{host}:{port}")
         fc = _raw("POST", "/v1/forecasts", f"{host}:{port}", json.dumps({"units": [units[0]]}).encode())
-        results["b_http_noop_64"] = report("(b) HTTP no-op /healthz, 64 clients",
-                                           asyncio.run(_http_case(host, port, noop, 64, args.seconds,
-                                                                  args.rounds)))
-        results["b_http_forecast_64"] = report("(b) HTTP 1-unit forecast, 64 clients",
-                                               asyncio.run(_http_case(host, port, fc, 64, args.seconds,
-                                                                      args.rounds)))
-        results["b_http_forecast_16"] = report("(b) HTTP 1-unit forecast, 16 clients",
-                                               asyncio.run(_http_case(host, port, fc, 16, args.seconds,
-                                                                      args.rounds)))
+        results["b_http_noop_64"] = report(
+            "(b) HTTP no-op /healthz, 64 clients",
+            asyncio.run(_http_case(host, port, noop, 64, args.seconds, args.rounds)),
+        )
+        results["b_http_forecast_64"] = report(
+            "(b) HTTP 1-unit forecast, 64 clients",
+            asyncio.run(_http_case(host, port, fc, 64, args.seconds, args.rounds)),
+        )
+        results["b_http_forecast_16"] = report(
+            "(b) HTTP 1-unit forecast, 16 clients",
+            asyncio.run(_http_case(host, port, fc, 16, args.seconds, args.rounds)),
+        )
     finally:
         shutdown()
 
-    a_ratio = results["a_handle_1unit_batch_on"]["rps"] / max(results["a_handle_1unit_batch_off"]["rps"], 1e-9)
-    c_ratio = results["c_handle_100unit_batch_on"]["rps"] / max(results["c_handle_100unit_batch_off"]["rps"],
-                                                                1e-9)
+    a_ratio = results["a_handle_1unit_batch_on"]["rps"] / max(
+        results["a_handle_1unit_batch_off"]["rps"], 1e-9
+    )
+    c_ratio = results["c_handle_100unit_batch_on"]["rps"] / max(
+        results["c_handle_100unit_batch_off"]["rps"], 1e-9
+    )
     b_ratio = results["b_http_forecast_64"]["rps"] / max(results["b_http_noop_64"]["rps"], 1e-9)
-    results.update(a_speedup=round(a_ratio, 2), a_target_met=a_ratio >= 4.0, b_forecast_over_noop=round(b_ratio, 3),
-                   b_target_met=b_ratio >= 0.8, b_p99_16_ms=results["b_http_forecast_16"]["p99_ms"],
-                   b_p99_target_met=results["b_http_forecast_16"]["p99_ms"] <= 300.0, c_speedup=round(c_ratio, 2))
+    results.update(
+        a_speedup=round(a_ratio, 2),
+        a_target_met=a_ratio >= 4.0,
+        b_forecast_over_noop=round(b_ratio, 3),
+        b_target_met=b_ratio >= 0.8,
+        b_p99_16_ms=results["b_http_forecast_16"]["p99_ms"],
+        b_p99_target_met=results["b_http_forecast_16"]["p99_ms"] <= 300.0,
+        c_speedup=round(c_ratio, 2),
+    )
     print(f"(a) batching on / off, 1 unit:    {a_ratio:.2f}x (target >= 4x)")
-    print(f"(b) forecasts / no-op, 64 clients: {b_ratio:.2f} (target >= 0.80); "
-          f"p99 under 16 clients {results['b_http_forecast_16']['p99_ms']:.0f} ms (target <= 300)")
+    print(
+        f"(b) forecasts / no-op, 64 clients: {b_ratio:.2f} (target >= 0.80); "
+        f"p99 under 16 clients {results['b_http_forecast_16']['p99_ms']:.0f} ms (target <= 300)"
+    )
     print(f"(c) batching on / off, 100 units:  {c_ratio:.2f}x")
     print(json.dumps(results))
 

@@ -1,7 +1,8 @@
 """Assemble the decision API with the serving routes (forecasts, risk, plans, health, metrics, pages).
 
 ``build_decision_app`` starts from the control plane's ``serving.api.main.create_app(settings)`` and adds the
-serving routers it does not include yet, then attaches a forecaster (the model deployment's handle under Serve,
+serving routers it does not include yet, then attaches a forecaster (the model deployment's handle under
+Serve,
 a local predictor in-process). Routers already present are not added twice.
 """
 
@@ -26,7 +27,7 @@ SERVING_ROUTERS = (
 
 
 def include_serving_routes(app: FastAPI) -> FastAPI:
-    """Add the serving routers (and the request-metrics middleware) to ``app``, skipping those already there."""
+    """Add the serving routers and the request-metrics middleware to ``app``, skipping any already there."""
     from serving.api.routes.metrics import install
 
     install(app)
@@ -41,8 +42,10 @@ def include_serving_routes(app: FastAPI) -> FastAPI:
         router = getattr(module, "router", None)
         if router is None:
             continue
-        if all((getattr(r, "path", None), tuple(sorted(getattr(r, "methods", None) or ()))) in have
-               for r in router.routes):
+        if all(
+            (getattr(r, "path", None), tuple(sorted(getattr(r, "methods", None) or ()))) in have
+            for r in router.routes
+        ):
             continue
         app.include_router(router)
         setup = getattr(module, "setup_app", None)
@@ -51,13 +54,15 @@ def include_serving_routes(app: FastAPI) -> FastAPI:
     return app
 
 
-def build_decision_app(settings: Any = None, forecaster: Any = None, plan_inputs: Any = None,
-                       plan_period_days: int = 30) -> FastAPI:
-    """The decision API with every route of this checkout, ``forecaster`` attached as ``app.state.forecaster``.
+def build_decision_app(
+    settings: Any = None, forecaster: Any = None, plan_inputs: Any = None, plan_period_days: int = 30
+) -> FastAPI:
+    """The decision API with every route of this checkout and ``forecaster`` as ``app.state.forecaster``.
 
     Args:
         settings: :class:`features.settings.Settings` (default: ``get_settings()``).
-        forecaster: a :class:`serving.api.routes.forecasts.Forecaster`, or ``None`` (forecast routes answer 503).
+        forecaster: a :class:`serving.api.routes.forecasts.Forecaster`, or ``None`` (forecast routes answer
+        503).
         plan_inputs: zero-argument callable returning ``planning.PlanInputs`` for what-if re-plans (``None``:
             what-if answers 503).
         plan_period_days: days per period of those inputs.

@@ -24,11 +24,27 @@ __all__ = ["DEMO_TRAIN", "DemoState", "register", "run_demo"]
 DEMO_TRAIN: dict[str, Any] = {
     "name": "replenish-tft",
     "data": {"source": "stallion"},
-    "model": {"hidden_size": 16, "attention_head_size": 2, "hidden_continuous_size": 8, "dropout": 0.1,
-              "quantiles": [0.1, 0.25, 0.5, 0.75, 0.9]},
-    "fit": {"encoder_length": 24, "min_encoder_length": 12, "horizon": 6, "season": 12, "batch_size": 64,
-            "batches_per_epoch": 12, "max_epochs": 2, "patience": 1, "learning_rate": 0.01, "refit": False,
-            "seed": 42, "progress": False},
+    "model": {
+        "hidden_size": 16,
+        "attention_head_size": 2,
+        "hidden_continuous_size": 8,
+        "dropout": 0.1,
+        "quantiles": [0.1, 0.25, 0.5, 0.75, 0.9],
+    },
+    "fit": {
+        "encoder_length": 24,
+        "min_encoder_length": 12,
+        "horizon": 6,
+        "season": 12,
+        "batch_size": 64,
+        "batches_per_epoch": 12,
+        "max_epochs": 2,
+        "patience": 1,
+        "learning_rate": 0.01,
+        "refit": False,
+        "seed": 42,
+        "progress": False,
+    },
     "backtest": {"origins": 1, "step": 6},
     "holdout": 6,
 }
@@ -70,21 +86,25 @@ def _require(module: str, *names: str):
     return [getattr(mod, n) for n in names]
 
 
-# -- steps ----------------------------------------------------------------------------------------------------
+# -- steps ---------------------------------------------------------------------------------------------------
 
 
 def step_ingest(st: DemoState) -> str:
     """Ingest bundled Stallion (demand) and its generated supply side into the stores."""
     (load_into_store,) = _require("features.stallion", "load_into_store")
     summary = load_into_store(st.settings, st.tenant)
-    count = {k: sum((v.get(k) or 0) for v in summary["kinds"].values())
-             for k in ("rows", "stored", "duplicate", "quarantined")}
+    count = {
+        k: sum((v.get(k) or 0) for v in summary["kinds"].values())
+        for k in ("rows", "stored", "duplicate", "quarantined")
+    }
     statuses: dict[str, int] = {}
     for v in summary["kinds"].values():
         statuses[v["status"]] = statuses.get(v["status"], 0) + 1
-    return (f"{summary['series']} series x {summary['periods']} periods ({summary['first']} .. "
-            f"{summary['last']}); {len(summary['kinds'])} tables {statuses}: {count['stored']} rows stored, "
-            f"{count['quarantined']} quarantined; generated (marked): {', '.join(summary['generated'])}")
+    return (
+        f"{summary['series']} series x {summary['periods']} periods ({summary['first']} .. "
+        f"{summary['last']}); {len(summary['kinds'])} tables {statuses}: {count['stored']} rows stored, "
+        f"{count['quarantined']} quarantined; generated (marked): {', '.join(summary['generated'])}"
+    )
 
 
 def step_train(st: DemoState) -> str:
@@ -93,23 +113,32 @@ def step_train(st: DemoState) -> str:
 
     if not st.retrain:
         try:
-            st.model_version = mlflow_alias_version(st.settings.model_name, "champion",
-                                                    st.settings.mlflow_tracking_uri)
-            return (f"champion version {st.model_version} is already registered in this home; reusing it "
-                    "(--retrain trains a new version)")
+            st.model_version = mlflow_alias_version(
+                st.settings.model_name, "champion", st.settings.mlflow_tracking_uri
+            )
+            return (
+                f"champion version {st.model_version} is already registered in this home; reusing it "
+                "(--retrain trains a new version)"
+            )
         except LookupError:
             pass
     load_train_config, train_and_register = (
         _require("training.config", "load_train_config")[0],
-        _require("training.pipeline", "train_and_register")[0])
+        _require("training.pipeline", "train_and_register")[0],
+    )
     cfg = load_train_config(st.train_config or {**DEMO_TRAIN, "name": st.settings.model_name})
     result = train_and_register(cfg)
     st.model_version = str(result.version)
-    wape = {k: round(float(v.get("wape", float("nan"))), 3) for k, v in result.summary.items()
-            if isinstance(v, dict) and "wape" in v}
+    wape = {
+        k: round(float(v.get("wape", float("nan"))), 3)
+        for k, v in result.summary.items()
+        if isinstance(v, dict) and "wape" in v
+    }
     gate = "promoted to champion" if result.promoted else "not promoted by the gate"
-    return (f"version {result.version} registered in {result.train_seconds:.0f} s of training; backtest WAPE "
-            f"{wape}; {gate} ({result.reason})")
+    return (
+        f"version {result.version} registered in {result.train_seconds:.0f} s of training; backtest WAPE "
+        f"{wape}; {gate} ({result.reason})"
+    )
 
 
 def step_promote(st: DemoState) -> str:
@@ -129,8 +158,10 @@ def step_promote(st: DemoState) -> str:
     (promote,) = _require("training.pipeline", "promote")
     if current is None:
         decision = promote(st.model_version, name, uri)
-        return (f"champion = version {st.model_version}, promoted by hand for the demo (recorded on the "
-                f"version as forced: {getattr(decision, 'reason', decision)})")
+        return (
+            f"champion = version {st.model_version}, promoted by hand for the demo (recorded on the "
+            f"version as forced: {getattr(decision, 'reason', decision)})"
+        )
     st.model_version = current
     return f"champion stays version {current} (the gate kept it; the new version is registered beside it)"
 
@@ -146,11 +177,14 @@ def step_forecast(st: DemoState) -> str:
     units = st.predictor.unit_ids()
     st.forecasts = st.predictor.predict(units)  # (N, H, Q)
     fc_s = time.perf_counter() - t0
-    msg = (f"{len(units)} units x {st.predictor.horizon} months x {len(st.predictor.quantiles)} quantiles "
-           f"(model version {st.predictor.version}) in {fc_s:.1f} s")
+    msg = (
+        f"{len(units)} units x {st.predictor.horizon} months x {len(st.predictor.quantiles)} quantiles "
+        f"(model version {st.predictor.version}) in {fc_s:.1f} s"
+    )
     try:
-        frame_hierarchy, reconcile_frame = _require("kernels.reconcile_frame", "frame_hierarchy",
-                                                    "reconcile_frame")
+        frame_hierarchy, reconcile_frame = _require(
+            "kernels.reconcile_frame", "frame_hierarchy", "reconcile_frame"
+        )
     except Missing as exc:
         return msg + f"; reconciliation skipped: {exc}"
     import polars as pl
@@ -168,13 +202,16 @@ def step_forecast(st: DemoState) -> str:
     base = np.zeros((len(ids), H))
     base[-n_bottom:] = y_bottom  # aggregates get no model of their own: bottom-up is the honest choice here
     base[:-n_bottom] = (fh.S @ y_bottom)[:-n_bottom]
-    frame = pl.DataFrame({"unique_id": np.repeat(ids, H), "ds": np.tile(np.arange(H), len(ids)),
-                          "y_hat": base.reshape(-1)})
+    frame = pl.DataFrame(
+        {"unique_id": np.repeat(ids, H), "ds": np.tile(np.arange(H), len(ids)), "y_hat": base.reshape(-1)}
+    )
     st.reconciled = reconcile_frame(frame, fh, method="bottom_up")
     total = st.reconciled.filter(pl.col("unique_id") == "total").sort("ds")["y_hat"].to_numpy()
     coherent = bool(np.allclose(total, y_bottom.sum(axis=0), rtol=1e-6))
-    return msg + (f"; reconciled bottom-up over {len(ids)} nodes (total, {keys['agency'].n_unique()} "
-                  f"agencies, {keys['sku'].n_unique()} SKUs, {n_bottom} agency x SKU); coherent: {coherent}")
+    return msg + (
+        f"; reconciled bottom-up over {len(ids)} nodes (total, {keys['agency'].n_unique()} "
+        f"agencies, {keys['sku'].n_unique()} SKUs, {n_bottom} agency x SKU); coherent: {coherent}"
+    )
 
 
 def _contract_complete(tables: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +227,9 @@ def _contract_complete(tables: dict[str, Any]) -> dict[str, Any]:
             out[kind] = frame
             continue
         missing = [f for f in contract.fields if not f.required and f.name not in frame.columns]
-        out[kind] = frame.with_columns([pl.lit(f.default).alias(f.name) for f in missing]) if missing else frame
+        out[kind] = (
+            frame.with_columns([pl.lit(f.default).alias(f.name) for f in missing]) if missing else frame
+        )
     return out
 
 
@@ -199,28 +238,42 @@ def step_plan(st: DemoState) -> str:
     import numpy as np
 
     plan, inputs_from_frames, Forecast, PlanConfig, load_rules, save_plan = _require(  # noqa: N806
-        "planning", "plan", "inputs_from_frames", "Forecast", "PlanConfig", "load_rules", "save_plan")
+        "planning", "plan", "inputs_from_frames", "Forecast", "PlanConfig", "load_rules", "save_plan"
+    )
     (stallion_tables,) = _require("features.stallion", "stallion_tables")
     period_days = 30  # Stallion is monthly
     horizon = st.predictor.horizon if st.predictor is not None else 6
     # The same seeded tables that the ingest step stored (demand plus the generated supply side).
-    inputs = inputs_from_frames(**_contract_complete(stallion_tables(seed=0)), period_days=period_days,
-                                horizon=horizon)
+    inputs = inputs_from_frames(
+        **_contract_complete(stallion_tables(seed=0)), period_days=period_days, horizon=horizon
+    )
     forecast, source = inputs.forecast, "baseline (planning's own)"
     if st.predictor is not None:
-        ids = [f"{loc}|{sku}" for sku, loc in zip(inputs.units["sku_id"], inputs.units["location_id"], strict=True)]
+        ids = [
+            f"{loc}|{sku}"
+            for sku, loc in zip(inputs.units["sku_id"], inputs.units["location_id"], strict=True)
+        ]
         if all(st.predictor.has_unit(u) for u in ids):
-            forecast = Forecast(levels=np.asarray(st.predictor.quantiles), values=st.predictor.predict(ids),
-                                version=f"{st.settings.model_name}:{st.predictor.version}:{inputs.as_of}",
-                                model_version=str(st.predictor.version),
-                                source=f"model:{st.settings.model_name}")
+            forecast = Forecast(
+                levels=np.asarray(st.predictor.quantiles),
+                values=st.predictor.predict(ids),
+                version=f"{st.settings.model_name}:{st.predictor.version}:{inputs.as_of}",
+                model_version=str(st.predictor.version),
+                source=f"model:{st.settings.model_name}",
+            )
             source = f"TFT champion version {st.predictor.version}"
         else:
             source += f" ({sum(not st.predictor.has_unit(u) for u in ids)} units unknown to the TFT)"
     rules_path = Path(__file__).resolve().parents[2] / "configs" / "routing.yaml"
-    result = plan(inputs.units, forecast, inputs.lead_time_pmf, as_of=inputs.as_of,
-                  config=PlanConfig(period_days=period_days, seed=0), rules=load_rules(rules_path),
-                  extra_exceptions=inputs.exceptions)
+    result = plan(
+        inputs.units,
+        forecast,
+        inputs.lead_time_pmf,
+        as_of=inputs.as_of,
+        config=PlanConfig(period_days=period_days, seed=0),
+        rules=load_rules(rules_path),
+        extra_exceptions=inputs.exceptions,
+    )
     from features.store._db import make_engine
     from features.store._migrate import migrate
 
@@ -231,13 +284,15 @@ def step_plan(st: DemoState) -> str:
     st.plan = result
     recs = result.recommendations
     kinds = dict(recs.group_by("kind").len().iter_rows()) if recs.height else {}
-    return (f"{inputs.units.height} units planned for the review of {inputs.as_of} with forecast {source}; "
-            f"{recs.height} recommendations {kinds}, {result.exceptions.height} exceptions, "
-            f"{result.po_drafts.height} PO drafts; run {run_id} stored")
+    return (
+        f"{inputs.units.height} units planned for the review of {inputs.as_of} with forecast {source}; "
+        f"{recs.height} recommendations {kinds}, {result.exceptions.height} exceptions, "
+        f"{result.po_drafts.height} PO drafts; run {run_id} stored"
+    )
 
 
 def _recommendation_ins(recs, period_days: int) -> list:
-    """Planning's recommendation rows as the control plane's ``RecommendationIn`` (evidence nested by planning)."""
+    """Planning's recommendation rows as the control plane's ``RecommendationIn``, evidence nested."""
     (RecommendationIn,) = _require("workflow.schemas", "RecommendationIn")  # noqa: N806
     (evidence_record,) = _require("planning", "evidence_record")
     kind_map = {"purchase": "purchase_order", "transfer": "transfer", "allocation": "allocation"}
@@ -246,27 +301,44 @@ def _recommendation_ins(recs, period_days: int) -> list:
         doc = evidence_record(r)
         fc = doc.get("forecast", {})
         body: dict[str, Any] = {
-            "kind": kind_map.get(r["kind"], r["kind"]), "sku_id": r["sku_id"], "location_id": r["location_id"],
-            "from_location_id": r.get("from_location_id"), "supplier_id": r.get("supplier_id"),
-            "quantity": float(r["order_qty"]), "unit_cost": r.get("unit_cost"), "need_by": r.get("expected_arrival"),
+            "kind": kind_map.get(r["kind"], r["kind"]),
+            "sku_id": r["sku_id"],
+            "location_id": r["location_id"],
+            "from_location_id": r.get("from_location_id"),
+            "supplier_id": r.get("supplier_id"),
+            "quantity": float(r["order_qty"]),
+            "unit_cost": r.get("unit_cost"),
+            "need_by": r.get("expected_arrival"),
             "promised_lead_time_days": r.get("promised_lead_time_days"),
             "evidence": {
-                "forecast_version": fc.get("version"), "model_version": fc.get("model_version"),
-                "quantiles": {"p50_period0": fc.get("p50_period0")} if fc.get("p50_period0") is not None else None,
+                "forecast_version": fc.get("version"),
+                "model_version": fc.get("model_version"),
+                "quantiles": {"p50_period0": fc.get("p50_period0")}
+                if fc.get("p50_period0") is not None
+                else None,
                 "inventory_position": doc.get("inventory", {}).get("position"),
                 "lead_time": {**doc.get("lead_time", {}), "period_days": period_days},
                 "simulation": doc.get("simulation"),
                 "constraints": {k: doc[k] for k in ("order", "supplier") if k in doc},
-                "assumptions": {**{k: doc[k] for k in ("transfer", "allocation", "inventory") if k in doc},
-                                "forecast_source": fc.get("source"),
-                                "supply_side": "generated with a fixed seed (Stallion has no supply data)"},
+                "assumptions": {
+                    **{k: doc[k] for k in ("transfer", "allocation", "inventory") if k in doc},
+                    "forecast_source": fc.get("source"),
+                    "supply_side": "generated with a fixed seed (Stallion has no supply data)",
+                },
             },
         }
         if r.get("action") == "route":
-            body["route"] = {"queue": r["route_queue"], "role": r["route_role"], "rule": r["rule"],
-                             "reason": r["reason"]}
+            body["route"] = {
+                "queue": r["route_queue"],
+                "role": r["route_role"],
+                "rule": r["rule"],
+                "reason": r["reason"],
+            }
         else:
-            body["auto_approve"] = {"rule": r.get("rule") or "default", "reason": r.get("reason") or "within policy"}
+            body["auto_approve"] = {
+                "rule": r.get("rule") or "default",
+                "reason": r.get("reason") or "within policy",
+            }
         body["evidence"] = {k: v for k, v in body["evidence"].items() if v is not None}
         out.append(RecommendationIn(**{k: v for k, v in body.items() if v is not None}))
     return out
@@ -318,9 +390,15 @@ STEPS: list[tuple[str, Callable[[DemoState], str]]] = [
 ]
 
 
-def run_demo(settings, tenant: str, log: Callable[[str], None], skip: set[str] = frozenset(),
-             retrain: bool = False, train_config: Path | None = None) -> DemoState:
-    """Run the steps in order; a :class:`Missing` step is reported and skipped, any other error stops the demo.
+def run_demo(
+    settings,
+    tenant: str,
+    log: Callable[[str], None],
+    skip: set[str] = frozenset(),
+    retrain: bool = False,
+    train_config: Path | None = None,
+) -> DemoState:
+    """Run the steps in order; a :class:`Missing` step is reported and skipped, other errors stop it.
 
     Returns:
         The :class:`DemoState` with one entry per step in ``steps`` (``status``: done / missing / skipped).
@@ -354,20 +432,36 @@ def _quiet() -> None:
 
     warnings.filterwarnings("ignore")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow", "alembic",
-                 "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
-                 "mlflow.store.db.utils", "mlflow.tracking._model_registry.client", "alembic.runtime.migration"):
+    for name in (
+        "lightning",
+        "lightning.pytorch",
+        "lightning.fabric",
+        "pytorch_lightning",
+        "mlflow",
+        "alembic",
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.fabric.utilities.rank_zero",
+        "mlflow.store.db.utils",
+        "mlflow.tracking._model_registry.client",
+        "alembic.runtime.migration",
+    ):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def demo(
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after planning (do not start Serve).")] = False,
-    config: Annotated[Path | None, typer.Option(help="Serve config file (default configs/serve.yaml).")] = None,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Stop after planning (do not start Serve).")
+    ] = False,
+    config: Annotated[
+        Path | None, typer.Option(help="Serve config file (default configs/serve.yaml).")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port (default: the config's).")] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: the configured one).")] = None,
     retrain: Annotated[bool, typer.Option(help="Train a new version even if a champion exists.")] = False,
-    train_config: Annotated[Path | None, typer.Option(
-        help="Training config (default: the demo's short CPU run on all Stallion series).")] = None,
+    train_config: Annotated[
+        Path | None,
+        typer.Option(help="Training config (default: the demo's short CPU run on all Stallion series)."),
+    ] = None,
 ) -> None:
     """Run the whole flow on the embedded defaults and serve it (Ctrl-C stops everything)."""
     from features.settings import get_settings
@@ -383,8 +477,10 @@ def demo(
         st = run_demo(settings, tenant, typer.echo, retrain=retrain, train_config=train_config)
         missing = [s["step"] for s in st.steps if s["status"] == "missing"]
         if no_serve:
-            typer.echo(f"demo finished without Serve in {time.perf_counter() - t_start:.0f} s"
-                       + (f"; not available in this checkout: {', '.join(missing)}" if missing else ""))
+            typer.echo(
+                f"demo finished without Serve in {time.perf_counter() - t_start:.0f} s"
+                + (f"; not available in this checkout: {', '.join(missing)}" if missing else "")
+            )
             return
         from serving.deploy import load_serve_file
 
@@ -404,14 +500,18 @@ def demo(
 
         shutdown()  # never leave a half-started Ray behind
         raise
-    typer.echo(f"      done in {time.perf_counter() - t0:.1f} s; serving state reached "
-               f"{time.perf_counter() - t_start:.0f} s after start")
+    typer.echo(
+        f"      done in {time.perf_counter() - t0:.1f} s; serving state reached "
+        f"{time.perf_counter() - t_start:.0f} s after start"
+    )
     for name in ("docs", "pages", "health", "ready", "metrics"):
         typer.echo(f"  {name:<8s} {urls[name]}")
     unit = st.predictor.unit_ids()[0] if st.predictor is not None else "Agency_01|SKU_01"
     typer.echo("example API call:")
-    typer.echo(f"  curl -s -X POST {urls['base']}/v1/forecasts -H 'X-API-Key: {st.api_key}' \\\n"
-               f"       -H 'Content-Type: application/json' -d '{{\"units\": [\"{unit}\"]}}'")
+    typer.echo(
+        f"  curl -s -X POST {urls['base']}/v1/forecasts -H 'X-API-Key: {st.api_key}' \\\n"
+        f"       -H 'Content-Type: application/json' -d '{{\"units\": [\"{unit}\"]}}'"
+    )
     if missing:
         typer.echo(f"not available in this checkout: {', '.join(missing)}")
     typer.echo("Ctrl-C stops everything.")

@@ -20,14 +20,17 @@ def _say(msg: str) -> None:
 
 
 def _check_champion(args, settings) -> str | None:
-    """The champion version when the config serves the registry's champion; exits with a clear message if none."""
+    """The champion version when the config serves the champion; a clear error when there is none."""
     loader = args.model.loader
     if not loader.endswith(("load_champion", "load_tft_predictor")):
         return None
     from serving.deploy._predictors import mlflow_alias_version
 
-    kw = {"model_name": settings.model_name, "tracking_uri": settings.mlflow_tracking_uri,
-          **{k: v for k, v in args.model.resolver_kwargs.items() if k in ("model_name", "tracking_uri")}}
+    kw = {
+        "model_name": settings.model_name,
+        "tracking_uri": settings.mlflow_tracking_uri,
+        **{k: v for k, v in args.model.resolver_kwargs.items() if k in ("model_name", "tracking_uri")},
+    }
     alias = args.model.resolver_kwargs.get("alias", "champion")
     try:
         return mlflow_alias_version(kw["model_name"], alias, kw["tracking_uri"])
@@ -35,11 +38,19 @@ def _check_champion(args, settings) -> str | None:
         raise typer.BadParameter(
             f"no model version of {kw['model_name']!r} carries the alias {alias!r} in {kw['tracking_uri']}; "
             "train and promote one first (`replenish train`, `replenish models promote VERSION`) or run "
-            "`replenish demo`", param_hint="model") from None
+            "`replenish demo`",
+            param_hint="model",
+        ) from None
 
 
-def start_serving(serve_file, settings, *, host: str | None = None, port: int | None = None,
-                  args_override: dict[str, Any] | None = None) -> dict[str, Any]:
+def start_serving(
+    serve_file,
+    settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    args_override: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Start Ray + Serve and deploy the application of ``serve_file``; returns the URLs.
 
     The replicas inherit ``REPLENISH_HOME`` (made absolute) and the other ``REPLENISH_*`` variables of this
@@ -58,8 +69,14 @@ def start_serving(serve_file, settings, *, host: str | None = None, port: int | 
     start_serve(host, port, ray_address=settings.ray_address)
     run_app(build_app(args), name=serve_file.app_name, route_prefix=serve_file.route_prefix)
     base = f"http://{host}:{port}{serve_file.route_prefix.rstrip('/')}"
-    return {"base": base, "docs": f"{base}/docs", "health": f"{base}/healthz", "ready": f"{base}/readyz",
-            "metrics": f"{base}/metrics", "pages": f"{base}/ui/queue"}
+    return {
+        "base": base,
+        "docs": f"{base}/docs",
+        "health": f"{base}/healthz",
+        "ready": f"{base}/readyz",
+        "metrics": f"{base}/metrics",
+        "pages": f"{base}/ui/queue",
+    }
 
 
 def serve_until_interrupted(urls: dict[str, Any], on_tick: Callable[[], None] | None = None) -> None:
@@ -86,11 +103,18 @@ def serve_until_interrupted(urls: dict[str, Any], on_tick: Callable[[], None] | 
 
 
 def serve(
-    config: Annotated[Path, typer.Option(help="Ray Serve config file (the same one `serve deploy` takes).")] = (
-        DEFAULT_SERVE_CONFIG),
-    host: Annotated[str | None, typer.Option(help="HTTP host (default: the file's http_options.host).")] = None,
-    port: Annotated[int | None, typer.Option(help="HTTP port (default: the file's http_options.port).")] = None,
-    app_name: Annotated[str | None, typer.Option(help="Application of the file (default: the first).")] = None,
+    config: Annotated[
+        Path, typer.Option(help="Ray Serve config file (the same one `serve deploy` takes).")
+    ] = (DEFAULT_SERVE_CONFIG),
+    host: Annotated[
+        str | None, typer.Option(help="HTTP host (default: the file's http_options.host).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port (default: the file's http_options.port).")
+    ] = None,
+    app_name: Annotated[
+        str | None, typer.Option(help="Application of the file (default: the first).")
+    ] = None,
 ) -> None:
     """Serve the decision API and the batched champion model on a local Ray (Ctrl-C stops everything)."""
     from features.settings import get_settings
@@ -104,8 +128,10 @@ def serve(
         raise typer.BadParameter(str(exc), param_hint="--config") from None
     version = _check_champion(serve_file.args, settings)
     t0 = time.perf_counter()
-    _say(f"serve: starting Ray Serve from {config} (model {settings.model_name}"
-         f"{' version ' + version if version else ''}) ...")
+    _say(
+        f"serve: starting Ray Serve from {config} (model {settings.model_name}"
+        f"{' version ' + version if version else ''}) ..."
+    )
     try:
         urls = start_serving(serve_file, settings, host=host, port=port)
     except BaseException:

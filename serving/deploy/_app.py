@@ -1,4 +1,4 @@
-"""The Serve application builder named by ``configs/serve*.yaml`` (``import_path: serving.deploy:build_app``)."""
+"""The Serve application builder named by ``configs/serve*.yaml`` (``serving.deploy:build_app``)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,13 @@ def build_app(args: dict[str, Any] | ServeAppConfig | None = None):
     # Batch size, batch wait and watch interval travel as user_config: changing them in the config file (or
     # redeploying with new args) reconfigures running replicas without restarting them.
     model = ForecastModel.options(**cfg.model.deployment_options(), user_config=cfg.model.user_config()).bind(
-        cfg.model.model_dump(exclude=set(cfg.model.user_config())))
+        cfg.model.model_dump(exclude=set(cfg.model.user_config()))
+    )
     api = DecisionAPI.options(**cfg.api.deployment_options())
-    return api.bind(model, cfg.api.settings, float(cfg.api.retry_after_s or 1), cfg.api.plan_inputs,
-                    cfg.api.plan_period_days)
+    return api.bind(
+        model,
+        cfg.api.settings,
+        float(cfg.api.retry_after_s or 1),
+        cfg.api.plan_inputs,
+        cfg.api.plan_period_days,
+    )

@@ -23,18 +23,27 @@ class _Replicas(BaseModel):
 
     num_replicas: int | Literal["auto"] = Field(default=1, description="Fixed replica count, or 'auto'.")
     autoscaling_config: dict[str, Any] | None = Field(
-        default=None, description="Ray Serve autoscaling_config (min_replicas, max_replicas, "
-        "target_ongoing_requests, ...); needs num_replicas 'auto' or unset.")
+        default=None,
+        description="Ray Serve autoscaling_config (min_replicas, max_replicas, "
+        "target_ongoing_requests, ...); needs num_replicas 'auto' or unset.",
+    )
     max_ongoing_requests: int = Field(default=64, ge=1, description="Requests in flight per replica.")
-    max_queued_requests: int = Field(default=256, ge=-1, description="Requests queued per caller before "
-                                     "back-pressure (503/429 with Retry-After); -1 means unbounded.")
-    ray_actor_options: dict[str, Any] = Field(default_factory=lambda: {"num_cpus": 0.5},
-                                              description="num_cpus, num_gpus, memory, runtime_env.")
+    max_queued_requests: int = Field(
+        default=256,
+        ge=-1,
+        description="Requests queued per caller before "
+        "back-pressure (503/429 with Retry-After); -1 means unbounded.",
+    )
+    ray_actor_options: dict[str, Any] = Field(
+        default_factory=lambda: {"num_cpus": 0.5}, description="num_cpus, num_gpus, memory, runtime_env."
+    )
     graceful_shutdown_timeout_s: float = Field(
-        default=5.0, ge=0.0, description="How long a stopping replica may drain its in-flight requests.")
+        default=5.0, ge=0.0, description="How long a stopping replica may drain its in-flight requests."
+    )
     logging_config: dict[str, Any] = Field(
         default_factory=lambda: {"log_level": "WARNING", "enable_access_log": False},
-        description="Ray Serve logging_config; per-request access logs cost throughput on small machines.")
+        description="Ray Serve logging_config; per-request access logs cost throughput on small machines.",
+    )
 
     @model_validator(mode="after")
     def _autoscaling_or_fixed(self):
@@ -66,7 +75,8 @@ class ModelDeploymentConfig(_Replicas):
     Attributes:
         loader: import path ``module:function`` returning a predictor; called as
             ``loader(**loader_kwargs, version=v)`` when a resolver is set, else ``loader(**loader_kwargs)``.
-        resolver: import path of ``f(**resolver_kwargs) -> version`` naming the version to serve (the alias's);
+        resolver: import path of ``f(**resolver_kwargs) -> version`` naming the version to serve (the
+        alias's);
             ``None`` serves what the loader returns and never swaps.
         watch_interval_s: how often a replica asks the resolver whether the alias moved; 0 disables.
         max_batch_size: most planning units in one forward pass (requests are counted by their units).
@@ -91,8 +101,11 @@ class ModelDeploymentConfig(_Replicas):
 
     def user_config(self) -> dict[str, Any]:
         """The part a running replica can change without a restart (``reconfigure``)."""
-        return {"max_batch_size": self.max_batch_size, "batch_wait_timeout_s": self.batch_wait_timeout_s,
-                "watch_interval_s": self.watch_interval_s}
+        return {
+            "max_batch_size": self.max_batch_size,
+            "batch_wait_timeout_s": self.batch_wait_timeout_s,
+            "watch_interval_s": self.watch_interval_s,
+        }
 
 
 class ApiDeploymentConfig(_Replicas):
@@ -107,8 +120,10 @@ class ApiDeploymentConfig(_Replicas):
     """
 
     settings: dict[str, Any] = Field(default_factory=dict)
-    plan_inputs: str | None = Field(default="serving.api.routes.plans:stallion_plan_inputs",
-                                    description="import path of f() -> planning.PlanInputs for what-if re-plans")
+    plan_inputs: str | None = Field(
+        default="serving.api.routes.plans:stallion_plan_inputs",
+        description="import path of f() -> planning.PlanInputs for what-if re-plans",
+    )
     plan_period_days: int = Field(default=30, ge=1)
     backpressure_status: Literal[429, 503] = 503
     retry_after_s: int = Field(default=1, ge=0)
@@ -116,8 +131,10 @@ class ApiDeploymentConfig(_Replicas):
     def deployment_options(self) -> dict[str, Any]:
         """Keyword arguments for ``Deployment.options``, with the back-pressure response."""
         opts = super().deployment_options()
-        opts["backpressure_config"] = {"status_code": self.backpressure_status,
-                                       "retry_after_s": self.retry_after_s}
+        opts["backpressure_config"] = {
+            "status_code": self.backpressure_status,
+            "retry_after_s": self.retry_after_s,
+        }
         return opts
 
 
@@ -137,8 +154,10 @@ class ServeAppConfig(BaseModel):
         try:
             return cls.model_validate(args or {})
         except ValidationError as exc:
-            lines = [f"  {'.'.join(str(p) for p in e['loc'])} = {e.get('input')!r}: {e['msg']}"
-                     for e in exc.errors()]
+            lines = [
+                f"  {'.'.join(str(p) for p in e['loc'])} = {e.get('input')!r}: {e['msg']}"
+                for e in exc.errors()
+            ]
             raise ValueError("invalid serve application args:\n" + "\n".join(lines)) from None
 
 
@@ -177,13 +196,17 @@ def load_serve_file(path: str | Path, app_name: str | None = None) -> ServeFile:
         raise ValueError(f"{path}: expected an 'applications' list with one application")
     chosen = apps[0] if app_name is None else next((a for a in apps if a.get("name") == app_name), None)
     if chosen is None:
-        raise ValueError(f"{path}: no application named {app_name!r} "
-                         f"(have {[a.get('name') for a in apps]})")
+        raise ValueError(f"{path}: no application named {app_name!r} (have {[a.get('name') for a in apps]})")
     http = doc.get("http_options") or {}
     try:
         args = ServeAppConfig.parse(chosen.get("args"))
     except ValueError as exc:
         raise ValueError(f"{path}: application {chosen.get('name')!r}: {exc}") from None
-    return ServeFile(http_host=http.get("host", "127.0.0.1"), http_port=int(http.get("port", 8000)),
-                     app_name=chosen.get("name", "replenish"), route_prefix=chosen.get("route_prefix", "/"),
-                     import_path=chosen.get("import_path", "serving.deploy:build_app"), args=args)
+    return ServeFile(
+        http_host=http.get("host", "127.0.0.1"),
+        http_port=int(http.get("port", 8000)),
+        app_name=chosen.get("name", "replenish"),
+        route_prefix=chosen.get("route_prefix", "/"),
+        import_path=chosen.get("import_path", "serving.deploy:build_app"),
+        args=args,
+    )

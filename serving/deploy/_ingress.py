@@ -104,7 +104,9 @@ class HandleForecaster:
         except BackPressureError as exc:
             raise Overloaded(exc.retry_after_s or self._retry_after_s) from None
         except Exception as exc:  # noqa: BLE001 - e.g. the model deployment failed to start
-            raise ForecasterUnavailable(f"model deployment unavailable: {type(exc).__name__}: {exc}") from None
+            raise ForecasterUnavailable(
+                f"model deployment unavailable: {type(exc).__name__}: {exc}"
+            ) from None
 
 
 @serve.deployment(name="DecisionAPI", ray_actor_options={"num_cpus": 0.5})
@@ -113,15 +115,22 @@ class DecisionAPI:
     """Ray Serve ingress running the decision API (built at replica start by ``__serve_build_asgi_app__``).
 
     Args:
-        model: handle to the :class:`serving.deploy._model.ForecastModel` deployment (``None``: no model served).
+        model: handle to the :class:`serving.deploy._model.ForecastModel` deployment (``None``: no model
+        served).
         settings: overrides of :class:`features.settings.Settings` for this replica.
         retry_after_s: ``Retry-After`` sent when the model deployment refuses work.
         plan_inputs: import path of the what-if route's planning inputs (``None``: what-if answers 503).
         plan_period_days: days per period of those inputs.
     """
 
-    def __init__(self, model=None, settings: dict[str, Any] | None = None, retry_after_s: float = 1.0,
-                 plan_inputs: str | None = None, plan_period_days: int = 30) -> None:
+    def __init__(
+        self,
+        model=None,
+        settings: dict[str, Any] | None = None,
+        retry_after_s: float = 1.0,
+        plan_inputs: str | None = None,
+        plan_period_days: int = 30,
+    ) -> None:
         from features.settings import load_settings
 
         self._model = model
@@ -132,7 +141,6 @@ class DecisionAPI:
 
     def __serve_build_asgi_app__(self):
         from serving.api._decision import build_decision_app
-
         from serving.deploy._predictors import import_callable
 
         forecaster = HandleForecaster(self._model, self._retry_after_s) if self._model is not None else None

@@ -1,4 +1,4 @@
-"""Start and stop Ray Serve on this machine (loopback by default) for ``replenish serve``, the demo and tests."""
+"""Start and stop Ray Serve on this machine (loopback by default): ``replenish serve``, demo, tests."""
 
 from __future__ import annotations
 
@@ -20,9 +20,16 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def start_serve(host: str = "127.0.0.1", port: int = 8000, *, ray_address: str | None = None,
-                num_cpus: int | None = None, object_store_memory: int | None = None,
-                temp_dir: str | None = None, throughput_optimized: bool = True) -> None:
+def start_serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    ray_address: str | None = None,
+    num_cpus: int | None = None,
+    object_store_memory: int | None = None,
+    temp_dir: str | None = None,
+    throughput_optimized: bool = True,
+) -> None:
     """Start (or connect to) Ray and start Serve's HTTP proxy on ``host:port``.
 
     Args:
@@ -34,7 +41,8 @@ def start_serve(host: str = "127.0.0.1", port: int = 8000, *, ray_address: str |
         object_store_memory: bytes of shared memory for a local instance's object store.
         temp_dir: Ray's session folder of a local instance (default: a new folder under the system temp dir).
         throughput_optimized: run the Serve processes of a local instance with Ray's documented
-            ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` (user code on the replica's event loop, buffered request logs,
+            ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` (user code on the replica's event loop, buffered request
+            logs,
             gRPC between proxy and replicas). This process keeps Ray's defaults, so its handles also work
             outside an event loop.
     """
@@ -47,15 +55,22 @@ def start_serve(host: str = "127.0.0.1", port: int = 8000, *, ray_address: str |
     if throughput_optimized and ray_address is None:
         os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")  # inherited by the local Ray processes
     if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                  "configure_logging": False}
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "configure_logging": False,
+        }
         if ray_address is None:
             if temp_dir is None:
                 # Short on purpose: Ray's socket paths under it must stay below the 107-byte Unix limit.
                 temp_dir = tempfile.mkdtemp(prefix="rp-ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
                 _created_temp_dirs.append(temp_dir)
-            kwargs.update(address="local", num_cpus=num_cpus, object_store_memory=object_store_memory,
-                          _temp_dir=temp_dir)
+            kwargs.update(
+                address="local",
+                num_cpus=num_cpus,
+                object_store_memory=object_store_memory,
+                _temp_dir=temp_dir,
+            )
         else:
             kwargs["address"] = ray_address
         ray.init(**kwargs)

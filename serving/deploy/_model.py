@@ -81,8 +81,10 @@ class ForecastModel:
         predictor = self._loader(**kwargs)
         for attr in ("version", "quantiles", "horizon", "predict", "has_unit"):
             if not hasattr(predictor, attr):
-                raise TypeError(f"loader {self._cfg.loader!r} returned {type(predictor).__name__}, which has no "
-                                f"{attr!r}; expected a serving.deploy.Predictor")
+                raise TypeError(
+                    f"loader {self._cfg.loader!r} returned {type(predictor).__name__}, which has no "
+                    f"{attr!r}; expected a serving.deploy.Predictor"
+                )
         self._warmup(predictor)
         return predictor
 
@@ -98,8 +100,12 @@ class ForecastModel:
         t0 = time.perf_counter()
         for size in sorted({1, len(units)}):
             self._check(predictor, units[:size], predictor.predict(units[:size]))
-        log.info("model %s warmed up on %d units in %.0f ms", predictor.version, len(units),
-                 1e3 * (time.perf_counter() - t0))
+        log.info(
+            "model %s warmed up on %d units in %.0f ms",
+            predictor.version,
+            len(units),
+            1e3 * (time.perf_counter() - t0),
+        )
 
     def _watch(self) -> None:
         last = time.monotonic()
@@ -145,7 +151,9 @@ class ForecastModel:
         """Change batch size, batch wait and watch interval on a running replica (Serve ``user_config``)."""
         unknown = set(user_config or {}) - set(self._cfg.user_config())
         if unknown:
-            raise ValueError(f"user_config: unknown keys {sorted(unknown)}; allowed {sorted(self._cfg.user_config())}")
+            raise ValueError(
+                f"user_config: unknown keys {sorted(unknown)}; allowed {sorted(self._cfg.user_config())}"
+            )
         self._cfg = ModelDeploymentConfig.model_validate({**self._cfg.model_dump(), **(user_config or {})})
         self._apply_batching(self._cfg.max_batch_size, self._cfg.batch_wait_timeout_s)
         self._watch_interval_s = self._cfg.watch_interval_s
@@ -154,8 +162,10 @@ class ForecastModel:
     def _check(predictor: Predictor, units: Sequence[str], y: np.ndarray) -> None:
         expected = (len(units), predictor.horizon, len(predictor.quantiles))
         if getattr(y, "shape", None) != expected:
-            raise RuntimeError(f"model {predictor.version} returned shape {getattr(y, 'shape', None)} for "
-                               f"{len(units)} units; expected {expected}")
+            raise RuntimeError(
+                f"model {predictor.version} returned shape {getattr(y, 'shape', None)} for "
+                f"{len(units)} units; expected {expected}"
+            )
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.005)
     async def _predict_batch(self, requests: list[list[str]]) -> list[dict[str, Any]]:
@@ -196,8 +206,9 @@ class ForecastModel:
         return await self._predict_batch(list(unit_ids))
 
     async def forecast_many(self, requests: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
-        """Several requests in one call (an ingress coalescing its callers): each goes through the batch queue,
-        so they share forward passes with each other and with other callers.
+        """Several requests in one call (an ingress coalescing its callers).
+
+        Each goes through the batch queue, so they share forward passes with each other and other callers.
 
         Returns:
             One :meth:`forecast` answer per request, in order.
@@ -209,11 +220,17 @@ class ForecastModel:
     def info(self) -> dict[str, Any]:
         """Version served, swaps done, last swap error and batching figures of this replica."""
         p = self._predictor
-        return {"version": p.version, "quantiles": list(p.quantiles), "horizon": p.horizon, "swaps": self._swaps,
-                "swap_error": self._swap_error, "batches": self._batches,
-                "batched_requests": self._batched_requests,
-                "max_batch_size": self._predict_batch._get_max_batch_size(),
-                "batch_wait_timeout_s": self._predict_batch._get_batch_wait_timeout_s()}
+        return {
+            "version": p.version,
+            "quantiles": list(p.quantiles),
+            "horizon": p.horizon,
+            "swaps": self._swaps,
+            "swap_error": self._swap_error,
+            "batches": self._batches,
+            "batched_requests": self._batched_requests,
+            "max_batch_size": self._predict_batch._get_max_batch_size(),
+            "batch_wait_timeout_s": self._predict_batch._get_batch_wait_timeout_s(),
+        }
 
     def check_health(self) -> None:
         """Serve's health probe: a replica without a predictor is unhealthy."""
@@ -222,4 +239,3 @@ class ForecastModel:
 
     def __del__(self) -> None:
         self._stop.set()
-

@@ -1,6 +1,7 @@
 """Predictors the model deployment serves, and the loaders that build them.
 
-A *predictor* turns a list of planning-unit ids into quantile forecasts of shape ``(n, horizon, n_quantiles)``.
+A *predictor* turns a list of planning-unit ids into quantile forecasts of shape ``(n, horizon,
+n_quantiles)``.
 The model deployment never knows which model it serves: it calls a *loader* named by import path in the Serve
 config (``module:function``), which returns a predictor for a model version, and optionally a *resolver* that
 says which version an alias (``champion``) points to now, so replicas can swap when the alias moves.
@@ -62,7 +63,7 @@ class Predictor(Protocol):
         """Whether the predictor holds the prepared inputs of ``unit_id``."""
 
     def predict(self, unit_ids: Sequence[str]) -> np.ndarray:
-        """Quantile forecasts, shape ``(len(unit_ids), horizon, len(quantiles))``, ascending on the last axis."""
+        """Quantile forecasts, shape ``(len(unit_ids), horizon, len(quantiles))``, ascending on the last."""
 
 
 def import_callable(path: str) -> Callable[..., Any]:
@@ -90,9 +91,9 @@ def import_callable(path: str) -> Callable[..., Any]:
     return obj
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # A small real torch model: lagged history -> monotone quantiles.
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def QuantileMLP(spec: MLPSpec, seed: int):  # noqa: N802 - a factory standing fo
 
 
 def synthetic_histories(spec: MLPSpec) -> tuple[list[str], np.ndarray]:
-    """Seasonal demand histories for ``spec.n_units`` units: ids ``u00000``.. and values of shape ``(N, L)``."""
+    """Seasonal demand histories for ``spec.n_units`` units: ids ``u00000``.. and values ``(N, L)``."""
     rng = np.random.default_rng(spec.data_seed)
     t = np.arange(spec.lookback)
     level = rng.gamma(2.0, 50.0, size=(spec.n_units, 1))
@@ -196,12 +197,21 @@ class TorchQuantilePredictor:
         version: version id reported with every forecast.
     """
 
-    def __init__(self, model, unit_ids: Sequence[str], history: np.ndarray, quantiles: Sequence[float],
-                 horizon: int, version: str) -> None:
+    def __init__(
+        self,
+        model,
+        unit_ids: Sequence[str],
+        history: np.ndarray,
+        quantiles: Sequence[float],
+        horizon: int,
+        version: str,
+    ) -> None:
         torch = _torch()
         history = np.asarray(history, dtype=np.float32)
         if history.ndim != 2 or history.shape[0] != len(unit_ids):
-            raise ValueError(f"history: expected shape (len(unit_ids)={len(unit_ids)}, L), got {history.shape}")
+            raise ValueError(
+                f"history: expected shape (len(unit_ids)={len(unit_ids)}, L), got {history.shape}"
+            )
         self.model = model.eval()
         self.version = str(version)
         self.quantiles = tuple(float(q) for q in quantiles)
@@ -232,7 +242,9 @@ class TorchQuantilePredictor:
         return np.maximum(y * self._scale[rows][:, :, None], 0.0)
 
 
-def make_mlp_predictor(spec: MLPSpec | dict | None = None, seed: int = 0, version: str = "local") -> Predictor:
+def make_mlp_predictor(
+    spec: MLPSpec | dict | None = None, seed: int = 0, version: str = "local"
+) -> Predictor:
     """A :class:`TorchQuantilePredictor` over a freshly built :class:`QuantileMLP` (a loader for configs).
 
     Args:
@@ -242,12 +254,14 @@ def make_mlp_predictor(spec: MLPSpec | dict | None = None, seed: int = 0, versio
     """
     spec = MLPSpec(**spec) if isinstance(spec, dict) else (spec or MLPSpec())
     ids, history = synthetic_histories(spec)
-    return TorchQuantilePredictor(QuantileMLP(spec, seed), ids, history, spec.quantiles, spec.horizon, version)
+    return TorchQuantilePredictor(
+        QuantileMLP(spec, seed), ids, history, spec.quantiles, spec.horizon, version
+    )
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # MLflow: a version is a config plus a state_dict; the alias names the version to serve.
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _mlflow_client(tracking_uri: str | None):
@@ -260,8 +274,9 @@ def _mlflow_client(tracking_uri: str | None):
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def mlflow_alias_version(model_name: str | None = None, alias: str = "champion",
-                         tracking_uri: str | None = None) -> str:
+def mlflow_alias_version(
+    model_name: str | None = None, alias: str = "champion", tracking_uri: str | None = None
+) -> str:
     """The registry version ``alias`` points to now (a resolver for the model deployment).
 
     Args:
@@ -282,12 +297,20 @@ def mlflow_alias_version(model_name: str | None = None, alias: str = "champion",
     try:
         return str(client.get_model_version_by_alias(model_name, alias).version)
     except Exception as exc:  # MlflowException; keep mlflow out of the signature
-        raise LookupError(f"model {model_name!r} has no version with alias {alias!r} in the registry "
-                          f"({tracking_uri}): {exc}") from None
+        raise LookupError(
+            f"model {model_name!r} has no version with alias {alias!r} in the registry "
+            f"({tracking_uri}): {exc}"
+        ) from None
 
 
-def log_mlp_version(spec: MLPSpec, seed: int, model_name: str, tracking_uri: str, artifact_root: str | Path,
-                    alias: str | None = None) -> str:
+def log_mlp_version(
+    spec: MLPSpec,
+    seed: int,
+    model_name: str,
+    tracking_uri: str,
+    artifact_root: str | Path,
+    alias: str | None = None,
+) -> str:
     """Log a :class:`QuantileMLP` as config + state_dict to MLflow, register it, optionally set ``alias``.
 
     Returns:
@@ -299,8 +322,11 @@ def log_mlp_version(spec: MLPSpec, seed: int, model_name: str, tracking_uri: str
     client = _mlflow_client(tracking_uri)
     exp_name = f"{model_name}-serving"
     exp = client.get_experiment_by_name(exp_name)
-    exp_id = exp.experiment_id if exp else client.create_experiment(
-        exp_name, artifact_location=Path(artifact_root).resolve().as_uri())
+    exp_id = (
+        exp.experiment_id
+        if exp
+        else client.create_experiment(exp_name, artifact_location=Path(artifact_root).resolve().as_uri())
+    )
     run = client.create_run(exp_id)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = {"spec": asdict(spec), "seed": int(seed)}
@@ -312,8 +338,9 @@ def log_mlp_version(spec: MLPSpec, seed: int, model_name: str, tracking_uri: str
         client.create_registered_model(model_name)
     except Exception:  # noqa: BLE001 - MlflowException RESOURCE_ALREADY_EXISTS: registered before
         pass
-    mv = client.create_model_version(model_name, source=f"{run.info.artifact_uri}/predictor",
-                                     run_id=run.info.run_id)
+    mv = client.create_model_version(
+        model_name, source=f"{run.info.artifact_uri}/predictor", run_id=run.info.run_id
+    )
     if alias:
         client.set_registered_model_alias(model_name, alias, mv.version)
     return str(mv.version)
@@ -337,16 +364,17 @@ def load_mlflow_mlp(version: str, model_name: str, tracking_uri: str | None = No
     return TorchQuantilePredictor(model.eval(), ids, history, spec.quantiles, spec.horizon, str(version))
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # The forecasting package's TFT: its fast predictor over the Stallion panel, prepared once per replica.
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 class TFTUnitPredictor:
     """Serves ``training.predict.Predictor`` per planning unit from tensors prepared once.
 
     Forecasts start at ``origin`` (default: the last ``H`` periods of the panel, the last window whose known
-    inputs are all in it; :func:`load_tft_predictor` extends the panel and starts one period past the history),
+    inputs are all in it; :func:`load_tft_predictor` extends the panel and starts one period past the
+    history),
     go through the forecasting package's post-processing (blend with baselines, interval calibration) and come
     out as ``(n, H, Q)``.
 
@@ -364,8 +392,10 @@ class TFTUnitPredictor:
         self.horizon = int(spec.horizon)
         self.origin = int(panel.n_times - self.horizon if origin is None else origin)
         if not 0 < self.origin <= panel.n_times - self.horizon:
-            raise ValueError(f"origin={self.origin}: expected 1 .. {panel.n_times - self.horizon} for a panel of "
-                             f"{panel.n_times} periods and horizon {self.horizon}")
+            raise ValueError(
+                f"origin={self.origin}: expected 1 .. {panel.n_times - self.horizon} for a panel of "
+                f"{panel.n_times} periods and horizon {self.horizon}"
+            )
         self.version = str(predictor.version)
         self.quantiles = tuple(float(q) for q in spec.quantiles)
         self.times = panel.times[self.origin : self.origin + self.horizon]
@@ -389,12 +419,22 @@ class TFTUnitPredictor:
         t0 = np.full(len(s), self.origin, dtype=np.int64)
         raw = self._tp.forecast_tensors(self._pt, s, t0)
         spec = self._tp.spec
-        return self._post(raw, self._panel.y[s, : self.origin], list(spec.quantiles), spec.blend,
-                          spec.calibration, spec.season)
+        return self._post(
+            raw,
+            self._panel.y[s, : self.origin],
+            list(spec.quantiles),
+            spec.blend,
+            spec.calibration,
+            spec.season,
+        )
 
 
-def load_tft_predictor(version: str | None = "champion", model_name: str | None = None,
-                       tracking_uri: str | None = None, data_path: str | None = None) -> Predictor:
+def load_tft_predictor(
+    version: str | None = "champion",
+    model_name: str | None = None,
+    tracking_uri: str | None = None,
+    data_path: str | None = None,
+) -> Predictor:
     """Load a registered TFT version (or alias) with the bundled Stallion panel (a loader for configs).
 
     The panel is extended by the model's horizon with the known inputs carried forward
@@ -411,8 +451,10 @@ def load_tft_predictor(version: str | None = "champion", model_name: str | None 
         from training.pipeline import STALLION_PATH
         from training.predict import load_predictor
     except ImportError as exc:
-        raise RuntimeError(f"the TFT fast predictor (training.predict) is not available ({exc}); serve the "
-                           "stand-in model with loader: serving.deploy:make_mlp_predictor") from None
+        raise RuntimeError(
+            f"the TFT fast predictor (training.predict) is not available ({exc}); serve the "
+            "stand-in model with loader: serving.deploy:make_mlp_predictor"
+        ) from None
     predictor = load_predictor(version or "champion", model_name, tracking_uri)
     spec = predictor.spec.frame_spec
     df = stallion_frame(pd.read_parquet(data_path or STALLION_PATH))
@@ -420,7 +462,8 @@ def load_tft_predictor(version: str | None = "champion", model_name: str | None 
     return TFTUnitPredictor(predictor, panel, origin=int(np.max(panel.last)) + 1)
 
 
-def load_champion(version: str | None = None, model_name: str | None = None,
-                  tracking_uri: str | None = None) -> Predictor:
-    """The registered TFT ``champion`` (or ``version``), as served by default (see :func:`load_tft_predictor`)."""
+def load_champion(
+    version: str | None = None, model_name: str | None = None, tracking_uri: str | None = None
+) -> Predictor:
+    """The registered TFT ``champion`` (or ``version``), served by default (:func:`load_tft_predictor`)."""
     return load_tft_predictor(version or "champion", model_name, tracking_uri)

@@ -28,11 +28,12 @@ def _svg(fig) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
     text = buf.getvalue()
-    return text[text.find("<svg"):]  # inline: drop the XML prolog and DOCTYPE
+    return text[text.find("<svg") :]  # inline: drop the XML prolog and DOCTYPE
 
 
-def fan_chart(levels: Sequence[float], q: np.ndarray, history: np.ndarray | None = None,
-              title: str = "") -> str:
+def fan_chart(
+    levels: Sequence[float], q: np.ndarray, history: np.ndarray | None = None, title: str = ""
+) -> str:
     """Forecast fan: nested quantile bands around the median.
 
     Args:
@@ -51,8 +52,15 @@ def fan_chart(levels: Sequence[float], q: np.ndarray, history: np.ndarray | None
     n_bands = len(levels) // 2
     for k in range(n_bands):  # outermost band first, lightest
         lo, hi = levels[k], levels[-1 - k]
-        ax.fill_between(h, q[:, k], q[:, -1 - k], color="#1f6fb2", alpha=0.15 + 0.2 * k, lw=0,
-                        label=f"P{round(lo * 100)}-P{round(hi * 100)}")
+        ax.fill_between(
+            h,
+            q[:, k],
+            q[:, -1 - k],
+            color="#1f6fb2",
+            alpha=0.15 + 0.2 * k,
+            lw=0,
+            label=f"P{round(lo * 100)}-P{round(hi * 100)}",
+        )
     mid = int(np.argmin([abs(x - 0.5) for x in levels]))
     ax.plot(h, q[:, mid], color="#1f6fb2", lw=2, marker="o", ms=3, label=f"P{round(levels[mid] * 100)}")
     ax.set_xlabel("period")
@@ -63,7 +71,9 @@ def fan_chart(levels: Sequence[float], q: np.ndarray, history: np.ndarray | None
     return _svg(fig)
 
 
-def project_inventory(position: float, demand_q: np.ndarray, order_qty: float, lead_periods: int) -> np.ndarray:
+def project_inventory(
+    position: float, demand_q: np.ndarray, order_qty: float, lead_periods: int
+) -> np.ndarray:
     """Projected on-hand inventory per period for each demand quantile path.
 
     Args:
@@ -82,20 +92,34 @@ def project_inventory(position: float, demand_q: np.ndarray, order_qty: float, l
     return position + arrivals - d[:, ::-1]
 
 
-def inventory_projection(proj: np.ndarray, levels: Sequence[float], safety_stock: float | None,
-                         reorder_point: float | None, title: str = "") -> str:
+def inventory_projection(
+    proj: np.ndarray,
+    levels: Sequence[float],
+    safety_stock: float | None,
+    reorder_point: float | None,
+    title: str = "",
+) -> str:
     """Projected inventory band with the safety stock and reorder point as horizontal lines."""
     proj = np.asarray(proj, dtype=float)
     fig, ax = _figure()
     h = np.arange(1, proj.shape[0] + 1)
-    ax.fill_between(h, proj[:, 0], proj[:, -1], color="#2a9d5b", alpha=0.25, lw=0,
-                    label=f"P{round(levels[0] * 100)}-P{round(levels[-1] * 100)} demand")
+    ax.fill_between(
+        h,
+        proj[:, 0],
+        proj[:, -1],
+        color="#2a9d5b",
+        alpha=0.25,
+        lw=0,
+        label=f"P{round(levels[0] * 100)}-P{round(levels[-1] * 100)} demand",
+    )
     mid = proj.shape[1] // 2
     ax.plot(h, proj[:, mid], color="#2a9d5b", lw=2, marker="o", ms=3, label="median demand")
     if safety_stock is not None:
         ax.axhline(safety_stock, color="#d62728", ls="--", lw=1.2, label=f"safety stock {safety_stock:,.0f}")
     if reorder_point is not None:
-        ax.axhline(reorder_point, color="#ff7f0e", ls=":", lw=1.5, label=f"reorder point {reorder_point:,.0f}")
+        ax.axhline(
+            reorder_point, color="#ff7f0e", ls=":", lw=1.5, label=f"reorder point {reorder_point:,.0f}"
+        )
     ax.axhline(0, color="#555555", lw=0.8)
     ax.set_xlabel("periods ahead")
     ax.set_ylabel("on hand")

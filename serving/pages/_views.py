@@ -1,5 +1,7 @@
-"""Planner pages under ``/ui``: review queue, recommendation (fan chart, inventory projection, evidence, decision
-forms), exceptions, accuracy. Server-rendered with Jinja2; plots are inline SVG drawn by matplotlib.
+"""Planner pages under ``/ui``: review queue, recommendation, exceptions, accuracy.
+
+The recommendation page shows the fan chart, inventory projection, evidence and decision forms.
+Server-rendered with Jinja2; plots are inline SVG drawn by matplotlib.
 
 Sign-in: the planner pastes an API key once; it is kept in an HttpOnly, SameSite=Strict cookie and checked on
 every page exactly as the API checks ``X-API-Key`` (same tenant scoping, same roles). Decisions go through the
@@ -35,8 +37,9 @@ def _env():
 
     env = getattr(_env, "cached", None)
     if env is None:
-        env = _env.cached = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES),
-                                               autoescape=jinja2.select_autoescape(["html"]))
+        env = _env.cached = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=jinja2.select_autoescape(["html"])
+        )
     return env
 
 
@@ -69,7 +72,7 @@ def setup_app(app) -> None:
     app.add_exception_handler(_SignIn, _sign_in_redirect)
 
 
-# -- sign in ---------------------------------------------------------------------------------------------------
+# -- sign in -------------------------------------------------------------------------------------------------
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -97,9 +100,19 @@ def logout():
     return resp
 
 
-# -- queue -----------------------------------------------------------------------------------------------------
+# -- queue ---------------------------------------------------------------------------------------------------
 
-_STATES = ("routed", "proposed", "approved", "overridden", "rejected", "sent", "acknowledged", "failed", "expired")
+_STATES = (
+    "routed",
+    "proposed",
+    "approved",
+    "overridden",
+    "rejected",
+    "sent",
+    "acknowledged",
+    "failed",
+    "expired",
+)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -114,7 +127,7 @@ def queue(p: PagePrincipal, session: SessionDep, state: str = "routed", queue: s
     return render("queue.html", p=p, recs=recs, state=state, states=_STATES, queue=queue)
 
 
-# -- one recommendation ----------------------------------------------------------------------------------------
+# -- one recommendation --------------------------------------------------------------------------------------
 
 
 def _evidence_body(evidence: list[dict[str, Any]]) -> dict[str, Any]:
@@ -127,7 +140,7 @@ def _evidence_body(evidence: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def _forecast_for(request: Request, rec) -> tuple[list[float], np.ndarray, str] | None:
-    """The served model's quantile forecast for the recommendation's unit (``location|sku``), if it knows it."""
+    """The served model's quantile forecast for the recommendation's unit (``location|sku``), if known."""
     forecaster = getattr(request.app.state, "forecaster", None)
     if forecaster is None:
         return None
@@ -155,7 +168,8 @@ def _levels(ev: dict[str, Any]) -> tuple[float | None, float | None]:
     """Safety stock and reorder point from the simulation evidence.
 
     Planning's order-up-to policy gives the level ``S`` and the mean demand over the protection interval; the
-    safety stock is ``S`` minus that mean, and ``S`` is the point up to which each review orders. Evidence that
+    safety stock is ``S`` minus that mean, and ``S`` is the point up to which each review orders. Evidence
+    that
     names ``safety_stock`` / ``reorder_point`` directly is shown as given.
     """
     safety, reorder = _num(ev, "simulation", "safety_stock"), _num(ev, "simulation", "reorder_point")
@@ -168,8 +182,14 @@ def _levels(ev: dict[str, Any]) -> tuple[float | None, float | None]:
 
 
 @router.get("/recommendations/{rec_id}", response_class=HTMLResponse)
-async def recommendation(rec_id: str, request: Request, p: PagePrincipal, session: SessionDep,
-                         msg: str | None = None, error: str | None = None):
+async def recommendation(
+    rec_id: str,
+    request: Request,
+    p: PagePrincipal,
+    session: SessionDep,
+    msg: str | None = None,
+    error: str | None = None,
+):
     """A recommendation with its forecast fan chart, inventory projection, evidence, history and forms."""
     from workflow import evidence as evidence_store
     from workflow.lifecycle import get, history
@@ -182,26 +202,48 @@ async def recommendation(rec_id: str, request: Request, p: PagePrincipal, sessio
     fc_version = None
     if fc is not None:
         levels, q, fc_version = fc
-        fan_svg = _plots.fan_chart(levels, q, title=f"demand forecast {rec.location_id} | {rec.sku_id} "
-                                                    f"(model {fc_version})")
+        fan_svg = _plots.fan_chart(
+            levels, q, title=f"demand forecast {rec.location_id} | {rec.sku_id} (model {fc_version})"
+        )
         position = _num(ev, "inventory_position")
         if position is not None:
             period_days = _num(ev, "lead_time", "period_days") or 30.0
             lead_periods = _num(ev, "lead_time", "mean_periods")
-            lead_days = (lead_periods * period_days if lead_periods is not None
-                         else rec.promised_lead_time_days or period_days)
+            lead_days = (
+                lead_periods * period_days
+                if lead_periods is not None
+                else rec.promised_lead_time_days or period_days
+            )
             safety, reorder = _levels(ev)
-            proj = _plots.project_inventory(position, q, rec.final_quantity or rec.quantity,
-                                            int(np.ceil(lead_days / period_days)))
+            proj = _plots.project_inventory(
+                position, q, rec.final_quantity or rec.quantity, int(np.ceil(lead_days / period_days))
+            )
             inv_svg = _plots.inventory_projection(
-                proj, levels, safety, reorder,
-                title=f"projected on hand, order of {rec.quantity:,.0f} arriving in ~{lead_days:.0f} days")
-    return render("recommendation.html", p=p, rec=rec, evidence=evidence, ev=ev, fan_svg=fan_svg,
-                  inv_svg=inv_svg, fc_version=fc_version, history=history(session, p.tenant_id, rec_id),
-                  msg=msg, error=error, can_decide=p.has_any("planner", "approver"))
+                proj,
+                levels,
+                safety,
+                reorder,
+                title=f"projected on hand, order of {rec.quantity:,.0f} arriving in ~{lead_days:.0f} days",
+            )
+    return render(
+        "recommendation.html",
+        p=p,
+        rec=rec,
+        evidence=evidence,
+        ev=ev,
+        fan_svg=fan_svg,
+        inv_svg=inv_svg,
+        fc_version=fc_version,
+        history=history(session, p.tenant_id, rec_id),
+        msg=msg,
+        error=error,
+        can_decide=p.has_any("planner", "approver"),
+    )
 
 
-def _decide(rec_id: str, action: str, fn, body_cls, fields: dict[str, Any], p: Principal, session) -> Response:
+def _decide(
+    rec_id: str, action: str, fn, body_cls, fields: dict[str, Any], p: Principal, session
+) -> Response:
     from workflow.errors import WorkflowError
 
     clean = {k: v for k, v in fields.items() if v not in (None, "")}
@@ -214,46 +256,86 @@ def _decide(rec_id: str, action: str, fn, body_cls, fields: dict[str, Any], p: P
     except WorkflowError as exc:
         if exc.status_code == 404:
             raise
-        return RedirectResponse(f"/ui/recommendations/{rec_id}?error={quote(str(exc.detail()))}",
-                                status_code=303)
+        return RedirectResponse(
+            f"/ui/recommendations/{rec_id}?error={quote(str(exc.detail()))}", status_code=303
+        )
     return RedirectResponse(f"/ui/recommendations/{rec_id}?msg={quote(action)}", status_code=303)
 
 
 @router.post("/recommendations/{rec_id}/approve")
-def approve_form(rec_id: str, p: PagePrincipal, session: SessionDep, version: Annotated[int, Form()],
-                 comment: Annotated[str | None, Form()] = None):
+def approve_form(
+    rec_id: str,
+    p: PagePrincipal,
+    session: SessionDep,
+    version: Annotated[int, Form()],
+    comment: Annotated[str | None, Form()] = None,
+):
     """Approve from the page (same state change, audit and outbox item as the API)."""
     from workflow.lifecycle import approve
     from workflow.schemas import ApproveIn
 
-    return _decide(rec_id, "approved", approve, ApproveIn, {"version": version, "comment": comment}, p, session)
+    return _decide(
+        rec_id, "approved", approve, ApproveIn, {"version": version, "comment": comment}, p, session
+    )
 
 
 @router.post("/recommendations/{rec_id}/override")
-def override_form(rec_id: str, p: PagePrincipal, session: SessionDep, version: Annotated[int, Form()],
-                  reason_code: Annotated[str, Form()], quantity: Annotated[str | None, Form()] = None,
-                  need_by: Annotated[str | None, Form()] = None, comment: Annotated[str | None, Form()] = None):
+def override_form(
+    rec_id: str,
+    p: PagePrincipal,
+    session: SessionDep,
+    version: Annotated[int, Form()],
+    reason_code: Annotated[str, Form()],
+    quantity: Annotated[str | None, Form()] = None,
+    need_by: Annotated[str | None, Form()] = None,
+    comment: Annotated[str | None, Form()] = None,
+):
     """Override quantity and/or date from the page, with a reason code."""
     from workflow.lifecycle import override
     from workflow.schemas import OverrideIn
 
-    return _decide(rec_id, "overridden", override, OverrideIn,
-                   {"version": version, "reason_code": reason_code, "quantity": quantity, "need_by": need_by,
-                    "comment": comment}, p, session)
+    return _decide(
+        rec_id,
+        "overridden",
+        override,
+        OverrideIn,
+        {
+            "version": version,
+            "reason_code": reason_code,
+            "quantity": quantity,
+            "need_by": need_by,
+            "comment": comment,
+        },
+        p,
+        session,
+    )
 
 
 @router.post("/recommendations/{rec_id}/reject")
-def reject_form(rec_id: str, p: PagePrincipal, session: SessionDep, version: Annotated[int, Form()],
-                reason_code: Annotated[str, Form()], comment: Annotated[str | None, Form()] = None):
+def reject_form(
+    rec_id: str,
+    p: PagePrincipal,
+    session: SessionDep,
+    version: Annotated[int, Form()],
+    reason_code: Annotated[str, Form()],
+    comment: Annotated[str | None, Form()] = None,
+):
     """Reject from the page, with a reason code."""
     from workflow.lifecycle import reject
     from workflow.schemas import RejectIn
 
-    return _decide(rec_id, "rejected", reject, RejectIn,
-                   {"version": version, "reason_code": reason_code, "comment": comment}, p, session)
+    return _decide(
+        rec_id,
+        "rejected",
+        reject,
+        RejectIn,
+        {"version": version, "reason_code": reason_code, "comment": comment},
+        p,
+        session,
+    )
 
 
-# -- exceptions and accuracy -----------------------------------------------------------------------------------
+# -- exceptions and accuracy ---------------------------------------------------------------------------------
 
 
 @router.get("/exceptions", response_class=HTMLResponse)
@@ -265,8 +347,12 @@ def exceptions(p: PagePrincipal, session: SessionDep):
         return render("exceptions.html", p=p, rows=None, note="planning exceptions are not in this checkout")
     from sqlalchemy import select
 
-    rows = session.scalars(select(PlanException).where(PlanException.tenant_id == p.tenant_id)
-                           .order_by(PlanException.severity, PlanException.exception_type).limit(500)).all()
+    rows = session.scalars(
+        select(PlanException)
+        .where(PlanException.tenant_id == p.tenant_id)
+        .order_by(PlanException.severity, PlanException.exception_type)
+        .limit(500)
+    ).all()
     return render("exceptions.html", p=p, rows=rows, note=None)
 
 
@@ -281,5 +367,13 @@ def accuracy(p: PagePrincipal, session: SessionDep, metric: str = "wape"):
     labels = [f"{m['labels'].get('level', '?')} / {m['labels'].get('model_version', '?')}" for m in points]
     chart = _plots.accuracy_bars(labels, [m["value"] for m in points], metric) if points else None
     metrics = sorted({m["metric"] for m in s["metrics"]})
-    return render("accuracy.html", p=p, points=points, chart=chart, metric=metric, metrics=metrics,
-                  overrides=s["overrides"], by_state=s["recommendations_by_state"])
+    return render(
+        "accuracy.html",
+        p=p,
+        points=points,
+        chart=chart,
+        metric=metric,
+        metrics=metrics,
+        overrides=s["overrides"],
+        by_state=s["recommendations_by_state"],
+    )

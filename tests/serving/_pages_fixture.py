@@ -1,4 +1,5 @@
-"""Shared set-up of the page tests: a migrated state store with two tenants, keys, a routed recommendation, and
+"""Shared set-up of the page tests: a migrated state store with two tenants, keys, a routed recommendation,
+and
 the decision app with a real torch predictor that knows the recommendation's unit."""
 
 from __future__ import annotations
@@ -25,8 +26,14 @@ def make_world(settings) -> PagesWorld:
 
     spec = MLPSpec(n_units=3, lookback=24, horizon=6, hidden=16)
     _, hist = synthetic_histories(spec)
-    predictor = TorchQuantilePredictor(QuantileMLP(spec, 1), ["DC-1|SKU-9", "DC-2|SKU-9", "DC-1|SKU-8"], hist,
-                                       spec.quantiles, spec.horizon, "7")
+    predictor = TorchQuantilePredictor(
+        QuantileMLP(spec, 1),
+        ["DC-1|SKU-9", "DC-2|SKU-9", "DC-1|SKU-8"],
+        hist,
+        spec.quantiles,
+        spec.horizon,
+        "7",
+    )
     app = build_decision_app(settings, LocalForecaster(predictor))
     engine = app.state.engine
     from features.store._migrate import migrate
@@ -37,12 +44,28 @@ def make_world(settings) -> PagesWorld:
         for tenant, roles in (("a", ["planner"]), ("a", ["viewer"]), ("b", ["planner", "approver"])):
             access.ensure_tenant(s, tenant)
             keys[f"{tenant}-{roles[0]}"] = access.create_key(s, tenant, roles, actor="test")[1]
-        rec = lifecycle.propose(s, "a", RecommendationIn(
-            kind="purchase_order", sku_id="SKU-9", location_id="DC-1", supplier_id="SUP-1", quantity=300.0,
-            unit_cost=2.5, need_by="2026-12-20", promised_lead_time_days=45,
-            route={"queue": "buyers", "role": "planner", "rule": "value>100", "reason": "needs review"},
-            evidence={"model_version": "7", "quantiles": {"p50": 90.0}, "inventory_position": 250.0,
-                      "simulation": {"safety_stock": 60.0, "reorder_point": 180.0}}), actor="planning:test")
+        rec = lifecycle.propose(
+            s,
+            "a",
+            RecommendationIn(
+                kind="purchase_order",
+                sku_id="SKU-9",
+                location_id="DC-1",
+                supplier_id="SUP-1",
+                quantity=300.0,
+                unit_cost=2.5,
+                need_by="2026-12-20",
+                promised_lead_time_days=45,
+                route={"queue": "buyers", "role": "planner", "rule": "value>100", "reason": "needs review"},
+                evidence={
+                    "model_version": "7",
+                    "quantiles": {"p50": 90.0},
+                    "inventory_position": 250.0,
+                    "simulation": {"safety_stock": 60.0, "reorder_point": 180.0},
+                },
+            ),
+            actor="planning:test",
+        )
     return PagesWorld(app=app, engine=engine, keys=keys, rec_id=rec.id, rec_version=rec.version)
 
 
@@ -53,5 +76,10 @@ def outbox_for(engine, tenant: str, rec_id: str) -> list:
     from workflow._models import OutboxItem
 
     with session_scope(engine) as s:
-        return list(s.scalars(select(OutboxItem).where(OutboxItem.tenant_id == tenant,
-                                                       OutboxItem.recommendation_id == rec_id)))
+        return list(
+            s.scalars(
+                select(OutboxItem).where(
+                    OutboxItem.tenant_id == tenant, OutboxItem.recommendation_id == rec_id
+                )
+            )
+        )

@@ -13,9 +13,20 @@ TRAIN = {
     "name": "replenish-tft",
     "data": {"source": "stallion"},
     "model": {"hidden_size": 8, "attention_head_size": 1, "hidden_continuous_size": 4, "dropout": 0.1},
-    "fit": {"encoder_length": 12, "min_encoder_length": 6, "horizon": 6, "season": 12, "batch_size": 32,
-            "batches_per_epoch": 3, "max_epochs": 1, "patience": 1, "learning_rate": 0.01, "refit": False,
-            "seed": 7, "progress": False},
+    "fit": {
+        "encoder_length": 12,
+        "min_encoder_length": 6,
+        "horizon": 6,
+        "season": 12,
+        "batch_size": 32,
+        "batches_per_epoch": 3,
+        "max_epochs": 1,
+        "patience": 1,
+        "learning_rate": 0.01,
+        "refit": False,
+        "seed": 7,
+        "progress": False,
+    },
     "backtest": {"origins": 1, "step": 6},
     "holdout": 6,
 }
@@ -33,8 +44,15 @@ def test_demo_runs_every_step_and_a_second_run_reuses_what_exists(tmp_path, monk
     result = CliRunner().invoke(app, ["demo", "--no-serve", "--train-config", str(cfg)])
     out = result.output
     assert result.exit_code == 0, out
-    for step in ("ingest Stallion", "train a short TFT", "register + promote", "forecast + reconcile",
-                 "simulate + plan", "route", "API key"):
+    for step in (
+        "ingest Stallion",
+        "train a short TFT",
+        "register + promote",
+        "forecast + reconcile",
+        "simulate + plan",
+        "route",
+        "API key",
+    ):
         assert re.search(rf"\[\d/8\] {re.escape(step)} \.\.\.\n(?:.*\n)*?\s+done in", out), f"{step}:\n{out}"
     assert "350 series x 60 periods" in out
     assert "champion = version 1" in out

@@ -115,11 +115,26 @@ def browser():
     port = _free_port()
     profile = tempfile.mkdtemp(prefix="rp-chromium-")
     proc = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--remote-debugging-port={port}",
-         "--remote-allow-origins=*", "--window-size=1280,1600", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            f"--remote-debugging-port={port}",
+            "--remote-allow-origins=*",
+            "--window-size=1280,1600",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         pages = None
         for _ in range(150):
@@ -164,7 +179,9 @@ def test_sign_in_review_screenshot_and_approve_through_the_form(server, browser,
     width = cdp.eval("document.querySelector('#fan svg').getBoundingClientRect().width")
     assert width > 200, f"fan chart rendered {width} px wide"
 
-    shot = base64.b64decode(cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
+    shot = base64.b64decode(
+        cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+    )
     out = Path(tmp_path) / "recommendation.png"
     out.write_bytes(shot)
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 20_000, len(shot)

@@ -43,7 +43,8 @@ def test_queue_and_recommendation_page_show_plots_and_forms(client, world):
     assert page.count("<svg") == 2  # fan chart and inventory projection, inline
     assert "safety stock 60" in page and "reorder point 180" in page
     assert 'id="approve-form"' in page and "http://" not in page.split("<main>")[0].replace(
-        'xmlns="http://www.w3.org', "")  # no CDN / external asset in the head
+        'xmlns="http://www.w3.org', ""
+    )  # no CDN / external asset in the head
 
 
 def test_other_tenant_gets_404_and_viewer_cannot_decide(client, world):
@@ -54,8 +55,11 @@ def test_other_tenant_gets_404_and_viewer_cannot_decide(client, world):
     _sign_in(client, world.keys["a-viewer"])
     page = client.get(f"/ui/recommendations/{world.rec_id}").text
     assert 'id="approve-form"' not in page
-    r = client.post(f"/ui/recommendations/{world.rec_id}/approve", data={"version": world.rec_version},
-                    follow_redirects=True)
+    r = client.post(
+        f"/ui/recommendations/{world.rec_id}/approve",
+        data={"version": world.rec_version},
+        follow_redirects=True,
+    )
     assert 'id="error"' in r.text and 'id="state">routed' in r.text
 
 
@@ -64,16 +68,25 @@ def test_override_form_validates_and_records(client, world):
 
     _sign_in(client, world.keys["a-planner"])
     url = f"/ui/recommendations/{world.rec_id}/override"
-    r = client.post(url, data={"version": world.rec_version, "reason_code": "Bad Code!", "quantity": "250"},
-                    follow_redirects=True)
+    r = client.post(
+        url,
+        data={"version": world.rec_version, "reason_code": "Bad Code!", "quantity": "250"},
+        follow_redirects=True,
+    )
     assert 'id="error"' in r.text and "reason_code" in r.text and 'id="state">routed' in r.text
-    r = client.post(url, data={"version": world.rec_version, "reason_code": "promo_ends", "quantity": "250"},
-                    follow_redirects=True)
+    r = client.post(
+        url,
+        data={"version": world.rec_version, "reason_code": "promo_ends", "quantity": "250"},
+        follow_redirects=True,
+    )
     assert 'id="state">overridden' in r.text and "final quantity 250" in r.text
     assert len(outbox_for(world.engine, "a", world.rec_id)) == 1
     # A second decision on the old version is a conflict shown on the page, not a crash.
-    r = client.post(f"/ui/recommendations/{world.rec_id}/approve", data={"version": world.rec_version},
-                    follow_redirects=True)
+    r = client.post(
+        f"/ui/recommendations/{world.rec_id}/approve",
+        data={"version": world.rec_version},
+        follow_redirects=True,
+    )
     assert r.status_code == 200 and 'id="error"' in r.text
 
 
@@ -83,8 +96,15 @@ def test_accuracy_page_shows_recorded_figures_by_level_and_version(client, world
 
     y = np.array([10.0, 12.0, 8.0, 100.0, 90.0])
     with session_scope(world.engine) as s:
-        record_accuracy(s, "a", level=np.array(["sku"] * 3 + ["total"] * 2), model_version=np.array(["7"] * 5),
-                        y=y, y_hat=y * 1.1, period="2026-11")
+        record_accuracy(
+            s,
+            "a",
+            level=np.array(["sku"] * 3 + ["total"] * 2),
+            model_version=np.array(["7"] * 5),
+            y=y,
+            y_hat=y * 1.1,
+            period="2026-11",
+        )
     _sign_in(client, world.keys["a-planner"])
     page = client.get("/ui/accuracy?metric=wape").text
     assert "sku / 7" in page and "total / 7" in page and "<svg" in page

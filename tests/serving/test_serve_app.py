@@ -1,6 +1,7 @@
 """Integration: the Serve application on a real local Ray Serve (loopback), one instance for this module.
 
-The model is a real torch quantile network logged to a real MLflow registry (SQLite backend in a temp folder) as
+The model is a real torch quantile network logged to a real MLflow registry (SQLite backend in a temp folder)
+as
 config + state_dict; the model deployment resolves the ``champion`` alias, batches, and swaps when it moves.
 """
 
@@ -26,8 +27,9 @@ def registry(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     spec = MLPSpec(**SPEC)
-    v1 = log_mlp_version(spec, seed=1, model_name=MODEL, tracking_uri=uri, artifact_root=root / "art",
-                         alias="champion")
+    v1 = log_mlp_version(
+        spec, seed=1, model_name=MODEL, tracking_uri=uri, artifact_root=root / "art", alias="champion"
+    )
     v2 = log_mlp_version(spec, seed=2, model_name=MODEL, tracking_uri=uri, artifact_root=root / "art")
     return {"uri": uri, "v1": v1, "v2": v2}
 
@@ -35,11 +37,18 @@ def registry(tmp_path_factory):
 def _app_args(registry, home, **model):
     kw = {"model_name": MODEL, "tracking_uri": registry["uri"]}
     return {
-        "model": {"loader": "serving.deploy:load_mlflow_mlp", "loader_kwargs": kw,
-                  "resolver": "serving.deploy:mlflow_alias_version",
-                  "resolver_kwargs": {**kw, "alias": "champion"}, "watch_interval_s": 0.5,
-                  "max_batch_size": 32, "batch_wait_timeout_s": 0.01, "torch_threads": 1,
-                  "ray_actor_options": {"num_cpus": 0.1}, **model},
+        "model": {
+            "loader": "serving.deploy:load_mlflow_mlp",
+            "loader_kwargs": kw,
+            "resolver": "serving.deploy:mlflow_alias_version",
+            "resolver_kwargs": {**kw, "alias": "champion"},
+            "watch_interval_s": 0.5,
+            "max_batch_size": 32,
+            "batch_wait_timeout_s": 0.01,
+            "torch_threads": 1,
+            "ray_actor_options": {"num_cpus": 0.1},
+            **model,
+        },
         "api": {"settings": {"home": str(home)}, "ray_actor_options": {"num_cpus": 0.1}},
     }
 
@@ -74,12 +83,24 @@ def served(registry, tmp_path_factory):
     try:
         run_app(build_app(_app_args(registry, home)), name="main", route_prefix="/")
         # A second app with tiny queues, to provoke back-pressure without disturbing the main one.
-        tight = _app_args(registry, home, max_ongoing_requests=1, max_queued_requests=1,
-                          batch_wait_timeout_s=0.2, max_batch_size=1, watch_interval_s=0)
+        tight = _app_args(
+            registry,
+            home,
+            max_ongoing_requests=1,
+            max_queued_requests=1,
+            batch_wait_timeout_s=0.2,
+            max_batch_size=1,
+            watch_interval_s=0,
+        )
         tight["api"].update(max_ongoing_requests=2, max_queued_requests=2, retry_after_s=3)
         run_app(build_app(tight), name="tight", route_prefix="/tight")
-        yield {"url": f"http://127.0.0.1:{port}", "home": home, "keys": keys,
-               "h": {"X-API-Key": keys["a-viewer"]}, **registry}
+        yield {
+            "url": f"http://127.0.0.1:{port}",
+            "home": home,
+            "keys": keys,
+            "h": {"X-API-Key": keys["a-viewer"]},
+            **registry,
+        }
     finally:
         shutdown()
 
@@ -99,7 +120,9 @@ def test_forecast_over_http_matches_the_registered_model(served):
     body = r.json()
     assert body["model_version"] == served["v1"]
     assert [f["unit"] for f in body["forecasts"]] == units
-    got = np.array([[f["quantiles"][k] for k in ("p10", "p50", "p90")] for f in body["forecasts"]])  # (n, Q, H)
+    got = np.array(
+        [[f["quantiles"][k] for k in ("p10", "p50", "p90")] for f in body["forecasts"]]
+    )  # (n, Q, H)
     want = _local(served, served["v1"]).predict(units).transpose(0, 2, 1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
     assert np.all(np.diff(got, axis=1) >= 0), "quantiles cross"
@@ -113,8 +136,12 @@ def test_forecasts_need_a_valid_key(served):
 
     r = httpx.post(f"{served['url']}/v1/forecasts", json={"units": ["u00001"]}, timeout=30)
     assert r.status_code == 401
-    r = httpx.post(f"{served['url']}/v1/forecasts", json={"units": ["u00001"]}, timeout=30,
-                   headers={"X-API-Key": served["keys"]["a-viewer"][:-3] + "xyz"})
+    r = httpx.post(
+        f"{served['url']}/v1/forecasts",
+        json={"units": ["u00001"]},
+        timeout=30,
+        headers={"X-API-Key": served["keys"]["a-viewer"][:-3] + "xyz"},
+    )
     assert r.status_code == 401
 
 
@@ -122,25 +149,44 @@ def test_approval_through_http_reaches_the_outbox_and_stays_in_its_tenant(served
     import httpx
 
     url, keys = served["url"], served["keys"]
-    rec = {"kind": "purchase_order", "sku_id": "SKU-9", "location_id": "DC-1", "supplier_id": "SUP-1",
-           "quantity": 120.0, "unit_cost": 3.0, "need_by": "2027-01-15", "promised_lead_time_days": 14,
-           "route": {"queue": "buyers", "role": "planner", "rule": "value>100", "reason": "test"},
-           "evidence": {"model_version": served["v1"], "quantiles": {"p50": 100.0}}}
+    rec = {
+        "kind": "purchase_order",
+        "sku_id": "SKU-9",
+        "location_id": "DC-1",
+        "supplier_id": "SUP-1",
+        "quantity": 120.0,
+        "unit_cost": 3.0,
+        "need_by": "2027-01-15",
+        "promised_lead_time_days": 14,
+        "route": {"queue": "buyers", "role": "planner", "rule": "value>100", "reason": "test"},
+        "evidence": {"model_version": served["v1"], "quantiles": {"p50": 100.0}},
+    }
     with httpx.Client(base_url=url, timeout=30) as c:
         r = c.post("/v1/recommendations", json=rec, headers={"X-API-Key": keys["a-service"]})
         assert r.status_code == 201, r.text
         rid, version = r.json()["id"], r.json()["version"]
         # Another tenant can neither see nor decide it (404, so existence does not leak).
-        assert c.get(f"/v1/recommendations/{rid}", headers={"X-API-Key": keys["b-planner"]}).status_code == 404
-        r = c.post(f"/v1/recommendations/{rid}/approve", json={"version": version},
-                   headers={"X-API-Key": keys["b-planner"]})
+        assert (
+            c.get(f"/v1/recommendations/{rid}", headers={"X-API-Key": keys["b-planner"]}).status_code == 404
+        )
+        r = c.post(
+            f"/v1/recommendations/{rid}/approve",
+            json={"version": version},
+            headers={"X-API-Key": keys["b-planner"]},
+        )
         assert r.status_code == 404
         # A viewer may read but not decide.
-        r = c.post(f"/v1/recommendations/{rid}/approve", json={"version": version},
-                   headers={"X-API-Key": keys["a-viewer"]})
+        r = c.post(
+            f"/v1/recommendations/{rid}/approve",
+            json={"version": version},
+            headers={"X-API-Key": keys["a-viewer"]},
+        )
         assert r.status_code == 403
-        r = c.post(f"/v1/recommendations/{rid}/approve", json={"version": version, "comment": "ok"},
-                   headers={"X-API-Key": keys["a-planner"]})
+        r = c.post(
+            f"/v1/recommendations/{rid}/approve",
+            json={"version": version, "comment": "ok"},
+            headers={"X-API-Key": keys["a-planner"]},
+        )
         assert r.status_code == 200 and r.json()["state"] == "approved", r.text
         items = c.get("/v1/outbox", headers={"X-API-Key": keys["a-viewer"]}).json()
         assert [i["recommendation_id"] for i in items].count(rid) == 1, items
@@ -152,11 +198,19 @@ def test_bad_input_gets_field_errors_and_unknown_units_404(served):
 
     r = httpx.post(f"{served['url']}/v1/forecasts", json={"units": []}, headers=served["h"], timeout=30)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "units"]
-    r = httpx.post(f"{served['url']}/v1/forecasts", json={"units": ["u00001", "bad unit!"]},
-                   headers=served["h"], timeout=30)
+    r = httpx.post(
+        f"{served['url']}/v1/forecasts",
+        json={"units": ["u00001", "bad unit!"]},
+        headers=served["h"],
+        timeout=30,
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][:2] == ["body", "units"]
-    r = httpx.post(f"{served['url']}/v1/forecasts", json={"units": ["u00001", "zz-missing"]},
-                   headers=served["h"], timeout=30)
+    r = httpx.post(
+        f"{served['url']}/v1/forecasts",
+        json={"units": ["u00001", "zz-missing"]},
+        headers=served["h"],
+        timeout=30,
+    )
     assert r.status_code == 404 and r.json()["detail"]["units"] == ["zz-missing"]
 
 
@@ -197,9 +251,14 @@ def test_overload_answers_503_with_retry_after_never_hangs(served):
 
     async def burst():
         async with httpx.AsyncClient(timeout=60) as c:
-            return await asyncio.gather(*[c.post(f"{served['url']}/tight/v1/forecasts",
-                                                 json={"units": ["u00001"]}, headers=served["h"])
-                                   for _ in range(40)])
+            return await asyncio.gather(
+                *[
+                    c.post(
+                        f"{served['url']}/tight/v1/forecasts", json={"units": ["u00001"]}, headers=served["h"]
+                    )
+                    for _ in range(40)
+                ]
+            )
 
     t0 = time.perf_counter()
     rs = asyncio.run(burst())
@@ -223,15 +282,23 @@ def test_hot_swap_under_load_drops_nothing(served):
         while not stop.is_set():
             t0 = time.perf_counter()
             r = await c.post(url, json={"units": units}, headers=served["h"])
-            seen.append((t0, time.perf_counter(), r.status_code,
-                         r.json()["model_version"] if r.status_code == 200 else r.text))
+            seen.append(
+                (
+                    t0,
+                    time.perf_counter(),
+                    r.status_code,
+                    r.json()["model_version"] if r.status_code == 200 else r.text,
+                )
+            )
 
     async def run():
         stop = asyncio.Event()
         async with httpx.AsyncClient(timeout=60) as c:
             tasks = [asyncio.create_task(client(c, stop)) for _ in range(8)]
             await asyncio.sleep(1.5)
-            MlflowClient(tracking_uri=served["uri"]).set_registered_model_alias(MODEL, "champion", served["v2"])
+            MlflowClient(tracking_uri=served["uri"]).set_registered_model_alias(
+                MODEL, "champion", served["v2"]
+            )
             swapped_at.append(time.perf_counter())
             deadline = time.perf_counter() + 30
             while time.perf_counter() < deadline:
@@ -255,5 +322,7 @@ def test_hot_swap_under_load_drops_nothing(served):
     body = httpx.post(url, json={"units": units}, headers=served["h"], timeout=30).json()
     got = np.array([[f["quantiles"]["p50"]] for f in body["forecasts"]])[:, 0]
     np.testing.assert_allclose(got, _local(served, served["v2"]).predict(units)[..., 1], rtol=1e-5, atol=1e-4)
-    print(f"hot swap: {len(seen)} requests, 0 failed, v2 first answered {first_v2_at - swapped_at[0]:.2f} s "
-          "after the alias moved")
+    print(
+        f"hot swap: {len(seen)} requests, 0 failed, v2 first answered {first_v2_at - swapped_at[0]:.2f} s "
+        "after the alias moved"
+    )

@@ -1,4 +1,5 @@
-"""Serve config files: they parse as Ray Serve configs and as our typed args, stay in step, and fail clearly."""
+"""Serve config files: they parse as Ray Serve configs and as our typed args, stay in step, and fail
+clearly."""
 
 from __future__ import annotations
 
@@ -40,8 +41,11 @@ def test_kuberay_manifest_embeds_the_gpu_config():
     gpu = yaml.safe_load((ROOT / "configs" / "serve-gpu.yaml").read_text())
     assert inner["applications"] == gpu["applications"]
     workers = manifest["spec"]["rayClusterConfig"]["workerGroupSpecs"]
-    assert any(c["resources"]["limits"].get("nvidia.com/gpu") for w in workers
-               for c in w["template"]["spec"]["containers"])
+    assert any(
+        c["resources"]["limits"].get("nvidia.com/gpu")
+        for w in workers
+        for c in w["template"]["spec"]["containers"]
+    )
 
 
 def test_bad_args_name_the_field(tmp_path):

@@ -1,7 +1,8 @@
 """Forecast routes: quantile forecasts for a list of planning units, batched by the model deployment.
 
 The route does not know where the model runs: it awaits ``app.state.forecaster``, a :class:`Forecaster`. Under
-Ray Serve that is a handle to the batched model deployment (:mod:`serving.deploy._ingress`); in-process (tests,
+Ray Serve that is a handle to the batched model deployment (:mod:`serving.deploy._ingress`); in-process
+(tests,
 ``replenish demo --no-serve``) it is a :class:`LocalForecaster` over a predictor.
 """
 
@@ -50,7 +51,7 @@ class Forecaster(Protocol):
     """Where forecasts come from: the model deployment (via a handle) or a predictor in this process."""
 
     async def forecast(self, unit_ids: Sequence[str]) -> dict[str, Any]:
-        """``{"version", "quantiles", "values"}``; ``values`` shaped ``(len(unit_ids), horizon, n_quantiles)``."""
+        """``{"version", "quantiles", "values"}``; ``values`` shaped ``(n_units, horizon, n_quantiles)``."""
 
     async def info(self) -> dict[str, Any]:
         """Version and shape of the served model."""
@@ -83,7 +84,8 @@ class ForecastRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     units: list[Annotated[str, Field(pattern=_UNIT)]] = Field(
-        min_length=1, max_length=10_000, description="Planning-unit ids, e.g. 'Agency_01|SKU_01'.")
+        min_length=1, max_length=10_000, description="Planning-unit ids, e.g. 'Agency_01|SKU_01'."
+    )
 
 
 class UnitForecast(BaseModel):
@@ -115,22 +117,33 @@ def shape_response(units: Sequence[str], result: dict[str, Any]) -> dict[str, An
     values = np.asarray(result["values"], dtype=np.float64)  # (n, H, Q)
     levels = [float(q) for q in result["quantiles"]]
     if values.ndim != 3 or values.shape[0] != len(units) or values.shape[2] != len(levels):
-        raise RuntimeError(f"forecaster returned shape {values.shape} for {len(units)} units and "
-                           f"{len(levels)} quantile levels")
+        raise RuntimeError(
+            f"forecaster returned shape {values.shape} for {len(units)} units and "
+            f"{len(levels)} quantile levels"
+        )
     labels = [_label(q) for q in levels]
     cols = np.round(values, 4).transpose(0, 2, 1).tolist()  # (n, Q, H)
-    out = [{"unit": u, "quantiles": dict(zip(labels, c, strict=True))} for u, c in zip(units, cols, strict=True)]
-    return {"model_version": str(result["version"]), "levels": levels, "horizon": int(values.shape[1]),
-            "forecasts": out}
+    out = [
+        {"unit": u, "quantiles": dict(zip(labels, c, strict=True))} for u, c in zip(units, cols, strict=True)
+    ]
+    return {
+        "model_version": str(result["version"]),
+        "levels": levels,
+        "horizon": int(values.shape[1]),
+        "forecasts": out,
+    }
 
 
 def get_forecaster(request: Request) -> Forecaster:
     """The app's forecaster; 503 when no model is being served."""
     forecaster = getattr(request.app.state, "forecaster", None)
     if forecaster is None:
-        raise HTTPException(status_code=503, detail="no forecasting model is served by this instance "
-                            "(register and promote a model, then start `replenish serve`)",
-                            headers={"Retry-After": "30"})
+        raise HTTPException(
+            status_code=503,
+            detail="no forecasting model is served by this instance "
+            "(register and promote a model, then start `replenish serve`)",
+            headers={"Retry-After": "30"},
+        )
     return forecaster
 
 
@@ -142,8 +155,14 @@ async def run_forecast(forecaster: Forecaster, units: list[str]) -> Response:
     try:
         result = await forecaster.forecast(units)
     except UnknownUnits as exc:
-        raise HTTPException(status_code=404, detail={"msg": "unknown planning units for the served model",
-                                                     "units": exc.units, "model_version": exc.version}) from None
+        raise HTTPException(
+            status_code=404,
+            detail={
+                "msg": "unknown planning units for the served model",
+                "units": exc.units,
+                "model_version": exc.version,
+            },
+        ) from None
     except Overloaded as exc:
         retry = str(max(1, round(exc.retry_after_s or 1)))
         return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": retry})
@@ -166,7 +185,8 @@ async def served_model(principal: Reader, forecaster: ForecasterDep):
 
 
 @router.get("/{unit_id}", response_model=ForecastResponse, responses={404: {}, 503: {}})
-async def forecast_unit(principal: Reader, unit_id: Annotated[str, Path(pattern=_UNIT)],
-                        forecaster: ForecasterDep):
+async def forecast_unit(
+    principal: Reader, unit_id: Annotated[str, Path(pattern=_UNIT)], forecaster: ForecasterDep
+):
     """Quantile forecast for one planning unit."""
     return await run_forecast(forecaster, [unit_id])

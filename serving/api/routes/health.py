@@ -54,5 +54,8 @@ async def readyz(request: Request) -> JSONResponse:
         except Exception as exc:  # noqa: BLE001
             checks["model"] = f"error: {type(exc).__name__}: {exc}"
             ready = False
-    return JSONResponse(status_code=200 if ready else 503, content={"ready": ready, "checks": checks},
-                        headers=None if ready else {"Retry-After": "5"})
+    return JSONResponse(
+        status_code=200 if ready else 503,
+        content={"ready": ready, "checks": checks},
+        headers=None if ready else {"Retry-After": "5"},
+    )

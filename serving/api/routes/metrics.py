@@ -43,19 +43,27 @@ class RequestMetrics:
 
     def render(self) -> str:
         """Prometheus text exposition format 0.0.4."""
-        lines = ["# HELP replenish_http_requests_total HTTP requests answered, by route and status.",
-                 "# TYPE replenish_http_requests_total counter"]
+        lines = [
+            "# HELP replenish_http_requests_total HTTP requests answered, by route and status.",
+            "# TYPE replenish_http_requests_total counter",
+        ]
         with self._lock:
             for (m, r, s), n in sorted(self.count.items()):
                 lines.append(f'replenish_http_requests_total{{method="{m}",route="{r}",status="{s}"}} {n}')
-            lines += ["# HELP replenish_http_request_seconds Time to answer an HTTP request.",
-                      "# TYPE replenish_http_request_seconds histogram"]
+            lines += [
+                "# HELP replenish_http_request_seconds Time to answer an HTTP request.",
+                "# TYPE replenish_http_request_seconds histogram",
+            ]
             for (m, r), b in sorted(self.buckets.items()):
                 cum = 0
                 for le, n in zip([*map(str, _BUCKETS_S), "+Inf"], b, strict=True):
                     cum += n
-                    lines.append(f'replenish_http_request_seconds_bucket{{method="{m}",route="{r}",le="{le}"}} {cum}')
-                lines.append(f'replenish_http_request_seconds_sum{{method="{m}",route="{r}"}} {self.sum_s[(m, r)]:.6f}')
+                    lines.append(
+                        f'replenish_http_request_seconds_bucket{{method="{m}",route="{r}",le="{le}"}} {cum}'
+                    )
+                lines.append(
+                    f'replenish_http_request_seconds_sum{{method="{m}",route="{r}"}} {self.sum_s[(m, r)]:.6f}'
+                )
                 lines.append(f'replenish_http_request_seconds_count{{method="{m}",route="{r}"}} {cum}')
             collectors = list(self.collectors)
         for c in collectors:
@@ -67,8 +75,10 @@ class RequestMetrics:
 
 
 class _MeasureASGI:
-    """Pure ASGI middleware timing each HTTP request (no per-request task or body copy, unlike
-    ``BaseHTTPMiddleware``, which costs throughput on the serving hot path)."""
+    """Pure ASGI middleware timing each HTTP request.
+
+    No per-request task or body copy, unlike ``BaseHTTPMiddleware``, which costs throughput on the hot path.
+    """
 
     def __init__(self, app, metrics: RequestMetrics) -> None:
         self.app, self.metrics = app, metrics

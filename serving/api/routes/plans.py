@@ -31,7 +31,7 @@ _UNIT = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}\|[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127
 
 
 def stallion_plan_inputs(period_days: int = 30, horizon: int = 6):
-    """Planning inputs of the bundled Stallion data and its seeded supply side (what ``replenish demo`` plans)."""
+    """Planning inputs of the bundled Stallion data and its seeded supply side (what the demo plans)."""
     import polars as pl
 
     from features.contracts import get_contract
@@ -46,7 +46,9 @@ def stallion_plan_inputs(period_days: int = 30, horizon: int = 6):
             tables[kind] = frame
             continue
         missing = [f for f in fields if not f.required and f.name not in frame.columns]
-        tables[kind] = frame.with_columns([pl.lit(f.default).alias(f.name) for f in missing]) if missing else frame
+        tables[kind] = (
+            frame.with_columns([pl.lit(f.default).alias(f.name) for f in missing]) if missing else frame
+        )
     return inputs_from_frames(**tables, period_days=period_days, horizon=horizon)
 
 
@@ -56,10 +58,14 @@ class WhatIfRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     units: list[Annotated[str, Field(pattern=_UNIT)]] = Field(
-        min_length=1, max_length=2000, description="Planning units as 'location|sku' (e.g. 'Agency_01|SKU_01').")
+        min_length=1,
+        max_length=2000,
+        description="Planning units as 'location|sku' (e.g. 'Agency_01|SKU_01').",
+    )
     fill_target: float | None = Field(default=None, ge=0.5, le=0.999, description="New fill-rate target.")
-    lead_time_factor: float | None = Field(default=None, gt=0.0, le=10.0,
-                                           description="Multiply supplier lead times (1.5 = 50% longer).")
+    lead_time_factor: float | None = Field(
+        default=None, gt=0.0, le=10.0, description="Multiply supplier lead times (1.5 = 50% longer)."
+    )
     budget: float | None = Field(default=None, ge=0.0, description="Total money for these units' orders.")
 
 
@@ -100,7 +106,9 @@ def _inputs(request: Request):
 
 
 def _select(inputs, ids: list[str]):
-    keys = [f"{loc}|{sku}" for sku, loc in zip(inputs.units["sku_id"], inputs.units["location_id"], strict=True)]
+    keys = [
+        f"{loc}|{sku}" for sku, loc in zip(inputs.units["sku_id"], inputs.units["location_id"], strict=True)
+    ]
     row = {k: i for i, k in enumerate(keys)}
     missing = [u for u in ids if u not in row]
     if missing:
@@ -119,29 +127,46 @@ def _outcomes(result, ids: list[str]) -> list[UnitOutcome]:
     out = []
     for unit in ids:
         r = by[unit]
-        out.append(UnitOutcome(unit=unit, order_qty=f(r.get("order_qty")), order_value=f(r.get("order_value")),
-                               order_up_to=f(r.get("order_up_to")), fill_rate=f(r.get("fill_rate_at_level")),
-                               stockout_probability=f(r.get("stockout_probability")), bound_by=r.get("bound_by")))
+        out.append(
+            UnitOutcome(
+                unit=unit,
+                order_qty=f(r.get("order_qty")),
+                order_value=f(r.get("order_value")),
+                order_up_to=f(r.get("order_up_to")),
+                fill_rate=f(r.get("fill_rate_at_level")),
+                stockout_probability=f(r.get("stockout_probability")),
+                bound_by=r.get("bound_by"),
+            )
+        )
     return out
 
 
 def _totals(rows: list[UnitOutcome]) -> dict[str, float]:
     n = max(len(rows), 1)
-    return {"order_qty": sum(r.order_qty for r in rows), "order_value": sum(r.order_value for r in rows),
-            "mean_fill_rate": sum(r.fill_rate for r in rows) / n,
-            "mean_stockout_probability": sum(r.stockout_probability for r in rows) / n}
+    return {
+        "order_qty": sum(r.order_qty for r in rows),
+        "order_value": sum(r.order_value for r in rows),
+        "mean_fill_rate": sum(r.fill_rate for r in rows) / n,
+        "mean_stockout_probability": sum(r.stockout_probability for r in rows) / n,
+    }
 
 
-def _run_what_if(inputs, idx: np.ndarray, body: WhatIfRequest, values, levels, source: str,
-                 period_days: int) -> WhatIfResponse:
+def _run_what_if(
+    inputs, idx: np.ndarray, body: WhatIfRequest, values, levels, source: str, period_days: int
+) -> WhatIfResponse:
     import polars as pl
 
     from planning import Budget, Forecast, PlanConfig, plan
 
     units = inputs.units[idx.tolist()]
     pmf = np.asarray(inputs.lead_time_pmf)[idx]
-    fc = Forecast(levels=np.asarray(levels), values=np.asarray(values), version=f"what-if:{source}",
-                  model_version=None, source=source)
+    fc = Forecast(
+        levels=np.asarray(levels),
+        values=np.asarray(values),
+        version=f"what-if:{source}",
+        model_version=None,
+        source=source,
+    )
     config = PlanConfig(period_days=period_days, seed=0)
     base = plan(units, fc, pmf, as_of=inputs.as_of, config=config)
     s_units, s_pmf, budgets = units, pmf, ()
@@ -153,23 +178,37 @@ def _run_what_if(inputs, idx: np.ndarray, body: WhatIfRequest, values, levels, s
         for j in range(k):  # bin j (periods) moves to round(j * factor); mass is kept
             shifted[:, int(round(j * body.lead_time_factor))] += pmf[:, j]
         s_pmf = shifted
-        s_units = s_units.with_columns(pl.col("lead_time_mean") * body.lead_time_factor,
-                                       pl.col("lead_time_std") * body.lead_time_factor)
+        s_units = s_units.with_columns(
+            pl.col("lead_time_mean") * body.lead_time_factor, pl.col("lead_time_std") * body.lead_time_factor
+        )
     if body.budget is not None:
         budgets = (Budget(by=None, limits=float(body.budget)),)
     scenario = plan(s_units, fc, s_pmf, as_of=inputs.as_of, config=config, budgets=budgets)
     ids = body.units
     b, s = _outcomes(base, ids), _outcomes(scenario, ids)
-    return WhatIfResponse(forecast_source=source, change=body.model_dump(exclude={"units"}, exclude_none=True),
-                          base=b, scenario=s, totals={"base": _totals(b), "scenario": _totals(s)})
+    return WhatIfResponse(
+        forecast_source=source,
+        change=body.model_dump(exclude={"units"}, exclude_none=True),
+        base=b,
+        scenario=s,
+        totals={"base": _totals(b), "scenario": _totals(s)},
+    )
 
 
 @router.post("/what-if", response_model=WhatIfResponse, responses={404: {}, 422: {}, 503: {}})
 async def what_if(body: WhatIfRequest, request: Request, principal: Reader) -> WhatIfResponse:
-    """Re-plan units with a changed service target, lead time or budget; answered beside the unchanged plan."""
+    """Re-plan units with a changed service target, lead time or budget, beside the unchanged plan."""
     if body.fill_target is None and body.lead_time_factor is None and body.budget is None:
-        raise HTTPException(422, detail=[{"loc": ["body"], "msg": "give at least one of fill_target, "
-                                          "lead_time_factor, budget", "type": "value_error"}])
+        raise HTTPException(
+            422,
+            detail=[
+                {
+                    "loc": ["body"],
+                    "msg": "give at least one of fill_target, lead_time_factor, budget",
+                    "type": "value_error",
+                }
+            ],
+        )
     inputs = await asyncio.to_thread(_inputs, request)
     idx = _select(inputs, body.units)
     values, levels = np.asarray(inputs.forecast.values)[idx], inputs.forecast.levels
@@ -197,12 +236,37 @@ def latest(principal: Reader, engine: EngineDep, limit: int = 50) -> dict[str, A
     except LookupError:
         raise HTTPException(404, detail="no plan run for this tenant yet") from None
     recs = run["recommendations"]
-    cols = [c for c in ("id", "kind", "sku_id", "location_id", "supplier_id", "order_qty", "order_value",
-                        "expected_arrival", "action", "route_queue", "route_role", "rule", "reason")
-            if c in recs.columns]
-    return {"run": {k: (str(v) if not isinstance(v, int | float | str | dict | type(None)) else v)
-                    for k, v in run["run"].items()},
-            "counts": {"recommendations": recs.height, "exceptions": run["exceptions"].height,
-                       "po_drafts": run["po_drafts"].height},
-            "recommendations": [{k: (str(v) if not isinstance(v, int | float | str | type(None)) else v)
-                                 for k, v in r.items()} for r in recs.select(cols).head(limit).to_dicts()]}
+    cols = [
+        c
+        for c in (
+            "id",
+            "kind",
+            "sku_id",
+            "location_id",
+            "supplier_id",
+            "order_qty",
+            "order_value",
+            "expected_arrival",
+            "action",
+            "route_queue",
+            "route_role",
+            "rule",
+            "reason",
+        )
+        if c in recs.columns
+    ]
+    return {
+        "run": {
+            k: (str(v) if not isinstance(v, int | float | str | dict | type(None)) else v)
+            for k, v in run["run"].items()
+        },
+        "counts": {
+            "recommendations": recs.height,
+            "exceptions": run["exceptions"].height,
+            "po_drafts": run["po_drafts"].height,
+        },
+        "recommendations": [
+            {k: (str(v) if not isinstance(v, int | float | str | type(None)) else v) for k, v in r.items()}
+            for r in recs.select(cols).head(limit).to_dicts()
+        ],
+    }

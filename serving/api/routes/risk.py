@@ -49,12 +49,15 @@ def _clean(v: Any) -> Any:
 
 
 @router.get("", response_model=RiskResponse, responses={404: {}})
-def risk(principal: Reader, engine: EngineDep,
-         kind: Literal["stockout", "overstock", "all"] = "all",
-         sku_id: str | None = Query(default=None, max_length=128),
-         location_id: str | None = Query(default=None, max_length=128),
-         limit: int = Query(default=200, ge=1, le=5000)) -> RiskResponse:
-    """Stockout and overstock risks of the tenant's latest plan run, optionally for one SKU and/or location."""
+def risk(
+    principal: Reader,
+    engine: EngineDep,
+    kind: Literal["stockout", "overstock", "all"] = "all",
+    sku_id: str | None = Query(default=None, max_length=128),
+    location_id: str | None = Query(default=None, max_length=128),
+    limit: int = Query(default=200, ge=1, le=5000),
+) -> RiskResponse:
+    """Stockout and overstock risks of the tenant's latest plan run, optionally for a SKU / location."""
     from planning import load_run
 
     try:

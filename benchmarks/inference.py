@@ -1,9 +1,11 @@
-"""Fast predictor vs ``TemporalFusionTransformer.predict(DataFrame)`` on all 350 Stallion series, 6 months ahead.
+"""Fast predictor vs ``TemporalFusionTransformer.predict(DataFrame)`` on all 350 Stallion series, 6 months
+ahead.
 
 Same network, same weights, same run: the reference is pytorch-forecasting's own ``predict`` on the long frame
 (it builds a ``TimeSeriesDataSet``, a dataloader and a ``Trainer`` per call); ours is
 :meth:`training.predict.Predictor.forecast_tensors` on tensors prepared once from the panel (one gather per
-tensor, ``inference_mode``, the interpolation hot spot as a matrix product). The network is a seeded, untrained
+tensor, ``inference_mode``, the interpolation hot spot as a matrix product). The network is a seeded,
+untrained
 TFT of hidden size 16 (the issue's measurement); weights do not change the timing or the equality check.
 
 Prints both medians of 5 timed calls (after one warm-up), the speed-up, the largest relative difference of the
@@ -95,7 +97,8 @@ def main() -> None:
     print(f"speed-up                                      {speedup:8.1f} x   (target >= 10x)")
     print(f"max relative difference                       {rel:.2e}   (target <= 1e-4)")
     print(
-        f"one-off tensor preparation {t_prep * 1e3:.1f} ms; forecast() incl. post-processing {t_e2e * 1e3:.1f} ms"
+        f"one-off tensor preparation {t_prep * 1e3:.1f} ms; "
+        f"forecast() incl. post-processing {t_e2e * 1e3:.1f} ms"
         f"; {torch.get_num_threads()} threads"
     )
     print(

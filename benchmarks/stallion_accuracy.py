@@ -1,13 +1,18 @@
 """Stallion accuracy under the pytorch-forecasting tutorial protocol.
 
-Data: the bundled Stallion file (350 agency x SKU monthly series, 60 months). The last 6 months (54-59) are held
-out. Per seed: train on windows whose decoders end by month 47 (36-month encoder, down to 18), early-stop and select
-the epoch on months 48-53, fit the baseline blend and the conformal P10..P90 calibration on months 48-53, refit on
-windows ending by month 53 for the chosen number of epochs, then forecast months 54-59 from month 53. The held-out
+Data: the bundled Stallion file (350 agency x SKU monthly series, 60 months). The last 6 months (54-59) are
+held
+out. Per seed: train on windows whose decoders end by month 47 (36-month encoder, down to 18), early-stop
+and select
+the epoch on months 48-53, fit the baseline blend and the conformal P10..P90 calibration on months 48-53,
+refit on
+windows ending by month 53 for the chosen number of epochs, then forecast months 54-59 from month 53. The
+held-out
 months are never read by training, early stopping or model selection.
 
 Prints the last-value and seasonal-naive baseline MAE (the tutorial's references: 293.0 and 325.4), our TFT's
-MAE (its own P50), the champion's MAE (the served forecast: TFT blended with the baselines by validation weights)
+MAE (its own P50), the champion's MAE (the served forecast: TFT blended with the baselines by validation
+weights)
 and the P10..P90 coverage, each the median over the seeds, with training time on this machine.
 
 Usage: flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/stallion_accuracy.py [--seeds 3]
@@ -101,7 +106,7 @@ def main() -> None:
         }
         rows.append(row)
         if args.save:
-            np.savez(f"{args.save}-{row['seed']}.npz", raw=fc.raw, q=fc.quantiles, y=y_test, blend=str(fitted.spec.blend))
+            np.savez(f"{args.save}-{row['seed']}.npz", raw=fc.raw, q=fc.quantiles, y=y_test)
         print(
             f"seed {row['seed']}: TFT MAE {row['tft_mae']:.1f}  champion MAE {row['champion_mae']:.1f}  "
             f"coverage {row['coverage_p10_p90']:.3f} (raw {row['raw_coverage_p10_p90']:.3f})  "
@@ -120,7 +125,8 @@ def main() -> None:
         f"(raw {med['raw_coverage_p10_p90']:.3f})"
     )
     print(
-        f"training time per seed (median)     {med['train_seconds']:8.1f} s on {torch.get_num_threads()} CPU threads"
+        f"training time per seed (median)     {med['train_seconds']:8.1f} s "
+        f"on {torch.get_num_threads()} CPU threads"
     )
     print(
         json.dumps(

@@ -1,7 +1,8 @@
 """Training windows per second: our pipeline vs a pytorch-forecasting ``TimeSeriesDataSet`` dataloader.
 
 Data: ``features.synth.generate`` daily sales (M5-like: intermittent series, promotions, weekly and yearly
-seasons), 10,000 series x 3 years (1,095 days) by default, generated in chunks of series (each chunk its own seed
+seasons), 10,000 series x 3 years (1,095 days) by default, generated in chunks of series (each chunk its own
+seed
 and store prefix) and written to Parquet; both pipelines then read the same files. Windows: 56-day encoder,
 28-day decoder, batch 256. Both produce the identical TFT input (``EncoderNormalizer(log1p)`` target, scaled
 price/promo, weekday and channel categoricals, relative time, target scales, encoder length): the reference is

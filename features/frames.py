@@ -1,6 +1,7 @@
 """Feature frames: long sales facts turned into dense per-series panels for forecasting.
 
-A :class:`Panel` holds, for ``N`` planning units over ``T`` periods, the target history, the known future inputs
+A :class:`Panel` holds, for ``N`` planning units over ``T`` periods, the target history, the known future
+inputs
 (prices, promotions, holidays, calendar), static attributes and the hierarchy keys, as dense arrays that a
 window sampler can gather from without any per-row Python. Frames are built from a DataFrame (the bundled
 Stallion file, a fact-store read, or synthetic data) with vectorised pandas/NumPy operations only.
@@ -140,7 +141,8 @@ def build_panel(df: pd.DataFrame, spec: FrameSpec, vocab: dict[str, list[str]] |
         vocab: category vocabularies to reuse (those of a trained model); new ones are derived when None.
 
     Returns:
-        The panel, series sorted by their keys, time grid from the first to the last timestamp at ``spec.freq``.
+        The panel, series sorted by their keys, time grid from the first to the last timestamp at
+        ``spec.freq``.
 
     Raises:
         ValueError: a named column is missing, (series, time) pairs repeat, or a timestamp is off the grid.
@@ -252,7 +254,7 @@ STALLION_SPEC = FrameSpec(
 
 
 def stallion_spec(lags: Sequence[int] = ()) -> FrameSpec:
-    """:data:`STALLION_SPEC` plus ``log_volume_lag<k>`` known inputs for each seasonal lag k (k >= horizon)."""
+    """:data:`STALLION_SPEC` plus a ``log_volume_lag<k>`` known input per seasonal lag k (k >= horizon)."""
     extra = tuple(f"log_volume_lag{k}" for k in lags)
     return dataclasses.replace(STALLION_SPEC, known_reals=(*STALLION_SPEC.known_reals, *extra))
 
@@ -260,7 +262,8 @@ def stallion_spec(lags: Sequence[int] = ()) -> FrameSpec:
 def add_target_lags(df: pd.DataFrame, spec: FrameSpec, lags: Sequence[int], prefix: str = "log_volume_lag"):
     """Add ``<prefix><k>`` = log1p(target k periods earlier) per series, for lags at least the horizon.
 
-    Such a lag is a *known* input over any horizon up to k. Periods with no value k periods earlier (the first k of
+    Such a lag is a *known* input over any horizon up to k. Periods with no value k periods earlier (the
+    first k of
     a series, only ever in an encoder) take the period's own log1p(target), which the encoder sees anyway.
     Recompute after appending future rows (:func:`extend_known`) so the lags of the future come from history.
 
@@ -285,7 +288,8 @@ def add_target_lags(df: pd.DataFrame, spec: FrameSpec, lags: Sequence[int], pref
 
 
 def stallion_frame(df: pd.DataFrame, lags: Sequence[int] = ()) -> pd.DataFrame:
-    """Derive the model columns of :data:`STALLION_SPEC` (or :func:`stallion_spec`) from the raw Stallion frame.
+    """Derive the model columns of :data:`STALLION_SPEC` (or :func:`stallion_spec`) from the raw Stallion
+    frame.
 
     Args:
         df: the bundled ``stallion.parquet`` frame (agency, sku, date, volume, prices, events, demographics).
@@ -312,7 +316,8 @@ def extend_known(df: pd.DataFrame, spec: FrameSpec, periods: int) -> pd.DataFram
     """Append ``periods`` future rows per series carrying the known inputs forward (target left missing).
 
     Known reals and categoricals keep each series' last value (an assumption: today's price and promotion plan
-    continue), calendar categoricals follow the dates, static attributes are copied. Use real future prices and
+    continue), calendar categoricals follow the dates, static attributes are copied. Use real future prices
+    and
     promotions when they are known instead.
 
     Args:

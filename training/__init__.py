@@ -1,8 +1,10 @@
-"""Forecasting: global TFT, baselines, backtests, MLflow tracking/registry with a champion gate, fast inference.
+"""Forecasting: global TFT, baselines, backtests, MLflow tracking/registry with a champion gate, fast
+inference.
 
 Public entry points (import from the defining modules):
 
-* ``training.pipeline.train_and_register(config) -> TrainResult`` (``.version``, ``.promoted``): fit, backtest,
+* ``training.pipeline.train_and_register(config) -> TrainResult`` (``.version``, ``.promoted``): fit,
+backtest,
   track, register and gate; ``training.config.load_train_config(path_or_dict)`` builds the config.
 * ``training.predict.load_predictor(version_or_alias="champion") -> Predictor``; ``Predictor.forecast(panel)``
   gives quantiles (N, H, Q) with cold-start flags.

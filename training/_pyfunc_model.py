@@ -1,7 +1,8 @@
 """MLflow models-from-code entry: a thin pyfunc around the artefact folder (no pickled model object).
 
 ``load_context`` reads ``config.json`` + ``spec.json`` + ``weights.pt`` once; ``predict`` takes a long feature
-frame (history plus the future rows carrying known inputs, in the columns of the model's ``FrameSpec``) and returns
+frame (history plus the future rows carrying known inputs, in the columns of the model's ``FrameSpec``) and
+returns
 the long forecast frame of :meth:`training.predict.Forecast.to_frame`.
 """
 

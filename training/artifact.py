@@ -1,7 +1,9 @@
-"""The model artefact: a folder with ``config.json`` (model hyper-parameters), ``spec.json`` (dataset parameters)
+"""The model artefact: a folder with ``config.json`` (model hyper-parameters), ``spec.json`` (dataset
+parameters)
 and ``weights.pt`` (the ``state_dict``, read back with ``weights_only=True``).
 
-This folder, not a pickled object, is the registry's source of truth (STYLE.md); any code version that can build
+This folder, not a pickled object, is the registry's source of truth (STYLE.md); any code version that can
+build
 the network from the config reads it.
 """
 

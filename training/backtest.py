@@ -1,8 +1,10 @@
 """Rolling-origin backtest of the model and every baseline on the same windows.
 
 For each origin ``o`` every forecaster sees the targets before ``o`` only and forecasts ``o .. o + H - 1``.
-Point metrics (WAPE, MAE, sMAPE, bias, MASE) are computed per model overall, per hierarchy level (series summed
-up each level of the series keys, plus the total) and per series; the model's quantiles also get pinball loss and
+Point metrics (WAPE, MAE, sMAPE, bias, MASE) are computed per model overall, per hierarchy level (series
+summed
+up each level of the series keys, plus the total) and per series; the model's quantiles also get pinball
+loss and
 P10..P90 coverage at the bottom level.
 """
 

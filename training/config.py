@@ -100,7 +100,8 @@ class FitConfig(_Strict):
 
 
 class BacktestConfig(_Strict):
-    """Rolling-origin backtest: ``origins`` forecast origins, ``step`` periods apart, the last one ending at the
+    """Rolling-origin backtest: ``origins`` forecast origins, ``step`` periods apart, the last one ending at
+    the
     last observed period.
     """
 

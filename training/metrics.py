@@ -1,7 +1,8 @@
 """Forecast accuracy metrics: point (MAE, WAPE, MASE, sMAPE, bias) and probabilistic (pinball, coverage).
 
 Arrays follow one convention: actuals ``y`` and point forecasts ``y_hat`` are (N, H) (series x horizon) or any
-equal shapes; quantile forecasts are (..., Q) with the quantile levels ``q`` (Q,). ``NaN`` actuals are ignored.
+equal shapes; quantile forecasts are (..., Q) with the quantile levels ``q`` (Q,). ``NaN`` actuals are
+ignored.
 WAPE and bias are ratios of sums, so they weight series by volume (the planner's view); MASE is per series
 (Hyndman & Koehler 2006) and averaged.
 """

@@ -1,6 +1,7 @@
 """End-to-end training entry points used by the CLI and the demo.
 
-* :func:`train_and_register` — load data, fit the TFT, backtest it beside the baselines, track the run in MLflow,
+* :func:`train_and_register` — load data, fit the TFT, backtest it beside the baselines, track the run in
+MLflow,
   register a version and apply the champion gate. Returns a :class:`TrainResult` (``.version``).
 * :func:`promote` — move ``champion`` to a version by hand (recorded as forced).
 * :func:`load_panel` — the feature panel a config describes.
@@ -63,8 +64,11 @@ def load_panel(config: TrainConfig) -> Panel:
         keep = keys.head(config.data.max_series)
         df = df.merge(keep.astype(df[["agency", "sku"]].dtypes.to_dict()), on=["agency", "sku"])
     if any(k < config.fit.horizon for k in config.data.lags):
-        raise ValueError(f"data.lags={config.data.lags}: each lag must be >= fit.horizon={config.fit.horizon} "
-                         "to be known over the whole horizon")
+        raise ValueError(
+            f"data.lags={config.data.lags}: each lag must be >= "
+            f"fit.horizon={config.fit.horizon} "
+            "to be known over the whole horizon"
+        )
     lags = tuple(config.data.lags)
     return build_panel(stallion_frame(df, lags), stallion_spec(lags))
 

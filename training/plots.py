@@ -42,7 +42,8 @@ def fan_chart(ax, times, history, actual, quantiles: np.ndarray, levels: list[fl
 
 
 def best_worst_fan_charts(panel: Panel, result: BacktestResult, k: int = 3, context: int = 24) -> dict:
-    """Figures ``fan_worst.png`` and ``fan_best.png``: the ``k`` series with the highest / lowest WAPE at the last
+    """Figures ``fan_worst.png`` and ``fan_best.png``: the ``k`` series with the highest / lowest WAPE at
+    the last
     backtest origin (series with zero volume skipped).
     """
     import matplotlib
@@ -58,7 +59,7 @@ def best_worst_fan_charts(panel: Panel, result: BacktestResult, k: int = 3, cont
     figs = {}
     for name, idx in (("fan_best.png", order.index[:k]), ("fan_worst.png", order.index[::-1][:k])):
         fig, axes = plt.subplots(len(idx), 1, figsize=(7, 2.2 * len(idx)), squeeze=False)
-        for ax, i in zip(axes[:, 0], idx):
+        for ax, i in zip(axes[:, 0], idx, strict=True):
             lo = max(0, o - context)
             times = panel.times[lo : o + H]
             fan_chart(

@@ -1,10 +1,12 @@
 """Turn raw TFT quantiles into the served forecast: blend with baselines, conformal interval calibration.
 
 Both steps are fitted on the validation window only (never on the test/holdout) and stored in the model's
-:class:`~training.windows.InputSpec` (``blend`` and ``calibration``), so the registry artefact reproduces them.
+:class:`~training.windows.InputSpec` (``blend`` and ``calibration``), so the registry artefact reproduces
+them.
 
 Calibration is a split-conformal variant of conformalised quantile regression (Romano et al. 2019) in
-multiplicative form: for each pair of levels (q, 1 - q) the distances of both quantiles from the median are scaled
+multiplicative form: for each pair of levels (q, 1 - q) the distances of both quantiles from the median are
+scaled
 by the smallest factor c whose validation coverage reaches the nominal 1 - 2q.
 """
 
@@ -23,10 +25,17 @@ def _base(y_hist: np.ndarray, H: int, season: int) -> dict[str, np.ndarray]:
     return {"last_value": last_value(y_hist, H), "seasonal_naive": seasonal_naive(y_hist, H, season)}
 
 
-def fit_blend(y: np.ndarray, median: np.ndarray, y_hist: np.ndarray, season: int, step: float = 0.05,
-              shrink: float = 0.5) -> dict:
+def fit_blend(
+    y: np.ndarray,
+    median: np.ndarray,
+    y_hist: np.ndarray,
+    season: int,
+    step: float = 0.05,
+    shrink: float = 0.5,
+) -> dict:
     """Blend weights (TFT, last value, seasonal naive) on the simplex minimising validation MAE, shrunk toward
-    equal weights (one validation window is a noisy guide; equal weights are the robust default of the forecast
+    equal weights (one validation window is a noisy guide; equal weights are the robust default of the
+    forecast
     combination literature, Claeskens et al. 2016).
 
     Args:

@@ -6,7 +6,8 @@ No ``TimeSeriesDataSet`` and no ``Trainer`` per call: the panel is standardised 
 interpolation hot spot replaced by a matrix product (:func:`~training.tft.module.speed_up_for_inference`).
 
 Cold start: a series with fewer than ``min_encoder_length`` observed periods before the origin still gets a
-forecast from the global model (its static attributes and whatever history it has, at least one period), and is
+forecast from the global model (its static attributes and whatever history it has, at least one period), and
+is
 flagged ``cold_start``.
 """
 

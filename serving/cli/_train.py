@@ -163,7 +163,9 @@ def forecast_cmd(
         known &= df[c].astype(str).isin(pred.spec.vocab[c])
     skipped = df.loc[~known, list(spec.series_keys)].drop_duplicates()
     if len(skipped):
-        console.print(f"[yellow]{len(skipped)} series skipped: categories unknown to version {pred.version}[/yellow]")
+        console.print(
+            f"[yellow]{len(skipped)} series skipped: categories unknown to version {pred.version}[/yellow]"
+        )
     df = df[known]
     future = extend_known(df, spec, pred.spec.horizon)
     if lags:  # lags of the future periods come from the history, not from the last row

@@ -35,13 +35,15 @@ def test_make_batch_equals_timeseriesdataset(small):
     panel = build_panel(small, STALLION_SPEC)
     spec = fit_input_spec(panel, 47, 36, 6, [0.1, 0.5, 0.9], min_encoder_length=6)
     pt = PanelTensors.from_panel(panel, spec)
-    ds = TimeSeriesDataSet.from_parameters(dataset_parameters(spec), reference_frame(small, spec), predict=True)
+    params = dataset_parameters(spec)
+    ds = TimeSeriesDataSet.from_parameters(params, reference_frame(small, spec), predict=True)
     x_ref, _ = next(iter(ds.to_dataloader(train=False, batch_size=100, num_workers=0)))
     n = panel.n_series
     x, _ = make_batch(pt, spec, torch.arange(n), torch.full((n,), panel.n_times - 6))
     assert sorted(x_ref["encoder_lengths"].tolist()) == sorted(x["encoder_lengths"].tolist())
     assert x["encoder_lengths"].min() < 36  # the late series really has a short encoder
-    for k in ("encoder_cont", "decoder_cont", "encoder_cat", "decoder_cat", "encoder_lengths", "target_scale"):
+    keys = ("encoder_cont", "decoder_cont", "encoder_cat", "decoder_cat", "encoder_lengths", "target_scale")
+    for k in keys:
         a, b = x[k], x_ref[k]
         if k == "decoder_cont":  # the last column is the (unused) future target, hidden by us
             a, b = a[..., :-1], b[..., :-1]

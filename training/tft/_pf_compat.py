@@ -2,7 +2,8 @@
 parameters, so the reference path (``TemporalFusionTransformer.predict(DataFrame)``) runs on our model.
 
 Used by the inference benchmark and the tests that check :func:`training.windows.make_batch` against
-``TimeSeriesDataSet``; never on the training or serving path. The fitted scalers and encoders are built from the
+``TimeSeriesDataSet``; never on the training or serving path. The fitted scalers and encoders are built from
+the
 spec's JSON figures (nothing is pickled or re-fitted).
 """
 
@@ -73,7 +74,7 @@ def dataset_parameters(spec: InputSpec) -> dict:
 
 
 def reference_frame(df: pd.DataFrame, spec: InputSpec) -> pd.DataFrame:
-    """The long feature frame with the integer ``time_idx`` and string categoricals ``TimeSeriesDataSet`` needs."""
+    """The long frame with the integer ``time_idx`` and string categoricals ``TimeSeriesDataSet`` needs."""
     f = spec.frame
     out = df.copy()
     t = pd.to_datetime(out[f["time"]])

@@ -3,12 +3,14 @@
 Protocol for a cut-off ``c`` (last index whose target may be used) and horizon H:
 
 1. fit the dataset parameters on data up to ``c - H``;
-2. train on windows whose decoders end by ``c - H``, validate on the window ``c - H + 1 .. c`` (one per series),
+2. train on windows whose decoders end by ``c - H``, validate on the window ``c - H + 1 .. c`` (one per
+series),
    early-stop on the validation pinball loss and keep the best epoch's weights;
 3. fit the blend with baselines and the conformal calibration on that validation window;
 4. optionally refit on windows ending by ``c`` for the number of epochs step 2 chose.
 
-Nothing after ``c`` is read. CPU or CUDA is chosen automatically, bf16 mixed precision on CUDA; seeds are fixed.
+Nothing after ``c`` is read. CPU or CUDA is chosen automatically, bf16 mixed precision on CUDA; seeds are
+fixed.
 """
 
 from __future__ import annotations
@@ -221,7 +223,8 @@ class TFTEstimator:
             L.seed_everything(fit.seed + 1, workers=True, verbose=False)
             refit = self._module(spec, best_epoch * fit.batches_per_epoch)
             loader = WindowLoader(pt, spec, s2, t02, fit.batch_size, fit.batches_per_epoch, rng)
-            swa = _Average(first_epoch=max(1, best_epoch - fit.swa_epochs + 1)) if fit.swa_epochs > 1 else None
+            first = max(1, best_epoch - fit.swa_epochs + 1)
+            swa = _Average(first_epoch=first) if fit.swa_epochs > 1 else None
             self._trainer(best_epoch, [swa] if swa else [], False).fit(refit, train_dataloaders=loader)
             state = swa.average() if swa and swa.count else refit.module.state_dict()
             state = {k: v.detach().cpu().clone() for k, v in state.items()}

@@ -1,6 +1,7 @@
 """Thin LightningModule around :class:`~training.tft.module.TFTModule`: loss, optimiser, schedule, logging.
 
-The loss is the pinball loss of the quantiles in target units (as pytorch-forecasting's ``QuantileLoss`` on the
+The loss is the pinball loss of the quantiles in target units (as pytorch-forecasting's ``QuantileLoss`` on
+the
 rescaled prediction), so big series weigh as much as they do in MAE/WAPE. AdamW with a cosine learning-rate
 decay over the planned steps.
 """

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from features.store._db import utcnow
 from workflow._canonical import GENESIS, canonical_json, jsonable, sha256_hex, ts_text
-from workflow._models import AuditEntry, Event, JournalHead
+from workflow._models import AuditEntry, Event, JournalHead, OutboxItem
 
 __all__ = ["AuditRecord", "EventRecord", "append", "audit_digest", "collect", "flush"]
 
@@ -88,11 +88,19 @@ def audit_digest(
     return sha256_hex(prev_sha256.encode(), canonical_json(body))
 
 
+_OUTBOX_COLS = (
+    "tenant_id, recommendation_id, idempotency_key, kind, payload, status, attempts, "
+    "next_attempt_at, created_at"
+)
+_PG_OUTBOX = (
+    f", new_outbox AS (INSERT INTO wf_outbox ({_OUTBOX_COLS}) SELECT {_OUTBOX_COLS} FROM "
+    "json_populate_recordset(NULL::wf_outbox, CAST(:outbox AS json)))"
+)
 _PG_APPEND = text(
     "WITH new_audit AS (INSERT INTO wf_audit_log SELECT * FROM json_populate_recordset(NULL::wf_audit_log, "
     "CAST(:audit AS json))), new_events AS (INSERT INTO wf_events SELECT * FROM "
-    "json_populate_recordset(NULL::wf_events, CAST(:events AS json))) "
-    "UPDATE wf_journal_heads SET audit_sha256 = :sha WHERE tenant_id = :tenant_id"
+    "json_populate_recordset(NULL::wf_events, CAST(:events AS json)))"
+    f"{_PG_OUTBOX} UPDATE wf_journal_heads SET audit_sha256 = :sha WHERE tenant_id = :tenant_id"
 )
 
 
@@ -115,6 +123,7 @@ _SET_HASH = (
 )
 _AUDIT_INSERT = insert(_AUDIT)
 _EVENTS_INSERT = insert(_EVENTS)
+_OUTBOX_INSERT = insert(OutboxItem.__table__)
 
 
 def _take_head(session: Session, tenant_id: str, n_audit: int, n_events: int) -> tuple[int, str, int]:
@@ -145,11 +154,13 @@ def append(
     events: list[EventRecord] = (),
     *,
     at: datetime | None = None,
+    outbox_rows: list[dict[str, Any]] = (),
 ) -> tuple[int, int]:
     """Append audit entries and events for ``tenant_id`` in the caller's transaction.
 
     Call it last in the transaction (it takes the tenant's journal lock until commit). Two round trips on
-    PostgreSQL (reserve the numbers; insert both logs and store the new chain hash in one statement).
+    PostgreSQL: reserve the numbers; then insert both logs, the ``outbox_rows`` of an approval and the new
+    chain hash in one statement.
 
     Returns:
         ``(last_audit_seq, last_event_seq)`` after the append.
@@ -215,9 +226,12 @@ def append(
                 "sha": a_hash,
                 "audit": _json_rows(audit_rows),
                 "events": _json_rows(event_rows),
+                "outbox": _json_rows(list(outbox_rows)),
             },
         )
     else:
+        if outbox_rows:
+            session.execute(_OUTBOX_INSERT, list(outbox_rows))
         if audit_rows:
             session.execute(_AUDIT_INSERT, audit_rows)
         if event_rows:

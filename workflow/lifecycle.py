@@ -119,7 +119,6 @@ def _event_payload(row: Mapping[str, Any], actor: str) -> dict[str, Any]:
 # Statements are built once and executed with parameters: building and cache-keying a statement per call
 # costs more CPU than executing it.
 _LOAD = select(_R).where(_R.c.id == bindparam("b_id"), _R.c.tenant_id == bindparam("b_tenant"))
-_OUTBOX_INSERT = insert(_OUTBOX)
 _R_INSERT = insert(_R)
 _CAS: dict[tuple[str, ...], Any] = {}
 
@@ -211,8 +210,8 @@ def _step(row: dict[str, Any], action: str, *, actor: str, changes=None, reason:
     return _journal_records(row, _values(row, to, changes), action, actor, reason)
 
 
-def _enqueue(session: Session, row: Mapping[str, Any]) -> None:
-    """Write the approved action to the outbox (same transaction as the approval)."""
+def _outbox_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The outbox row of an approved action (written by the journal append, in the approval's transaction)."""
     key = f"{row['id']}-v{row['version']}"
     qty = row["final_quantity"] if row["final_quantity"] is not None else row["quantity"]
     need_by = row["final_need_by"] or row["need_by"]
@@ -233,25 +232,17 @@ def _enqueue(session: Session, row: Mapping[str, Any]) -> None:
         "decided_by": row["decided_by"],
         "evidence_sha256": row["evidence_sha256"],
     }
-    now = utcnow()
-    session.execute(
-        _OUTBOX_INSERT,
-        {
-            "tenant_id": row["tenant_id"],
-            "recommendation_id": row["id"],
-            "idempotency_key": key,
-            "kind": row["kind"],
-            "payload": payload,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-            "lease_owner": None,
-            "lease_until": None,
-            "last_error": None,
-            "delivered_at": None,
-        },
-    )
+    return {
+        "tenant_id": row["tenant_id"],
+        "recommendation_id": row["id"],
+        "idempotency_key": key,
+        "kind": row["kind"],
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": utcnow(),
+        "created_at": utcnow(),
+    }
 
 
 def _out(row: Mapping[str, Any]) -> RecommendationOut:
@@ -364,9 +355,8 @@ def propose(
         except IntegrityError:
             return _out(_existing_by_key(session, tenant_id, [rec.proposal_key])[rec.proposal_key])
     _evidence.link(session, tenant_id, row["id"], sha, "proposal", actor)
-    if row["state"] == "approved":
-        _enqueue(session, row)
-    append(session, tenant_id, audits, events)
+    outbox = [_outbox_row(row)] if row["state"] == "approved" else []
+    append(session, tenant_id, audits, events, outbox_rows=outbox)
     return _out(row)
 
 
@@ -418,10 +408,8 @@ def propose_many(
             raise
         return [propose(session, tenant_id, r, actor=actor) for r in recs]
     session.execute(insert(RecommendationEvidence.__table__), links)
-    for row in rows:
-        if row["state"] == "approved":
-            _enqueue(session, row)
-    append(session, tenant_id, audits, events)
+    outbox = [_outbox_row(row) for row in rows if row["state"] == "approved"]
+    append(session, tenant_id, audits, events, outbox_rows=outbox)
     return [o if isinstance(o, RecommendationOut) else _out(o) for o in out]
 
 
@@ -497,8 +485,7 @@ def approve(session: Session, principal: Principal, rec_id: str, body: ApproveIn
     )
     if body.comment:
         _attach(session, principal.tenant_id, rec_id, "planner_comment", {"text": body.comment}, actor)
-    _enqueue(session, row)
-    append(session, principal.tenant_id, [a], [e])
+    append(session, principal.tenant_id, [a], [e], outbox_rows=[_outbox_row(row)])
     return _out(row)
 
 
@@ -563,8 +550,7 @@ def override(session: Session, principal: Principal, rec_id: str, body: Override
         },
         actor,
     )
-    _enqueue(session, row)
-    append(session, principal.tenant_id, [a], [e])
+    append(session, principal.tenant_id, [a], [e], outbox_rows=[_outbox_row(row)])
     return _out(row)
 
 

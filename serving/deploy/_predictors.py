@@ -429,11 +429,20 @@ class TFTUnitPredictor:
         )
 
 
+def _device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a CUDA device is visible (a GPU replica), else ``cpu``."""
+    if device != "auto":
+        return device
+    torch = _torch()
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def load_tft_predictor(
     version: str | None = "champion",
     model_name: str | None = None,
     tracking_uri: str | None = None,
     data_path: str | None = None,
+    device: str = "auto",
 ) -> Predictor:
     """Load a registered TFT version (or alias) with the bundled Stallion panel (a loader for configs).
 
@@ -456,6 +465,8 @@ def load_tft_predictor(
             "stand-in model with loader: serving.deploy:make_mlp_predictor"
         ) from None
     predictor = load_predictor(version or "champion", model_name, tracking_uri)
+    # The forward pass runs where the module lives; inputs are moved per batch by the forecasting package.
+    predictor.module.to(_device(device))
     spec = predictor.spec.frame_spec
     df = stallion_frame(pd.read_parquet(data_path or STALLION_PATH))
     panel = build_panel(extend_known(df, spec, predictor.spec.horizon), spec, vocab=predictor.spec.vocab)
@@ -463,7 +474,10 @@ def load_tft_predictor(
 
 
 def load_champion(
-    version: str | None = None, model_name: str | None = None, tracking_uri: str | None = None
+    version: str | None = None,
+    model_name: str | None = None,
+    tracking_uri: str | None = None,
+    device: str = "auto",
 ) -> Predictor:
     """The registered TFT ``champion`` (or ``version``), served by default (:func:`load_tft_predictor`)."""
-    return load_tft_predictor(version or "champion", model_name, tracking_uri)
+    return load_tft_predictor(version or "champion", model_name, tracking_uri, device=device)

@@ -15,7 +15,7 @@ import threading
 import numba
 import numpy as np
 
-__all__ = ["csr_matmat", "csr_matmat_axpy", "warmup"]
+__all__ = ["csr_matmat", "csr_matmat_axpy", "split_down", "warmup"]
 
 _LOCK = threading.Lock()
 
@@ -51,6 +51,18 @@ def _csr_matmat_axpy_py(indptr, indices, data, X, scale, base, out):  # pragma: 
             out[i, c] = base[i, c] + si * out[i, c]
 
 
+def _split_down_py(order, parent, child_sum, n_children, y, tilde):  # pragma: no cover - compiled by Numba
+    """Forecast-proportion split, parents before children: tilde[v] = tilde[p] * y[v] / child_sum[p]."""
+    k_cols = y.shape[1]
+    for t in range(order.shape[0]):
+        v = order[t]
+        p = parent[v]
+        for c in range(k_cols):
+            s = child_sum[p, c]
+            share = 1.0 / n_children[p] if s == 0.0 else y[v, c] / s
+            tilde[v, c] = tilde[p, c] * share
+
+
 def _signatures():
     """Explicit signatures; inputs may be read-only (frames hand out read-only NumPy views)."""
     t = numba.types
@@ -60,7 +72,8 @@ def _signatures():
     f2_ro = t.Array(t.float64, 2, "C", readonly=True)
     matmat = [t.void(i1, i1, f1, B, f2) for B in (f2, f2_ro)]
     axpy = [t.void(i1, i1, f1, f2, f1, base, f2) for base in (f2, f2_ro)]
-    return matmat, axpy
+    split = [t.void(i1, i1, f2, f1, Y, f2) for Y in (f2, f2_ro)]
+    return matmat, axpy, split
 
 
 @functools.cache
@@ -69,11 +82,12 @@ def _compiled():
     # Serial on purpose: with prange the C @ B product at n = 100k took a median of 62 ms against 7 ms serial
     # on the shared 2-core development machine (threads wait at the barrier for a descheduled sibling); the
     # GPU backend is the parallel one.
-    sig_matmat, sig_axpy = _signatures()
+    sig_matmat, sig_axpy, sig_split = _signatures()
     with _LOCK:
         matmat = numba.njit(sig_matmat, cache=True, nogil=True)(_csr_matmat_py)
         axpy = numba.njit(sig_axpy, cache=True, nogil=True)(_csr_matmat_axpy_py)
-    return matmat, axpy
+        split = numba.njit(sig_split, cache=True, nogil=True)(_split_down_py)
+    return matmat, axpy, split
 
 
 def csr_matmat(
@@ -128,6 +142,31 @@ def csr_matmat_axpy(
     return out
 
 
+def split_down(
+    order: np.ndarray,
+    parent: np.ndarray,
+    child_sum: np.ndarray,
+    n_children: np.ndarray,
+    y: np.ndarray,
+    tilde: np.ndarray,
+) -> np.ndarray:
+    """Top-down forecast-proportion split in one pass over the nodes, in place on ``tilde``.
+
+    Args:
+        order: rows to split, every parent before its children, shape (r,), int64.
+        parent: parent row of every row, shape (n,), int64.
+        child_sum: sum of the children's base forecasts of every row, shape (n, k), float64.
+        n_children: number of children of every row, shape (n,), float64.
+        y: base forecasts, shape (n, k), float64.
+        tilde: reconciled values, shape (n, k), float64; rows in ``order`` are overwritten.
+
+    Returns:
+        ``tilde``.
+    """
+    _compiled()[2](order, parent, child_sum, n_children, np.ascontiguousarray(y), tilde)
+    return tilde
+
+
 def warmup() -> None:
     """Compile (or load from cache) and run every kernel once on a tiny input."""
     indptr = np.array([0, 2], dtype=np.int64)
@@ -136,3 +175,7 @@ def warmup() -> None:
     csr_matmat(indptr, indices, data, np.ones((2, 3)))
     B = np.ones((2, 3))
     csr_matmat_axpy(indptr, indices, data, B, np.ones(1), np.ones((1, 3)), np.empty((1, 3)))
+    par = np.array([-1, 0], dtype=np.int64)
+    split_down(
+        np.array([1], dtype=np.int64), par, np.ones((2, 3)), np.ones(2), np.ones((2, 3)), np.ones((2, 3))
+    )

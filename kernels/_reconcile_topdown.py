@@ -47,6 +47,16 @@ def _children_matrix(hier: Hierarchy, tree: TreeLinks) -> sp.csr_array:
     return cached
 
 
+def _split_order(hier: Hierarchy, tree: TreeLinks, level: int) -> np.ndarray:
+    """Rows deeper than ``level``, shallowest first (so parents come before children), cached per level."""
+    cache = hier.__dict__.setdefault("_split_order", {})
+    order = cache.get(level)
+    if order is None:
+        by_depth = np.argsort(tree.depth, kind="stable")
+        order = cache[level] = by_depth[tree.depth[by_depth] > level].astype(np.int64)
+    return order
+
+
 def middle_out_bottom(ops, tree: TreeLinks, y_hat, level: int, proportions: str, y_insample=None):
     """Reconciled bottom-level forecasts by middle-out at depth ``level``.
 
@@ -71,6 +81,12 @@ def middle_out_bottom(ops, tree: TreeLinks, y_hat, level: int, proportions: str,
         child_sum = ops.matmat("children", Ch, y_hat)
         n_children = np.diff(Ch.indptr).astype(np.float64)
         tilde = xp.array(y_hat, copy=True)
+        if xp is np:  # one Numba pass over the nodes, parents first
+            from kernels._reconcile_numba import split_down  # noqa: PLC0415
+
+            order = _split_order(hier, tree, level)
+            split_down(order, tree.parent, child_sum, n_children, y_hat, tilde)
+            return tilde[hier.bottom_rows]
         max_depth = int(tree.depth.max())
         for d in range(level + 1, max_depth + 1):
             nodes_h = np.flatnonzero(tree.depth == d)

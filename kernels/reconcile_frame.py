@@ -132,7 +132,7 @@ def frame_hierarchy(keys: Any, spec: Sequence[Sequence[str]]) -> FrameHierarchy:
         (np.ones(sum(r.size for r in rows)), (np.concatenate(rows), np.concatenate(cols))), shape=(n, m)
     )
     return FrameHierarchy(
-        ids=pl.concat(ids).rename("unique_id"),
+        ids=pl.concat(ids, rechunk=True).rename("unique_id"),
         levels=np.concatenate(levels),
         spec=spec,
         hierarchy=Hierarchy(S),
@@ -143,7 +143,8 @@ def _wide(frame: pl.DataFrame, fh: FrameHierarchy, what: str, id_col: str, time_
     """Long (id, time, value) frame to an (n, t) array in node order, with the sorted time values.
 
     Ids are matched run by run (``rle``): a long frame keeps each series' rows together, so only one id per
-    run is looked up instead of one per row (any order still works, with more runs).
+    run is looked up instead of one per row (any order still works, with more runs). When every node is one
+    run with the same increasing times, the values are reshaped without any scatter.
     """
     for c in (id_col, time_col, value_col):
         if c not in frame.columns:
@@ -156,13 +157,19 @@ def _wide(frame: pl.DataFrame, fh: FrameHierarchy, what: str, id_col: str, time_
         k = int(unknown.arg_true()[0])
         row = int(runs["len"][:k].sum())
         raise ValueError(f"{what} row {row}: {id_col} {runs['value'][k]!r} is not a node of the hierarchy")
-    pos = np.repeat(run_pos["__pos"].to_numpy(), run_pos["len"].to_numpy())
+    run_rows = run_pos["__pos"].to_numpy()
+    run_len = run_pos["len"].to_numpy()
     t_col = frame[time_col]
     if t_col.null_count():
         raise ValueError(f"{what} has a null {time_col} in row {int(t_col.is_null().arg_true()[0])}")
+    n = fh.ids.len()
+    fast = _wide_by_runs(frame[value_col], t_col, run_rows, run_len, n)
+    if fast is not None:
+        return fast
+    pos = np.repeat(run_rows, run_len)
     times = t_col.unique().sort()
     t_code = np.searchsorted(times.to_numpy(), t_col.to_numpy())
-    n, t = fh.ids.len(), times.len()
+    t = times.len()
     flat = pos * t + t_code
     counts = np.bincount(flat, minlength=n * t)
     if counts.max(initial=0) > 1:
@@ -179,6 +186,27 @@ def _wide(frame: pl.DataFrame, fh: FrameHierarchy, what: str, id_col: str, time_
     out = np.empty(n * t)
     out[flat] = frame[value_col].cast(pl.Float64).to_numpy()
     return out.reshape(n, t), times
+
+
+def _wide_by_runs(values: pl.Series, t_col: pl.Series, run_rows, run_len, n: int):
+    """The (n, t) array when each node is one run of rows with the same increasing times, else None."""
+    if run_rows.size != n or run_len.size == 0 or not (run_len == run_len[0]).all():
+        return None
+    if np.bincount(run_rows, minlength=n).max() != 1:
+        return None
+    t = int(run_len[0])
+    grid = t_col.to_numpy().reshape(n, t)
+    first = grid[0]
+    if t > 1 and not (first[1:] > first[:-1]).all():
+        return None
+    if not (grid == first).all():
+        return None
+    v = values.cast(pl.Float64).to_numpy().reshape(n, t)
+    if np.array_equal(run_rows, np.arange(n)):
+        return v, t_col[:t]
+    out = np.empty((n, t))
+    out[run_rows] = v
+    return out, t_col[:t]
 
 
 def reconcile_frame(

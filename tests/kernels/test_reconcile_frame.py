@@ -88,6 +88,8 @@ def test_row_order_does_not_matter_and_pandas_in_gives_pandas_out():
     shuffled = fc.sample(fraction=1.0, shuffle=True, seed=3)
     got = reconcile_frame(shuffled, fh, "wls_struct")
     assert got.equals(expect)
+    by_node_reversed = fc.with_row_index("i").sort(["unique_id", "i"], descending=[True, False]).drop("i")
+    assert reconcile_frame(by_node_reversed, fh, "wls_struct").equals(expect)
     got_pd = reconcile_frame(shuffled.to_pandas(), fh, "wls_struct")
     assert isinstance(got_pd, pd.DataFrame)
     np.testing.assert_allclose(got_pd["y_hat"].to_numpy(), expect["y_hat"].to_numpy(), rtol=1e-14)

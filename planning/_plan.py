@@ -154,16 +154,31 @@ def _validate_units(units: pl.DataFrame, n: int) -> pl.DataFrame:
     return u
 
 
-def _increments(q: np.ndarray, pack: np.ndarray, moq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                            np.ndarray]:
-    """Split each order into a first increment (MOQ or one pack) and further packs; flat arrays over units."""
+#: An order is split into at most this many increments for budget / capacity allocation.
+MAX_INCREMENTS = 8
+
+
+def _increments(q: np.ndarray, pack: np.ndarray, moq: np.ndarray, max_increments: int = MAX_INCREMENTS
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Split each order into a first increment (the MOQ, at least one pack) and equal whole-pack steps.
+
+    At most ``max_increments`` increments per order (steps of ``ceil(packs left / (max_increments - 1))`` packs,
+    the last one what remains), so that a million orders stay a few million increments.
+
+    Returns:
+        ``(unit_of, step, qty_after, size)``: flat (M,) arrays, increments contiguous per unit in step order;
+        ``qty_after`` is the order quantity once the increment is taken, ``size`` the increment's quantity.
+    """
     first = np.minimum(np.maximum(np.ceil(moq / pack) * pack, pack), q)
-    n_inc = np.where(q > 0, 1 + np.rint((q - first) / pack), 0).astype(np.int64)
+    packs_left = np.where(q > 0, np.rint((q - first) / pack), 0.0)
+    step_packs = np.maximum(np.ceil(packs_left / max(max_increments - 1, 1)), 1.0)
+    n_inc = np.where(q > 0, 1 + np.ceil(packs_left / step_packs), 0).astype(np.int64)
     unit_of = np.repeat(np.arange(q.shape[0]), n_inc)
     starts = np.cumsum(n_inc) - n_inc
     step = np.arange(unit_of.shape[0]) - np.repeat(starts, n_inc)
-    qty_after = first[unit_of] + step * pack[unit_of]  # cumulative order after this increment
-    size = np.where(step == 0, first[unit_of], pack[unit_of])
+    qty_after = np.minimum(first[unit_of] + step * step_packs[unit_of] * pack[unit_of], q[unit_of])
+    size = np.where(step == 0, first[unit_of], qty_after - np.minimum(
+        first[unit_of] + (step - 1) * step_packs[unit_of] * pack[unit_of], q[unit_of]))
     return unit_of, step, qty_after, size
 
 
@@ -208,30 +223,40 @@ def plan(units: pl.DataFrame, forecast: Forecast, lead_time_pmf: np.ndarray, *, 
     lot = effective_lot(pack, moq, mean_review)
 
     out = {k: np.empty(n) for k in ("S", "fill_s", "fill_ip", "p_so", "mean_lr", "mean_r", "onhand_s", "d_lr_p05",
-                                    "d_lr_p50", "d_lr_p95", "d_l_risk")}
-    chunks = range(0, n, config.chunk_size)
-    for c0 in chunks:
+                                    "d_lr_p50", "d_lr_p95", "d_l_risk", "raw", "q")}
+    bound = np.zeros(n, dtype=np.int8)
+    constrained = bool(budgets or capacities)
+    inc_parts = []  # per chunk: (unit_of, step, size, gain) of the order increments, for shared constraints
+    for c0 in range(0, n, config.chunk_size):
         sl = slice(c0, min(c0 + config.chunk_size, n))
         smp = protection_samples(forecast.levels, values[sl], pmf[sl], review[sl], config.n_paths, config.seed,
                                  unit_ids=np.arange(sl.start, sl.stop))
-        lv = order_up_to_levels(smp, target[sl], position[sl], lot[sl])
+        lv = order_up_to_levels(smp, target[sl], position[sl], lot[sl],
+                                quantile_levels=(0.05, 0.5, 0.95, config.risk_quantile), in_place=True)
+        smp = dataclasses.replace(smp, is_sorted=True)
         out["S"][sl], out["fill_s"][sl], out["fill_ip"][sl] = lv.order_up_to, lv.fill_rate_at_level, \
             lv.fill_rate_no_order
         out["p_so"][sl], out["mean_lr"][sl], out["mean_r"][sl] = lv.stockout_probability, \
             lv.mean_protection_demand, lv.mean_review_demand
         out["onhand_s"][sl] = lv.expected_on_hand_at_level
-        qs = np.quantile(smp.d_lr, [0.05, 0.5, 0.95], axis=1)
-        out["d_lr_p05"][sl], out["d_lr_p50"][sl], out["d_lr_p95"][sl] = qs
-        out["d_l_risk"][sl] = np.quantile(smp.d_l, config.risk_quantile, axis=1)
+        qs = lv.protection_quantiles
+        out["d_lr_p05"][sl], out["d_lr_p50"][sl], out["d_lr_p95"][sl] = qs[:, 0], qs[:, 1], qs[:, 2]
+        out["d_l_risk"][sl] = lv.lead_time_quantiles[:, 3]
+        out["raw"][sl] = lv.order_up_to - position[sl]
+        out["q"][sl], bound[sl] = round_order_quantity(out["raw"][sl], pack[sl], moq[sl], max_qty[sl])
+        if constrained:  # what each increment of the order buys: expected units served, from the same paths
+            unit_of, step, qty_after, size = _increments(out["q"][sl], pack[sl], moq[sl])
+            y_hi = position[sl][unit_of] + qty_after
+            gain = expected_served(smp, unit_of, y_hi) - expected_served(smp, unit_of, y_hi - size)
+            inc_parts.append((unit_of + sl.start, step, size, np.maximum(gain, 0.0)))
         del smp
 
-    raw = out["S"] - position
-    q, bound = round_order_quantity(raw, pack, moq, max_qty)
+    raw, q = out["raw"], out["q"]
     bound_name = np.asarray(BOUND_NAMES, dtype=object)[bound]
-
-    if budgets or capacities:
-        q, bound_name = _apply_constraints(u, q, bound_name, position, pack, moq, cost, forecast, pmf, review,
-                                           config, budgets, capacities)
+    if constrained:
+        unit_of, step, size, gain = (np.concatenate(x) for x in zip(*inc_parts, strict=True))
+        q, bound_name = _apply_constraints(u, q, bound_name, pack, moq, cost, unit_of, step, size, gain, budgets,
+                                           capacities)
 
     lt_mean = col("lead_time_mean")
     mean_daily = mean_per_period[:, 0] / config.period_days
@@ -295,22 +320,8 @@ def _level_column(forecast: Forecast, level: float) -> np.ndarray:
     return np.asarray(forecast.values)[:, 0, j].astype(np.float64)
 
 
-def _apply_constraints(u, q, bound_name, position, pack, moq, cost, forecast, pmf, review, config, budgets,
-                       capacities):
+def _apply_constraints(u, q, bound_name, pack, moq, cost, unit_of, step, size, gain, budgets, capacities):
     """Cut orders to shared budgets and capacities by expected units served per unit of resource."""
-    unit_of, step, qty_after, size = _increments(q, pack, moq)
-    gain = np.empty(unit_of.shape[0])
-    for c0 in range(0, q.shape[0], config.chunk_size):  # gains need the samples again (same seed: same draws)
-        sl = slice(c0, min(c0 + config.chunk_size, q.shape[0]))
-        sel = (unit_of >= sl.start) & (unit_of < sl.stop)
-        if not sel.any():
-            continue
-        smp = protection_samples(forecast.levels, np.asarray(forecast.values)[sl], pmf[sl], review[sl],
-                                 config.n_paths, config.seed, unit_ids=np.arange(sl.start, sl.stop))
-        local = unit_of[sel] - sl.start
-        y_hi = position[unit_of[sel]] + qty_after[sel]
-        gain[sel] = (expected_served(smp, local, y_hi)
-                     - expected_served(smp, local, y_hi - size[sel]))
     constraints = []
     for b in budgets:
         constraints.append(_constraint("budget", u, b.by, b.limits, unit_of, size * cost[unit_of]))
@@ -318,8 +329,9 @@ def _apply_constraints(u, q, bound_name, position, pack, moq, cost, forecast, pm
         vol = u[c.volume_column].to_numpy().astype(np.float64) if c.volume_column else np.ones(q.shape[0])
         constraints.append(_constraint("capacity", u, c.by, c.limits, unit_of, size * vol[unit_of]))
     alloc = allocate_increments(unit_of, step, np.maximum(gain, 0.0), constraints, q.shape[0])
-    first = np.minimum(np.maximum(np.ceil(moq / pack) * pack, pack), q)
-    q_new = np.where(alloc.taken > 0, first + (alloc.taken - 1) * pack, 0.0)
+    taken_qty = np.zeros(q.shape[0])
+    np.add.at(taken_qty, unit_of[step < alloc.taken[unit_of]], size[step < alloc.taken[unit_of]])
+    q_new = taken_qty
     cut = q_new < q - 1e-9
     names = np.array([c.name for c in constraints], dtype=object)
     bound_name = np.where(cut & (alloc.blocked_by >= 0), names[np.maximum(alloc.blocked_by, 0)], bound_name)

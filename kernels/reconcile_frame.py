@@ -78,7 +78,7 @@ def frame_hierarchy(keys: Any, spec: Sequence[Sequence[str]]) -> FrameHierarchy:
         spec: aggregation keys, top first; the last entry identifies the bottom series.
 
     Returns:
-        The :class:`FrameHierarchy`; aggregates are ordered by spec entry, then by id.
+        The :class:`FrameHierarchy`; nodes are ordered by spec entry, then by their key values.
 
     Raises:
         ValueError: a spec column is missing or null, or the last spec entry does not identify rows uniquely.
@@ -100,24 +100,33 @@ def frame_hierarchy(keys: Any, spec: Sequence[Sequence[str]]) -> FrameHierarchy:
                     f"keys column {c!r} is null in row {row}; every bottom series needs all levels"
                 )
     m = keys.height
-    bottom_ids = _node_ids(keys, spec[-1])
-    dup = ~bottom_ids.is_first_distinct()
+    # Sort and rank on the typed key columns (cheap); id strings are built once per node only.
+    bottom_cols = list(spec[-1])
+    keys = keys.with_row_index("__row").sort(bottom_cols, maintain_order=True)
+    dup = ~keys.select(pl.struct(bottom_cols).is_first_distinct()).to_series()
     if dup.any():
-        row = int(dup.arg_true()[0])
-        first = int((bottom_ids == bottom_ids[row]).arg_true()[0])
+        k = int(dup.arg_true()[0])
+        row, first = (
+            int(keys["__row"][k]),
+            int(keys["__row"][k - 1]),
+        )  # duplicates are adjacent after the sort
         raise ValueError(
-            f"keys row {row} ({bottom_ids[row]}) is not unique for spec entry {list(spec[-1])}: "
-            f"row {first} has the same key"
+            f"keys row {row} ({_node_ids(keys[k], spec[-1])[0]}) is not unique for spec entry "
+            f"{bottom_cols}: row {first} has the same key"
         )
-    order = bottom_ids.arg_sort()
-    bottom_ids = bottom_ids.gather(order)
-    keys = keys[order]
+    bottom_ids = _node_ids(keys, spec[-1])
     ids, levels, rows, cols = [], [], [], []
     offset = 0
     for lev, spec_cols in enumerate(spec[:-1]):
-        node = _node_ids(keys, spec_cols)
-        code = (node.rank("dense") - 1).cast(pl.Int64).to_numpy()
-        uniq = node.unique().sort()
+        if spec_cols:
+            code = (
+                keys.select(pl.struct(list(spec_cols)).rank("dense")).to_series().to_numpy().astype(np.int64)
+                - 1
+            )
+        else:
+            code = np.zeros(m, dtype=np.int64)
+        first_rows = np.unique(code, return_index=True)[1]
+        uniq = _node_ids(keys[first_rows], spec_cols) if spec_cols else pl.Series("id", ["total"])
         ids.append(uniq)
         levels.append(np.full(uniq.len(), lev))
         rows.append(offset + code)

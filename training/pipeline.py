@@ -27,7 +27,15 @@ import pandas as pd
 from features.frames import Panel, build_panel, stallion_frame, stallion_spec
 from training.config import TrainConfig
 
-__all__ = ["TrainResult", "load_panel", "train_and_register", "backtest_version", "promote", "STALLION_PATH"]
+__all__ = [
+    "TrainResult",
+    "future_panel",
+    "load_panel",
+    "train_and_register",
+    "backtest_version",
+    "promote",
+    "STALLION_PATH",
+]
 
 STALLION_PATH = Path(__file__).resolve().parent.parent / "data" / "stallion.parquet"
 
@@ -71,6 +79,39 @@ def load_panel(config: TrainConfig) -> Panel:
         )
     lags = tuple(config.data.lags)
     return build_panel(stallion_frame(df, lags), stallion_spec(lags))
+
+
+def future_panel(spec, path: str | Path | None = None) -> tuple[Panel, list[str]]:
+    """The Stallion panel a model needs to forecast past the history, built with the model's own columns.
+
+    The frame gets the model's seasonal lag columns, then ``spec.horizon`` future periods per series with the known
+    inputs carried forward (:func:`features.frames.extend_known`: today's prices and promotions continue), the lags
+    of those periods recomputed from history; series with a category the model never saw are left out.
+
+    Args:
+        spec: the model's :class:`~training.windows.InputSpec` (``predictor.spec``).
+        path: Stallion parquet (default: the bundled file).
+
+    Returns:
+        ``(panel, skipped)``: forecast from ``int(panel.last.max()) + 1``; ``skipped`` lists left-out series ids.
+    """
+    from features.frames import add_target_lags, extend_known
+
+    fspec = spec.frame_spec
+    lags = [
+        int(c.removeprefix("log_volume_lag")) for c in fspec.known_reals if c.startswith("log_volume_lag")
+    ]
+    df = stallion_frame(pd.read_parquet(path or STALLION_PATH), lags)
+    known = pd.Series(True, index=df.index)
+    for c in fspec.static_categoricals:  # a category the model never saw has no embedding
+        known &= df[c].astype(str).isin(spec.vocab[c])
+    skipped = (
+        df.loc[~known, list(fspec.series_keys)].drop_duplicates().astype(str).agg("|".join, axis=1).tolist()
+    )
+    future = extend_known(df[known], fspec, spec.horizon)
+    if lags:  # the lags of future periods come from the history, not from the carried-forward last row
+        future = add_target_lags(future, fspec, lags)
+    return build_panel(future, fspec, vocab=spec.vocab), skipped
 
 
 def _cutoff(panel: Panel, config: TrainConfig) -> int:

@@ -133,14 +133,12 @@ def forecast_cmd(
     """Forecast every series H periods past its history and write the forecasts to the fact store."""
     import uuid
 
-    import pandas as pd
     import polars as pl
     from rich.console import Console
 
     from features.facts import write_facts
-    from features.frames import add_target_lags, build_panel, extend_known, stallion_frame
     from features.settings import get_settings
-    from training.pipeline import STALLION_PATH
+    from training.pipeline import future_panel
     from training.predict import load_predictor
 
     cfg = _config(config)
@@ -155,22 +153,11 @@ def forecast_cmd(
             f"[red]--horizon {horizon}: this model forecasts at most {pred.spec.horizon} periods[/red]"
         )
         raise typer.Exit(2)
-    spec = pred.spec.frame_spec
-    lags = [int(c.removeprefix("log_volume_lag")) for c in spec.known_reals if c.startswith("log_volume_lag")]
-    df = stallion_frame(pd.read_parquet(cfg.data.path or STALLION_PATH), lags)
-    known = pd.Series(True, index=df.index)
-    for c in spec.static_categoricals:  # a category the model never saw has no embedding: skip, say so
-        known &= df[c].astype(str).isin(pred.spec.vocab[c])
-    skipped = df.loc[~known, list(spec.series_keys)].drop_duplicates()
-    if len(skipped):
+    panel, skipped = future_panel(pred.spec, cfg.data.path)
+    if skipped:
         console.print(
             f"[yellow]{len(skipped)} series skipped: categories unknown to version {pred.version}[/yellow]"
         )
-    df = df[known]
-    future = extend_known(df, spec, pred.spec.horizon)
-    if lags:  # lags of the future periods come from the history, not from the last row
-        future = add_target_lags(future, spec, lags)
-    panel = build_panel(future, spec, vocab=pred.spec.vocab)
     fc = pred.forecast(panel).to_frame()
     fc = fc[fc.horizon <= horizon].assign(model=cfg.name, model_version=str(pred.version))
     out = pl.from_pandas(fc).with_columns(pl.col("date").cast(pl.Date))

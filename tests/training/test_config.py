@@ -36,3 +36,22 @@ def test_quantiles_must_include_p10_p50_p90():
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(TrainConfigError, match="nope.yaml"):
         load_train_config(tmp_path / "nope.yaml")
+
+
+def test_lags_shorter_than_the_horizon_are_refused():
+    from training.pipeline import load_panel
+
+    cfg = load_train_config({"data": {"max_series": 3, "lags": [2]}, "fit": {"horizon": 6}})
+    with pytest.raises(ValueError, match="data.lags"):
+        load_panel(cfg)
+
+
+def test_lag_columns_are_known_inputs_from_history():
+    import numpy as np
+
+    from training.pipeline import load_panel
+
+    cfg = load_train_config({"data": {"max_series": 2, "lags": [12]}, "fit": {"horizon": 6}})
+    panel = load_panel(cfg)
+    j = list(panel.spec.known_reals).index("log_volume_lag12")
+    np.testing.assert_allclose(panel.known_real[:, 12:, j], np.log1p(panel.y[:, :-12]), rtol=1e-6)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import kernels._reconcile_gls as gls
 from kernels.reconcile import METHODS, Hierarchy, ReconciliationError, reconcile
-from tests.kernels._reconcile_cases import (
+from tests.kernels.test_reconcile_cases import (
     dense_mint,
     dense_shrinkage,
     dense_W,

@@ -12,7 +12,7 @@ import kernels._reconcile_ops as ops_mod
 from kernels._backend import BackendError
 from kernels._reconcile_ops import _GPU_ROW_CHUNK, _DeviceCSR, split_matmat
 from kernels.reconcile import METHODS, Hierarchy, reconcile, reconcile_quantiles
-from tests.kernels._reconcile_cases import rel_err, tree_S
+from tests.kernels.test_reconcile_cases import rel_err, tree_S
 
 
 class _HostArrays:

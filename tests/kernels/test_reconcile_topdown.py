@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from kernels.reconcile import Hierarchy, NotATreeError, reconcile
-from tests.kernels._reconcile_cases import grouped, tree_S
+from tests.kernels.test_reconcile_cases import grouped, tree_S
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

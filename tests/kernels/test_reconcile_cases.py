@@ -1,4 +1,4 @@
-"""Random hierarchies and dense reference formulas shared by the reconciliation tests (small sizes only)."""
+"""Random hierarchies and dense reference formulas shared by the reconciliation tests (no tests here)."""
 
 from __future__ import annotations
 

@@ -27,7 +27,15 @@ from sqlalchemy.exc import DBAPIError
 
 from features.store._db import session_scope, utcnow
 from workflow.adapters import Adapter, Delivery
-from workflow.outbox import Claimed, LostLease, claim, flush_journal, record_failure, record_success
+from workflow.outbox import (
+    Claimed,
+    LostLease,
+    claim,
+    flush_journal,
+    record_failure,
+    record_success,
+    record_successes,
+)
 
 __all__ = ["DispatchStats", "Dispatcher", "RetryPolicy"]
 
@@ -146,10 +154,15 @@ class Dispatcher:
         # refuses), record item by item instead, each in its own transaction.
         try:
             with session_scope(self.engine) as s:
-                journal: dict = {}
-                batch = DispatchStats()
+                ok = [(it, d) for it, d in zip(items, results, strict=True) if d.ok]
+                journal: dict = {}  # one journal append per tenant for the whole batch
+                delivered = record_successes(
+                    s, [it for it, _ in ok], self.owner, [d.external_ref for _, d in ok], journal=journal
+                )
+                batch = DispatchStats(delivered=delivered)
                 for item, d in zip(items, results, strict=True):
-                    self._record_in(s, item, d, batch, journal)
+                    if not d.ok:
+                        self._record_in(s, item, d, batch, journal)
                 flush_journal(s, journal)
             stats.add(batch)
         except (LostLease, DBAPIError):

@@ -837,6 +837,51 @@ def history(session: Session, tenant_id: str, rec_id: str) -> list[AuditEntry]:
     )
 
 
+class BatchConflict(Exception):
+    """A bulk transition could not apply to every item; the caller redoes the batch item by item."""
+
+
+def _transition_many(
+    session: Session,
+    tenant_id: str,
+    items: list[tuple[str, dict[str, Any] | Callable[[Mapping[str, Any]], dict[str, Any]], str | None]],
+    action: str,
+    *,
+    actor: str,
+) -> list[tuple[dict[str, Any], AuditRecord, EventRecord]]:
+    """:func:`_transition` for many recommendations of one tenant: one SELECT and one executemany UPDATE.
+
+    ``items`` are ``(rec_id, changes, reason)``; every ``changes`` must set the same columns. All or nothing:
+    raises :class:`BatchConflict` (before writing, or after a compare-and-set missed; roll back then) when any
+    item is missing, not in an allowed state, or changed concurrently.
+    """
+    if not items:
+        return []
+    allowed_from, to = TRANSITIONS[action]
+    rows = {
+        r["id"]: r
+        for r in session.execute(
+            select(_R).where(_R.c.tenant_id == tenant_id, _R.c.id.in_([i[0] for i in items]))
+        ).mappings()
+    }
+    params, out, columns = [], [], None
+    for rec_id, changes, reason in items:
+        row = rows.get(rec_id)
+        if row is None or row["state"] not in allowed_from:
+            raise BatchConflict(rec_id)
+        values = _values(row, to, changes)
+        cols = tuple(sorted(values))
+        if columns is not None and cols != columns:
+            raise BatchConflict(rec_id)
+        columns = cols
+        params.append({**values, "b_id": rec_id, "b_tenant": tenant_id, "b_version": row["version"]})
+        out.append(_journal_records(row, values, action, actor, reason))
+    res = session.execute(_cas_update(columns), params)
+    if res.rowcount != len(params):
+        raise BatchConflict(f"{len(params) - res.rowcount} item(s) changed concurrently")
+    return out
+
+
 # Used by workflow.outbox (the dispatcher side); not part of the public surface.
 def _mark(
     session: Session,

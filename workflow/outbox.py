@@ -27,7 +27,7 @@ from features.store._db import utcnow
 from workflow._journal import AuditRecord, append, collect, flush
 from workflow._models import OutboxItem
 from workflow.errors import IllegalTransition, InvalidInput, NotFound
-from workflow.lifecycle import _mark, acknowledge, get
+from workflow.lifecycle import BatchConflict, _mark, _transition_many, acknowledge, get
 from workflow.schemas import AckIn, RecommendationOut
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "list_items",
     "record_failure",
     "record_success",
+    "record_successes",
     "replay",
 ]
 
@@ -117,6 +118,59 @@ _DELIVERED = (
         last_error=None,
     )
 )
+
+
+def record_successes(
+    session: Session,
+    items: list[Claimed],
+    owner: str,
+    refs: list[str | None],
+    *,
+    actor: str = "system:dispatcher",
+    journal: dict[str, tuple[list, list]] | None = None,
+) -> int:
+    """Record a batch of deliveries at once (one SELECT and two executemany UPDATEs per tenant).
+
+    All or nothing: raises :class:`LostLease` (roll back, then record item by item with
+    :func:`record_success`) when any item is no longer ours or its recommendation not sendable.
+    """
+    now = utcnow()
+    by_tenant: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        by_tenant.setdefault(item.tenant_id, []).append(i)
+    own_journal = journal is None
+    journal = {} if journal is None else journal
+    for tenant_id, idx in by_tenant.items():
+        try:
+            recs = _transition_many(
+                session,
+                tenant_id,
+                [
+                    (
+                        items[i].recommendation_id,
+                        {"sent_at": now, "external_ref": refs[i]},
+                        f"delivered (attempt {items[i].attempts})",
+                    )
+                    for i in idx
+                ],
+                "send",
+                actor=actor,
+            )
+        except BatchConflict:
+            raise LostLease(tenant_id) from None
+        res = session.execute(
+            _DELIVERED, [{"b_id": items[i].id, "b_owner": owner, "b_now": now} for i in idx]
+        )
+        if res.rowcount != len(idx):
+            raise LostLease(tenant_id)
+        for i, (_, a, e) in zip(idx, recs, strict=True):
+            e = replace(
+                e, payload={**e.payload, "idempotency_key": items[i].idempotency_key, "external_ref": refs[i]}
+            )
+            collect(session, tenant_id, [a], [e], journal)
+    if own_journal:
+        flush(session, journal)
+    return len(items)
 
 
 def record_success(
@@ -303,6 +357,32 @@ def acknowledge_many(
     Raises:
         NotFound, IllegalTransition: for the first bad item; nothing of the batch is applied.
     """
+    bare = [ack for _, ack in acks if ack.status == "accepted" and not ack.external_ref and not ack.message]
+    if len(bare) == len(acks) and acks:  # plain acceptances: bulk path (no evidence to attach)
+        keys = [k for k, _ in acks]
+        rec_of = dict(
+            session.execute(
+                select(_O.c.idempotency_key, _O.c.recommendation_id).where(
+                    _O.c.tenant_id == tenant_id, _O.c.idempotency_key.in_(keys)
+                )
+            ).all()
+        )
+        if len(rec_of) == len(set(keys)) == len(keys):
+            now = utcnow()
+            try:
+                with session.begin_nested():
+                    recs = _transition_many(
+                        session,
+                        tenant_id,
+                        [(rec_of[k], {"acknowledged_at": now}, None) for k in keys],
+                        "acknowledge",
+                        actor=actor,
+                    )
+            except BatchConflict:
+                recs = None  # some were acknowledged before, or are not sent: item by item below
+            if recs is not None:
+                append(session, tenant_id, [a for _, a, _ in recs], [e for _, _, e in recs])
+                return [(RecommendationOut.model_validate(r), False) for r, _, _ in recs]
     journal: dict[str, tuple[list, list]] = {}
     out = [
         acknowledge_by_key(session, tenant_id, key, ack, actor=actor, journal=journal) for key, ack in acks

@@ -14,6 +14,7 @@ from tests.workflow._helpers import SECRET, propose
 from workflow import audit, events, lifecycle, outbox
 from workflow.adapters import FileDropAdapter, SignatureError, WebhookAdapter, sign, verify_signature
 from workflow.dispatcher import Dispatcher, RetryPolicy
+from workflow.errors import NotFound
 from workflow.schemas import AckIn, AutoApprove
 
 FAST = RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02)
@@ -166,3 +167,24 @@ def test_acknowledgements_by_key_are_idempotent(engine, tenants, receiver):
     with session_scope(engine) as s:
         rec2, dup2 = outbox.acknowledge_by_key(s, "a", f"{rid}-v2", ack, actor="erp")
     assert dup2 and rec2.version == rec.version
+
+
+def test_batch_acknowledgements_bulk_and_repeated(engine, tenants, receiver):
+    recs = _approved(engine, 4)
+    Dispatcher(engine, WebhookAdapter(receiver.url, SECRET), rng=np.random.default_rng(0)).run(
+        until_idle=True
+    )
+    keys = [f"{r}-v2" for r in recs]
+    with session_scope(engine) as s:  # plain acceptances of three: the bulk path
+        out = outbox.acknowledge_many(s, "a", [(k, AckIn(status="accepted")) for k in keys[:3]], actor="erp")
+    assert [(r.state, dup) for r, dup in out] == [("acknowledged", False)] * 3
+    with session_scope(engine) as s:  # a page that repeats two of them: item by item, repeats flagged
+        out = outbox.acknowledge_many(s, "a", [(k, AckIn(status="accepted")) for k in keys[2:]], actor="erp")
+    assert [dup for _, dup in out] == [True, False]
+    with session_scope(engine) as s:
+        assert {lifecycle.get(s, "a", r).state for r in recs} == {"acknowledged"}
+        acks = [e for e in events.read(s, "a", limit=1000).events if e.type == "recommendation.acknowledged"]
+        assert sorted(e.key for e in acks) == sorted(recs)  # one event per recommendation, none repeated
+        assert audit.verify(s, "a").ok
+        with pytest.raises(NotFound):
+            outbox.acknowledge_many(s, "a", [("no-such-key", AckIn(status="accepted"))], actor="erp")

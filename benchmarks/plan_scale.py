@@ -1,7 +1,8 @@
 """Planning at scale: one review of N planning units (default 1,000,000) from given forecast quantiles.
 
 Inputs are generated here with NumPy (fixed seed) rather than by the sales generator, since the forecasts are
-given: 20,000 SKUs x 50 stores in 5 regions, 200 suppliers with empirical lead-time distributions, pack / MOQ /
+given: 20,000 SKUs x 50 stores in 5 regions, 200 suppliers with empirical lead-time distributions, pack / MOQ
+    /
 max terms, 30% intermittent units, 9 forecast quantiles per unit for 8 weekly periods, a budget per supplier.
 The timed call is the whole ``planning.plan``: Monte-Carlo levels (256 paths per unit), rounding, budget cuts,
 transfers, exceptions, routing with ``configs/routing.yaml`` and PO drafts (writing to the store is not
@@ -53,7 +54,8 @@ def build(n: int, seed: int):
     intermittent = rng.random(n) < 0.3
     mean = np.where(intermittent, rng.uniform(0.1, 1.0, n), rng.lognormal(np.log(20), 1.0, n))
     cv = np.where(intermittent, rng.uniform(1.0, 2.5, n), rng.uniform(0.3, 0.8, n))
-    # Quantile shapes per CV class (a gamma with mean 1), scaled by each unit's mean: cheap for a million units.
+    # Quantile shapes per CV class (a gamma with mean 1), scaled by each unit's mean: cheap for a million
+    # units.
     classes = np.linspace(0.3, 2.5, 23)
     cls = np.clip(np.searchsorted(classes, cv), 0, classes.size - 1)
     shapes = gamma_quantiles(np.ones((classes.size, 1)), classes[:, None], LEVELS)[:, 0, :]  # (C, Q)
@@ -67,26 +69,48 @@ def build(n: int, seed: int):
     moq = pack * rng.choice(np.array([1.0, 2.0, 4.0]), n_sku)[sku]
     cost = np.round(rng.lognormal(np.log(3.0), 0.6, n_sku), 2)[sku]
     on_hand = rng.poisson(mean * rng.uniform(0.0, 5.0, n)).astype(float)
-    units = pl.DataFrame({
-        "sku": sku, "loc": loc, "sup": sup,
-        "on_hand": on_hand, "on_order": np.where(rng.random(n) < 0.2, moq, 0.0), "backorders": np.zeros(n),
-        "committed": np.where(rng.random(n) < 0.02, np.ceil(mean), 0.0),
-        "fill_target": rng.choice(np.array([0.9, 0.95, 0.98]), n), "review_periods": np.ones(n, dtype=np.int64),
-        "unit_cost": cost, "pack_size": pack, "moq": moq, "max_order_qty": moq * 100,
-        "lead_time_mean": lt_mean, "lead_time_std": lt_std,
-    }).with_columns(
-        pl.format("SKU_{}", pl.col("sku")).alias("sku_id"), pl.format("STORE_{}", pl.col("loc")).alias("location_id"),
-        pl.format("SUP_{}", pl.col("sup")).alias("supplier_id"),
-        pl.format("REGION_{}", pl.col("loc") // 10).alias("region"),
-        pl.lit("observed").alias("lead_time_source")).drop("sku", "loc", "sup")
-    spend = units.group_by("supplier_id").agg((pl.col("unit_cost") * pl.col("lead_time_mean") * 0.0 +
-                                               pl.col("unit_cost")).sum())
-    weekly = pl.DataFrame({"supplier_id": units["supplier_id"], "v": mean * cost}).group_by("supplier_id").agg(
-        pl.col("v").sum())
+    units = (
+        pl.DataFrame(
+            {
+                "sku": sku,
+                "loc": loc,
+                "sup": sup,
+                "on_hand": on_hand,
+                "on_order": np.where(rng.random(n) < 0.2, moq, 0.0),
+                "backorders": np.zeros(n),
+                "committed": np.where(rng.random(n) < 0.02, np.ceil(mean), 0.0),
+                "fill_target": rng.choice(np.array([0.9, 0.95, 0.98]), n),
+                "review_periods": np.ones(n, dtype=np.int64),
+                "unit_cost": cost,
+                "pack_size": pack,
+                "moq": moq,
+                "max_order_qty": moq * 100,
+                "lead_time_mean": lt_mean,
+                "lead_time_std": lt_std,
+            }
+        )
+        .with_columns(
+            pl.format("SKU_{}", pl.col("sku")).alias("sku_id"),
+            pl.format("STORE_{}", pl.col("loc")).alias("location_id"),
+            pl.format("SUP_{}", pl.col("sup")).alias("supplier_id"),
+            pl.format("REGION_{}", pl.col("loc") // 10).alias("region"),
+            pl.lit("observed").alias("lead_time_source"),
+        )
+        .drop("sku", "loc", "sup")
+    )
+    spend = units.group_by("supplier_id").agg(
+        (pl.col("unit_cost") * pl.col("lead_time_mean") * 0.0 + pl.col("unit_cost")).sum()
+    )
+    weekly = (
+        pl.DataFrame({"supplier_id": units["supplier_id"], "v": mean * cost})
+        .group_by("supplier_id")
+        .agg(pl.col("v").sum())
+    )
     budget = Budget("supplier_id", {s: 1.5 * v for s, v in weekly.iter_rows()})  # about 1.5 weeks of spend
     del spend
-    forecast = Forecast(levels=LEVELS, values=values, version="bench", model_version="bench-model",
-                        source="model:given")
+    forecast = Forecast(
+        levels=LEVELS, values=values, version="bench", model_version="bench-model", source="model:given"
+    )
     return units, forecast, pmf, budget, mean
 
 
@@ -99,40 +123,68 @@ def main() -> None:
     t0 = time.perf_counter()
     units, forecast, pmf, budget, mean = build(a.units, 0)
     rss_inputs = _rss_mb()
-    print(f"inputs: {units.height:,} units, forecast {forecast.values.shape} float32 "
-          f"({forecast.values.nbytes / 2**20:.0f} MiB), built in {time.perf_counter() - t0:.1f}s; "
-          f"peak RSS so far {rss_inputs:.0f} MiB")
+    print(
+        f"inputs: {units.height:,} units, forecast {forecast.values.shape} float32 "
+        f"({forecast.values.nbytes / 2**20:.0f} MiB), built in {time.perf_counter() - t0:.1f}s; "
+        f"peak RSS so far {rss_inputs:.0f} MiB"
+    )
     rules = load_rules(Path(__file__).resolve().parents[1] / "configs" / "routing.yaml")
     warmup()
     times, ref_times = [], []
     res = None
     for r in range(a.repeats):
         t = time.perf_counter()
-        res = plan(units, forecast, pmf, as_of=date(2026, 1, 5), config=PlanConfig(n_paths=a.paths, seed=r),
-                   rules=rules, budgets=(budget,))
+        res = plan(
+            units,
+            forecast,
+            pmf,
+            as_of=date(2026, 1, 5),
+            config=PlanConfig(n_paths=a.paths, seed=r),
+            rules=rules,
+            budgets=(budget,),
+        )
         times.append(time.perf_counter() - t)
         t = time.perf_counter()
         mean_h = forecast.values.mean(axis=2)
         rmse = (forecast.values[:, 0, -1] - forecast.values[:, 0, 0]) / 3.29  # P95 - P5 of a normal = 3.29 sd
         classic_order_up_to(mean_h, rmse, units["lead_time_mean"].to_numpy(), 1, 0.95, method="fill_rate")
         ref_times.append(time.perf_counter() - t)
-        print(f"run {r + 1}: plan {times[-1]:.1f}s (classic closed form {ref_times[-1]:.2f}s), "
-              f"peak RSS {_rss_mb():.0f} MiB")
+        print(
+            f"run {r + 1}: plan {times[-1]:.1f}s (classic closed form {ref_times[-1]:.2f}s), "
+            f"peak RSS {_rss_mb():.0f} MiB"
+        )
     assert res is not None
     recs = res.recommendations
     kinds = dict(recs.group_by("kind").len().iter_rows())
     bound = dict(res.units.group_by("bound_by").len().iter_rows())
-    print(f"result: {kinds} recommendations, {res.exceptions.height:,} exceptions, {res.po_drafts.height:,} PO "
-          f"drafts; routed {int((recs['action'] == 'route').sum()):,}; bound by {bound}")
+    print(
+        f"result: {kinds} recommendations, {res.exceptions.height:,} exceptions, {res.po_drafts.height:,} PO "
+        f"drafts; routed {int((recs['action'] == 'route').sum()):,}; bound by {bound}"
+    )
     med = float(np.median(times))
     ref = float(np.median(ref_times))
-    print(f"median plan time for {a.units:,} units: {med:.1f}s (target <= 60 s); {a.units / med:,.0f} units/s; "
-          f"classic closed form {ref:.2f}s (no simulation, no constraints); peak RSS {_rss_mb():.0f} MiB")
-    print(json.dumps({"bench": "plan_scale", "n": a.units, "paths": a.paths, "seconds": round(med, 2),
-                      "runs": [round(x, 2) for x in times], "ref_seconds": round(ref, 3),
-                      "ref": "classic closed-form order-up-to", "peak_rss_mib": round(_rss_mb()),
-                      "inputs_rss_mib": round(rss_inputs), "recommendations": recs.height,
-                      "exceptions": res.exceptions.height, "meets_60s": med <= 60.0}))
+    print(
+        f"median plan time for {a.units:,} units: {med:.1f}s (target <= 60 s); {a.units / med:,.0f} units/s; "
+        f"classic closed form {ref:.2f}s (no simulation, no constraints); peak RSS {_rss_mb():.0f} MiB"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "plan_scale",
+                "n": a.units,
+                "paths": a.paths,
+                "seconds": round(med, 2),
+                "runs": [round(x, 2) for x in times],
+                "ref_seconds": round(ref, 3),
+                "ref": "classic closed-form order-up-to",
+                "peak_rss_mib": round(_rss_mb()),
+                "inputs_rss_mib": round(rss_inputs),
+                "recommendations": recs.height,
+                "exceptions": res.exceptions.height,
+                "meets_60s": med <= 60.0,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -39,13 +39,24 @@ __all__ = [
 ]
 
 _WHERE = {
-    "Budget": "planning._plan", "Capacity": "planning._plan", "Forecast": "planning._plan",
-    "PlanConfig": "planning._plan", "PlanResult": "planning._plan", "plan": "planning._plan",
-    "PlanInputs": "planning._inputs", "inputs_from_frames": "planning._inputs",
-    "RuleError": "planning._routing", "RuleSet": "planning._routing", "load_rules": "planning._routing",
-    "parse_rules": "planning._routing", "route": "planning._routing",
-    "evidence_record": "planning._evidence", "missing_evidence": "planning._evidence",
-    "load_run": "planning._store", "save_plan": "planning._store", "warmup": "planning._levels",
+    "Budget": "planning._plan",
+    "Capacity": "planning._plan",
+    "Forecast": "planning._plan",
+    "PlanConfig": "planning._plan",
+    "PlanResult": "planning._plan",
+    "plan": "planning._plan",
+    "PlanInputs": "planning._inputs",
+    "inputs_from_frames": "planning._inputs",
+    "RuleError": "planning._routing",
+    "RuleSet": "planning._routing",
+    "load_rules": "planning._routing",
+    "parse_rules": "planning._routing",
+    "route": "planning._routing",
+    "evidence_record": "planning._evidence",
+    "missing_evidence": "planning._evidence",
+    "load_run": "planning._store",
+    "save_plan": "planning._store",
+    "warmup": "planning._levels",
 }
 
 

@@ -1,19 +1,20 @@
 """Greedy allocation of order increments under shared budgets and capacities.
 
 An order is a sequence of *increments* per unit (the first lifts the order to its MOQ, each further one adds a
-pack). Increment ``k`` of unit ``i`` buys ``gain[i, k]`` (expected units served, or expected cost avoided) and uses
-``weight_c[i, k]`` of each shared constraint ``c`` (money against a budget per period, buyer or supplier; volume or
-units against the capacity of a location). Increments of a unit must be taken in order.
+pack). Increment ``k`` of unit ``i`` buys ``gain[i, k]`` (expected units served, or expected cost avoided) and
+uses ``weight_c[i, k]`` of each shared constraint ``c`` (money against a budget per period, buyer or supplier;
+volume or units against the capacity of a location). Increments of a unit must be taken in order.
 
-The allocator sorts every increment by its gain per unit of *normalised* resource,
-``gain / sum_c(weight_c / limit_c)`` (gain per currency unit when only a budget binds), and takes them in that order
-while every constraint has room. Ratios are made non-increasing within each unit first (the MOQ increment is
-usually the best per unit, but if it is not, the later ones inherit its ratio), so a unit's increments stay in
-order. For concave gains and one constraint this is the greedy for the LP relaxation of the knapsack: its value is
-at least the integer optimum minus the largest single increment gain, and equals it when all weights are equal
+The allocator sorts every increment by its gain per unit of *normalised* resource, ``gain / sum_c(weight_c /
+limit_c)`` (gain per currency unit when only a budget binds), and takes them in that order while every
+constraint has room. Ratios are made non-increasing within each unit first (the MOQ increment is usually the
+best per unit, but if it is not, the later ones inherit its ratio), so a unit's increments stay in order. For
+concave gains and one constraint this is the greedy for the LP relaxation of the knapsack: its value is at
+least the integer optimum minus the largest single increment gain, and equals it when all weights are equal
 (checked against brute force in ``tests/planning/test_allocate.py``).
 
-The loop is one Numba pass over the sorted increments (O(M log M) for the sort); nothing per unit runs in Python.
+The loop is one Numba pass over the sorted increments (O(M log M) for the sort); nothing per unit runs in
+Python.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ class Allocation:
 
     Attributes:
         taken: (N,) increments taken per unit.
-        blocked_by: (N,) index into the constraints of the first one that refused the unit's next increment, -1
-            when the unit got every increment it asked for.
+        blocked_by: (N,) index into the constraints of the first one that refused the unit's next increment,
+            -1 when the unit got every increment it asked for.
         remaining: per constraint, (G,) amount left per group.
         value: total gain of the taken increments.
     """
@@ -70,8 +71,10 @@ def _monotone_ratio(unit_of, step, ratio):  # pragma: no cover - compiled
     return out
 
 
-@nb.njit("int64(int64[:], int64[:], int64[:], float64[:,:], int64[:,:], float64[:], int64[:], int64[:])",
-         cache=True)
+@nb.njit(
+    "int64(int64[:], int64[:], int64[:], float64[:,:], int64[:,:], float64[:], int64[:], int64[:])",
+    cache=True,
+)
 def _greedy(order, unit_of, step, weight, group, remaining, taken, blocked_by):  # pragma: no cover - compiled
     n_con = weight.shape[0]
     n_taken = 0
@@ -97,13 +100,14 @@ def _greedy(order, unit_of, step, weight, group, remaining, taken, blocked_by): 
     return n_taken
 
 
-def allocate_increments(unit_of: np.ndarray, step: np.ndarray, gain: np.ndarray,
-                        constraints: list[Constraint], n_units: int) -> Allocation:
+def allocate_increments(
+    unit_of: np.ndarray, step: np.ndarray, gain: np.ndarray, constraints: list[Constraint], n_units: int
+) -> Allocation:
     """Take increments in order of gain per normalised resource while every constraint has room.
 
     Args:
-        unit_of: (M,) unit index of each increment in ``0..n_units-1``; increments of a unit must be contiguous
-            and in ``step`` order.
+        unit_of: (M,) unit index of each increment in ``0..n_units-1``; increments of a unit must be
+            contiguous and in ``step`` order.
         step: (M,) position of the increment within its unit, 0, 1, 2, ...
         gain: (M,) gain of each increment (>= 0).
         constraints: the shared resources; with none, every increment is taken.
@@ -120,8 +124,9 @@ def allocate_increments(unit_of: np.ndarray, step: np.ndarray, gain: np.ndarray,
     gain = np.ascontiguousarray(gain, dtype=np.float64)
     m = unit_of.shape[0]
     if step.shape != (m,) or gain.shape != (m,):
-        raise ValueError(f"unit_of, step and gain must share shape (M,); got {unit_of.shape}, {step.shape}, "
-                         f"{gain.shape}")
+        raise ValueError(
+            f"unit_of, step and gain must share shape (M,); got {unit_of.shape}, {step.shape}, {gain.shape}"
+        )
     if m and (np.any(unit_of < 0) or np.any(unit_of >= n_units)):
         raise ValueError(f"unit_of: expected unit indices in 0..{n_units - 1}")
     if m > 1:
@@ -149,11 +154,14 @@ def allocate_increments(unit_of: np.ndarray, step: np.ndarray, gain: np.ndarray,
             raise ValueError(f"constraint {con.name!r}: group index beyond its {len(lim)} limits")
         weight[c] = w
         group[c] = np.where(g >= 0, g + offsets[c], -1)
-        remaining[offsets[c]:offsets[c + 1]] = lim
+        remaining[offsets[c] : offsets[c + 1]] = lim
         limited = g >= 0
         scale = np.where(limited, lim[np.maximum(g, 0)] if len(lim) else 0.0, np.inf)
-        denom += np.where(limited & (scale > 0), w / np.where(scale > 0, scale, 1.0),
-                          np.where(limited & (w > 0), np.inf, 0.0))
+        denom += np.where(
+            limited & (scale > 0),
+            w / np.where(scale > 0, scale, 1.0),
+            np.where(limited & (w > 0), np.inf, 0.0),
+        )
     ratio = np.where(denom > 0, gain / np.where(denom > 0, denom, 1.0), np.inf)
     ratio = np.where(np.isinf(denom), 0.0, ratio)
     ratio = _monotone_ratio(unit_of, step, ratio)
@@ -164,5 +172,5 @@ def allocate_increments(unit_of: np.ndarray, step: np.ndarray, gain: np.ndarray,
     _greedy(order, unit_of, step, weight, group, remaining, taken, blocked_by)
     # Value of the taken increments: those with step < taken[unit].
     value = float(gain[step < taken[unit_of]].sum()) if m else 0.0
-    remaining_per = [remaining[offsets[c]:offsets[c + 1]].copy() for c in range(n_con)]
+    remaining_per = [remaining[offsets[c] : offsets[c + 1]].copy() for c in range(n_con)]
     return Allocation(taken=taken, blocked_by=blocked_by, remaining=remaining_per, value=value)

@@ -1,15 +1,15 @@
 """Baseline forecast distributions from sales history, used where no model forecast is given.
 
-Point forecast: the mean of the last ``recent`` non-promoted periods (a moving average) times the unit's promotion
-lift in promoted future periods (known promotion calendar). The lift is the unit's promoted / non-promoted mean,
-shrunk towards the pooled lift with weight ``n_promo / (n_promo + shrink)`` so that units with few promotions
-borrow strength.
+Point forecast: the mean of the last ``recent`` non-promoted periods (a moving average) times the unit's
+promotion lift in promoted future periods (known promotion calendar). The lift is the unit's promoted /
+non-promoted mean, shrunk towards the pooled lift with weight ``n_promo / (n_promo + shrink)`` so that units
+with few promotions borrow strength.
 
-Spread: the RMSE of that forecast measured over *whole protection intervals* of ``k`` periods (errors summed from
-each historical origin, divided by ``sqrt(k)``), so errors that persist (a moving average lagging a trend or a
-season) widen the distribution as they do in reality; the classic rule's one-step RMSE x sqrt(L + R) misses that.
-Distribution per period: gamma with that mean and standard deviation (lift-scaled in promoted periods), a
-continuous stand-in for over-dispersed, intermittent counts (shape < 1 puts most mass near zero).
+Spread: the RMSE of that forecast measured over *whole protection intervals* of ``k`` periods (errors summed
+from each historical origin, divided by ``sqrt(k)``), so errors that persist (a moving average lagging a trend
+or a season) widen the distribution as they do in reality; the classic rule's one-step RMSE x sqrt(L + R)
+misses that. Distribution per period: gamma with that mean and standard deviation (lift-scaled in promoted
+periods), a continuous stand-in for over-dispersed, intermittent counts (shape < 1 puts most mass near zero).
 
 Evidence names the source :data:`BASELINE_SOURCE`.
 """
@@ -38,8 +38,8 @@ class BaselineForecast:
         rmse: (N,) one-step-ahead RMSE of the point forecast over the window.
         lift: (N,) promotion lift used.
         interval_rmse: (N,) RMSE per period implied by the errors of the forecast summed over ``interval``
-            periods, ``sqrt(E[(sum_j y_{s+j} - k f_s)^2] / k)``: equals ``rmse`` when errors are independent and
-            exceeds it when they persist (a lagging moving average in a trend or season).
+            periods, ``sqrt(E[(sum_j y_{s+j} - k f_s)^2] / k)``: equals ``rmse`` when errors are independent
+            and exceeds it when they persist (a lagging moving average in a trend or season).
         source: evidence label.
     """
 
@@ -64,9 +64,16 @@ def _rolling_mean_excluding(y: np.ndarray, keep: np.ndarray, k: int) -> np.ndarr
         return np.where(c > 0, s / np.maximum(c, 1), np.nan)
 
 
-def history_baseline(history: np.ndarray, promo_history: np.ndarray, promo_future: np.ndarray,
-                     levels: np.ndarray = DEFAULT_LEVELS, window: int = 52, recent: int = 13,
-                     shrink: float = 4.0, interval: np.ndarray | int = 2) -> BaselineForecast:
+def history_baseline(
+    history: np.ndarray,
+    promo_history: np.ndarray,
+    promo_future: np.ndarray,
+    levels: np.ndarray = DEFAULT_LEVELS,
+    window: int = 52,
+    recent: int = 13,
+    shrink: float = 4.0,
+    interval: np.ndarray | int = 2,
+) -> BaselineForecast:
     """Moving-average forecast distribution with promotion lift and interval-measured spread.
 
     Args:
@@ -87,8 +94,10 @@ def history_baseline(history: np.ndarray, promo_history: np.ndarray, promo_futur
     p = np.asarray(promo_history, dtype=bool)
     pf = np.asarray(promo_future, dtype=bool)
     if y.ndim != 2 or p.shape != y.shape or pf.ndim != 2 or pf.shape[0] != y.shape[0]:
-        raise ValueError(f"history {y.shape}, promo_history {p.shape}, promo_future {pf.shape}: expected (N, T), "
-                         "(N, T) and (N, H)")
+        raise ValueError(
+            f"history {y.shape}, promo_history {p.shape}, promo_future {pf.shape}: expected (N, T), "
+            "(N, T) and (N, H)"
+        )
     if y.shape[1] < 2:
         raise ValueError("history: need at least 2 periods")
     if np.any(y < 0) or not np.all(np.isfinite(y)):
@@ -135,8 +144,14 @@ def history_baseline(history: np.ndarray, promo_history: np.ndarray, promo_futur
     interval_rmse = np.where(np.isfinite(var_k), np.sqrt(var_k / k), rmse)
     interval_rmse = np.maximum(interval_rmse, rmse)
     values = gamma_quantiles(mean, interval_rmse[:, None] * promo_factor, levels)
-    return BaselineForecast(levels=np.asarray(levels, dtype=np.float64), values=values, mean=mean, rmse=rmse,
-                            lift=lift, interval_rmse=interval_rmse)
+    return BaselineForecast(
+        levels=np.asarray(levels, dtype=np.float64),
+        values=values,
+        mean=mean,
+        rmse=rmse,
+        lift=lift,
+        interval_rmse=interval_rmse,
+    )
 
 
 def gamma_quantiles(mean: np.ndarray, sd: np.ndarray, levels: np.ndarray) -> np.ndarray:

@@ -36,8 +36,15 @@ def normal_loss_inverse(g: np.ndarray) -> np.ndarray:
     return 0.5 * (lo + hi)
 
 
-def classic_order_up_to(mean: np.ndarray, rmse: np.ndarray, lead_time_mean: np.ndarray, review: int,
-                        target: float, method: str = "fill_rate", z_scale: float = 1.0) -> np.ndarray:
+def classic_order_up_to(
+    mean: np.ndarray,
+    rmse: np.ndarray,
+    lead_time_mean: np.ndarray,
+    review: int,
+    target: float,
+    method: str = "fill_rate",
+    z_scale: float = 1.0,
+) -> np.ndarray:
     """Classic order-up-to level per unit.
 
     Args:
@@ -60,8 +67,9 @@ def classic_order_up_to(mean: np.ndarray, rmse: np.ndarray, lead_time_mean: np.n
     idx = np.minimum(full, h)
     over = np.maximum(full - h, 0)
     frac = lr - full
-    demand_lr = (cum[np.arange(n), idx] + over * mean[:, -1]
-                 + frac * mean[np.arange(n), np.minimum(full, h - 1)])
+    demand_lr = (
+        cum[np.arange(n), idx] + over * mean[:, -1] + frac * mean[np.arange(n), np.minimum(full, h - 1)]
+    )
     sigma = np.asarray(rmse, dtype=np.float64) * np.sqrt(lr)
     if method == "cycle_service":
         z = np.full(n, float(ndtri(target)))

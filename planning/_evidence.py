@@ -3,7 +3,8 @@
 Every recommendation row of a plan carries flat evidence columns; :func:`evidence_record` nests them into the
 JSON document stored with the recommendation (and handed to the workflow, where it is kept immutable):
 
-* ``forecast``: version, model version, source (model or which baseline), quantile levels used, period-0 median;
+* ``forecast``: version, model version, source (model or which baseline), quantile levels used, period-0
+  median;
 * ``inventory``: on hand, on order, backorders, committed, inventory position;
 * ``lead_time``: mean, standard deviation (periods), where they come from (observed / promised / given);
 * ``simulation``: paths, fill-rate target, order-up-to level, simulated fill rate at it and with no order,
@@ -12,7 +13,8 @@ JSON document stored with the recommendation (and handed to the workflow, where 
 * ``order``: raw and final quantity, value, lot, the term or constraint that bound it (pack_size, moq,
   max_order_qty, budget, capacity, supply, transfer, none);
 * ``supplier``: chosen supplier, its effective unit cost and the runner-up;
-* ``transfer`` (transfers only): donor, donor excess, receiver shortfall, transfer cost, alternative cost, saving;
+* ``transfer`` (transfers only): donor, donor excess, receiver shortfall, transfer cost, alternative cost,
+  saving;
 * ``allocation`` (constrained supply only): requested and allocated quantity.
 
 :func:`missing_evidence` lists what a record lacks; the tests require it empty for every recommendation kind.
@@ -26,40 +28,86 @@ from typing import Any
 __all__ = ["REQUIRED_EVIDENCE", "evidence_record", "missing_evidence"]
 
 _SECTIONS: dict[str, dict[str, str]] = {
-    "forecast": {"version": "forecast_version", "model_version": "model_version", "source": "forecast_source",
-                 "quantile_levels": "quantile_levels", "p50_period0": "forecast_p50_period0"},
-    "inventory": {"on_hand": "on_hand", "on_order": "on_order", "backorders": "backorders",
-                  "committed": "committed", "position": "inventory_position"},
-    "lead_time": {"mean_periods": "lead_time_mean", "std_periods": "lead_time_std", "source": "lead_time_source",
-                  "review_periods": "review_periods"},
-    "simulation": {"n_paths": "n_paths", "fill_target": "fill_target", "order_up_to": "order_up_to",
-                   "fill_rate_at_level": "fill_rate_at_level", "fill_rate_no_order": "fill_rate_no_order",
-                   "stockout_probability": "stockout_probability",
-                   "protection_demand_mean": "mean_protection_demand",
-                   "protection_demand_p05": "protection_demand_p05", "protection_demand_p50": "protection_demand_p50",
-                   "protection_demand_p95": "protection_demand_p95",
-                   "expected_on_hand_at_next_arrival": "expected_on_hand_at_level"},
-    "order": {"raw_qty": "raw_qty", "order_qty": "order_qty", "order_value": "order_value", "lot_size": "lot_size",
-              "bound_by": "bound_by", "expected_arrival": "expected_arrival"},
-    "supplier": {"supplier_id": "supplier_id", "effective_unit_cost": "effective_unit_cost",
-                 "runner_up_id": "runner_up_id", "unit_cost": "unit_cost"},
-    "transfer": {"from_location_id": "from_location_id", "donor_excess": "donor_excess",
-                 "receiver_shortfall": "receiver_shortfall", "transfer_cost": "transfer_cost",
-                 "alternative_cost": "alternative_cost", "saving": "saving"},
-    "allocation": {"requested_qty": "requested_qty", "allocated_qty": "allocated_qty", "constrained": "constrained"},
+    "forecast": {
+        "version": "forecast_version",
+        "model_version": "model_version",
+        "source": "forecast_source",
+        "quantile_levels": "quantile_levels",
+        "p50_period0": "forecast_p50_period0",
+    },
+    "inventory": {
+        "on_hand": "on_hand",
+        "on_order": "on_order",
+        "backorders": "backorders",
+        "committed": "committed",
+        "position": "inventory_position",
+    },
+    "lead_time": {
+        "mean_periods": "lead_time_mean",
+        "std_periods": "lead_time_std",
+        "source": "lead_time_source",
+        "review_periods": "review_periods",
+    },
+    "simulation": {
+        "n_paths": "n_paths",
+        "fill_target": "fill_target",
+        "order_up_to": "order_up_to",
+        "fill_rate_at_level": "fill_rate_at_level",
+        "fill_rate_no_order": "fill_rate_no_order",
+        "stockout_probability": "stockout_probability",
+        "protection_demand_mean": "mean_protection_demand",
+        "protection_demand_p05": "protection_demand_p05",
+        "protection_demand_p50": "protection_demand_p50",
+        "protection_demand_p95": "protection_demand_p95",
+        "expected_on_hand_at_next_arrival": "expected_on_hand_at_level",
+    },
+    "order": {
+        "raw_qty": "raw_qty",
+        "order_qty": "order_qty",
+        "order_value": "order_value",
+        "lot_size": "lot_size",
+        "bound_by": "bound_by",
+        "expected_arrival": "expected_arrival",
+    },
+    "supplier": {
+        "supplier_id": "supplier_id",
+        "effective_unit_cost": "effective_unit_cost",
+        "runner_up_id": "runner_up_id",
+        "unit_cost": "unit_cost",
+    },
+    "transfer": {
+        "from_location_id": "from_location_id",
+        "donor_excess": "donor_excess",
+        "receiver_shortfall": "receiver_shortfall",
+        "transfer_cost": "transfer_cost",
+        "alternative_cost": "alternative_cost",
+        "saving": "saving",
+    },
+    "allocation": {
+        "requested_qty": "requested_qty",
+        "allocated_qty": "allocated_qty",
+        "constrained": "constrained",
+    },
 }
 
-#: Fields that must be present and not null, per recommendation kind (model_version may be null for a baseline,
-#: runner-up and effective cost when there was one candidate supplier).
+# : Fields that must be present and not null, per recommendation kind (model_version may be null for a
+# baseline, : runner-up and effective cost when there was one candidate supplier).
 _OPTIONAL = {("forecast", "model_version"), ("supplier", "runner_up_id"), ("supplier", "effective_unit_cost")}
 _KIND_SECTIONS = {
     "purchase": ("forecast", "inventory", "lead_time", "simulation", "order", "supplier"),
     "allocation": ("forecast", "inventory", "lead_time", "simulation", "order", "supplier", "allocation"),
     "transfer": ("forecast", "inventory", "lead_time", "simulation", "order", "transfer"),
 }
-REQUIRED_EVIDENCE = {kind: [(sec, key) for sec in secs for key in _SECTIONS[sec] if (sec, key) not in _OPTIONAL
-                            and not (kind == "transfer" and sec == "order" and key in ("raw_qty", "lot_size"))]
-                     for kind, secs in _KIND_SECTIONS.items()}
+REQUIRED_EVIDENCE = {
+    kind: [
+        (sec, key)
+        for sec in secs
+        for key in _SECTIONS[sec]
+        if (sec, key) not in _OPTIONAL
+        and not (kind == "transfer" and sec == "order" and key in ("raw_qty", "lot_size"))
+    ]
+    for kind, secs in _KIND_SECTIONS.items()
+}
 
 
 def _clean(v: Any) -> Any:
@@ -86,5 +134,8 @@ def evidence_record(row: dict[str, Any]) -> dict[str, Any]:
 def missing_evidence(doc: dict[str, Any]) -> list[str]:
     """``section.key`` of every required evidence field that is absent or null in ``doc``."""
     kind = doc.get("kind", "purchase")
-    return [f"{sec}.{key}" for sec, key in REQUIRED_EVIDENCE.get(kind, REQUIRED_EVIDENCE["purchase"])
-            if doc.get(sec, {}).get(key) is None]
+    return [
+        f"{sec}.{key}"
+        for sec, key in REQUIRED_EVIDENCE.get(kind, REQUIRED_EVIDENCE["purchase"])
+        if doc.get(sec, {}).get(key) is None
+    ]

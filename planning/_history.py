@@ -1,8 +1,8 @@
 """Planning arrays from the data layer's frames: demand matrices, lead-time distributions, supplier terms.
 
 The stocking point is SKU x location: channel demand at a location is summed (one shelf serves every channel).
-Lead times are converted to periods with ``ceil(days / period_days)`` (an order arriving mid-period serves from
-the next period on), and their empirical distribution per supplier x SKU becomes a probability vector.
+Lead times are converted to periods with ``ceil(days / period_days)`` (an order arriving mid-period serves
+from the next period on), and their empirical distribution per supplier x SKU becomes a probability vector.
 """
 
 from __future__ import annotations
@@ -34,14 +34,15 @@ class DemandMatrix:
 
 
 def demand_matrix(sales: pl.DataFrame) -> DemandMatrix:
-    """Pivot sales rows (sku_id, location_id, date, qty, promo) into (N, T) matrices; missing periods are 0."""
+    """Pivot sales rows (sku_id, location_id, date, qty, promo) into (N, T) matrices (missing periods: 0)."""
     need = {"sku_id", "location_id", "date", "qty"}
     missing = need - set(sales.columns)
     if missing:
         raise ValueError(f"sales: missing column(s) {sorted(missing)}")
     promo_col = pl.col("promo").cast(pl.Boolean).any() if "promo" in sales.columns else pl.lit(False)
-    agg = (sales.group_by("sku_id", "location_id", "date")
-           .agg(pl.col("qty").sum().cast(pl.Float64), promo_col.alias("promo")))
+    agg = sales.group_by("sku_id", "location_id", "date").agg(
+        pl.col("qty").sum().cast(pl.Float64), promo_col.alias("promo")
+    )
     keys = agg.select("sku_id", "location_id").unique().sort("sku_id", "location_id").with_row_index("_i")
     dates = agg["date"].unique().sort()
     di = pl.DataFrame({"date": dates, "_t": np.arange(len(dates))})
@@ -60,8 +61,9 @@ def _weeks(days: pl.Expr, period_days: int) -> pl.Expr:
     return (days / period_days).ceil().clip(lower_bound=1).cast(pl.Int64)
 
 
-def lead_time_stats(lead_times: pl.DataFrame, terms: pl.DataFrame, period_days: int,
-                    before: date | None = None) -> pl.DataFrame:
+def lead_time_stats(
+    lead_times: pl.DataFrame, terms: pl.DataFrame, period_days: int, before: date | None = None
+) -> pl.DataFrame:
     """Mean and standard deviation of observed lead times in periods per supplier x SKU term.
 
     Terms without observations fall back to the promised lead time with zero spread (and ``lead_time_source``
@@ -74,31 +76,45 @@ def lead_time_stats(lead_times: pl.DataFrame, terms: pl.DataFrame, period_days: 
         before: only deliveries received before this date count (no look-ahead in backtests).
     """
     obs = lead_times if before is None else lead_times.filter(pl.col("receipt_date") < pl.lit(before))
-    stats = (obs.with_columns(_weeks(pl.col("lead_time_days"), period_days).alias("_p"))
-             .group_by("supplier_id", "sku_id")
-             .agg(pl.col("_p").mean().alias("lead_time_mean"), pl.col("_p").std(ddof=0).alias("lead_time_std"),
-                  pl.len().alias("lead_time_n")))
+    stats = (
+        obs.with_columns(_weeks(pl.col("lead_time_days"), period_days).alias("_p"))
+        .group_by("supplier_id", "sku_id")
+        .agg(
+            pl.col("_p").mean().alias("lead_time_mean"),
+            pl.col("_p").std(ddof=0).alias("lead_time_std"),
+            pl.len().alias("lead_time_n"),
+        )
+    )
     out = terms.join(stats, on=["supplier_id", "sku_id"], how="left")
     promised = _weeks(pl.col("promised_lead_time_days"), period_days).cast(pl.Float64)
     return out.with_columns(
-        pl.when(pl.col("lead_time_mean").is_null()).then(pl.lit("promised")).otherwise(pl.lit("observed"))
+        pl.when(pl.col("lead_time_mean").is_null())
+        .then(pl.lit("promised"))
+        .otherwise(pl.lit("observed"))
         .alias("lead_time_source"),
-        pl.col("lead_time_mean").fill_null(promised), pl.col("lead_time_std").fill_null(0.0),
-        pl.col("lead_time_n").fill_null(0))
+        pl.col("lead_time_mean").fill_null(promised),
+        pl.col("lead_time_std").fill_null(0.0),
+        pl.col("lead_time_n").fill_null(0),
+    )
 
 
-def lead_time_pmf(units: pl.DataFrame, lead_times: pl.DataFrame, period_days: int, n_bins: int,
-                  before: date | None = None) -> np.ndarray:
+def lead_time_pmf(
+    units: pl.DataFrame, lead_times: pl.DataFrame, period_days: int, n_bins: int, before: date | None = None
+) -> np.ndarray:
     """Empirical lead-time distribution in periods for each unit's (supplier_id, sku_id), (N, n_bins).
 
     Units whose term has no observation get all mass on ``ceil(promised_lead_time_days / period_days)`` (a
-    ``promised_lead_time_days`` column on ``units`` is then required). Lead times beyond ``n_bins - 1`` periods
-    are put in the last bin.
+    ``promised_lead_time_days`` column on ``units`` is then required). Lead times beyond ``n_bins - 1``
+    periods are put in the last bin.
     """
     obs = lead_times if before is None else lead_times.filter(pl.col("receipt_date") < pl.lit(before))
-    counts = (obs.with_columns(_weeks(pl.col("lead_time_days"), period_days).clip(upper_bound=n_bins - 1)
-                               .alias("_p"))
-              .group_by("supplier_id", "sku_id", "_p").len())
+    counts = (
+        obs.with_columns(
+            _weeks(pl.col("lead_time_days"), period_days).clip(upper_bound=n_bins - 1).alias("_p")
+        )
+        .group_by("supplier_id", "sku_id", "_p")
+        .len()
+    )
     u = units.select("supplier_id", "sku_id").with_row_index("_i")
     hit = u.join(counts, on=["supplier_id", "sku_id"], how="inner")
     pmf = np.zeros((units.height, n_bins))

@@ -1,11 +1,12 @@
-"""Planning inputs from the data layer's frames (the ingest contracts: sales, skus, locations, supplier terms,
-observed lead times, inventory snapshots, purchase orders, planning units).
+"""Planning inputs from the data layer's frames.
 
-Builds, per SKU x location stocking point: the baseline forecast distribution (where no model forecast is given),
-the chosen supplier (:func:`planning._supplier.choose_supplier`) with its lead-time statistics and empirical
-lead-time distribution, the inventory position components and the service target; and the exceptions that come
-from the data rather than the plan (late purchase orders, lead-time drift, identity problems, forecast anomalies
-and bias drift of the baseline over the last periods).
+The frames follow the ingest contracts: sales, skus, locations, supplier terms, observed lead times, inventory
+snapshots, purchase orders, planning units. Builds, per SKU x location stocking point: the baseline forecast
+distribution (where no model forecast is given), the chosen supplier
+(:func:`planning._supplier.choose_supplier`) with its lead-time statistics and empirical lead-time
+distribution, the inventory position components and the service target; and the exceptions that come from the
+data rather than the plan (late purchase orders, lead-time drift, identity problems, forecast anomalies and
+bias drift of the baseline over the last periods).
 """
 
 from __future__ import annotations
@@ -50,16 +51,33 @@ class PlanInputs:
     exceptions: pl.DataFrame
 
 
-def inputs_from_frames(*, sales: pl.DataFrame, skus: pl.DataFrame, locations: pl.DataFrame,
-                       supplier_terms: pl.DataFrame, lead_times: pl.DataFrame, inventory: pl.DataFrame,
-                       purchase_orders: pl.DataFrame, planning_units: pl.DataFrame, period_days: int = 7,
-                       horizon: int = 12, forecast_version: str | None = None, **_ignored: pl.DataFrame
-                       ) -> PlanInputs:
-    """Build planning inputs from data-layer frames (as produced by ``features.synth`` or read from the stores).
+def inputs_from_frames(
+    *,
+    sales: pl.DataFrame,
+    skus: pl.DataFrame,
+    locations: pl.DataFrame,
+    supplier_terms: pl.DataFrame,
+    lead_times: pl.DataFrame,
+    inventory: pl.DataFrame,
+    purchase_orders: pl.DataFrame,
+    planning_units: pl.DataFrame,
+    period_days: int = 7,
+    horizon: int = 12,
+    forecast_version: str | None = None,
+    **_ignored: pl.DataFrame,
+) -> PlanInputs:
+    """Build planning inputs from data-layer frames (as ``features.synth`` makes or the stores hold them).
 
     Args:
-        sales, skus, locations, supplier_terms, lead_times, inventory, purchase_orders, planning_units: frames
-            with the columns of the ingest contracts of the same names.
+        sales: sku_id, location_id, date, qty, promo (channels are summed per SKU x location).
+        skus: sku_id (known SKUs).
+        locations: location_id, region.
+        supplier_terms: supplier_id, sku_id, unit_cost, moq, pack_size, max_order_qty,
+            promised_lead_time_days.
+        lead_times: observed deliveries: supplier_id, sku_id, order_date, receipt_date, lead_time_days.
+        inventory: snapshots: sku_id, location_id, date, on_hand, on_order, backorders (the latest counts).
+        purchase_orders: po_id, kind, supplier_id, sku_id, location_id, eta, status.
+        planning_units: sku_id, location_id, channel_id, service_target, review_period_days.
         period_days: days per period of ``sales`` (7 for weekly).
         horizon: forecast periods.
         forecast_version: label of the baseline forecast (default ``baseline-<last sales date>``).
@@ -77,51 +95,95 @@ def inputs_from_frames(*, sales: pl.DataFrame, skus: pl.DataFrame, locations: pl
     units = keys.join(chosen, on="sku_id", how="left", maintain_order="left")
     no_terms = units["supplier_id"].is_null().to_numpy()
     if no_terms.any():  # reported as identity exceptions; planned with a promised lead time of one period
-        units = units.with_columns(pl.col("supplier_id").fill_null("UNKNOWN"), pl.col("unit_cost").fill_null(0.0),
-                                   pl.col("moq").fill_null(0), pl.col("pack_size").fill_null(1),
-                                   pl.col("max_order_qty").fill_null(None),
-                                   pl.col("promised_lead_time_days").fill_null(period_days),
-                                   pl.col("lead_time_mean").fill_null(1.0), pl.col("lead_time_std").fill_null(0.0),
-                                   pl.col("lead_time_source").fill_null("assumed"))
-    n_bins = int(max(4, np.ceil(lead_times["lead_time_days"].max() / period_days) + 2)) if lead_times.height else 4
+        units = units.with_columns(
+            pl.col("supplier_id").fill_null("UNKNOWN"),
+            pl.col("unit_cost").fill_null(0.0),
+            pl.col("moq").fill_null(0),
+            pl.col("pack_size").fill_null(1),
+            pl.col("max_order_qty").fill_null(None),
+            pl.col("promised_lead_time_days").fill_null(period_days),
+            pl.col("lead_time_mean").fill_null(1.0),
+            pl.col("lead_time_std").fill_null(0.0),
+            pl.col("lead_time_source").fill_null("assumed"),
+        )
+    n_bins = (
+        int(max(4, np.ceil(lead_times["lead_time_days"].max() / period_days) + 2)) if lead_times.height else 4
+    )
     pmf = lead_time_pmf(units, lead_times, period_days, n_bins=n_bins)
-    inv = (inventory.sort("date").group_by("sku_id", "location_id").agg(pl.all().last())
-           .select("sku_id", "location_id", "on_hand", "on_order", "backorders"))
-    target = (planning_units.group_by("sku_id", "location_id")
-              .agg(pl.col("service_target").max().alias("fill_target"),
-                   (pl.col("review_period_days").min() / period_days).ceil().cast(pl.Int64).alias("review_periods")))
+    inv = (
+        inventory.sort("date")
+        .group_by("sku_id", "location_id")
+        .agg(pl.all().last())
+        .select("sku_id", "location_id", "on_hand", "on_order", "backorders")
+    )
+    target = planning_units.group_by("sku_id", "location_id").agg(
+        pl.col("service_target").max().alias("fill_target"),
+        (pl.col("review_period_days").min() / period_days).ceil().cast(pl.Int64).alias("review_periods"),
+    )
     region = locations.select("location_id", "region")
-    units = (units.join(inv, on=["sku_id", "location_id"], how="left", maintain_order="left")
-             .join(target, on=["sku_id", "location_id"], how="left", maintain_order="left")
-             .join(region, on="location_id", how="left", maintain_order="left")
-             .with_columns(pl.col("on_hand").fill_null(0.0), pl.col("on_order").fill_null(0.0),
-                           pl.col("backorders").fill_null(0.0), pl.lit(0.0).alias("committed"),
-                           pl.col("fill_target").fill_null(0.95).clip(0.5, 0.999),
-                           pl.col("review_periods").fill_null(1).clip(lower_bound=1)))
-    promo_future = np.zeros((n, horizon), dtype=bool)  # no promotion calendar beyond the history in the frames
-    interval = np.rint(units["lead_time_mean"].to_numpy() + units["review_periods"].to_numpy()).astype(np.int64)
+    units = (
+        units.join(inv, on=["sku_id", "location_id"], how="left", maintain_order="left")
+        .join(target, on=["sku_id", "location_id"], how="left", maintain_order="left")
+        .join(region, on="location_id", how="left", maintain_order="left")
+        .with_columns(
+            pl.col("on_hand").fill_null(0.0),
+            pl.col("on_order").fill_null(0.0),
+            pl.col("backorders").fill_null(0.0),
+            pl.lit(0.0).alias("committed"),
+            pl.col("fill_target").fill_null(0.95).clip(0.5, 0.999),
+            pl.col("review_periods").fill_null(1).clip(lower_bound=1),
+        )
+    )
+    promo_future = np.zeros(
+        (n, horizon), dtype=bool
+    )  # no promotion calendar beyond the history in the frames
+    interval = np.rint(units["lead_time_mean"].to_numpy() + units["review_periods"].to_numpy()).astype(
+        np.int64
+    )
     base = history_baseline(dm.qty, dm.promo, promo_future, interval=interval)
-    forecast = Forecast(levels=base.levels, values=base.values, version=forecast_version or f"baseline-{last}",
-                        model_version=None, source=BASELINE_SOURCE)
+    forecast = Forecast(
+        levels=base.levels,
+        values=base.values,
+        version=forecast_version or f"baseline-{last}",
+        model_version=None,
+        source=BASELINE_SOURCE,
+    )
 
-    exc = [late_purchase_orders(purchase_orders.filter(pl.col("kind") == "purchase"), as_of)
-           if "kind" in purchase_orders.columns else late_purchase_orders(purchase_orders, as_of),
-           lead_time_drift(lead_times, supplier_terms),
-           identity_exceptions(planning_units, skus, locations, supplier_terms)]
+    exc = [
+        late_purchase_orders(purchase_orders.filter(pl.col("kind") == "purchase"), as_of)
+        if "kind" in purchase_orders.columns
+        else late_purchase_orders(purchase_orders, as_of),
+        lead_time_drift(lead_times, supplier_terms),
+        identity_exceptions(planning_units, skus, locations, supplier_terms),
+    ]
     if t >= 10:  # the last period against the baseline made before it, and bias over the last 8 periods
         prev = history_baseline(dm.qty[:, :-1], dm.promo[:, :-1], dm.promo[:, -1:], interval=interval)
-        band = gamma_quantiles(prev.mean, prev.rmse[:, None] * np.where(dm.promo[:, -1:], prev.lift[:, None], 1.0),
-                               np.array([0.01, 0.99]))
-        actual = keys.with_columns(pl.lit(str(last)).alias("period"), pl.Series("actual", dm.qty[:, -1]),
-                                   pl.Series("p01", band[:, 0, 0].astype(np.float64)),
-                                   pl.Series("p99", band[:, 0, 1].astype(np.float64)))
+        band = gamma_quantiles(
+            prev.mean,
+            prev.rmse[:, None] * np.where(dm.promo[:, -1:], prev.lift[:, None], 1.0),
+            np.array([0.01, 0.99]),
+        )
+        actual = keys.with_columns(
+            pl.lit(str(last)).alias("period"),
+            pl.Series("actual", dm.qty[:, -1]),
+            pl.Series("p01", band[:, 0, 0].astype(np.float64)),
+            pl.Series("p99", band[:, 0, 1].astype(np.float64)),
+        )
         exc.append(forecast_anomalies(actual))
         k = 8
-        p50 = np.stack([history_baseline(dm.qty[:, :s], dm.promo[:, :s], dm.promo[:, s:s + 1]).mean[:, 0]
-                        for s in range(t - k, t)], axis=1)
-        rows = keys.with_columns(pl.Series("_a", list(dm.qty[:, t - k:])), pl.Series("_p", list(p50)))
-        long = (rows.with_columns(pl.lit(list(range(k))).alias("period")).explode("_a", "_p", "period")
-                .rename({"_a": "actual", "_p": "p50"}))
+        p50 = np.stack(
+            [
+                history_baseline(dm.qty[:, :s], dm.promo[:, :s], dm.promo[:, s : s + 1]).mean[:, 0]
+                for s in range(t - k, t)
+            ],
+            axis=1,
+        )
+        rows = keys.with_columns(pl.Series("_a", list(dm.qty[:, t - k :])), pl.Series("_p", list(p50)))
+        long = (
+            rows.with_columns(pl.lit(list(range(k))).alias("period"))
+            .explode("_a", "_p", "period")
+            .rename({"_a": "actual", "_p": "p50"})
+        )
         exc.append(bias_drift(long, last_periods=k))
     exceptions = pl.concat(exc)
     return PlanInputs(units=units, forecast=forecast, lead_time_pmf=pmf, as_of=as_of, exceptions=exceptions)

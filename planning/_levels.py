@@ -2,27 +2,28 @@
 
 For each unit the *protection interval* of an order placed now is the lead time ``L`` (drawn from the unit's
 lead-time distribution) plus the review period ``R``. Each Monte-Carlo path draws ``L`` and then the demand of
-every period ``t < L + R`` independently by inversion of that period's forecast quantile function (linear between
-the given quantiles, an exponential upper tail matched to the last segment's density, zero floor; uniforms on a
-4096-point grid so that inversion is one table lookup), giving paired samples of the demand until the order
-arrives, ``D_L``, and until the next order arrives, ``D_LR``.
+every period ``t < L + R`` independently by inversion of that period's forecast quantile function (linear
+between the given quantiles, an exponential upper tail matched to the last segment's density, zero floor;
+uniforms on a 4096-point grid so that inversion is one table lookup), giving paired samples of the demand
+until the order arrives, ``D_L``, and until the next order arrives, ``D_LR``.
 
-With a periodic-review order-up-to policy and backorders, the units short in the cycle that the order covers are
-``(D_LR - S)^+ - (D_L - S)^+`` (Hadley & Whitin 1963; Silver, Pyke & Thomas 2017, ch. 7), so the fill rate at level
-``S`` is
+With a periodic-review order-up-to policy and backorders, the units short in the cycle that the order covers
+are ``(D_LR - S)^+ - (D_L - S)^+`` (Hadley & Whitin 1963; Silver, Pyke & Thomas 2017, ch. 7), so the fill rate
+at level ``S`` is
 
     beta(S) = 1 - (E[(D_LR - S)^+] - E[(D_L - S)^+]) / E[D_LR - D_L]
 
-estimated from the paths, and the order-up-to level is the least whole ``S`` with ``beta(S) >= target`` (found by
-bisection; ``beta`` is non-decreasing in ``S``). Nothing here assumes normal demand or a fixed lead time, which is
-where the classic ``z * RMSE * sqrt(L + R)`` rule goes wrong on intermittent demand and late suppliers.
+estimated from the paths, and the order-up-to level is the least whole ``S`` with ``beta(S) >= target`` (found
+by bisection; ``beta`` is non-decreasing in ``S``). Nothing here assumes normal demand or a fixed lead time,
+which is where the classic ``z * RMSE * sqrt(L + R)`` rule goes wrong on intermittent demand and late
+suppliers.
 
-The fill rate only needs the two marginal distributions, so :func:`order_up_to_levels` may sort each row of the
-samples in place (``in_place=True``, what the planner does to save memory and time); sorted samples then also give
-``E[min(D_LR, y)]`` for budget allocation by binary search.
+The fill rate only needs the two marginal distributions, so :func:`order_up_to_levels` may sort each row of
+the samples in place (``in_place=True``, what the planner does to save memory and time); sorted samples then
+also give ``E[min(D_LR, y)]`` for budget allocation by binary search.
 
-Randomness: a counter-based SplitMix64 keyed by ``(seed, unit, path, period)``, so results do not depend on the
-thread count or chunking; the seed comes from the caller's ``numpy.random.Generator`` (or is given).
+Randomness: a counter-based SplitMix64 keyed by ``(seed, unit, path, period)``, so results do not depend on
+the thread count or chunking; the seed comes from the caller's ``numpy.random.Generator`` (or is given).
 """
 
 from __future__ import annotations
@@ -32,8 +33,15 @@ import dataclasses
 import numba as nb
 import numpy as np
 
-__all__ = ["ProtectionSamples", "UnitLevels", "effective_lot", "expected_served", "order_up_to_levels", "protection_samples",
-           "warmup"]
+__all__ = [
+    "ProtectionSamples",
+    "UnitLevels",
+    "effective_lot",
+    "expected_served",
+    "order_up_to_levels",
+    "protection_samples",
+    "warmup",
+]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -61,10 +69,10 @@ _LUT_SIZE = 1 << _LUT_BITS  # uniforms are drawn on a 4096-point grid (midpoints
 def _inverse_table(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Segment and weight of each grid uniform for the quantile function through levels ``p``.
 
-    Every case is ``v[lo] + w (v[lo + 1] - v[lo])``: inside, linear interpolation (0 <= w <= 1); below ``p[0]``
-    the first segment extended (w < 0, floored at zero demand later); above ``p[-1]`` an exponential tail whose
-    density matches the last segment's, ``v[-1] + (v[-1] - v[-2]) (1 - p[-1]) / (p[-1] - p[-2]) log((1 - p[-1]) /
-    (1 - u))``, i.e. ``lo = Q - 2`` and ``w = 1 + that factor``.
+    Every case is ``v[lo] + w (v[lo + 1] - v[lo])``: inside, linear interpolation (0 <= w <= 1); below
+    ``p[0]`` the first segment extended (w < 0, floored at zero demand later); above ``p[-1]`` an exponential
+    tail whose density matches the last segment's, ``v[-1] + (v[-1] - v[-2]) (1 - p[-1]) / (p[-1] - p[-2])
+    log((1 - p[-1]) / (1 - u))``, i.e. ``lo = Q - 2`` and ``w = 1 + that factor``.
 
     Returns:
         ``(lo, w)``, each (4096,).
@@ -80,9 +88,24 @@ def _inverse_table(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, w
 
 
-@nb.njit(nb.void(nb.int64[:], nb.float64[:], nb.float32[:, :, :], nb.float64[:, :], nb.int64[:], nb.uint64,
-                 nb.int64[:], nb.float32[:, :], nb.float32[:, :]), parallel=True, **_JIT)
-def _sample(lut_lo, lut_w, values, lt_cdf, review, seed, unit_ids, out_l, out_lr):  # pragma: no cover - compiled
+@nb.njit(
+    nb.void(
+        nb.int64[:],
+        nb.float64[:],
+        nb.float32[:, :, :],
+        nb.float64[:, :],
+        nb.int64[:],
+        nb.uint64,
+        nb.int64[:],
+        nb.float32[:, :],
+        nb.float32[:, :],
+    ),
+    parallel=True,
+    **_JIT,
+)
+def _sample(
+    lut_lo, lut_w, values, lt_cdf, review, seed, unit_ids, out_l, out_lr
+):  # pragma: no cover - compiled
     n, h, q = values.shape
     n_paths = out_l.shape[1]
     k = lt_cdf.shape[1]
@@ -129,8 +152,12 @@ def _excess(sorted_d, csum_rev, y):  # pragma: no cover - compiled
 _N_LOT = 4  # points of the uniform position-after-ordering grid when orders come in lots
 
 
-@nb.njit(nb.float64(nb.float32[:], nb.float64[:], nb.float32[:], nb.float64[:], nb.float64, nb.float64,
-                    nb.float64), **_JIT)
+@nb.njit(
+    nb.float64(
+        nb.float32[:], nb.float64[:], nb.float32[:], nb.float64[:], nb.float64, nb.float64, nb.float64
+    ),
+    **_JIT,
+)
 def _fill(a, ca, b, cb, mean_r, y, lot):  # pragma: no cover - compiled
     """Fill rate when the position after ordering is ``y`` (lot = 0) or uniform on [y, y + lot)."""
     if lot <= 0.0:
@@ -150,12 +177,44 @@ def _sorted_quantile(x, q):  # pragma: no cover - compiled
     return x[lo] + (pos - lo) * (x[hi] - x[lo])
 
 
-@nb.njit(nb.void(nb.float32[:, :], nb.float32[:, :], nb.float64[:], nb.float64[:], nb.float64[:], nb.float64[:],
-                 nb.float64[:], nb.float64[:], nb.float64[:], nb.float64[:], nb.float64[:], nb.float64[:],
-                 nb.float64[:], nb.float64[:, :], nb.float64[:, :]),
-         parallel=True, **_JIT)
-def _levels(d_l, d_lr, target, position, lot, out_s, out_fill_s, out_fill_ip, out_p_stockout, out_mean_lr,
-            out_mean_r, out_onhand_s, q_levels, out_q_lr, out_q_l):  # pragma: no cover - compiled
+@nb.njit(
+    nb.void(
+        nb.float32[:, :],
+        nb.float32[:, :],
+        nb.float64[:],
+        nb.float64[:],
+        nb.float64[:],
+        nb.float64[:],
+        nb.float64[:],
+        nb.float64[:],
+        nb.float64[:],
+        nb.float64[:],
+        nb.float64[:],
+        nb.float64[:],
+        nb.float64[:],
+        nb.float64[:, :],
+        nb.float64[:, :],
+    ),
+    parallel=True,
+    **_JIT,
+)
+def _levels(
+    d_l,
+    d_lr,
+    target,
+    position,
+    lot,
+    out_s,
+    out_fill_s,
+    out_fill_ip,
+    out_p_stockout,
+    out_mean_lr,
+    out_mean_r,
+    out_onhand_s,
+    q_levels,
+    out_q_lr,
+    out_q_l,
+):  # pragma: no cover - compiled
     """Rows of d_l and d_lr must be ascending (NumPy's vectorised sort is ~30x faster than Numba's here)."""
     n, m = d_l.shape
     for i in nb.prange(n):
@@ -256,9 +315,16 @@ def _check_quantiles(levels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray
     return p, v
 
 
-def protection_samples(levels: np.ndarray, values: np.ndarray, lead_time_pmf: np.ndarray, review: np.ndarray,
-                       n_paths: int, rng: np.random.Generator | int, *, unit_ids: np.ndarray | None = None
-                       ) -> ProtectionSamples:
+def protection_samples(
+    levels: np.ndarray,
+    values: np.ndarray,
+    lead_time_pmf: np.ndarray,
+    review: np.ndarray,
+    n_paths: int,
+    rng: np.random.Generator | int,
+    *,
+    unit_ids: np.ndarray | None = None,
+) -> ProtectionSamples:
     """Draw paired demand samples over the lead time and over lead time plus review, per unit.
 
     Args:
@@ -269,8 +335,8 @@ def protection_samples(levels: np.ndarray, values: np.ndarray, lead_time_pmf: np
         review: (N,) review period in periods (>= 1).
         n_paths: P, Monte-Carlo paths per unit.
         rng: source of the seed (a Generator), or the seed itself (an int).
-        unit_ids: (N,) global ids of the units (default 0..N-1): with the same seed a unit draws the same numbers
-            whichever chunk or subset it is planned in.
+        unit_ids: (N,) global ids of the units (default 0..N-1): with the same seed a unit draws the same
+            numbers whichever chunk or subset it is planned in.
 
     Returns:
         :class:`ProtectionSamples`.
@@ -299,10 +365,14 @@ def protection_samples(levels: np.ndarray, values: np.ndarray, lead_time_pmf: np
     return ProtectionSamples(d_l=d_l, d_lr=d_lr)
 
 
-def order_up_to_levels(samples: ProtectionSamples, fill_target: np.ndarray, position: np.ndarray,
-                       lot_size: np.ndarray | None = None,
-                       quantile_levels: tuple[float, ...] = (0.05, 0.5, 0.9, 0.95), in_place: bool = False
-                       ) -> UnitLevels:
+def order_up_to_levels(
+    samples: ProtectionSamples,
+    fill_target: np.ndarray,
+    position: np.ndarray,
+    lot_size: np.ndarray | None = None,
+    quantile_levels: tuple[float, ...] = (0.05, 0.5, 0.9, 0.95),
+    in_place: bool = False,
+) -> UnitLevels:
     """Least order-up-to level meeting the fill-rate target, and risks at the current inventory position.
 
     Orders rounded up to packs and raised to an MOQ leave the inventory position after ordering above ``S``:
@@ -326,7 +396,9 @@ def order_up_to_levels(samples: ProtectionSamples, fill_target: np.ndarray, posi
     if np.any(target <= 0) or np.any(target >= 1):
         raise ValueError("fill_target: expected targets in (0, 1)")
     pos = np.ascontiguousarray(np.asarray(position, dtype=np.float64))
-    lot = np.zeros(n) if lot_size is None else np.array(np.broadcast_to(np.asarray(lot_size, np.float64), (n,)))
+    lot = (
+        np.zeros(n) if lot_size is None else np.array(np.broadcast_to(np.asarray(lot_size, np.float64), (n,)))
+    )
     if np.any(lot < 0):
         raise ValueError("lot_size: expected lots >= 0")
     out = [np.empty(n) for _ in range(7)]
@@ -345,10 +417,18 @@ def order_up_to_levels(samples: ProtectionSamples, fill_target: np.ndarray, posi
         d_l, d_lr = np.sort(samples.d_l, axis=1), np.sort(samples.d_lr, axis=1)
     _levels(d_l, d_lr, target, pos, lot, *out, ql, q_lr, q_l)
     s, fill_s, fill_ip, p_so, mean_lr, mean_r, onhand = out
-    return UnitLevels(order_up_to=s, fill_rate_at_level=fill_s, fill_rate_no_order=fill_ip,
-                      stockout_probability=p_so, mean_protection_demand=mean_lr, mean_review_demand=mean_r,
-                      expected_on_hand_at_level=onhand, quantile_levels=ql, protection_quantiles=q_lr,
-                      lead_time_quantiles=q_l)
+    return UnitLevels(
+        order_up_to=s,
+        fill_rate_at_level=fill_s,
+        fill_rate_no_order=fill_ip,
+        stockout_probability=p_so,
+        mean_protection_demand=mean_lr,
+        mean_review_demand=mean_r,
+        expected_on_hand_at_level=onhand,
+        quantile_levels=ql,
+        protection_quantiles=q_lr,
+        lead_time_quantiles=q_l,
+    )
 
 
 def effective_lot(pack: np.ndarray, moq: np.ndarray, mean_review_demand: np.ndarray) -> np.ndarray:
@@ -358,7 +438,9 @@ def effective_lot(pack: np.ndarray, moq: np.ndarray, mean_review_demand: np.ndar
     is more; the position after ordering then exceeds ``S`` by up to ``max(pack, MOQ - mu_R)``.
     """
     pack = np.asarray(pack, dtype=np.float64)
-    return np.maximum(pack, np.asarray(moq, dtype=np.float64) - np.asarray(mean_review_demand, dtype=np.float64))
+    return np.maximum(
+        pack, np.asarray(moq, dtype=np.float64) - np.asarray(mean_review_demand, dtype=np.float64)
+    )
 
 
 @nb.njit(nb.void(nb.float32[:, :], nb.int64[:], nb.float64[:], nb.float64[:]), parallel=True, **_JIT)
@@ -373,7 +455,9 @@ def _served(d_lr, unit_of, y, out):  # pragma: no cover - compiled
         out[j] = acc / n_paths
 
 
-@nb.njit(nb.void(nb.float32[:, :], nb.int64[:], nb.int64[:], nb.float64[:], nb.float64[:]), parallel=True, **_JIT)
+@nb.njit(
+    nb.void(nb.float32[:, :], nb.int64[:], nb.int64[:], nb.float64[:], nb.float64[:]), parallel=True, **_JIT
+)
 def _served_sorted(d_lr, units, starts, y, out):  # pragma: no cover - compiled
     """Queries grouped by unit (``starts``: offsets into y per entry of ``units``); rows of d_lr ascending."""
     n_paths = d_lr.shape[1]
@@ -421,8 +505,8 @@ def warmup() -> None:
     """Compile the kernels on a tiny problem (call once at start-up, not on a user's first request)."""
     rng = np.random.default_rng(0)
     vals = np.ones((2, 2, 3), dtype=np.float32) * np.array([0.0, 1.0, 2.0], dtype=np.float32)
-    smp = protection_samples(np.array([0.1, 0.5, 0.9]), vals, np.array([[0.0, 1.0], [0.5, 0.5]]),
-                             np.array([1, 1]), 8, rng)
+    smp = protection_samples(
+        np.array([0.1, 0.5, 0.9]), vals, np.array([[0.0, 1.0], [0.5, 0.5]]), np.array([1, 1]), 8, rng
+    )
     order_up_to_levels(smp, 0.9, np.zeros(2))
     expected_served(smp, np.array([0, 1]), np.array([1.0, 2.0]))
-

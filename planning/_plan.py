@@ -2,19 +2,19 @@
 
 :func:`plan` takes planning units (one row per SKU x location with inventory, supplier terms and lead-time
 assumptions), a forecast distribution per unit (quantiles per future period, from the forecasting package or a
-baseline) and the lead-time distribution of each unit's supplier, and returns plain frames: per-unit levels and
-risks, recommendations with their evidence and route, purchase-order drafts, transfers and exceptions. It writes
-nothing; :func:`planning._store.save_plan` does.
+baseline) and the lead-time distribution of each unit's supplier, and returns plain frames: per-unit levels
+and risks, recommendations with their evidence and route, purchase-order drafts, transfers and exceptions. It
+writes nothing; :func:`planning._store.save_plan` does.
 
 The hot path is array code: Monte-Carlo protection-interval samples and levels in Numba
-(:mod:`planning._levels`), rounding and allocation in NumPy/Numba, frames in Polars; units are processed in chunks
-so memory stays bounded (``chunk_size x n_paths x 8`` bytes of samples at a time).
+(:mod:`planning._levels`), rounding and allocation in NumPy/Numba, frames in Polars; units are processed in
+chunks so memory stays bounded (``chunk_size x n_paths x 8`` bytes of samples at a time).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -32,10 +32,21 @@ __all__ = ["UNIT_COLUMNS", "Budget", "Capacity", "Forecast", "PlanConfig", "Plan
 
 #: Required columns of the planning-unit frame (one row per SKU x location, in forecast row order).
 UNIT_COLUMNS = {
-    "sku_id": pl.String, "location_id": pl.String, "supplier_id": pl.String, "on_hand": pl.Float64,
-    "on_order": pl.Float64, "backorders": pl.Float64, "committed": pl.Float64, "fill_target": pl.Float64,
-    "review_periods": pl.Int64, "unit_cost": pl.Float64, "pack_size": pl.Float64, "moq": pl.Float64,
-    "max_order_qty": pl.Float64, "lead_time_mean": pl.Float64, "lead_time_std": pl.Float64,
+    "sku_id": pl.String,
+    "location_id": pl.String,
+    "supplier_id": pl.String,
+    "on_hand": pl.Float64,
+    "on_order": pl.Float64,
+    "backorders": pl.Float64,
+    "committed": pl.Float64,
+    "fill_target": pl.Float64,
+    "review_periods": pl.Int64,
+    "unit_cost": pl.Float64,
+    "pack_size": pl.Float64,
+    "moq": pl.Float64,
+    "max_order_qty": pl.Float64,
+    "lead_time_mean": pl.Float64,
+    "lead_time_std": pl.Float64,
 }
 
 
@@ -63,7 +74,8 @@ class Budget:
     """Money available per group of units for this review.
 
     Attributes:
-        by: unit column grouping the budget (``supplier_id``, ``buyer``, ``location_id``) or None for one total.
+        by: unit column grouping the budget (``supplier_id``, ``buyer``, ``location_id``) or None for one
+            total.
         limits: per group value (a mapping) or one total (a number); groups not listed are unlimited.
     """
 
@@ -136,21 +148,27 @@ class PlanResult:
 def _validate_units(units: pl.DataFrame, n: int) -> pl.DataFrame:
     missing = set(UNIT_COLUMNS) - set(units.columns)
     if missing:
-        raise ValueError(f"planning units: missing column(s) {sorted(missing)}; expected {sorted(UNIT_COLUMNS)}")
+        raise ValueError(
+            f"planning units: missing column(s) {sorted(missing)}; expected {sorted(UNIT_COLUMNS)}"
+        )
     if units.height != n:
         raise ValueError(f"planning units: {units.height} rows but the forecast has {n} units")
     u = units.with_columns([pl.col(c).cast(t) for c, t in UNIT_COLUMNS.items()])
-    checks = [("fill_target", (pl.col("fill_target") <= 0) | (pl.col("fill_target") >= 1), "a value in (0, 1)"),
-              ("review_periods", pl.col("review_periods") < 1, "an integer >= 1"),
-              ("pack_size", pl.col("pack_size") < 1, "a number >= 1"),
-              ("unit_cost", pl.col("unit_cost") < 0, "a number >= 0"),
-              ("on_hand", pl.col("on_hand").is_nan(), "a number")]
+    checks = [
+        ("fill_target", (pl.col("fill_target") <= 0) | (pl.col("fill_target") >= 1), "a value in (0, 1)"),
+        ("review_periods", pl.col("review_periods") < 1, "an integer >= 1"),
+        ("pack_size", pl.col("pack_size") < 1, "a number >= 1"),
+        ("unit_cost", pl.col("unit_cost") < 0, "a number >= 0"),
+        ("on_hand", pl.col("on_hand").is_nan(), "a number"),
+    ]
     for col, bad, expected in checks:
         rows = u.with_row_index("_row").filter(bad | pl.col(col).is_null())
         if rows.height:
             r = rows.row(0, named=True)
-            raise ValueError(f"planning units row {r['_row']} ({r['sku_id']} at {r['location_id']}): "
-                             f"{col}={r[col]!r}, expected {expected}")
+            raise ValueError(
+                f"planning units row {r['_row']} ({r['sku_id']} at {r['location_id']}): "
+                f"{col}={r[col]!r}, expected {expected}"
+            )
     return u
 
 
@@ -158,12 +176,13 @@ def _validate_units(units: pl.DataFrame, n: int) -> pl.DataFrame:
 MAX_INCREMENTS = 8
 
 
-def _increments(q: np.ndarray, pack: np.ndarray, moq: np.ndarray, max_increments: int = MAX_INCREMENTS
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _increments(
+    q: np.ndarray, pack: np.ndarray, moq: np.ndarray, max_increments: int = MAX_INCREMENTS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split each order into a first increment (the MOQ, at least one pack) and equal whole-pack steps.
 
-    At most ``max_increments`` increments per order (steps of ``ceil(packs left / (max_increments - 1))`` packs,
-    the last one what remains), so that a million orders stay a few million increments.
+    At most ``max_increments`` increments per order (steps of ``ceil(packs left / (max_increments - 1))``
+    packs, the last one what remains), so that a million orders stay a few million increments.
 
     Returns:
         ``(unit_of, step, qty_after, size)``: flat (M,) arrays, increments contiguous per unit in step order;
@@ -177,21 +196,33 @@ def _increments(q: np.ndarray, pack: np.ndarray, moq: np.ndarray, max_increments
     starts = np.cumsum(n_inc) - n_inc
     step = np.arange(unit_of.shape[0]) - np.repeat(starts, n_inc)
     qty_after = np.minimum(first[unit_of] + step * step_packs[unit_of] * pack[unit_of], q[unit_of])
-    size = np.where(step == 0, first[unit_of], qty_after - np.minimum(
-        first[unit_of] + (step - 1) * step_packs[unit_of] * pack[unit_of], q[unit_of]))
+    size = np.where(
+        step == 0,
+        first[unit_of],
+        qty_after - np.minimum(first[unit_of] + (step - 1) * step_packs[unit_of] * pack[unit_of], q[unit_of]),
+    )
     return unit_of, step, qty_after, size
 
 
-def plan(units: pl.DataFrame, forecast: Forecast, lead_time_pmf: np.ndarray, *, as_of: date,
-         config: PlanConfig = PlanConfig(), rules: RuleSet | None = None, budgets: tuple[Budget, ...] = (),
-         capacities: tuple[Capacity, ...] = (), confirmed_supply: pl.DataFrame | None = None,
-         extra_exceptions: pl.DataFrame | None = None) -> PlanResult:
+def plan(
+    units: pl.DataFrame,
+    forecast: Forecast,
+    lead_time_pmf: np.ndarray,
+    *,
+    as_of: date,
+    config: PlanConfig = PlanConfig(),
+    rules: RuleSet | None = None,
+    budgets: tuple[Budget, ...] = (),
+    capacities: tuple[Capacity, ...] = (),
+    confirmed_supply: pl.DataFrame | None = None,
+    extra_exceptions: pl.DataFrame | None = None,
+) -> PlanResult:
     """Plan every unit for the review of ``as_of``.
 
     Args:
         units: planning units, columns :data:`UNIT_COLUMNS` (plus optional ``region``, ``lead_time_source``,
-            ``effective_unit_cost``, ``runner_up_id``, ``customer_committed``, ``stock_age_days`` and any budget /
-            capacity grouping columns), row i matching forecast row i.
+            ``effective_unit_cost``, ``runner_up_id``, ``customer_committed``, ``stock_age_days`` and any
+            budget / capacity grouping columns), row i matching forecast row i.
         forecast: the forecast distribution.
         lead_time_pmf: (N, K) lead-time distribution in periods of each unit's chosen supplier.
         as_of: planning date (period 0 starts here).
@@ -200,7 +231,8 @@ def plan(units: pl.DataFrame, forecast: Forecast, lead_time_pmf: np.ndarray, *, 
         budgets: shared money limits.
         capacities: shared room limits.
         confirmed_supply: sku_id, confirmed_qty for SKUs whose supplier confirmed less than asked.
-        extra_exceptions: further exceptions (supplier, forecast anomaly, identity) to route with the run's own.
+        extra_exceptions: further exceptions (supplier, forecast anomaly, identity) to route with the run's
+            own.
 
     Returns:
         :class:`PlanResult`.
@@ -218,26 +250,62 @@ def plan(units: pl.DataFrame, forecast: Forecast, lead_time_pmf: np.ndarray, *, 
     review = u["review_periods"].to_numpy().astype(np.int64)
     mean_per_period = values.mean(axis=2)  # (N, H): mean of the quantile function (midpoint rule)
     h = values.shape[1]
-    mean_review = np.take_along_axis(np.cumsum(mean_per_period, axis=1),
-                                     np.minimum(review, h)[:, None] - 1, axis=1)[:, 0]
+    mean_review = np.take_along_axis(
+        np.cumsum(mean_per_period, axis=1), np.minimum(review, h)[:, None] - 1, axis=1
+    )[:, 0]
     lot = effective_lot(pack, moq, mean_review)
 
-    out = {k: np.empty(n) for k in ("S", "fill_s", "fill_ip", "p_so", "mean_lr", "mean_r", "onhand_s", "d_lr_p05",
-                                    "d_lr_p50", "d_lr_p95", "d_l_risk", "raw", "q")}
+    out = {
+        k: np.empty(n)
+        for k in (
+            "S",
+            "fill_s",
+            "fill_ip",
+            "p_so",
+            "mean_lr",
+            "mean_r",
+            "onhand_s",
+            "d_lr_p05",
+            "d_lr_p50",
+            "d_lr_p95",
+            "d_l_risk",
+            "raw",
+            "q",
+        )
+    }
     bound = np.zeros(n, dtype=np.int8)
     constrained = bool(budgets or capacities)
     inc_parts = []  # per chunk: (unit_of, step, size, gain) of the order increments, for shared constraints
     for c0 in range(0, n, config.chunk_size):
         sl = slice(c0, min(c0 + config.chunk_size, n))
-        smp = protection_samples(forecast.levels, values[sl], pmf[sl], review[sl], config.n_paths, config.seed,
-                                 unit_ids=np.arange(sl.start, sl.stop))
-        lv = order_up_to_levels(smp, target[sl], position[sl], lot[sl],
-                                quantile_levels=(0.05, 0.5, 0.95, config.risk_quantile), in_place=True)
+        smp = protection_samples(
+            forecast.levels,
+            values[sl],
+            pmf[sl],
+            review[sl],
+            config.n_paths,
+            config.seed,
+            unit_ids=np.arange(sl.start, sl.stop),
+        )
+        lv = order_up_to_levels(
+            smp,
+            target[sl],
+            position[sl],
+            lot[sl],
+            quantile_levels=(0.05, 0.5, 0.95, config.risk_quantile),
+            in_place=True,
+        )
         smp = dataclasses.replace(smp, is_sorted=True)
-        out["S"][sl], out["fill_s"][sl], out["fill_ip"][sl] = lv.order_up_to, lv.fill_rate_at_level, \
-            lv.fill_rate_no_order
-        out["p_so"][sl], out["mean_lr"][sl], out["mean_r"][sl] = lv.stockout_probability, \
-            lv.mean_protection_demand, lv.mean_review_demand
+        out["S"][sl], out["fill_s"][sl], out["fill_ip"][sl] = (
+            lv.order_up_to,
+            lv.fill_rate_at_level,
+            lv.fill_rate_no_order,
+        )
+        out["p_so"][sl], out["mean_lr"][sl], out["mean_r"][sl] = (
+            lv.stockout_probability,
+            lv.mean_protection_demand,
+            lv.mean_review_demand,
+        )
         out["onhand_s"][sl] = lv.expected_on_hand_at_level
         qs = lv.protection_quantiles
         out["d_lr_p05"][sl], out["d_lr_p50"][sl], out["d_lr_p95"][sl] = qs[:, 0], qs[:, 1], qs[:, 2]
@@ -255,28 +323,41 @@ def plan(units: pl.DataFrame, forecast: Forecast, lead_time_pmf: np.ndarray, *, 
     bound_name = np.asarray(BOUND_NAMES, dtype=object)[bound]
     if constrained:
         unit_of, step, size, gain = (np.concatenate(x) for x in zip(*inc_parts, strict=True))
-        q, bound_name = _apply_constraints(u, q, bound_name, pack, moq, cost, unit_of, step, size, gain, budgets,
-                                           capacities)
+        q, bound_name = _apply_constraints(
+            u, q, bound_name, pack, moq, cost, unit_of, step, size, gain, budgets, capacities
+        )
 
     lt_mean = col("lead_time_mean")
     mean_daily = mean_per_period[:, 0] / config.period_days
     days_cover = np.where(mean_daily > 0, np.maximum(position, 0) / np.maximum(mean_daily, 1e-12), np.inf)
     unit_frame = u.with_columns(
-        pl.Series("inventory_position", position), pl.Series("order_up_to", out["S"]),
-        pl.Series("fill_rate_at_level", out["fill_s"]), pl.Series("fill_rate_no_order", out["fill_ip"]),
-        pl.Series("stockout_probability", out["p_so"]), pl.Series("mean_protection_demand", out["mean_lr"]),
-        pl.Series("mean_review_demand", out["mean_r"]), pl.Series("expected_on_hand_at_level", out["onhand_s"]),
-        pl.Series("protection_demand_p05", out["d_lr_p05"]), pl.Series("protection_demand_p50", out["d_lr_p50"]),
-        pl.Series("protection_demand_p95", out["d_lr_p95"]), pl.Series("raw_qty", raw),
-        pl.Series("order_qty", q), pl.Series("bound_by", bound_name.astype(str)),
-        pl.Series("order_value", q * cost), pl.Series("mean_demand", mean_per_period[:, 0]),
-        pl.Series("days_of_cover", days_cover), pl.Series("lead_time_days", lt_mean * config.period_days),
+        pl.Series("inventory_position", position),
+        pl.Series("order_up_to", out["S"]),
+        pl.Series("fill_rate_at_level", out["fill_s"]),
+        pl.Series("fill_rate_no_order", out["fill_ip"]),
+        pl.Series("stockout_probability", out["p_so"]),
+        pl.Series("mean_protection_demand", out["mean_lr"]),
+        pl.Series("mean_review_demand", out["mean_r"]),
+        pl.Series("expected_on_hand_at_level", out["onhand_s"]),
+        pl.Series("protection_demand_p05", out["d_lr_p05"]),
+        pl.Series("protection_demand_p50", out["d_lr_p50"]),
+        pl.Series("protection_demand_p95", out["d_lr_p95"]),
+        pl.Series("raw_qty", raw),
+        pl.Series("order_qty", q),
+        pl.Series("bound_by", bound_name.astype(str)),
+        pl.Series("order_value", q * cost),
+        pl.Series("mean_demand", mean_per_period[:, 0]),
+        pl.Series("days_of_cover", days_cover),
+        pl.Series("lead_time_days", lt_mean * config.period_days),
         pl.Series("lot_size", lot),
         pl.Series("forecast_p50_period0", _level_column(forecast, 0.5)),
     )
     unit_frame = unit_frame.with_columns(
-        (pl.lit(as_of) + pl.duration(days=(pl.col("lead_time_mean") * config.period_days).round(0).cast(pl.Int64)))
-        .alias("expected_arrival"))
+        (
+            pl.lit(as_of)
+            + pl.duration(days=(pl.col("lead_time_mean") * config.period_days).round(0).cast(pl.Int64))
+        ).alias("expected_arrival")
+    )
     if "customer_committed" not in unit_frame.columns:
         unit_frame = unit_frame.with_columns(pl.col("committed").alias("customer_committed"))
 
@@ -286,10 +367,15 @@ def plan(units: pl.DataFrame, forecast: Forecast, lead_time_pmf: np.ndarray, *, 
         recs.append(_constrained(unit_frame, confirmed_supply, forecast, pmf, review, config))
     if "region" in unit_frame.columns:
         recs.append(_transfers(unit_frame, out["d_l_risk"], forecast, config))
-    recommendations = pl.concat([r for r in recs if r.height], how="diagonal_relaxed") if any(
-        r.height for r in recs) else purchases
-    exc = [stockout_risk(unit_frame, config.stockout_threshold),
-           overstock(unit_frame, config.overstock_cover_periods)]
+    recommendations = (
+        pl.concat([r for r in recs if r.height], how="diagonal_relaxed")
+        if any(r.height for r in recs)
+        else purchases
+    )
+    exc = [
+        stockout_risk(unit_frame, config.stockout_threshold),
+        overstock(unit_frame, config.overstock_cover_periods),
+    ]
     if extra_exceptions is not None and extra_exceptions.height:
         exc.append(extra_exceptions.select(list(EXCEPTION_SCHEMA)))
     exceptions = pl.concat(exc).with_columns(pl.col("exception_type").alias("kind"))
@@ -297,21 +383,42 @@ def plan(units: pl.DataFrame, forecast: Forecast, lead_time_pmf: np.ndarray, *, 
         recommendations = route(recommendations, rules)
         exceptions = route(exceptions, rules)
     else:
-        auto = [pl.lit("auto_approve").alias("action"), pl.lit(None, pl.String).alias("route_queue"),
-                pl.lit(None, pl.String).alias("route_role"), pl.lit("default").alias("rule"),
-                pl.lit("no routing rules given: auto-approved by policy").alias("reason")]
+        auto = [
+            pl.lit("auto_approve").alias("action"),
+            pl.lit(None, pl.String).alias("route_queue"),
+            pl.lit(None, pl.String).alias("route_role"),
+            pl.lit("default").alias("rule"),
+            pl.lit("no routing rules given: auto-approved by policy").alias("reason"),
+        ]
         recommendations = recommendations.with_columns(auto)
         exceptions = exceptions.with_columns(auto)
     po_lines = recommendations.filter(pl.col("kind") == "purchase")
-    po_drafts = draft_purchase_orders(po_lines) if po_lines.height else draft_purchase_orders(
-        po_lines.with_columns(pl.col("expected_arrival").cast(pl.Date)))
-    meta = {"as_of": as_of.isoformat(), "forecast_version": forecast.version, "model_version": forecast.model_version,
-            "forecast_source": forecast.source, "n_units": n, "n_paths": config.n_paths, "seed": config.seed,
-            "period_days": config.period_days, "n_recommendations": recommendations.height,
-            "n_exceptions": exceptions.height, "n_po_drafts": po_drafts.height,
-            "routing": rules.source if rules is not None else None}
-    return PlanResult(units=unit_frame, recommendations=recommendations, exceptions=exceptions, po_drafts=po_drafts,
-                      meta=meta)
+    po_drafts = (
+        draft_purchase_orders(po_lines)
+        if po_lines.height
+        else draft_purchase_orders(po_lines.with_columns(pl.col("expected_arrival").cast(pl.Date)))
+    )
+    meta = {
+        "as_of": as_of.isoformat(),
+        "forecast_version": forecast.version,
+        "model_version": forecast.model_version,
+        "forecast_source": forecast.source,
+        "n_units": n,
+        "n_paths": config.n_paths,
+        "seed": config.seed,
+        "period_days": config.period_days,
+        "n_recommendations": recommendations.height,
+        "n_exceptions": exceptions.height,
+        "n_po_drafts": po_drafts.height,
+        "routing": rules.source if rules is not None else None,
+    }
+    return PlanResult(
+        units=unit_frame,
+        recommendations=recommendations,
+        exceptions=exceptions,
+        po_drafts=po_drafts,
+        meta=meta,
+    )
 
 
 def _level_column(forecast: Forecast, level: float) -> np.ndarray:
@@ -347,71 +454,145 @@ def _constraint(name, u, by, limits, unit_of, weight):
     if not isinstance(limits, dict):
         raise ValueError(f"{name} by {by}: expected a mapping of {by} -> limit")
     keys = list(limits)
-    code = u[by].cast(pl.String).replace_strict(keys, list(range(len(keys))), default=-1,
-                                                return_dtype=pl.Int64).to_numpy()
+    code = (
+        u[by]
+        .cast(pl.String)
+        .replace_strict(keys, list(range(len(keys))), default=-1, return_dtype=pl.Int64)
+        .to_numpy()
+    )
     return Constraint(name, weight, code[unit_of], np.array([float(limits[k]) for k in keys]))
 
 
-_EVIDENCE_COLUMNS = ("forecast_version", "model_version", "forecast_source", "quantile_levels", "n_paths",
-                     "inventory_position", "on_hand", "on_order", "backorders", "committed", "lead_time_mean",
-                     "lead_time_std", "lead_time_source", "review_periods", "fill_target", "order_up_to",
-                     "fill_rate_at_level", "fill_rate_no_order", "stockout_probability", "mean_protection_demand",
-                     "protection_demand_p05", "protection_demand_p50", "protection_demand_p95",
-                     "expected_on_hand_at_level", "forecast_p50_period0", "raw_qty", "lot_size", "bound_by",
-                     "effective_unit_cost", "runner_up_id")
+_EVIDENCE_COLUMNS = (
+    "forecast_version",
+    "model_version",
+    "forecast_source",
+    "quantile_levels",
+    "n_paths",
+    "inventory_position",
+    "on_hand",
+    "on_order",
+    "backorders",
+    "committed",
+    "lead_time_mean",
+    "lead_time_std",
+    "lead_time_source",
+    "review_periods",
+    "fill_target",
+    "order_up_to",
+    "fill_rate_at_level",
+    "fill_rate_no_order",
+    "stockout_probability",
+    "mean_protection_demand",
+    "protection_demand_p05",
+    "protection_demand_p50",
+    "protection_demand_p95",
+    "expected_on_hand_at_level",
+    "forecast_p50_period0",
+    "raw_qty",
+    "lot_size",
+    "bound_by",
+    "effective_unit_cost",
+    "runner_up_id",
+)
 
 
 def _evidence(frame: pl.DataFrame, forecast: Forecast, config: PlanConfig, kind: str) -> pl.DataFrame:
     levels = [float(x) for x in np.asarray(forecast.levels)]
-    add = [pl.lit(kind).alias("kind"), pl.lit(forecast.version).alias("forecast_version"),
-           pl.lit(forecast.model_version, dtype=pl.String).alias("model_version"),
-           pl.lit(forecast.source).alias("forecast_source"),
-           pl.lit(levels, dtype=pl.List(pl.Float64)).alias("quantile_levels"),
-           pl.lit(config.n_paths).alias("n_paths"),
-           pl.col("fill_rate_at_level").alias("fill_rate")]
-    for c, default in (("lead_time_source", "given"), ("effective_unit_cost", None), ("runner_up_id", None),
-                       ("region", None)):
+    add = [
+        pl.lit(kind).alias("kind"),
+        pl.lit(forecast.version).alias("forecast_version"),
+        pl.lit(forecast.model_version, dtype=pl.String).alias("model_version"),
+        pl.lit(forecast.source).alias("forecast_source"),
+        pl.lit(levels, dtype=pl.List(pl.Float64)).alias("quantile_levels"),
+        pl.lit(config.n_paths).alias("n_paths"),
+        pl.col("fill_rate_at_level").alias("fill_rate"),
+    ]
+    for c, default in (
+        ("lead_time_source", "given"),
+        ("effective_unit_cost", None),
+        ("runner_up_id", None),
+        ("region", None),
+    ):
         if c not in frame.columns:
-            add.append(pl.lit(default, dtype=pl.Float64 if c == "effective_unit_cost" else pl.String).alias(c))
+            add.append(
+                pl.lit(default, dtype=pl.Float64 if c == "effective_unit_cost" else pl.String).alias(c)
+            )
     return frame.with_columns(add)
 
 
 def _constrained(unit_frame, confirmed, forecast, pmf, review, config):
     """Allocation recommendations for SKUs whose supplier confirmed less than the plan asks."""
     ids = unit_frame.with_row_index("_i").filter(
-        (pl.col("order_qty") > 0) & pl.col("sku_id").is_in(confirmed["sku_id"].implode()))
+        (pl.col("order_qty") > 0) & pl.col("sku_id").is_in(confirmed["sku_id"].implode())
+    )
     if not ids.height:
         return pl.DataFrame()
     idx = ids["_i"].to_numpy().astype(np.int64)
-    smp = protection_samples(forecast.levels, np.asarray(forecast.values)[idx], pmf[idx], review[idx],
-                             config.n_paths, config.seed, unit_ids=idx)
-    req = ids.select("sku_id", "location_id", pl.col("order_qty").alias("requested_qty"),
-                     pl.col("customer_committed").alias("committed_qty"), pl.col("inventory_position")
-                     .alias("position"), "pack_size")
+    smp = protection_samples(
+        forecast.levels,
+        np.asarray(forecast.values)[idx],
+        pmf[idx],
+        review[idx],
+        config.n_paths,
+        config.seed,
+        unit_ids=idx,
+    )
+    req = ids.select(
+        "sku_id",
+        "location_id",
+        pl.col("order_qty").alias("requested_qty"),
+        pl.col("customer_committed").alias("committed_qty"),
+        pl.col("inventory_position").alias("position"),
+        "pack_size",
+    )
     alloc = allocate_constrained_supply(req, confirmed, smp)
-    rec = ids.drop("_i").with_columns(alloc["allocated_qty"].alias("allocated_qty"),
-                                      alloc["constrained"].alias("constrained"),
-                                      pl.col("order_qty").alias("requested_qty"))
-    rec = rec.with_columns(pl.col("allocated_qty").alias("order_qty"),
-                           (pl.col("allocated_qty") * pl.col("unit_cost")).alias("order_value"),
-                           pl.lit("supply").alias("bound_by"))
+    rec = ids.drop("_i").with_columns(
+        alloc["allocated_qty"].alias("allocated_qty"),
+        alloc["constrained"].alias("constrained"),
+        pl.col("order_qty").alias("requested_qty"),
+    )
+    rec = rec.with_columns(
+        pl.col("allocated_qty").alias("order_qty"),
+        (pl.col("allocated_qty") * pl.col("unit_cost")).alias("order_value"),
+        pl.lit("supply").alias("bound_by"),
+    )
     return _evidence(rec, forecast, config, "allocation")
 
 
 def _transfers(unit_frame, d_l_risk, forecast, config):
     """Transfer recommendations between locations of a region (see :mod:`planning._transfers`)."""
     pos = unit_frame.with_columns(
-        pl.Series("shortfall", np.maximum(np.ceil(d_l_risk - unit_frame["inventory_position"].to_numpy()), 0.0)),
+        pl.Series(
+            "shortfall", np.maximum(np.ceil(d_l_risk - unit_frame["inventory_position"].to_numpy()), 0.0)
+        ),
         (pl.col("unit_cost") * config.transfer_cost_rate).alias("transfer_cost_per_unit"),
-        (pl.col("unit_cost") * config.expedite_premium).alias("alternative_cost_per_unit"))
-    t = propose_transfers(pos.select("sku_id", "location_id", "region", "on_hand", "order_up_to", "shortfall",
-                                     "transfer_cost_per_unit", "alternative_cost_per_unit"))
+        (pl.col("unit_cost") * config.expedite_premium).alias("alternative_cost_per_unit"),
+    )
+    t = propose_transfers(
+        pos.select(
+            "sku_id",
+            "location_id",
+            "region",
+            "on_hand",
+            "order_up_to",
+            "shortfall",
+            "transfer_cost_per_unit",
+            "alternative_cost_per_unit",
+        )
+    )
     if not t.height:
         return pl.DataFrame()
     # Evidence of a transfer: the receiver's simulation and inventory, plus the donor and the cost comparison.
     receiver = unit_frame.drop("order_qty", "order_value", "region", "bound_by")
-    rec = t.join(receiver, left_on=["sku_id", "to_location_id"], right_on=["sku_id", "location_id"], how="left")
-    rec = rec.with_columns(pl.col("to_location_id").alias("location_id"), pl.col("transfer_qty").alias("order_qty"),
-                           pl.col("transfer_cost").alias("order_value"), pl.lit("transfer").alias("bound_by"),
-                           pl.lit(None, dtype=pl.String).alias("supplier_id"))
+    rec = t.join(
+        receiver, left_on=["sku_id", "to_location_id"], right_on=["sku_id", "location_id"], how="left"
+    )
+    rec = rec.with_columns(
+        pl.col("to_location_id").alias("location_id"),
+        pl.col("transfer_qty").alias("order_qty"),
+        pl.col("transfer_cost").alias("order_value"),
+        pl.lit("transfer").alias("bound_by"),
+        pl.lit(None, dtype=pl.String).alias("supplier_id"),
+    )
     return _evidence(rec, forecast, config, "transfer")

@@ -1,11 +1,13 @@
 """Replay of a periodic-review order-up-to policy against realised demand (the policy backtest).
 
-Each period: receipts due arrive (first clearing backorders), the policy reviews (inventory position = on hand +
-on order - backorders), orders ``S - position`` rounded to pack / MOQ / max when positive, the order's lead time
-is the realised one for that unit and period (so orders can cross), then the period's demand is served from on
+Each period: receipts due arrive (first clearing backorders), the policy reviews (inventory position = on hand
+    +
+on order - backorders), orders ``S - position`` rounded to pack / MOQ / max when positive, the order's lead
+time is the realised one for that unit and period (so orders can cross), then the period's demand is served
+from on
 hand and the rest is backordered. Metrics cover the measured periods only (after a warm-up): fill rate = units
-served from stock / units demanded, average on hand (mean of the stock after receipts and at the period's end),
-units short, orders placed. Vectorised over units; the loop runs over periods only.
+served from stock / units demanded, average on hand (mean of the stock after receipts and at the period's
+end), units short, orders placed. Vectorised over units; the loop runs over periods only.
 """
 
 from __future__ import annotations
@@ -41,20 +43,31 @@ class ReplayResult:
     unit_fill_rate: np.ndarray
 
 
-def replay_policy(demand: np.ndarray, lead_time: np.ndarray, level_fn: Callable[[int], np.ndarray],
-                  start: int, n_warmup: int, n_measured: int, pack: np.ndarray, moq: np.ndarray,
-                  max_qty: np.ndarray, unit_cost: np.ndarray) -> ReplayResult:
+def replay_policy(
+    demand: np.ndarray,
+    lead_time: np.ndarray,
+    level_fn: Callable[[int], np.ndarray],
+    start: int,
+    n_warmup: int,
+    n_measured: int,
+    pack: np.ndarray,
+    moq: np.ndarray,
+    max_qty: np.ndarray,
+    unit_cost: np.ndarray,
+) -> ReplayResult:
     """Replay an order-up-to policy from period ``start`` for ``n_warmup + n_measured`` periods.
 
     Args:
         demand: (N, T) realised demand per period; T >= start + n_warmup + n_measured.
         lead_time: (N, T) realised lead time (periods, >= 1) of an order placed in each period.
-        level_fn: ``level_fn(t) -> (N,)`` order-up-to levels at the review of period ``t`` (it may only look at
-            demand before ``t``).
+        level_fn: ``level_fn(t) -> (N,)`` order-up-to levels at the review of period ``t`` (it may only look
+            at demand before ``t``).
         start: first replayed period; the stock starts at the first review's level, nothing on order.
         n_warmup: periods replayed but not measured.
         n_measured: measured periods.
-        pack: (N,) pack sizes. moq: (N,) minimum order quantities. max_qty: (N,) maximum order quantities.
+        pack: (N,) pack sizes.
+        moq: (N,) minimum order quantities.
+        max_qty: (N,) maximum order quantities.
         unit_cost: (N,) cost per unit (for the inventory value).
 
     Returns:
@@ -106,7 +119,11 @@ def replay_policy(demand: np.ndarray, lead_time: np.ndarray, level_fn: Callable[
     total_d = demand_sum.sum()
     with np.errstate(invalid="ignore", divide="ignore"):
         unit_fill = np.where(demand_sum > 0, served_sum / demand_sum, np.nan)
-    return ReplayResult(fill_rate=float(served_sum.sum() / total_d) if total_d > 0 else 1.0,
-                        avg_on_hand=on_hand_sum / (n * n_measured), avg_on_hand_value=value_sum / (n * n_measured),
-                        stockout_units=float(total_d - served_sum.sum()), order_count=orders,
-                        unit_fill_rate=unit_fill)
+    return ReplayResult(
+        fill_rate=float(served_sum.sum() / total_d) if total_d > 0 else 1.0,
+        avg_on_hand=on_hand_sum / (n * n_measured),
+        avg_on_hand_value=value_sum / (n * n_measured),
+        stockout_units=float(total_d - served_sum.sum()),
+        order_count=orders,
+        unit_fill_rate=unit_fill,
+    )

@@ -29,20 +29,55 @@ from typing import Any
 import polars as pl
 import yaml
 
-__all__ = ["ITEM_KINDS", "ROUTABLE_FIELDS", "Rule", "RuleError", "RuleSet", "load_rules", "parse_rules",
-           "route"]
+__all__ = [
+    "ITEM_KINDS",
+    "ROUTABLE_FIELDS",
+    "Rule",
+    "RuleError",
+    "RuleSet",
+    "load_rules",
+    "parse_rules",
+    "route",
+]
 
 #: Item kinds a rule may apply to: recommendation kinds and exception types.
-ITEM_KINDS = ("purchase", "transfer", "allocation", "stockout_risk", "overstock", "ageing_stock",
-              "forecast_anomaly", "bias_drift", "late_po", "lead_time_drift", "short_shipment", "identity")
+ITEM_KINDS = (
+    "purchase",
+    "transfer",
+    "allocation",
+    "stockout_risk",
+    "overstock",
+    "ageing_stock",
+    "forecast_anomaly",
+    "bias_drift",
+    "late_po",
+    "lead_time_drift",
+    "short_shipment",
+    "identity",
+)
 
 #: Fields a rule may test, and their type ("number", "string", "bool").
 ROUTABLE_FIELDS = {
-    "kind": "string", "sku_id": "string", "location_id": "string", "supplier_id": "string",
-    "order_qty": "number", "order_value": "number", "unit_cost": "number", "stockout_probability": "number",
-    "fill_rate": "number", "fill_target": "number", "customer_committed": "number", "constrained": "bool",
-    "bound_by": "string", "days_of_cover": "number", "severity": "string", "value": "number",
-    "threshold": "number", "customer_impacting": "bool", "forecast_source": "string", "saving": "number",
+    "kind": "string",
+    "sku_id": "string",
+    "location_id": "string",
+    "supplier_id": "string",
+    "order_qty": "number",
+    "order_value": "number",
+    "unit_cost": "number",
+    "stockout_probability": "number",
+    "fill_rate": "number",
+    "fill_target": "number",
+    "customer_committed": "number",
+    "constrained": "bool",
+    "bound_by": "string",
+    "days_of_cover": "number",
+    "severity": "string",
+    "value": "number",
+    "threshold": "number",
+    "customer_impacting": "bool",
+    "forecast_source": "string",
+    "saving": "number",
 }
 _OPS = ("eq", "ne", "gt", "ge", "lt", "le", "in", "not_in")
 _RULE_KEYS = {"name", "applies_to", "when", "route", "reason", "action"}
@@ -112,8 +147,9 @@ def _scalar(source: str, node: yaml.Node, what: str) -> Any:
     return yaml.safe_load(yaml.serialize(node))
 
 
-def _mapping(source: str, node: yaml.Node, what: str, allowed: set[str] | None = None
-             ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+def _mapping(
+    source: str, node: yaml.Node, what: str, allowed: set[str] | None = None
+) -> dict[str, tuple[yaml.Node, yaml.Node]]:
     if not isinstance(node, yaml.MappingNode):
         raise _err(source, node, f"{what}: expected a mapping of key: value")
     out = {}
@@ -135,8 +171,11 @@ def _check_value(source: str, node: yaml.Node, field: str, op: str, value: Any) 
     if op in ("in", "not_in") and not isinstance(value, list):
         raise _err(source, node, f"{field} {op}: expected a list of values")
     for v in values:
-        ok = {"number": isinstance(v, int | float) and not isinstance(v, bool),
-              "string": isinstance(v, str), "bool": isinstance(v, bool)}[kind]
+        ok = {
+            "number": isinstance(v, int | float) and not isinstance(v, bool),
+            "string": isinstance(v, str),
+            "bool": isinstance(v, bool),
+        }[kind]
         if not ok:
             raise _err(source, node, f"{field} {op}: value {v!r} is not a {kind}")
     if kind != "number" and op in ("gt", "ge", "lt", "le"):
@@ -147,8 +186,11 @@ def _check_value(source: str, node: yaml.Node, field: str, op: str, value: Any) 
 def _reason_fields(source: str, node: yaml.Node, reason: str) -> None:
     for name in re.findall(r"{([^{}]*)}", reason):
         if name not in ROUTABLE_FIELDS:
-            raise _err(source, node, f"reason names unknown field {{{name}}}; known fields: "
-                                     f"{', '.join(sorted(ROUTABLE_FIELDS))}")
+            raise _err(
+                source,
+                node,
+                f"reason names unknown field {{{name}}}; known fields: {', '.join(sorted(ROUTABLE_FIELDS))}",
+            )
 
 
 def _rule(source: str, node: yaml.Node, index: int, default: bool = False) -> Rule:
@@ -157,8 +199,11 @@ def _rule(source: str, node: yaml.Node, index: int, default: bool = False) -> Ru
     name = "default" if default else _scalar(source, m["name"][1], f"{what} name") if "name" in m else None
     if not name or not isinstance(name, str):
         raise _err(source, node, f"{what}: needs a 'name' (a string)")
-    action = _scalar(source, m["action"][1], f"{name} action") if "action" in m else (
-        "route" if "route" in m else "auto_approve")
+    action = (
+        _scalar(source, m["action"][1], f"{name} action")
+        if "action" in m
+        else ("route" if "route" in m else "auto_approve")
+    )
     if action not in _ACTIONS:
         raise _err(source, m["action"][1], f"{name}: action {action!r}; expected one of {list(_ACTIONS)}")
     applies: tuple[str, ...] = ()
@@ -170,19 +215,28 @@ def _rule(source: str, node: yaml.Node, index: int, default: bool = False) -> Ru
             raise _err(source, node_a, f"{name} applies_to: expected a list of item kinds")
         for k in raw:
             if k not in ITEM_KINDS:
-                raise _err(source, node_a, f"{name} applies_to: unknown item kind {k!r}; expected one of "
-                                           f"{', '.join(ITEM_KINDS)}")
+                raise _err(
+                    source,
+                    node_a,
+                    f"{name} applies_to: unknown item kind {k!r}; expected one of {', '.join(ITEM_KINDS)}",
+                )
         applies = tuple(raw)
     conditions = []
     if "when" in m:
         for field, (fk, fv) in _mapping(source, m["when"][1], f"{name} when").items():
             if field not in ROUTABLE_FIELDS:
-                raise _err(source, fk, f"{name}: unknown field {field!r}; known fields: "
-                                       f"{', '.join(sorted(ROUTABLE_FIELDS))}")
+                raise _err(
+                    source,
+                    fk,
+                    f"{name}: unknown field {field!r}; known fields: {', '.join(sorted(ROUTABLE_FIELDS))}",
+                )
             for op, (ok, ov) in _mapping(source, fv, f"{name} {field}").items():
                 if op not in _OPS:
-                    raise _err(source, ok, f"{name} {field}: unknown operator {op!r}; expected one of "
-                                           f"{', '.join(_OPS)}")
+                    raise _err(
+                        source,
+                        ok,
+                        f"{name} {field}: unknown operator {op!r}; expected one of {', '.join(_OPS)}",
+                    )
                 value = yaml.safe_load(yaml.serialize(ov))
                 conditions.append(Condition(field, op, _check_value(source, ov, field, op, value)))
     queue = role = None
@@ -196,12 +250,23 @@ def _rule(source: str, node: yaml.Node, index: int, default: bool = False) -> Ru
         role = str(_scalar(source, r["role"][1], "role"))
         if role not in _ROLES:
             raise _err(source, r["role"][1], f"{name} route: role {role!r}; expected one of {list(_ROLES)}")
-    reason = str(_scalar(source, m["reason"][1], f"{name} reason")) if "reason" in m else (
-        "no rule matched: auto-approved by policy" if default else name)
+    reason = (
+        str(_scalar(source, m["reason"][1], f"{name} reason"))
+        if "reason" in m
+        else ("no rule matched: auto-approved by policy" if default else name)
+    )
     if "reason" in m:
         _reason_fields(source, m["reason"][1], reason)
-    return Rule(name=name, applies_to=applies, conditions=tuple(conditions), action=action, queue=queue, role=role,
-                reason=reason, line=_line(node))
+    return Rule(
+        name=name,
+        applies_to=applies,
+        conditions=tuple(conditions),
+        action=action,
+        queue=queue,
+        role=role,
+        reason=reason,
+        line=_line(node),
+    )
 
 
 def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
@@ -230,15 +295,25 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     seen: dict[str, int] = {}
     for r in rules:
         if r.name in seen:
-            raise RuleError(f"{source}, line {r.line}: duplicate rule name {r.name!r} (first on line {seen[r.name]})")
+            raise RuleError(
+                f"{source}, line {r.line}: duplicate rule name {r.name!r} (first on line {seen[r.name]})"
+            )
         seen[r.name] = r.line
     if "default" in top:
         default = _rule(source, top["default"][1], -1, default=True)
         if default.conditions or default.applies_to:
             raise _err(source, top["default"][1], "default: takes no 'when' or 'applies_to'")
     else:
-        default = Rule("default", (), (), "auto_approve", None, None, "no rule matched: auto-approved by policy",
-                       _line(root))
+        default = Rule(
+            "default",
+            (),
+            (),
+            "auto_approve",
+            None,
+            None,
+            "no rule matched: auto-approved by policy",
+            _line(root),
+        )
     return RuleSet(rules=rules, default=default, source=source)
 
 
@@ -254,9 +329,16 @@ def _condition_expr(c: Condition, schema: pl.Schema) -> pl.Expr:
     if c.field not in schema:
         return pl.lit(False)
     col = pl.col(c.field)
-    ops = {"eq": lambda: col == c.value, "ne": lambda: col != c.value, "gt": lambda: col > c.value,
-           "ge": lambda: col >= c.value, "lt": lambda: col < c.value, "le": lambda: col <= c.value,
-           "in": lambda: col.is_in(c.value), "not_in": lambda: ~col.is_in(c.value)}
+    ops = {
+        "eq": lambda: col == c.value,
+        "ne": lambda: col != c.value,
+        "gt": lambda: col > c.value,
+        "ge": lambda: col >= c.value,
+        "lt": lambda: col < c.value,
+        "le": lambda: col <= c.value,
+        "in": lambda: col.is_in(c.value),
+        "not_in": lambda: ~col.is_in(c.value),
+    }
     return ops[c.op]().fill_null(False)
 
 
@@ -273,11 +355,13 @@ def route(items: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     """Apply the first matching rule to each item.
 
     Args:
-        items: one row per recommendation or exception, with a ``kind`` column (see :data:`ITEM_KINDS`) and any
-            of :data:`ROUTABLE_FIELDS`; a condition on a field the frame lacks does not match.
+        items: one row per recommendation or exception, with a ``kind`` column (see :data:`ITEM_KINDS`) and
+            any of :data:`ROUTABLE_FIELDS`; a condition on a field the frame lacks does not match.
+        rules: the parsed rule set.
 
     Returns:
-        ``items`` with ``action`` (route / auto_approve), ``route_queue``, ``route_role``, ``rule`` and ``reason``.
+        ``items`` with ``action`` (route / auto_approve), ``route_queue``, ``route_role``, ``rule`` and
+        ``reason``.
     """
     if "kind" not in items.columns:
         raise ValueError("items to route need a 'kind' column")
@@ -293,9 +377,18 @@ def route(items: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     out = items.with_columns(idx.cast(pl.Int32).alias("_rule_idx"))
     reason = pl.lit(None, dtype=pl.String)
     for i in range(len(all_rules) - 1, -1, -1):
-        reason = pl.when(pl.col("_rule_idx") == i).then(_reason_expr(all_rules[i].reason, schema)).otherwise(reason)
+        reason = (
+            pl.when(pl.col("_rule_idx") == i)
+            .then(_reason_expr(all_rules[i].reason, schema))
+            .otherwise(reason)
+        )
     lut = lambda attr: pl.col("_rule_idx").replace_strict(  # noqa: E731
-        list(range(len(all_rules))), [getattr(r, attr) for r in all_rules], return_dtype=pl.String)
-    return out.with_columns(lut("action").alias("action"), lut("queue").alias("route_queue"),
-                            lut("role").alias("route_role"), lut("name").alias("rule"),
-                            reason.alias("reason")).drop("_rule_idx")
+        list(range(len(all_rules))), [getattr(r, attr) for r in all_rules], return_dtype=pl.String
+    )
+    return out.with_columns(
+        lut("action").alias("action"),
+        lut("queue").alias("route_queue"),
+        lut("role").alias("route_role"),
+        lut("name").alias("rule"),
+        reason.alias("reason"),
+    ).drop("_rule_idx")

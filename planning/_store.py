@@ -18,8 +18,23 @@ from planning._tables import PlanException, PlanPoDraft, PlanRecommendation, Pla
 
 __all__ = ["load_run", "save_plan"]
 
-_EXC_COLS = ("exception_type", "severity", "sku_id", "location_id", "supplier_id", "po_id", "value", "threshold",
-             "customer_impacting", "message", "action", "route_queue", "route_role", "rule", "reason")
+_EXC_COLS = (
+    "exception_type",
+    "severity",
+    "sku_id",
+    "location_id",
+    "supplier_id",
+    "po_id",
+    "value",
+    "threshold",
+    "customer_impacting",
+    "message",
+    "action",
+    "route_queue",
+    "route_role",
+    "rule",
+    "reason",
+)
 
 
 def _id() -> str:
@@ -52,25 +67,50 @@ def save_plan(engine: Engine, tenant_id: str, result: PlanResult, *, create_tena
     with session_scope(engine) as s:
         if s.get(Tenant, tenant_id) is None:
             if not create_tenant:
-                raise ValueError(f"tenant {tenant_id!r} does not exist; create it first (or pass create_tenant)")
+                raise ValueError(
+                    f"tenant {tenant_id!r} does not exist; create it first (or pass create_tenant)"
+                )
             s.add(Tenant(tenant_id=tenant_id, name=tenant_id))
             s.flush()
         m = result.meta
-        s.add(PlanRun(run_id=run_id, tenant_id=tenant_id, as_of=date.fromisoformat(m["as_of"]),
-                      forecast_version=m["forecast_version"], model_version=m["model_version"],
-                      forecast_source=m["forecast_source"], n_units=m["n_units"],
-                      n_recommendations=result.recommendations.height, n_exceptions=result.exceptions.height,
-                      params=m))
+        s.add(
+            PlanRun(
+                run_id=run_id,
+                tenant_id=tenant_id,
+                as_of=date.fromisoformat(m["as_of"]),
+                forecast_version=m["forecast_version"],
+                model_version=m["model_version"],
+                forecast_source=m["forecast_source"],
+                n_units=m["n_units"],
+                n_recommendations=result.recommendations.height,
+                n_exceptions=result.exceptions.height,
+                params=m,
+            )
+        )
         s.flush()
         recs = []
         for r in result.recommendations.iter_rows(named=True):
-            recs.append({"id": _id(), "run_id": run_id, "tenant_id": tenant_id, "kind": r["kind"],
-                         "sku_id": r["sku_id"], "location_id": r["location_id"],
-                         "from_location_id": r.get("from_location_id"), "supplier_id": r.get("supplier_id"),
-                         "order_qty": float(r["order_qty"]), "order_value": float(r["order_value"] or 0.0),
-                         "expected_arrival": r.get("expected_arrival"), "action": r["action"],
-                         "route_queue": r["route_queue"], "route_role": r["route_role"], "rule": r["rule"],
-                         "reason": r["reason"], "evidence": evidence_record(r)})
+            recs.append(
+                {
+                    "id": _id(),
+                    "run_id": run_id,
+                    "tenant_id": tenant_id,
+                    "kind": r["kind"],
+                    "sku_id": r["sku_id"],
+                    "location_id": r["location_id"],
+                    "from_location_id": r.get("from_location_id"),
+                    "supplier_id": r.get("supplier_id"),
+                    "order_qty": float(r["order_qty"]),
+                    "order_value": float(r["order_value"] or 0.0),
+                    "expected_arrival": r.get("expected_arrival"),
+                    "action": r["action"],
+                    "route_queue": r["route_queue"],
+                    "route_role": r["route_role"],
+                    "rule": r["rule"],
+                    "reason": r["reason"],
+                    "evidence": evidence_record(r),
+                }
+            )
         if recs:
             s.execute(insert(PlanRecommendation), recs)
         excs = []
@@ -81,11 +121,22 @@ def save_plan(engine: Engine, tenant_id: str, result: PlanResult, *, create_tena
             excs.append({"id": _id(), "run_id": run_id, "tenant_id": tenant_id, **row})
         if excs:
             s.execute(insert(PlanException), excs)
-        drafts = [{"id": _id(), "run_id": run_id, "tenant_id": tenant_id, "draft_id": r["draft_id"],
-                   "supplier_id": r["supplier_id"], "location_id": r["location_id"], "n_lines": int(r["n_lines"]),
-                   "total_qty": float(r["total_qty"]), "total_value": float(r["total_value"]),
-                   "expected_arrival": r["expected_arrival"], "lines": r["lines"]}
-                  for r in result.po_drafts.iter_rows(named=True)]
+        drafts = [
+            {
+                "id": _id(),
+                "run_id": run_id,
+                "tenant_id": tenant_id,
+                "draft_id": r["draft_id"],
+                "supplier_id": r["supplier_id"],
+                "location_id": r["location_id"],
+                "n_lines": int(r["n_lines"]),
+                "total_qty": float(r["total_qty"]),
+                "total_value": float(r["total_value"]),
+                "expected_arrival": r["expected_arrival"],
+                "lines": r["lines"],
+            }
+            for r in result.po_drafts.iter_rows(named=True)
+        ]
         if drafts:
             s.execute(insert(PlanPoDraft), drafts)
     return run_id
@@ -107,13 +158,22 @@ def load_run(engine: Engine, tenant_id: str, run_id: str | None = None) -> dict[
         if run is None:
             raise LookupError(f"no plan run {run_id or '(latest)'} for tenant {tenant_id!r}")
         out: dict[str, Any] = {"run": {c.name: getattr(run, c.name) for c in PlanRun.__table__.columns}}
-        for key, table in (("recommendations", PlanRecommendation), ("exceptions", PlanException),
-                           ("po_drafts", PlanPoDraft)):
-            rows = s.execute(select(table).where(table.tenant_id == tenant_id, table.run_id == run.run_id)).scalars()
+        for key, table in (
+            ("recommendations", PlanRecommendation),
+            ("exceptions", PlanException),
+            ("po_drafts", PlanPoDraft),
+        ):
+            rows = s.execute(
+                select(table).where(table.tenant_id == tenant_id, table.run_id == run.run_id)
+            ).scalars()
             cols = [c.name for c in table.__table__.columns]
             data = [{c: getattr(r, c) for c in cols} for r in rows]
-            out[key] = pl.DataFrame(data, infer_schema_length=None) if data else pl.DataFrame(
-                schema={c: pl.Object for c in cols})
-        out["run"]["count"] = s.execute(select(func.count()).select_from(PlanRun)
-                                        .where(PlanRun.tenant_id == tenant_id)).scalar_one()
+            out[key] = (
+                pl.DataFrame(data, infer_schema_length=None)
+                if data
+                else pl.DataFrame(schema={c: pl.Object for c in cols})
+            )
+        out["run"]["count"] = s.execute(
+            select(func.count()).select_from(PlanRun).where(PlanRun.tenant_id == tenant_id)
+        ).scalar_one()
     return out

@@ -2,8 +2,8 @@
 
 * :class:`PlanRun` -> ``plan_runs``: one per planning run (as-of date, forecast version and source, counts,
   parameters).
-* :class:`PlanRecommendation` -> ``plan_recommendations``: purchase / transfer / allocation proposals with their
-  route and evidence (JSON, see :mod:`planning._evidence`).
+* :class:`PlanRecommendation` -> ``plan_recommendations``: purchase / transfer / allocation proposals with
+  their route and evidence (JSON, see :mod:`planning._evidence`).
 * :class:`PlanException` -> ``plan_exceptions``: risks and exceptions with their route.
 * :class:`PlanPoDraft` -> ``plan_po_drafts``: purchase-order drafts per supplier and location.
 
@@ -23,7 +23,6 @@ from features.store._db import Base, utcnow
 from features.store._tenants import Tenant  # noqa: F401  (the table the foreign keys point at)
 
 __all__ = ["PlanException", "PlanPoDraft", "PlanRecommendation", "PlanRun"]
-
 
 
 def _tenant_fk() -> ForeignKey:

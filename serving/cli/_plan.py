@@ -17,16 +17,25 @@ def _frames_from_dir(directory: Path) -> dict:
     import polars as pl
 
     tables = {}
-    for kind in ("sales", "skus", "locations", "supplier_terms", "lead_times", "inventory", "purchase_orders",
-                 "planning_units"):
+    for kind in (
+        "sales",
+        "skus",
+        "locations",
+        "supplier_terms",
+        "lead_times",
+        "inventory",
+        "purchase_orders",
+        "planning_units",
+    ):
         pq, csv = directory / f"{kind}.parquet", directory / f"{kind}.csv"
         if pq.exists():
             tables[kind] = pl.read_parquet(pq)
         elif csv.exists():
             tables[kind] = pl.read_csv(csv, try_parse_dates=True)
         else:
-            raise FileNotFoundError(f"{directory}: missing {kind}.csv or {kind}.parquet (as `replenish synth` "
-                                    "writes them)")
+            raise FileNotFoundError(
+                f"{directory}: missing {kind}.csv or {kind}.parquet (as `replenish synth` writes them)"
+            )
     return tables
 
 
@@ -46,25 +55,46 @@ def _propose(engine, tenant: str, run_id: str, recommendations) -> tuple[int, st
             doc = evidence_record(r)
             sim = doc.get("simulation", {})
             evidence = EvidenceIn(
-                forecast_version=doc["forecast"]["version"], model_version=doc["forecast"]["model_version"],
-                quantiles={k: v for k, v in (("p05", sim.get("protection_demand_p05")),
-                                             ("p50", sim.get("protection_demand_p50")),
-                                             ("p95", sim.get("protection_demand_p95"))) if v is not None},
-                inventory_position=doc["inventory"]["position"], lead_time=doc["lead_time"], simulation=sim,
+                forecast_version=doc["forecast"]["version"],
+                model_version=doc["forecast"]["model_version"],
+                quantiles={
+                    k: v
+                    for k, v in (
+                        ("p05", sim.get("protection_demand_p05")),
+                        ("p50", sim.get("protection_demand_p50")),
+                        ("p95", sim.get("protection_demand_p95")),
+                    )
+                    if v is not None
+                },
+                inventory_position=doc["inventory"]["position"],
+                lead_time=doc["lead_time"],
+                simulation=sim,
                 constraints={"bound_by": doc["order"]["bound_by"], "lot_size": doc["order"].get("lot_size")},
                 assumptions={"forecast_source": doc["forecast"]["source"], "plan_run": run_id},
-                planning_evidence=doc)
-            decision = ({"route": Route(queue=r["route_queue"], role=r["route_role"], rule=r["rule"],
-                                        reason=r["reason"])} if r["action"] == "route"
-                        else {"auto_approve": AutoApprove(rule=r["rule"], reason=r["reason"])})
+                planning_evidence=doc,
+            )
+            decision = (
+                {
+                    "route": Route(
+                        queue=r["route_queue"], role=r["route_role"], rule=r["rule"], reason=r["reason"]
+                    )
+                }
+                if r["action"] == "route"
+                else {"auto_approve": AutoApprove(rule=r["rule"], reason=r["reason"])}
+            )
             rec = RecommendationIn(
-                kind=_WF_KIND[r["kind"]], sku_id=r["sku_id"], location_id=r["location_id"],
+                kind=_WF_KIND[r["kind"]],
+                sku_id=r["sku_id"],
+                location_id=r["location_id"],
                 from_location_id=r.get("from_location_id"),
                 supplier_id=r.get("supplier_id") if r["kind"] != "transfer" else None,
-                quantity=float(r["order_qty"]), value=float(r["order_value"] or 0.0),
-                need_by=r.get("expected_arrival"), evidence=evidence,
+                quantity=float(r["order_qty"]),
+                value=float(r["order_value"] or 0.0),
+                need_by=r.get("expected_arrival"),
+                evidence=evidence,
                 proposal_key=f"{run_id}:{r['kind']}:{r['sku_id']}:{r['location_id']}:{r.get('from_location_id')}",
-                **decision)
+                **decision,
+            )
             propose(s, tenant, rec, actor=f"planning:{run_id}")
             n += 1
     return n, None
@@ -72,19 +102,37 @@ def _propose(engine, tenant: str, run_id: str, recommendations) -> tuple[int, st
 
 def plan_cmd(
     tenant: Annotated[str | None, typer.Option(help="Tenant (default: the configured one).")] = None,
-    synthetic: Annotated[int | None, typer.Option(
-        "--synthetic", min=1, help="Plan a synthetic tenant of this many series (features.synth, weekly).")] = None,
-    data: Annotated[Path | None, typer.Option(
-        "--data", help="Folder of files as `replenish synth` writes them (sales, skus, ... csv/parquet).")] = None,
+    synthetic: Annotated[
+        int | None,
+        typer.Option(
+            "--synthetic", min=1, help="Plan a synthetic tenant of this many series (features.synth, weekly)."
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Folder of files as `replenish synth` writes them (sales, skus, ... csv/parquet)."
+        ),
+    ] = None,
     periods: Annotated[int, typer.Option(min=12, help="Weeks of synthetic history.")] = 60,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data and of the simulation.")] = 0,
     routing: Annotated[Path, typer.Option(help="Routing rule file.")] = Path("configs/routing.yaml"),
     paths: Annotated[int, typer.Option(min=16, help="Monte-Carlo paths per unit.")] = 256,
-    budget: Annotated[float | None, typer.Option(
-        help="Budget per supplier for this review (currency); orders are cut where they buy least service.")] = None,
-    database_url: Annotated[str | None, typer.Option(help="State store URL (default: the configured one).")] = None,
-    propose: Annotated[bool, typer.Option(
-        "--propose/--no-propose", help="Also put the recommendations into the workflow lifecycle.")] = False,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            help="Budget per supplier for this review (currency); orders cut where they buy least service."
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="State store URL (default: the configured one).")
+    ] = None,
+    propose: Annotated[
+        bool,
+        typer.Option(
+            "--propose/--no-propose", help="Also put the recommendations into the workflow lifecycle."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line.")] = False,
 ) -> None:
     """Plan replenishment: levels by simulation, orders, PO drafts, transfers, exceptions, routed, stored."""
@@ -124,9 +172,16 @@ def plan_cmd(
     if budget is not None:
         sups = inputs.units["supplier_id"].unique().to_list()
         budgets = (Budget("supplier_id", {s: budget for s in sups}),)
-    result = plan(inputs.units, inputs.forecast, inputs.lead_time_pmf, as_of=inputs.as_of,
-                  config=PlanConfig(n_paths=paths, seed=seed), rules=rules, budgets=budgets,
-                  extra_exceptions=inputs.exceptions)
+    result = plan(
+        inputs.units,
+        inputs.forecast,
+        inputs.lead_time_pmf,
+        as_of=inputs.as_of,
+        config=PlanConfig(n_paths=paths, seed=seed),
+        rules=rules,
+        budgets=budgets,
+        extra_exceptions=inputs.exceptions,
+    )
     if database_url is None:
         settings.ensure_home()
     engine = make_engine(database_url or settings.database_url)
@@ -135,24 +190,35 @@ def plan_cmd(
     proposed, note = _propose(engine, tenant, run_id, result.recommendations) if propose else (0, None)
     recs, exc = result.recommendations, result.exceptions
     summary = {
-        "run_id": run_id, "tenant": tenant, "as_of": result.meta["as_of"], "units": result.meta["n_units"],
+        "run_id": run_id,
+        "tenant": tenant,
+        "as_of": result.meta["as_of"],
+        "units": result.meta["n_units"],
         "recommendations": recs.height,
         "by_kind": {k: n for k, n in recs.group_by("kind").len().sort("kind").iter_rows()},
         "routed": int((recs["action"] == "route").sum()) + int((exc["action"] == "route").sum()),
         "auto_approved": int((recs["action"] == "auto_approve").sum()),
-        "exceptions": {k: n for k, n in exc.group_by("exception_type").len().sort("exception_type").iter_rows()},
-        "po_drafts": result.po_drafts.height, "order_value": round(float(recs["order_value"].sum()), 2),
-        "forecast_source": result.meta["forecast_source"], "proposed_to_workflow": proposed,
+        "exceptions": {
+            k: n for k, n in exc.group_by("exception_type").len().sort("exception_type").iter_rows()
+        },
+        "po_drafts": result.po_drafts.height,
+        "order_value": round(float(recs["order_value"].sum()), 2),
+        "forecast_source": result.meta["forecast_source"],
+        "proposed_to_workflow": proposed,
     }
     if note:
         summary["note"] = note
     if as_json:
         print(json.dumps(summary, default=str))
         return
-    console.print(f"plan run [bold]{run_id}[/bold] for tenant {tenant}, as of {summary['as_of']}: "
-                  f"{summary['units']} units, forecast {summary['forecast_source']}")
-    console.print(f"recommendations: {summary['by_kind']} (value {summary['order_value']:,.2f}), "
-                  f"{summary['po_drafts']} PO drafts")
+    console.print(
+        f"plan run [bold]{run_id}[/bold] for tenant {tenant}, as of {summary['as_of']}: "
+        f"{summary['units']} units, forecast {summary['forecast_source']}"
+    )
+    console.print(
+        f"recommendations: {summary['by_kind']} (value {summary['order_value']:,.2f}), "
+        f"{summary['po_drafts']} PO drafts"
+    )
     console.print(f"exceptions: {summary['exceptions']}")
     console.print(f"routed to planners: {summary['routed']}, auto-approved: {summary['auto_approved']}")
     for rule, n in recs.group_by("rule").len().sort("rule").iter_rows():

@@ -34,9 +34,13 @@ def test_equal_costs_match_brute_force_exactly():
         costs = [np.full(len(g), c) for g in gains]
         budget = float(rng.integers(0, sum(len(g) for g in gains) + 1)) * c
         unit_of, step, gain = _flat(gains)
-        res = allocate_increments(unit_of, step, gain,
-                                  [Constraint("budget", np.concatenate(costs), np.zeros(len(gain), int),
-                                              np.array([budget]))], n)
+        res = allocate_increments(
+            unit_of,
+            step,
+            gain,
+            [Constraint("budget", np.concatenate(costs), np.zeros(len(gain), int), np.array([budget]))],
+            n,
+        )
         assert res.value == pytest.approx(_brute(gains, costs, budget))
 
 
@@ -50,8 +54,9 @@ def test_unequal_costs_within_one_increment_of_brute_force():
         budget = float(rng.integers(1, 25))
         unit_of, step, gain = _flat(gains)
         w = np.concatenate(costs)
-        res = allocate_increments(unit_of, step, gain,
-                                  [Constraint("budget", w, np.zeros(len(gain), int), np.array([budget]))], n)
+        res = allocate_increments(
+            unit_of, step, gain, [Constraint("budget", w, np.zeros(len(gain), int), np.array([budget]))], n
+        )
         opt = _brute(gains, costs, budget)
         spent = w[step < res.taken[unit_of]].sum()
         assert spent <= budget + 1e-9
@@ -67,7 +72,8 @@ def test_groups_capacity_and_blocking():
     budget = Constraint("budget", np.full(5, 2.0), np.array([0, 0, 0, 0, 1]), np.array([4.0, 100.0]))
     cap = Constraint("capacity", np.ones(5), np.array([0, 0, 1, 1, -1]), np.array([10.0, 1.0]))
     res = allocate_increments(unit_of, step, gain, [budget, cap], 3)
-    # group 0 budget 4 buys two increments of cost 2: unit 0's two (5, 4) beat unit 1's (3); unit 1's capacity is 1
+    # group 0 budget 4 buys two increments of cost 2: unit 0's two (5, 4) beat unit 1's (3); unit 1's capacity
+    # is 1
     assert res.taken.tolist() == [2, 0, 1]
     assert res.blocked_by.tolist() == [-1, 0, -1]
     assert res.remaining[0].tolist() == [0.0, 98.0]
@@ -77,5 +83,10 @@ def test_rejects_non_contiguous_increments():
     with pytest.raises(ValueError, match="contiguous"):
         allocate_increments(np.array([0, 0]), np.array([0, 2]), np.ones(2), [], 1)
     with pytest.raises(ValueError, match=">= 0"):
-        allocate_increments(np.array([0]), np.array([0]), np.ones(1),
-                            [Constraint("budget", np.array([-1.0]), np.array([0]), np.array([1.0]))], 1)
+        allocate_increments(
+            np.array([0]),
+            np.array([0]),
+            np.ones(1),
+            [Constraint("budget", np.array([-1.0]), np.array([0]), np.array([1.0]))],
+            1,
+        )

@@ -16,15 +16,39 @@ def test_replenish_plan_end_to_end_writes_the_store(engine):
     from serving.cli import app
 
     runner = CliRunner()
-    res = runner.invoke(app, ["plan", "--synthetic", "80", "--periods", "30", "--seed", "4", "--tenant", "acme",
-                              "--database-url", _url(engine), "--json", "--propose", "--paths", "64"])
+    res = runner.invoke(
+        app,
+        [
+            "plan",
+            "--synthetic",
+            "80",
+            "--periods",
+            "30",
+            "--seed",
+            "4",
+            "--tenant",
+            "acme",
+            "--database-url",
+            _url(engine),
+            "--json",
+            "--propose",
+            "--paths",
+            "64",
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output.strip().splitlines()[-1])
     with engine.connect() as c:
         n_runs = c.execute(sa.text("select count(*) from plan_runs where tenant_id = 'acme'")).scalar_one()
-        n_recs = c.execute(sa.text("select count(*) from plan_recommendations where tenant_id = 'acme'")).scalar_one()
-        n_exc = c.execute(sa.text("select count(*) from plan_exceptions where tenant_id = 'acme'")).scalar_one()
-        n_wf = c.execute(sa.text("select count(*) from wf_recommendations where tenant_id = 'acme'")).scalar_one()
+        n_recs = c.execute(
+            sa.text("select count(*) from plan_recommendations where tenant_id = 'acme'")
+        ).scalar_one()
+        n_exc = c.execute(
+            sa.text("select count(*) from plan_exceptions where tenant_id = 'acme'")
+        ).scalar_one()
+        n_wf = c.execute(
+            sa.text("select count(*) from wf_recommendations where tenant_id = 'acme'")
+        ).scalar_one()
     assert n_runs == 1
     assert n_recs == summary["recommendations"] > 0
     assert n_exc == sum(summary["exceptions"].values()) > 0
@@ -46,9 +70,12 @@ def test_malformed_rules_refused_before_anything_is_written(engine, tmp_path):
     from serving.cli import app
 
     bad = tmp_path / "routing.yaml"
-    bad.write_text("rules:\n  - name: x\n    when:\n      colour: {eq: red}\n    route: {queue: q, role: planner}\n")
-    res = CliRunner().invoke(app, ["plan", "--synthetic", "20", "--routing", str(bad), "--database-url",
-                                   _url(engine)])
+    bad.write_text(
+        "rules:\n  - name: x\n    when:\n      colour: {eq: red}\n    route: {queue: q, role: planner}\n"
+    )
+    res = CliRunner().invoke(
+        app, ["plan", "--synthetic", "20", "--routing", str(bad), "--database-url", _url(engine)]
+    )
     assert res.exit_code == 2
     assert "line 4" in res.output and "unknown field 'colour'" in res.output
     with engine.connect() as c:

@@ -21,13 +21,14 @@ def _fixed_lt(n, lt, k=6):
 def test_level_matches_normal_loss_formula():
     # Normal demand (mean 20, sd 4 per period), L = 2, R = 1: sigma_LR = 4 sqrt(3), mu_R = 20.
     n = 3
-    smp = protection_samples(LEVELS, _normal(n, 20, 4), _fixed_lt(n, 2), np.ones(n, int), 20000,
-                             np.random.default_rng(0))
+    smp = protection_samples(
+        LEVELS, _normal(n, 20, 4), _fixed_lt(n, 2), np.ones(n, int), 20000, np.random.default_rng(0)
+    )
     lv = order_up_to_levels(smp, np.array([0.9, 0.95, 0.99]), np.full(n, 60.0))
     sigma = 4 * np.sqrt(3)
     z = normal_loss_inverse((1 - np.array([0.9, 0.95, 0.99])) * 20 / sigma)
-    # with L a multiple of R and backorders, the cycle shortage is E(D_LR - S)^+ - E(D_L - S)^+; the second term
-    # is negligible here, so S ~ 60 + z sigma
+    # with L a multiple of R and backorders, the cycle shortage is E(D_LR - S)^+ - E(D_L - S)^+; the second
+    # term is negligible here, so S ~ 60 + z sigma
     assert np.allclose(lv.order_up_to, 60 + z * sigma, atol=1.5)
     assert np.all(lv.fill_rate_at_level >= [0.9, 0.95, 0.99])
     assert np.allclose(lv.mean_protection_demand, 60, rtol=0.02)
@@ -39,12 +40,17 @@ def test_level_matches_normal_loss_formula():
 def test_level_never_falls_as_target_rises_and_lead_time_spread_raises_it():
     n = 1
     targets = [0.5, 0.8, 0.9, 0.95, 0.98, 0.995]
-    fixed = [order_up_to_levels(protection_samples(LEVELS, _normal(n, 5, 3), _fixed_lt(n, 2), 1, 4000, 1),
-                                t, np.zeros(n)).order_up_to[0] for t in targets]
+    fixed = [
+        order_up_to_levels(
+            protection_samples(LEVELS, _normal(n, 5, 3), _fixed_lt(n, 2), 1, 4000, 1), t, np.zeros(n)
+        ).order_up_to[0]
+        for t in targets
+    ]
     assert fixed == sorted(fixed)
     spread = np.array([[0.0, 0.3, 0.2, 0.2, 0.3, 0.0]])  # same-ish mean (2.5) but wide
-    wide = order_up_to_levels(protection_samples(LEVELS, _normal(n, 5, 3), spread, 1, 4000, 1), 0.95,
-                              np.zeros(n)).order_up_to[0]
+    wide = order_up_to_levels(
+        protection_samples(LEVELS, _normal(n, 5, 3), spread, 1, 4000, 1), 0.95, np.zeros(n)
+    ).order_up_to[0]
     assert wide > fixed[targets.index(0.95)]
 
 
@@ -87,7 +93,9 @@ def test_bad_inputs_named():
     with pytest.raises(ValueError, match="quantile values"):
         protection_samples(LEVELS, np.zeros((1, 2, 3), np.float32), _fixed_lt(1, 1), 1, 16, 0)
     with pytest.raises(ValueError, match="fill_target"):
-        order_up_to_levels(protection_samples(LEVELS, _normal(1, 5, 1), _fixed_lt(1, 1), 1, 16, 0), 1.0, [0.0])
+        order_up_to_levels(
+            protection_samples(LEVELS, _normal(1, 5, 1), _fixed_lt(1, 1), 1, 16, 0), 1.0, [0.0]
+        )
 
 
 def test_classic_rule():

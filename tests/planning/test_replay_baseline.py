@@ -25,9 +25,12 @@ def test_replay_moq_lowers_order_count():
     demand = np.full((n, t), 3.0)
     lead = np.full((n, t), 1)
     one = np.ones(n)
-    a = replay_policy(demand, lead, lambda _t: np.array([6.0]), 0, 5, 30, one, np.zeros(n), np.full(n, np.inf), one)
-    b = replay_policy(demand, lead, lambda _t: np.array([6.0]), 0, 5, 30, one, np.full(n, 30.0),
-                      np.full(n, np.inf), one)
+    a = replay_policy(
+        demand, lead, lambda _t: np.array([6.0]), 0, 5, 30, one, np.zeros(n), np.full(n, np.inf), one
+    )
+    b = replay_policy(
+        demand, lead, lambda _t: np.array([6.0]), 0, 5, 30, one, np.full(n, 30.0), np.full(n, np.inf), one
+    )
     assert b.order_count < a.order_count / 5
     assert b.avg_on_hand > a.avg_on_hand
     assert a.fill_rate == 1.0 and b.fill_rate == 1.0

@@ -12,7 +12,8 @@ def test_examples_pack_moq_max():
     moq = np.array([12.0, 12.0, 0.0, 0.0, 10.0, 0.0, 0.0])
     mx = np.array([np.inf, np.inf, np.inf, np.inf, np.inf, 100.0, 20.0])
     q, bound = round_order_quantity(q_raw, pack, moq, mx)
-    # nothing ordered for <= 0; 7 -> 12 (2 packs); 12 stays; 3 -> MOQ 10 rounded up to 12; 500 -> 96 (16 packs)
+    # nothing ordered for <= 0; 7 -> 12 (2 packs); 12 stays; 3 -> MOQ 10 rounded up to 12; 500 -> 96 (16
+    # packs)
     assert q.tolist() == [0.0, 0.0, 12.0, 12.0, 12.0, 96.0, 20.0]
     assert bound.tolist() == [BOUND_NONE, BOUND_NONE, BOUND_PACK, BOUND_NONE, BOUND_MOQ, BOUND_MAX, BOUND_MAX]
 
@@ -27,11 +28,20 @@ def test_refuses_bad_terms_naming_the_row():
 
 
 @settings(max_examples=200, deadline=None)
-@given(q=st.floats(-50, 5000), pack=st.integers(1, 48), moq_packs=st.integers(0, 10), max_packs=st.integers(10, 300))
+@given(
+    q=st.floats(-50, 5000),
+    pack=st.integers(1, 48),
+    moq_packs=st.integers(0, 10),
+    max_packs=st.integers(10, 300),
+)
 def test_properties(q, pack, moq_packs, max_packs):
     moq = moq_packs * pack - (pack // 2 if moq_packs else 0)  # MOQ not always a pack multiple
-    out, _ = round_order_quantity(np.array([q]), np.array([float(pack)]), np.array([float(moq)]),
-                                  np.array([float(max_packs * pack + pack - 1)]))
+    out, _ = round_order_quantity(
+        np.array([q]),
+        np.array([float(pack)]),
+        np.array([float(moq)]),
+        np.array([float(max_packs * pack + pack - 1)]),
+    )
     o = out[0]
     if q <= 0:
         assert o == 0

@@ -1,4 +1,4 @@
-"""planning: plan runs, recommendations, exceptions, purchase-order drafts
+"""planning: plan runs, recommendations, exceptions, purchase-order drafts.
 
 Revision ID: p0001
 Revises:
@@ -15,22 +15,28 @@ depends_on = "f0001"
 
 
 def _tenant_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(["tenant_id"], ["tenants.tenant_id"], name=f"fk_{table}_tenant_id_tenants",
-                                   ondelete="CASCADE")
+    return sa.ForeignKeyConstraint(
+        ["tenant_id"], ["tenants.tenant_id"], name=f"fk_{table}_tenant_id_tenants", ondelete="CASCADE"
+    )
 
 
 def _run_fk(table: str) -> sa.ForeignKeyConstraint:
-    return sa.ForeignKeyConstraint(["run_id"], ["plan_runs.run_id"], name=f"fk_{table}_run_id_plan_runs",
-                                   ondelete="CASCADE")
+    return sa.ForeignKeyConstraint(
+        ["run_id"], ["plan_runs.run_id"], name=f"fk_{table}_run_id_plan_runs", ondelete="CASCADE"
+    )
 
 
 _ROUTE = ("action", "route_queue", "route_role", "rule", "reason")
 
 
 def _route_columns() -> list[sa.Column]:
-    return [sa.Column("action", sa.String(32), nullable=False), sa.Column("route_queue", sa.String(64)),
-            sa.Column("route_role", sa.String(32)), sa.Column("rule", sa.String(64), nullable=False),
-            sa.Column("reason", sa.Text(), nullable=False)]
+    return [
+        sa.Column("action", sa.String(32), nullable=False),
+        sa.Column("route_queue", sa.String(64)),
+        sa.Column("route_role", sa.String(32)),
+        sa.Column("rule", sa.String(64), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+    ]
 
 
 def upgrade() -> None:
@@ -67,7 +73,8 @@ def upgrade() -> None:
         sa.Column("expected_arrival", sa.Date()),
         *_route_columns(),
         sa.Column("evidence", sa.JSON(), nullable=False),
-        _tenant_fk("plan_recommendations"), _run_fk("plan_recommendations"),
+        _tenant_fk("plan_recommendations"),
+        _run_fk("plan_recommendations"),
         sa.PrimaryKeyConstraint("id", name="pk_plan_recommendations"),
     )
     op.create_index("ix_plan_recommendations_tenant_run", "plan_recommendations", ["tenant_id", "run_id"])
@@ -87,7 +94,8 @@ def upgrade() -> None:
         sa.Column("customer_impacting", sa.Boolean(), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
         *_route_columns(),
-        _tenant_fk("plan_exceptions"), _run_fk("plan_exceptions"),
+        _tenant_fk("plan_exceptions"),
+        _run_fk("plan_exceptions"),
         sa.PrimaryKeyConstraint("id", name="pk_plan_exceptions"),
     )
     op.create_index("ix_plan_exceptions_tenant_run", "plan_exceptions", ["tenant_id", "run_id"])
@@ -104,7 +112,8 @@ def upgrade() -> None:
         sa.Column("total_value", sa.Float(), nullable=False),
         sa.Column("expected_arrival", sa.Date()),
         sa.Column("lines", sa.JSON(), nullable=False),
-        _tenant_fk("plan_po_drafts"), _run_fk("plan_po_drafts"),
+        _tenant_fk("plan_po_drafts"),
+        _run_fk("plan_po_drafts"),
         sa.PrimaryKeyConstraint("id", name="pk_plan_po_drafts"),
     )
     op.create_index("ix_plan_po_drafts_tenant_run", "plan_po_drafts", ["tenant_id", "run_id"])

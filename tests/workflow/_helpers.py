@@ -7,20 +7,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from features.store._db import session_scope
-from workflow import access, lifecycle
+from workflow import lifecycle
 from workflow.adapters import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify_signature
 from workflow.schemas import RecommendationIn, Route
 
 SECRET = "test-webhook-secret"
-
-
-def make_tenant(engine, tenant: str, roles=("admin",), approval_limit=None, name=""):
-    """Create ``tenant`` (if missing) and a key; returns (principal, plaintext key)."""
-    with session_scope(engine) as s:
-        access.ensure_tenant(s, tenant)
-        _, key = access.create_key(s, tenant, roles, name=name, approval_limit=approval_limit, actor="test")
-    with session_scope(engine) as s:
-        return access.authenticate(s, key), key
 
 
 def rec_in(**kw) -> RecommendationIn:

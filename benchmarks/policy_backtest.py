@@ -15,6 +15,9 @@ weeks against the realised demand, both aiming at a 95% fill rate:
   fill rate ours achieved (an oracle the classic rule could not have in practice) to compare inventory at
   equal fill.
 
+Cross-check: ``kernels.optimize.optimize_order_up_to`` (the simulation kernels of issue 6), steady state, on the
+same forecast averaged over each unit's protection interval and the same lead-time distributions.
+
 Realised lead times: for each unit and week, drawn (fixed seed) from the deliveries of the unit's supplier x
 SKU ordered after the history ends (held out from what the policies learn: they only see deliveries received
 before the first review). Both policies see the same demand, the same lead-time draws and the same order
@@ -55,7 +58,10 @@ def build(n_units: int, seed: int):
     chosen = choose_supplier(stats)
     units = dm.keys.join(chosen, on="sku_id", how="left")
     pmf = lead_time_pmf(units, data.lead_times, 7, n_bins=16, before=start_date)
-    # Realised lead times: held-out deliveries of each unit's term, drawn per (unit, week) with a fixed seed.
+    # Cross-check: ``kernels.optimize.optimize_order_up_to`` (the simulation kernels of issue 6), steady state, on the
+same forecast averaged over each unit's protection interval and the same lead-time distributions.
+
+Realised lead times: held-out deliveries of each unit's term, drawn per (unit, week) with a fixed seed.
     held = data.lead_times.filter(pl.col("order_date") >= pl.lit(start_date))
     held = held.with_columns(
         (pl.col("lead_time_days") / 7).ceil().clip(lower_bound=1).cast(pl.Int64).alias("w")
@@ -129,6 +135,31 @@ def run(n_units: int, seed: int, n_paths: int) -> dict:
             ours_cache[t] = order_up_to_levels(smp, TARGET, np.zeros(n), lot).order_up_to
         return ours_cache[t]
 
+    kernel_cache: dict[int, np.ndarray] = {}
+    span = np.clip(np.rint(lt_mean).astype(np.int64) + REVIEW, 1, HORIZON)
+
+    def ours_kernel(t):
+        """Cross-check: the simulation kernels' optimiser (issue 6) in steady state on the same forecast."""
+        if t not in kernel_cache:
+            from kernels.optimize import optimize_order_up_to
+            from kernels.simulate import lead_times_from_pmf, quantile_demand
+
+            b = baseline(t)
+            csum = np.cumsum(b.values.astype(np.float64), axis=1)
+            vals = csum[np.arange(n), span - 1] / span[:, None]  # mean quantiles over the protection interval
+            res = optimize_order_up_to(
+                quantile_demand(np.maximum.accumulate(vals, axis=1), b.levels),
+                lead_times_from_pmf(pmf, np.arange(n)),
+                target=TARGET,
+                metric="fill_rate",
+                review_period=REVIEW,
+                n_periods=48,
+                n_paths=max(n_paths // 4, 64),
+                seed=seed + t,
+            )
+            kernel_cache[t] = np.ceil(np.asarray(res.level))
+        return kernel_cache[t]
+
     def classic(method, z_scale=1.0):
         def level(t):
             b = baseline(t)
@@ -153,6 +184,9 @@ def run(n_units: int, seed: int, n_paths: int) -> dict:
     t1 = time.perf_counter()
     res_ours = replay_policy(level_fn=ours, **args)
     t_ours = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    res_kernel = replay_policy(level_fn=ours_kernel, **args)
+    t_kernel = time.perf_counter() - t2
     res_fill = replay_policy(level_fn=classic("fill_rate"), **args)
     res_csl = replay_policy(level_fn=classic("cycle_service"), **args)
     # Oracle calibration: scale the classic safety stock until it achieves the fill rate ours achieved.
@@ -169,6 +203,7 @@ def run(n_units: int, seed: int, n_paths: int) -> dict:
         res_eq = replay_policy(level_fn=classic("fill_rate", hi), **args)
     rows = [
         ("ours: simulated (Monte-Carlo) order-up-to, 95% fill", res_ours),
+        ("kernels.optimize (steady state, interval-mean forecast)", res_kernel),
         ("classic z*RMSE*sqrt(L+R), z for 95% fill (normal loss)", res_fill),
         ("classic z*RMSE*sqrt(L+R), z = 1.645 (95% cycle service)", res_csl),
         (f"classic, safety stock x{hi:.2f} (oracle: ours' achieved fill)", res_eq),
@@ -203,6 +238,7 @@ def run(n_units: int, seed: int, n_paths: int) -> dict:
         f"(classic fill {res_fill.fill_rate:.4f}); at equal achieved fill ({res_ours.fill_rate:.4f}) "
         f"ours holds {1 - ratio_eq:.1%} less than the calibrated classic"
     )
+    print(f"kernel optimiser replay took {t_kernel:.1f}s")
     print(f"ours replay took {t_ours:.1f}s ({WARMUP + MEASURED} reviews x {n} units x {n_paths} paths)")
     return {
         "bench": "policy_backtest",

@@ -80,3 +80,28 @@ def test_malformed_rules_refused_before_anything_is_written(engine, tmp_path):
     assert "line 4" in res.output and "unknown field 'colour'" in res.output
     with engine.connect() as c:
         assert c.execute(sa.text("select count(*) from plan_runs")).scalar_one() == 0
+
+
+def test_plan_from_files_written_by_synth(engine, tmp_path):
+    from features.synth import generate
+    from serving.cli import app
+
+    generate(40, 30, freq="W", seed=2).write(tmp_path / "data", fmt="csv")
+    res = CliRunner().invoke(
+        app,
+        [
+            "plan",
+            "--data",
+            str(tmp_path / "data"),
+            "--tenant",
+            "files",
+            "--database-url",
+            _url(engine),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    assert summary["units"] == 20 and summary["recommendations"] > 0  # 40 series = 20 SKU x store, 2 channels
+    missing = CliRunner().invoke(app, ["plan", "--data", str(tmp_path), "--database-url", _url(engine)])
+    assert missing.exit_code == 2 and "missing sales.csv or sales.parquet" in missing.output

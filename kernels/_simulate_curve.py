@@ -126,6 +126,17 @@ def _bin(v, inv_h, B, cnt, sm, over, j):
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
+def _bin_int(v, B, cnt, over, j):
+    # integer-valued v >= 0 with h = 1: the bin is v itself and its sum is b * count (filled in afterwards)
+    b = int(v)
+    if b < B:
+        cnt[b] += 1.0
+    else:
+        over[j] += 1.0
+        over[j + 1] += v
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
 def _bin_count(v, inv_h, B, cnt, over, j):
     b = int(math.ceil(v * inv_h)) if v > 0.0 else 0
     if b < B:
@@ -164,6 +175,7 @@ def curve_cpu(
         d_n = (d_off[i + 1] - d_start) >> 1
         d_base = d_lo[i]
         inv_h = 1.0 / h
+        int_bins = kind <= 1 and h == 1.0  # discrete demand on the unit grid: counts suffice
         dem_s = 0.0
         z_s = 0.0
         max_z = 0.0
@@ -210,8 +222,12 @@ def curve_cpu(
                     z = -net
                     dem_s += d
                     z_s += z
-                    _bin(z, inv_h, B, cntZ, sumZ, over, 0)
-                    _bin(y, inv_h, B, cntY, sumY, over, 2)
+                    if int_bins:
+                        _bin_int(z, B, cntZ, over, 0)
+                        _bin_int(y, B, cntY, over, 2)
+                    else:
+                        _bin(z, inv_h, B, cntZ, sumZ, over, 0)
+                        _bin(y, inv_h, B, cntY, sumY, over, 2)
                     pmax = max(pmax, z)
                     if R_i > 1:  # with R = 1 a cycle is a period: the cycle maxima are the Z histogram
                         cmax = max(cmax, z)
@@ -222,6 +238,10 @@ def curve_cpu(
                             cmax = 0.0
             _bin_count(pmax, inv_h, B, cntP, over, 6)
             max_z = max(max_z, pmax)
+        if int_bins:
+            for b in range(B):
+                sumZ[b] = b * cntZ[b]
+                sumY[b] = b * cntY[b]
         if R_i == 1:
             cntC[:] = cntZ
             over[4] = over[0]

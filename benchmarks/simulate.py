@@ -89,14 +89,9 @@ def numpy_reference(mean, S, n_paths, n_periods, rng, chunk=500):
     return dem_tot, short_tot
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--opt-paths", type=int, default=500, help="paths per unit in the optimisation part")
-    args = ap.parse_args()
+def part_simulate(args) -> dict:
+    """Part 1: ours beside the NumPy reference on the same model."""
     n_sku, n_paths, n_periods = (1000, 200, 52) if args.quick else (10_000, 1_000, 52)
-    n_opt, n_opt_ref = (5_000, 200) if args.quick else (100_000, 2_000)
     rng = np.random.default_rng(20261128)
     mean = rng.uniform(0.5, 20.0, n_sku)
     window = (LT_LO + LT_HI) / 2 + 1
@@ -105,11 +100,6 @@ def main() -> None:
     lead = uniform_lead_times(LT_LO, LT_HI, n_sku)
     policy = order_up_to_policy(S)
     work = n_sku * n_paths * n_periods
-
-    t0 = time.perf_counter()
-    simulate_warmup()
-    optimize_warmup()
-    print(f"warmup (compile or load cache): {time.perf_counter() - t0:.2f} s")
 
     base = _reset_peak()
     ours_t, ours_cpu = [], []
@@ -122,7 +112,8 @@ def main() -> None:
     ours_s = statistics.median(ours_t)
     print(
         f"ours   : {n_sku} SKUs x {n_paths} paths x {n_periods} periods: median {ours_s:.3f} s of "
-        f"{len(ours_t)} runs -> {work / ours_s / 1e6:.0f} million SKU-path-periods/s; "
+        f"{len(ours_t)} runs -> {work / ours_s / 1e6:.0f} million SKU-path-periods/s "
+        f"({work / statistics.median(ours_cpu) / 1e6:.0f} million per CPU-second); "
         f"peak +{ours_peak / 2**20:.0f} MiB"
     )
 
@@ -138,7 +129,8 @@ def main() -> None:
     ref_fill = 1.0 - short_tot / dem_tot
     print(
         f"numpy  : median {ref_s:.3f} s of {len(ref_t)} runs -> {work / ref_s / 1e6:.1f} million "
-        f"SKU-path-periods/s; peak +{ref_peak / 2**20:.0f} MiB (chunks of 500 SKUs)"
+        f"SKU-path-periods/s ({work / statistics.median(ref_cpu) / 1e6:.1f} million per CPU-second); "
+        f"peak +{ref_peak / 2**20:.0f} MiB (chunks of 500 SKUs)"
     )
     diff = np.abs(res.fill_rate - ref_fill)
     z = diff / np.sqrt(2.0) / np.maximum(res.fill_rate_se, 1e-12)
@@ -155,8 +147,22 @@ def main() -> None:
         f"max |diff| {diff.max():.5f} ({z.max():.2f} standard errors of the difference over {n_sku} SKUs; "
         f"mean |diff| {diff.mean():.5f})"
     )
+    return {
+        "skus": n_sku, "paths": n_paths, "periods": n_periods,
+        "seconds": round(ours_s, 4), "ref_seconds": round(ref_s, 4), "speedup": round(speedup, 1),
+        "cpu_seconds": round(statistics.median(ours_cpu), 3),
+        "ref_cpu_seconds": round(statistics.median(ref_cpu), 3),
+        "cpu_seconds_ratio": round(cpu_ratio, 1),
+        "rate_per_s": round(work / ours_s), "ref_rate_per_s": round(work / ref_s),
+        "fill_rate_max_abs_diff": round(float(diff.max()), 6),
+        "fill_rate_max_diff_se": round(float(z.max()), 2),
+        "peak_mib": round(ours_peak / 2**20, 1), "ref_peak_mib": round(ref_peak / 2**20, 1),
+    }  # fmt: skip
 
-    # ---- part 2: optimise the order-up-to level to a 95% fill rate
+
+def part_optimize(args) -> dict:
+    """Part 2: order-up-to levels for 100,000 units to a 95% fill rate; bisection on a subset as reference."""
+    n_opt, n_opt_ref = (5_000, 200) if args.quick else (100_000, 2_000)
     n_p2, T2, burn = (200, 60, 9) if args.quick else (args.opt_paths, 60, 9)
     mean2 = np.random.default_rng(7).uniform(0.5, 20.0, n_opt)
     d2, lt2 = poisson_demand(mean2), uniform_lead_times(LT_LO, LT_HI, n_opt)
@@ -166,22 +172,17 @@ def main() -> None:
     opt_cpu = time.process_time() - c0
     print(
         f"optimize_order_up_to: {n_opt} units x {n_p2} paths x {T2} periods ({burn} burn-in) to a 95% fill "
-        f"rate: {opt_s:.2f} s ({opt_cpu:.1f} CPU-s); achieved fill rate min {opt.fill_rate.min():.4f}, "
+        f"rate: {opt_s:.2f} s ({opt_cpu:.1f} CPU-s on {numba.get_num_threads()} threads; load average "
+        f"{os.getloadavg()[0]:.1f}); achieved fill rate min {opt.fill_rate.min():.4f}, "
         f"mean safety stock {opt.safety_stock.mean():.2f}"
     )
     sub = slice(0, n_opt_ref)
     d3, lt3 = poisson_demand(mean2[sub]), uniform_lead_times(LT_LO, LT_HI, n_opt_ref)
     t0 = time.perf_counter()
     ref = optimize_level(
-        d3,
-        lt3,
-        order_up_to_policy(np.zeros(n_opt_ref)),
-        target=0.95,
-        n_periods=T2,
-        n_paths=n_p2,
-        seed=5,
+        d3, lt3, order_up_to_policy(np.zeros(n_opt_ref)), target=0.95, n_periods=T2, n_paths=n_p2, seed=5,
         burn_in=burn,
-    )
+    )  # fmt: skip
     bis_s = time.perf_counter() - t0
     same = bool(np.array_equal(ref.level, opt.level[sub]))
     per_unit_ratio = (bis_s / n_opt_ref) / (opt_s / n_opt)
@@ -190,20 +191,32 @@ def main() -> None:
         f"identical levels: {same}; "
         f"per-unit speed-up of the one-pass curve: {per_unit_ratio:.1f}x"
     )
-
-    print(json.dumps({
-        "bench": "simulate", "skus": n_sku, "paths": n_paths, "periods": n_periods,
-        "seconds": round(ours_s, 4), "ref_seconds": round(ref_s, 4), "speedup": round(speedup, 1),
-        "cpu_seconds_ratio": round(cpu_ratio, 1), "load_average": round(os.getloadavg()[0], 1),
-        "rate_per_s": round(work / ours_s), "ref_rate_per_s": round(work / ref_s),
-        "fill_rate_max_abs_diff": round(float(diff.max()), 6),
-        "fill_rate_max_diff_se": round(float(z.max()), 2),
-        "peak_mib": round(ours_peak / 2**20, 1), "ref_peak_mib": round(ref_peak / 2**20, 1),
-        "optimize_units": n_opt, "optimize_paths": n_p2, "optimize_seconds": round(opt_s, 3),
-        "optimize_cpu_seconds": round(opt_cpu, 2),
+    return {
+        "optimize_units": n_opt, "optimize_paths": n_p2, "optimize_periods": T2,
+        "optimize_seconds": round(opt_s, 3), "optimize_cpu_seconds": round(opt_cpu, 2),
         "optimize_ref_units": n_opt_ref, "optimize_ref_seconds": round(bis_s, 3),
         "optimize_levels_identical": same,
-    }))  # fmt: skip
+    }  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--opt-paths", type=int, default=500, help="paths per unit in the optimisation part")
+    ap.add_argument("--part", choices=("all", "simulate", "optimize"), default="all")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    simulate_warmup()
+    optimize_warmup()
+    print(f"warmup (compile or load cache): {time.perf_counter() - t0:.2f} s")
+    figures = {"bench": "simulate"}
+    if args.part in ("all", "simulate"):
+        figures.update(part_simulate(args))
+    if args.part in ("all", "optimize"):
+        figures.update(part_optimize(args))
+    figures["load_average"] = round(os.getloadavg()[0], 1)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ def inputs_from_frames(
     period_days: int = 7,
     horizon: int = 12,
     forecast_version: str | None = None,
+    ingest_issues: pl.DataFrame | None = None,
     **_ignored: pl.DataFrame,
 ) -> PlanInputs:
     """Build planning inputs from data-layer frames (as ``features.synth`` makes or the stores hold them).
@@ -80,6 +81,8 @@ def inputs_from_frames(
         planning_units: sku_id, location_id, channel_id, service_target, review_period_days.
         period_days: days per period of ``sales`` (7 for weekly).
         horizon: forecast periods.
+        ingest_issues: identity problems found at ingest (sku_id, location_id, message), e.g. from
+            :func:`planning._store.identity_issues`; reported as ``identity`` exceptions.
         forecast_version: label of the baseline forecast (default ``baseline-<last sales date>``).
 
     Returns:
@@ -154,7 +157,7 @@ def inputs_from_frames(
         if "kind" in purchase_orders.columns
         else late_purchase_orders(purchase_orders, as_of),
         lead_time_drift(lead_times, supplier_terms),
-        identity_exceptions(planning_units, skus, locations, supplier_terms),
+        identity_exceptions(planning_units, skus, locations, supplier_terms, ingest_issues),
     ]
     if t >= 10:  # the last period against the baseline made before it, and bias over the last 8 periods
         prev = history_baseline(dm.qty[:, :-1], dm.promo[:, :-1], dm.promo[:, -1:], interval=interval)

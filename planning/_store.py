@@ -16,7 +16,10 @@ from planning._evidence import evidence_record
 from planning._plan import PlanResult
 from planning._tables import PlanException, PlanPoDraft, PlanRecommendation, PlanRun
 
-__all__ = ["load_run", "save_plan"]
+__all__ = ["IDENTITY_FIELDS", "identity_issues", "load_run", "save_plan"]
+
+#: Quarantined fields that name an identity: a rejected value there is an identity problem for planning.
+IDENTITY_FIELDS = ("sku_id", "location_id", "supplier_id", "channel_id", "po_id", "from_location_id")
 
 _EXC_COLS = (
     "exception_type",
@@ -177,3 +180,30 @@ def load_run(engine: Engine, tenant_id: str, run_id: str | None = None) -> dict[
             select(func.count()).select_from(PlanRun).where(PlanRun.tenant_id == tenant_id)
         ).scalar_one()
     return out
+
+
+def identity_issues(engine: Engine, tenant_id: str) -> pl.DataFrame:
+    """Identity problems found at ingest: the tenant's quarantined values of identity fields.
+
+    Returns:
+        sku_id, location_id, message (one row per quarantined identity value), for
+        :func:`planning._exceptions.identity_exceptions`.
+    """
+    from features.store._schema import QuarantineRow
+
+    with session_scope(engine) as s:
+        rows = s.execute(
+            select(QuarantineRow).where(
+                QuarantineRow.tenant_id == tenant_id, QuarantineRow.field.in_(IDENTITY_FIELDS)
+            )
+        ).scalars()
+        data = [
+            {
+                "sku_id": r.value if r.field == "sku_id" else None,
+                "location_id": r.value if r.field in ("location_id", "from_location_id") else None,
+                "message": f"{r.file_name} row {r.row_number}: {r.field}={r.value!r} rejected, "
+                f"expected {r.expected}",
+            }
+            for r in rows
+        ]
+    return pl.DataFrame(data, schema={"sku_id": pl.String, "location_id": pl.String, "message": pl.String})

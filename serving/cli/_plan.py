@@ -144,7 +144,7 @@ def plan_cmd(
     from planning._inputs import inputs_from_frames
     from planning._plan import Budget, PlanConfig, plan
     from planning._routing import RuleError, load_rules
-    from planning._store import save_plan
+    from planning._store import identity_issues, save_plan
 
     console = Console(soft_wrap=True)
     if (synthetic is None) == (data is None):
@@ -167,7 +167,11 @@ def plan_cmd(
         except FileNotFoundError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
-    inputs = inputs_from_frames(**tables)
+    if database_url is None:
+        settings.ensure_home()
+    engine = make_engine(database_url or settings.database_url)
+    migrate(engine)
+    inputs = inputs_from_frames(**tables, ingest_issues=identity_issues(engine, tenant))
     budgets = ()
     if budget is not None:
         sups = inputs.units["supplier_id"].unique().to_list()
@@ -182,10 +186,6 @@ def plan_cmd(
         budgets=budgets,
         extra_exceptions=inputs.exceptions,
     )
-    if database_url is None:
-        settings.ensure_home()
-    engine = make_engine(database_url or settings.database_url)
-    migrate(engine)
     run_id = save_plan(engine, tenant, result, create_tenant=True)
     proposed, note = _propose(engine, tenant, run_id, result.recommendations) if propose else (0, None)
     recs, exc = result.recommendations, result.exceptions

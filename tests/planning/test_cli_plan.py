@@ -105,3 +105,64 @@ def test_plan_from_files_written_by_synth(engine, tmp_path):
     assert summary["units"] == 20 and summary["recommendations"] > 0  # 40 series = 20 SKU x store, 2 channels
     missing = CliRunner().invoke(app, ["plan", "--data", str(tmp_path), "--database-url", _url(engine)])
     assert missing.exit_code == 2 and "missing sales.csv or sales.parquet" in missing.output
+
+
+def test_identity_problems_from_the_ingest_quarantine_become_exceptions(engine):
+    from features.store._db import session_scope
+    from features.store._schema import IngestBatch, QuarantineRow
+    from features.store._tenants import Tenant
+    from serving.cli import app
+
+    with session_scope(engine) as s:
+        s.add(Tenant(tenant_id="q1", name="q1"))
+        s.flush()
+        s.add(
+            IngestBatch(
+                batch_id="b1",
+                tenant_id="q1",
+                kind="sales",
+                file_name="sales.csv",
+                content_hash="x" * 64,
+                status="partial",
+            )
+        )
+        s.flush()
+        s.add(
+            QuarantineRow(
+                tenant_id="q1",
+                batch_id="b1",
+                kind="sales",
+                file_name="sales.csv",
+                row_number=7,
+                field="sku_id",
+                value="SKU_??",
+                expected="a known SKU id",
+            )
+        )
+        s.add(
+            QuarantineRow(
+                tenant_id="q1",
+                batch_id="b1",
+                kind="sales",
+                file_name="sales.csv",
+                row_number=8,
+                field="qty",
+                value="-3",
+                expected="a number >= 0",
+            )
+        )
+    res = CliRunner().invoke(
+        app,
+        ["plan", "--synthetic", "20", "--periods", "20", "--tenant", "q1", "--database-url", _url(engine)],
+    )
+    assert res.exit_code == 0, res.output
+    with engine.connect() as c:
+        msgs = c.execute(
+            sa.text(
+                "select message, rule from plan_exceptions where tenant_id = 'q1' and exception_type = 'identity'"
+            )
+        ).all()
+    ingest = [m for m in msgs if m[0].startswith("ingest:")]
+    assert len(ingest) == 1  # the identity field only, not the bad quantity
+    assert "sales.csv row 7: sku_id='SKU_??' rejected, expected a known SKU id" in ingest[0][0]
+    assert ingest[0][1] == "policy_exception"  # routed to master data by the shipped rules

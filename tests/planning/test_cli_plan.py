@@ -159,7 +159,8 @@ def test_identity_problems_from_the_ingest_quarantine_become_exceptions(engine):
     with engine.connect() as c:
         msgs = c.execute(
             sa.text(
-                "select message, rule from plan_exceptions where tenant_id = 'q1' and exception_type = 'identity'"
+                "select message, rule from plan_exceptions "
+                "where tenant_id = 'q1' and exception_type = 'identity'"
             )
         ).all()
     ingest = [m for m in msgs if m[0].startswith("ingest:")]

@@ -91,7 +91,7 @@ def main() -> None:
     torch.manual_seed(0)
     state = TFTModule(sspec, cfg).state_dict()
     cpu, gpu = Predictor(sspec, cfg, state), Predictor(sspec, cfg, state)
-    gpu.module.to("cuda")
+    gpu.to("cuda")
     ptc = cpu.prepare(sp)
     idx, org = np.arange(sp.n_series), np.full(sp.n_series, 54)
     times = {}

@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--no-refit", action="store_true")
     ap.add_argument("--lags", type=int, nargs="*", default=[])
     ap.add_argument("--swa", type=int, default=1)
+    ap.add_argument("--keep-early", action="store_true")
     ap.add_argument("--save", type=str, default="")
     args = ap.parse_args()
 
@@ -83,6 +84,7 @@ def main() -> None:
                 learning_rate=args.lr,
                 refit=not args.no_refit,
                 swa_epochs=args.swa,
+                keep_early_model=args.keep_early,
                 seed=42 + k,
                 progress=False,
             ),

@@ -21,14 +21,14 @@ __all__ = ["save_artifact", "load_artifact", "FORMAT_VERSION"]
 FORMAT_VERSION = 1
 
 
-def save_artifact(path: str | Path, spec: InputSpec, model_cfg: dict, state_dict: dict) -> Path:
+def save_artifact(path: str | Path, spec: InputSpec, model_cfg: dict, state_dict: dict | list[dict]) -> Path:
     """Write the artefact folder.
 
     Args:
         path: folder to create (parents included).
         spec: dataset parameters.
         model_cfg: model hyper-parameters.
-        state_dict: weights (moved to CPU).
+        state_dict: weights (moved to CPU); a list for an ensemble (``weights.pt``, ``weights-1.pt``, ...).
 
     Returns:
         The folder path.
@@ -37,15 +37,18 @@ def save_artifact(path: str | Path, spec: InputSpec, model_cfg: dict, state_dict
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.json").write_text(json.dumps({"format": FORMAT_VERSION, "model": model_cfg}, indent=2))
     (path / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2))
-    torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, path / "weights.pt")
+    states = state_dict if isinstance(state_dict, list) else [state_dict]
+    for i, sd in enumerate(states):
+        name = "weights.pt" if i == 0 else f"weights-{i}.pt"
+        torch.save({k: v.detach().cpu() for k, v in sd.items()}, path / name)
     return path
 
 
-def load_artifact(path: str | Path) -> tuple[InputSpec, dict, dict]:
+def load_artifact(path: str | Path) -> tuple[InputSpec, dict, dict | list[dict]]:
     """Read an artefact folder (or any folder containing one).
 
     Returns:
-        ``(spec, model_cfg, state_dict)``.
+        ``(spec, model_cfg, state_dict)``; ``state_dict`` is a list for an ensemble.
 
     Raises:
         FileNotFoundError: no ``spec.json`` below ``path``.
@@ -64,4 +67,7 @@ def load_artifact(path: str | Path) -> tuple[InputSpec, dict, dict]:
         )
     spec = InputSpec.from_dict(json.loads((path / "spec.json").read_text()))
     state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
+    extra = sorted(path.glob("weights-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+    if extra:
+        state = [state, *(torch.load(p, map_location="cpu", weights_only=True) for p in extra)]
     return spec, cfg["model"], state

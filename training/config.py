@@ -77,6 +77,10 @@ class FitConfig(_Strict):
     weight_decay: float = Field(default=0.0, ge=0.0)
     gradient_clip_val: float = Field(default=0.1, gt=0.0)
     swa_epochs: int = Field(default=1, ge=1, description="Average the weights of the refit's last k epochs.")
+    keep_early_model: bool = Field(
+        default=False,
+        description="Serve the mean of the refit and the early-stopped model (an ensemble of two).",
+    )
     refit: bool = Field(
         default=True, description="Refit on train+validation with the epochs early stopping chose."
     )

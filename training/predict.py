@@ -105,24 +105,39 @@ class Predictor:
     Args:
         spec: dataset parameters.
         model_cfg: model hyper-parameters.
-        state_dict: trained weights.
+        state_dict: trained weights; a list for an ensemble, whose members' quantiles are averaged.
         version: registry version (for provenance in outputs), if any.
     """
 
-    def __init__(self, spec: InputSpec, model_cfg: dict, state_dict: dict, version: str | None = None):
+    def __init__(
+        self, spec: InputSpec, model_cfg: dict, state_dict: dict | list[dict], version: str | None = None
+    ):
         self.spec, self.model_cfg, self.version = spec, model_cfg, version
-        self.module = TFTModule(spec, model_cfg)
-        self.module.load_state_dict(state_dict)
-        self.module.eval()
-        speed_up_for_inference(self.module.net)
+        self.members = []
+        for sd in state_dict if isinstance(state_dict, list) else [state_dict]:
+            m = TFTModule(spec, model_cfg)
+            m.load_state_dict(sd)
+            m.eval()
+            speed_up_for_inference(m.net)
+            self.members.append(m)
+        self.module = self.members[0]
+
+    def to(self, device) -> Predictor:
+        """Move every member network to ``device`` (inputs follow each network)."""
+        for m in self.members:
+            m.to(device)
+        return self
 
     def prepare(self, panel: Panel) -> PanelTensors:
         """Standardise a panel once (reuse the result across calls)."""
         return PanelTensors.from_panel(panel, self.spec)
 
     def forecast_tensors(self, pt: PanelTensors, s: np.ndarray, t0: np.ndarray) -> np.ndarray:
-        """Raw network quantiles (B, H, Q) for prepared tensors: the hot path."""
-        return raw_quantiles(self.module, pt, self.spec, s, t0)
+        """Raw network quantiles (B, H, Q) for prepared tensors (mean over ensemble members): the hot path."""
+        out = raw_quantiles(self.members[0], pt, self.spec, s, t0)
+        for m in self.members[1:]:
+            out += raw_quantiles(m, pt, self.spec, s, t0)
+        return out / len(self.members)
 
     def forecast(
         self,

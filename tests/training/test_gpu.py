@@ -20,7 +20,7 @@ def test_cuda_training_and_inference_match_cpu():
     assert all(np.isfinite(h["val_loss"]) for h in fitted.history)
     cpu = Predictor(fitted.spec, fitted.model_cfg, fitted.state_dict)
     gpu = Predictor(fitted.spec, fitted.model_cfg, fitted.state_dict)
-    gpu.module.to("cuda")
+    gpu.to("cuda")
     origin = panel.n_times - 3
     a = cpu.forecast(panel, origin).raw
     b = gpu.forecast(panel, origin).raw

@@ -25,10 +25,14 @@ def test_artifact_round_trip_same_outputs(tiny, tmp_path):
     fitted = TFTEstimator(cfg).fit(panel, panel.n_times - 1 - cfg.holdout)
     before = Predictor(fitted.spec, fitted.model_cfg, fitted.state_dict).forecast(panel, panel.n_times - 6)
     path = save_artifact(tmp_path / "a", fitted.spec, fitted.model_cfg, fitted.state_dict)
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "spec.json", "weights.pt"]
+    names = sorted(p.name for p in path.iterdir())
+    assert isinstance(fitted.state_dict, list) and len(fitted.state_dict) == 2  # tiny.yaml keeps the early model
+    assert names == ["config.json", "spec.json", "weights-1.pt", "weights.pt"]
     spec, model_cfg, state = load_artifact(tmp_path)
     after = Predictor(spec, model_cfg, state).forecast(panel, panel.n_times - 6)
     np.testing.assert_array_equal(before.quantiles, after.quantiles)
+    single = Predictor(spec, model_cfg, state[0]).forecast(panel, panel.n_times - 6)
+    assert not np.array_equal(single.raw, after.raw)  # the second member really takes part
     assert spec.blend == fitted.spec.blend and spec.calibration == fitted.spec.calibration
     q = after.quantiles
     assert (np.diff(q, axis=-1) >= 0).all() and (q >= 0).all()

@@ -37,7 +37,7 @@ class FittedTFT:
     Attributes:
         spec: dataset parameters (with blend and calibration).
         model_cfg: model hyper-parameters.
-        state_dict: weights.
+        state_dict: weights; a list (refit model, early-stopped model) when ``fit.keep_early_model``.
         history: per-epoch metrics of the early-stopping phase (list of dicts).
         best_epoch: epochs chosen by early stopping.
         train_seconds: wall time of all training phases.
@@ -46,7 +46,7 @@ class FittedTFT:
 
     spec: InputSpec
     model_cfg: dict
-    state_dict: dict
+    state_dict: dict | list[dict]
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     train_seconds: float = 0.0
@@ -228,6 +228,9 @@ class TFTEstimator:
             self._trainer(best_epoch, [swa] if swa else [], False).fit(refit, train_dataloaders=loader)
             state = swa.average() if swa and swa.count else refit.module.state_dict()
             state = {k: v.detach().cpu().clone() for k, v in state.items()}
+            if fit.keep_early_model:  # a two-member ensemble: refit + early-stopped model, no extra training
+                early = {k: v.detach().cpu().clone() for k, v in module.module.state_dict().items()}
+                state = [state, early]
         return FittedTFT(
             spec=spec,
             model_cfg=cfg.model.model_dump(),

@@ -465,8 +465,11 @@ def load_tft_predictor(
             "stand-in model with loader: serving.deploy:make_mlp_predictor"
         ) from None
     predictor = load_predictor(version or "champion", model_name, tracking_uri)
-    # The forward pass runs where the module lives; inputs are moved per batch by the forecasting package.
-    predictor.module.to(_device(device))
+    # The forward pass runs where the modules live; inputs are moved per batch by the forecasting package.
+    if hasattr(predictor, "to"):
+        predictor.to(_device(device))
+    else:
+        predictor.module.to(_device(device))
     spec = predictor.spec.frame_spec
     df = stallion_frame(pd.read_parquet(data_path or STALLION_PATH))
     panel = build_panel(extend_known(df, spec, predictor.spec.horizon), spec, vocab=predictor.spec.vocab)

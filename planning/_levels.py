@@ -56,12 +56,6 @@ def _fmix(z):  # pragma: no cover - compiled
     return z ^ (z >> np.uint64(31))
 
 
-@nb.njit(nb.float64(nb.uint64, nb.uint64), **_JIT)
-def _uniform(key, counter):  # pragma: no cover - compiled
-    z = _fmix(key + (counter + np.uint64(1)) * _GOLDEN)
-    return ((z >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)  # (0, 1), 53 bits
-
-
 _LUT_BITS = 12
 _LUT_SIZE = 1 << _LUT_BITS  # uniforms are drawn on a 4096-point grid (midpoints): a table lookup, no search
 
@@ -117,7 +111,8 @@ def _sample(
         r = review[i]
         for path in range(n_paths):
             key = _fmix(ukey + np.uint64(path) * _M2)
-            u = _uniform(key, np.uint64(0))  # lead time: counter 0
+            # lead time: from the path key's own bits (periods use counters 1, 2, ...)
+            u = ((key >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
             lt = 0
             while lt < k - 1 and cdf[lt] < u:
                 lt += 1

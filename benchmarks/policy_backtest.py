@@ -15,8 +15,8 @@ weeks against the realised demand, both aiming at a 95% fill rate:
   fill rate ours achieved (an oracle the classic rule could not have in practice) to compare inventory at
   equal fill.
 
-Cross-check: ``kernels.optimize.optimize_order_up_to`` (the simulation kernels of issue 6), steady state, on the
-same forecast averaged over each unit's protection interval and the same lead-time distributions.
+Cross-check: ``kernels.optimize.optimize_order_up_to`` (the simulation kernels of issue 6), steady state, on
+the same forecast averaged over each unit's protection interval and the same lead-time distributions.
 
 Realised lead times: for each unit and week, drawn (fixed seed) from the deliveries of the unit's supplier x
 SKU ordered after the history ends (held out from what the policies learn: they only see deliveries received
@@ -50,18 +50,22 @@ from planning._supplier import choose_supplier  # noqa: E402
 HISTORY, WARMUP, MEASURED, HORIZON, TARGET, REVIEW = 104, 10, 26, 12, 0.95, 1
 
 
-def build(n_units: int, seed: int):
-    data = generate(n_units, HISTORY + WARMUP + MEASURED + HORIZON, freq="W", seed=seed, n_channels=1)
+def build(n_units: int, seed: int, intermittent_share: float = 0.3):
+    data = generate(
+        n_units,
+        HISTORY + WARMUP + MEASURED + HORIZON,
+        freq="W",
+        seed=seed,
+        n_channels=1,
+        intermittent_share=intermittent_share,
+    )
     dm = demand_matrix(data.sales)
     start_date = dm.dates[HISTORY]
     stats = lead_time_stats(data.lead_times, data.supplier_terms, 7, before=start_date)
     chosen = choose_supplier(stats)
     units = dm.keys.join(chosen, on="sku_id", how="left")
     pmf = lead_time_pmf(units, data.lead_times, 7, n_bins=16, before=start_date)
-    # Cross-check: ``kernels.optimize.optimize_order_up_to`` (the simulation kernels of issue 6), steady state, on the
-same forecast averaged over each unit's protection interval and the same lead-time distributions.
-
-Realised lead times: held-out deliveries of each unit's term, drawn per (unit, week) with a fixed seed.
+    # Realised lead times: held-out deliveries of each unit's term, drawn per (unit, week) with a fixed seed.
     held = data.lead_times.filter(pl.col("order_date") >= pl.lit(start_date))
     held = held.with_columns(
         (pl.col("lead_time_days") / 7).ceil().clip(lower_bound=1).cast(pl.Int64).alias("w")
@@ -88,9 +92,9 @@ Realised lead times: held-out deliveries of each unit's term, drawn per (unit, w
     return data, dm, units, pmf, lead
 
 
-def run(n_units: int, seed: int, n_paths: int) -> dict:
+def run(n_units: int, seed: int, n_paths: int, intermittent_share: float = 0.3) -> dict:
     t0 = time.perf_counter()
-    data, dm, units, pmf, lead = build(n_units, seed)
+    data, dm, units, pmf, lead = build(n_units, seed, intermittent_share)
     n = dm.qty.shape[0]
     pack = units["pack_size"].to_numpy().astype(float)
     moq = units["moq"].to_numpy().astype(float)
@@ -243,6 +247,7 @@ def run(n_units: int, seed: int, n_paths: int) -> dict:
     return {
         "bench": "policy_backtest",
         "n": n,
+        "intermittent_share": intermittent_share,
         "reviews": MEASURED,
         "target": TARGET,
         "ours_fill": round(res_ours.fill_rate, 4),
@@ -268,8 +273,14 @@ def main() -> None:
     ap.add_argument("--units", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--paths", type=int, default=1000)
+    ap.add_argument(
+        "--intermittent-share",
+        type=float,
+        default=0.3,
+        help="share of series the generator makes intermittent (its default 0.3)",
+    )
     a = ap.parse_args()
-    print(json.dumps(run(a.units, a.seed, a.paths)))
+    print(json.dumps(run(a.units, a.seed, a.paths, a.intermittent_share)))
 
 
 if __name__ == "__main__":

@@ -193,6 +193,23 @@ def test_approval_through_http_reaches_the_outbox_and_stays_in_its_tenant(served
         assert c.get("/v1/outbox", headers={"X-API-Key": keys["b-planner"]}).json() == []
 
 
+def test_what_if_plan_through_http(served):
+    import httpx
+
+    units = ["Agency_01|SKU_01", "Agency_02|SKU_01", "Agency_03|SKU_02"]
+    with httpx.Client(base_url=served["url"], timeout=120) as c:
+        r = c.post("/v1/plans/what-if", json={"units": units, "fill_target": 0.99}, headers=served["h"])
+        assert r.status_code == 200, r.text
+        body = r.json()
+        # The served test model does not know Stallion units: the plan says it used planning's baseline.
+        assert "baseline" in body["forecast_source"]
+        for b, s in zip(body["base"], body["scenario"], strict=True):
+            assert s["fill_rate"] >= b["fill_rate"] - 1e-3 and s["order_up_to"] >= b["order_up_to"] - 1e-6
+        r = c.post("/v1/plans/what-if", json={"units": units, "fill_target": 2}, headers=served["h"])
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "fill_target"]
+        assert c.get("/v1/plans/latest", headers=served["h"]).status_code == 404  # nothing was saved
+
+
 def test_bad_input_gets_field_errors_and_unknown_units_404(served):
     import httpx
 

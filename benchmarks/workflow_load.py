@@ -203,8 +203,10 @@ def _erp(url, tenants, t_start, t_end, q, drain=False):
         for t in tenants:
             with session_scope(engine) as s:
                 cur = events.get_cursor(s, t, "erp")
-                page = events.read(s, t, after=cur, limit=50, topics=["replenishment"])
-            keys = [e.payload["idempotency_key"] for e in page.events if e.type == "recommendation.sent"]
+                page = events.read(
+                    s, t, after=cur, limit=50, topics=["replenishment"], types=["recommendation.sent"]
+                )
+            keys = [e.payload["idempotency_key"] for e in page.events]
             if keys:  # the ERP acknowledges what it imported, one batch per page
                 t0 = time.perf_counter()
                 with session_scope(engine) as s:

@@ -63,9 +63,19 @@ def publish(
 
 
 def read(
-    session: Session, tenant_id: str, *, after: int = 0, limit: int = 100, topics: list[str] | None = None
+    session: Session,
+    tenant_id: str,
+    *,
+    after: int = 0,
+    limit: int = 100,
+    topics: list[str] | None = None,
+    types: list[str] | None = None,
 ) -> EventPage:
-    """Events with ``seq > after`` in order (at most ``limit``), optionally of some topics only."""
+    """Events with ``seq > after`` in order (at most ``limit``), optionally of some topics and types only.
+
+    With filters, ``next_cursor`` is the last *returned* event's ``seq``: events the filter skipped after it
+    are scanned again next time, never missed.
+    """
     if topics:
         bad = [t for t in topics if t not in TOPICS]
         if bad:
@@ -76,6 +86,8 @@ def read(
     stmt = select(t).where(t.c.tenant_id == tenant_id, t.c.seq > after)
     if topics:
         stmt = stmt.where(t.c.topic.in_(topics))
+    if types:
+        stmt = stmt.where(t.c.type.in_(types))
     events = list(session.execute(stmt.order_by(t.c.seq).limit(limit)))
     return EventPage(events, events[-1].seq if events else after)
 

@@ -66,6 +66,7 @@ def test_cursor_commit_topics_and_tenant_scope(engine, tenants):
         assert events.get_cursor(s, "b", "erp-sync") == 0
         rest = events.read(s, "a", after=events.get_cursor(s, "a", "erp-sync"), topics=["sales"])
         assert [(e.seq, e.topic) for e in rest.events] == [(4, "sales")]
+        assert [e.seq for e in events.read(s, "a", types=["forecast.x", "sales.x"]).events] == [1, 3, 4]
         assert [e.payload for e in events.read(s, "b").events] == [{"tenant": "b"}]
         with pytest.raises(InvalidInput, match="unknown topic"):
             events.publish(s, "a", "gossip", "x", "k", {})

@@ -86,9 +86,10 @@ def read(
     after: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     topic: Annotated[list[Topic] | None, Query()] = None,
+    type: Annotated[list[str] | None, Query(max_length=64)] = None,  # noqa: A002 - the field's name
 ) -> EventPageOut:
     """Events after a cursor, in order (at least once: commit your cursor after processing)."""
-    page = events.read(s, p.tenant_id, after=after, limit=limit, topics=topic)
+    page = events.read(s, p.tenant_id, after=after, limit=limit, topics=topic, types=type)
     return EventPageOut(
         events=[EventOut.model_validate(e) for e in page.events], next_cursor=page.next_cursor
     )

@@ -138,7 +138,14 @@ def _planner(url, tenant, key, t_start, t_end, seed, q, batch):
             if time.time() >= t_end:
                 break
     engine.dispose()
-    q.put(("planner", lat_plan + lat_decide, dict(c), {"decide": lat_decide, "cpu": time.process_time()}))
+    q.put(
+        (
+            "planner",
+            lat_plan + lat_decide,
+            dict(c),
+            {"decide": lat_decide, "plan": lat_plan, "cpu": time.process_time()},
+        )
+    )
 
 
 class _Receiver:
@@ -226,7 +233,7 @@ def _erp(url, tenants, t_start, t_end, q, drain=False):
         if not busy:
             time.sleep(POLL_S)
     engine.dispose()
-    result = ("erp", lat, dict(c), {"cpu": time.process_time()})
+    result = ("erp", lat, dict(c), {"ack": lat, "cpu": time.process_time()})
     if q is None:
         return result
     q.put(result)
@@ -319,7 +326,7 @@ def run_once(admin: str, workers: int, n_tenants: int, seconds: float, batch: in
         # drain (not timed): deliver and acknowledge what the window left behind
         drained = [_dispatch(url, 0, 0, None, drain=True), _erp(url, tenants, 0, 0, None, drain=True)]
         window = Counter()
-        lat, lat_decide = [], []
+        lat, lat_decide, lat_plan, lat_ack = [], [], [], []
         processed, duplicates = Counter(), 0
         cpu_by_role = Counter()
         for kind, la, c, extra in results:
@@ -328,6 +335,8 @@ def run_once(admin: str, workers: int, n_tenants: int, seconds: float, batch: in
             if kind != "dispatcher":
                 lat.extend(la)
             lat_decide.extend(extra.get("decide", []))
+            lat_plan.extend(extra.get("plan", []))
+            lat_ack.extend(extra.get("ack", []))
             processed.update(extra.get("processed", {}))
             duplicates += extra.get("duplicates", 0)
         total = Counter(window)
@@ -374,6 +383,8 @@ def run_once(admin: str, workers: int, n_tenants: int, seconds: float, batch: in
             "p99_ms": float(np.percentile(lat, 99) * 1e3),
             "decide_p50_ms": float(np.percentile(lat_decide, 50) * 1e3),
             "decide_p99_ms": float(np.percentile(lat_decide, 99) * 1e3),
+            "plan_p99_ms": float(np.percentile(lat_plan, 99) * 1e3),
+            "ack_page_p99_ms": float(np.percentile(lat_ack, 99) * 1e3) if lat_ack else 0.0,
             "transitions": total["transitions"],
             "events": n_events,
             "audit_entries": n_audit_rec,
@@ -409,7 +420,8 @@ def main() -> None:
         runs.append(r)
         print(
             f"run {i + 1}: {r['tps']:.0f} transitions/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms "
-            f"(single decisions: p50 {r['decide_p50_ms']:.1f}, p99 {r['decide_p99_ms']:.1f} ms) | "
+            f"(single decisions: p50 {r['decide_p50_ms']:.1f}, p99 {r['decide_p99_ms']:.1f} ms; plans of "
+            f"{args.batch}: p99 {r['plan_p99_ms']:.1f} ms; ack pages: p99 {r['ack_page_p99_ms']:.1f} ms) | "
             f"transitions {r['transitions']} events {r['events']} audit {r['audit_entries']} | outbox "
             f"{r['outbox']} = approvals+overrides {r['approvals_and_overrides']}, delivered once "
             f"{r['delivered_unique']}, lost {r['lost']}, processed twice {r['processed_twice']} | "

@@ -198,6 +198,17 @@ def main() -> None:
         kind, settings.home, settings.mlflow_tracking_uri, settings.model_name
     )
 
+    from features.store._db import make_engine, session_scope
+    from features.store._migrate import migrate
+    from workflow.access import create_key, ensure_tenant
+
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    with session_scope(engine) as s:
+        ensure_tenant(s, "bench")
+        api_key = create_key(s, "bench", ["viewer"], name="serving-benchmark", actor="benchmark")[1]
+    engine.dispose()
+
     from ray import serve
 
     from serving.deploy import build_app
@@ -271,7 +282,13 @@ def main() -> None:
         assert handle.info.remote().result()["max_batch_size"] == args.max_batch_size
 
         noop = _raw("GET", "/healthz", f"{host}:{port}")
-        fc = _raw("POST", "/v1/forecasts", f"{host}:{port}", json.dumps({"units": [units[0]]}).encode())
+        fc = _raw(
+            "POST",
+            "/v1/forecasts",
+            f"{host}:{port}",
+            json.dumps({"units": [units[0]]}).encode(),
+            {"X-API-Key": api_key},
+        )
         results["b_http_noop_64"] = report(
             "(b) HTTP no-op /healthz, 64 clients",
             asyncio.run(_http_case(host, port, noop, 64, args.seconds, args.rounds)),

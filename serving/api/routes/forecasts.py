@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
 from typing import Annotated, Any, Protocol
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.api.deps import Reader
+from serving.api.deps import EngineDep
+from workflow.access import Principal
 
 __all__ = ["Forecaster", "ForecasterUnavailable", "LocalForecaster", "Overloaded", "UnknownUnits", "router"]
 
@@ -132,6 +134,62 @@ def shape_response(units: Sequence[str], result: dict[str, Any]) -> dict[str, An
         "horizon": int(values.shape[1]),
         "forecasts": out,
     }
+
+
+#: How long a verified key is trusted on the forecast routes without asking the state store again; a revoked
+#: key stops working on them within this time (on every other route at once).
+KEY_CACHE_TTL_S = 5.0
+_READ_ROLES = ("viewer", "planner", "approver", "service")
+
+
+class _KeyCache:
+    """Verified keys -> principal, for ``KEY_CACHE_TTL_S`` seconds (the forecast routes are the hot path)."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, key: str) -> Principal | None:
+        hit = self._entries.get(key)
+        if hit is None or time.monotonic() - hit[0] > self.ttl_s:
+            return None
+        return hit[1]
+
+    def put(self, key: str, principal: Principal) -> None:
+        if len(self._entries) > 10_000:  # bounded: forget everything rather than grow without limit
+            self._entries.clear()
+        self._entries[key] = (time.monotonic(), principal)
+
+
+def reader(
+    request: Request,
+    engine: EngineDep,
+    x_api_key: Annotated[str | None, Header(description="API key: rpk_<id>_<secret>")] = None,
+) -> Principal:
+    """The caller, from ``X-API-Key``, with a read role (401 / 403 as on every route; cached briefly)."""
+    from features.store._db import session_scope
+    from workflow.access import authenticate
+
+    cache = getattr(request.app.state, "key_cache", None)
+    if cache is None:
+        cache = request.app.state.key_cache = _KeyCache(KEY_CACHE_TTL_S)
+    principal = cache.get(x_api_key) if x_api_key else None
+    if principal is None:
+        with session_scope(engine) as session:
+            principal = authenticate(session, x_api_key)
+        if principal is None:
+            raise HTTPException(
+                status_code=401,
+                detail="missing or invalid X-API-Key header",
+                headers={"WWW-Authenticate": "X-API-Key"},
+            )
+        cache.put(x_api_key, principal)
+    principal.require(*_READ_ROLES)
+    request.state.tenant_id = principal.tenant_id
+    return principal
+
+
+Reader = Annotated[Principal, Depends(reader)]
 
 
 def get_forecaster(request: Request) -> Forecaster:

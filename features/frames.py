@@ -288,8 +288,7 @@ def add_target_lags(df: pd.DataFrame, spec: FrameSpec, lags: Sequence[int], pref
 
 
 def stallion_frame(df: pd.DataFrame, lags: Sequence[int] = ()) -> pd.DataFrame:
-    """Derive the model columns of :data:`STALLION_SPEC` (or :func:`stallion_spec`) from the raw Stallion
-    frame.
+    """Derive the model columns of :data:`STALLION_SPEC` (or :func:`stallion_spec`) from raw Stallion.
 
     Args:
         df: the bundled ``stallion.parquet`` frame (agency, sku, date, volume, prices, events, demographics).

@@ -1,5 +1,4 @@
-"""Forecasting: global TFT, baselines, backtests, MLflow tracking/registry with a champion gate, fast
-inference.
+"""Forecasting: global TFT, baselines, backtests, MLflow registry with a champion gate, fast inference.
 
 Public entry points (import from the defining modules):
 

@@ -1,6 +1,7 @@
-"""The model artefact: a folder with ``config.json`` (model hyper-parameters), ``spec.json`` (dataset
-parameters)
-and ``weights.pt`` (the ``state_dict``, read back with ``weights_only=True``).
+"""The model artefact: config, dataset parameters and weights in one folder.
+
+Files: ``config.json`` (model hyper-parameters), ``spec.json`` (dataset parameters) and ``weights.pt``
+(the ``state_dict``, read back with ``weights_only=True``; ``weights-1.pt``... for ensemble members).
 
 This folder, not a pickled object, is the registry's source of truth (STYLE.md); any code version that can
 build

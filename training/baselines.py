@@ -1,5 +1,6 @@
-"""Baseline forecasters, always computed beside the TFT: last value, seasonal naive, moving average,
-Croston and TSB for intermittent demand.
+"""Baseline forecasters, always computed beside the TFT.
+
+Last value, seasonal naive, moving average, Croston and TSB for intermittent demand.
 
 Every baseline takes the history ``y`` (N, T) (series x time, ``NaN`` = unobserved, observations assumed
 left-aligned with trailing gaps only at the start) and a horizon ``H`` and returns (N, H) point forecasts.

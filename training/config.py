@@ -104,9 +104,9 @@ class FitConfig(_Strict):
 
 
 class BacktestConfig(_Strict):
-    """Rolling-origin backtest: ``origins`` forecast origins, ``step`` periods apart, the last one ending at
-    the
-    last observed period.
+    """Rolling-origin backtest settings.
+
+    ``origins`` forecast origins, ``step`` periods apart, the last one ending at the last observed period.
     """
 
     origins: int = Field(default=3, ge=1)

@@ -1,5 +1,7 @@
-"""The champion gate: the alias ``champion`` moves to a new version only if its backtest WAPE beats both the
-current champion's and the best baseline's.
+"""The champion gate.
+
+The alias ``champion`` moves to a new version only if its backtest WAPE beats both the current champion's
+and the best baseline's.
 
 :func:`decide` is the pure rule; :func:`apply_gate` reads the current champion from the registry, records the
 decision and the figures as tags on the candidate version, and moves the alias when the rule says so.

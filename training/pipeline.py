@@ -84,16 +84,18 @@ def load_panel(config: TrainConfig) -> Panel:
 def future_panel(spec, path: str | Path | None = None) -> tuple[Panel, list[str]]:
     """The Stallion panel a model needs to forecast past the history, built with the model's own columns.
 
-    The frame gets the model's seasonal lag columns, then ``spec.horizon`` future periods per series with the known
-    inputs carried forward (:func:`features.frames.extend_known`: today's prices and promotions continue), the lags
-    of those periods recomputed from history; series with a category the model never saw are left out.
+    The frame gets the model's seasonal lag columns, then ``spec.horizon`` future periods per series with the
+    known inputs carried forward (:func:`features.frames.extend_known`: today's prices and promotions
+    continue), the lags of those periods recomputed from history; series with a category the model never saw
+    are left out.
 
     Args:
         spec: the model's :class:`~training.windows.InputSpec` (``predictor.spec``).
         path: Stallion parquet (default: the bundled file).
 
     Returns:
-        ``(panel, skipped)``: forecast from ``int(panel.last.max()) + 1``; ``skipped`` lists left-out series ids.
+        ``(panel, skipped)``: forecast from ``int(panel.last.max()) + 1``; ``skipped`` lists left-out
+        series ids.
     """
     from features.frames import add_target_lags, extend_known
 
@@ -204,8 +206,9 @@ def backtest_version(config: TrainConfig, version_or_alias: str = "champion", pa
 
 
 def promote(version: str, model_name: str, tracking_uri: str | None = None):
-    """Make ``version`` champion by hand; the decision is recorded on the version as forced when the gate's
-    rule would have refused.
+    """Make ``version`` champion by hand.
+
+    The decision is recorded on the version, as forced when the gate's rule would have refused.
 
     Returns:
         The :class:`~training.gate.GateDecision`.

@@ -42,9 +42,9 @@ def fan_chart(ax, times, history, actual, quantiles: np.ndarray, levels: list[fl
 
 
 def best_worst_fan_charts(panel: Panel, result: BacktestResult, k: int = 3, context: int = 24) -> dict:
-    """Figures ``fan_worst.png`` and ``fan_best.png``: the ``k`` series with the highest / lowest WAPE at
-    the last
-    backtest origin (series with zero volume skipped).
+    """Figures ``fan_worst.png`` and ``fan_best.png``.
+
+    The ``k`` series with the highest / lowest WAPE at the last backtest origin (zero-volume series skipped).
     """
     import matplotlib
 

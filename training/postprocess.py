@@ -33,10 +33,10 @@ def fit_blend(
     step: float = 0.05,
     shrink: float = 0.5,
 ) -> dict:
-    """Blend weights (TFT, last value, seasonal naive) on the simplex minimising validation MAE, shrunk toward
-    equal weights (one validation window is a noisy guide; equal weights are the robust default of the
-    forecast
-    combination literature, Claeskens et al. 2016).
+    """Blend weights (TFT, last value, seasonal naive) minimising validation MAE, shrunk to equal weights.
+
+    One validation window is a noisy guide; equal weights are the robust default of the forecast combination
+    literature (Claeskens et al. 2016).
 
     Args:
         y: (N, H) validation actuals.

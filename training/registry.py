@@ -1,5 +1,6 @@
-"""MLflow tracking and registry for the TFT: experiment set-up, run logging, model versions, artefact
-download.
+"""MLflow tracking and registry for the TFT.
+
+Experiment set-up, run logging, model versions, artefact download.
 
 Embedded default: SQLite backend ``$REPLENISH_HOME/mlflow.db`` with artefacts in ``$REPLENISH_HOME/mlruns``
 (from :mod:`features.settings`); a tracking-server URL in the config or settings works the same.

@@ -1,5 +1,7 @@
-"""pytorch-forecasting compatibility: express an :class:`~training.windows.InputSpec` as ``TimeSeriesDataSet``
-parameters, so the reference path (``TemporalFusionTransformer.predict(DataFrame)``) runs on our model.
+"""pytorch-forecasting compatibility for the reference paths.
+
+Expresses an :class:`~training.windows.InputSpec` as ``TimeSeriesDataSet`` parameters, so the reference
+path (``TemporalFusionTransformer.predict(DataFrame)``) runs on our model.
 
 Used by the inference benchmark and the tests that check :func:`training.windows.make_batch` against
 ``TimeSeriesDataSet``; never on the training or serving path. The fitted scalers and encoders are built from
@@ -95,8 +97,6 @@ def reference_frame(df: pd.DataFrame, spec: InputSpec) -> pd.DataFrame:
 
 
 def attach_dataset_parameters(net, spec: InputSpec):
-    """Give a network built by :func:`training.tft.module.build_network` the ``dataset_parameters`` that
-    ``TemporalFusionTransformer.predict(DataFrame)`` reads.
-    """
+    """Attach the ``dataset_parameters`` that ``TemporalFusionTransformer.predict(DataFrame)`` reads."""
     net.dataset_parameters = dataset_parameters(spec)
     return net

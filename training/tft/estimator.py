@@ -77,8 +77,10 @@ def _average_callback():
     import lightning as L
 
     class Average(L.Callback):
-        """Running mean of the weights at the end of epochs >= ``first_epoch`` (stochastic weight averaging,
-        Izmailov et al. 2018, over the tail of the cosine schedule)."""
+        """Running mean of the weights at the end of epochs >= ``first_epoch``.
+
+        Stochastic weight averaging (Izmailov et al. 2018) over the tail of the cosine schedule.
+        """
 
         def __init__(self, first_epoch: int):
             self.first_epoch, self.count, self.sum = first_epoch, 0, None

@@ -1,5 +1,6 @@
-"""The TFT network as a plain ``nn.Module``: built from a model config and
-:class:`~training.windows.InputSpec`.
+"""The TFT network as a plain ``nn.Module``.
+
+Built from a model config and :class:`~training.windows.InputSpec`.
 
 We use pytorch-forecasting's ``TemporalFusionTransformer`` as the network (Lim et al. 2021, "Temporal Fusion
 Transformers for interpretable multi-horizon time series forecasting"), constructed directly from our JSON

@@ -107,9 +107,8 @@ def future_panel(spec, path: str | Path | None = None) -> tuple[Panel, list[str]
     known = pd.Series(True, index=df.index)
     for c in fspec.static_categoricals:  # a category the model never saw has no embedding
         known &= df[c].astype(str).isin(spec.vocab[c])
-    skipped = (
-        df.loc[~known, list(fspec.series_keys)].drop_duplicates().astype(str).agg("|".join, axis=1).tolist()
-    )
+    gone = df.loc[~known, list(fspec.series_keys)].drop_duplicates().astype(str)
+    skipped = ["|".join(row) for row in gone.itertuples(index=False, name=None)]
     future = extend_known(df[known], fspec, spec.horizon)
     if lags:  # the lags of future periods come from the history, not from the carried-forward last row
         future = add_target_lags(future, fspec, lags)

@@ -19,7 +19,6 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.api.deps import EngineDep
 from workflow.access import Principal
 
 __all__ = ["Forecaster", "ForecasterUnavailable", "LocalForecaster", "Overloaded", "UnknownUnits", "router"]
@@ -161,22 +160,20 @@ class _KeyCache:
         self._entries[key] = (time.monotonic(), principal)
 
 
-def reader(
+async def reader(
     request: Request,
-    engine: EngineDep,
     x_api_key: Annotated[str | None, Header(description="API key: rpk_<id>_<secret>")] = None,
 ) -> Principal:
-    """The caller, from ``X-API-Key``, with a read role (401 / 403 as on every route; cached briefly)."""
-    from features.store._db import session_scope
-    from workflow.access import authenticate
+    """The caller, from ``X-API-Key``, with a read role (401 / 403 as on every route; cached briefly).
 
+    ``async`` on purpose: a cache hit costs no thread hop; a miss asks the state store in a worker thread.
+    """
     cache = getattr(request.app.state, "key_cache", None)
     if cache is None:
         cache = request.app.state.key_cache = _KeyCache(KEY_CACHE_TTL_S)
     principal = cache.get(x_api_key) if x_api_key else None
     if principal is None:
-        with session_scope(engine) as session:
-            principal = authenticate(session, x_api_key)
+        principal = await asyncio.to_thread(_authenticate, request.app.state.engine, x_api_key)
         if principal is None:
             raise HTTPException(
                 status_code=401,
@@ -189,10 +186,18 @@ def reader(
     return principal
 
 
+def _authenticate(engine, presented: str | None) -> Principal | None:
+    from features.store._db import session_scope
+    from workflow.access import authenticate
+
+    with session_scope(engine) as session:
+        return authenticate(session, presented)
+
+
 Reader = Annotated[Principal, Depends(reader)]
 
 
-def get_forecaster(request: Request) -> Forecaster:
+async def get_forecaster(request: Request) -> Forecaster:
     """The app's forecaster; 503 when no model is being served."""
     forecaster = getattr(request.app.state, "forecaster", None)
     if forecaster is None:

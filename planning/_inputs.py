@@ -65,6 +65,7 @@ def inputs_from_frames(
     horizon: int = 12,
     forecast_version: str | None = None,
     ingest_issues: pl.DataFrame | None = None,
+    customer_commitments: pl.DataFrame | None = None,
     **_ignored: pl.DataFrame,
 ) -> PlanInputs:
     """Build planning inputs from data-layer frames (as ``features.synth`` makes or the stores hold them).
@@ -81,6 +82,9 @@ def inputs_from_frames(
         planning_units: sku_id, location_id, channel_id, service_target, review_period_days.
         period_days: days per period of ``sales`` (7 for weekly).
         horizon: forecast periods.
+        customer_commitments: commitment_id, sku_id, location_id, qty, due_date, status: open commitments
+            due before the end of the horizon count as ``committed`` (they reduce the inventory position and
+            make a stockout customer-impacting).
         ingest_issues: identity problems found at ingest (sku_id, location_id, message), e.g. from
             :func:`planning._store.identity_issues`; reported as ``identity`` exceptions.
         forecast_version: label of the baseline forecast (default ``baseline-<last sales date>``).
@@ -124,15 +128,27 @@ def inputs_from_frames(
         (pl.col("review_period_days").min() / period_days).ceil().cast(pl.Int64).alias("review_periods"),
     )
     region = locations.select("location_id", "region")
+    horizon_end = as_of + timedelta(days=period_days * horizon)
+    if customer_commitments is not None and customer_commitments.height:
+        open_ = customer_commitments.filter(
+            (pl.col("status").is_null() | (pl.col("status") == "open"))
+            & (pl.col("due_date") < pl.lit(horizon_end))
+        )
+        committed = open_.group_by("sku_id", "location_id").agg(pl.col("qty").sum().alias("committed"))
+    else:
+        committed = pl.DataFrame(
+            schema={"sku_id": pl.String, "location_id": pl.String, "committed": pl.Float64}
+        )
     units = (
         units.join(inv, on=["sku_id", "location_id"], how="left", maintain_order="left")
+        .join(committed, on=["sku_id", "location_id"], how="left", maintain_order="left")
         .join(target, on=["sku_id", "location_id"], how="left", maintain_order="left")
         .join(region, on="location_id", how="left", maintain_order="left")
         .with_columns(
             pl.col("on_hand").fill_null(0.0),
             pl.col("on_order").fill_null(0.0),
             pl.col("backorders").fill_null(0.0),
-            pl.lit(0.0).alias("committed"),
+            pl.col("committed").fill_null(0.0),
             pl.col("fill_target").fill_null(0.95).clip(0.5, 0.999),
             pl.col("review_periods").fill_null(1).clip(lower_bound=1),
         )

@@ -42,47 +42,43 @@ def _frames_from_dir(directory: Path) -> dict:
 def _propose(engine, tenant: str, run_id: str, recommendations) -> tuple[int, str | None]:
     """Hand the routed recommendations to the workflow lifecycle (proposed -> routed / auto-approved)."""
     try:
-        from workflow.lifecycle import propose
+        from workflow.lifecycle import propose_many
         from workflow.schemas import AutoApprove, EvidenceIn, RecommendationIn, Route
     except ImportError as exc:  # the control plane is optional for planning
         return 0, f"workflow not available ({exc}); recommendations stay in plan_recommendations"
     from features.store._db import session_scope
     from planning._evidence import evidence_record
 
-    n = 0
-    with session_scope(engine) as s:
-        for r in recommendations.iter_rows(named=True):
-            doc = evidence_record(r)
-            sim = doc.get("simulation", {})
-            evidence = EvidenceIn(
-                forecast_version=doc["forecast"]["version"],
-                model_version=doc["forecast"]["model_version"],
-                quantiles={
-                    k: v
-                    for k, v in (
-                        ("p05", sim.get("protection_demand_p05")),
-                        ("p50", sim.get("protection_demand_p50")),
-                        ("p95", sim.get("protection_demand_p95")),
-                    )
-                    if v is not None
-                },
-                inventory_position=doc["inventory"]["position"],
-                lead_time=doc["lead_time"],
-                simulation=sim,
-                constraints={"bound_by": doc["order"]["bound_by"], "lot_size": doc["order"].get("lot_size")},
-                assumptions={"forecast_source": doc["forecast"]["source"], "plan_run": run_id},
-                planning_evidence=doc,
-            )
-            decision = (
-                {
-                    "route": Route(
-                        queue=r["route_queue"], role=r["route_role"], rule=r["rule"], reason=r["reason"]
-                    )
-                }
-                if r["action"] == "route"
-                else {"auto_approve": AutoApprove(rule=r["rule"], reason=r["reason"])}
-            )
-            rec = RecommendationIn(
+    recs = []
+    for r in recommendations.iter_rows(named=True):
+        doc = evidence_record(r)
+        sim = doc.get("simulation", {})
+        evidence = EvidenceIn(
+            forecast_version=doc["forecast"]["version"],
+            model_version=doc["forecast"]["model_version"],
+            quantiles={
+                k: v
+                for k, v in (
+                    ("p05", sim.get("protection_demand_p05")),
+                    ("p50", sim.get("protection_demand_p50")),
+                    ("p95", sim.get("protection_demand_p95")),
+                )
+                if v is not None
+            },
+            inventory_position=doc["inventory"]["position"],
+            lead_time=doc["lead_time"],
+            simulation=sim,
+            constraints={"bound_by": doc["order"]["bound_by"], "lot_size": doc["order"].get("lot_size")},
+            assumptions={"forecast_source": doc["forecast"]["source"], "plan_run": run_id},
+            planning_evidence=doc,
+        )
+        decision = (
+            {"route": Route(queue=r["route_queue"], role=r["route_role"], rule=r["rule"], reason=r["reason"])}
+            if r["action"] == "route"
+            else {"auto_approve": AutoApprove(rule=r["rule"], reason=r["reason"])}
+        )
+        recs.append(
+            RecommendationIn(
                 kind=_WF_KIND[r["kind"]],
                 sku_id=r["sku_id"],
                 location_id=r["location_id"],
@@ -95,8 +91,10 @@ def _propose(engine, tenant: str, run_id: str, recommendations) -> tuple[int, st
                 proposal_key=f"{run_id}:{r['kind']}:{r['sku_id']}:{r['location_id']}:{r.get('from_location_id')}",
                 **decision,
             )
-            propose(s, tenant, rec, actor=f"planning:{run_id}")
-            n += 1
+        )
+    with session_scope(engine) as s:  # the whole plan in one transaction
+        propose_many(s, tenant, recs, actor=f"planning:{run_id}")
+    n = len(recs)
     return n, None
 
 
@@ -147,8 +145,10 @@ def plan_cmd(
     from planning._store import identity_issues, save_plan
 
     console = Console(soft_wrap=True)
-    if (synthetic is None) == (data is None):
-        console.print("[red]give exactly one of --synthetic N or --data DIR[/red]")
+    if synthetic is not None and data is not None:
+        console.print(
+            "[red]give at most one of --synthetic N or --data DIR (neither: the tenant's stored data)[/red]"
+        )
         raise typer.Exit(2)
     try:
         rules = load_rules(routing)
@@ -157,20 +157,31 @@ def plan_cmd(
         raise typer.Exit(2) from None
     settings = get_settings()
     tenant = tenant or settings.tenant
+    if database_url is None:
+        settings.ensure_home()
+    engine = make_engine(database_url or settings.database_url)
+    migrate(engine)
     if synthetic is not None:
         from features.synth import generate
 
         tables = generate(synthetic, periods, freq="W", seed=seed).tables()
-    else:
+    elif data is not None:
         try:
             tables = _frames_from_dir(data)
         except FileNotFoundError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
-    if database_url is None:
-        settings.ensure_home()
-    engine = make_engine(database_url or settings.database_url)
-    migrate(engine)
+    else:  # the tenant's ingested data: reference data from the state store, facts from the Parquet store
+        import features.store._schema  # noqa: F401  (registers the data layer's tables)
+        from features.tables import read_tables
+
+        tables = read_tables(tenant, engine=engine, settings=settings)
+        if tables["sales"].height == 0:
+            console.print(
+                f"[red]tenant {tenant!r} has no sales in the stores: ingest data (replenish ingest) "
+                "or give --synthetic N / --data DIR[/red]"
+            )
+            raise typer.Exit(2)
     inputs = inputs_from_frames(**tables, ingest_issues=identity_issues(engine, tenant))
     budgets = ()
     if budget is not None:

@@ -167,3 +167,50 @@ def test_identity_problems_from_the_ingest_quarantine_become_exceptions(engine):
     assert len(ingest) == 1  # the identity field only, not the bad quantity
     assert "sales.csv row 7: sku_id='SKU_??' rejected, expected a known SKU id" in ingest[0][0]
     assert ingest[0][1] == "policy_exception"  # routed to master data by the shipped rules
+
+
+def test_plan_a_tenant_from_its_ingested_data(engine, tmp_path, monkeypatch):
+    from features.synth import SynthData, generate
+    from serving.cli import app
+
+    monkeypatch.setenv("REPLENISH_DATABASE_URL", _url(engine))
+    data = generate(20, 20, freq="W", seed=5)
+    paths = data.write(tmp_path / "files", fmt="csv")
+    runner = CliRunner()
+    for kind in SynthData.INGEST_ORDER:
+        res = runner.invoke(app, ["ingest", kind, str(paths[kind]), "--tenant", "stored"])
+        assert res.exit_code == 0, (kind, res.output)
+    res = runner.invoke(app, ["plan", "--tenant", "stored", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    assert summary["units"] == 10 and summary["recommendations"] > 0
+    stored = load_run(engine, "stored")
+    assert stored["recommendations"].height == summary["recommendations"]
+    empty = runner.invoke(app, ["plan", "--tenant", "nobody"])
+    assert empty.exit_code == 2 and "has no sales" in empty.output
+
+
+def test_open_customer_commitments_reduce_the_position():
+    import polars as pl
+
+    from features.synth import generate
+    from planning._inputs import inputs_from_frames
+
+    tables = generate(20, 20, freq="W", seed=5).tables()
+    base = inputs_from_frames(**tables)
+    sku, loc = base.units.row(0, named=True)["sku_id"], base.units.row(0, named=True)["location_id"]
+    due = base.as_of
+    commitments = pl.DataFrame(
+        {
+            "commitment_id": ["c1", "c2", "c3"],
+            "sku_id": [sku, sku, sku],
+            "location_id": [loc, loc, loc],
+            "qty": [5.0, 7.0, 100.0],
+            "due_date": [due, due, due.replace(year=due.year + 5)],
+            "status": ["open", "open", "open"],
+        }
+    )
+    with_c = inputs_from_frames(**tables, customer_commitments=commitments)
+    row = with_c.units.filter((pl.col("sku_id") == sku) & (pl.col("location_id") == loc))
+    assert row["committed"][0] == 12.0  # the one due after the horizon does not count yet
+    assert with_c.units["committed"].sum() == 12.0

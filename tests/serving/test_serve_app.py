@@ -313,7 +313,7 @@ def test_hot_swap_under_load_drops_nothing(served):
         async with httpx.AsyncClient(timeout=60) as c:
             tasks = [asyncio.create_task(client(c, stop)) for _ in range(8)]
             await asyncio.sleep(1.5)
-            MlflowClient(tracking_uri=served["uri"]).set_registered_model_alias(
+            MlflowClient(tracking_uri=served["uri"], registry_uri=served["uri"]).set_registered_model_alias(
                 MODEL, "champion", served["v2"]
             )
             swapped_at.append(time.perf_counter())

@@ -10,6 +10,7 @@ import typer
 
 __all__ = ["register"]
 
+_DEFAULT_ROUTING = Path(__file__).resolve().parents[2] / "configs" / "routing.yaml"
 _WF_KIND = {"purchase": "purchase_order", "transfer": "transfer", "allocation": "allocation"}
 
 
@@ -114,7 +115,9 @@ def plan_cmd(
     ] = None,
     periods: Annotated[int, typer.Option(min=12, help="Weeks of synthetic history.")] = 60,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data and of the simulation.")] = 0,
-    routing: Annotated[Path, typer.Option(help="Routing rule file.")] = Path("configs/routing.yaml"),
+    routing: Annotated[
+        Path | None, typer.Option(help="Routing rule file (default: configs/routing.yaml of the project).")
+    ] = None,
     paths: Annotated[int, typer.Option(min=16, help="Monte-Carlo paths per unit.")] = 256,
     budget: Annotated[
         float | None,
@@ -133,7 +136,10 @@ def plan_cmd(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line.")] = False,
 ) -> None:
-    """Plan replenishment: levels by simulation, orders, PO drafts, transfers, exceptions, routed, stored."""
+    """Plan replenishment: levels by simulation, orders, PO drafts, transfers, exceptions, routed, stored.
+
+    Data: --synthetic N, --data DIR, or (neither) the tenant's ingested data in the stores.
+    """
     from rich.console import Console
 
     from features.settings import get_settings
@@ -151,7 +157,7 @@ def plan_cmd(
         )
         raise typer.Exit(2)
     try:
-        rules = load_rules(routing)
+        rules = load_rules(routing or _DEFAULT_ROUTING)
     except RuleError as exc:
         console.print(f"[red]routing rules refused: {exc}[/red]")
         raise typer.Exit(2) from None

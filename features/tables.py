@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 
 from features.contracts import CONTRACTS, get_contract
 from features.facts import fact_schema, read_facts
+from features.store import _schema as _schema  # noqa: F401 - registers the tables on Base.metadata
 from features.store._db import Base
 
 __all__ = ["read_table", "read_tables"]

@@ -28,6 +28,7 @@ __all__ = [
     "sales_frame",
     "stallion_frame",
     "SALES_SPEC",
+    "sales_spec",
     "STALLION_SPEC",
 ]
 
@@ -354,6 +355,20 @@ SALES_SPEC = FrameSpec(
     static_categoricals=("channel_id",),
     freq="D",
 )
+
+
+def sales_spec(freq: str = "D", static_keys: bool = False) -> FrameSpec:
+    """:data:`SALES_SPEC` for another grid: ``"D"`` (weekday calendar input) or ``"MS"`` (month).
+
+    Args:
+        freq: pandas frequency of the sales dates.
+        static_keys: every series key (SKU, location, channel) as a static categorical, not only the channel.
+    """
+    if freq not in ("D", "MS"):
+        raise ValueError(f"freq={freq!r}: the sales frame supports 'D' (daily) and 'MS' (month starts)")
+    cal = ("weekday",) if freq == "D" else ("month",)
+    static = SALES_SPEC.series_keys if static_keys else SALES_SPEC.static_categoricals
+    return dataclasses.replace(SALES_SPEC, freq=freq, known_categoricals=cal, static_categoricals=static)
 
 
 def sales_frame(sales) -> pd.DataFrame:

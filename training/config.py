@@ -34,7 +34,11 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """Where the training data comes from and how the panel is cut."""
 
-    source: Literal["stallion"] = "stallion"
+    source: Literal["stallion", "facts"] = "stallion"
+    tenant: str | None = Field(
+        default=None, description="Fact-store tenant for source=facts (default: settings)."
+    )
+    freq: Literal["D", "MS"] = Field(default="MS", description="Grid of the sales facts for source=facts.")
     path: Path | None = Field(default=None, description="Stallion parquet file (default: the bundled one).")
     max_series: int | None = Field(
         default=None, ge=1, description="Keep only the first N series (small runs)."

@@ -29,6 +29,7 @@ from training.config import TrainConfig
 
 __all__ = [
     "TrainResult",
+    "facts_frame",
     "future_panel",
     "load_panel",
     "train_and_register",
@@ -63,8 +64,39 @@ class TrainResult:
     train_seconds: float
 
 
+def facts_frame(config: TrainConfig) -> pd.DataFrame:
+    """The sales facts of ``config.data.tenant`` from the Parquet fact store, as a model frame.
+
+    Raises:
+        ValueError: the tenant has no sales facts (ingest them first).
+    """
+    from features.facts import read_sales
+    from features.frames import sales_frame
+    from features.settings import get_settings
+
+    tenant = config.data.tenant or get_settings().tenant
+    sales = read_sales(tenant)
+    if sales.height == 0:
+        raise ValueError(
+            f"data.source=facts: tenant {tenant!r} has no sales facts; ingest sales first "
+            "(replenish ingest sales FILE, or features.stallion.load_into_store)"
+        )
+    return sales_frame(sales)
+
+
 def load_panel(config: TrainConfig) -> Panel:
-    """The feature panel of ``config.data`` (Stallion: the bundled file or ``data.path``)."""
+    """The feature panel of ``config.data``: Stallion (bundled file or ``data.path``) or the sales facts."""
+    if config.data.source == "facts":
+        from features.frames import sales_spec
+
+        if config.data.lags:
+            raise ValueError("data.lags: seasonal lag inputs are only built for source=stallion")
+        df = facts_frame(config)
+        if config.data.max_series is not None:
+            keys = df[["sku_id", "location_id", "channel_id"]].drop_duplicates()
+            keys = keys.sort_values(list(keys.columns)).head(config.data.max_series)
+            df = df.merge(keys, on=list(keys.columns))
+        return build_panel(df, sales_spec(config.data.freq, static_keys=True))
     path = config.data.path or STALLION_PATH
     df = pd.read_parquet(path)
     if config.data.max_series is not None:
@@ -81,7 +113,9 @@ def load_panel(config: TrainConfig) -> Panel:
     return build_panel(stallion_frame(df, lags), stallion_spec(lags))
 
 
-def future_panel(spec, path: str | Path | None = None) -> tuple[Panel, list[str]]:
+def future_panel(
+    spec, path: str | Path | None = None, frame: pd.DataFrame | None = None
+) -> tuple[Panel, list[str]]:
     """The Stallion panel a model needs to forecast past the history, built with the model's own columns.
 
     The frame gets the model's seasonal lag columns, then ``spec.horizon`` future periods per series with the
@@ -92,6 +126,7 @@ def future_panel(spec, path: str | Path | None = None) -> tuple[Panel, list[str]
     Args:
         spec: the model's :class:`~training.windows.InputSpec` (``predictor.spec``).
         path: Stallion parquet (default: the bundled file).
+        frame: the history as a model frame in the spec's columns instead (e.g. :func:`facts_frame`).
 
     Returns:
         ``(panel, skipped)``: forecast from ``int(panel.last.max()) + 1``; ``skipped`` lists left-out
@@ -103,7 +138,7 @@ def future_panel(spec, path: str | Path | None = None) -> tuple[Panel, list[str]
     lags = [
         int(c.removeprefix("log_volume_lag")) for c in fspec.known_reals if c.startswith("log_volume_lag")
     ]
-    df = stallion_frame(pd.read_parquet(path or STALLION_PATH), lags)
+    df = frame if frame is not None else stallion_frame(pd.read_parquet(path or STALLION_PATH), lags)
     known = pd.Series(True, index=df.index)
     for c in fspec.static_categoricals:  # a category the model never saw has no embedding
         known &= df[c].astype(str).isin(spec.vocab[c])

@@ -138,7 +138,7 @@ def forecast_cmd(
 
     from features.facts import write_facts
     from features.settings import get_settings
-    from training.pipeline import future_panel
+    from training.pipeline import facts_frame, future_panel
     from training.predict import load_predictor
 
     cfg = _config(config)
@@ -153,7 +153,8 @@ def forecast_cmd(
             f"[red]--horizon {horizon}: this model forecasts at most {pred.spec.horizon} periods[/red]"
         )
         raise typer.Exit(2)
-    panel, skipped = future_panel(pred.spec, cfg.data.path)
+    frame = facts_frame(cfg) if cfg.data.source == "facts" else None
+    panel, skipped = future_panel(pred.spec, cfg.data.path, frame)
     if skipped:
         console.print(
             f"[yellow]{len(skipped)} series skipped: categories unknown to version {pred.version}[/yellow]"

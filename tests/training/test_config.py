@@ -55,3 +55,25 @@ def test_lag_columns_are_known_inputs_from_history():
     panel = load_panel(cfg)
     j = list(panel.spec.known_reals).index("log_volume_lag12")
     np.testing.assert_allclose(panel.known_real[:, 12:, j], np.log1p(panel.y[:, :-12]), rtol=1e-6)
+
+
+def test_fact_store_source_gives_the_stallion_panel():
+    import numpy as np
+
+    from features.stallion import load_into_store
+    from training.pipeline import load_panel
+
+    load_into_store()  # real ingest into this test's REPLENISH_HOME
+    cfg = load_train_config({"data": {"source": "facts", "freq": "MS"}})
+    panel = load_panel(cfg)
+    assert (panel.n_series, panel.n_times) == (350, 60)
+    assert panel.spec.static_categoricals == ("sku_id", "location_id", "channel_id")
+    i = panel.series_ids().index("SKU_01|Agency_01|wholesale")
+    assert np.isfinite(panel.y[i]).all() and panel.y[i, 0] > 0
+
+
+def test_fact_store_source_without_sales_is_refused():
+    from training.pipeline import load_panel
+
+    with pytest.raises(ValueError, match="no sales facts"):
+        load_panel(load_train_config({"data": {"source": "facts"}}))

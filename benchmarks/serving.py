@@ -192,7 +192,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-batch-size", type=int, default=64)
-    ap.add_argument("--batch-wait-s", type=float, default=0.005)
+    ap.add_argument("--batch-wait-s", type=float, default=0.05)
     ap.add_argument("--home", type=Path, default=None, help="REPLENISH_HOME holding the registry (tft)")
     args = ap.parse_args()
 

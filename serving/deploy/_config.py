@@ -92,7 +92,7 @@ class ModelDeploymentConfig(_Replicas):
     resolver_kwargs: dict[str, Any] = Field(default_factory=dict)
     watch_interval_s: float = Field(default=10.0, ge=0.0)
     max_batch_size: int = Field(default=64, ge=1)
-    batch_wait_timeout_s: float = Field(default=0.005, ge=0.0, le=10.0)
+    batch_wait_timeout_s: float = Field(default=0.05, ge=0.0, le=10.0)
     max_concurrent_batches: int = Field(default=1, ge=1)
     torch_threads: int | None = Field(default=None, ge=1)
     warmup_units: int = Field(default=8, ge=0)

@@ -16,6 +16,7 @@ fixed.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -227,7 +228,9 @@ class TFTEstimator:
             loader = WindowLoader(pt, spec, s2, t02, fit.batch_size, fit.batches_per_epoch, rng)
             first = max(1, best_epoch - fit.swa_epochs + 1)
             swa = _Average(first_epoch=first) if fit.swa_epochs > 1 else None
-            self._trainer(best_epoch, [swa] if swa else [], False).fit(refit, train_dataloaders=loader)
+            with warnings.catch_warnings():  # the refit has no validation loop, by design
+                warnings.filterwarnings("ignore", message=".*validation_step.*")
+                self._trainer(best_epoch, [swa] if swa else [], False).fit(refit, train_dataloaders=loader)
             state = swa.average() if swa and swa.count else refit.module.state_dict()
             state = {k: v.detach().cpu().clone() for k, v in state.items()}
             if fit.keep_early_model:  # a two-member ensemble: refit + early-stopped model, no extra training

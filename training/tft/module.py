@@ -17,6 +17,8 @@ for an equivalent fixed matrix product; it adds no parameters, so state dicts st
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -50,28 +52,31 @@ def build_network(spec: InputSpec, model_cfg: dict) -> nn.Module:
     cats = spec.x_categoricals
     emb = {c: (len(spec.vocab[c]), embedding_size(len(spec.vocab[c]))) for c in cats}
     known_reals = spec.known_reals
-    return TemporalFusionTransformer(
-        hidden_size=model_cfg["hidden_size"],
-        lstm_layers=model_cfg["lstm_layers"],
-        dropout=model_cfg["dropout"],
-        output_size=len(spec.quantiles),
-        loss=QuantileLoss(quantiles=list(spec.quantiles)),
-        attention_head_size=model_cfg["attention_head_size"],
-        max_encoder_length=spec.encoder_length,
-        static_categoricals=list(f["static_categoricals"]),
-        static_reals=spec.static_reals,
-        time_varying_categoricals_encoder=known_cats,
-        time_varying_categoricals_decoder=known_cats,
-        time_varying_reals_encoder=[*known_reals, spec.target],
-        time_varying_reals_decoder=known_reals,
-        x_reals=spec.x_reals,
-        x_categoricals=cats,
-        hidden_continuous_size=model_cfg["hidden_continuous_size"],
-        embedding_sizes=emb,
-        embedding_labels={c: {v: i for i, v in enumerate(spec.vocab[c])} for c in cats},
-        output_transformer=EncoderNormalizer(transformation="log1p"),
-        logging_metrics=nn.ModuleList([]),
-    )
+    with warnings.catch_warnings():
+        # pytorch-forecasting saves its loss modules as hyper-parameters; Lightning warns on every build
+        warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`.*")
+        return TemporalFusionTransformer(
+            hidden_size=model_cfg["hidden_size"],
+            lstm_layers=model_cfg["lstm_layers"],
+            dropout=model_cfg["dropout"],
+            output_size=len(spec.quantiles),
+            loss=QuantileLoss(quantiles=list(spec.quantiles)),
+            attention_head_size=model_cfg["attention_head_size"],
+            max_encoder_length=spec.encoder_length,
+            static_categoricals=list(f["static_categoricals"]),
+            static_reals=spec.static_reals,
+            time_varying_categoricals_encoder=known_cats,
+            time_varying_categoricals_decoder=known_cats,
+            time_varying_reals_encoder=[*known_reals, spec.target],
+            time_varying_reals_decoder=known_reals,
+            x_reals=spec.x_reals,
+            x_categoricals=cats,
+            hidden_continuous_size=model_cfg["hidden_continuous_size"],
+            embedding_sizes=emb,
+            embedding_labels={c: {v: i for i, v in enumerate(spec.vocab[c])} for c in cats},
+            output_transformer=EncoderNormalizer(transformation="log1p"),
+            logging_metrics=nn.ModuleList([]),
+        )
 
 
 class TFTModule(nn.Module):

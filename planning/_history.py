@@ -13,7 +13,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-__all__ = ["DemandMatrix", "demand_matrix", "lead_time_pmf", "lead_time_stats"]
+__all__ = ["DemandMatrix", "demand_matrix", "lead_time_pmf", "lead_time_stats", "shrink_pmf"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,3 +128,30 @@ def lead_time_pmf(
         pmf[np.flatnonzero(empty), np.clip(prom, 1, n_bins - 1)] = 1.0
         tot = pmf.sum(axis=1)
     return pmf / tot[:, None]
+
+
+def shrink_pmf(pmf: np.ndarray, n_obs: np.ndarray, prior: np.ndarray, strength: float) -> np.ndarray:
+    """Posterior predictive lead-time distribution: ``(n pmf + a prior) / (n + a)`` per row.
+
+    The empirical distribution of a few dozen deliveries has no mass where none was observed, so a supplier's
+    rare long delays (a 5% tail is missed by 26 deliveries a quarter of the time) are priced at zero exactly
+    where they cost the most. Treating ``prior`` (e.g. the pooled distribution of all terms) as ``a`` pseudo-
+    observations (a Dirichlet prior) keeps each term's own shape when it has many observations and gives the
+    tails the pooled mass when it has few.
+
+    Args:
+        pmf: (N, K) empirical distributions (rows sum to 1).
+        n_obs: (N,) observations behind each row (>= 0).
+        prior: (K,) or (N, K) prior distribution(s).
+        strength: ``a`` >= 0, the prior's weight in observations.
+
+    Returns:
+        (N, K) distributions.
+    """
+    pmf = np.asarray(pmf, dtype=np.float64)
+    n = np.asarray(n_obs, dtype=np.float64).reshape(-1, 1)
+    if strength < 0 or np.any(n < 0):
+        raise ValueError("shrink_pmf: expected strength >= 0 and n_obs >= 0")
+    prior = np.broadcast_to(np.asarray(prior, dtype=np.float64), pmf.shape)
+    out = (n * pmf + strength * prior) / np.maximum(n + strength, 1e-12)
+    return out / out.sum(axis=1, keepdims=True)

@@ -454,10 +454,7 @@ def load_tft_predictor(
         RuntimeError: the forecasting package is not in this checkout.
     """
     try:
-        import pandas as pd
-
-        from features.frames import build_panel, extend_known, stallion_frame
-        from training.pipeline import STALLION_PATH
+        from training.pipeline import future_panel
         from training.predict import load_predictor
     except ImportError as exc:
         raise RuntimeError(
@@ -470,9 +467,8 @@ def load_tft_predictor(
         predictor.to(_device(device))
     else:
         predictor.module.to(_device(device))
-    spec = predictor.spec.frame_spec
-    df = stallion_frame(pd.read_parquet(data_path or STALLION_PATH))
-    panel = build_panel(extend_known(df, spec, predictor.spec.horizon), spec, vocab=predictor.spec.vocab)
+    # The model's own columns (seasonal target lags included) and its horizon of carried-forward known inputs.
+    panel, _skipped = future_panel(predictor.spec, path=data_path)
     return TFTUnitPredictor(predictor, panel, origin=int(np.max(panel.last)) + 1)
 
 

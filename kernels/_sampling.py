@@ -249,9 +249,11 @@ def sample_table(tab, start, n, u):
     branch-free, two loads. Returns the table index ``k`` (the value is ``lo + k``).
     """
     prod = u * nb.uint64(n)
-    j = nb.int64(prod >> _S32)
-    keep = nb.int64((prod & _U32_MAX) < nb.uint64(tab[start + j]))
-    alias = nb.int64(tab[start + n + j])
+    j = prod >> _S32
+    at = nb.uint64(start) + j  # unsigned indices: no negative-index fix-up in the hot loop
+    keep = nb.int64((prod & _U32_MAX) < nb.uint64(tab[at]))
+    alias = nb.int64(tab[at + nb.uint64(n)])
+    j = nb.int64(j)
     return alias + keep * (j - alias)  # arithmetic select: no branch to mispredict
 
 

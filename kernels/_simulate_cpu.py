@@ -44,27 +44,28 @@ N_STAT = len(STAT)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
 
+# every array is C-contiguous ([::1], see kernels.simulate._w): no stride multiply on every table load
 _SIG = nb.float64[:, :](
     nb.uint64,  # seed
     nb.int64,  # demand kind
-    nb.int64[:],  # demand table offsets (n_units * n_dper + 1)
-    nb.int64[:],  # demand table lowest value (n_units * n_dper)
-    nb.uint32[:],  # demand tables
-    nb.float64[:, :],  # p1 (n_units, n_dper): normal mean / gamma shape
-    nb.float64[:, :],  # p2 (n_units, n_dper): normal sd / gamma scale
-    nb.float64[:, :, :],  # quantile values (n_units, n_dper, m)
-    nb.float64[:],  # quantile levels (m,)
-    nb.int64[:],  # lead-time table offsets (n_suppliers + 1)
-    nb.int64[:],  # lead-time lowest value (n_suppliers,)
-    nb.uint32[:],  # lead-time tables
-    nb.int64[:],  # supplier of each unit (n_units,)
-    nb.int64[:],  # policy code (n_units,)
-    nb.float64[:],  # s: reorder point / min (n_units,)
-    nb.float64[:],  # S: order-up-to / max (n_units,)
-    nb.float64[:],  # Q: order quantity (n_units,)
-    nb.int64[:],  # R: review period (n_units,)
-    nb.float64[:],  # starting net inventory (n_units,)
-    nb.float64[:, :],  # open orders: arrivals at the start of period k (n_units, n_open)
+    nb.int64[::1],  # demand table offsets (n_units * n_dper + 1)
+    nb.int64[::1],  # demand table lowest value (n_units * n_dper)
+    nb.uint32[::1],  # demand tables
+    nb.float64[:, ::1],  # p1 (n_units, n_dper): normal mean / gamma shape
+    nb.float64[:, ::1],  # p2 (n_units, n_dper): normal sd / gamma scale
+    nb.float64[:, :, ::1],  # quantile values (n_units, n_dper, m)
+    nb.float64[::1],  # quantile levels (m,)
+    nb.int64[::1],  # lead-time table offsets (n_suppliers + 1)
+    nb.int64[::1],  # lead-time lowest value (n_suppliers,)
+    nb.uint32[::1],  # lead-time tables
+    nb.int64[::1],  # supplier of each unit (n_units,)
+    nb.int64[::1],  # policy code (n_units,)
+    nb.float64[::1],  # s: reorder point / min (n_units,)
+    nb.float64[::1],  # S: order-up-to / max (n_units,)
+    nb.float64[::1],  # Q: order quantity (n_units,)
+    nb.int64[::1],  # R: review period (n_units,)
+    nb.float64[::1],  # starting net inventory (n_units,)
+    nb.float64[:, ::1],  # open orders: arrivals at the start of period k (n_units, n_open)
     nb.int64,  # lost sales (1) or backorders (0)
     nb.int64,  # n_paths
     nb.int64,  # n_periods
@@ -93,10 +94,11 @@ def simulate_cpu(
     """Per-unit sums of the simulation statistics, shape ``(n_units, N_STAT)`` (see ``STAT``)."""
     n_units = S_lvl.shape[0]
     n_open = open_orders.shape[1]
-    mask = ring_cap - 1
+    mask = nb.uint64(ring_cap - 1)  # unsigned ring indices: no negative-index fix-up in the hot loop
     out = np.zeros((n_units, N_STAT))
     for i in nb.prange(n_units):
         ring = np.zeros(ring_cap)
+        xs = np.empty(n_periods, np.uint64)  # the path's stream-0 draws
         sup = supplier[i]
         lt_start = lt_off[sup]
         lt_n = (lt_off[sup + 1] - lt_start) >> 1
@@ -117,6 +119,10 @@ def simulate_cpu(
         d_base = d_lo[i]
         for p in range(n_paths):
             key = path_key(seed, i, p)
+            # draws first, in a loop of their own: it vectorises (the draws are independent of the state),
+            # which takes the hash off the serial inventory loop below
+            for t in range(n_periods):
+                xs[t] = draw(key, t, 0)
             for k in range(ring_cap):
                 ring[k] = 0.0
             for k in range(n_open):
@@ -134,7 +140,7 @@ def simulate_cpu(
             q_sum = 0.0
             phase = 0
             for t in range(n_periods):
-                x = draw(key, t, 0)
+                x = xs[t]
                 # 1. review (the policy sees the inventory position, which arrivals do not change, so
                 # reviewing before receiving is the same; an order with L = 0 lands in this period's slot)
                 if phase == 0:
@@ -154,12 +160,12 @@ def simulate_cpu(
                     q = max(q, 0.0)
                     ip += q
                     lt = lt_base + sample_table(lt_tab, lt_start, lt_n, x >> _S32)
-                    ring[(t + lt) & mask] += q
+                    ring[nb.uint64(t + lt) & mask] += q
                     if t >= burn_in:
                         n_ord += q > 0.0
                         q_sum += q
                 # 2. receive (no branch: an empty slot adds zero)
-                slot = t & mask
+                slot = nb.uint64(t) & mask
                 net += ring[slot]
                 ring[slot] = 0.0
                 cur_phase = phase

@@ -53,11 +53,12 @@ N_CURVE = len(CURVE)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
 
+# the tables and per-unit inputs are C-contiguous ([::1]): no stride multiply on every table load
 _SIG = nb.float64[:, :](
-    nb.uint64, nb.int64, nb.int64[:], nb.int64[:], nb.uint32[:], nb.float64[:, :], nb.float64[:, :],
-    nb.float64[:, :, :], nb.float64[:], nb.int64[:], nb.int64[:], nb.uint32[:], nb.int64[:], nb.int64[:],
-    nb.float64[:], nb.int64[:], nb.int64, nb.int64, nb.int64, nb.int64, nb.int64, nb.int64, nb.float64[:],
-    nb.float64[:], nb.float64[:],
+    nb.uint64, nb.int64, nb.int64[::1], nb.int64[::1], nb.uint32[::1], nb.float64[:, ::1], nb.float64[:, ::1],
+    nb.float64[:, :, ::1], nb.float64[::1], nb.int64[::1], nb.int64[::1], nb.uint32[::1], nb.int64[::1],
+    nb.int64[::1], nb.float64[:], nb.int64[:], nb.int64, nb.int64, nb.int64, nb.int64, nb.int64, nb.int64,
+    nb.float64[:], nb.float64[:], nb.float64[:],
 )  # fmt: skip
 
 
@@ -152,7 +153,7 @@ def curve_cpu(
 ):  # fmt: skip
     """Per-unit curve results, shape ``(n_units, N_CURVE)`` (see ``CURVE``)."""
     n_units = R.shape[0]
-    mask = ring_cap - 1
+    mask = nb.uint64(ring_cap - 1)  # unsigned ring indices: no negative-index fix-up in the hot loop
     out = np.zeros((n_units, N_CURVE))
     for i in nb.prange(n_units):
         B = n_bins[i]
@@ -166,6 +167,7 @@ def curve_cpu(
         over = np.zeros(8)
         tot = np.zeros(7)
         ring = np.zeros(ring_cap)
+        xs = np.empty(n_periods, np.uint64)  # the path's stream-0 draws
         sup = supplier[i]
         lt_start = lt_off[sup]
         lt_n = (lt_off[sup + 1] - lt_start) >> 1
@@ -183,6 +185,10 @@ def curve_cpu(
         n_cyc = 0.0
         for p in range(n_paths):
             key = path_key(seed, i, p)
+            # draws first, in a loop of their own: it vectorises (the draws are independent of the state),
+            # which takes the hash off the serial inventory loop below
+            for t in range(n_periods):
+                xs[t] = draw(key, t, 0)
             for k in range(ring_cap):
                 ring[k] = 0.0
             net = 0.0  # relative to S
@@ -191,15 +197,15 @@ def curve_cpu(
             cmax = 0.0
             pmax = 0.0
             for t in range(n_periods):
-                x = draw(key, t, 0)
+                x = xs[t]
                 if phase == 0:  # review first, then receive: as in simulate_cpu, branch-free orders
                     q = max(-ip, 0.0)
                     ip += q
                     lt = lt_base + sample_table(lt_tab, lt_start, lt_n, x >> _S32)
-                    ring[(t + lt) & mask] += q
+                    ring[nb.uint64(t + lt) & mask] += q
                     if t >= burn_in:
                         n_ord += q > 0.0
-                slot = t & mask
+                slot = nb.uint64(t) & mask
                 net += ring[slot]
                 ring[slot] = 0.0
                 cur_phase = phase

@@ -55,8 +55,7 @@ POOL = 104  # weeks of history resampled by ours
 CROSSING = True  # suppliers' lead times are independent per order (the replay's), so orders may cross
 LT_BINS = 16  # lead-time pmf bins (0..15 weeks); true lead times lie in 1..8 weeks
 LT_OBS = 26  # deliveries observed per supplier x SKU term before the first review (one a month for 2 years)
-LT_COUNTS = None
-LT_PRIOR = 1.0  # weight of the pooled lead-time distribution in ours, in deliveries (fixed a priori)
+LT_PRIOR = 4.0  # weight of the pooled lead-time distribution in ours, in deliveries (Dirichlet prior)
 
 
 def spec_demand(promo: np.ndarray, rng: np.random.Generator, intermittent_share: float):
@@ -152,19 +151,18 @@ def build(n_units: int, seed: int, intermittent_share: float = 0.5):
     # Ours: the term's deliveries with the pooled distribution of all terms as LT_PRIOR pseudo-deliveries.
     pooled = np.bincount(obs.reshape(-1), minlength=LT_BINS)[:LT_BINS] / obs.size
     pmf_ours = shrink_pmf(pmf, np.full(units.height, LT_OBS), pooled, LT_PRIOR)
-    global LT_COUNTS
-    LT_COUNTS = LT_OBS * pmf + LT_PRIOR * pooled  # Dirichlet posterior: deliveries + pooled pseudo-deliveries
+    lt_counts = LT_OBS * pmf + LT_PRIOR * pooled  # Dirichlet posterior: deliveries + pooled pseudo-deliveries
     n, t = dm.qty.shape
     # Realised lead times: fresh draws per (unit, week) from the term's true distribution (fixed seed).
     lead = np.maximum(_draw(true_cdf[term], rng.random((n, t))), 1)
-    return data, dm, units, pmf_ours, lead, inter, true_pmf[term]
+    return data, dm, units, pmf_ours, lt_counts, lead, inter, true_pmf[term]
 
 
 def run(
     n_units: int, seed: int, n_paths: int, intermittent_share: float = 0.5, kernel_check: bool = False
 ) -> dict:
     t0 = time.perf_counter()
-    data, dm, units, pmf, lead, inter, true_pmf = build(n_units, seed, intermittent_share)
+    data, dm, units, pmf, lt_counts, lead, inter, true_pmf = build(n_units, seed, intermittent_share)
     n = dm.qty.shape[0]
     pack = units["pack_size"].to_numpy().astype(float)
     moq = units["moq"].to_numpy().astype(float)
@@ -234,7 +232,7 @@ def run(
                 rng,
                 crossing=CROSSING,
                 mean_uncertainty=True,
-                lead_time_counts=LT_COUNTS,
+                lead_time_counts=lt_counts,
             )
             lot = effective_lot(pack, moq, b.mean[:, 0] * REVIEW)
             ours_cache[t] = order_up_to_levels(smp, TARGET, np.zeros(n), lot, in_place=True).order_up_to

@@ -99,6 +99,7 @@ def simulate_cpu(
     for i in nb.prange(n_units):
         ring = np.zeros(ring_cap)
         xs = np.empty(n_periods, np.uint64)  # the path's stream-0 draws
+        dv = np.empty(n_periods)  # the path's continuous demands (kind >= 2)
         sup = supplier[i]
         lt_start = lt_off[sup]
         lt_n = (lt_off[sup + 1] - lt_start) >> 1
@@ -123,6 +124,13 @@ def simulate_cpu(
             # which takes the hash off the serial inventory loop below
             for t in range(n_periods):
                 xs[t] = draw(key, t, 0)
+            # continuous demands also up front: the out-of-line sampler call (which clobbers every vector
+            # register) then stays out of the inventory loop, whose sums can live in registers
+            if kind > 1:
+                for t in range(n_periods):
+                    dv[t] = continuous_demand(
+                        kind, key, xs[t] & _LOW32, t, i, p1, p2, qx, qtau, t if n_dper > 1 else 0
+                    )
             for k in range(ring_cap):
                 ring[k] = 0.0
             for k in range(n_open):
@@ -179,9 +187,7 @@ def simulate_cpu(
                         d_base = d_lo[r]
                     d = nb.float64(d_base + sample_table(d_tab, d_start, d_n, x & _LOW32))
                 else:
-                    d = continuous_demand(
-                        kind, key, x & _LOW32, t, i, p1, p2, qx, qtau, t if n_dper > 1 else 0
-                    )
+                    d = dv[t]
                 avail = max(net, 0.0)
                 served = min(d, avail)
                 used = served if lost != 0 else d

@@ -168,6 +168,7 @@ def curve_cpu(
         tot = np.zeros(7)
         ring = np.zeros(ring_cap)
         xs = np.empty(n_periods, np.uint64)  # the path's stream-0 draws
+        dv = np.empty(n_periods)  # the path's continuous demands (kind >= 2)
         sup = supplier[i]
         lt_start = lt_off[sup]
         lt_n = (lt_off[sup + 1] - lt_start) >> 1
@@ -189,6 +190,11 @@ def curve_cpu(
             # which takes the hash off the serial inventory loop below
             for t in range(n_periods):
                 xs[t] = draw(key, t, 0)
+            if kind > 1:  # continuous demands up front too: no out-of-line call in the inventory loop
+                for t in range(n_periods):
+                    dv[t] = continuous_demand(
+                        kind, key, xs[t] & _LOW32, t, i, p1, p2, qx, qtau, t if n_dper > 1 else 0
+                    )
             for k in range(ring_cap):
                 ring[k] = 0.0
             net = 0.0  # relative to S
@@ -218,9 +224,7 @@ def curve_cpu(
                         d_base = d_lo[r]
                     d = nb.float64(d_base + sample_table(d_tab, d_start, d_n, x & _LOW32))
                 else:
-                    d = continuous_demand(
-                        kind, key, x & _LOW32, t, i, p1, p2, qx, qtau, t if n_dper > 1 else 0
-                    )
+                    d = dv[t]
                 y = -net
                 net -= d
                 ip -= d

@@ -1,11 +1,11 @@
 """Typed service settings: defaults, then ``configs/*.yaml``, then ``REPLENISH_*`` environment variables.
 
-All embedded state lives under ``home`` (``$REPLENISH_HOME``, default ``./.replenish``): the SQLite state store,
-the Parquet fact store, the MLflow backend and artefacts, Ray's temp files. Deleting it removes a demo.
+All embedded state lives under ``home`` (``$REPLENISH_HOME``, default ``./.replenish``): the SQLite state
+store, the Parquet fact store, the MLflow backend and artefacts, Ray's temp files. Deleting it removes a demo.
 
 A wrong setting fails at start with the field, the value and what is allowed (:class:`ConfigError`).
-Outside ``development``/``test`` unsafe defaults (the development webhook secret, an embedded SQLite store for a
-multi-replica service) are refused.
+Outside ``development``/``test`` unsafe defaults (the development webhook secret, an embedded SQLite store for
+a multi-replica service) are refused.
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ def _format_errors(exc: ValidationError) -> str:
         field = ".".join(str(p) for p in err["loc"]) or "settings"
         value = err.get("input")
         lines.append(f"  {field} = {value!r}: {err['msg']}")
-    return "invalid settings (REPLENISH_<FIELD> environment variables or the YAML config):\n" + "\n".join(lines)
+    head = "invalid settings (REPLENISH_<FIELD> environment variables or the YAML config):\n"
+    return head + "\n".join(lines)
 
 
 def load_settings(**overrides: Any) -> Settings:

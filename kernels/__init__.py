@@ -9,5 +9,6 @@ from kernels.optimize import optimize_cost, optimize_level, optimize_order_up_to
 from kernels.reconcile import Hierarchy, reconcile, reconcile_quantiles
 from kernels.simulate import SimResult, simulate
 
-__all__ = ["BackendError", "get_array_module", "gpu_available", "Hierarchy", "reconcile", "reconcile_quantiles"]
+__all__ = ["BackendError", "get_array_module", "gpu_available"]
+__all__ += ["Hierarchy", "reconcile", "reconcile_quantiles"]
 __all__ += ["SimResult", "simulate", "optimize_order_up_to", "optimize_cost", "optimize_level"]

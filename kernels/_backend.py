@@ -42,7 +42,9 @@ def cupy_module() -> ModuleType:
     """
     cp = _cupy()
     if cp is None:
-        raise BackendError(f"the GPU backend needs CuPy and a CUDA device; install it with: {GPU_INSTALL_HINT}")
+        raise BackendError(
+            f"the GPU backend needs CuPy and a CUDA device; install it with: {GPU_INSTALL_HINT}"
+        )
     return cp
 
 

@@ -1,7 +1,8 @@
 """SQLAlchemy 2 engine, declarative base and transactional sessions.
 
-The same code runs on the embedded SQLite file and on PostgreSQL; only the URL differs. Every package declares its
-tables on :class:`Base` so that one metadata (and one Alembic environment) covers the whole state store.
+The same code runs on the embedded SQLite file and on PostgreSQL; only the URL differs. Every package
+declares its tables on :class:`Base` so that one metadata (and one Alembic environment) covers the whole
+state store.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 def make_engine(url: str, **kwargs) -> Engine:
     """Create an engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
 
-    SQLite gets foreign keys, WAL and a busy timeout; its parent folder is created. PostgreSQL gets a pool with
-    pre-ping.
+    SQLite gets foreign keys, WAL and a busy timeout; its parent folder is created. PostgreSQL gets a
+    pool with pre-ping.
     """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")

@@ -2,7 +2,8 @@
 
 One Alembic environment (``features/store/migrations``) and one version chain per package that owns tables,
 each labelled with the package name. The chains are found by package *name* (no import of their code), so the
-data layer does not depend on the layers above it; a package without a ``migrations/versions`` folder is skipped.
+data layer does not depend on the layers above it; a package without a ``migrations/versions`` folder is
+skipped.
 """
 
 from __future__ import annotations

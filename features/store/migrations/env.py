@@ -1,8 +1,8 @@
 """Alembic environment: runs migrations on the engine passed in ``config.attributes['engine']``.
 
-For ``alembic revision --autogenerate`` the metadata must hold every package's tables, else Alembic proposes to
-drop the tables it cannot see. The model modules are imported here by *name* (this file runs only under Alembic,
-never on an import of ``features``), so the data layer still imports nothing above it.
+For ``alembic revision --autogenerate`` the metadata must hold every package's tables, else Alembic proposes
+to drop the tables it cannot see. The model modules are imported here by *name* (this file runs only under
+Alembic, never on an import of ``features``), so the data layer still imports nothing above it.
 """
 
 import importlib

@@ -1,4 +1,4 @@
-"""features: tenants
+"""features: tenants.
 
 Revision ID: f0001
 Revises:
@@ -13,6 +13,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    """Create the tenants table."""
     op.create_table(
         "tenants",
         sa.Column("tenant_id", sa.String(64), primary_key=True),
@@ -23,4 +24,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drop the tenants table."""
     op.drop_table("tenants")

@@ -350,6 +350,8 @@ def run(
         "bench": "policy_backtest",
         "n": n,
         "intermittent_share": intermittent_share,
+        "paths": n_paths,
+        "crossing": CROSSING,
         "reviews": MEASURED,
         "target": TARGET,
         "ours_fill": round(res_ours.fill_rate, 4),
@@ -382,11 +384,18 @@ def main() -> None:
         help="share of units generated intermittent / lumpy (default 0.5)",
     )
     ap.add_argument(
+        "--no-crossing",
+        action="store_true",
+        help="ours with one lead time per path (orders assumed not to cross; over-stocks here, for comparison)",
+    )
+    ap.add_argument(
         "--kernel-check",
         action="store_true",
         help="also replay kernels.optimize.optimize_order_up_to on the gamma baseline (cross-check, slower)",
     )
     a = ap.parse_args()
+    global CROSSING
+    CROSSING = not a.no_crossing
     print(json.dumps(run(a.units, a.seed, a.paths, a.intermittent_share, a.kernel_check)))
 
 

@@ -232,7 +232,7 @@ def run(
                 rng,
                 crossing=CROSSING,
                 mean_uncertainty=True,
-                lead_time_counts=lt_counts,
+                lead_time_counts=lt_counts if CROSSING else None,
             )
             lot = effective_lot(pack, moq, b.mean[:, 0] * REVIEW)
             ours_cache[t] = order_up_to_levels(smp, TARGET, np.zeros(n), lot, in_place=True).order_up_to
@@ -386,7 +386,7 @@ def main() -> None:
     ap.add_argument(
         "--no-crossing",
         action="store_true",
-        help="ours with one lead time per path (orders assumed not to cross; over-stocks here, for comparison)",
+        help="ours with one lead time per path (orders assumed not to cross; over-stocks here)",
     )
     ap.add_argument(
         "--kernel-check",

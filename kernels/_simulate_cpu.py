@@ -4,6 +4,11 @@ One parallel loop over planning units; each unit runs its paths one after anothe
 scalars and a ring buffer of arrivals per path, so memory is O(units) and every unit's sums are added in the
 same order whatever the thread count. The model and its timing convention are described in
 ``kernels/simulate.py``; the CUDA twin lives in ``kernels/_simulate_gpu.py``.
+
+Speed (issue 6 benchmark): a path's random draws (and continuous demands) are computed first in a loop of
+their own - the draws vectorise, and the serial inventory loop then has no hash and no out-of-line call, so
+its sums stay in registers; the arrays are C-contiguous and the table/ring indices unsigned, so a table load
+is one address computation. Each costs O(n_periods) scratch per unit being run, not per path.
 """
 
 from __future__ import annotations

@@ -338,10 +338,19 @@ def run(
     meets = res_ours.fill_rate >= TARGET
     ratio_fill = res_ours.avg_on_hand / res_fill.avg_on_hand
     ratio_eq = res_ours.avg_on_hand / res_eq.avg_on_hand
+    # The issue's target: ours meets 95% holding no more than the classic policy, or, at equal achieved fill,
+    # >= 15% less than the classic (here: scaled to ours' fill).
+    clause_a = bool(meets and ratio_fill <= 1.0)
+    clause_b = bool(1 - ratio_eq >= 0.15)
     print(
         f"\nours meets {TARGET:.0%}: {meets}; ours / classic average on-hand = {ratio_fill:.3f} "
         f"(classic fill {res_fill.fill_rate:.4f}); at equal achieved fill ({res_ours.fill_rate:.4f}) "
         f"ours holds {1 - ratio_eq:.1%} less than the calibrated classic"
+    )
+    print(
+        f"target: (a) meets {TARGET:.0%} with on-hand <= classic's: {clause_a}; "
+        f"(b) >= 15% less at equal fill: "
+        f"{clause_b}"
     )
     if kernel_check:
         print(f"kernel optimiser replay took {t_kernel:.1f}s")
@@ -367,7 +376,10 @@ def run(
         "classic_orders": res_fill.order_count,
         "on_hand_ratio": round(ratio_fill, 4),
         "equal_fill_saving": round(1 - ratio_eq, 4),
-        "meets_target": bool(meets),
+        "meets_fill": bool(meets),
+        "target_clause_a": clause_a,
+        "target_clause_b": clause_b,
+        "meets_target": clause_a or clause_b,
         "seconds": round(time.perf_counter() - t0, 1),
     }
 

@@ -33,6 +33,8 @@ import dataclasses
 import numba as nb
 import numpy as np
 
+from kernels._rng import GOLDEN, fmix64
+
 __all__ = [
     "ProtectionSamples",
     "UnitLevels",
@@ -43,17 +45,13 @@ __all__ = [
     "warmup",
 ]
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+# The counter-based generator is the kernels' SplitMix64 finaliser (one implementation for the project);
+# _M1/_M2 are its multipliers, reused here as salts for path keys.
+_GOLDEN = GOLDEN
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+_fmix = fmix64
 _JIT = {"cache": True, "nogil": True}
-
-
-@nb.njit(nb.uint64(nb.uint64), **_JIT)
-def _fmix(z):  # pragma: no cover - compiled
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
 
 
 _LUT_BITS = 12

@@ -15,10 +15,10 @@ from fastapi import FastAPI
 
 __all__ = ["SERVING_ROUTERS", "build_decision_app", "include_serving_routes"]
 
-#: Modules of this package whose ``router`` belongs on the decision app.
+#: Modules of this package whose ``router`` belongs on the decision app. ``/metrics`` is not here:
+#: :func:`serving.api.main.create_app` already includes it (with the control plane's collector).
 SERVING_ROUTERS = (
     "serving.api.routes.health",
-    "serving.api.routes.metrics",
     "serving.api.routes.forecasts",
     "serving.api.routes.risk",
     "serving.api.routes.plans",
@@ -27,27 +27,13 @@ SERVING_ROUTERS = (
 
 
 def include_serving_routes(app: FastAPI) -> FastAPI:
-    """Add the serving routers and the request-metrics middleware to ``app``, skipping any already there."""
+    """Add the serving routers and the request-metrics middleware to ``app`` (built by ``create_app``)."""
     from serving.api.routes.metrics import install
 
     install(app)
-    have = {(getattr(r, "path", None), tuple(sorted(getattr(r, "methods", None) or ()))) for r in app.routes}
     for name in SERVING_ROUTERS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # that part is not in this checkout yet
-            raise
-        router = getattr(module, "router", None)
-        if router is None:
-            continue
-        if all(
-            (getattr(r, "path", None), tuple(sorted(getattr(r, "methods", None) or ()))) in have
-            for r in router.routes
-        ):
-            continue
-        app.include_router(router)
+        module = importlib.import_module(name)
+        app.include_router(module.router)
         setup = getattr(module, "setup_app", None)
         if setup is not None:
             setup(app)

@@ -235,7 +235,7 @@ def generate(
     })
     promotions = (sales.with_columns(pl.Series("discount", discount.reshape(n_rows)))
                   .filter(pl.col("promo"))
-                  .join(skus.select("sku_id", pl.col("_base_price").alias("regular_price")), on="sku_id")
+                  .join(skus.select("sku_id", pl.col("_base_price").alias("regular_price")), on="sku_id", maintain_order="left")
                   .select("sku_id", "location_id", "channel_id", "date", "price", "regular_price",
                           "discount", "promo"))
     del lam, trend, yearly, promo, discount, price, qty
@@ -245,6 +245,7 @@ def generate(
     lead_times = _observed_lead_times(rng, terms, dates)
     mean_demand = pl.DataFrame({"sku_id": series_cols["sku_id"], "location_id": series_cols["location_id"],
                                 "mean": level}).group_by("sku_id", "location_id").agg(pl.col("mean").sum())
+    mean_demand = mean_demand.sort("sku_id", "location_id")  # group_by's order varies run to run
     inventory, purchase_orders = _inventory_and_orders(rng, mean_demand, dc_of_store, terms, dates, freq,
                                                        open_po_share)
     planning_units = _planning_units(rng, series_cols, skus, freq)
@@ -361,7 +362,7 @@ def _inventory_and_orders(rng: np.random.Generator, mean_demand: pl.DataFrame, d
     primary = terms.unique("sku_id", keep="first", maintain_order=True)
     rows = mean_demand.with_columns(pl.Series("on_hand", on_hand),
                                     pl.col("location_id").replace_strict(dc_map).alias("dc_id"))
-    rows = rows.join(primary, on="sku_id", how="left")
+    rows = rows.join(primary, on="sku_id", how="left", maintain_order="left")
     has_po = rng.random(n) < open_po_share
     has_tr = (rng.random(n) < open_po_share / 4) & ~has_po
     lead = rows["promised_lead_time_days"].fill_null(7).to_numpy()

@@ -1,21 +1,22 @@
 """Service targets for a group of units: each unit's fill rate chosen where stock buys the most service.
 
 A fill-rate target usually belongs to a group (a category, a store, the whole business): what is measured is
-the units served from stock over the units demanded, summed over the group. Meeting 95% in *every* unit is one
-way to reach 95% for the group, and an expensive one: a slow, lumpy unit with a long, late-prone supplier needs
-weeks of stock for each point of its fill rate, while a fast, steady one needs a few units. The inventory that
-reaches the group target at least cost gives each unit the fill rate where the marginal stock per marginal unit
-served is the same for all (the exchange curve of Silver, Pyke & Thomas 2017, sec. 7.4; Gallego & Katircioglu
-et al. give the same Lagrangian for system fill rates).
+the units served from stock over the units demanded, summed over the group. Meeting 95% in *every* unit is
+one way to reach 95% for the group, and an expensive one: a slow, lumpy unit with a long, late-prone supplier
+needs weeks of stock for each point of its fill rate, while a fast, steady one needs a few units. The least
+inventory that reaches the group target gives each unit the fill rate where the marginal stock per marginal
+unit served is the same for all (the exchange curves of Silver, Pyke & Thomas, *Inventory and Production
+Management in Supply Chains*, 4th ed., 2017, ch. 7).
 
 Per unit, from its sorted Monte-Carlo samples (:class:`planning._levels.ProtectionSamples`), a *menu* of
-candidate levels: the least order-up-to ``S_k`` meeting each fill rate ``tau_k`` of a grid from a floor (no unit
-is left below it) to 99.8%, with its simulated fill ``F_k`` and expected on-hand ``H_k`` (stock after the
-period's demand, averaged over the lot as :func:`planning._levels.order_up_to_levels` does). Then, per group
-with weights ``w_i`` (expected demand per period), a multiplier ``lambda`` per group is found by bisection so
-that every unit picking ``argmax_k lambda w_i F_k - H_k`` meets ``sum w_i F_i >= target sum w_i`` with the least
-``lambda``: the Lagrangian relaxation of *min sum H_i subject to the group fill*, optimal over the menu's convex
-hull. Units of a group that cannot reach the target even at the top of their menus are all given the top.
+candidate levels: the least order-up-to ``S_k`` meeting each fill rate ``tau_k`` of a grid from a floor (no
+unit is left below it) to 99.8%, with its simulated fill ``F_k`` and expected on-hand ``H_k`` (stock after
+the period's demand, averaged over the lot as :func:`planning._levels.order_up_to_levels` does). Then, per
+group with weights ``w_i`` (expected demand per period), a multiplier ``lambda`` per group is found by
+bisection so that every unit picking ``argmax_k lambda w_i F_k - H_k`` meets ``sum w_i F_i >= target sum
+w_i`` with the least ``lambda``: the Lagrangian relaxation of *min sum H_i subject to the group fill*,
+optimal over the convex hull of the menus (off the hull by at most one unit's step). Units of a group that
+cannot reach the target even at the top of their menus are all given the top.
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ _JIT = {"cache": True, "nogil": True}
 _N_LOT = 4  # points of the uniform position-after-ordering grid (as planning._levels)
 
 
-@nb.njit(nb.float64(nb.float32[:], nb.float64[:], nb.float32[:], nb.float64[:], nb.float64, nb.float64,
-                    nb.float64), **_JIT)
+@nb.njit(
+    nb.float64(
+        nb.float32[:], nb.float64[:], nb.float32[:], nb.float64[:], nb.float64, nb.float64, nb.float64
+    ),
+    **_JIT,
+)
 def _least_level(a, ca, b, cb, mean_r, lot, target):  # pragma: no cover - compiled
     """Least whole ``S >= 0`` whose fill rate (position uniform on [S, S + lot)) meets ``target``."""
     if _fill(a, ca, b, cb, mean_r, 0.0, lot) >= target:
@@ -65,8 +70,16 @@ def _on_hand(b, cb, s, lot):  # pragma: no cover - compiled
 
 
 @nb.njit(
-    nb.void(nb.float32[:, :], nb.float32[:, :], nb.float64[:], nb.float64[:], nb.float64[:, :],
-            nb.float64[:, :], nb.float64[:, :], nb.float64[:]),
+    nb.void(
+        nb.float32[:, :],
+        nb.float32[:, :],
+        nb.float64[:],
+        nb.float64[:],
+        nb.float64[:, :],
+        nb.float64[:, :],
+        nb.float64[:, :],
+        nb.float64[:],
+    ),
     parallel=True,
     **_JIT,
 )
@@ -114,7 +127,7 @@ class ServiceMenu:
 
 
 def fill_grid(floor: float, top: float = 0.998) -> np.ndarray:
-    """Fill rates of the menu: every 5 points from ``floor`` to 90%, every point to 99%, then 99.5% and ``top``."""
+    """Fill rates of a menu: every 5 points from ``floor`` to 90%, every point to 99%, 99.5% and ``top``."""
     if not 0.0 <= floor < top < 1.0:
         raise ValueError(f"fill floor {floor}: expected 0 <= floor < {top}")
     coarse = np.arange(floor, 0.9, 0.05)
@@ -149,8 +162,15 @@ def service_menu(samples: ProtectionSamples, lot_size: np.ndarray, taus: np.ndar
 
 
 @nb.njit(
-    nb.void(nb.float64[:, :], nb.float64[:, :], nb.float64[:], nb.int64[:], nb.float64[:], nb.int64[:],
-            nb.float64[:]),
+    nb.void(
+        nb.float64[:, :],
+        nb.float64[:, :],
+        nb.float64[:],
+        nb.int64[:],
+        nb.float64[:],
+        nb.int64[:],
+        nb.float64[:],
+    ),
     **_JIT,
 )
 def _choose(fill, on_hand, weight, group, lam, out_k, out_served):  # pragma: no cover - compiled

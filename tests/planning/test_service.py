@@ -16,7 +16,7 @@ from planning._service import (
 
 
 def _samples(rng, n, paths=4000):
-    """Paired samples of crossing-model form: X = D_t + Y, d_l = Y, d_lr = X; units of very different kinds."""
+    """Paired samples of the crossing model's form (d_l = Y, d_lr = X = D_t + Y), units of three kinds."""
     kind = np.arange(n) % 3
     mean = np.where(kind == 0, 20.0, np.where(kind == 1, 2.0, 6.0))
     y = np.empty((n, paths))

@@ -11,11 +11,11 @@ after its own lead time drawn from the term's true distribution (independent per
 both aiming at a 95% fill rate, with the same demand, lead-time draws and pack / MOQ / max rounding:
 
 * ours: Monte-Carlo steady-state shortfall from a bootstrap of the unit's own non-promoted history
-  (:mod:`planning._bootstrap`, crossing orders, the sampling error of the history's mean, and each path's
-  lead-time distribution drawn from its Dirichlet posterior: the term's deliveries plus ``LT_PRIOR`` pooled
-  pseudo-deliveries), the promotion lift in known promoted weeks; order-up-to = least S whose simulated fill
-  rate >= 95% (``planning._levels.order_up_to_levels``, pack / MOQ lot counted). Levels only use data before
-  each review: the replayed weeks never feed them;
+  (:func:`planning._policy.policy_samples`, the planner's entry point; crossing orders, the sampling error of
+  the history's mean, and each path's lead-time distribution drawn from its Dirichlet posterior: the term's
+  deliveries plus ``LT_PRIOR`` pooled pseudo-deliveries), the promotion lift in known promoted weeks;
+  order-up-to = least S whose simulated fill rate >= 95% (``planning._levels.order_up_to_levels``, pack / MOQ
+  lot counted). Levels only use data before each review: the replayed weeks never feed them;
 * classic: point forecast (13-week moving average of non-promoted weeks x promotion lift) over the fixed mean
   lead time + review, plus z x RMSE x sqrt(L+R), z from the normal loss function for a 95% fill rate; printed
   also with z = Phi^-1(0.95) (the cycle-service reading) and with the safety stock scaled after the fact to
@@ -43,10 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from features.synth import generate  # noqa: E402
 from planning._baseline import history_baseline  # noqa: E402
-from planning._bootstrap import bootstrap_protection_samples, history_pool  # noqa: E402
+from planning._bootstrap import history_pool  # noqa: E402
 from planning._classic import classic_order_up_to  # noqa: E402
 from planning._history import DemandMatrix, demand_matrix, shrink_pmf  # noqa: E402
 from planning._levels import effective_lot, order_up_to_levels, warmup  # noqa: E402
+from planning._policy import HistoryDemand, policy_samples  # noqa: E402
 from planning._replay import replay_policy  # noqa: E402
 from planning._supplier import choose_supplier  # noqa: E402
 
@@ -222,16 +223,13 @@ def run(
             b = baseline(t)
             pool, plen = history_pool(dm.qty[:, :t], dm.promo[:, :t], POOL)
             factor = np.where(dm.promo[:, t : t + HORIZON], b.lift[:, None], 1.0)
-            smp = bootstrap_protection_samples(
-                pool,
-                plen,
-                factor,
+            smp = policy_samples(  # the planner's entry point (planning._plan.plan calls it too)
+                HistoryDemand(pool, plen, factor, mean_uncertainty=True),
                 pmf,
                 REVIEW,
                 n_paths,
                 rng,
                 crossing=CROSSING,
-                mean_uncertainty=True,
                 lead_time_counts=lt_counts if CROSSING else None,
             )
             lot = effective_lot(pack, moq, b.mean[:, 0] * REVIEW)

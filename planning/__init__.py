@@ -5,11 +5,14 @@ Python API (what the serving layer calls)::
     from planning import inputs_from_frames, plan, load_rules, save_plan
     inputs = inputs_from_frames(**synth_data.tables())          # or frames read from the stores
     result = plan(inputs.units, inputs.forecast, inputs.lead_time_pmf, as_of=inputs.as_of,
-                  rules=load_rules("configs/routing.yaml"), extra_exceptions=inputs.exceptions)
+                  lead_time_counts=inputs.lead_time_counts, rules=load_rules("configs/routing.yaml"),
+                  extra_exceptions=inputs.exceptions)
     run_id = save_plan(engine, "tenant", result)
 
-``plan`` returns plain Polars frames (:class:`PlanResult`); nothing is written until ``save_plan``. Names are
-resolved lazily so that ``import planning`` does not compile Numba kernels; call :func:`warmup` at start-up.
+``plan`` simulates with :func:`policy_samples` (the policy ``benchmarks/policy_backtest.py`` measures: orders
+crossing, the lead-time posterior from ``lead_time_counts``, a history bootstrap for the baseline). It returns
+plain Polars frames (:class:`PlanResult`); nothing is written until ``save_plan``. Names are resolved lazily
+so that ``import planning`` does not compile Numba kernels; call :func:`warmup` at start-up.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ __all__ = [
     "Budget",
     "Capacity",
     "Forecast",
+    "HistoryDemand",
     "PlanConfig",
     "PlanInputs",
     "PlanResult",
+    "QuantileDemand",
     "RuleError",
     "RuleSet",
     "evidence_record",
@@ -33,6 +38,7 @@ __all__ = [
     "missing_evidence",
     "parse_rules",
     "plan",
+    "policy_samples",
     "route",
     "save_plan",
     "warmup",
@@ -57,6 +63,9 @@ _WHERE = {
     "load_run": "planning._store",
     "save_plan": "planning._store",
     "warmup": "planning._levels",
+    "HistoryDemand": "planning._policy",
+    "QuantileDemand": "planning._policy",
+    "policy_samples": "planning._policy",
 }
 
 

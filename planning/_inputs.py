@@ -1,12 +1,15 @@
 """Planning inputs from the data layer's frames.
 
 The frames follow the ingest contracts: sales, skus, locations, supplier terms, observed lead times, inventory
-snapshots, purchase orders, planning units. Builds, per SKU x location stocking point: the baseline forecast
-distribution (where no model forecast is given), the chosen supplier
-(:func:`planning._supplier.choose_supplier`) with its lead-time statistics and empirical lead-time
-distribution, the inventory position components and the service target; and the exceptions that come from the
-data rather than the plan (late purchase orders, lead-time drift, identity problems, forecast anomalies and
-bias drift of the baseline over the last periods).
+snapshots, purchase orders, planning units. Builds, per SKU x location stocking point: the baseline demand
+source (where no model forecast is given: a bootstrap of the unit's own last :data:`POOL_PERIODS`
+non-promoted periods, the policy the backtest measures, reported as empirical quantiles of that pool), the
+chosen supplier (:func:`planning._supplier.choose_supplier`) with its lead-time statistics, the Dirichlet
+counts of its lead-time distribution (its deliveries per period bin plus :data:`LT_PRIOR` pseudo-deliveries
+of the pooled distribution of all terms) and their posterior predictive distribution, the inventory position
+components and the service target; and the exceptions that come from the data rather than the plan (late
+purchase orders, lead-time drift, identity problems, and, against the moving-average gamma baseline, forecast
+anomalies and bias drift over the last periods).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 
-from planning._baseline import BASELINE_SOURCE, gamma_quantiles, history_baseline
+from planning._baseline import DEFAULT_LEVELS, gamma_quantiles, history_baseline
+from planning._bootstrap import history_pool
 from planning._exceptions import (
     bias_drift,
     forecast_anomalies,
@@ -27,9 +31,17 @@ from planning._exceptions import (
 )
 from planning._history import demand_matrix, lead_time_pmf, lead_time_stats
 from planning._plan import Forecast
+from planning._policy import HistoryDemand
 from planning._supplier import choose_supplier
 
-__all__ = ["PlanInputs", "inputs_from_frames"]
+__all__ = ["BOOTSTRAP_SOURCE", "LT_PRIOR", "POOL_PERIODS", "PlanInputs", "inputs_from_frames"]
+
+#: Evidence label of the baseline demand source built here.
+BOOTSTRAP_SOURCE = "baseline:bootstrap"
+#: Periods of history (non-promoted ones) a unit's demand is resampled from (two years of weeks).
+POOL_PERIODS = 104
+#: Weight of the pooled lead-time distribution of all terms, in deliveries (the Dirichlet prior).
+LT_PRIOR = 4.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,10 +50,13 @@ class PlanInputs:
 
     Attributes:
         units: planning-unit frame (:data:`planning._plan.UNIT_COLUMNS` plus region, lead_time_source, ...).
-        forecast: the forecast distribution (baseline here).
-        lead_time_pmf: (N, K) lead-time distribution per unit.
+        forecast: the forecast distribution (baseline here, with its history source).
+        lead_time_pmf: (N, K) lead-time distribution per unit (the posterior predictive of
+            ``lead_time_counts`` where those are given).
         as_of: the planning date (start of the first future period).
         exceptions: data exceptions (supplier, identity, forecast anomalies) to route with the plan's own.
+        lead_time_counts: (N, K) Dirichlet parameters of each unit's lead-time distribution, for
+            :func:`planning._plan.plan`'s ``lead_time_counts``; None when no delivery was observed at all.
     """
 
     units: pl.DataFrame
@@ -49,6 +64,7 @@ class PlanInputs:
     lead_time_pmf: np.ndarray
     as_of: date
     exceptions: pl.DataFrame
+    lead_time_counts: np.ndarray | None = None
 
 
 def inputs_from_frames(
@@ -117,6 +133,9 @@ def inputs_from_frames(
         int(max(4, np.ceil(lead_times["lead_time_days"].max() / period_days) + 2)) if lead_times.height else 4
     )
     pmf = lead_time_pmf(units, lead_times, period_days, n_bins=n_bins)
+    counts = _lead_time_counts(units, lead_times, pmf, period_days)
+    if counts is not None:
+        pmf = counts / counts.sum(axis=1, keepdims=True)
     inv = (
         inventory.sort("date")
         .group_by("sku_id", "location_id")
@@ -160,12 +179,15 @@ def inputs_from_frames(
         np.int64
     )
     base = history_baseline(dm.qty, dm.promo, promo_future, interval=interval)
+    pool, pool_len = history_pool(dm.qty, dm.promo, POOL_PERIODS)
+    history = HistoryDemand(pool, pool_len, np.where(promo_future, base.lift[:, None], 1.0))
     forecast = Forecast(
-        levels=base.levels,
-        values=base.values,
+        levels=DEFAULT_LEVELS,
+        values=history.quantiles(DEFAULT_LEVELS),
         version=forecast_version or f"baseline-{last}",
         model_version=None,
-        source=BASELINE_SOURCE,
+        source=BOOTSTRAP_SOURCE,
+        history=history,
     )
 
     exc = [
@@ -205,4 +227,30 @@ def inputs_from_frames(
         )
         exc.append(bias_drift(long, last_periods=k))
     exceptions = pl.concat(exc)
-    return PlanInputs(units=units, forecast=forecast, lead_time_pmf=pmf, as_of=as_of, exceptions=exceptions)
+    return PlanInputs(units, forecast, pmf, as_of, exceptions, lead_time_counts=counts)
+
+
+def _lead_time_counts(
+    units: pl.DataFrame, lead_times: pl.DataFrame, pmf: np.ndarray, period_days: int
+) -> np.ndarray | None:
+    """Dirichlet parameters of each unit's lead-time distribution in periods, (N, K), or None.
+
+    A unit's observed deliveries per period bin (``lead_time_n`` x its empirical ``pmf``) plus
+    :data:`LT_PRIOR` pseudo-deliveries of the pooled distribution of all observed deliveries (the prior of
+    :func:`planning._history.shrink_pmf`). A unit whose term has no observed delivery counts its promised
+    lead time (``pmf``'s point mass) as :data:`LT_PRIOR` deliveries beside the pooled prior. None when no
+    delivery was observed at all (nothing to pool).
+    """
+    k = pmf.shape[1]
+    days = lead_times["lead_time_days"].drop_nulls().cast(pl.Float64).to_numpy() if lead_times.height else []
+    if not len(days):
+        return None
+    per = np.clip(np.ceil(days / period_days), 1, k - 1).astype(np.int64)  # planning._history's rule
+    pooled = np.bincount(per, minlength=k)[:k] / per.size
+    n_obs = (
+        units["lead_time_n"].fill_null(0).to_numpy().astype(np.float64)
+        if "lead_time_n" in units.columns
+        else np.zeros(units.height)
+    )
+    n_obs = np.where(n_obs > 0, n_obs, LT_PRIOR)  # no observation: the promise as LT_PRIOR deliveries
+    return n_obs[:, None] * pmf + LT_PRIOR * pooled[None, :]

@@ -1,15 +1,9 @@
-"""Simulated order-up-to levels from forecast quantiles and lead-time distributions (Monte-Carlo, Numba).
+"""Order-up-to levels and risks from simulated protection-interval demand (Numba).
 
-For each unit the *protection interval* of an order placed now is the lead time ``L`` (drawn from the unit's
-lead-time distribution) plus the review period ``R``. Each Monte-Carlo path draws ``L`` and then the demand of
-every period ``t < L + R`` independently by inversion of that period's forecast quantile function (linear
-between the given quantiles, an exponential upper tail matched to the last segment's density, zero floor;
-uniforms on a 4096-point grid so that inversion is one table lookup), giving paired samples of the demand
-until the order arrives, ``D_L``, and until the next order arrives, ``D_LR``.
-
-With a periodic-review order-up-to policy and backorders, the units short in the cycle that the order covers
-are ``(D_LR - S)^+ - (D_L - S)^+`` (Hadley & Whitin 1963; Silver, Pyke & Thomas 2017, ch. 7), so the fill rate
-at level ``S`` is
+The samples come from :func:`planning._policy.policy_samples` (forecast quantiles or a history bootstrap;
+orders crossing or not): paired draws of ``D_L`` and ``D_LR`` per unit. With a periodic-review order-up-to
+policy and backorders, the units short in the cycle that the order covers are ``(D_LR - S)^+ - (D_L - S)^+``
+(Hadley & Whitin 1963; Silver, Pyke & Thomas 2017, ch. 7), so the fill rate at level ``S`` is
 
     beta(S) = 1 - (E[(D_LR - S)^+] - E[(D_L - S)^+]) / E[D_LR - D_L]
 
@@ -21,9 +15,6 @@ suppliers.
 The fill rate only needs the two marginal distributions, so :func:`order_up_to_levels` may sort each row of
 the samples in place (``in_place=True``, what the planner does to save memory and time); sorted samples then
 also give ``E[min(D_LR, y)]`` for budget allocation by binary search.
-
-Randomness: a counter-based SplitMix64 keyed by ``(seed, unit, path, period)``, so results do not depend on
-the thread count or chunking; the seed comes from the caller's ``numpy.random.Generator`` (or is given).
 """
 
 from __future__ import annotations
@@ -33,7 +24,7 @@ import dataclasses
 import numba as nb
 import numpy as np
 
-from kernels._rng import GOLDEN, fmix64
+from planning._policy import HistoryDemand, ProtectionSamples, QuantileDemand, policy_samples
 
 __all__ = [
     "ProtectionSamples",
@@ -45,93 +36,7 @@ __all__ = [
     "warmup",
 ]
 
-# The counter-based generator is the kernels' SplitMix64 finaliser (one implementation for the project);
-# _M1/_M2 are its multipliers, reused here as salts for path keys.
-_GOLDEN = GOLDEN
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_fmix = fmix64
 _JIT = {"cache": True, "nogil": True}
-
-
-_LUT_BITS = 12
-_LUT_SIZE = 1 << _LUT_BITS  # uniforms are drawn on a 4096-point grid (midpoints): a table lookup, no search
-
-
-def _inverse_table(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Segment and weight of each grid uniform for the quantile function through levels ``p``.
-
-    Every case is ``v[lo] + w (v[lo + 1] - v[lo])``: inside, linear interpolation (0 <= w <= 1); below
-    ``p[0]`` the first segment extended (w < 0, floored at zero demand later); above ``p[-1]`` an exponential
-    tail whose density matches the last segment's, ``v[-1] + (v[-1] - v[-2]) (1 - p[-1]) / (p[-1] - p[-2])
-    log((1 - p[-1]) / (1 - u))``, i.e. ``lo = Q - 2`` and ``w = 1 + that factor``.
-
-    Returns:
-        ``(lo, w)``, each (4096,).
-    """
-    u = (np.arange(_LUT_SIZE) + 0.5) / _LUT_SIZE
-    q = p.shape[0]
-    if q == 1:
-        return np.zeros(_LUT_SIZE, dtype=np.int64), np.zeros(_LUT_SIZE)
-    lo = np.clip(np.searchsorted(p, u, side="right") - 1, 0, q - 2).astype(np.int64)
-    w = (u - p[lo]) / (p[lo + 1] - p[lo])
-    top = u > p[-1]
-    w[top] = 1.0 + (1.0 - p[-1]) / (p[-1] - p[-2]) * np.log((1.0 - p[-1]) / (1.0 - u[top]))
-    return lo, w
-
-
-@nb.njit(
-    nb.void(
-        nb.int64[:],
-        nb.float64[:],
-        nb.float32[:, :, :],
-        nb.float64[:, :],
-        nb.int64[:],
-        nb.uint64,
-        nb.int64[:],
-        nb.float32[:, :],
-        nb.float32[:, :],
-    ),
-    parallel=True,
-    **_JIT,
-)
-def _sample(
-    lut_lo, lut_w, values, lt_cdf, review, seed, unit_ids, out_l, out_lr
-):  # pragma: no cover - compiled
-    n, h, q = values.shape
-    n_paths = out_l.shape[1]
-    k = lt_cdf.shape[1]
-    mask = np.uint64(_LUT_SIZE - 1)
-    for i in nb.prange(n):
-        ukey = _fmix(seed ^ _fmix(np.uint64(unit_ids[i]) + _GOLDEN))
-        vi = values[i]
-        cdf = lt_cdf[i]
-        r = review[i]
-        for path in range(n_paths):
-            key = _fmix(ukey + np.uint64(path) * _M2)
-            # lead time: from the path key's own bits (periods use counters 1, 2, ...)
-            u = ((key >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
-            lt = 0
-            while lt < k - 1 and cdf[lt] < u:
-                lt += 1
-            d_l = 0.0
-            d_lr = 0.0
-            bits = np.uint64(0)
-            for t in range(lt + r):
-                slot = t % 5  # one 64-bit draw gives five 12-bit grid uniforms (counters 1, 2, ...)
-                if slot == 0:
-                    bits = _fmix(key + np.uint64(t // 5 + 1) * _GOLDEN)
-                j = (bits >> np.uint64(12 * slot)) & mask
-                lo = lut_lo[j]
-                row = vi[min(t, h - 1)]
-                d = row[lo] + lut_w[j] * (row[lo + 1] - row[lo])
-                if d < 0.0:
-                    d = 0.0
-                if t < lt:
-                    d_l += d
-                d_lr += d
-            out_l[i, path] = d_l
-            out_lr[i, path] = d_lr
 
 
 @nb.njit(nb.float64(nb.float32[:], nb.float64[:], nb.float64), **_JIT)
@@ -249,21 +154,6 @@ def _levels(
 
 
 @dataclasses.dataclass(frozen=True)
-class ProtectionSamples:
-    """Paired Monte-Carlo samples of demand over the lead time and over lead time plus review.
-
-    Attributes:
-        d_l: (N, P) float32 demand until an order placed now arrives.
-        d_lr: (N, P) float32 demand until the following order arrives.
-        is_sorted: each row of both arrays is ascending (the pairing of paths is then gone).
-    """
-
-    d_l: np.ndarray
-    d_lr: np.ndarray
-    is_sorted: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
 class UnitLevels:
     """Simulated policy levels and risks per unit, all (N,) float64.
 
@@ -292,70 +182,33 @@ class UnitLevels:
     lead_time_quantiles: np.ndarray
 
 
-def _check_quantiles(levels: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    p = np.ascontiguousarray(levels, dtype=np.float64)
-    v = np.asarray(values)
-    if v.ndim != 3 or v.shape[2] != p.shape[0]:
-        raise ValueError(f"quantile values: expected shape (N, H, {p.shape[0]}), got {v.shape}")
-    if p.ndim != 1 or np.any(p <= 0) or np.any(p >= 1) or np.any(np.diff(p) <= 0):
-        raise ValueError(f"quantile levels: expected increasing levels in (0, 1), got {p.tolist()}")
-    v = np.ascontiguousarray(v, dtype=np.float32)
-    if not np.all(np.isfinite(v)):
-        bad = np.argwhere(~np.isfinite(v))[0]
-        raise ValueError(f"quantile values: non-finite value at unit {bad[0]}, period {bad[1]}")
-    if np.any(np.diff(v, axis=2) < 0):
-        v = np.maximum.accumulate(v, axis=2)  # crossing quantiles (common in raw model output) are sorted out
-    return p, v
-
-
 def protection_samples(
     levels: np.ndarray,
     values: np.ndarray,
     lead_time_pmf: np.ndarray,
-    review: np.ndarray,
+    review: np.ndarray | int,
     n_paths: int,
     rng: np.random.Generator | int,
     *,
     unit_ids: np.ndarray | None = None,
+    crossing: bool = False,
+    lead_time_counts: np.ndarray | None = None,
 ) -> ProtectionSamples:
-    """Draw paired demand samples over the lead time and over lead time plus review, per unit.
+    """:func:`planning._policy.policy_samples` on forecast quantiles (:class:`QuantileDemand`).
 
-    Args:
-        levels: (Q,) quantile levels in (0, 1), increasing.
-        values: (N, H, Q) forecast quantiles per unit and future period (period 0 is the current one); periods
-            beyond H reuse period H-1.
-        lead_time_pmf: (N, K) probability of a lead time of 0..K-1 periods (rows sum to 1).
-        review: (N,) review period in periods (>= 1).
-        n_paths: P, Monte-Carlo paths per unit.
-        rng: source of the seed (a Generator), or the seed itself (an int).
-        unit_ids: (N,) global ids of the units (default 0..N-1): with the same seed a unit draws the same
-            numbers whichever chunk or subset it is planned in.
-
-    Returns:
-        :class:`ProtectionSamples`.
+    ``levels`` (Q,) and ``values`` (N, H, Q) are the quantiles; the other arguments are ``policy_samples``',
+    except that ``crossing`` defaults to one lead time per path here.
     """
-    p, v = _check_quantiles(levels, values)
-    n = v.shape[0]
-    pmf = np.asarray(lead_time_pmf, dtype=np.float64)
-    if pmf.ndim != 2 or pmf.shape[0] != n:
-        raise ValueError(f"lead_time_pmf: expected shape ({n}, K), got {pmf.shape}")
-    if np.any(pmf < 0) or not np.allclose(pmf.sum(axis=1), 1.0, atol=1e-6):
-        bad = int(np.flatnonzero((pmf < 0).any(axis=1) | ~np.isclose(pmf.sum(axis=1), 1.0, atol=1e-6))[0])
-        raise ValueError(f"lead_time_pmf row {bad}: expected probabilities >= 0 summing to 1")
-    review = np.array(np.broadcast_to(np.asarray(review, dtype=np.int64), (n,)))
-    if np.any(review < 1):
-        raise ValueError("review: expected review periods >= 1")
-    cdf = np.ascontiguousarray(np.cumsum(pmf, axis=1))
-    cdf[:, -1] = 1.0
-    seed = np.uint64(rng if isinstance(rng, int | np.integer) else rng.integers(0, 2**63 - 1))
-    ids = np.arange(n, dtype=np.int64) if unit_ids is None else np.ascontiguousarray(unit_ids, dtype=np.int64)
-    if ids.shape != (n,):
-        raise ValueError(f"unit_ids: expected shape ({n},), got {ids.shape}")
-    d_l = np.empty((n, n_paths), dtype=np.float32)
-    d_lr = np.empty((n, n_paths), dtype=np.float32)
-    lut_lo, lut_w = _inverse_table(p)
-    _sample(lut_lo, lut_w, v, cdf, review, seed, ids, d_l, d_lr)
-    return ProtectionSamples(d_l=d_l, d_lr=d_lr)
+    return policy_samples(
+        QuantileDemand(levels, values),
+        lead_time_pmf,
+        review,
+        n_paths,
+        rng,
+        unit_ids=unit_ids,
+        crossing=crossing,
+        lead_time_counts=lead_time_counts,
+    )
 
 
 def order_up_to_levels(
@@ -496,10 +349,9 @@ def expected_served(samples: ProtectionSamples, unit_of: np.ndarray, y: np.ndarr
 
 def warmup() -> None:
     """Compile the kernels on a tiny problem (call once at start-up, not on a user's first request)."""
-    rng = np.random.default_rng(0)
     vals = np.ones((2, 2, 3), dtype=np.float32) * np.array([0.0, 1.0, 2.0], dtype=np.float32)
-    smp = protection_samples(
-        np.array([0.1, 0.5, 0.9]), vals, np.array([[0.0, 1.0], [0.5, 0.5]]), np.array([1, 1]), 8, rng
-    )
+    pmf = np.array([[0.0, 1.0], [0.5, 0.5]])
+    smp = protection_samples(np.array([0.1, 0.5, 0.9]), vals, pmf, np.array([1, 1]), 8, 0, crossing=True)
+    policy_samples(HistoryDemand(np.ones((2, 2)), np.array([2, 1]), np.ones((2, 1))), pmf, 1, 8, 0)
     order_up_to_levels(smp, 0.9, np.zeros(2))
     expected_served(smp, np.array([0, 1]), np.array([1.0, 2.0]))

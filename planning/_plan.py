@@ -6,7 +6,10 @@ baseline) and the lead-time distribution of each unit's supplier, and returns pl
 and risks, recommendations with their evidence and route, purchase-order drafts, transfers and exceptions. It
 writes nothing; :func:`planning._store.save_plan` does.
 
-The hot path is array code: Monte-Carlo protection-interval samples and levels in Numba
+The hot path is array code: Monte-Carlo protection-interval samples from
+:func:`planning._policy.policy_samples` (the simulation the policy backtest measures: every order its own lead
+time by default, optionally each path its own lead-time distribution from a Dirichlet posterior; forecast
+quantiles, or a bootstrap of each unit's history for a baseline with a history source), levels in Numba
 (:mod:`planning._levels`), rounding and allocation in NumPy/Numba, frames in Polars; units are processed in
 chunks so memory stays bounded (``chunk_size x n_paths x 8`` bytes of samples at a time).
 """
@@ -21,7 +24,8 @@ import polars as pl
 
 from planning._allocate import Constraint, allocate_increments
 from planning._exceptions import EXCEPTION_SCHEMA, overstock, stockout_risk
-from planning._levels import effective_lot, expected_served, order_up_to_levels, protection_samples
+from planning._levels import effective_lot, expected_served, order_up_to_levels
+from planning._policy import HistoryDemand, QuantileDemand, check_lead_times, policy_samples
 from planning._rounding import BOUND_NAMES, round_order_quantity
 from planning._routing import RuleSet, route
 from planning._supplier import draft_purchase_orders
@@ -56,10 +60,13 @@ class Forecast:
 
     Attributes:
         levels: (Q,) quantile levels in (0, 1).
-        values: (N, H, Q) quantiles; row i belongs to unit row i.
+        values: (N, H, Q) quantiles; row i belongs to unit row i. With ``history`` these are what the evidence
+            reports (e.g. empirical quantiles of pool x factor, :meth:`HistoryDemand.quantiles`).
         version: forecast version (run id) written to the evidence.
         model_version: model version, or None for a baseline.
-        source: ``"model:<name>"`` or a baseline label (``baseline:moving_average_gamma``).
+        source: ``"model:<name>"`` or a baseline label (``baseline:bootstrap``).
+        history: a history source to simulate from instead of the quantiles (a baseline that bootstraps each
+            unit's own history, as the policy backtest does), or None.
     """
 
     levels: np.ndarray
@@ -67,6 +74,16 @@ class Forecast:
     version: str
     model_version: str | None
     source: str
+    history: HistoryDemand | None = None
+
+    def __post_init__(self) -> None:
+        n = np.shape(self.values)[0]
+        if self.history is not None and self.history.n_units != n:
+            raise ValueError(f"Forecast: history has {self.history.n_units} units but values has {n}")
+
+    def demand(self) -> QuantileDemand | HistoryDemand:
+        """The demand source the simulation draws from: the history when given, else the quantiles."""
+        return self.history if self.history is not None else QuantileDemand(self.levels, self.values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +123,9 @@ class PlanConfig:
         transfer_cost_rate: cost of moving one unit, as a share of its unit cost.
         expedite_premium: extra cost per unit of expediting / an extra order, share of unit cost.
         risk_quantile: quantile of demand before the next delivery used for transfer shortfalls.
+        crossing: every order draws its own lead time, so orders may cross (suppliers whose deliveries are
+            independent); False: one lead time per path (orders arrive in sequence; over-stocks when lead
+            times are independent per order).
     """
 
     period_days: int = 7
@@ -117,6 +137,7 @@ class PlanConfig:
     transfer_cost_rate: float = 0.05
     expedite_premium: float = 0.25
     risk_quantile: float = 0.9
+    crossing: bool = True
 
     def __post_init__(self) -> None:
         if self.n_paths < 16 or self.chunk_size < 1 or self.period_days < 1:
@@ -210,6 +231,7 @@ def plan(
     lead_time_pmf: np.ndarray,
     *,
     as_of: date,
+    lead_time_counts: np.ndarray | None = None,
     config: PlanConfig = PlanConfig(),
     rules: RuleSet | None = None,
     budgets: tuple[Budget, ...] = (),
@@ -226,6 +248,10 @@ def plan(
         forecast: the forecast distribution.
         lead_time_pmf: (N, K) lead-time distribution in periods of each unit's chosen supplier.
         as_of: planning date (period 0 starts here).
+        lead_time_counts: (N, K) Dirichlet parameters of each unit's lead-time distribution (deliveries per
+            period bin plus prior pseudo-deliveries, see :func:`planning._inputs.inputs_from_frames`): each
+            Monte-Carlo path then draws its own lead-time distribution, so the uncertainty about a term's
+            delay tail counts; None: ``lead_time_pmf`` is taken as known.
         config: run parameters.
         rules: routing rules (None: everything is routed by the built-in default, auto-approve).
         budgets: shared money limits.
@@ -240,7 +266,8 @@ def plan(
     values = np.asarray(forecast.values)
     n = values.shape[0]
     u = _validate_units(units, n)
-    pmf = np.asarray(lead_time_pmf, dtype=np.float64)
+    pmf, counts = check_lead_times(lead_time_pmf, lead_time_counts, n)
+    demand = forecast.demand()
     col = lambda c: u[c].to_numpy().astype(np.float64)  # noqa: E731
     on_hand, on_order, back, committed = col("on_hand"), col("on_order"), col("backorders"), col("committed")
     position = on_hand + on_order - back - committed
@@ -248,8 +275,8 @@ def plan(
     max_qty = np.where(np.isnan(max_qty) | (max_qty <= 0), np.inf, max_qty)
     target = col("fill_target")
     review = u["review_periods"].to_numpy().astype(np.int64)
-    mean_per_period = values.mean(axis=2)  # (N, H): mean of the quantile function (midpoint rule)
-    h = values.shape[1]
+    mean_per_period = demand.mean()  # (N, H)
+    h = mean_per_period.shape[1]
     mean_review = np.take_along_axis(
         np.cumsum(mean_per_period, axis=1), np.minimum(review, h)[:, None] - 1, axis=1
     )[:, 0]
@@ -278,14 +305,15 @@ def plan(
     inc_parts = []  # per chunk: (unit_of, step, size, gain) of the order increments, for shared constraints
     for c0 in range(0, n, config.chunk_size):
         sl = slice(c0, min(c0 + config.chunk_size, n))
-        smp = protection_samples(
-            forecast.levels,
-            values[sl],
+        smp = policy_samples(
+            demand.rows(sl),
             pmf[sl],
             review[sl],
             config.n_paths,
             config.seed,
             unit_ids=np.arange(sl.start, sl.stop),
+            crossing=config.crossing,
+            lead_time_counts=None if counts is None else counts[sl],
         )
         lv = order_up_to_levels(
             smp,
@@ -364,7 +392,7 @@ def plan(
     purchases = _evidence(unit_frame.filter(pl.col("order_qty") > 0), forecast, config, "purchase")
     recs = [purchases]
     if confirmed_supply is not None and confirmed_supply.height:
-        recs.append(_constrained(unit_frame, confirmed_supply, forecast, pmf, review, config))
+        recs.append(_constrained(unit_frame, confirmed_supply, forecast, pmf, counts, review, config))
     if "region" in unit_frame.columns:
         recs.append(_transfers(unit_frame, out["d_l_risk"], forecast, config))
     recommendations = (
@@ -406,6 +434,8 @@ def plan(
         "n_units": n,
         "n_paths": config.n_paths,
         "seed": config.seed,
+        "crossing": config.crossing,
+        "lead_time_posterior": counts is not None,
         "period_days": config.period_days,
         "n_recommendations": recommendations.height,
         "n_exceptions": exceptions.height,
@@ -521,7 +551,7 @@ def _evidence(frame: pl.DataFrame, forecast: Forecast, config: PlanConfig, kind:
     return frame.with_columns(add)
 
 
-def _constrained(unit_frame, confirmed, forecast, pmf, review, config):
+def _constrained(unit_frame, confirmed, forecast, pmf, counts, review, config):
     """Allocation recommendations for SKUs whose supplier confirmed less than the plan asks."""
     ids = unit_frame.with_row_index("_i").filter(
         (pl.col("order_qty") > 0) & pl.col("sku_id").is_in(confirmed["sku_id"].implode())
@@ -529,14 +559,15 @@ def _constrained(unit_frame, confirmed, forecast, pmf, review, config):
     if not ids.height:
         return pl.DataFrame()
     idx = ids["_i"].to_numpy().astype(np.int64)
-    smp = protection_samples(
-        forecast.levels,
-        np.asarray(forecast.values)[idx],
+    smp = policy_samples(
+        forecast.demand().rows(idx),
         pmf[idx],
         review[idx],
         config.n_paths,
         config.seed,
         unit_ids=idx,
+        crossing=config.crossing,
+        lead_time_counts=None if counts is None else counts[idx],
     )
     req = ids.select(
         "sku_id",

@@ -3,9 +3,18 @@
 import numpy as np
 import pytest
 
-from planning._bootstrap import bootstrap_protection_samples, history_pool
+from planning._bootstrap import history_pool
 from planning._levels import order_up_to_levels
+from planning._policy import HistoryDemand, policy_samples
 from planning._replay import replay_policy
+
+
+def bootstrap_protection_samples(
+    pool, pool_len, factor, pmf, review, n_paths, seed, *, crossing=False, mean_uncertainty=False, **kw
+):
+    """The history source through the policy's entry point (one lead time per path unless crossing)."""
+    src = HistoryDemand(pool, pool_len, factor, mean_uncertainty=mean_uncertainty)
+    return policy_samples(src, pmf, review, n_paths, seed, crossing=crossing, **kw)
 
 
 def _pmf(n, probs):
@@ -125,7 +134,13 @@ def test_lead_time_posterior_draws_widen_the_pipeline_spread():
     # outstanding orders 1 + Binomial(4, p): var 4 p (1 - p) = 1 at p = 1/2; with p ~ Beta(3, 3) (the
     # posterior share of 5-period lead times) 4 (E p - E p^2) + 16 var p = 0.857 + 0.571 = 1.43
     assert 1.3 < b.d_lr.var() / a.d_lr.var() < 1.6
-    with pytest.raises(ValueError, match="lead_time_counts"):
+    # one lead time per path: a draw of the distribution then one lead time from it is a draw from the
+    # posterior predictive (the normalised counts), so the spread is the plain pmf's
+    c = bootstrap_protection_samples(
+        pool, np.array([10]), np.ones((n, 1)), pmf, 1, 20000, 2, lead_time_counts=counts
+    )
+    assert abs((c.d_l == 50).mean() - 0.5) < 0.015 and set(np.unique(c.d_l)) == {10.0, 50.0}
+    with pytest.raises(ValueError, match="lead_time_counts row 0"):
         bootstrap_protection_samples(
-            pool, np.array([10]), np.ones((n, 1)), pmf, 1, 8, 2, lead_time_counts=counts
+            pool, np.array([10]), np.ones((n, 1)), pmf, 1, 8, 2, lead_time_counts=-counts
         )

@@ -64,7 +64,7 @@ def test_every_recommendation_kind_carries_complete_evidence(inputs):
     for row in recs.iter_rows(named=True):
         doc = evidence_record(row)
         assert missing_evidence(doc) == [], (row["kind"], missing_evidence(doc))
-        assert doc["forecast"]["source"] == "baseline:moving_average_gamma"
+        assert doc["forecast"]["source"] == "baseline:bootstrap"
         assert doc["simulation"]["n_paths"] == 256
     assert all(len(v) > 20 for v in REQUIRED_EVIDENCE.values())
     alloc = recs.filter(pl.col("kind") == "allocation")

@@ -179,6 +179,7 @@ class HistoryDemand:
         plen = np.asarray(self.pool_len, dtype=np.int64)
         p = np.asarray(levels, dtype=np.float64)
         srt = np.sort(np.where(np.arange(pool.shape[1])[None, :] < plen[:, None], pool, np.inf), axis=1)
+        srt[np.isinf(srt)] = 0.0  # padding (only reached by empty pools)
         pos = p[None, :] * np.maximum(plen - 1, 0)[:, None]  # (N, Q)
         lo = np.floor(pos).astype(np.int64)
         hi = np.minimum(lo + 1, np.maximum(plen - 1, 0)[:, None])
@@ -515,6 +516,8 @@ def policy_samples(
     Raises:
         ValueError: an input of the wrong shape or out of range, naming it (and the first bad row).
     """
+    if not isinstance(demand, QuantileDemand | HistoryDemand):
+        raise TypeError(f"demand: expected QuantileDemand or HistoryDemand, got {type(demand).__name__}")
     n = demand.n_units
     pmf, counts = check_lead_times(lead_time_pmf, lead_time_counts, n)
     review = np.array(np.broadcast_to(np.asarray(review, dtype=np.int64), (n,)))
@@ -536,13 +539,11 @@ def policy_samples(
         mean_se = demand.mean_standard_error() if demand.mean_uncertainty else np.zeros(n)
         kind, values = _HISTORY, np.zeros((1, 1, 1), np.float32)
         lut_lo, lut_w = np.zeros(1, np.int64), np.zeros(1)
-    elif isinstance(demand, QuantileDemand):
+    else:
         p, values = _check_quantiles(demand.levels, demand.values)
         lut_lo, lut_w = _inverse_table(p)
         kind, mean_se = _QUANTILES, np.zeros(n)
         pool, plen, factor = np.zeros((1, 1)), np.ones(n, np.int64), np.ones((1, 1))
-    else:
-        raise TypeError(f"demand: expected QuantileDemand or HistoryDemand, got {type(demand).__name__}")
     d_l = np.empty((n, n_paths), dtype=np.float32)
     d_lr = np.empty((n, n_paths), dtype=np.float32)
     mean_se = np.ascontiguousarray(mean_se, dtype=np.float64)

@@ -397,6 +397,7 @@ def _period_demand(kind, bits, i, j, pool, m, factor, lut_lo, lut_w, values):  #
         nb.int64[:],
         nb.float64[:],
         nb.boolean,
+        nb.int64,
         nb.float32[:, :],
         nb.float32[:, :],
     ),
@@ -418,32 +419,35 @@ def _protection_paths(
     unit_ids,
     mean_se,
     crossing,
+    n_lt_draws,
     out_l,
     out_lr,
 ):  # pragma: no cover - compiled
     """The one Monte-Carlo loop of the protection interval; ``kind`` picks how a period's demand is drawn.
 
     Counters of a path key: the key itself gives the cycle position ``r`` (crossing) or the lead time (one
-    per path); ``fmix(key)`` the mean multiplier; ``fmix(key ^ M1)`` the path's lead-time distribution;
-    draws 1, 2, ... the periods' demands and (crossing) the earlier orders' lead times, in loop order.
+    per path); ``fmix(key)`` the mean multiplier; draws 1, 2, ... the periods' demands and (crossing) the
+    earlier orders' lead times, in loop order. Path ``p`` uses lead-time distribution ``p % n_lt_draws``,
+    drawn from the Dirichlet posterior with ``fmix(key(p % n_lt_draws) ^ M1)``.
     """
     n = out_l.shape[0]
     n_paths = out_l.shape[1]
     k = lt_cdf.shape[1]
-    draw_pmf = lt_alpha.shape[1] == k
+    n_draws = min(n_lt_draws, n_paths) if lt_alpha.shape[1] == k else 0
     for i in nb.prange(n):
         ukey = _fmix(seed ^ _fmix(np.uint64(unit_ids[i]) + _GOLDEN))
         m = np.uint64(pool_len[i]) if kind == _HISTORY else np.uint64(1)
-        cdf = lt_cdf[i].copy()
         r_len = review[i]
+        if m == 0:  # an empty history pool: no demand
+            out_l[i, :] = 0.0
+            out_lr[i, :] = 0.0
+            continue
+        cdfs = np.empty((max(n_draws, 1), k))
+        for g in range(n_draws):  # lead-time distributions: draws from the unit's Dirichlet posterior
+            _posterior_cdf(_fmix(_fmix(ukey + np.uint64(g) * _M2) ^ _M1), lt_alpha[i], lt_cdf[i], cdfs[g])
         for path in range(n_paths):
-            if m == 0:  # an empty history pool: no demand
-                out_l[i, path] = 0.0
-                out_lr[i, path] = 0.0
-                continue
             key = _fmix(ukey + np.uint64(path) * _M2)
-            if draw_pmf:  # this path's lead-time distribution: a draw from its Dirichlet posterior
-                _posterior_cdf(_fmix(key ^ _M1), lt_alpha[i], lt_cdf[i], cdf)
+            cdf = cdfs[path % n_draws] if n_draws > 0 else lt_cdf[i]
             d_l = 0.0
             d_lr = 0.0
             if crossing:
@@ -493,6 +497,7 @@ def policy_samples(
     unit_ids: np.ndarray | None = None,
     crossing: bool = True,
     lead_time_counts: np.ndarray | None = None,
+    lead_time_draws: int | None = None,
 ) -> ProtectionSamples:
     """Paired protection-interval demand samples per unit: the policy's one simulation entry point.
 
@@ -509,6 +514,9 @@ def policy_samples(
             time per path.
         lead_time_counts: (N, K) Dirichlet parameters of each unit's lead-time distribution (deliveries per
             bin plus prior pseudo-deliveries): each path draws its own distribution from that posterior.
+        lead_time_draws: distinct lead-time distributions drawn per unit from that posterior (path ``p`` uses
+            draw ``p mod lead_time_draws``); None: one per path. A Monte-Carlo resolution like ``n_paths``:
+            each draw costs K gamma variates, the bulk of the work when every path draws its own.
 
     Returns:
         :class:`ProtectionSamples` with (N, P) float32 arrays.
@@ -525,6 +533,8 @@ def policy_samples(
         raise ValueError(f"review row {int(np.flatnonzero(review < 1)[0])}: expected a review period >= 1")
     if n_paths < 1:
         raise ValueError(f"n_paths={n_paths}: expected >= 1")
+    if lead_time_draws is not None and lead_time_draws < 1:
+        raise ValueError(f"lead_time_draws={lead_time_draws}: expected >= 1 or None (one per path)")
     ids = np.arange(n, dtype=np.int64) if unit_ids is None else np.ascontiguousarray(unit_ids, dtype=np.int64)
     if ids.shape != (n,):
         raise ValueError(f"unit_ids: expected shape ({n},), got {ids.shape}")
@@ -548,5 +558,6 @@ def policy_samples(
     d_lr = np.empty((n, n_paths), dtype=np.float32)
     mean_se = np.ascontiguousarray(mean_se, dtype=np.float64)
     args = (pool, plen, factor, lut_lo, lut_w, values, cdf, alpha, review, seed, ids, mean_se)
-    _protection_paths(kind, *args, bool(crossing), d_l, d_lr)
+    n_lt_draws = n_paths if lead_time_draws is None else int(lead_time_draws)
+    _protection_paths(kind, *args, bool(crossing), n_lt_draws, d_l, d_lr)
     return ProtectionSamples(d_l=d_l, d_lr=d_lr)

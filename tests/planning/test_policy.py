@@ -95,20 +95,25 @@ def test_same_seed_same_samples_whatever_the_chunk(source):
         src = QuantileDemand(LEVELS, np.sort(rng.gamma(2.0, 3.0, (n, 4, 3)), axis=2).astype(np.float32))
     else:
         src = HistoryDemand(rng.poisson(3.0, (n, 30)).astype(float), rng.integers(0, 31, n), np.ones((n, 4)))
-    whole = policy_samples(src, pmf, 2, 128, 42, lead_time_counts=counts)
-    for chunk in (1, 4):
-        for c0 in range(0, n, chunk):
-            sl = slice(c0, min(c0 + chunk, n))
-            part = policy_samples(
-                src.rows(sl),
-                pmf[sl],
-                2,
-                128,
-                42,
-                unit_ids=np.arange(sl.start, sl.stop),
-                lead_time_counts=counts[sl],
-            )
-            assert np.array_equal(part.d_lr, whole.d_lr[sl]) and np.array_equal(part.d_l, whole.d_l[sl])
+    for draws in (None, 5):
+        whole = policy_samples(src, pmf, 2, 128, 42, lead_time_counts=counts, lead_time_draws=draws)
+        for chunk in (1, 4):
+            for c0 in range(0, n, chunk):
+                sl = slice(c0, min(c0 + chunk, n))
+                part = policy_samples(
+                    src.rows(sl),
+                    pmf[sl],
+                    2,
+                    128,
+                    42,
+                    unit_ids=np.arange(sl.start, sl.stop),
+                    lead_time_counts=counts[sl],
+                    lead_time_draws=draws,
+                )
+                assert np.array_equal(part.d_lr, whole.d_lr[sl]) and np.array_equal(part.d_l, whole.d_l[sl])
+    # as many posterior draws as paths is one per path
+    every = policy_samples(src, pmf, 2, 128, 42, lead_time_counts=counts, lead_time_draws=128)
+    assert np.array_equal(every.d_lr, policy_samples(src, pmf, 2, 128, 42, lead_time_counts=counts).d_lr)
     assert not np.array_equal(policy_samples(src, pmf, 2, 128, 43, lead_time_counts=counts).d_lr, whole.d_lr)
 
 
@@ -172,7 +177,7 @@ def test_plan_with_a_history_source_is_the_backtests_policy():
     counts = 10 * pmf + LT_PRIOR / 6
     fc = Forecast(LEVELS, src.quantiles(LEVELS), "v", None, "baseline:bootstrap", history=src)
     units = _units(n)
-    cfg = PlanConfig(n_paths=300, seed=5, chunk_size=5)
+    cfg = PlanConfig(n_paths=300, seed=5, chunk_size=5, lead_time_draws=None)  # one per path, as there
     got = plan(units, fc, pmf, as_of=date(2026, 1, 5), lead_time_counts=counts, config=cfg).units
     smp = policy_samples(src, pmf, 1, 300, 5, lead_time_counts=counts)
     lot = effective_lot(np.ones(n), np.zeros(n), src.mean()[:, 0])

@@ -2,7 +2,8 @@
 
 Inputs are generated here with NumPy (fixed seed) rather than by the sales generator, since the forecasts are
 given: 20,000 SKUs x 50 stores in 5 regions, 200 suppliers with empirical lead-time distributions, pack /
-MOQ / max terms, 30% intermittent units, 9 forecast quantiles per unit for 8 weekly periods, a budget per supplier.
+MOQ / max terms, 30% intermittent units, 9 forecast quantiles per unit for 8 weekly periods, a budget per
+supplier.
 The timed call is the whole ``planning.plan`` with the policy the backtest measures: Monte-Carlo levels (256
 paths per unit, every order its own lead time so orders cross, each supplier's lead-time distribution drawn
 from its Dirichlet posterior: 26 observed deliveries plus 4 pooled pseudo-deliveries, 32 posterior draws per

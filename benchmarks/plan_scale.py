@@ -6,9 +6,9 @@ MOQ / max terms, 30% intermittent units, 9 forecast quantiles per unit for 8 wee
 supplier.
 The timed call is the whole ``planning.plan`` with the policy the backtest measures: Monte-Carlo levels (256
 paths per unit, every order its own lead time so orders cross, each supplier's lead-time distribution drawn
-from its Dirichlet posterior: 26 observed deliveries plus 4 pooled pseudo-deliveries, 32 posterior draws per
-unit), rounding, budget cuts, transfers, exceptions, routing with ``configs/routing.yaml`` and PO drafts
-(writing to the store is not included). ``--no-crossing`` / ``--no-posterior`` measure without them.
+from its Dirichlet posterior: 26 observed deliveries plus 4 pooled pseudo-deliveries), rounding, budget cuts,
+transfers, exceptions, routing with ``configs/routing.yaml`` and PO drafts (writing to the store is not
+included). ``--no-crossing`` / ``--no-posterior`` measure without them.
 Reference in the same process: the classic closed-form order-up-to (normal approximation,
 ``planning._classic``) for the same units. Medians of ``--repeats`` runs; peak resident memory reported.
 
@@ -184,7 +184,6 @@ def main() -> None:
                 "paths": a.paths,
                 "crossing": not a.no_crossing,
                 "lead_time_posterior": counts is not None,
-                "lead_time_draws": res.meta["lead_time_draws"],
                 "seconds": round(med, 2),
                 "runs": [round(x, 2) for x in times],
                 "ref_seconds": round(ref, 3),

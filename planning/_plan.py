@@ -126,10 +126,6 @@ class PlanConfig:
         crossing: every order draws its own lead time, so orders may cross (suppliers whose deliveries are
             independent); False: one lead time per path (orders arrive in sequence; over-stocks when lead
             times are independent per order).
-        lead_time_draws: with ``lead_time_counts``, lead-time distributions drawn per unit from their
-            posterior, shared round-robin by the paths (None: one per path, as the policy backtest does). A
-            Monte-Carlo resolution like ``n_paths``: one draw per path would make the posterior ~4x the cost
-            of the rest of the simulation (K gamma variates per draw).
     """
 
     period_days: int = 7
@@ -142,13 +138,10 @@ class PlanConfig:
     expedite_premium: float = 0.25
     risk_quantile: float = 0.9
     crossing: bool = True
-    lead_time_draws: int | None = 32
 
     def __post_init__(self) -> None:
         if self.n_paths < 16 or self.chunk_size < 1 or self.period_days < 1:
             raise ValueError("PlanConfig: n_paths >= 16, chunk_size >= 1 and period_days >= 1 are required")
-        if self.lead_time_draws is not None and self.lead_time_draws < 1:
-            raise ValueError(f"PlanConfig: lead_time_draws={self.lead_time_draws}, expected >= 1 or None")
         if not 0 < self.stockout_threshold < 1 or not 0 < self.risk_quantile < 1:
             raise ValueError("PlanConfig: stockout_threshold and risk_quantile must lie in (0, 1)")
 
@@ -321,7 +314,6 @@ def plan(
             unit_ids=np.arange(sl.start, sl.stop),
             crossing=config.crossing,
             lead_time_counts=None if counts is None else counts[sl],
-            lead_time_draws=config.lead_time_draws,
         )
         lv = order_up_to_levels(
             smp,
@@ -444,7 +436,6 @@ def plan(
         "seed": config.seed,
         "crossing": config.crossing,
         "lead_time_posterior": counts is not None,
-        "lead_time_draws": config.lead_time_draws if counts is not None else None,
         "period_days": config.period_days,
         "n_recommendations": recommendations.height,
         "n_exceptions": exceptions.height,
@@ -577,7 +568,6 @@ def _constrained(unit_frame, confirmed, forecast, pmf, counts, review, config):
         unit_ids=idx,
         crossing=config.crossing,
         lead_time_counts=None if counts is None else counts[idx],
-        lead_time_draws=config.lead_time_draws,
     )
     req = ids.select(
         "sku_id",

@@ -34,11 +34,14 @@ Lead times (``crossing``):
   times are independent per order this overstates the spread (the whole pipeline late at once) and
   over-stocks.
 
-Lead-time uncertainty (``lead_time_counts``): each path draws its own lead-time distribution from the
-Dirichlet posterior with those parameters (observed deliveries per period bin plus prior pseudo-deliveries,
-see :func:`planning._history.shrink_pmf`), so that the uncertainty about a term's delay tail, which every
-order in the pipeline shares, counts. With one lead time per path this equals drawing it from the posterior
-predictive (the normalised counts).
+Lead-time uncertainty (``lead_time_counts``): each path has its own lead-time distribution ``theta`` drawn
+from the Dirichlet posterior with those parameters ``alpha`` (observed deliveries per period bin plus prior
+pseudo-deliveries, see :func:`planning._history.shrink_pmf`), its orders' lead times independent given
+``theta``, so that the uncertainty about a term's delay tail, which every order in the pipeline shares,
+counts. ``theta`` is integrated out exactly rather than drawn: the lead times of one path are then a Polya urn
+(Blackwell & MacQueen 1973), ``P(L_c = b | L_0..L_c-1) = (alpha_b + #{L = b so far}) / (sum alpha + c)``, one
+uniform per lead time and no gamma variates, the same joint distribution at a fraction of the cost. With one
+lead time per path this is a draw from the posterior predictive (the normalised counts).
 
 Randomness: a counter-based SplitMix64 (:func:`kernels._rng.fmix64`) keyed by ``(seed, unit, path)`` with one
 counter per draw, so results do not depend on the thread count or chunking; the seed comes from the caller's
@@ -297,54 +300,15 @@ def _mean_multiplier(key, se):  # pragma: no cover - compiled
     return max(1.0 + se * z, 0.0)
 
 
-@nb.njit(nb.float64(nb.uint64, nb.float64), **_JIT)
-def _gamma(key, a):  # pragma: no cover - compiled
-    """Gamma(a, 1) from the counter stream ``key`` (Marsaglia & Tsang 2000; a < 1 boosted by U^(1/a))."""
-    boost = 1.0
-    c0 = np.uint64(1)
-    if a < 1.0:
-        boost = _unit_uniform(_fmix(key + c0 * _GOLDEN)) ** (1.0 / a)
-        c0 += np.uint64(1)
-        a += 1.0
-    d = a - 1.0 / 3.0
-    cc = 1.0 / np.sqrt(9.0 * d)
-    for it in range(64):
-        u1 = _unit_uniform(_fmix(key + (c0 + np.uint64(3 * it)) * _GOLDEN))
-        u2 = _unit_uniform(_fmix(key + (c0 + np.uint64(3 * it + 1)) * _GOLDEN))
-        x = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
-        v = (1.0 + cc * x) ** 3
-        if v <= 0.0:
-            continue
-        u = _unit_uniform(_fmix(key + (c0 + np.uint64(3 * it + 2)) * _GOLDEN))
-        if np.log(u) < 0.5 * x * x + d - d * v + d * np.log(v):
-            return d * v * boost
-    return d * boost  # not reached in practice (acceptance > 95% per try)
-
-
-@nb.njit(nb.void(nb.uint64, nb.float64[:], nb.float64[:], nb.float64[:]), **_JIT)
-def _posterior_cdf(gkey, alpha, mean_cdf, cdf):  # pragma: no cover - compiled
-    """``cdf`` := the CDF of one draw from Dirichlet(``alpha``) (normalised gammas), from stream ``gkey``."""
-    k = alpha.shape[0]
+@nb.njit(nb.int64(nb.float64[:], nb.float64, nb.int64), **_JIT)
+def _lead_time(weight, target, k_max):  # pragma: no cover - compiled
+    """The first bin whose cumulative weight reaches ``target`` (a uniform times the total weight)."""
     acc = 0.0
-    for b in range(k):
-        g = _gamma(gkey + np.uint64(b) * _M2, alpha[b]) if alpha[b] > 0.0 else 0.0
-        acc += g
-        cdf[b] = acc
-    if acc <= 0.0:  # every gamma underflowed (only tiny parameters): the posterior mean instead
-        cdf[:] = mean_cdf
-        return
-    for b in range(k):
-        cdf[b] /= acc
-    cdf[k - 1] = 1.0
-
-
-@nb.njit(nb.int64(nb.float64[:], nb.float64), **_JIT)
-def _lead_time(cdf, u):  # pragma: no cover - compiled
-    k = cdf.shape[0]
-    lt = 0
-    while lt < k - 1 and cdf[lt] < u:
-        lt += 1
-    return lt
+    for lt in range(k_max):
+        acc += weight[lt]
+        if acc >= target:
+            return lt
+    return k_max
 
 
 @nb.njit(
@@ -391,13 +355,13 @@ def _period_demand(kind, bits, i, j, pool, m, factor, lut_lo, lut_w, values):  #
         nb.float64[:],
         nb.float32[:, :, :],
         nb.float64[:, :],
-        nb.float64[:, :],
+        nb.int64[:],
+        nb.boolean,
         nb.int64[:],
         nb.uint64,
         nb.int64[:],
         nb.float64[:],
         nb.boolean,
-        nb.int64,
         nb.float32[:, :],
         nb.float32[:, :],
     ),
@@ -412,42 +376,43 @@ def _protection_paths(
     lut_lo,
     lut_w,
     values,
-    lt_cdf,
-    lt_alpha,
+    lt_weight,
+    lt_k_max,
+    urn,
     review,
     seed,
     unit_ids,
     mean_se,
     crossing,
-    n_lt_draws,
     out_l,
     out_lr,
 ):  # pragma: no cover - compiled
     """The one Monte-Carlo loop of the protection interval; ``kind`` picks how a period's demand is drawn.
 
-    Counters of a path key: the key itself gives the cycle position ``r`` (crossing) or the lead time (one
-    per path); ``fmix(key)`` the mean multiplier; draws 1, 2, ... the periods' demands and (crossing) the
-    earlier orders' lead times, in loop order. Path ``p`` uses lead-time distribution ``p % n_lt_draws``,
-    drawn from the Dirichlet posterior with ``fmix(key(p % n_lt_draws) ^ M1)``.
+    Lead times are drawn from the weights ``lt_weight[i]`` (a pmf, or with ``urn`` Dirichlet parameters whose
+    Polya urn gains one ball per lead time drawn in the path). Counters of a path key: the key itself gives
+    the cycle position ``r`` (crossing) or the lead time (one per path); ``fmix(key)`` the mean multiplier;
+    draws 1, 2, ... the periods' demands and (crossing) the earlier orders' lead times, in loop order.
     """
     n = out_l.shape[0]
     n_paths = out_l.shape[1]
-    k = lt_cdf.shape[1]
-    n_draws = min(n_lt_draws, n_paths) if lt_alpha.shape[1] == k else 0
     for i in nb.prange(n):
         ukey = _fmix(seed ^ _fmix(np.uint64(unit_ids[i]) + _GOLDEN))
         m = np.uint64(pool_len[i]) if kind == _HISTORY else np.uint64(1)
         r_len = review[i]
-        if m == 0:  # an empty history pool: no demand
-            out_l[i, :] = 0.0
-            out_lr[i, :] = 0.0
-            continue
-        cdfs = np.empty((max(n_draws, 1), k))
-        for g in range(n_draws):  # lead-time distributions: draws from the unit's Dirichlet posterior
-            _posterior_cdf(_fmix(_fmix(ukey + np.uint64(g) * _M2) ^ _M1), lt_alpha[i], lt_cdf[i], cdfs[g])
+        k_max = lt_k_max[i]  # no lead time beyond this bin (an urn only adds balls where there are some)
+        w0 = lt_weight[i]
+        w = w0.copy()
+        w0_sum = w0.sum()
         for path in range(n_paths):
+            if m == 0:  # an empty history pool: no demand
+                out_l[i, path] = 0.0
+                out_lr[i, path] = 0.0
+                continue
             key = _fmix(ukey + np.uint64(path) * _M2)
-            cdf = cdfs[path % n_draws] if n_draws > 0 else lt_cdf[i]
+            if urn:  # this path's urn starts from the posterior's parameters
+                w[:] = w0
+            tot = w0_sum
             d_l = 0.0
             d_lr = 0.0
             if crossing:
@@ -464,9 +429,12 @@ def _protection_paths(
                         d_l += d
                 # earlier cycles: outstanding when their order's own lead time L >= r + cycle * R + 1
                 first = r + 1
-                while first <= k - 1 and cdf[first - 1] < 1.0:  # no later cycle can be outstanding past there
-                    lt = _lead_time(cdf, _unit_uniform(_fmix(key + c * _GOLDEN)))
+                while first <= k_max:
+                    lt = _lead_time(w, _unit_uniform(_fmix(key + c * _GOLDEN)) * tot, k_max)
                     c += np.uint64(1)
+                    if urn:
+                        w[lt] += 1.0
+                        tot += 1.0
                     if lt >= first:
                         for j in range(first, first + r_len):
                             bits = _fmix(key + c * _GOLDEN)
@@ -475,7 +443,7 @@ def _protection_paths(
                     first += r_len
                 d_lr += d_l
             else:
-                lt = _lead_time(cdf, _unit_uniform(key))
+                lt = _lead_time(w, _unit_uniform(key) * tot, k_max)
                 for t in range(lt + r_len):
                     bits = _fmix(key + np.uint64(t + 1) * _GOLDEN)
                     d = _period_demand(kind, bits, i, t, pool, m, factor, lut_lo, lut_w, values)
@@ -497,7 +465,6 @@ def policy_samples(
     unit_ids: np.ndarray | None = None,
     crossing: bool = True,
     lead_time_counts: np.ndarray | None = None,
-    lead_time_draws: int | None = None,
 ) -> ProtectionSamples:
     """Paired protection-interval demand samples per unit: the policy's one simulation entry point.
 
@@ -514,9 +481,6 @@ def policy_samples(
             time per path.
         lead_time_counts: (N, K) Dirichlet parameters of each unit's lead-time distribution (deliveries per
             bin plus prior pseudo-deliveries): each path draws its own distribution from that posterior.
-        lead_time_draws: distinct lead-time distributions drawn per unit from that posterior (path ``p`` uses
-            draw ``p mod lead_time_draws``); None: one per path. A Monte-Carlo resolution like ``n_paths``:
-            each draw costs K gamma variates, the bulk of the work when every path draws its own.
 
     Returns:
         :class:`ProtectionSamples` with (N, P) float32 arrays.
@@ -533,17 +497,12 @@ def policy_samples(
         raise ValueError(f"review row {int(np.flatnonzero(review < 1)[0])}: expected a review period >= 1")
     if n_paths < 1:
         raise ValueError(f"n_paths={n_paths}: expected >= 1")
-    if lead_time_draws is not None and lead_time_draws < 1:
-        raise ValueError(f"lead_time_draws={lead_time_draws}: expected >= 1 or None (one per path)")
     ids = np.arange(n, dtype=np.int64) if unit_ids is None else np.ascontiguousarray(unit_ids, dtype=np.int64)
     if ids.shape != (n,):
         raise ValueError(f"unit_ids: expected shape ({n},), got {ids.shape}")
     seed = np.uint64(rng if isinstance(rng, int | np.integer) else rng.integers(0, 2**63 - 1))
-    cdf = np.cumsum(pmf, axis=1)
-    cdf[np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1] <= 0.0] = 1.0  # no mass beyond: exactly 1
-    cdf[:, -1] = 1.0
-    cdf = np.ascontiguousarray(np.minimum(cdf, 1.0))
-    alpha = counts if counts is not None else np.zeros((n, 0))
+    weight = counts if counts is not None else pmf
+    k_max = (weight.shape[1] - 1 - np.argmax(weight[:, ::-1] > 0, axis=1)).astype(np.int64)
     if isinstance(demand, HistoryDemand):
         pool, plen, factor = _check_history(demand)
         mean_se = demand.mean_standard_error() if demand.mean_uncertainty else np.zeros(n)
@@ -557,7 +516,6 @@ def policy_samples(
     d_l = np.empty((n, n_paths), dtype=np.float32)
     d_lr = np.empty((n, n_paths), dtype=np.float32)
     mean_se = np.ascontiguousarray(mean_se, dtype=np.float64)
-    args = (pool, plen, factor, lut_lo, lut_w, values, cdf, alpha, review, seed, ids, mean_se)
-    n_lt_draws = n_paths if lead_time_draws is None else int(lead_time_draws)
-    _protection_paths(kind, *args, bool(crossing), n_lt_draws, d_l, d_lr)
+    args = (pool, plen, factor, lut_lo, lut_w, values, weight, k_max, counts is not None, review, seed, ids)
+    _protection_paths(kind, *args, mean_se, bool(crossing), d_l, d_lr)
     return ProtectionSamples(d_l=d_l, d_lr=d_lr)

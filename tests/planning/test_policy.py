@@ -95,25 +95,15 @@ def test_same_seed_same_samples_whatever_the_chunk(source):
         src = QuantileDemand(LEVELS, np.sort(rng.gamma(2.0, 3.0, (n, 4, 3)), axis=2).astype(np.float32))
     else:
         src = HistoryDemand(rng.poisson(3.0, (n, 30)).astype(float), rng.integers(0, 31, n), np.ones((n, 4)))
-    for draws in (None, 5):
-        whole = policy_samples(src, pmf, 2, 128, 42, lead_time_counts=counts, lead_time_draws=draws)
-        for chunk in (1, 4):
-            for c0 in range(0, n, chunk):
-                sl = slice(c0, min(c0 + chunk, n))
-                part = policy_samples(
-                    src.rows(sl),
-                    pmf[sl],
-                    2,
-                    128,
-                    42,
-                    unit_ids=np.arange(sl.start, sl.stop),
-                    lead_time_counts=counts[sl],
-                    lead_time_draws=draws,
-                )
-                assert np.array_equal(part.d_lr, whole.d_lr[sl]) and np.array_equal(part.d_l, whole.d_l[sl])
-    # as many posterior draws as paths is one per path
-    every = policy_samples(src, pmf, 2, 128, 42, lead_time_counts=counts, lead_time_draws=128)
-    assert np.array_equal(every.d_lr, policy_samples(src, pmf, 2, 128, 42, lead_time_counts=counts).d_lr)
+    whole = policy_samples(src, pmf, 2, 128, 42, lead_time_counts=counts)
+    for chunk in (1, 4):
+        for c0 in range(0, n, chunk):
+            sl = slice(c0, min(c0 + chunk, n))
+            ids = np.arange(sl.start, sl.stop)
+            part = policy_samples(
+                src.rows(sl), pmf[sl], 2, 128, 42, unit_ids=ids, lead_time_counts=counts[sl]
+            )
+            assert np.array_equal(part.d_lr, whole.d_lr[sl]) and np.array_equal(part.d_l, whole.d_l[sl])
     assert not np.array_equal(policy_samples(src, pmf, 2, 128, 43, lead_time_counts=counts).d_lr, whole.d_lr)
 
 
@@ -177,7 +167,7 @@ def test_plan_with_a_history_source_is_the_backtests_policy():
     counts = 10 * pmf + LT_PRIOR / 6
     fc = Forecast(LEVELS, src.quantiles(LEVELS), "v", None, "baseline:bootstrap", history=src)
     units = _units(n)
-    cfg = PlanConfig(n_paths=300, seed=5, chunk_size=5, lead_time_draws=None)  # one per path, as there
+    cfg = PlanConfig(n_paths=300, seed=5, chunk_size=5)
     got = plan(units, fc, pmf, as_of=date(2026, 1, 5), lead_time_counts=counts, config=cfg).units
     smp = policy_samples(src, pmf, 1, 300, 5, lead_time_counts=counts)
     lot = effective_lot(np.ones(n), np.zeros(n), src.mean()[:, 0])
@@ -249,3 +239,27 @@ def test_inputs_from_frames_give_the_history_source_and_lead_time_posterior():
     )
     assert res.meta["lead_time_posterior"] and res.meta["crossing"]
     assert (res.units["fill_rate_at_level"] >= res.units["fill_target"] - 1e-9).all()
+
+
+def test_lead_time_posterior_matches_explicit_dirichlet_draws():
+    # Constant demand 1 per period, R = 1: X = 1 + #{c : L_c >= c + 1}. Reference: each path draws
+    # theta ~ Dirichlet(counts) explicitly, then its orders' lead times iid from theta; the sampler integrates
+    # theta out (Polya urn). The distributions of X must agree; the plain pmf (no posterior) must not.
+    counts = np.array([0.0, 2.0, 1.0, 0.5, 0.0, 1.5])
+    k, paths = counts.shape[0], 200_000
+    values = np.ones((1, 8, 3), np.float32)
+    pmf = (counts / counts.sum())[None, :]
+    smp = policy_samples(QuantileDemand(LEVELS, values), pmf, 1, paths, 4, lead_time_counts=counts[None, :])
+    rng = np.random.default_rng(9)
+    theta = rng.dirichlet(counts[counts > 0], paths)
+    support = np.flatnonzero(counts > 0)
+    u = rng.random((paths, k - 1))
+    lead = support[(u[:, :, None] > np.cumsum(theta, axis=1)[:, None, :]).sum(axis=2)]
+    ref = 1 + (lead >= np.arange(1, k)[None, :]).sum(axis=1)
+    bins = np.arange(1, k + 1)
+    p_ours = np.array([(np.rint(smp.d_lr[0]) == b).mean() for b in bins])
+    p_ref = np.array([(ref == b).mean() for b in bins])
+    assert np.abs(p_ours - p_ref).sum() / 2 < 0.01  # total variation
+    plain = policy_samples(QuantileDemand(LEVELS, values), pmf, 1, paths, 4)
+    p_plain = np.array([(np.rint(plain.d_lr[0]) == b).mean() for b in bins])
+    assert np.abs(p_plain - p_ref).sum() / 2 > 0.03

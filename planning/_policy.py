@@ -60,9 +60,8 @@ from kernels._simulate_jit import lazy_njit
 
 __all__ = ["HistoryDemand", "ProtectionSamples", "QuantileDemand", "check_lead_times", "policy_samples"]
 
-# _M1/_M2 are SplitMix64's multipliers, reused as salts for path keys.
+# _M2 is one of SplitMix64's multipliers, reused as the salt of path keys.
 _GOLDEN = GOLDEN
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _fmix = fmix64
 _JIT = {"cache": True, "nogil": True}

@@ -270,6 +270,7 @@ def step_plan(st: DemoState) -> str:
         forecast,
         inputs.lead_time_pmf,
         as_of=inputs.as_of,
+        lead_time_counts=inputs.lead_time_counts,
         config=PlanConfig(period_days=period_days, seed=0),
         rules=load_rules(rules_path),
         extra_exceptions=inputs.exceptions,

@@ -198,6 +198,7 @@ def plan_cmd(
         inputs.forecast,
         inputs.lead_time_pmf,
         as_of=inputs.as_of,
+        lead_time_counts=inputs.lead_time_counts,
         config=PlanConfig(n_paths=paths, seed=seed),
         rules=rules,
         budgets=budgets,

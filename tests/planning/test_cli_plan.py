@@ -56,6 +56,9 @@ def test_replenish_plan_end_to_end_writes_the_store(engine):
     stored = load_run(engine, "acme")
     recs = stored["recommendations"]
     assert stored["run"]["run_id"] == summary["run_id"]
+    # the shipped policy: orders cross, each path draws its lead-time distribution from the posterior
+    assert stored["run"]["params"]["crossing"] is True
+    assert stored["run"]["params"]["lead_time_posterior"] is True
     for ev in recs["evidence"].to_list():
         assert missing_evidence(ev) == []
     assert recs["rule"].null_count() == 0 and recs["reason"].null_count() == 0

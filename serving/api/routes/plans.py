@@ -160,30 +160,42 @@ def _run_what_if(
 
     units = inputs.units[idx.tolist()]
     pmf = np.asarray(inputs.lead_time_pmf)[idx]
+    counts = None if inputs.lead_time_counts is None else np.asarray(inputs.lead_time_counts)[idx]
+    history = inputs.forecast.history
+    on_baseline = values is None
     fc = Forecast(
-        levels=np.asarray(levels),
-        values=np.asarray(values),
+        levels=np.asarray(inputs.forecast.levels if on_baseline else levels),
+        values=np.asarray(inputs.forecast.values)[idx] if on_baseline else np.asarray(values),
         version=f"what-if:{source}",
         model_version=None,
         source=source,
+        history=history.rows(idx) if on_baseline and history is not None else None,
     )
     config = PlanConfig(period_days=period_days, seed=0)
-    base = plan(units, fc, pmf, as_of=inputs.as_of, config=config)
-    s_units, s_pmf, budgets = units, pmf, ()
+    base = plan(units, fc, pmf, as_of=inputs.as_of, config=config, lead_time_counts=counts)
+    s_units, s_pmf, s_counts, budgets = units, pmf, counts, ()
     if body.fill_target is not None:
         s_units = s_units.with_columns(pl.lit(float(body.fill_target)).alias("fill_target"))
     if body.lead_time_factor is not None:
         k = pmf.shape[1]
-        shifted = np.zeros((pmf.shape[0], max(k, int(np.ceil((k - 1) * body.lead_time_factor)) + 1)))
-        for j in range(k):  # bin j (periods) moves to round(j * factor); mass is kept
-            shifted[:, int(round(j * body.lead_time_factor))] += pmf[:, j]
-        s_pmf = shifted
+        width = max(k, int(np.ceil((k - 1) * body.lead_time_factor)) + 1)
+
+        def shift(p):  # bin j (periods) moves to round(j * factor); mass (or counts) kept
+            out = np.zeros((p.shape[0], width))
+            for j in range(k):
+                out[:, int(round(j * body.lead_time_factor))] += p[:, j]
+            return out
+
+        s_pmf = shift(pmf)
+        s_counts = None if counts is None else shift(counts)
         s_units = s_units.with_columns(
             pl.col("lead_time_mean") * body.lead_time_factor, pl.col("lead_time_std") * body.lead_time_factor
         )
     if body.budget is not None:
         budgets = (Budget(by=None, limits=float(body.budget)),)
-    scenario = plan(s_units, fc, s_pmf, as_of=inputs.as_of, config=config, budgets=budgets)
+    scenario = plan(
+        s_units, fc, s_pmf, as_of=inputs.as_of, config=config, budgets=budgets, lead_time_counts=s_counts
+    )
     ids = body.units
     b, s = _outcomes(base, ids), _outcomes(scenario, ids)
     return WhatIfResponse(
@@ -211,13 +223,13 @@ async def what_if(body: WhatIfRequest, request: Request, principal: Reader) -> W
         )
     inputs = await asyncio.to_thread(_inputs, request)
     idx = _select(inputs, body.units)
-    values, levels = np.asarray(inputs.forecast.values)[idx], inputs.forecast.levels
+    values, levels = None, None  # None: plan on the inputs' own baseline (its history bootstrap)
     source = str(inputs.forecast.source)
     forecaster = getattr(request.app.state, "forecaster", None)
     if forecaster is not None:
         try:
             out = await forecaster.forecast(body.units)
-            h = min(np.asarray(out["values"]).shape[1], values.shape[1])
+            h = min(np.asarray(out["values"]).shape[1], np.asarray(inputs.forecast.values).shape[1])
             values, levels = np.asarray(out["values"])[:, :h], np.asarray(out["quantiles"])
             source = f"model version {out['version']}"
         except Exception:  # noqa: BLE001 - unknown to the model or model busy: plan on the baseline, say so

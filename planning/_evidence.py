@@ -7,7 +7,8 @@ JSON document stored with the recommendation (and handed to the workflow, where 
   median;
 * ``inventory``: on hand, on order, backorders, committed, inventory position;
 * ``lead_time``: mean, standard deviation (periods), where they come from (observed / promised / given);
-* ``simulation``: paths, fill-rate target, order-up-to level, simulated fill rate at it and with no order,
+* ``simulation``: paths, fill-rate target (the unit's own and, with group targets, the group, its target and
+  the unit's allocated share), order-up-to level, simulated fill rate at it and with no order,
   stockout probability before an order placed now arrives, protection-interval demand mean and P5/P50/P95,
   expected stock left at the next arrival;
 * ``order``: raw and final quantity, value, lot, the term or constraint that bound it (pack_size, moq,
@@ -51,6 +52,9 @@ _SECTIONS: dict[str, dict[str, str]] = {
     "simulation": {
         "n_paths": "n_paths",
         "fill_target": "fill_target",
+        "allocated_fill_target": "allocated_fill_target",
+        "service_group": "service_group",
+        "group_fill_target": "group_fill_target",
         "order_up_to": "order_up_to",
         "fill_rate_at_level": "fill_rate_at_level",
         "fill_rate_no_order": "fill_rate_no_order",
@@ -92,7 +96,13 @@ _SECTIONS: dict[str, dict[str, str]] = {
 
 # : Fields that must be present and not null, per recommendation kind (model_version may be null for a
 # baseline, : runner-up and effective cost when there was one candidate supplier).
-_OPTIONAL = {("forecast", "model_version"), ("supplier", "runner_up_id"), ("supplier", "effective_unit_cost")}
+_OPTIONAL = {
+    ("forecast", "model_version"),
+    ("supplier", "runner_up_id"),
+    ("supplier", "effective_unit_cost"),
+    ("simulation", "service_group"),  # set only with group fill targets (PlanConfig.service_group)
+    ("simulation", "group_fill_target"),
+}
 _KIND_SECTIONS = {
     "purchase": ("forecast", "inventory", "lead_time", "simulation", "order", "supplier"),
     "allocation": ("forecast", "inventory", "lead_time", "simulation", "order", "supplier", "allocation"),

@@ -25,9 +25,16 @@ import polars as pl
 from planning._allocate import Constraint, allocate_increments
 from planning._exceptions import EXCEPTION_SCHEMA, overstock, stockout_risk
 from planning._levels import effective_lot, expected_served, order_up_to_levels
-from planning._policy import HistoryDemand, QuantileDemand, check_lead_times, policy_samples
+from planning._policy import (
+    HistoryDemand,
+    ProtectionSamples,
+    QuantileDemand,
+    check_lead_times,
+    policy_samples,
+)
 from planning._rounding import BOUND_NAMES, round_order_quantity
 from planning._routing import RuleSet, route
+from planning._service import ServiceMenu, allocate_group_fill, fill_grid, service_menu
 from planning._supplier import draft_purchase_orders
 from planning._supply import allocate_constrained_supply
 from planning._transfers import propose_transfers
@@ -126,6 +133,11 @@ class PlanConfig:
         crossing: every order draws its own lead time, so orders may cross (suppliers whose deliveries are
             independent); False: one lead time per path (orders arrive in sequence; over-stocks when lead
             times are independent per order).
+        service_group: a unit column whose values group units sharing one fill target (``"all"``: every
+            unit in one group): each group's demand-weighted simulated fill rate meets the demand-weighted
+            mean of its units' targets with the least expected on-hand, each unit's own fill rate allocated
+            where stock buys the most service (:mod:`planning._service`); None: every unit meets its own.
+        unit_fill_floor: with ``service_group``, no unit's allocated fill rate falls below this.
     """
 
     period_days: int = 7
@@ -138,8 +150,14 @@ class PlanConfig:
     expedite_premium: float = 0.25
     risk_quantile: float = 0.9
     crossing: bool = True
+    service_group: str | None = None
+    unit_fill_floor: float = 0.8
 
     def __post_init__(self) -> None:
+        if not 0 <= self.unit_fill_floor < 0.99:
+            raise ValueError(
+                f"PlanConfig: unit_fill_floor={self.unit_fill_floor}, expected a value in [0, 0.99)"
+            )
         if self.n_paths < 16 or self.chunk_size < 1 or self.period_days < 1:
             raise ValueError("PlanConfig: n_paths >= 16, chunk_size >= 1 and period_days >= 1 are required")
         if not 0 < self.stockout_threshold < 1 or not 0 < self.risk_quantile < 1:
@@ -303,9 +321,9 @@ def plan(
     bound = np.zeros(n, dtype=np.int8)
     constrained = bool(budgets or capacities)
     inc_parts = []  # per chunk: (unit_of, step, size, gain) of the order increments, for shared constraints
-    for c0 in range(0, n, config.chunk_size):
-        sl = slice(c0, min(c0 + config.chunk_size, n))
-        smp = policy_samples(
+
+    def samples(sl: slice) -> ProtectionSamples:
+        return policy_samples(
             demand.rows(sl),
             pmf[sl],
             review[sl],
@@ -315,6 +333,14 @@ def plan(
             crossing=config.crossing,
             lead_time_counts=None if counts is None else counts[sl],
         )
+
+    group_name, group_target = None, None
+    unit_target = target
+    if config.service_group is not None:
+        group_name, group_target, target = _group_targets(u, target, lot, samples, config)
+    for c0 in range(0, n, config.chunk_size):
+        sl = slice(c0, min(c0 + config.chunk_size, n))
+        smp = samples(sl)
         lv = order_up_to_levels(
             smp,
             target[sl],
@@ -360,6 +386,12 @@ def plan(
     days_cover = np.where(mean_daily > 0, np.maximum(position, 0) / np.maximum(mean_daily, 1e-12), np.inf)
     unit_frame = u.with_columns(
         pl.Series("inventory_position", position),
+        pl.Series("fill_target", unit_target),
+        pl.Series("allocated_fill_target", target),
+        pl.Series("service_group", [None] * n if group_name is None else group_name, dtype=pl.String),
+        pl.Series(
+            "group_fill_target", [None] * n if group_target is None else group_target, dtype=pl.Float64
+        ),
         pl.Series("order_up_to", out["S"]),
         pl.Series("fill_rate_at_level", out["fill_s"]),
         pl.Series("fill_rate_no_order", out["fill_ip"]),
@@ -451,6 +483,55 @@ def plan(
     )
 
 
+def _group_targets(
+    u: pl.DataFrame, target: np.ndarray, lot: np.ndarray, samples, config: PlanConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Allocate group fill targets to units (:mod:`planning._service`); first pass over the chunks.
+
+    Returns:
+        ``(group name, group target, allocated unit target)``, each (N,): the unit's level is then the least
+        level meeting its allocated target, which is the menu's level for it (same paths, same search).
+    """
+    n = u.height
+    col = config.service_group
+    if col == "all":
+        names = np.full(n, "all", dtype=object)
+    elif col in u.columns:
+        if u[col].null_count():
+            row = int(u.with_row_index("_row").filter(pl.col(col).is_null())["_row"][0])
+            raise ValueError(f"planning units row {row}: {col} is empty, expected the unit's service group")
+        names = u[col].cast(pl.String).to_numpy().astype(object)
+    else:
+        raise ValueError(
+            f"service_group={col!r}: not a planning-unit column (nor 'all'); expected one of "
+            f"{sorted(u.columns)}"
+        )
+    uniq, code = np.unique(names.astype(str), return_inverse=True)
+    taus = fill_grid(config.unit_fill_floor)
+    k = taus.shape[0]
+    level, fill, onhand, weight = np.empty((n, k)), np.empty((n, k)), np.empty((n, k)), np.empty(n)
+    for c0 in range(0, n, config.chunk_size):
+        sl = slice(c0, min(c0 + config.chunk_size, n))
+        smp = samples(sl)
+        smp.d_l.sort(axis=1)
+        smp.d_lr.sort(axis=1)
+        menu = service_menu(dataclasses.replace(smp, is_sorted=True), lot[sl], taus)
+        level[sl], fill[sl], onhand[sl] = menu.order_up_to, menu.fill_rate, menu.on_hand
+        weight[sl] = menu.weight
+        del smp, menu
+    w = np.maximum(weight, 0.0)
+    tot = np.bincount(code, weights=w, minlength=uniq.shape[0])
+    mean_t = np.bincount(code, weights=target, minlength=uniq.shape[0]) / np.bincount(code)
+    g_target = np.where(
+        tot > 0,
+        np.bincount(code, weights=w * target, minlength=uniq.shape[0]) / np.maximum(tot, 1e-300),
+        mean_t,
+    )
+    menu = ServiceMenu(taus=taus, order_up_to=level, fill_rate=fill, on_hand=onhand, weight=w)
+    alloc = allocate_group_fill(menu, code, g_target)
+    return uniq[code].astype(object), g_target[code], taus[alloc.choice]
+
+
 def _level_column(forecast: Forecast, level: float) -> np.ndarray:
     lv = np.asarray(forecast.levels)
     j = int(np.argmin(np.abs(lv - level)))
@@ -509,6 +590,9 @@ _EVIDENCE_COLUMNS = (
     "lead_time_source",
     "review_periods",
     "fill_target",
+    "allocated_fill_target",
+    "service_group",
+    "group_fill_target",
     "order_up_to",
     "fill_rate_at_level",
     "fill_rate_no_order",

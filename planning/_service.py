@@ -26,7 +26,8 @@ import dataclasses
 import numba as nb
 import numpy as np
 
-from planning._levels import ProtectionSamples, _excess, _fill
+from planning._levels import _excess, _fill
+from planning._policy import ProtectionSamples
 
 __all__ = ["ServiceAllocation", "allocate_group_fill", "fill_grid", "service_menu"]
 

@@ -125,6 +125,18 @@ def plan_cmd(
             help="Budget per supplier for this review (currency); orders cut where they buy least service."
         ),
     ] = None,
+    service_group: Annotated[
+        str | None,
+        typer.Option(
+            help="Meet fill targets per group of units instead of in every unit: a unit column "
+            "(location_id, region, ...) or 'all'; each unit's fill rate is allocated where stock buys most "
+            "service."
+        ),
+    ] = None,
+    fill_floor: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.98, help="With --service-group: no unit's fill rate below this."),
+    ] = 0.8,
     database_url: Annotated[
         str | None, typer.Option(help="State store URL (default: the configured one).")
     ] = None,
@@ -193,13 +205,19 @@ def plan_cmd(
     if budget is not None:
         sups = inputs.units["supplier_id"].unique().to_list()
         budgets = (Budget("supplier_id", {s: budget for s in sups}),)
+    if service_group not in (None, "all") and service_group not in inputs.units.columns:
+        console.print(
+            f"[red]--service-group {service_group!r}: not a planning-unit column; use 'all' or one of "
+            f"{', '.join(sorted(inputs.units.columns))}[/red]"
+        )
+        raise typer.Exit(2)
     result = plan(
         inputs.units,
         inputs.forecast,
         inputs.lead_time_pmf,
         as_of=inputs.as_of,
         lead_time_counts=inputs.lead_time_counts,
-        config=PlanConfig(n_paths=paths, seed=seed),
+        config=PlanConfig(n_paths=paths, seed=seed, service_group=service_group, unit_fill_floor=fill_floor),
         rules=rules,
         budgets=budgets,
         extra_exceptions=inputs.exceptions,
@@ -214,7 +232,8 @@ def plan_cmd(
         "units": result.meta["n_units"],
         "recommendations": recs.height,
         "by_kind": {k: n for k, n in recs.group_by("kind").len().sort("kind").iter_rows()},
-        "routed": int((recs["action"] == "route").sum()) + int((exc["action"] == "route").sum()),
+        "routed_recommendations": int((recs["action"] == "route").sum()),
+        "routed_exceptions": int((exc["action"] == "route").sum()),
         "auto_approved": int((recs["action"] == "auto_approve").sum()),
         "exceptions": {
             k: n for k, n in exc.group_by("exception_type").len().sort("exception_type").iter_rows()
@@ -222,6 +241,7 @@ def plan_cmd(
         "po_drafts": result.po_drafts.height,
         "order_value": round(float(recs["order_value"].sum()), 2),
         "forecast_source": result.meta["forecast_source"],
+        "service_group": service_group,
         "proposed_to_workflow": proposed,
     }
     if note:
@@ -238,7 +258,10 @@ def plan_cmd(
         f"{summary['po_drafts']} PO drafts"
     )
     console.print(f"exceptions: {summary['exceptions']}")
-    console.print(f"routed to planners: {summary['routed']}, auto-approved: {summary['auto_approved']}")
+    console.print(
+        f"recommendations routed to planners: {summary['routed_recommendations']}, auto-approved: "
+        f"{summary['auto_approved']}; exceptions routed: {summary['routed_exceptions']}"
+    )
     for rule, n in recs.group_by("rule").len().sort("rule").iter_rows():
         console.print(f"  rule {rule}: {n} recommendations")
     if propose:

@@ -241,3 +241,25 @@ def test_same_synthetic_seed_twice_gives_identical_recommendations(engine):
     ]
     assert ev[0] == ev[1]
     assert a["run"]["params"]["crossing"] is True
+
+
+def test_service_group_option_plans_group_targets_and_refuses_unknown_columns(engine):
+    from serving.cli import app
+
+    runner = CliRunner()
+    base = ["plan", "--synthetic", "60", "--seed", "2", "--database-url", _url(engine), "--json"]
+    res = runner.invoke(app, [*base, "--tenant", "grouped", "--service-group", "location_id"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    assert summary["service_group"] == "location_id"
+    assert summary["routed_recommendations"] + summary["auto_approved"] == summary["recommendations"]
+    recs = load_run(engine, "grouped")["recommendations"]
+    sims = [e["simulation"] for e in recs["evidence"].to_list()]
+    assert sims and all(s["service_group"] for s in sims)
+    assert all(0.8 - 1e-12 <= s["allocated_fill_target"] <= 0.998 for s in sims)
+    assert len({s["allocated_fill_target"] for s in sims}) > 1  # allocated, not one target copied
+    res = runner.invoke(app, [*base, "--tenant", "nobody", "--service-group", "buyer"])
+    assert res.exit_code == 2
+    assert "not a planning-unit column" in res.output
+    with pytest.raises(LookupError):
+        load_run(engine, "nobody")  # nothing stored for a refused run

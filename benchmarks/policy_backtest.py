@@ -31,6 +31,7 @@ Usage: ``flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/policy_back
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -49,6 +50,7 @@ from planning._history import DemandMatrix, demand_matrix, shrink_pmf  # noqa: E
 from planning._levels import effective_lot, order_up_to_levels, warmup  # noqa: E402
 from planning._policy import HistoryDemand, policy_samples  # noqa: E402
 from planning._replay import replay_policy  # noqa: E402
+from planning._service import allocated_targets, fill_grid, service_menu  # noqa: E402
 from planning._supplier import choose_supplier  # noqa: E402
 
 HISTORY, WARMUP, MEASURED, HORIZON, TARGET, REVIEW = 104, 10, 26, 12, 0.95, 1
@@ -57,6 +59,7 @@ CROSSING = True  # suppliers' lead times are independent per order (the replay's
 LT_BINS = 16  # lead-time pmf bins (0..15 weeks); true lead times lie in 1..8 weeks
 LT_OBS = 26  # deliveries observed per supplier x SKU term before the first review (one a month for 2 years)
 LT_PRIOR = 4.0  # weight of the pooled lead-time distribution in ours, in deliveries (Dirichlet prior)
+FILL_FLOOR = 0.8  # group-target row: no unit's allocated fill rate below this (PlanConfig.unit_fill_floor)
 
 
 def spec_demand(promo: np.ndarray, rng: np.random.Generator, intermittent_share: float):
@@ -233,8 +236,17 @@ def run(
                 lead_time_counts=lt_counts if CROSSING else None,
             )
             lot = effective_lot(pack, moq, b.mean[:, 0] * REVIEW)
-            ours_cache[t] = order_up_to_levels(smp, TARGET, np.zeros(n), lot, in_place=True).order_up_to
-        return ours_cache[t]
+            unit_s = order_up_to_levels(smp, TARGET, np.zeros(n), lot, in_place=True).order_up_to
+            # group target (PlanConfig(service_group="all")): the same sorted paths, each unit's fill rate
+            # allocated so that the group's demand-weighted simulated fill meets 95% with least on-hand
+            menu = service_menu(dataclasses.replace(smp, is_sorted=True), lot, fill_grid(FILL_FLOOR))
+            _, allocated, alloc = allocated_targets(menu, np.zeros(n, np.int64), np.full(n, TARGET))
+            ours_cache[t] = (unit_s, alloc.order_up_to)
+        return ours_cache[t][0]
+
+    def ours_group(t):
+        ours(t)
+        return ours_cache[t][1]
 
     kernel_cache: dict[int, np.ndarray] = {}
     span = np.clip(np.rint(lt_mean).astype(np.int64) + REVIEW, 1, HORIZON)
@@ -285,71 +297,86 @@ def run(
     t1 = time.perf_counter()
     res_ours = replay_policy(level_fn=ours, **args)
     t_ours = time.perf_counter() - t1
+    res_group = replay_policy(level_fn=ours_group, **args)
     t2 = time.perf_counter()
     res_kernel = replay_policy(level_fn=ours_kernel, **args) if kernel_check else None
     t_kernel = time.perf_counter() - t2
     res_fill = replay_policy(level_fn=classic("fill_rate"), **args)
     res_csl = replay_policy(level_fn=classic("cycle_service"), **args)
-    # Oracle calibration: scale the classic safety stock until it achieves the fill rate ours achieved.
-    lo, hi = 0.0, 6.0
-    res_eq = None
-    for _ in range(14):
-        mid = 0.5 * (lo + hi)
-        r = replay_policy(level_fn=classic("fill_rate", mid), **args)
-        if r.fill_rate >= res_ours.fill_rate:
-            hi, res_eq = mid, r
-        else:
-            lo = mid
-    if res_eq is None:
-        res_eq = replay_policy(level_fn=classic("fill_rate", hi), **args)
+
+    def calibrated(fill):
+        """Oracle: the classic safety stock scaled until it achieves ``fill`` (bisection on the scale)."""
+        lo, hi, best = 0.0, 6.0, None
+        for _ in range(14):
+            mid = 0.5 * (lo + hi)
+            r = replay_policy(level_fn=classic("fill_rate", mid), **args)
+            if r.fill_rate >= fill:
+                hi, best = mid, r
+            else:
+                lo = mid
+        return hi, best if best is not None else replay_policy(level_fn=classic("fill_rate", hi), **args)
+
+    k_eq, res_eq = calibrated(res_ours.fill_rate)
+    k_geq, res_geq = calibrated(res_group.fill_rate)
     rows = [
-        ("ours: simulated (Monte-Carlo) order-up-to, 95% fill", res_ours),
+        ("ours: simulated order-up-to, 95% fill in every unit", res_ours),
+        (f"ours: simulated, 95% fill for the group (unit floor {FILL_FLOOR:.0%})", res_group),
         ("kernels.optimize (steady state, gamma baseline forecast)", res_kernel),
         ("classic z*RMSE*sqrt(L+R), z for 95% fill (normal loss)", res_fill),
         ("classic z*RMSE*sqrt(L+R), z = 1.645 (95% cycle service)", res_csl),
-        (f"classic, safety stock x{hi:.2f} (oracle: ours' achieved fill)", res_eq),
+        (f"classic, safety stock x{k_eq:.2f} (oracle: per-unit ours' fill)", res_eq),
+        (f"classic, safety stock x{k_geq:.2f} (oracle: group ours' fill)", res_geq),
     ]
     print(
         f"\n{n} units, {MEASURED} weekly reviews measured after {WARMUP} warm-up, "
         f"target fill rate {TARGET:.0%}"
     )
     print(
-        f"{'policy':58s} {'fill rate':>9s} {'avg on-hand':>12s} {'on-hand value':>14s} "
-        f"{'stockout units':>15s} "
-        f"{'orders':>8s}"
+        f"{'policy':62s} {'fill rate':>9s} {'avg on-hand':>12s} {'on-hand value':>14s} "
+        f"{'stockout units':>15s} {'orders':>8s}"
     )
     for name, r in rows:
         if r is None:
             continue
         print(
-            f"{name:58s} {r.fill_rate:9.4f} {r.avg_on_hand:12.2f} {r.avg_on_hand_value:14.2f} "
+            f"{name:62s} {r.fill_rate:9.4f} {r.avg_on_hand:12.2f} {r.avg_on_hand_value:14.2f} "
             f"{r.stockout_units:15,.0f} {r.order_count:8,d}"
         )
     for label, mask in (("intermittent", intermittent), ("smooth", ~intermittent)):
         fo = np.nanmean(res_ours.unit_fill_rate[mask])
+        fg = np.nanmean(res_group.unit_fill_rate[mask])
         fc = np.nanmean(res_fill.unit_fill_rate[mask])
         print(
-            f"mean per-unit fill rate, {label:12s} units ({mask.sum()}): ours {fo:.4f}, "
-            f"classic (fill-rate z) "
-            f"{fc:.4f}"
+            f"mean per-unit fill rate, {label:12s} units ({mask.sum()}): ours per unit {fo:.4f}, "
+            f"ours group {fg:.4f}, classic (fill-rate z) {fc:.4f}"
         )
-    meets = res_ours.fill_rate >= TARGET
-    ratio_fill = res_ours.avg_on_hand / res_fill.avg_on_hand
-    ratio_eq = res_ours.avg_on_hand / res_eq.avg_on_hand
-    # The issue's target: ours meets 95% holding no more than the classic policy, or, at equal achieved fill,
-    # >= 15% less than the classic (here: scaled to ours' fill).
-    clause_a = bool(meets and ratio_fill <= 1.0)
-    clause_b = bool(1 - ratio_eq >= 0.15)
+    low = {
+        k: np.nanmean(r.unit_fill_rate < FILL_FLOOR - 0.05)
+        for k, r in (("per unit", res_ours), ("group", res_group), ("classic", res_fill))
+    }
     print(
-        f"\nours meets {TARGET:.0%}: {meets}; ours / classic average on-hand = {ratio_fill:.3f} "
-        f"(classic fill {res_fill.fill_rate:.4f}); at equal achieved fill ({res_ours.fill_rate:.4f}) "
-        f"ours holds {1 - ratio_eq:.1%} less than the calibrated classic"
+        f"units whose realised fill rate is under {FILL_FLOOR - 0.05:.0%} (few demand events in 26 "
+        f"weeks make a unit's own figure noisy): ours per unit {low['per unit']:.1%}, "
+        f"ours group {low['group']:.1%}, classic {low['classic']:.1%}"
     )
-    print(
-        f"target: (a) meets {TARGET:.0%} with on-hand <= classic's: {clause_a}; "
-        f"(b) >= 15% less at equal fill: "
-        f"{clause_b}"
-    )
+
+    def verdict(label, r, r_eq):
+        meets = r.fill_rate >= TARGET
+        ratio_fill = r.avg_on_hand / res_fill.avg_on_hand
+        saving = 1 - r.avg_on_hand / r_eq.avg_on_hand
+        # The issue's target: ours meets 95% holding no more than the classic policy, or, at equal achieved
+        # fill, >= 15% less than the classic (here: the classic scaled to ours' achieved fill).
+        a, b = bool(meets and ratio_fill <= 1.0), bool(saving >= 0.15)
+        print(
+            f"{label}: meets {TARGET:.0%}: {meets} (fill {r.fill_rate:.4f}); on-hand / classic's = "
+            f"{ratio_fill:.3f} (classic fill {res_fill.fill_rate:.4f}); at equal achieved fill ours holds "
+            f"{saving:.1%} less than the calibrated classic -> target (a) {a}, (b) >= 15% less: {b}"
+        )
+        return meets, ratio_fill, saving, a, b
+
+    print()
+    meets, ratio_fill, saving, clause_a, clause_b = verdict("ours, 95% in every unit", res_ours, res_eq)
+    g_meets, g_ratio, g_saving, g_a, g_b = verdict("ours, 95% for the group", res_group, res_geq)
     if kernel_check:
         print(f"kernel optimiser replay took {t_kernel:.1f}s")
     print(f"ours replay took {t_ours:.1f}s ({WARMUP + MEASURED} reviews x {n} units x {n_paths} paths)")
@@ -362,22 +389,33 @@ def run(
         "reviews": MEASURED,
         "target": TARGET,
         "ours_fill": round(res_ours.fill_rate, 4),
+        "ours_group_fill": round(res_group.fill_rate, 4),
         "classic_fill": round(res_fill.fill_rate, 4),
         "classic_csl_fill": round(res_csl.fill_rate, 4),
         "ours_on_hand": round(res_ours.avg_on_hand, 3),
+        "ours_group_on_hand": round(res_group.avg_on_hand, 3),
         "classic_on_hand": round(res_fill.avg_on_hand, 3),
         "classic_csl_on_hand": round(res_csl.avg_on_hand, 3),
         "classic_equal_fill_on_hand": round(res_eq.avg_on_hand, 3),
+        "classic_group_equal_fill_on_hand": round(res_geq.avg_on_hand, 3),
         "ours_stockout_units": round(res_ours.stockout_units),
+        "ours_group_stockout_units": round(res_group.stockout_units),
         "classic_stockout_units": round(res_fill.stockout_units),
         "ours_orders": res_ours.order_count,
+        "ours_group_orders": res_group.order_count,
         "classic_orders": res_fill.order_count,
         "on_hand_ratio": round(ratio_fill, 4),
-        "equal_fill_saving": round(1 - ratio_eq, 4),
+        "group_on_hand_ratio": round(g_ratio, 4),
+        "equal_fill_saving": round(saving, 4),
+        "group_equal_fill_saving": round(g_saving, 4),
         "meets_fill": bool(meets),
+        "group_meets_fill": bool(g_meets),
         "target_clause_a": clause_a,
         "target_clause_b": clause_b,
+        "group_target_clause_a": g_a,
+        "group_target_clause_b": g_b,
         "meets_target": clause_a or clause_b,
+        "group_meets_target": g_a or g_b,
         "seconds": round(time.perf_counter() - t0, 1),
     }
 

@@ -34,7 +34,7 @@ from planning._policy import (
 )
 from planning._rounding import BOUND_NAMES, round_order_quantity
 from planning._routing import RuleSet, route
-from planning._service import ServiceMenu, allocate_group_fill, fill_grid, service_menu
+from planning._service import ServiceMenu, allocated_targets, fill_grid, service_menu
 from planning._supplier import draft_purchase_orders
 from planning._supply import allocate_constrained_supply
 from planning._transfers import propose_transfers
@@ -519,17 +519,9 @@ def _group_targets(
         level[sl], fill[sl], onhand[sl] = menu.order_up_to, menu.fill_rate, menu.on_hand
         weight[sl] = menu.weight
         del smp, menu
-    w = np.maximum(weight, 0.0)
-    tot = np.bincount(code, weights=w, minlength=uniq.shape[0])
-    mean_t = np.bincount(code, weights=target, minlength=uniq.shape[0]) / np.bincount(code)
-    g_target = np.where(
-        tot > 0,
-        np.bincount(code, weights=w * target, minlength=uniq.shape[0]) / np.maximum(tot, 1e-300),
-        mean_t,
-    )
-    menu = ServiceMenu(taus=taus, order_up_to=level, fill_rate=fill, on_hand=onhand, weight=w)
-    alloc = allocate_group_fill(menu, code, g_target)
-    return uniq[code].astype(object), g_target[code], taus[alloc.choice]
+    menu = ServiceMenu(taus=taus, order_up_to=level, fill_rate=fill, on_hand=onhand, weight=weight)
+    g_target, allocated, _ = allocated_targets(menu, code, target)
+    return uniq[code].astype(object), g_target[code], allocated
 
 
 def _level_column(forecast: Forecast, level: float) -> np.ndarray:

@@ -29,7 +29,14 @@ import numpy as np
 from planning._levels import _excess, _fill
 from planning._policy import ProtectionSamples
 
-__all__ = ["ServiceAllocation", "allocate_group_fill", "fill_grid", "service_menu"]
+__all__ = [
+    "ServiceAllocation",
+    "ServiceMenu",
+    "allocate_group_fill",
+    "allocated_targets",
+    "fill_grid",
+    "service_menu",
+]
 
 _JIT = {"cache": True, "nogil": True}
 _N_LOT = 4  # points of the uniform position-after-ordering grid (as planning._levels)
@@ -256,3 +263,34 @@ def allocate_group_fill(
         group_fill=group_fill,
         multiplier=lam,
     )
+
+
+def allocated_targets(
+    menu: ServiceMenu, group: np.ndarray, unit_target: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, ServiceAllocation]:
+    """Group targets from the units' own and each unit's allocated fill target.
+
+    A group's target is the demand-weighted mean of its units' targets (their plain mean when the group has
+    no expected demand). The unit's allocated target is the fill rate of its chosen menu entry, so that the
+    least level meeting it is that entry's level.
+
+    Args:
+        menu: from :func:`service_menu` (all units).
+        group: (N,) group index 0..G-1.
+        unit_target: (N,) each unit's own fill target.
+
+    Returns:
+        ``(group_target (G,), allocated (N,), allocation)``.
+    """
+    group = np.asarray(group, dtype=np.int64)
+    unit_target = np.asarray(unit_target, dtype=np.float64)
+    g = int(group.max()) + 1 if group.size else 0
+    w = np.maximum(menu.weight, 0.0)
+    tot = np.bincount(group, weights=w, minlength=g)
+    plain = np.bincount(group, weights=unit_target, minlength=g) / np.maximum(
+        np.bincount(group, minlength=g), 1
+    )
+    weighted = np.bincount(group, weights=w * unit_target, minlength=g) / np.where(tot > 0, tot, 1.0)
+    g_target = np.where(tot > 0, weighted, plain)
+    alloc = allocate_group_fill(menu, group, g_target)
+    return g_target, menu.taus[alloc.choice], alloc

@@ -13,14 +13,18 @@ both aiming at a 95% fill rate, with the same demand, lead-time draws and pack /
 * ours: Monte-Carlo steady-state shortfall from a bootstrap of the unit's own non-promoted history
   (:func:`planning._policy.policy_samples`, the planner's entry point; crossing orders, the sampling error of
   the history's mean, and each path's lead-time distribution drawn from its Dirichlet posterior: the term's
-  deliveries plus ``LT_PRIOR`` pooled pseudo-deliveries), the promotion lift in known promoted weeks;
-  order-up-to = least S whose simulated fill rate >= 95% (``planning._levels.order_up_to_levels``, pack / MOQ
-  lot counted). Levels only use data before each review: the replayed weeks never feed them;
+  deliveries plus pooled pseudo-deliveries, as many as the spread between terms says), the promotion lift
+  in known promoted weeks; order-up-to = least S whose simulated fill rate >= 95%
+  (``planning._levels.order_up_to_levels``, pack / MOQ lot counted). Levels only use data before each
+  review: the replayed weeks never feed them;
+* ours, group target: the same paths, each unit's fill rate allocated so that the demand-weighted simulated
+  fill rate of all units meets 95% with the least expected on-hand, no unit under 80%
+  (``planning._service``, what ``plan(config=PlanConfig(service_group="all"))`` does);
 * classic: point forecast (13-week moving average of non-promoted weeks x promotion lift) over the fixed mean
   lead time + review, plus z x RMSE x sqrt(L+R), z from the normal loss function for a 95% fill rate; printed
   also with z = Phi^-1(0.95) (the cycle-service reading) and with the safety stock scaled after the fact to
-  reach the fill rate ours achieved (an oracle the classic rule could not have in practice) to compare
-  inventory at equal fill.
+  reach the fill rate each of ours achieved (an oracle the classic rule could not have in practice) to
+  compare inventory at equal fill.
 
 Optional cross-check (``--kernel-check``): ``kernels.optimize.optimize_order_up_to`` (issue 6's simulator),
 steady state, on the gamma baseline forecast and the empirical lead-time distributions.
@@ -46,7 +50,7 @@ from features.synth import generate  # noqa: E402
 from planning._baseline import history_baseline  # noqa: E402
 from planning._bootstrap import history_pool  # noqa: E402
 from planning._classic import classic_order_up_to  # noqa: E402
-from planning._history import DemandMatrix, demand_matrix, shrink_pmf  # noqa: E402
+from planning._history import DemandMatrix, demand_matrix, dirichlet_strength, shrink_pmf  # noqa: E402
 from planning._levels import effective_lot, order_up_to_levels, warmup  # noqa: E402
 from planning._policy import HistoryDemand, policy_samples  # noqa: E402
 from planning._replay import replay_policy  # noqa: E402
@@ -58,7 +62,8 @@ POOL = 104  # weeks of history resampled by ours
 CROSSING = True  # suppliers' lead times are independent per order (the replay's), so orders may cross
 LT_BINS = 16  # lead-time pmf bins (0..15 weeks); true lead times lie in 1..8 weeks
 LT_OBS = 26  # deliveries observed per supplier x SKU term before the first review (one a month for 2 years)
-LT_PRIOR = 4.0  # weight of the pooled lead-time distribution in ours, in deliveries (Dirichlet prior)
+LT_PRIOR = 4.0  # pooled prior's weight in deliveries where too few terms to estimate it (planning._inputs)
+LT_STRENGTH = None  # None: estimate the prior's weight from the terms (--lt-prior overrides)
 FILL_FLOOR = 0.8  # group-target row: no unit's allocated fill rate below this (PlanConfig.unit_fill_floor)
 
 
@@ -152,21 +157,27 @@ def build(n_units: int, seed: int, intermittent_share: float = 0.5):
     pmf = np.zeros((units.height, LT_BINS))
     np.add.at(pmf, (np.repeat(np.arange(units.height), LT_OBS), obs[term].reshape(-1)), 1.0)
     pmf /= pmf.sum(axis=1, keepdims=True)  # empirical: what the planner learns
-    # Ours: the term's deliveries with the pooled distribution of all terms as LT_PRIOR pseudo-deliveries.
+    # Ours: the term's deliveries with the pooled distribution of all terms as pseudo-deliveries, their
+    # number estimated from the spread between the terms (empirical Bayes, as planning._inputs does).
     pooled = np.bincount(obs.reshape(-1), minlength=LT_BINS)[:LT_BINS] / obs.size
-    pmf_ours = shrink_pmf(pmf, np.full(units.height, LT_OBS), pooled, LT_PRIOR)
-    lt_counts = LT_OBS * pmf + LT_PRIOR * pooled  # Dirichlet posterior: deliveries + pooled pseudo-deliveries
+    term_counts = np.zeros((terms.height, LT_BINS))
+    np.add.at(term_counts, (np.repeat(np.arange(terms.height), LT_OBS), obs.reshape(-1)), 1.0)
+    strength = dirichlet_strength(term_counts, default=LT_PRIOR) if LT_STRENGTH is None else LT_STRENGTH
+    pmf_ours = shrink_pmf(pmf, np.full(units.height, LT_OBS), pooled, strength)
+    lt_counts = LT_OBS * pmf + strength * pooled  # Dirichlet posterior: deliveries + pooled pseudo-deliveries
     n, t = dm.qty.shape
     # Realised lead times: fresh draws per (unit, week) from the term's true distribution (fixed seed).
     lead = np.maximum(_draw(true_cdf[term], rng.random((n, t))), 1)
-    return data, dm, units, pmf_ours, lt_counts, lead, inter, true_pmf[term]
+    return data, dm, units, pmf_ours, lt_counts, lead, inter, true_pmf[term], strength
 
 
 def run(
     n_units: int, seed: int, n_paths: int, intermittent_share: float = 0.5, kernel_check: bool = False
 ) -> dict:
     t0 = time.perf_counter()
-    data, dm, units, pmf, lt_counts, lead, inter, true_pmf = build(n_units, seed, intermittent_share)
+    data, dm, units, pmf, lt_counts, lead, inter, true_pmf, strength = build(
+        n_units, seed, intermittent_share
+    )
     n = dm.qty.shape[0]
     pack = units["pack_size"].to_numpy().astype(float)
     moq = units["moq"].to_numpy().astype(float)
@@ -198,7 +209,8 @@ def run(
         f"lead times (weeks): realised in replay mean {lt_real.mean():.2f}, std {lt_real.std():.2f}, "
         f"range {lt_real.min()}..{lt_real.max()}, share >= 5 weeks {(lt_real >= 5).mean():.0%}; per-term "
         f"std mean {lt_sd.mean():.2f} (max {lt_sd.max():.2f}); planner sees {LT_OBS} past deliveries per "
-        f"term; {raised.sum()} max-order caps raised to 4 weeks of demand; "
+        f"term, pooled prior worth {strength:.1f} deliveries (estimated from the terms' spread); "
+        f"{raised.sum()} max-order caps raised to 4 weeks of demand; "
         f"setup {time.perf_counter() - t0:.1f}s"
     )
 
@@ -386,6 +398,7 @@ def run(
         "intermittent_share": intermittent_share,
         "paths": n_paths,
         "crossing": CROSSING,
+        "lead_time_prior": round(strength, 2),
         "reviews": MEASURED,
         "target": TARGET,
         "ours_fill": round(res_ours.fill_rate, 4),
@@ -441,9 +454,16 @@ def main() -> None:
         action="store_true",
         help="also replay kernels.optimize.optimize_order_up_to on the gamma baseline (cross-check, slower)",
     )
+    ap.add_argument(
+        "--lt-prior",
+        type=float,
+        default=None,
+        help="weight of the pooled lead-time prior in deliveries (default: estimated from the terms)",
+    )
     a = ap.parse_args()
-    global CROSSING
+    global CROSSING, LT_STRENGTH
     CROSSING = not a.no_crossing
+    LT_STRENGTH = a.lt_prior
     print(json.dumps(run(a.units, a.seed, a.paths, a.intermittent_share, a.kernel_check)))
 
 

@@ -13,7 +13,14 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-__all__ = ["DemandMatrix", "demand_matrix", "lead_time_pmf", "lead_time_stats", "shrink_pmf"]
+__all__ = [
+    "DemandMatrix",
+    "demand_matrix",
+    "dirichlet_strength",
+    "lead_time_pmf",
+    "lead_time_stats",
+    "shrink_pmf",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,3 +162,42 @@ def shrink_pmf(pmf: np.ndarray, n_obs: np.ndarray, prior: np.ndarray, strength: 
     prior = np.broadcast_to(np.asarray(prior, dtype=np.float64), pmf.shape)
     out = (n * pmf + strength * prior) / np.maximum(n + strength, 1e-12)
     return out / out.sum(axis=1, keepdims=True)
+
+
+def dirichlet_strength(
+    counts: np.ndarray, default: float = 4.0, bounds: tuple[float, float] = (0.5, 100.0), min_terms: int = 5
+) -> float:
+    """Weight of the pooled lead-time distribution as a prior, in deliveries, estimated from the terms.
+
+    Empirical Bayes by moments (Dirichlet-multinomial): if each term's distribution is a draw from a
+    Dirichlet centred on the pooled distribution ``p`` with strength ``a``, a term with ``n`` deliveries has
+    ``E[sum_b (phat_b - p_b)^2] = G (n + a) / (n (1 + a))``, ``G = 1 - sum_b p_b^2`` (multinomial noise plus
+    the spread between terms). Matching the mean over terms gives
+    ``a = (G - s) / (s - G mean(1/n))`` with ``s`` the mean squared distance: terms that differ much from
+    each other give a weak prior (each term trusts its own deliveries), terms that look alike a strong one.
+
+    Args:
+        counts: (M, K) observed deliveries per period bin of each supplier x SKU term.
+        default: returned when fewer than ``min_terms`` terms have two or more deliveries.
+        bounds: the estimate is clipped to this range.
+        min_terms: terms needed for an estimate.
+
+    Returns:
+        The prior strength ``a`` in deliveries.
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    if c.ndim != 2 or np.any(c < 0):
+        raise ValueError(f"counts: expected an (M, K) array of deliveries >= 0, got shape {c.shape}")
+    n = c.sum(axis=1)
+    c, n = c[n >= 2], n[n >= 2]
+    if n.shape[0] < min_terms:
+        return float(default)
+    p = c.sum(axis=0) / n.sum()
+    g = 1.0 - float((p * p).sum())
+    if g <= 0.0:  # every delivery in one bin: the terms agree
+        return float(bounds[1])
+    s = float((((c / n[:, None]) - p) ** 2).sum(axis=1).mean())
+    noise = g * float((1.0 / n).mean())
+    if s <= noise:  # no spread beyond sampling noise
+        return float(bounds[1])
+    return float(np.clip((g - s) / (s - noise), *bounds))

@@ -29,18 +29,26 @@ from planning._exceptions import (
     late_purchase_orders,
     lead_time_drift,
 )
-from planning._history import demand_matrix, lead_time_pmf, lead_time_stats
+from planning._history import demand_matrix, dirichlet_strength, lead_time_pmf, lead_time_stats
 from planning._plan import Forecast
 from planning._policy import HistoryDemand
 from planning._supplier import choose_supplier
 
-__all__ = ["BOOTSTRAP_SOURCE", "LT_PRIOR", "POOL_PERIODS", "PlanInputs", "inputs_from_frames"]
+__all__ = [
+    "BOOTSTRAP_SOURCE",
+    "LT_PRIOR",
+    "POOL_PERIODS",
+    "PlanInputs",
+    "inputs_from_frames",
+    "lead_time_prior_strength",
+]
 
 #: Evidence label of the baseline demand source built here.
 BOOTSTRAP_SOURCE = "baseline:bootstrap"
 #: Periods of history (non-promoted ones) a unit's demand is resampled from (two years of weeks).
 POOL_PERIODS = 104
-#: Weight of the pooled lead-time distribution of all terms, in deliveries (the Dirichlet prior).
+#: Weight of the pooled lead-time distribution of all terms, in deliveries (the Dirichlet prior), where too
+#: few terms have deliveries to estimate it (:func:`planning._history.dirichlet_strength`).
 LT_PRIOR = 4.0
 
 
@@ -235,11 +243,12 @@ def _lead_time_counts(
 ) -> np.ndarray | None:
     """Dirichlet parameters of each unit's lead-time distribution in periods, (N, K), or None.
 
-    A unit's observed deliveries per period bin (``lead_time_n`` x its empirical ``pmf``) plus
-    :data:`LT_PRIOR` pseudo-deliveries of the pooled distribution of all observed deliveries (the prior of
-    :func:`planning._history.shrink_pmf`). A unit whose term has no observed delivery counts its promised
-    lead time (``pmf``'s point mass) as :data:`LT_PRIOR` deliveries beside the pooled prior. None when no
-    delivery was observed at all (nothing to pool).
+    A unit's observed deliveries per period bin (``lead_time_n`` x its empirical ``pmf``) plus ``a``
+    pseudo-deliveries of the pooled distribution of all observed deliveries (the prior of
+    :func:`planning._history.shrink_pmf`), ``a`` estimated from how much the terms differ
+    (:func:`lead_time_prior_strength`). A unit whose term has no observed delivery counts its promised lead
+    time (``pmf``'s point mass) as ``a`` deliveries beside the pooled prior. None when no delivery was
+    observed at all (nothing to pool).
     """
     k = pmf.shape[1]
     days = lead_times["lead_time_days"].drop_nulls().cast(pl.Float64).to_numpy() if lead_times.height else []
@@ -247,10 +256,28 @@ def _lead_time_counts(
         return None
     per = np.clip(np.ceil(days / period_days), 1, k - 1).astype(np.int64)  # planning._history's rule
     pooled = np.bincount(per, minlength=k)[:k] / per.size
+    strength = lead_time_prior_strength(lead_times, k, period_days)
     n_obs = (
         units["lead_time_n"].fill_null(0).to_numpy().astype(np.float64)
         if "lead_time_n" in units.columns
         else np.zeros(units.height)
     )
-    n_obs = np.where(n_obs > 0, n_obs, LT_PRIOR)  # no observation: the promise as LT_PRIOR deliveries
-    return n_obs[:, None] * pmf + LT_PRIOR * pooled[None, :]
+    n_obs = np.where(n_obs > 0, n_obs, strength)  # no observation: the promise, as strong as the prior
+    return n_obs[:, None] * pmf + strength * pooled[None, :]
+
+
+def lead_time_prior_strength(lead_times: pl.DataFrame, n_bins: int, period_days: int) -> float:
+    """The pooled prior's weight in deliveries, estimated from the spread between supplier x SKU terms.
+
+    See :func:`planning._history.dirichlet_strength`; :data:`LT_PRIOR` when too few terms have deliveries.
+    """
+    obs = lead_times.drop_nulls("lead_time_days")
+    if not obs.height:
+        return LT_PRIOR
+    per = obs.with_columns(
+        (pl.col("lead_time_days") / period_days).ceil().clip(1, n_bins - 1).cast(pl.Int64).alias("_p")
+    )
+    term = per.select(pl.struct("supplier_id", "sku_id").rank("dense").cast(pl.Int64) - 1).to_series()
+    counts = np.zeros((int(term.max()) + 1, n_bins))
+    np.add.at(counts, (term.to_numpy(), per["_p"].to_numpy()), 1.0)
+    return dirichlet_strength(counts, default=LT_PRIOR)

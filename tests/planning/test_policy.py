@@ -9,7 +9,8 @@ import pytest
 
 from features.synth import generate
 from planning._bootstrap import history_pool
-from planning._inputs import LT_PRIOR, inputs_from_frames
+from planning._history import dirichlet_strength
+from planning._inputs import LT_PRIOR, inputs_from_frames, lead_time_prior_strength
 from planning._levels import effective_lot, order_up_to_levels
 from planning._plan import Forecast, PlanConfig, plan
 from planning._policy import HistoryDemand, ProtectionSamples, QuantileDemand, policy_samples
@@ -229,8 +230,10 @@ def test_inputs_from_frames_give_the_history_source_and_lead_time_posterior():
     n_obs = inputs.units["lead_time_n"].fill_null(0).to_numpy()
     seen = n_obs > 0
     assert seen.any()
-    # deliveries observed plus LT_PRIOR pooled pseudo-deliveries
-    assert np.allclose(counts.sum(axis=1)[seen], n_obs[seen] + LT_PRIOR)
+    # deliveries observed plus the pooled prior's pseudo-deliveries, its weight estimated from the terms
+    strength = lead_time_prior_strength(tables["lead_times"], pmf.shape[1], 7)
+    assert 0.5 <= strength <= 100.0
+    assert np.allclose(counts.sum(axis=1)[seen], n_obs[seen] + strength)
     # the reported quantiles are the pool's own: unit 0's median is its non-promoted history's median
     h = fc.history
     assert np.isclose(fc.values[0, 0, 24], np.median(h.pool[0, : h.pool_len[0]]), atol=1e-4)  # level 0.5
@@ -263,3 +266,29 @@ def test_lead_time_posterior_matches_explicit_dirichlet_draws():
     plain = policy_samples(QuantileDemand(LEVELS, values), pmf, 1, paths, 4)
     p_plain = np.array([(np.rint(plain.d_lr[0]) == b).mean() for b in bins])
     assert np.abs(p_plain - p_ref).sum() / 2 > 0.03
+
+
+@pytest.mark.parametrize("alpha", [1.5, 8.0, 40.0])
+def test_prior_strength_is_recovered_from_dirichlet_multinomial_terms(alpha):
+    rng = np.random.default_rng(int(alpha * 10))
+    k, m, n = 8, 600, 26
+    centre = np.array([0.05, 0.3, 0.25, 0.15, 0.1, 0.08, 0.05, 0.02])
+    theta = rng.dirichlet(alpha * centre, m)
+    counts = np.stack([rng.multinomial(n, t) for t in theta]).astype(float)
+    est = dirichlet_strength(counts)
+    assert alpha / 1.6 <= est <= alpha * 1.6, est
+    assert k == counts.shape[1]
+
+
+def test_prior_strength_edge_cases():
+    same = np.tile([0.0, 10.0, 10.0, 6.0], (20, 1))  # identical terms: no spread beyond noise
+    assert dirichlet_strength(same) == 100.0
+    assert dirichlet_strength(np.ones((3, 4)) * 5, default=4.0) == 4.0  # too few terms: the default
+    one_bin = np.zeros((10, 4))
+    one_bin[:, 2] = 7
+    assert dirichlet_strength(one_bin) == 100.0
+    apart = np.zeros((10, 4))
+    apart[np.arange(10), np.arange(10) % 4] = 20  # each term always the same, terms differ: weak prior
+    assert dirichlet_strength(apart) == 0.5
+    with pytest.raises(ValueError, match="counts"):
+        dirichlet_strength(-np.ones((6, 3)))

@@ -126,6 +126,11 @@ def main() -> None:
     ap.add_argument("--paths", type=int, default=256)
     ap.add_argument("--no-crossing", action="store_true", help="one lead time per path (orders in sequence)")
     ap.add_argument("--no-posterior", action="store_true", help="lead-time pmf taken as known (no counts)")
+    ap.add_argument(
+        "--service-group",
+        default=None,
+        help="group fill targets (PlanConfig.service_group): a unit column such as location_id, or 'all'",
+    )
     a = ap.parse_args()
     t0 = time.perf_counter()
     units, forecast, pmf, budget, mean, counts = build(a.units, 0)
@@ -148,7 +153,9 @@ def main() -> None:
             pmf,
             as_of=date(2026, 1, 5),
             lead_time_counts=counts,
-            config=PlanConfig(n_paths=a.paths, seed=r, crossing=not a.no_crossing),
+            config=PlanConfig(
+                n_paths=a.paths, seed=r, crossing=not a.no_crossing, service_group=a.service_group
+            ),
             rules=rules,
             budgets=(budget,),
         )
@@ -184,6 +191,7 @@ def main() -> None:
                 "paths": a.paths,
                 "crossing": not a.no_crossing,
                 "lead_time_posterior": counts is not None,
+                "service_group": a.service_group,
                 "seconds": round(med, 2),
                 "runs": [round(x, 2) for x in times],
                 "ref_seconds": round(ref, 3),

@@ -67,6 +67,39 @@ def _fill(a, ca, b, cb, mean_r, y, lot):  # pragma: no cover - compiled
     return 1.0 - acc / _N_LOT / mean_r
 
 
+@nb.njit(**_JIT)
+def _suffix_sums(a, b):  # pragma: no cover - compiled
+    """Reverse cumulative sums of two sorted sample rows: ``ca[j] = sum(a[j:])`` (length m + 1)."""
+    m = a.shape[0]
+    ca = np.zeros(m + 1)
+    cb = np.zeros(m + 1)
+    for j in range(m - 1, -1, -1):
+        ca[j] = ca[j + 1] + a[j]
+        cb[j] = cb[j + 1] + b[j]
+    return ca, cb
+
+
+@nb.njit(
+    nb.float64(
+        nb.float32[:], nb.float64[:], nb.float32[:], nb.float64[:], nb.float64, nb.float64, nb.float64
+    ),
+    **_JIT,
+)
+def _least_level(a, ca, b, cb, mean_r, lot, target):  # pragma: no cover - compiled
+    """Least whole ``S >= 0`` whose fill rate (position uniform on [S, S + lot)) meets ``target``."""
+    if _fill(a, ca, b, cb, mean_r, 0.0, lot) >= target:
+        return 0.0
+    lo = 0.0
+    hi = np.ceil(b[b.shape[0] - 1]) + 1.0  # fill(hi) = 1 >= target always
+    while hi - lo > 1.0:
+        mid = np.floor((lo + hi) / 2.0)
+        if _fill(a, ca, b, cb, mean_r, mid, lot) >= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 @nb.njit(nb.float64(nb.float32[:], nb.float64), **_JIT)
 def _sorted_quantile(x, q):  # pragma: no cover - compiled
     pos = q * (x.shape[0] - 1)
@@ -121,11 +154,7 @@ def _levels(
         for k in range(q_levels.shape[0]):
             out_q_lr[i, k] = _sorted_quantile(b, q_levels[k])
             out_q_l[i, k] = _sorted_quantile(a, q_levels[k])
-        ca = np.zeros(m + 1)
-        cb = np.zeros(m + 1)
-        for j in range(m - 1, -1, -1):
-            ca[j] = ca[j + 1] + a[j]
-            cb[j] = cb[j + 1] + b[j]
+        ca, cb = _suffix_sums(a, b)
         mean_r = (cb[0] - ca[0]) / m
         out_mean_lr[i] = cb[0] / m
         out_mean_r[i] = mean_r
@@ -134,17 +163,7 @@ def _levels(
             out_fill_s[i] = 1.0
             out_fill_ip[i] = 1.0
         else:
-            lo = 0.0
-            hi = np.ceil(b[m - 1]) + 1.0
-            while hi - lo > 1.0:  # least whole S with fill >= target; fill(hi) = 1 >= target always
-                mid = np.floor((lo + hi) / 2.0)
-                if _fill(a, ca, b, cb, mean_r, mid, lot[i]) >= target[i]:
-                    hi = mid
-                else:
-                    lo = mid
-            s = hi
-            if _fill(a, ca, b, cb, mean_r, 0.0, lot[i]) >= target[i]:
-                s = 0.0
+            s = _least_level(a, ca, b, cb, mean_r, lot[i], target[i])
             out_s[i] = s
             out_fill_s[i] = _fill(a, ca, b, cb, mean_r, s, lot[i])
             out_fill_ip[i] = min(max(_fill(a, ca, b, cb, mean_r, position[i], 0.0), 0.0), 1.0)

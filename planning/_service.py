@@ -26,7 +26,7 @@ import dataclasses
 import numba as nb
 import numpy as np
 
-from planning._levels import _excess, _fill
+from planning._levels import _N_LOT, _excess, _fill, _least_level, _suffix_sums
 from planning._policy import ProtectionSamples
 
 __all__ = [
@@ -39,28 +39,6 @@ __all__ = [
 ]
 
 _JIT = {"cache": True, "nogil": True}
-_N_LOT = 4  # points of the uniform position-after-ordering grid (as planning._levels)
-
-
-@nb.njit(
-    nb.float64(
-        nb.float32[:], nb.float64[:], nb.float32[:], nb.float64[:], nb.float64, nb.float64, nb.float64
-    ),
-    **_JIT,
-)
-def _least_level(a, ca, b, cb, mean_r, lot, target):  # pragma: no cover - compiled
-    """Least whole ``S >= 0`` whose fill rate (position uniform on [S, S + lot)) meets ``target``."""
-    if _fill(a, ca, b, cb, mean_r, 0.0, lot) >= target:
-        return 0.0
-    lo = 0.0
-    hi = np.ceil(b[b.shape[0] - 1]) + 1.0
-    while hi - lo > 1.0:
-        mid = np.floor((lo + hi) / 2.0)
-        if _fill(a, ca, b, cb, mean_r, mid, lot) >= target:
-            hi = mid
-        else:
-            lo = mid
-    return hi
 
 
 @nb.njit(nb.float64(nb.float32[:], nb.float64[:], nb.float64, nb.float64), **_JIT)
@@ -96,11 +74,7 @@ def _menu(d_l, d_lr, lot, taus, out_s, out_fill, out_onhand, out_mean_r):  # pra
     for i in nb.prange(n):
         a = d_l[i]
         b = d_lr[i]
-        ca = np.zeros(m + 1)
-        cb = np.zeros(m + 1)
-        for j in range(m - 1, -1, -1):
-            ca[j] = ca[j + 1] + a[j]
-            cb[j] = cb[j + 1] + b[j]
+        ca, cb = _suffix_sums(a, b)
         mean_r = (cb[0] - ca[0]) / m
         out_mean_r[i] = mean_r
         for k in range(taus.shape[0]):

@@ -235,7 +235,8 @@ def generate(
     })
     promotions = (sales.with_columns(pl.Series("discount", discount.reshape(n_rows)))
                   .filter(pl.col("promo"))
-                  .join(skus.select("sku_id", pl.col("_base_price").alias("regular_price")), on="sku_id", maintain_order="left")
+                  .join(skus.select("sku_id", pl.col("_base_price").alias("regular_price")), on="sku_id",
+                        maintain_order="left")
                   .select("sku_id", "location_id", "channel_id", "date", "price", "regular_price",
                           "discount", "promo"))
     del lam, trend, yearly, promo, discount, price, qty

@@ -17,6 +17,7 @@ __all__ = [
     "DemandMatrix",
     "demand_matrix",
     "dirichlet_strength",
+    "lead_time_bin_counts",
     "lead_time_pmf",
     "lead_time_stats",
     "shrink_pmf",
@@ -105,6 +106,24 @@ def lead_time_stats(
     )
 
 
+def lead_time_bin_counts(
+    lead_times: pl.DataFrame, period_days: int, n_bins: int, before: date | None = None
+) -> pl.DataFrame:
+    """Observed deliveries per supplier x SKU term and lead-time bin in periods (the last bin takes the rest).
+
+    Returns:
+        supplier_id, sku_id, ``_p`` (bin, 1..n_bins-1), ``len`` (deliveries); deliveries without a lead time
+        and, with ``before``, those received on or after it are left out.
+    """
+    obs = lead_times if before is None else lead_times.filter(pl.col("receipt_date") < pl.lit(before))
+    return (
+        obs.drop_nulls("lead_time_days")
+        .with_columns(_weeks(pl.col("lead_time_days"), period_days).clip(upper_bound=n_bins - 1).alias("_p"))
+        .group_by("supplier_id", "sku_id", "_p")
+        .len()
+    )
+
+
 def lead_time_pmf(
     units: pl.DataFrame, lead_times: pl.DataFrame, period_days: int, n_bins: int, before: date | None = None
 ) -> np.ndarray:
@@ -114,14 +133,7 @@ def lead_time_pmf(
     ``promised_lead_time_days`` column on ``units`` is then required). Lead times beyond ``n_bins - 1``
     periods are put in the last bin.
     """
-    obs = lead_times if before is None else lead_times.filter(pl.col("receipt_date") < pl.lit(before))
-    counts = (
-        obs.with_columns(
-            _weeks(pl.col("lead_time_days"), period_days).clip(upper_bound=n_bins - 1).alias("_p")
-        )
-        .group_by("supplier_id", "sku_id", "_p")
-        .len()
-    )
+    counts = lead_time_bin_counts(lead_times, period_days, n_bins, before)
     u = units.select("supplier_id", "sku_id").with_row_index("_i")
     hit = u.join(counts, on=["supplier_id", "sku_id"], how="inner")
     pmf = np.zeros((units.height, n_bins))

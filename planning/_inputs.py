@@ -29,7 +29,13 @@ from planning._exceptions import (
     late_purchase_orders,
     lead_time_drift,
 )
-from planning._history import demand_matrix, dirichlet_strength, lead_time_pmf, lead_time_stats
+from planning._history import (
+    demand_matrix,
+    dirichlet_strength,
+    lead_time_bin_counts,
+    lead_time_pmf,
+    lead_time_stats,
+)
 from planning._plan import Forecast
 from planning._policy import HistoryDemand
 from planning._supplier import choose_supplier
@@ -250,13 +256,11 @@ def _lead_time_counts(
     time (``pmf``'s point mass) as ``a`` deliveries beside the pooled prior. None when no delivery was
     observed at all (nothing to pool).
     """
-    k = pmf.shape[1]
-    days = lead_times["lead_time_days"].drop_nulls().cast(pl.Float64).to_numpy() if lead_times.height else []
-    if not len(days):
+    terms = _term_counts(lead_times, pmf.shape[1], period_days)
+    if terms is None:
         return None
-    per = np.clip(np.ceil(days / period_days), 1, k - 1).astype(np.int64)  # planning._history's rule
-    pooled = np.bincount(per, minlength=k)[:k] / per.size
-    strength = lead_time_prior_strength(lead_times, k, period_days)
+    pooled = terms.sum(axis=0) / terms.sum()
+    strength = dirichlet_strength(terms, default=LT_PRIOR)
     n_obs = (
         units["lead_time_n"].fill_null(0).to_numpy().astype(np.float64)
         if "lead_time_n" in units.columns
@@ -266,18 +270,21 @@ def _lead_time_counts(
     return n_obs[:, None] * pmf + strength * pooled[None, :]
 
 
+def _term_counts(lead_times: pl.DataFrame, n_bins: int, period_days: int) -> np.ndarray | None:
+    """(M, n_bins) observed deliveries per supplier x SKU term and period bin; None when there are none."""
+    per = lead_time_bin_counts(lead_times, period_days, n_bins)
+    if not per.height:
+        return None
+    term = per.select(pl.struct("supplier_id", "sku_id").rank("dense").cast(pl.Int64) - 1).to_series()
+    counts = np.zeros((int(term.max()) + 1, n_bins))
+    np.add.at(counts, (term.to_numpy(), per["_p"].to_numpy()), per["len"].to_numpy().astype(np.float64))
+    return counts
+
+
 def lead_time_prior_strength(lead_times: pl.DataFrame, n_bins: int, period_days: int) -> float:
     """The pooled prior's weight in deliveries, estimated from the spread between supplier x SKU terms.
 
     See :func:`planning._history.dirichlet_strength`; :data:`LT_PRIOR` when too few terms have deliveries.
     """
-    obs = lead_times.drop_nulls("lead_time_days")
-    if not obs.height:
-        return LT_PRIOR
-    per = obs.with_columns(
-        (pl.col("lead_time_days") / period_days).ceil().clip(1, n_bins - 1).cast(pl.Int64).alias("_p")
-    )
-    term = per.select(pl.struct("supplier_id", "sku_id").rank("dense").cast(pl.Int64) - 1).to_series()
-    counts = np.zeros((int(term.max()) + 1, n_bins))
-    np.add.at(counts, (term.to_numpy(), per["_p"].to_numpy()), 1.0)
-    return dirichlet_strength(counts, default=LT_PRIOR)
+    terms = _term_counts(lead_times, n_bins, period_days)
+    return LT_PRIOR if terms is None else dirichlet_strength(terms, default=LT_PRIOR)

@@ -335,7 +335,6 @@ def plan(
         )
 
     group_name, group_target = None, None
-    unit_target = target
     if config.service_group is not None:
         group_name, group_target, target = _group_targets(u, target, lot, samples, config)
     for c0 in range(0, n, config.chunk_size):
@@ -386,7 +385,6 @@ def plan(
     days_cover = np.where(mean_daily > 0, np.maximum(position, 0) / np.maximum(mean_daily, 1e-12), np.inf)
     unit_frame = u.with_columns(
         pl.Series("inventory_position", position),
-        pl.Series("fill_target", unit_target),
         pl.Series("allocated_fill_target", target),
         pl.Series("service_group", [None] * n if group_name is None else group_name, dtype=pl.String),
         pl.Series(

@@ -80,6 +80,24 @@ _SIG = nb.float64[:, :](
 )
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def period_demand(kind, x, t, i, n_dper, d_tab, d_off, d_lo, d_start, d_n, d_base, dv):
+    """Period ``t``'s demand of unit ``i`` in an inventory loop (the simulator's and the cost-curve's).
+
+    A table draw (Poisson / negative binomial: the unit's table ``d_start, d_n, d_base``, or row
+    ``i * n_dper + t`` when tables vary by period) from the low 32 bits of ``x``, or the continuous demand
+    drawn up front (``dv[t]``, kind >= 2).
+    """
+    if kind > 1:
+        return dv[t]
+    if n_dper > 1:
+        r = i * n_dper + t
+        d_start = d_off[r]
+        d_n = (d_off[r + 1] - d_start) >> 1
+        d_base = d_lo[r]
+    return nb.float64(d_base + sample_table(d_tab, d_start, d_n, x & _LOW32))
+
+
 @nb.njit(cache=True, nogil=True)
 def continuous_demand(kind, key, u32, t, i, p1, p2, qx, qtau, tp):
     """Continuous demand (normal, gamma or quantile) of unit ``i`` in period ``t`` from uniform ``u32``."""
@@ -184,15 +202,7 @@ def simulate_cpu(
                 cur_phase = phase
                 phase = 0 if phase == R_i - 1 else phase + 1
                 # 3. demand
-                if kind <= 1:
-                    if n_dper > 1:
-                        r = i * n_dper + t
-                        d_start = d_off[r]
-                        d_n = (d_off[r + 1] - d_start) >> 1
-                        d_base = d_lo[r]
-                    d = nb.float64(d_base + sample_table(d_tab, d_start, d_n, x & _LOW32))
-                else:
-                    d = dv[t]
+                d = period_demand(kind, x, t, i, n_dper, d_tab, d_off, d_lo, d_start, d_n, d_base, dv)
                 avail = max(net, 0.0)
                 served = min(d, avail)
                 used = served if lost != 0 else d

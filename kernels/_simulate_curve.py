@@ -28,7 +28,7 @@ import numpy as np
 
 from kernels._rng import draw, path_key
 from kernels._sampling import sample_table
-from kernels._simulate_cpu import continuous_demand
+from kernels._simulate_cpu import continuous_demand, period_demand
 from kernels._simulate_jit import lazy_njit
 
 __all__ = ["CURVE", "N_CURVE", "curve_cpu", "scan_curve"]
@@ -216,15 +216,7 @@ def curve_cpu(
                 ring[slot] = 0.0
                 cur_phase = phase
                 phase = 0 if phase == R_i - 1 else phase + 1
-                if kind <= 1:
-                    if n_dper > 1:
-                        r = i * n_dper + t
-                        d_start = d_off[r]
-                        d_n = (d_off[r + 1] - d_start) >> 1
-                        d_base = d_lo[r]
-                    d = nb.float64(d_base + sample_table(d_tab, d_start, d_n, x & _LOW32))
-                else:
-                    d = dv[t]
+                d = period_demand(kind, x, t, i, n_dper, d_tab, d_off, d_lo, d_start, d_n, d_base, dv)
                 y = -net
                 net -= d
                 ip -= d

@@ -37,7 +37,7 @@ from planning._routing import RuleSet, route
 from planning._service import ServiceMenu, allocated_targets, fill_grid, service_menu
 from planning._supplier import draft_purchase_orders
 from planning._supply import allocate_constrained_supply
-from planning._transfers import propose_transfers
+from planning._transfers import POSITION_COLUMNS, propose_transfers
 
 __all__ = ["UNIT_COLUMNS", "Budget", "Capacity", "Forecast", "PlanConfig", "PlanResult", "plan"]
 
@@ -674,18 +674,7 @@ def _transfers(unit_frame, d_l_risk, forecast, config):
         (pl.col("unit_cost") * config.transfer_cost_rate).alias("transfer_cost_per_unit"),
         (pl.col("unit_cost") * config.expedite_premium).alias("alternative_cost_per_unit"),
     )
-    t = propose_transfers(
-        pos.select(
-            "sku_id",
-            "location_id",
-            "region",
-            "on_hand",
-            "order_up_to",
-            "shortfall",
-            "transfer_cost_per_unit",
-            "alternative_cost_per_unit",
-        )
-    )
+    t = propose_transfers(pos.select(POSITION_COLUMNS))
     if not t.height:
         return pl.DataFrame()
     # Evidence of a transfer: the receiver's simulation and inventory, plus the donor and the cost comparison.

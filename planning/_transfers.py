@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import polars as pl
 
-__all__ = ["propose_transfers"]
+__all__ = ["POSITION_COLUMNS", "propose_transfers"]
 
-_NEED = {
+#: Columns of the positions frame :func:`propose_transfers` reads.
+POSITION_COLUMNS = (
     "sku_id",
     "location_id",
     "region",
@@ -23,7 +24,7 @@ _NEED = {
     "shortfall",
     "transfer_cost_per_unit",
     "alternative_cost_per_unit",
-}
+)
 
 
 def propose_transfers(positions: pl.DataFrame, pack_size: int = 1) -> pl.DataFrame:
@@ -40,7 +41,7 @@ def propose_transfers(positions: pl.DataFrame, pack_size: int = 1) -> pl.DataFra
         One row per proposal: sku_id, region, from_location_id, to_location_id, transfer_qty,
         transfer_cost, alternative_cost, saving, receiver_shortfall, donor_excess.
     """
-    missing = _NEED - set(positions.columns)
+    missing = set(POSITION_COLUMNS) - set(positions.columns)
     if missing:
         raise ValueError(f"transfer positions: missing column(s) {sorted(missing)}")
     if pack_size < 1:

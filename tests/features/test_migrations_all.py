@@ -9,7 +9,7 @@ from features.store._db import Base
 
 
 def test_all_migrations_match_all_models(engine):
-    for name in ("features.store._schema", "planning._tables", "workflow._models"):
+    for name in ("features.store._schema", "features.profile", "planning._tables", "workflow._models"):
         importlib.import_module(name)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)

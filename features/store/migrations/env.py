@@ -11,7 +11,8 @@ from alembic import context
 
 from features.store._db import Base
 
-MODEL_MODULES = ("features.store._tenants", "features.store._schema", "planning._tables", "workflow._models")
+MODEL_MODULES = ("features.store._tenants", "features.store._schema", "features.profile", "features.runs",
+                 "planning._tables", "workflow._models")
 for _name in MODEL_MODULES:
     try:
         importlib.import_module(_name)

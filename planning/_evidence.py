@@ -3,8 +3,14 @@
 Every recommendation row of a plan carries flat evidence columns; :func:`evidence_record` nests them into the
 JSON document stored with the recommendation (and handed to the workflow, where it is kept immutable):
 
-* ``forecast``: version, model version, source (model or which baseline), quantile levels used, period-0
-  median;
+* ``forecast``: version (the forecast run id), model version, source (model or which baseline), quantile
+  levels used, period-0 median; the stage it was read from (base / reconciled), the model name, the
+  reconciliation method and the base run, the sales watermark the forecast was made from, the grid and the
+  period length in days, how the stocking point's channels were combined, how promotions were priced in;
+  per unit: the unit's own source (a unit the run lacks is planned on the history baseline), cold start, the
+  horizon asked (``planning_units.horizon_periods``) and the horizon planned on, with a note when the
+  forecast had fewer periods than asked, and the promotion adjustment applied;
+* ``policy``: the unit's policy kind, its min (reorder point) and max for min/max units, its owner team;
 * ``inventory``: on hand, on order, backorders, committed, inventory position;
 * ``lead_time``: mean, standard deviation (periods), where they come from (observed / promised / given);
 * ``simulation``: paths, fill-rate target (the unit's own and, with group targets, the group, its target and
@@ -35,6 +41,27 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "source": "forecast_source",
         "quantile_levels": "quantile_levels",
         "p50_period0": "forecast_p50_period0",
+        "stage": "forecast_stage",
+        "model_name": "forecast_model_name",
+        "reconciliation_method": "reconciliation_method",
+        "base_run": "forecast_base_run",
+        "data_watermark": "data_watermark",
+        "freq": "forecast_freq",
+        "period_days": "period_days",
+        "aggregation": "forecast_aggregation",
+        "promotions": "forecast_promotions",
+        "unit_source": "unit_forecast_source",
+        "cold_start": "cold_start",
+        "horizon_asked": "horizon_periods",
+        "horizon_used": "horizon_used",
+        "horizon_note": "horizon_note",
+        "promotion_adjustment": "promotion_adjustment",
+    },
+    "policy": {
+        "kind": "policy_kind",
+        "reorder_point": "reorder_point",
+        "max_level": "max_level",
+        "owner_team": "owner_team",
     },
     "inventory": {
         "on_hand": "on_hand",
@@ -98,15 +125,47 @@ _SECTIONS: dict[str, dict[str, str]] = {
 # baseline, : runner-up and effective cost when there was one candidate supplier).
 _OPTIONAL = {
     ("forecast", "model_version"),
+    # provenance a history baseline or a plan on frames does not have (filled by planning.plan_stage)
+    *(
+        ("forecast", k)
+        for k in (
+            "stage",
+            "model_name",
+            "reconciliation_method",
+            "base_run",
+            "data_watermark",
+            "freq",
+            "aggregation",
+            "promotions",
+            "unit_source",
+            "cold_start",
+            "horizon_asked",
+            "horizon_used",
+            "horizon_note",
+            "promotion_adjustment",
+        )
+    ),
+    ("policy", "reorder_point"),  # min/max units only
+    ("policy", "max_level"),
+    ("policy", "owner_team"),
     ("supplier", "runner_up_id"),
     ("supplier", "effective_unit_cost"),
     ("simulation", "service_group"),  # set only with group fill targets (PlanConfig.service_group)
     ("simulation", "group_fill_target"),
 }
 _KIND_SECTIONS = {
-    "purchase": ("forecast", "inventory", "lead_time", "simulation", "order", "supplier"),
-    "allocation": ("forecast", "inventory", "lead_time", "simulation", "order", "supplier", "allocation"),
-    "transfer": ("forecast", "inventory", "lead_time", "simulation", "order", "transfer"),
+    "purchase": ("forecast", "policy", "inventory", "lead_time", "simulation", "order", "supplier"),
+    "allocation": (
+        "forecast",
+        "policy",
+        "inventory",
+        "lead_time",
+        "simulation",
+        "order",
+        "supplier",
+        "allocation",
+    ),
+    "transfer": ("forecast", "policy", "inventory", "lead_time", "simulation", "order", "transfer"),
 }
 REQUIRED_EVIDENCE = {
     kind: [

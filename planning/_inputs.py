@@ -15,7 +15,7 @@ anomalies and bias drift over the last periods).
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -36,8 +36,10 @@ from planning._history import (
     lead_time_pmf,
     lead_time_stats,
 )
+from planning._kinds import DEFAULT_KIND, POLICY_KINDS
 from planning._plan import Forecast
 from planning._policy import HistoryDemand
+from planning._promotions import future_periods, promotion_calendar, promotion_lift
 from planning._supplier import choose_supplier
 
 __all__ = [
@@ -71,6 +73,12 @@ class PlanInputs:
         exceptions: data exceptions (supplier, identity, forecast anomalies) to route with the plan's own.
         lead_time_counts: (N, K) Dirichlet parameters of each unit's lead-time distribution, for
             :func:`planning._plan.plan`'s ``lead_time_counts``; None when no delivery was observed at all.
+        period_days: days per period of the demand (the grid the plan runs on).
+        promo_future: (N, H) bool, future period of each unit with a known promotion.
+        promo_lift: (N,) promotion lift of each unit (its history shrunk to its category's,
+            :func:`planning._promotions.promotion_lift`).
+        info: how the inputs were made (forecast run, grid, counts), written to the plan run's meta by
+            :func:`planning._stage.plan_stage`.
     """
 
     units: pl.DataFrame
@@ -79,6 +87,10 @@ class PlanInputs:
     as_of: date
     exceptions: pl.DataFrame
     lead_time_counts: np.ndarray | None = None
+    period_days: float = 7
+    promo_future: np.ndarray | None = None
+    promo_lift: np.ndarray | None = None
+    info: dict = dataclasses.field(default_factory=dict)
 
 
 def inputs_from_frames(
@@ -91,11 +103,14 @@ def inputs_from_frames(
     inventory: pl.DataFrame,
     purchase_orders: pl.DataFrame,
     planning_units: pl.DataFrame,
-    period_days: int = 7,
+    period_days: float = 7,
     horizon: int = 12,
     forecast_version: str | None = None,
     ingest_issues: pl.DataFrame | None = None,
     customer_commitments: pl.DataFrame | None = None,
+    promotions: pl.DataFrame | None = None,
+    freq: str | None = None,
+    as_of: date | None = None,
     **_ignored: pl.DataFrame,
 ) -> PlanInputs:
     """Build planning inputs from data-layer frames (as ``features.synth`` makes or the stores hold them).
@@ -109,9 +124,17 @@ def inputs_from_frames(
         lead_times: observed deliveries: supplier_id, sku_id, order_date, receipt_date, lead_time_days.
         inventory: snapshots: sku_id, location_id, date, on_hand, on_order, backorders (the latest counts).
         purchase_orders: po_id, kind, supplier_id, sku_id, location_id, eta, status.
-        planning_units: sku_id, location_id, channel_id, service_target, review_period_days.
-        period_days: days per period of ``sales`` (7 for weekly).
+        planning_units: sku_id, location_id, channel_id, service_target, review_period_days (and, when
+            present, policy_kind, horizon_periods, owner_team: per stocking point the most restrictive kind
+            of its channels, :mod:`planning._kinds`, the longest horizon and the first owner team by name).
+        period_days: days per period of ``sales`` (7 for weekly, 1 daily, 30.44 monthly).
         horizon: forecast periods.
+        promotions: promotions facts; those dated in the horizon (on or after ``as_of``) lift the baseline's
+            promoted periods by the unit's lift (:mod:`planning._promotions`).
+        freq: grid of ``sales`` (``D``, ``W``, ``MS``), for the future period dates; None: from
+            ``period_days``.
+        as_of: the planning date (start of the first future period); default the period after the last
+            sales date.
         customer_commitments: commitment_id, sku_id, location_id, qty, due_date, status: open commitments
             due before the end of the horizon count as ``committed`` (they reduce the inventory position and
             make a stockout customer-impacting).
@@ -125,7 +148,9 @@ def inputs_from_frames(
     dm = demand_matrix(sales)
     n, t = dm.qty.shape
     last = dm.dates[-1].astype("datetime64[D]").item()
-    as_of = last + timedelta(days=period_days)
+    starts = future_periods(last, period_days, 1, freq)
+    as_of = as_of or starts[1]
+    starts = future_periods(as_of, period_days, horizon, freq)
     keys = dm.keys
     stats = lead_time_stats(lead_times, supplier_terms, period_days)
     chosen = choose_supplier(stats)
@@ -156,12 +181,9 @@ def inputs_from_frames(
         .agg(pl.all().last())
         .select("sku_id", "location_id", "on_hand", "on_order", "backorders")
     )
-    target = planning_units.group_by("sku_id", "location_id").agg(
-        pl.col("service_target").max().alias("fill_target"),
-        (pl.col("review_period_days").min() / period_days).ceil().cast(pl.Int64).alias("review_periods"),
-    )
+    target = _unit_policies(planning_units, period_days)
     region = locations.select("location_id", "region")
-    horizon_end = as_of + timedelta(days=period_days * horizon)
+    horizon_end = starts[-1]
     if customer_commitments is not None and customer_commitments.height:
         open_ = customer_commitments.filter(
             (pl.col("status").is_null() | (pl.col("status") == "open"))
@@ -184,17 +206,17 @@ def inputs_from_frames(
             pl.col("committed").fill_null(0.0),
             pl.col("fill_target").fill_null(0.95).clip(0.5, 0.999),
             pl.col("review_periods").fill_null(1).clip(lower_bound=1),
+            pl.col("policy_kind").fill_null(DEFAULT_KIND),
         )
     )
-    promo_future = np.zeros(
-        (n, horizon), dtype=bool
-    )  # no promotion calendar beyond the history in the frames
+    promo_future = promotion_calendar(keys, promotions, starts[:-1], starts[-1])
+    group = _sku_group(keys, skus)
+    lift = promotion_lift(dm.qty, dm.promo, group)
     interval = np.rint(units["lead_time_mean"].to_numpy() + units["review_periods"].to_numpy()).astype(
         np.int64
     )
-    base = history_baseline(dm.qty, dm.promo, promo_future, interval=interval)
     pool, pool_len = history_pool(dm.qty, dm.promo, POOL_PERIODS)
-    history = HistoryDemand(pool, pool_len, np.where(promo_future, base.lift[:, None], 1.0))
+    history = HistoryDemand(pool, pool_len, np.where(promo_future, lift[:, None], 1.0))
     forecast = Forecast(
         levels=DEFAULT_LEVELS,
         values=history.quantiles(DEFAULT_LEVELS),
@@ -241,7 +263,53 @@ def inputs_from_frames(
         )
         exc.append(bias_drift(long, last_periods=k))
     exceptions = pl.concat(exc)
-    return PlanInputs(units, forecast, pmf, as_of, exceptions, lead_time_counts=counts)
+    return PlanInputs(
+        units,
+        forecast,
+        pmf,
+        as_of,
+        exceptions,
+        lead_time_counts=counts,
+        period_days=period_days,
+        promo_future=promo_future,
+        promo_lift=lift,
+        info={"last_sales_date": last.isoformat(), "promoted_periods": int(promo_future.sum())},
+    )
+
+
+def _unit_policies(planning_units: pl.DataFrame, period_days: float) -> pl.DataFrame:
+    """Per stocking point: fill target, review periods, policy kind, horizon, owner team of its channels."""
+    cols = planning_units.columns
+    agg = [
+        pl.col("service_target").max().alias("fill_target"),
+        (pl.col("review_period_days").min() / period_days).ceil().cast(pl.Int64).alias("review_periods"),
+    ]
+    if "policy_kind" in cols:  # the most restrictive kind of the channels holds
+        code = pl.col("policy_kind").fill_null(DEFAULT_KIND)
+        code = code.replace_strict(list(POLICY_KINDS), list(range(len(POLICY_KINDS))), default=None)
+        agg.append(code.max().alias("_kind"))
+    if "horizon_periods" in cols:
+        agg.append(pl.col("horizon_periods").max().cast(pl.Int64))
+    if "owner_team" in cols:
+        agg.append(pl.col("owner_team").drop_nulls().sort().first().cast(pl.String))
+    out = planning_units.group_by("sku_id", "location_id").agg(agg)
+    if "_kind" in out.columns:
+        out = out.with_columns(
+            pl.col("_kind")
+            .replace_strict(list(range(len(POLICY_KINDS))), list(POLICY_KINDS), default=None)
+            .alias("policy_kind")
+        ).drop("_kind")
+    else:
+        out = out.with_columns(pl.lit(DEFAULT_KIND).alias("policy_kind"))
+    return out
+
+
+def _sku_group(keys: pl.DataFrame, skus: pl.DataFrame) -> np.ndarray | None:
+    """Each stocking point's SKU category (the pool of its promotion lift), or None without categories."""
+    if "category" not in skus.columns:
+        return None
+    cat = keys.join(skus.select("sku_id", "category"), on="sku_id", how="left", maintain_order="left")
+    return cat["category"].fill_null("").cast(pl.String).to_numpy().astype(str)
 
 
 def _lead_time_counts(

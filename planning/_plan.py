@@ -24,6 +24,7 @@ import polars as pl
 
 from planning._allocate import Constraint, allocate_increments
 from planning._exceptions import EXCEPTION_SCHEMA, overstock, stockout_risk
+from planning._kinds import kind_codes, policy_levels, policy_orders
 from planning._levels import effective_lot, expected_served, order_up_to_levels
 from planning._policy import (
     HistoryDemand,
@@ -32,14 +33,35 @@ from planning._policy import (
     check_lead_times,
     policy_samples,
 )
-from planning._rounding import BOUND_NAMES, round_order_quantity
+from planning._rounding import BOUND_NAMES
 from planning._routing import RuleSet, route
 from planning._service import ServiceMenu, allocated_targets, fill_grid, service_menu
 from planning._supplier import draft_purchase_orders
 from planning._supply import allocate_constrained_supply
 from planning._transfers import POSITION_COLUMNS, propose_transfers
 
-__all__ = ["UNIT_COLUMNS", "Budget", "Capacity", "Forecast", "PlanConfig", "PlanResult", "plan"]
+__all__ = [
+    "PROVENANCE_COLUMNS",
+    "UNIT_COLUMNS",
+    "Budget",
+    "Capacity",
+    "Forecast",
+    "PlanConfig",
+    "PlanResult",
+    "plan",
+]
+
+#: Keys of :attr:`Forecast.provenance` written to every recommendation, and the evidence column of each.
+PROVENANCE_COLUMNS = {
+    "stage": "forecast_stage",
+    "model_name": "forecast_model_name",
+    "reconciliation_method": "reconciliation_method",
+    "base_run": "forecast_base_run",
+    "data_watermark": "data_watermark",
+    "freq": "forecast_freq",
+    "aggregation": "forecast_aggregation",
+    "promotions": "forecast_promotions",
+}
 
 #: Required columns of the planning-unit frame (one row per SKU x location, in forecast row order).
 UNIT_COLUMNS = {
@@ -74,6 +96,9 @@ class Forecast:
         source: ``"model:<name>"`` or a baseline label (``baseline:bootstrap``).
         history: a history source to simulate from instead of the quantiles (a baseline that bootstraps each
             unit's own history, as the policy backtest does), or None.
+        provenance: where the forecast came from, written to the run's meta and every recommendation's
+            evidence (:data:`PROVENANCE_COLUMNS`: stage, reconciliation method, data watermark, grid,
+            how channels were combined); keys not listed there are kept in the meta only.
     """
 
     levels: np.ndarray
@@ -82,6 +107,7 @@ class Forecast:
     model_version: str | None
     source: str
     history: HistoryDemand | None = None
+    provenance: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n = np.shape(self.values)[0]
@@ -121,7 +147,7 @@ class PlanConfig:
     """Parameters of a planning run.
 
     Attributes:
-        period_days: days per forecast period.
+        period_days: days per forecast period (1 daily, 7 weekly, 30.44 monthly: the forecast's grid).
         n_paths: Monte-Carlo paths per unit.
         seed: seed of the simulation (same seed, same plan).
         chunk_size: units per chunk of the simulation.
@@ -140,7 +166,7 @@ class PlanConfig:
         unit_fill_floor: with ``service_group``, no unit's allocated fill rate falls below this.
     """
 
-    period_days: int = 7
+    period_days: float = 7
     n_paths: int = 256
     seed: int = 0
     chunk_size: int = 100_000
@@ -158,8 +184,8 @@ class PlanConfig:
             raise ValueError(
                 f"PlanConfig: unit_fill_floor={self.unit_fill_floor}, expected a value in [0, 0.99)"
             )
-        if self.n_paths < 16 or self.chunk_size < 1 or self.period_days < 1:
-            raise ValueError("PlanConfig: n_paths >= 16, chunk_size >= 1 and period_days >= 1 are required")
+        if self.n_paths < 16 or self.chunk_size < 1 or not self.period_days > 0:
+            raise ValueError("PlanConfig: n_paths >= 16, chunk_size >= 1 and period_days > 0 are required")
         if not 0 < self.stockout_threshold < 1 or not 0 < self.risk_quantile < 1:
             raise ValueError("PlanConfig: stockout_threshold and risk_quantile must lie in (0, 1)")
 
@@ -292,7 +318,7 @@ def plan(
     pack, moq, max_qty, cost = col("pack_size"), col("moq"), col("max_order_qty"), col("unit_cost")
     max_qty = np.where(np.isnan(max_qty) | (max_qty <= 0), np.inf, max_qty)
     target = col("fill_target")
-    review = u["review_periods"].to_numpy().astype(np.int64)
+    review, kinds = u["review_periods"].to_numpy().astype(np.int64), kind_codes(u)
     mean_per_period = demand.mean()  # (N, H)
     h = mean_per_period.shape[1]
     mean_review = np.take_along_axis(
@@ -363,8 +389,9 @@ def plan(
         qs = lv.protection_quantiles
         out["d_lr_p05"][sl], out["d_lr_p50"][sl], out["d_lr_p95"][sl] = qs[:, 0], qs[:, 1], qs[:, 2]
         out["d_l_risk"][sl] = lv.lead_time_quantiles[:, 3]
-        out["raw"][sl] = lv.order_up_to - position[sl]
-        out["q"][sl], bound[sl] = round_order_quantity(out["raw"][sl], pack[sl], moq[sl], max_qty[sl])
+        out["raw"][sl], out["q"][sl], bound[sl] = policy_orders(
+            kinds[sl], lv.order_up_to, lv.mean_review_demand, position[sl], pack[sl], moq[sl], max_qty[sl]
+        )
         if constrained:  # what each increment of the order buys: expected units served, from the same paths
             unit_of, step, qty_after, size = _increments(out["q"][sl], pack[sl], moq[sl])
             y_hi = position[sl][unit_of] + qty_after
@@ -410,11 +437,13 @@ def plan(
         pl.Series("lot_size", lot),
         pl.Series("forecast_p50_period0", _level_column(forecast, 0.5)),
     )
-    unit_frame = unit_frame.with_columns(
-        (
-            pl.lit(as_of)
-            + pl.duration(days=(pl.col("lead_time_mean") * config.period_days).round(0).cast(pl.Int64))
-        ).alias("expected_arrival")
+    unit_frame = policy_levels(
+        unit_frame.with_columns(
+            (
+                pl.lit(as_of)
+                + pl.duration(days=(pl.col("lead_time_mean") * config.period_days).round(0).cast(pl.Int64))
+            ).alias("expected_arrival")
+        )
     )
     if "customer_committed" not in unit_frame.columns:
         unit_frame = unit_frame.with_columns(pl.col("committed").alias("customer_committed"))
@@ -436,42 +465,18 @@ def plan(
     ]
     if extra_exceptions is not None and extra_exceptions.height:
         exc.append(extra_exceptions.select(list(EXCEPTION_SCHEMA)))
-    exceptions = pl.concat(exc).with_columns(pl.col("exception_type").alias("kind"))
-    if rules is not None:
-        recommendations = route(recommendations, rules)
-        exceptions = route(exceptions, rules)
-    else:
-        auto = [
-            pl.lit("auto_approve").alias("action"),
-            pl.lit(None, pl.String).alias("route_queue"),
-            pl.lit(None, pl.String).alias("route_role"),
-            pl.lit("default").alias("rule"),
-            pl.lit("no routing rules given: auto-approved by policy").alias("reason"),
-        ]
-        recommendations = recommendations.with_columns(auto)
-        exceptions = exceptions.with_columns(auto)
+    exceptions = _with_owner(pl.concat(exc).with_columns(pl.col("exception_type").alias("kind")), unit_frame)
+    recommendations, exceptions = _route_items(recommendations, rules), _route_items(exceptions, rules)
     po_lines = recommendations.filter(pl.col("kind") == "purchase")
     po_drafts = (
         draft_purchase_orders(po_lines)
         if po_lines.height
         else draft_purchase_orders(po_lines.with_columns(pl.col("expected_arrival").cast(pl.Date)))
     )
-    meta = {
-        "as_of": as_of.isoformat(),
-        "forecast_version": forecast.version,
-        "model_version": forecast.model_version,
-        "forecast_source": forecast.source,
-        "n_units": n,
-        "n_paths": config.n_paths,
-        "seed": config.seed,
-        "crossing": config.crossing,
-        "lead_time_posterior": counts is not None,
-        "period_days": config.period_days,
-        "n_recommendations": recommendations.height,
-        "n_exceptions": exceptions.height,
-        "n_po_drafts": po_drafts.height,
-        "routing": rules.source if rules is not None else None,
-    }
+    meta = _run_meta(as_of, forecast, config, n, counts is not None, rules, unit_frame)
+    meta.update(
+        n_recommendations=recommendations.height, n_exceptions=exceptions.height, n_po_drafts=po_drafts.height
+    )
     return PlanResult(
         units=unit_frame,
         recommendations=recommendations,
@@ -526,6 +531,51 @@ def _level_column(forecast: Forecast, level: float) -> np.ndarray:
     lv = np.asarray(forecast.levels)
     j = int(np.argmin(np.abs(lv - level)))
     return np.asarray(forecast.values)[:, 0, j].astype(np.float64)
+
+
+def _with_owner(exceptions: pl.DataFrame, unit_frame: pl.DataFrame) -> pl.DataFrame:
+    """Exceptions with the ``owner_team`` of their stocking point (null where they name none)."""
+    if "owner_team" not in unit_frame.columns:
+        return exceptions.with_columns(pl.lit(None, dtype=pl.String).alias("owner_team"))
+    owners = unit_frame.select("sku_id", "location_id", pl.col("owner_team").cast(pl.String)).unique(
+        ["sku_id", "location_id"], keep="first", maintain_order=True
+    )
+    return exceptions.join(owners, on=["sku_id", "location_id"], how="left", maintain_order="left")
+
+
+def _route_items(items: pl.DataFrame, rules: RuleSet | None) -> pl.DataFrame:
+    """Route by ``rules``; without rules every item is auto-approved by the built-in default."""
+    if rules is not None:
+        return route(items, rules)
+    return items.with_columns(
+        pl.lit("auto_approve").alias("action"),
+        pl.lit(None, pl.String).alias("route_queue"),
+        pl.lit(None, pl.String).alias("route_role"),
+        pl.lit("default").alias("rule"),
+        pl.lit("no routing rules given: auto-approved by policy").alias("reason"),
+    )
+
+
+def _run_meta(
+    as_of, forecast: Forecast, config: PlanConfig, n: int, posterior: bool, rules, unit_frame
+) -> dict:
+    """The run's parameters (``plan_runs.params``): forecast provenance, simulation, policy counts."""
+    kinds = unit_frame["policy_kind"].value_counts().sort("policy_kind").iter_rows()
+    return {
+        "as_of": as_of.isoformat(),
+        "forecast_version": forecast.version,
+        "model_version": forecast.model_version,
+        "forecast_source": forecast.source,
+        "forecast": dict(forecast.provenance),
+        "n_units": n,
+        "n_paths": config.n_paths,
+        "seed": config.seed,
+        "crossing": config.crossing,
+        "lead_time_posterior": posterior,
+        "period_days": config.period_days,
+        "policy_kinds": {k: int(c) for k, c in kinds},
+        "routing": rules.source if rules is not None else None,
+    }
 
 
 def _apply_constraints(u, q, bound_name, pack, moq, cost, unit_of, step, size, gain, budgets, capacities):
@@ -610,13 +660,20 @@ def _evidence(frame: pl.DataFrame, forecast: Forecast, config: PlanConfig, kind:
         pl.lit(forecast.source).alias("forecast_source"),
         pl.lit(levels, dtype=pl.List(pl.Float64)).alias("quantile_levels"),
         pl.lit(config.n_paths).alias("n_paths"),
+        pl.lit(float(config.period_days)).alias("period_days"),
         pl.col("fill_rate_at_level").alias("fill_rate"),
+        *[
+            pl.lit(None if v is None else str(v), dtype=pl.String).alias(PROVENANCE_COLUMNS[k])
+            for k, v in forecast.provenance.items()
+            if k in PROVENANCE_COLUMNS
+        ],
     ]
     for c, default in (
         ("lead_time_source", "given"),
         ("effective_unit_cost", None),
         ("runner_up_id", None),
         ("region", None),
+        ("owner_team", None),
     ):
         if c not in frame.columns:
             add.append(
@@ -682,6 +739,8 @@ def _transfers(unit_frame, d_l_risk, forecast, config):
     rec = t.join(
         receiver, left_on=["sku_id", "to_location_id"], right_on=["sku_id", "location_id"], how="left"
     )
+    if "policy_kind" in rec.columns:  # a manual unit gets no automatic action, transfers included
+        rec = rec.filter(pl.col("policy_kind") != "manual")
     rec = rec.with_columns(
         pl.col("to_location_id").alias("location_id"),
         pl.col("transfer_qty").alias("order_qty"),

@@ -14,7 +14,9 @@ match routes the item to its ``queue`` and ``role`` with its ``reason``; an item
         reason: "order value {order_value} over 25,000"
 
 Conditions: ``field: {op: value}`` with ``op`` in ``eq ne gt ge lt le in not_in``; every condition of a rule
-must hold. ``reason`` may name fields in braces. Rules compile to Polars expressions, so a million items are
+must hold. ``reason`` and the route's ``queue`` may name fields in braces: ``queue: "buyers-{owner_team}"``
+sends each item to its planning unit's owner team's queue (an item without an owner goes to
+``buyers-unassigned``). Rules compile to Polars expressions, so a million items are
 routed in one pass. A file that does not parse, names an unknown field, operator, key or item kind, or gives a
 value of the wrong type is refused with :class:`RuleError` naming the file and line.
 """
@@ -78,7 +80,11 @@ ROUTABLE_FIELDS = {
     "customer_impacting": "bool",
     "forecast_source": "string",
     "saving": "number",
+    "owner_team": "string",
+    "policy_kind": "string",
 }
+#: What a field named in a queue template becomes when the item has no value for it.
+UNASSIGNED = "unassigned"
 _OPS = ("eq", "ne", "gt", "ge", "lt", "le", "in", "not_in")
 _RULE_KEYS = {"name", "applies_to", "when", "route", "reason", "action"}
 _TOP_KEYS = {"version", "default", "rules"}
@@ -247,6 +253,7 @@ def _rule(source: str, node: yaml.Node, index: int, default: bool = False) -> Ru
         if "queue" not in r or "role" not in r:
             raise _err(source, m["route"][1], f"{name} route: needs both 'queue' and 'role'")
         queue = str(_scalar(source, r["queue"][1], "queue"))
+        _reason_fields(source, r["queue"][1], queue)
         role = str(_scalar(source, r["role"][1], "role"))
         if role not in _ROLES:
             raise _err(source, r["role"][1], f"{name} route: role {role!r}; expected one of {list(_ROLES)}")
@@ -342,12 +349,12 @@ def _condition_expr(c: Condition, schema: pl.Schema) -> pl.Expr:
     return ops[c.op]().fill_null(False)
 
 
-def _reason_expr(template: str, schema: pl.Schema) -> pl.Expr:
+def _reason_expr(template: str, schema: pl.Schema, missing: str = "?") -> pl.Expr:
     names = re.findall(r"{([^{}]*)}", template)
     if not names:
         return pl.lit(template)
     fmt = re.sub(r"{[^{}]*}", "{}", template)
-    args = [pl.col(n).cast(pl.String).fill_null("?") if n in schema else pl.lit("?") for n in names]
+    args = [pl.col(n).cast(pl.String).fill_null(missing) if n in schema else pl.lit(missing) for n in names]
     return pl.format(fmt, *args)
 
 
@@ -376,18 +383,18 @@ def route(items: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
         idx = pl.when(cond).then(pl.lit(i)).otherwise(idx)
     out = items.with_columns(idx.cast(pl.Int32).alias("_rule_idx"))
     reason = pl.lit(None, dtype=pl.String)
+    queue = pl.lit(None, dtype=pl.String)
     for i in range(len(all_rules) - 1, -1, -1):
-        reason = (
-            pl.when(pl.col("_rule_idx") == i)
-            .then(_reason_expr(all_rules[i].reason, schema))
-            .otherwise(reason)
-        )
+        hit = pl.col("_rule_idx") == i
+        reason = pl.when(hit).then(_reason_expr(all_rules[i].reason, schema)).otherwise(reason)
+        if all_rules[i].queue is not None:
+            queue = pl.when(hit).then(_reason_expr(all_rules[i].queue, schema, UNASSIGNED)).otherwise(queue)
     lut = lambda attr: pl.col("_rule_idx").replace_strict(  # noqa: E731
         list(range(len(all_rules))), [getattr(r, attr) for r in all_rules], return_dtype=pl.String
     )
     return out.with_columns(
         lut("action").alias("action"),
-        lut("queue").alias("route_queue"),
+        queue.alias("route_queue"),
         lut("role").alias("route_role"),
         lut("name").alias("rule"),
         reason.alias("reason"),

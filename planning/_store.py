@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Engine
 
 from features.store._db import session_scope
@@ -37,6 +37,7 @@ _EXC_COLS = (
     "route_role",
     "rule",
     "reason",
+    "owner_team",
 )
 
 
@@ -51,7 +52,14 @@ def _num(v: Any) -> float | None:
     return None if v != v else v  # NaN -> NULL
 
 
-def save_plan(engine: Engine, tenant_id: str, result: PlanResult, *, create_tenant: bool = False) -> str:
+def save_plan(
+    engine: Engine,
+    tenant_id: str,
+    result: PlanResult,
+    *,
+    create_tenant: bool = False,
+    run_id: str | None = None,
+) -> str:
     """Store a plan run with its recommendations (and evidence), exceptions and PO drafts in one transaction.
 
     Args:
@@ -59,15 +67,27 @@ def save_plan(engine: Engine, tenant_id: str, result: PlanResult, *, create_tena
         tenant_id: owning tenant; must exist unless ``create_tenant``.
         result: from :func:`planning._plan.plan`.
         create_tenant: create the tenant row when missing (demo and tests).
+        run_id: the run's id (a cycle's run id; 1-32 characters); None: a new one. Saving a run id the
+            tenant already has replaces that run and everything it produced (a re-run never duplicates).
 
     Returns:
         The run id.
 
     Raises:
-        ValueError: the tenant does not exist.
+        ValueError: the tenant does not exist, ``run_id`` is malformed or belongs to another tenant.
     """
-    run_id = _id()
+    if run_id is not None and not (isinstance(run_id, str) and 0 < len(run_id) <= 32):
+        raise ValueError(f"run_id={run_id!r}: expected 1 to 32 characters")
+    run_id = run_id or _id()
     with session_scope(engine) as s:
+        old = s.get(PlanRun, run_id)
+        if old is not None:
+            if old.tenant_id != tenant_id:
+                raise ValueError(f"run_id={run_id!r} is already used by another tenant")
+            for table in (PlanRecommendation, PlanException, PlanPoDraft):
+                s.execute(delete(table).where(table.run_id == run_id))
+            s.delete(old)
+            s.flush()
         if s.get(Tenant, tenant_id) is None:
             if not create_tenant:
                 raise ValueError(
@@ -112,6 +132,7 @@ def save_plan(engine: Engine, tenant_id: str, result: PlanResult, *, create_tena
                     "rule": r["rule"],
                     "reason": r["reason"],
                     "evidence": evidence_record(r),
+                    "owner_team": r.get("owner_team"),
                 }
             )
         if recs:

@@ -3,8 +3,8 @@
 * :class:`PlanRun` -> ``plan_runs``: one per planning run (as-of date, forecast version and source, counts,
   parameters).
 * :class:`PlanRecommendation` -> ``plan_recommendations``: purchase / transfer / allocation proposals with
-  their route and evidence (JSON, see :mod:`planning._evidence`).
-* :class:`PlanException` -> ``plan_exceptions``: risks and exceptions with their route.
+  their route, owner team and evidence (JSON, see :mod:`planning._evidence`).
+* :class:`PlanException` -> ``plan_exceptions``: risks and exceptions with their route and owner team.
 * :class:`PlanPoDraft` -> ``plan_po_drafts``: purchase-order drafts per supplier and location.
 
 SKUs, locations and suppliers are referenced by the tenant's string ids; the only foreign keys outside this
@@ -74,6 +74,7 @@ class PlanRecommendation(Base):
     rule: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    owner_team: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class PlanException(Base):
@@ -100,6 +101,7 @@ class PlanException(Base):
     route_role: Mapped[str | None] = mapped_column(String(32), nullable=True)
     rule: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
+    owner_team: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class PlanPoDraft(Base):

@@ -1,0 +1,132 @@
+"""Future promotions in the demand paths: the calendar of promoted future periods and the lift they bring.
+
+A promotion known ahead (a row of the promotions facts dated on or after the planning date) raises the
+demand of the period it falls in. Where the forecast came from a model that had the promotions as known future
+inputs, its quantiles already carry the lift and nothing is shifted; otherwise (a baseline, or a model without
+promotion inputs) the promoted periods' demand is scaled by the unit's lift, estimated from its history.
+
+The lift of a unit is its promoted / non-promoted mean demand, shrunk towards its group's pooled lift (the
+SKU's category where the master data has one, else every unit) with weight ``n_promo / (n_promo + shrink)``,
+so that a unit with few past promotions borrows the lift of similar units (the shrinkage
+:func:`planning._baseline.history_baseline` uses, with the category as the pool).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+__all__ = [
+    "PROMO_INPUT_KEYS",
+    "future_periods",
+    "model_used_promotions",
+    "promotion_calendar",
+    "promotion_lift",
+]
+
+#: Keys of a forecast run's ``extra`` that may say which known future inputs the model used.
+PROMO_INPUT_KEYS = ("known_inputs", "known_future_inputs", "known_reals", "future_inputs", "inputs")
+
+
+def model_used_promotions(source: str | None, extra: dict) -> bool:
+    """True when a forecast already prices promotions in: a model whose run says promotions were inputs.
+
+    Args:
+        source: the run's source label (``model:<name>`` or ``baseline:<name>``).
+        extra: the run's ``ForecastRunMeta.extra``: ``promotions_as_inputs`` (bool), or a list of input names
+            under one of :data:`PROMO_INPUT_KEYS` containing ``promo``/``promotion``/``discount``.
+    """
+    if not (source or "").startswith("model:"):
+        return False
+    flag = extra.get("promotions_as_inputs", extra.get("promotion_inputs"))
+    if flag is not None:
+        return bool(flag)
+    for key in PROMO_INPUT_KEYS:
+        names = extra.get(key)
+        if isinstance(names, list | tuple) and any(
+            any(w in str(n).lower() for w in ("promo", "discount")) for n in names
+        ):
+            return True
+    return False
+
+
+def promotion_lift(
+    qty: np.ndarray, promo: np.ndarray, group: np.ndarray | None = None, shrink: float = 4.0
+) -> np.ndarray:
+    """Promotion lift per unit, shrunk towards its group's pooled lift, clipped to [1, 5].
+
+    Args:
+        qty: (N, T) demand per period.
+        promo: (N, T) bool, the period was promoted.
+        group: (N,) group label per unit (e.g. the SKU's category); None: one group.
+        shrink: pseudo-count of promotions pulling a unit's lift towards its group's.
+
+    Returns:
+        (N,) float64 lifts (1 where neither the unit nor its group was ever promoted).
+    """
+    y = np.asarray(qty, dtype=np.float64)
+    p = np.asarray(promo, dtype=bool)
+    n = y.shape[0]
+    g = (
+        np.zeros(n, dtype=np.int64)
+        if group is None
+        else np.unique(np.asarray(group, dtype=str), return_inverse=True)[1]
+    )
+    n_promo, n_base = p.sum(axis=1), (~p).sum(axis=1)
+    m_base = np.where(n_base > 0, np.where(p, 0.0, y).sum(axis=1) / np.maximum(n_base, 1), 0.0)
+    m_promo = np.where(n_promo > 0, np.where(p, y, 0.0).sum(axis=1) / np.maximum(n_promo, 1), 0.0)
+    # pooled lift of a group: its promoted demand over what the same periods would have sold at base level
+    num = np.bincount(g, weights=np.where(p, y, 0.0).sum(axis=1))
+    den = np.bincount(g, weights=m_base * n_promo)
+    pooled = np.where(den > 1e-12, num / np.maximum(den, 1e-12), 1.0)[g]
+    raw = np.where(m_base > 0, m_promo / np.maximum(m_base, 1e-12), pooled)
+    w = n_promo / (n_promo + shrink)
+    return np.clip(w * raw + (1 - w) * pooled, 1.0, 5.0)
+
+
+def promotion_calendar(
+    keys: pl.DataFrame, promotions: pl.DataFrame | None, period_starts: list[date], period_end: date
+) -> np.ndarray:
+    """Which future period of each stocking point has a promotion, (N, H) bool.
+
+    Args:
+        keys: (N rows) sku_id, location_id of the stocking points, in row order.
+        promotions: promotions facts (sku_id, location_id, date, promo optional); a period is promoted when
+            any channel's promotion at the location starts in it. None or empty: nothing promoted.
+        period_starts: (H,) start of each future period, increasing (period 0 starts at the planning date).
+        period_end: end (exclusive) of the last period.
+    """
+    n, h = keys.height, len(period_starts)
+    out = np.zeros((n, h), dtype=bool)
+    if promotions is None or not promotions.height or not h:
+        return out
+    rows = promotions
+    if "promo" in rows.columns:
+        rows = rows.filter(pl.col("promo").fill_null(True))
+    rows = rows.filter((pl.col("date") >= pl.lit(period_starts[0])) & (pl.col("date") < pl.lit(period_end)))
+    if not rows.height:
+        return out
+    starts = np.array(period_starts, dtype="datetime64[D]")
+    k = keys.select("sku_id", "location_id").with_row_index("_i")
+    hit = rows.select("sku_id", "location_id", "date").join(k, on=["sku_id", "location_id"], how="inner")
+    if not hit.height:
+        return out
+    d = hit["date"].to_numpy().astype("datetime64[D]")
+    t = np.searchsorted(starts, d, side="right") - 1
+    out[hit["_i"].to_numpy(), t] = True
+    return out
+
+
+def future_periods(as_of: date, period_days: float, horizon: int, freq: str | None = None) -> list[date]:
+    """Start dates of the ``horizon + 1`` periods from ``as_of`` (the last one ends the horizon).
+
+    Monthly grids (``freq`` ``MS``, or a period of 28 to 31 days) step by calendar months from ``as_of``'s
+    month start; others by ``round(period_days)`` days.
+    """
+    if freq == "MS" or (freq is None and 28 <= period_days <= 31):
+        y, m = as_of.year, as_of.month
+        return [date(y + (m - 1 + k) // 12, (m - 1 + k) % 12 + 1, 1) for k in range(horizon + 1)]
+    step = max(int(round(period_days)), 1)
+    return [date.fromordinal(as_of.toordinal() + k * step) for k in range(horizon + 1)]

@@ -1,0 +1,108 @@
+"""The planning -> workflow hand-off (workflow.proposals.propose_plan) on a real state store."""
+
+from __future__ import annotations
+
+import pytest
+
+from features.store._db import session_scope
+from workflow.lifecycle import list_recommendations
+from workflow.proposals import propose_plan
+
+RULES = """
+version: 1
+default: {action: auto_approve, reason: "within policy"}
+rules:
+  - name: big_buy
+    applies_to: [purchase]
+    when: {order_value: {gt: 400}}
+    route: {queue: buyers, role: planner}
+    reason: "order value {order_value} over 400"
+"""
+
+
+@pytest.fixture(scope="module")
+def plan_result():
+    """One small weekly plan whose rules route some purchases and let the others through."""
+    from features.synth import generate
+    from planning import PlanConfig, inputs_from_frames, parse_rules, plan
+
+    inputs = inputs_from_frames(**generate(40, 60, freq="W", seed=3).tables())
+    return plan(
+        inputs.units,
+        inputs.forecast,
+        inputs.lead_time_pmf,
+        as_of=inputs.as_of,
+        lead_time_counts=inputs.lead_time_counts,
+        config=PlanConfig(n_paths=64, seed=0),
+        rules=parse_rules(RULES),
+        extra_exceptions=inputs.exceptions,
+    )
+
+
+def _all(engine, tenant):
+    with session_scope(engine) as s:
+        return list_recommendations(s, tenant, limit=10_000)
+
+
+def test_propose_plan_routes_and_auto_approves_as_planning_decided_and_is_idempotent(engine, plan_result):
+    from planning import save_plan
+
+    recs = plan_result.recommendations
+    routed = recs.filter(recs["action"] == "route")
+    auto = recs.filter(recs["action"] == "auto_approve")
+    assert routed.height > 0 and auto.height > 0, "the fixture must exercise both decisions"
+    run_id = save_plan(engine, "acme", plan_result, create_tenant=True)
+
+    first = propose_plan(engine, "acme", run_id)
+    assert (first.total, first.created, first.existing) == (recs.height, recs.height, 0)
+    assert first.by_state == {"approved": auto.height, "routed": routed.height}
+    stored = _all(engine, "acme")
+    assert len(stored) == recs.height
+    by_sku_loc = {(r.sku_id, r.location_id): r for r in stored}
+    for row in routed.iter_rows(named=True):
+        r = by_sku_loc[(row["sku_id"], row["location_id"])]
+        assert (r.state, r.route_queue, r.route_role) == ("routed", "buyers", "planner")
+        assert r.route_rule == "big_buy"
+        assert r.value == pytest.approx(row["order_value"], rel=1e-6)
+    for row in auto.iter_rows(named=True):
+        r = by_sku_loc[(row["sku_id"], row["location_id"])]
+        assert r.state == "approved" and r.decided_by == "policy:default"
+        assert r.quantity == pytest.approx(row["order_qty"])
+
+    again = propose_plan(engine, "acme", run_id)
+    assert (again.created, again.existing, again.total) == (0, recs.height, recs.height)
+    assert again.by_state == first.by_state
+    assert len(_all(engine, "acme")) == recs.height  # nothing added
+
+
+def test_the_evidence_names_the_forecast_and_the_plan_run(engine, plan_result):
+    from planning import save_plan
+    from workflow.evidence import get as get_evidence
+
+    run_id = save_plan(engine, "acme", plan_result, create_tenant=True)
+    propose_plan(engine, "acme", run_id, actor="cycle:test")
+    rec = _all(engine, "acme")[0]
+    with session_scope(engine) as s:
+        body = get_evidence(s, "acme", rec.evidence_sha256).body
+    meta = plan_result.meta
+    assert body["forecast_version"] == meta["forecast_version"]
+    assert body["forecast"]["source"] == meta["forecast_source"]
+    assert body["plan_run"] == run_id and body["assumptions"]["plan_run"] == run_id
+    assert body["simulation"]["n_paths"] == 64
+    assert "bound_by" in body["constraints"] and body["planning_evidence"]["kind"] == "purchase"
+    assert set(body["quantiles"]) == {"p05", "p50", "p95"}
+
+
+def test_two_plan_runs_are_proposed_separately_and_another_tenant_cannot_propose_them(engine, plan_result):
+    from planning import save_plan
+
+    n = plan_result.recommendations.height
+    first = save_plan(engine, "acme", plan_result, create_tenant=True)
+    second = save_plan(engine, "acme", plan_result)
+    propose_plan(engine, "acme", first)
+    assert propose_plan(engine, "acme", second).created == n
+    assert len(_all(engine, "acme")) == 2 * n
+    save_plan(engine, "other", plan_result, create_tenant=True)
+    with pytest.raises(LookupError, match="no plan run"):
+        propose_plan(engine, "other", first)
+    assert _all(engine, "other") == []

@@ -117,6 +117,8 @@ def _forecast_provenance(doc: dict[str, Any], run: dict[str, Any]) -> dict[str, 
     }
     for key, names in _PROVENANCE.items():
         out[key] = _first(sources, names)
+    if out["forecast_run"] is None and out["forecast_stage"] is not None:
+        out["forecast_run"] = out["version"]  # a stored forecast's version is its run id
     merged = {**fc, **{k: v for k, v in out.items() if v is not None}}
     return {k: v for k, v in merged.items() if v is not None}
 
@@ -192,6 +194,7 @@ def build_recommendations(run: dict[str, Any]) -> list[RecommendationIn]:
                 "plan_run": plan_run_id,
                 "as_of": str(meta.get("as_of")),
                 **({"transfer": doc["transfer"]} if "transfer" in doc else {}),
+                **({"policy": doc["policy"]} if "policy" in doc else {}),
             },
             forecast=forecast,
             reconciliation_method=forecast.get("reconciliation_method"),

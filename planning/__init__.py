@@ -2,6 +2,11 @@
 
 Python API (what the serving layer calls)::
 
+    from planning import plan_stage
+    staged = plan_stage(engine, "tenant")        # the tenant's stored forecasts + tables -> a stored plan run
+    staged.run_id, staged.counts, staged.forecast  # what it used, what it made
+
+    # or step by step, on frames:
     from planning import inputs_from_frames, plan, load_rules, save_plan
     inputs = inputs_from_frames(**synth_data.tables())          # or frames read from the stores
     result = plan(inputs.units, inputs.forecast, inputs.lead_time_pmf, as_of=inputs.as_of,
@@ -28,16 +33,19 @@ __all__ = [
     "PlanConfig",
     "PlanInputs",
     "PlanResult",
+    "PlanStageResult",
     "QuantileDemand",
     "RuleError",
     "RuleSet",
     "evidence_record",
     "inputs_from_frames",
+    "load_plan_inputs",
     "load_rules",
     "load_run",
     "missing_evidence",
     "parse_rules",
     "plan",
+    "plan_stage",
     "policy_samples",
     "route",
     "save_plan",
@@ -53,6 +61,9 @@ _WHERE = {
     "plan": "planning._plan",
     "PlanInputs": "planning._inputs",
     "inputs_from_frames": "planning._inputs",
+    "PlanStageResult": "planning._stage",
+    "load_plan_inputs": "planning._stage",
+    "plan_stage": "planning._stage",
     "RuleError": "planning._routing",
     "RuleSet": "planning._routing",
     "load_rules": "planning._routing",

@@ -41,6 +41,7 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "source": "forecast_source",
         "quantile_levels": "quantile_levels",
         "p50_period0": "forecast_p50_period0",
+        "run_id": "forecast_version",
         "stage": "forecast_stage",
         "model_name": "forecast_model_name",
         "reconciliation_method": "reconciliation_method",

@@ -26,6 +26,7 @@ _COMMAND_MODULES = [
     "serving.cli._demo",
     "serving.cli._train",
     "serving.cli._plan",
+    "serving.cli._cycle",
 ]
 
 

@@ -1,0 +1,400 @@
+"""The replenishment cycle of one tenant: train? -> forecast -> reconcile -> plan -> propose.
+
+:func:`run_cycle` only wires the stages together; each stage is a public function of the package that owns it
+and hands off to the next through versioned facts in the stores, never through objects:
+
+=========  ============================================  ===================================================
+stage      function                                      hands on (recorded as the stage's outputs)
+=========  ============================================  ===================================================
+train      ``training.stage.train_tenant``               model name and version (the tenant's champion gate)
+forecast   ``training.stage.forecast_stage``             ``forecast_run`` (stored base forecasts)
+reconcile  ``training.reconcile_stage.reconcile_stage``  ``reconciled_run`` and the reconciliation method
+plan       ``planning.plan_stage``                       ``plan_run`` (a plan run in the state store)
+propose    ``workflow.proposals.propose_plan``           recommendations in the workflow, by state
+=========  ============================================  ===================================================
+
+Every stage of a cycle writes under the cycle run's id (the forecast run, the reconciled run and the plan run
+of cycle ``c`` are all ``c``), so one id traces a recommendation back to its forecast; a stage run alone
+(``stages=["plan"]``) reads the newest upstream facts. The run and each stage are recorded in
+:mod:`features.runs` (status, times, counts, outputs, error) as they go: the CLI, the API and batch jobs
+report the same record. A failing stage fails the run with the stage's message; the later stages are
+skipped.
+
+This is the one module that imports training, planning and workflow together; it holds no stage logic.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from features.runs import (
+    CYCLE_STAGES,
+    CycleRun,
+    create_run,
+    fail_run,
+    fail_stage,
+    finish_run,
+    finish_stage,
+    get_run,
+    start_run,
+    start_stage,
+)
+
+__all__ = ["CYCLE_STAGES", "DEFAULT_STAGES", "STAGE_FUNCTIONS", "CycleRun", "has_champion", "run_cycle",
+           "start_cycle"]
+
+_log = logging.getLogger(__name__)
+
+#: The stages a cycle runs when none are named (``train`` is added by ``train=True``).
+DEFAULT_STAGES = ("forecast", "reconcile", "plan", "propose")
+#: Where each stage's function lives (module, name); resolved when the stage runs.
+STAGE_FUNCTIONS: dict[str, tuple[str, str]] = {
+    "train": ("training.stage", "train_tenant"),
+    "forecast": ("training.stage", "forecast_stage"),
+    "reconcile": ("training.reconcile_stage", "reconcile_stage"),
+    "plan": ("planning", "plan_stage"),
+    "propose": ("workflow.proposals", "propose_plan"),
+}
+
+Progress = Callable[[str, int, int], None]
+
+
+class StageUnavailable(RuntimeError):
+    """A stage's function is not in this checkout."""
+
+
+@dataclass
+class _Context:
+    """What the stages of one cycle share: ids and stores, never stage objects."""
+
+    tenant: str
+    run_id: str
+    settings: Any
+    engine: Any
+    actor: str
+    ran: dict[str, dict[str, Any]] = field(default_factory=dict)  # outputs of this cycle's stages
+
+
+def _function(stage: str) -> Callable[..., Any]:
+    module, name = STAGE_FUNCTIONS[stage]
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            raise StageUnavailable(f"{module} is not in this checkout (stage {stage!r})") from None
+        raise
+    fn = getattr(mod, name, None)
+    if fn is None:
+        raise StageUnavailable(f"{module}.{name} is not in this checkout (stage {stage!r})")
+    return fn
+
+
+def _present(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _get(obj: Any, *names: str) -> Any:
+    for n in names:
+        v = obj.get(n) if isinstance(obj, dict) else getattr(obj, n, None)
+        if v is not None:
+            return v
+    return None
+
+
+def _scalars(d: dict[str, Any] | None) -> dict[str, Any]:
+    """The JSON-small part of a stage's ``extra``: numbers, strings, flags and small dicts of them."""
+    out: dict[str, Any] = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, bool | int | float | str) or v is None:
+            out[k] = v
+        elif isinstance(v, dict) and len(v) <= 12 and all(
+            isinstance(x, bool | int | float | str) or x is None for x in v.values()
+        ):
+            out[k] = dict(v)
+    return out
+
+
+# -- one adapter per stage: call it with ids, return (counts, outputs) ------------------------------------
+
+
+def _train(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
+    res = _function("train")(ctx.tenant, settings=ctx.settings, engine=ctx.engine, progress=cb)
+    outputs = {
+        "model_name": _get(res, "model_name", "name"),
+        "model_version": None if _get(res, "version", "model_version") is None
+        else str(_get(res, "version", "model_version")),
+        "promoted": _get(res, "promoted"),
+        "champion_version": _get(res, "champion_version", "champion"),
+    }
+    counts = {
+        "series": _get(res, "series", "n_series"),
+        "train_seconds": _get(res, "train_seconds"),
+        "gate": _get(res, "reason"),
+    }
+    return _present(counts), _present(outputs)
+
+
+def _forecast(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
+    meta = _function("forecast")(
+        ctx.tenant, run_id=ctx.run_id, settings=ctx.settings, engine=ctx.engine, progress=cb
+    )
+    outputs = {
+        "forecast_run": meta.run_id,
+        "model_name": meta.model_name,
+        "model_version": meta.model_version,
+        "data_watermark": meta.data_watermark,
+    }
+    counts = {"freq": meta.freq, "horizon": meta.horizon, **_scalars(meta.extra)}
+    return counts, outputs
+
+
+def _reconcile(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
+    base = ctx.ran.get("forecast", {}).get("forecast_run")  # None: the newest stored base run
+    meta = _function("reconcile")(
+        ctx.tenant, run_id=ctx.run_id, base_run=base, settings=ctx.settings, engine=ctx.engine, progress=cb
+    )
+    extra = dict(meta.extra or {})
+    outputs = {
+        "reconciled_run": meta.run_id,
+        "reconciliation_method": meta.method,
+        "base_run": meta.base_run,
+        "model_version": meta.model_version,
+    }
+    counts = {"nodes": extra.get("nodes"), "horizon": meta.horizon, **_scalars(extra)}
+    if isinstance(extra.get("coherence"), dict):
+        counts["coherence"] = extra["coherence"]
+    return _present(counts), _present(outputs)
+
+
+def _plan(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
+    # The forecast this cycle made, reconciled if it was; none made here: the newest stored one.
+    forecast_run = ctx.ran.get("reconcile", {}).get("reconciled_run") or ctx.ran.get("forecast", {}).get(
+        "forecast_run"
+    )
+    res = _function("plan")(
+        ctx.engine,
+        ctx.tenant,
+        run_id=ctx.run_id,
+        forecast_run=forecast_run,
+        settings=ctx.settings,
+        progress=cb,
+    )
+    fc = res.forecast  # None: planned on the history bootstrap
+    outputs = {
+        "plan_run": res.run_id,
+        "forecast_run": fc.run_id if fc is not None else None,
+        "forecast_stage": fc.stage if fc is not None else None,
+        "forecast_source": res.forecast_source,
+        "model_name": fc.model_name if fc is not None else None,
+        "model_version": fc.model_version if fc is not None else None,
+        "reconciliation_method": fc.method if fc is not None else None,
+    }
+    counts = {**res.counts, "period_days": res.period_days}
+    if res.notes:
+        counts["notes"] = list(res.notes)
+    return counts, _present(outputs)
+
+
+def _propose(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
+    plan_run = ctx.ran.get("plan", {}).get("plan_run")
+    if plan_run is None:  # run alone: the tenant's newest plan run
+        from planning import load_run
+
+        plan_run = load_run(ctx.engine, ctx.tenant)["run"]["run_id"]
+    cb(0, 1)
+    res = _function("propose")(ctx.engine, ctx.tenant, plan_run, actor=ctx.actor)
+    cb(1, 1)
+    counts = {k: v for k, v in res.to_dict().items() if k not in ("plan_run_id", "tenant")}
+    return counts, {"plan_run": plan_run}
+
+
+_ADAPTERS: dict[str, Callable[[_Context, Callable[[int, int], None]], tuple[dict, dict]]] = {
+    "train": _train,
+    "forecast": _forecast,
+    "reconcile": _reconcile,
+    "plan": _plan,
+    "propose": _propose,
+}
+
+
+# -- the cycle --------------------------------------------------------------------------------------------
+
+
+def has_champion(tenant: str, settings: Any = None, engine: Any = None) -> bool:
+    """Whether the tenant's registered model has a ``champion`` version (so forecasting needs no training)."""
+    from features.profile import get_profile, model_name_for
+    from serving.deploy._predictors import mlflow_alias_version
+
+    settings = settings or _settings()
+    eng, own = _engine(settings, engine)
+    try:
+        name = model_name_for(tenant, get_profile(eng, tenant))
+    finally:
+        if own:
+            eng.dispose()
+    try:
+        mlflow_alias_version(name, "champion", settings.mlflow_tracking_uri)
+    except LookupError:
+        return False
+    return True
+
+
+def _settings():
+    from features.settings import get_settings
+
+    return get_settings()
+
+
+def _engine(settings: Any, engine: Any) -> tuple[Any, bool]:
+    if engine is not None:
+        return engine, False
+    from features.store._db import make_engine
+    from features.store._migrate import migrate
+
+    settings.ensure_home()
+    eng = make_engine(settings.database_url)
+    migrate(eng)
+    return eng, True
+
+
+def _stages(stages: Sequence[str] | None, train: bool | Literal["auto"], needs_training: Callable[[], bool]):
+    chosen = list(DEFAULT_STAGES) if not stages else list(dict.fromkeys(stages))
+    unknown = [s for s in chosen if s not in CYCLE_STAGES]
+    if unknown:
+        raise ValueError(
+            f"stages={list(stages or ())!r}: unknown {unknown}; expected names from {list(CYCLE_STAGES)}"
+        )
+    if train is True or (train == "auto" and "train" not in chosen and needs_training()):
+        chosen.append("train")
+    return [s for s in CYCLE_STAGES if s in chosen]
+
+
+def start_cycle(
+    tenant: str,
+    *,
+    stages: Sequence[str] | None = None,
+    train: bool | Literal["auto"] = False,
+    settings: Any = None,
+    engine: Any = None,
+    requested_by: str | None = None,
+) -> str:
+    """Record a queued cycle run (what :func:`run_cycle` will do) and return its id, without running it.
+
+    The API answers with this id at once and runs the cycle in the background (``run_cycle(run_id=...)``).
+
+    Raises:
+        ValueError: an unknown stage.
+        LookupError: the tenant does not exist.
+    """
+    settings = settings or _settings()
+    eng, own = _engine(settings, engine)
+    try:
+        chosen = _stages(stages, train, lambda: not has_champion(tenant, settings, eng))
+        options = {"stages": list(stages or []), "train": train}
+        return create_run(eng, tenant, chosen, requested_by=requested_by, options=options)
+    finally:
+        if own:
+            eng.dispose()
+
+
+def _message(exc: BaseException) -> str:
+    """The error as a planner reads it: the message, with the type only where the type says something."""
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, ValueError | LookupError | RuntimeError | OSError | PermissionError):
+        return text
+    return f"{type(exc).__name__}: {text}"
+
+
+def run_cycle(
+    tenant: str,
+    *,
+    stages: Sequence[str] | None = None,
+    train: bool | Literal["auto"] = False,
+    settings: Any = None,
+    engine: Any = None,
+    progress: Progress | None = None,
+    run_id: str | None = None,
+    requested_by: str | None = None,
+) -> CycleRun:
+    """Run the cycle for ``tenant`` and record it; return the run record.
+
+    Args:
+        tenant: an existing tenant with ingested data.
+        stages: a subset of :data:`CYCLE_STAGES` (run in the cycle's order, each on the newest upstream facts
+            when its upstream stage is not in the subset); None: :data:`DEFAULT_STAGES`.
+        train: ``True`` adds the ``train`` stage; ``"auto"`` adds it only when the tenant has no champion.
+        settings: ``features.settings.Settings`` (default ``get_settings()``).
+        engine: the state store (default: ``settings.database_url``, migrated).
+        progress: ``progress(stage, done, total)``, called as each stage starts (0 of 1), as it reports, and
+            as it ends (total of total).
+        run_id: a run already recorded by :func:`start_cycle` (its stages are the ones run); None: a new run.
+        requested_by: who asked, for a new run's record (``cli``, ``demo``, an API key id).
+
+    Returns:
+        The stored :class:`features.runs.CycleRun`: ``succeeded``, or ``failed`` with the failing stage's
+        message in ``error`` (the cycle never raises for a stage's error; the traceback is logged at DEBUG).
+
+    Raises:
+        ValueError: an unknown stage.
+        LookupError: the tenant does not exist, or no run ``run_id`` for it.
+    """
+    settings = settings or _settings()
+    eng, own = _engine(settings, engine)
+    report = progress or (lambda _s, _d, _t: None)
+    try:
+        if run_id is None:
+            run_id = start_cycle(
+                tenant, stages=stages, train=train, settings=settings, engine=eng, requested_by=requested_by
+            )
+        record = get_run(eng, tenant, run_id)
+        actor = f"cycle:{run_id}"
+        ctx = _Context(tenant=tenant, run_id=run_id, settings=settings, engine=eng, actor=actor)
+        start_run(eng, tenant, run_id)
+        try:
+            for stage in (s.stage for s in record.stages):
+                if not _run_stage(ctx, stage, report):
+                    break
+            else:
+                finish_run(eng, tenant, run_id)
+        except BaseException as exc:  # interrupted (Ctrl-C, shutdown): the record must not stay "running"
+            fail_run(eng, tenant, run_id, f"interrupted: {_message(exc)}")
+            raise
+        return get_run(eng, tenant, run_id)
+    finally:
+        if own:
+            eng.dispose()
+
+
+def _run_stage(ctx: _Context, stage: str, report: Progress) -> bool:
+    """Run one stage and record it; False when it failed (the run is then failed)."""
+    eng, tenant, run_id = ctx.engine, ctx.tenant, ctx.run_id
+    last = {"total": 1, "steps": 0}
+
+    def cb(done: Any, total: int | None = None, *_: Any, **__: Any) -> None:
+        if isinstance(done, str):  # a stage that names its steps: count them
+            done, last["steps"] = last["steps"], last["steps"] + 1
+            total = max(last["total"], last["steps"])
+        if total:
+            last["total"] = int(total)
+        report(stage, int(done), last["total"])
+
+    start_stage(eng, tenant, run_id, stage)
+    report(stage, 0, 1)
+    t0 = time.perf_counter()
+    try:
+        counts, outputs = _ADAPTERS[stage](ctx, cb)
+    except Exception as exc:  # a stage's error fails the run with its message; the cycle goes no further
+        _log.debug("cycle %s: stage %s failed", run_id, stage, exc_info=True)
+        fail_stage(eng, tenant, run_id, stage, _message(exc), seconds=round(time.perf_counter() - t0, 3))
+        return False
+    ctx.ran[stage] = outputs
+    finish_stage(
+        eng, tenant, run_id, stage, counts=counts, outputs=outputs, seconds=round(time.perf_counter() - t0, 3)
+    )
+    report(stage, last["total"], last["total"])
+    return True

@@ -1,0 +1,169 @@
+"""The cycle's orchestration on real stores: a tenant's ingested files, stored forecasts, plan, proposals.
+
+No model is trained here (that is the training tests' and the demo test's job): the forecast facts are
+written through ``features.forecasts`` as the forecast/reconcile stages would, and the cycle runs the stages
+downstream of them, alone or together, recording each in ``features.runs``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+TENANT = "acme"
+
+
+@pytest.fixture
+def settings():
+    from features.settings import get_settings
+
+    s = get_settings()
+    s.ensure_home()
+    return s
+
+
+@pytest.fixture
+def ingested(settings, tmp_path):
+    """A weekly synthetic tenant ingested file by file, master data first (features.synth's order)."""
+    from features.ingest import ingest
+    from features.store._db import make_engine
+    from features.store._migrate import migrate
+    from features.synth import SynthData, generate
+
+    data = generate(24, 60, freq="W", seed=5)
+    paths = data.write(tmp_path / "files", fmt="parquet")
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    for kind in SynthData.INGEST_ORDER:
+        ingest(kind, paths[kind], tenant=TENANT, engine=engine, settings=settings)
+    yield engine, data
+    engine.dispose()
+
+
+def store_forecast(settings, data, *, run_id="fc1", stage="reconciled", method="wls_struct"):
+    """Stored forecasts of every planning unit as the forecast/reconcile stages write them (no model pass)."""
+    from features.forecasts import ForecastRunMeta, sales_watermark, write_forecasts
+
+    sales = data.sales
+    last = sales["date"].max()
+    H = 8
+    mean = sales.group_by("sku_id", "location_id", "channel_id").agg(pl.col("qty").tail(12).mean().alias("m"))
+    rows = []
+    for r in mean.iter_rows(named=True):
+        m = float(r["m"] or 0.0)
+        for h in range(1, H + 1):
+            rows.append({
+                "unique_id": f"{r['sku_id']}|{r['location_id']}|{r['channel_id']}", "level": "bottom",
+                "sku_id": r["sku_id"], "location_id": r["location_id"], "channel_id": r["channel_id"],
+                "date": last + np.timedelta64(7 * h, "D").item(), "horizon": h, "source": "model:acme-tft",
+                "model_version": "3", "cold_start": False,
+                "p10": 0.5 * m, "p25": 0.75 * m, "p50": m, "p75": 1.25 * m, "p90": 1.6 * m,
+            })
+    frame = pl.DataFrame(rows)
+    meta = ForecastRunMeta(
+        run_id=run_id, tenant=TENANT, stage=stage, freq="W", horizon=H, levels=(0.1, 0.25, 0.5, 0.75, 0.9),
+        data_watermark=sales_watermark(TENANT, facts_dir=settings.facts_dir), model_name="acme-tft",
+        model_version="3", method=method if stage == "reconciled" else None,
+        base_run=run_id if stage == "reconciled" else None,
+    )
+    write_forecasts(TENANT, frame, meta, facts_dir=settings.facts_dir)
+    return meta
+
+
+def test_plan_and_propose_alone_run_on_the_stored_forecasts_and_are_recorded(settings, ingested):
+    from features.runs import get_run
+    from features.store._db import session_scope
+    from serving.cycle import run_cycle
+    from workflow.evidence import get as get_evidence
+    from workflow.lifecycle import list_recommendations
+
+    engine, data = ingested
+    store_forecast(settings, data)
+    seen = []
+    run = run_cycle(TENANT, stages=["propose", "plan"], settings=settings, engine=engine,
+                    progress=lambda s, d, t: seen.append((s, d, t)))
+    assert run.status == "succeeded", run.error
+    assert [s.stage for s in run.stages] == ["plan", "propose"]  # the cycle's order, whatever the caller's
+    plan, propose = run.stage("plan"), run.stage("propose")
+    assert plan.outputs["plan_run"] == run.run_id  # the plan run is the cycle run's id
+    assert plan.outputs["forecast_run"] == "fc1" and plan.outputs["reconciliation_method"] == "wls_struct"
+    assert plan.outputs["model_version"] == "3"
+    assert plan.counts["units"] > 0 and plan.counts["recommendations"] > 0
+    assert propose.counts["total"] == plan.counts["recommendations"] == propose.counts["created"]
+    assert sum(propose.counts["by_state"].values()) == propose.counts["total"]
+    assert all(s.seconds is not None and s.seconds >= 0 for s in run.stages)
+    assert {s for s, _, _ in seen} == {"plan", "propose"}
+    assert ("propose", 1, 1) in seen and seen[0] == ("plan", 0, 1)
+    assert get_run(engine, TENANT, run.run_id) == run
+
+    # The proposals came from this run and name the forecast it planned on.
+    with session_scope(engine) as s:
+        recs = list_recommendations(s, TENANT, limit=10_000)
+        body = get_evidence(s, TENANT, recs[0].evidence_sha256).body
+    assert len(recs) == propose.counts["total"]
+    assert body["plan_run"] == run.run_id and body["model_version"] == "3"
+    assert body["reconciliation_method"] == "wls_struct" and body["forecast"]["forecast_run"] == "fc1"
+    assert body["data_watermark"]
+
+    # Proposing the same plan run again (propose alone: the newest plan run) adds nothing.
+    again = run_cycle(TENANT, stages=["propose"], settings=settings, engine=engine)
+    assert again.status == "succeeded"
+    assert again.stage("propose").counts["created"] == 0
+    assert again.stage("propose").outputs["plan_run"] == run.run_id
+
+
+def test_a_failing_stage_fails_the_run_with_its_message_and_skips_the_rest(settings, ingested):
+    from features.profile import update_profile
+    from features.runs import create_run
+    from serving.cycle import run_cycle
+
+    engine, data = ingested
+    store_forecast(settings, data)
+    run_id = create_run(engine, TENANT, ["plan", "propose"], requested_by="test")  # as the API records it
+    # A profile naming a routing file that does not exist fails the plan stage.
+    update_profile(engine, TENANT, routing="/nonexistent/routing.yaml")
+    run = run_cycle(TENANT, run_id=run_id, settings=settings, engine=engine)
+    assert run.status == "failed"
+    plan = run.stage("plan")
+    assert plan.status == "failed" and "/nonexistent/routing.yaml" in plan.error
+    assert "Traceback" not in plan.error and len(plan.error) < 500
+    assert run.error.startswith("plan: ")
+    assert run.stage("propose").status == "skipped"
+
+
+def test_cli_cycle_stage_plan_alone_prints_a_summary_and_exits_0(settings, ingested):
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    engine, data = ingested
+    store_forecast(settings, data)
+    result = CliRunner().invoke(app, ["cycle", "--tenant", TENANT, "--stage", "plan"])
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.output and "plan run:" in result.output
+    assert "reconciliation: wls_struct" in result.output and "version 3" in result.output
+
+    as_json = CliRunner().invoke(app, ["cycle", "--tenant", TENANT, "--stage", "plan", "--stage", "propose",
+                                       "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    record = json.loads(as_json.stdout.strip().splitlines()[-1])
+    assert record["status"] == "succeeded" and [s["stage"] for s in record["stages"]] == ["plan", "propose"]
+    assert record["stages"][1]["counts"]["created"] == record["stages"][0]["counts"]["recommendations"]
+
+
+def test_cli_cycle_exits_1_with_the_stage_error_and_refuses_unknown_stages_and_tenants(settings, ingested):
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    # No forecast stored: the reconcile stage fails with its message.
+    missing = CliRunner().invoke(app, ["cycle", "--tenant", TENANT, "--stage", "reconcile"])
+    assert missing.exit_code == 1, missing.output
+    assert "cycle failed: reconcile:" in missing.output and "Traceback" not in missing.output
+    bad = CliRunner().invoke(app, ["cycle", "--tenant", TENANT, "--stage", "bake"])
+    assert bad.exit_code == 2 and "expected one of" in bad.output
+    ghost = CliRunner().invoke(app, ["cycle", "--tenant", "ghost", "--stage", "plan"])
+    assert ghost.exit_code == 1 and "tenant 'ghost' does not exist" in ghost.output

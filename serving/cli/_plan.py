@@ -1,8 +1,16 @@
-"""Planning command: ``replenish plan`` (recommendations, PO drafts and exceptions to the state store)."""
+"""Planning command: ``replenish plan`` runs the plan stage for a tenant (``planning.plan_stage``).
+
+The command only parses arguments, calls the stage and prints its summary: the tenant's stored forecasts
+(reconciled when current, else base; the history bootstrap when none) and tables are planned and the run is
+stored. ``--synthetic N`` and ``--data DIR`` first ingest files into the tenant through the same ingest as
+``replenish ingest`` (so they are planned by the very same stage), ``--propose`` hands the stored run to the
+workflow (``workflow.proposals.propose_plan``).
+"""
 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -10,93 +18,55 @@ import typer
 
 __all__ = ["register"]
 
-_DEFAULT_ROUTING = Path(__file__).resolve().parents[2] / "configs" / "routing.yaml"
-_WF_KIND = {"purchase": "purchase_order", "transfer": "transfer", "allocation": "allocation"}
+#: Files ``--data DIR`` needs (as ``replenish synth`` writes them); the other kinds are ingested when present.
+_REQUIRED_FILES = (
+    "sales",
+    "skus",
+    "locations",
+    "supplier_terms",
+    "lead_times",
+    "inventory",
+    "purchase_orders",
+    "planning_units",
+)
 
 
-def _frames_from_dir(directory: Path) -> dict:
+def _files_in(directory: Path) -> dict[str, Path]:
+    """``{kind: file}`` of the ingest kinds found in ``directory`` (``<kind>.parquet`` or ``<kind>.csv``)."""
+    from features.synth import SynthData
+
+    found = {}
+    for kind in SynthData.INGEST_ORDER:
+        for ext in ("parquet", "csv"):
+            if (directory / f"{kind}.{ext}").exists():
+                found[kind] = directory / f"{kind}.{ext}"
+                break
+    missing = [k for k in _REQUIRED_FILES if k not in found]
+    if missing:
+        raise FileNotFoundError(
+            f"{directory}: missing {missing[0]}.csv or {missing[0]}.parquet "
+            "(as `replenish synth` writes them)"
+        )
+    return found
+
+
+def _ingest_files(files: dict[str, Path], tenant: str, engine, settings) -> None:
+    """Ingest every file into the tenant, master data first (``SynthData.INGEST_ORDER``)."""
+    from features.ingest import ingest
+
+    for kind, path in files.items():
+        if not _has_rows(path):  # e.g. no open purchase order: nothing to ingest
+            continue
+        res = ingest(kind, path, tenant=tenant, engine=engine, settings=settings)
+        if res.status in ("refused", "rejected"):
+            raise ValueError(f"ingest of {path.name} into tenant {tenant!r}: {res.status}: {res.message}")
+
+
+def _has_rows(path: Path) -> bool:
     import polars as pl
 
-    tables = {}
-    for kind in (
-        "sales",
-        "skus",
-        "locations",
-        "supplier_terms",
-        "lead_times",
-        "inventory",
-        "purchase_orders",
-        "planning_units",
-    ):
-        pq, csv = directory / f"{kind}.parquet", directory / f"{kind}.csv"
-        if pq.exists():
-            tables[kind] = pl.read_parquet(pq)
-        elif csv.exists():
-            tables[kind] = pl.read_csv(csv, try_parse_dates=True)
-        else:
-            raise FileNotFoundError(
-                f"{directory}: missing {kind}.csv or {kind}.parquet (as `replenish synth` writes them)"
-            )
-    return tables
-
-
-def _propose(engine, tenant: str, run_id: str, recommendations) -> tuple[int, str | None]:
-    """Hand the routed recommendations to the workflow lifecycle (proposed -> routed / auto-approved)."""
-    try:
-        from workflow.lifecycle import propose_many
-        from workflow.schemas import AutoApprove, EvidenceIn, RecommendationIn, Route
-    except ImportError as exc:  # the control plane is optional for planning
-        return 0, f"workflow not available ({exc}); recommendations stay in plan_recommendations"
-    from features.store._db import session_scope
-    from planning._evidence import evidence_record
-
-    recs = []
-    for r in recommendations.iter_rows(named=True):
-        doc = evidence_record(r)
-        sim = doc.get("simulation", {})
-        evidence = EvidenceIn(
-            forecast_version=doc["forecast"]["version"],
-            model_version=doc["forecast"]["model_version"],
-            quantiles={
-                k: v
-                for k, v in (
-                    ("p05", sim.get("protection_demand_p05")),
-                    ("p50", sim.get("protection_demand_p50")),
-                    ("p95", sim.get("protection_demand_p95")),
-                )
-                if v is not None
-            },
-            inventory_position=doc["inventory"]["position"],
-            lead_time=doc["lead_time"],
-            simulation=sim,
-            constraints={"bound_by": doc["order"]["bound_by"], "lot_size": doc["order"].get("lot_size")},
-            assumptions={"forecast_source": doc["forecast"]["source"], "plan_run": run_id},
-            planning_evidence=doc,
-        )
-        decision = (
-            {"route": Route(queue=r["route_queue"], role=r["route_role"], rule=r["rule"], reason=r["reason"])}
-            if r["action"] == "route"
-            else {"auto_approve": AutoApprove(rule=r["rule"], reason=r["reason"])}
-        )
-        recs.append(
-            RecommendationIn(
-                kind=_WF_KIND[r["kind"]],
-                sku_id=r["sku_id"],
-                location_id=r["location_id"],
-                from_location_id=r.get("from_location_id"),
-                supplier_id=r.get("supplier_id") if r["kind"] != "transfer" else None,
-                quantity=float(r["order_qty"]),
-                value=float(r["order_value"] or 0.0),
-                need_by=r.get("expected_arrival"),
-                evidence=evidence,
-                proposal_key=f"{run_id}:{r['kind']}:{r['sku_id']}:{r['location_id']}:{r.get('from_location_id')}",
-                **decision,
-            )
-        )
-    with session_scope(engine) as s:  # the whole plan in one transaction
-        propose_many(s, tenant, recs, actor=f"planning:{run_id}")
-    n = len(recs)
-    return n, None
+    frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path, n_rows=1)
+    return frame.height > 0
 
 
 def plan_cmd(
@@ -104,19 +74,32 @@ def plan_cmd(
     synthetic: Annotated[
         int | None,
         typer.Option(
-            "--synthetic", min=1, help="Plan a synthetic tenant of this many series (features.synth, weekly)."
+            "--synthetic",
+            min=1,
+            help="First ingest a synthetic data set of this many series (features.synth, weekly) into the "
+            "tenant.",
         ),
     ] = None,
     data: Annotated[
         Path | None,
         typer.Option(
-            "--data", help="Folder of files as `replenish synth` writes them (sales, skus, ... csv/parquet)."
+            "--data",
+            help="First ingest a folder of files as `replenish synth` writes them (sales, skus, ... "
+            "csv/parquet) into the tenant.",
         ),
     ] = None,
     periods: Annotated[int, typer.Option(min=12, help="Weeks of synthetic history.")] = 60,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data and of the simulation.")] = 0,
+    forecast_run: Annotated[
+        str | None,
+        typer.Option(help="Plan on this stored forecast run (default: the newest, reconciled when current)."),
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="Id of the plan run (an existing run of the tenant is replaced).")
+    ] = None,
     routing: Annotated[
-        Path | None, typer.Option(help="Routing rule file (default: configs/routing.yaml of the project).")
+        Path | None,
+        typer.Option(help="Routing rule file (default: the tenant profile's, else configs/routing.yaml)."),
     ] = None,
     paths: Annotated[int, typer.Option(min=16, help="Monte-Carlo paths per unit.")] = 256,
     budget: Annotated[
@@ -148,19 +131,17 @@ def plan_cmd(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line.")] = False,
 ) -> None:
-    """Plan replenishment: levels by simulation, orders, PO drafts, transfers, exceptions, routed, stored.
+    """Plan replenishment for a tenant on its stored forecasts: levels, orders, PO drafts, exceptions, routed.
 
-    Data: --synthetic N, --data DIR, or (neither) the tenant's ingested data in the stores.
+    Without stored forecasts the tenant is planned on the history bootstrap baseline (and the summary says
+    so). --synthetic N / --data DIR ingest files into the tenant first.
     """
     from rich.console import Console
 
     from features.settings import get_settings
     from features.store._db import make_engine
     from features.store._migrate import migrate
-    from planning._inputs import inputs_from_frames
-    from planning._plan import Budget, PlanConfig, plan
-    from planning._routing import RuleError, load_rules
-    from planning._store import identity_issues, save_plan
+    from planning import Budget, PlanConfig, RuleError, load_rules, plan_stage
 
     console = Console(soft_wrap=True)
     if synthetic is not None and data is not None:
@@ -169,99 +150,112 @@ def plan_cmd(
         )
         raise typer.Exit(2)
     try:
-        rules = load_rules(routing or _DEFAULT_ROUTING)
+        rules = load_rules(routing) if routing is not None else None
     except RuleError as exc:
         console.print(f"[red]routing rules refused: {exc}[/red]")
         raise typer.Exit(2) from None
     settings = get_settings()
     tenant = tenant or settings.tenant
-    if database_url is None:
-        settings.ensure_home()
+    settings.ensure_home()  # the fact store lives in the home whatever the state store
     engine = make_engine(database_url or settings.database_url)
     migrate(engine)
-    if synthetic is not None:
-        from features.synth import generate
+    try:
+        if data is not None:
+            _ingest_files(_files_in(data), tenant, engine, settings)
+        elif synthetic is not None:
+            from features.synth import generate
 
-        tables = generate(synthetic, periods, freq="W", seed=seed).tables()
-    elif data is not None:
-        try:
-            tables = _frames_from_dir(data)
-        except FileNotFoundError as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2) from None
-    else:  # the tenant's ingested data: reference data from the state store, facts from the Parquet store
-        import features.store._schema  # noqa: F401  (registers the data layer's tables)
-        from features.tables import read_tables
+            with tempfile.TemporaryDirectory() as tmp:
+                written = generate(synthetic, periods, freq="W", seed=seed).write(tmp, fmt="parquet")
+                _ingest_files(written, tenant, engine, settings)
+        budgets = ()
+        if budget is not None:
+            from features.tables import read_table
 
-        tables = read_tables(tenant, engine=engine, settings=settings)
-        if tables["sales"].height == 0:
-            console.print(
-                f"[red]tenant {tenant!r} has no sales in the stores: ingest data (replenish ingest) "
-                "or give --synthetic N / --data DIR[/red]"
+            sups = read_table("supplier_terms", tenant, engine=engine, settings=settings)["supplier_id"]
+            budgets = (
+                Budget("supplier_id", {s: budget for s in [*sups.unique().sort().to_list(), "UNKNOWN"]}),
             )
-            raise typer.Exit(2)
-    inputs = inputs_from_frames(**tables, ingest_issues=identity_issues(engine, tenant))
-    budgets = ()
-    if budget is not None:
-        sups = inputs.units["supplier_id"].unique().to_list()
-        budgets = (Budget("supplier_id", {s: budget for s in sups}),)
-    if service_group not in (None, "all") and service_group not in inputs.units.columns:
-        console.print(
-            f"[red]--service-group {service_group!r}: not a planning-unit column; use 'all' or one of "
-            f"{', '.join(sorted(inputs.units.columns))}[/red]"
+        staged = plan_stage(
+            engine,
+            tenant,
+            run_id=run_id,
+            forecast_run=forecast_run,
+            config=PlanConfig(
+                n_paths=paths, seed=seed, service_group=service_group, unit_fill_floor=fill_floor
+            ),
+            rules=rules,
+            settings=settings,
+            budgets=budgets,
         )
-        raise typer.Exit(2)
-    result = plan(
-        inputs.units,
-        inputs.forecast,
-        inputs.lead_time_pmf,
-        as_of=inputs.as_of,
-        lead_time_counts=inputs.lead_time_counts,
-        config=PlanConfig(n_paths=paths, seed=seed, service_group=service_group, unit_fill_floor=fill_floor),
-        rules=rules,
-        budgets=budgets,
-        extra_exceptions=inputs.exceptions,
-    )
-    run_id = save_plan(engine, tenant, result, create_tenant=True)
-    proposed, note = _propose(engine, tenant, run_id, result.recommendations) if propose else (0, None)
-    recs, exc = result.recommendations, result.exceptions
+    except (FileNotFoundError, LookupError, ValueError) as exc:  # RuleError is a ValueError
+        msg = str(exc)
+        if "not a planning-unit column" in msg and service_group:
+            msg = f"--service-group {service_group!r}: {msg}"
+        console.print(f"[red]{msg}[/red]")
+        raise typer.Exit(2) from None
+    proposed, note = 0, None
+    if propose:
+        try:
+            from workflow.proposals import propose_plan
+        except ImportError as exc:  # the control plane is optional for planning
+            note = f"workflow not available ({exc}); recommendations stay in plan_recommendations"
+        else:
+            proposed = propose_plan(engine, tenant, staged.run_id).total
+    _print_summary(console, staged, service_group, proposed, note, propose, as_json)
+
+
+def _print_summary(console, staged, service_group, proposed, note, propose, as_json) -> None:
+    result, c = staged.result, staged.counts
     summary = {
-        "run_id": run_id,
-        "tenant": tenant,
+        "run_id": staged.run_id,
+        "tenant": staged.tenant,
         "as_of": result.meta["as_of"],
-        "units": result.meta["n_units"],
-        "recommendations": recs.height,
-        "by_kind": {k: n for k, n in recs.group_by("kind").len().sort("kind").iter_rows()},
-        "routed_recommendations": int((recs["action"] == "route").sum()),
-        "routed_exceptions": int((exc["action"] == "route").sum()),
-        "auto_approved": int((recs["action"] == "auto_approve").sum()),
-        "exceptions": {
-            k: n for k, n in exc.group_by("exception_type").len().sort("exception_type").iter_rows()
-        },
-        "po_drafts": result.po_drafts.height,
-        "order_value": round(float(recs["order_value"].sum()), 2),
-        "forecast_source": result.meta["forecast_source"],
+        "units": c["units"],
+        "recommendations": c["recommendations"],
+        "by_kind": c["by_kind"],
+        "routed_recommendations": c["routed_recommendations"],
+        "routed_exceptions": c["routed_exceptions"],
+        "auto_approved": c["auto_approved"],
+        "exceptions": c["exceptions"],
+        "po_drafts": c["po_drafts"],
+        "order_value": c["order_value"],
+        "forecast_source": staged.forecast_source,
+        "forecast_run": staged.forecast.run_id if staged.forecast else None,
+        "forecast_stage": staged.forecast.stage if staged.forecast else None,
+        "period_days": staged.period_days,
+        "policy_kinds": c["policy_kinds"],
         "service_group": service_group,
         "proposed_to_workflow": proposed,
+        "notes": list(staged.notes),
     }
     if note:
         summary["note"] = note
     if as_json:
         print(json.dumps(summary, default=str))
         return
-    console.print(
-        f"plan run [bold]{run_id}[/bold] for tenant {tenant}, as of {summary['as_of']}: "
-        f"{summary['units']} units, forecast {summary['forecast_source']}"
+    fc = (
+        f"forecast run {summary['forecast_run']} ({summary['forecast_stage']})"
+        if staged.forecast
+        else "no forecast"
     )
     console.print(
+        f"plan run [bold]{staged.run_id}[/bold] for tenant {staged.tenant}, as of {summary['as_of']}: "
+        f"{summary['units']} units, {fc}, source {summary['forecast_source']}, "
+        f"periods of {summary['period_days']:g} day(s)"
+    )
+    for n in staged.notes:
+        console.print(f"[yellow]note:[/yellow] {n}")
+    console.print(
         f"recommendations: {summary['by_kind']} (value {summary['order_value']:,.2f}), "
-        f"{summary['po_drafts']} PO drafts"
+        f"{summary['po_drafts']} PO drafts; policies {summary['policy_kinds']}"
     )
     console.print(f"exceptions: {summary['exceptions']}")
     console.print(
         f"recommendations routed to planners: {summary['routed_recommendations']}, auto-approved: "
         f"{summary['auto_approved']}; exceptions routed: {summary['routed_exceptions']}"
     )
+    recs = result.recommendations
     for rule, n in recs.group_by("rule").len().sort("rule").iter_rows():
         console.print(f"  rule {rule}: {n} recommendations")
     if propose:

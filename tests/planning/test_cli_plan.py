@@ -235,8 +235,14 @@ def test_same_synthetic_seed_twice_gives_identical_recommendations(engine):
         cols = sorted(set(a[key].columns) - drop)
         fa, fb = (f[key].select(cols).sort(cols, nulls_last=True) for f in (a, b))
         assert fa.height > 0 and fa.equals(fb), key
+    # the evidence is the same but for the data watermark, which names each tenant's own sales files
     ev = [
-        sorted(json.dumps(e, sort_keys=True, default=str) for e in f["recommendations"]["evidence"])
+        sorted(
+            json.dumps(
+                {**e, "forecast": {**e["forecast"], "data_watermark": None}}, sort_keys=True, default=str
+            )
+            for e in f["recommendations"]["evidence"]
+        )
         for f in (a, b)
     ]
     assert ev[0] == ev[1]
@@ -263,3 +269,65 @@ def test_service_group_option_plans_group_targets_and_refuses_unknown_columns(en
     assert "not a planning-unit column" in res.output
     with pytest.raises(LookupError):
         load_run(engine, "nobody")  # nothing stored for a refused run
+
+
+def test_replenish_plan_runs_the_plan_stage_on_the_tenants_stored_forecasts(engine, tmp_path, monkeypatch):
+    """The command is a caller of planning.plan_stage: it plans on the forecast run the stores hold."""
+
+    import polars as pl
+
+    from features.forecasts import ForecastRunMeta, sales_watermark, write_forecasts
+    from features.settings import get_settings
+    from features.synth import SynthData, generate
+    from serving.cli import app
+
+    monkeypatch.setenv("REPLENISH_DATABASE_URL", _url(engine))
+    data = generate(20, 30, freq="W", seed=5)
+    paths = data.write(tmp_path / "files", fmt="csv")
+    runner = CliRunner()
+    for kind in SynthData.INGEST_ORDER:
+        res = runner.invoke(app, ["ingest", kind, str(paths[kind]), "--tenant", "fc"])
+        assert res.exit_code == 0, (kind, res.output)
+    first = runner.invoke(app, ["plan", "--tenant", "fc", "--json"])
+    assert first.exit_code == 0, first.output
+    boot = json.loads(first.output.strip().splitlines()[-1])
+    assert boot["forecast_source"] == "baseline:bootstrap" and boot["forecast_run"] is None
+    assert any("history bootstrap" in n for n in boot["notes"])
+    last = data.sales["date"].max()
+    rows = (
+        data.sales.group_by("sku_id", "location_id", "channel_id")
+        .agg(pl.col("qty").cast(pl.Float64).mean().alias("m"))
+        .join(pl.DataFrame({"horizon": [1, 2, 3, 4]}), how="cross")
+        .with_columns(
+            pl.concat_str("sku_id", "location_id", "channel_id", separator="|").alias("unique_id"),
+            pl.lit("bottom").alias("level"),
+            (pl.lit(last) + pl.duration(days=7 * pl.col("horizon"))).cast(pl.Date).alias("date"),
+            pl.lit("model:fc-tft").alias("source"),
+            pl.lit("2").alias("model_version"),
+            pl.lit(False).alias("cold_start"),
+            *[(pl.col("m") * f).alias(c) for c, f in (("p10", 0.5), ("p50", 1.0), ("p90", 1.6))],
+        )
+    )
+    facts = get_settings().facts_dir
+    meta = ForecastRunMeta(
+        run_id="fc-run-1",
+        tenant="fc",
+        stage="base",
+        freq="W",
+        horizon=4,
+        levels=(0.1, 0.5, 0.9),
+        data_watermark=sales_watermark("fc", facts_dir=facts),
+        model_name="fc-tft",
+        model_version="2",
+    )
+    write_forecasts("fc", rows, meta, facts_dir=facts)
+    res = runner.invoke(app, ["plan", "--tenant", "fc", "--json", "--run-id", "plan-1"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    assert summary["run_id"] == "plan-1" and summary["forecast_run"] == "fc-run-1"
+    assert summary["forecast_source"] == "model:fc-tft" and summary["period_days"] == 7.0
+    stored = load_run(engine, "fc", "plan-1")
+    assert stored["run"]["model_version"] == "2"
+    assert {e["forecast"]["run_id"] for e in stored["recommendations"]["evidence"]} == {"fc-run-1"}
+    missing = runner.invoke(app, ["plan", "--tenant", "fc", "--forecast-run", "nope"])
+    assert missing.exit_code == 2 and "no forecast run 'nope'" in missing.output

@@ -1,0 +1,738 @@
+"""The reconcile stage of the cycle: a tenant's stored base forecasts made coherent over its hierarchy.
+
+``reconcile_stage(tenant, run_id=...)`` reads the newest (or a named) base forecast run
+(:func:`features.forecasts.read_forecasts`, stage ``base``), builds the tenant's hierarchy from its master
+data, gives every aggregate node a base forecast of its own, reconciles all quantile levels with
+:func:`kernels.reconcile.reconcile_quantiles` and stores every node's reconciled quantiles as the
+``reconciled`` run ``run_id`` (re-running the same run id replaces it).
+
+Hierarchy. The bottom level is the stored base forecast's units (``sku|location|channel``). The levels above
+it come from the tenant profile (:attr:`features.profile.TenantProfile.hierarchy`, lists of the columns in
+:data:`LEVEL_COLUMNS`: the unit keys, the ``skus`` attributes category / family / brand and the
+``locations`` attributes region / kind / parent_id). With no levels configured the default is the total,
+every attribute that is set somewhere and splits the units (attributes null everywhere or with a single
+value are skipped, as is an attribute that splits the units exactly like one already taken, e.g. region and
+parent_id when each region has one DC), ``channel_id`` and ``sku_id/location_id`` when the units sell
+through several channels (planning's stocking points). A missing attribute value is the explicit node
+``(none)``; a unit whose SKU or location is not in the master data gets ``(unknown)`` for that table's
+attributes and is counted in ``extra["unknown_units"]`` (ingest refuses such sales rows, so it only happens
+when master data was removed after forecasting); nothing is dropped. Node ids follow
+``kernels.reconcile_frame``: ``total``, ``region=R1``, ``category=FOODS/region=R1``; the ``level`` column is
+``bottom`` or the level's columns joined by ``/`` (``total`` for the empty level).
+
+Aggregate base forecasts. Summing the bottom base forecasts gives coherent aggregates, but reconciling those
+changes nothing and their quantiles are sums of quantiles (the comonotone bound, far too wide). Aggregates
+are smooth, so a statistical baseline on their own history is informative: each aggregate's sales history
+(the bottom units' sales of the last few seasons from :func:`features.facts.scan_facts`, summed with the
+summing matrix) is forecast by the best of three baselines in a rolling-origin backtest (up to 8 origins,
+lowest mean absolute error per node): seasonal naive and moving average from :mod:`training.baselines`, and
+the seasonal mean of the last few seasons (the mean of seasonal-naive forecasts from successive seasons).
+Its quantiles are the point forecast plus the empirical quantiles of that node's backtest residuals, pooled
+over origins and horizons (a few hundred residuals per node; per-horizon quantiles from 8 origins would be
+noise), clipped at zero. Without enough history for one origin the aggregates fall back to the bottom sums
+(``extra["aggregate_base"]["kind"] == "bottom_sum"``).
+
+Method. ``method`` argument, else the profile's ``reconcile_method``, else ``wls_var`` when the base run's
+model has stored backtest residuals (:func:`features.forecasts.read_residuals`) and ``wls_struct``
+otherwise. ``wls_var`` (W = the diagonal of error variances) is the default with residuals rather than
+``mint_shrink`` because the node variances come from different backtests (the model's at the bottom, the
+baselines' above), which give variances per node but no aligned residual matrix for a covariance; and for a
+diagonal W the non-negative answer is the exact constrained optimum. The variances: bottom units, the mean
+squared model residual (units without residuals: the variance implied by their base quantile spread under a
+normal); aggregates, the mean squared residual of their baseline backtest. ``mint_shrink`` is available: its
+residual matrix is the seasonal differences of every node's recent history (aligned, so the correlations are
+real), each row rescaled to the node's variance above. Non-negative reconciliation is on by default (demand).
+
+Coherence (max |S b - y| over all nodes and quantiles, absolute and relative to the largest value) and
+monotone quantiles are checked before writing and stored in ``meta.extra`` with the hierarchy's levels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from features.facts import scan_facts
+from features.forecasts import (
+    ForecastRunMeta,
+    forecast_runs,
+    latest_forecast_run,
+    read_forecasts,
+    read_residuals,
+    sales_watermark,
+    write_forecasts,
+)
+from features.profile import get_profile
+from features.tables import read_table
+from kernels.reconcile import Hierarchy, reconcile_quantiles
+from training.baselines import moving_average, seasonal_naive
+
+__all__ = [
+    "LEVEL_COLUMNS",
+    "METHODS",
+    "NONE",
+    "UNKNOWN",
+    "HierarchyError",
+    "build_hierarchy",
+    "reconcile_stage",
+]
+
+log = logging.getLogger(__name__)
+
+UNIT_COLUMNS = ("sku_id", "location_id", "channel_id")
+SKU_ATTRIBUTES = ("category", "family", "brand")
+LOCATION_ATTRIBUTES = ("region", "kind", "parent_id")
+#: Columns a hierarchy level may name.
+LEVEL_COLUMNS = UNIT_COLUMNS + SKU_ATTRIBUTES + LOCATION_ATTRIBUTES
+#: Methods the stage runs (``wls`` needs user weights and ``middle_out`` a depth: not stage methods).
+METHODS = ("bottom_up", "top_down", "ols", "wls_struct", "wls_var", "mint_shrink")
+#: Node value of a missing attribute, and of an attribute of a unit missing from the master data.
+NONE, UNKNOWN = "(none)", "(unknown)"
+_DEFAULT_ORDER = ("category", "family", "brand", "region", "parent_id", "kind", "channel_id")
+# Per grid: season length, moving-average window, seasons in the seasonal mean, origin spacing.
+_GRID = {"D": (7, 28, 4, 7), "W": (52, 8, 2, 4), "MS": (12, 3, 2, 1)}
+_ORIGINS = 8
+_CHUNK = 8192
+# Levels whose nodes hold fewer units than this on average (sku_id/location_id over 2-3 channels) get no base
+# forecast of their own: a baseline on so few units adds little to the units' forecasts, and leaving them out
+# of the solve keeps the aggregate system small (100k units: ~90 aggregates instead of 50k).
+_MIN_NODE_UNITS = 4
+_STEPS = 6
+
+
+class HierarchyError(ValueError):
+    """The configured hierarchy levels are invalid; the message names the column and the allowed ones."""
+
+
+@dataclass(frozen=True)
+class TenantHierarchy:
+    """The named hierarchy of a tenant's forecast units.
+
+    Attributes:
+        ids: node ids in the row order of ``S`` (aggregates first, then the m units), length n.
+        level: level name of every node, length n.
+        keys: ``sku_id``, ``location_id``, ``channel_id`` of every node (null where its level lacks them).
+        levels: (name, columns, nodes, role) of every level, top first, the bottom last; role is
+            ``reconciled`` (own base forecast, in the solve), ``summed`` (nodes of fewer than
+            ``_MIN_NODE_UNITS`` units on average: the sum of their reconciled units) or ``bottom``.
+        S: the summing matrix of every node, CSR (n x m), aggregates first.
+        solved: rows of ``S`` in the reconciliation (reconciled levels, then the units), increasing.
+        hierarchy: the analysed summing matrix of the ``solved`` rows.
+        unknown_units: units whose SKU or location is missing from the master data.
+    """
+
+    ids: pl.Series
+    level: pl.Series
+    keys: pl.DataFrame
+    levels: tuple[tuple[str, tuple[str, ...], int, str], ...]
+    S: sp.csr_array
+    solved: np.ndarray
+    hierarchy: Hierarchy
+    unknown_units: int
+
+
+def _level_name(cols: Sequence[str]) -> str:
+    return "/".join(cols) if cols else "total"
+
+
+def _unit_attributes(units: pl.DataFrame, skus: pl.DataFrame, locations: pl.DataFrame) -> pl.DataFrame:
+    """``units`` with the SKU and location attributes: missing -> NONE, not in master data -> UNKNOWN."""
+    sku_attrs = skus.select("sku_id", *SKU_ATTRIBUTES).with_columns(pl.lit(True).alias("__sku"))
+    loc_attrs = locations.select("location_id", *LOCATION_ATTRIBUTES).with_columns(
+        pl.lit(True).alias("__loc")
+    )
+    out = units.join(sku_attrs, on="sku_id", how="left", maintain_order="left").join(
+        loc_attrs, on="location_id", how="left", maintain_order="left"
+    )
+    fill = []
+    for flag, cols in (("__sku", SKU_ATTRIBUTES), ("__loc", LOCATION_ATTRIBUTES)):
+        for c in cols:
+            value = pl.when(pl.col(flag).is_null()).then(pl.lit(UNKNOWN)).otherwise(pl.col(c).fill_null(NONE))
+            fill.append(value.cast(pl.String).alias(c))
+    fill += [pl.col(c).fill_null(NONE) for c in UNIT_COLUMNS]
+    return out.with_columns(
+        *fill, (pl.col("__sku").is_null() | pl.col("__loc").is_null()).alias("__unknown")
+    ).drop("__sku", "__loc")
+
+
+def _codes(attrs: pl.DataFrame, cols: Sequence[str]) -> np.ndarray:
+    if not cols:
+        return np.zeros(attrs.height, dtype=np.int64)
+    rank = attrs.select(pl.struct(list(cols)).rank("dense")).to_series()
+    return rank.to_numpy().astype(np.int64) - 1
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    na, nb = int(a.max(initial=-1)) + 1, int(b.max(initial=-1)) + 1
+    return na == nb and np.unique(a * nb + b).size == na
+
+
+def _resolve_levels(attrs: pl.DataFrame, configured: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+    """The aggregate levels (bottom excluded) from the profile, or the default from the master data."""
+    bottom = frozenset(UNIT_COLUMNS)
+    if configured:
+        levels, seen = [], set()
+        for level in configured:
+            for c in level:
+                if c not in LEVEL_COLUMNS:
+                    raise HierarchyError(
+                        f"hierarchy level {list(level)} names unknown column {c!r}; allowed columns: "
+                        f"{', '.join(LEVEL_COLUMNS)} (the skus attributes category, family, brand and the "
+                        "locations attributes region, kind, parent_id, or the unit keys)"
+                    )
+            key = frozenset(level)
+            if (
+                key == bottom or key in seen
+            ):  # the bottom level is always there; a reordering is the same level
+                continue
+            seen.add(key)
+            levels.append(tuple(level))
+        return levels
+    m = attrs.height
+    levels: list[tuple[str, ...]] = [()]
+    taken: list[np.ndarray] = [np.zeros(m, dtype=np.int64)]
+    for c in _DEFAULT_ORDER:
+        if attrs.filter(~pl.col(c).is_in([NONE, UNKNOWN])).height == 0:
+            continue  # null everywhere: no information
+        code = _codes(attrs, [c])
+        k = int(code.max(initial=-1)) + 1
+        if k >= m or any(_same_partition(code, t) for t in taken):
+            continue
+        levels.append((c,))
+        taken.append(code)
+    if attrs["channel_id"].n_unique() > 1:
+        levels.append(("sku_id", "location_id"))
+    return levels
+
+
+def _node_ids(first: pl.DataFrame, cols: Sequence[str]) -> pl.Series:
+    if not cols:
+        return pl.Series("unique_id", ["total"] * first.height, dtype=pl.String)
+    parts = [pl.lit(f"{c}=") + pl.col(c).cast(pl.String) for c in cols]
+    return first.select(pl.concat_str(parts, separator="/").alias("unique_id")).to_series()
+
+
+def build_hierarchy(
+    units: pl.DataFrame, skus: pl.DataFrame, locations: pl.DataFrame, levels: Sequence[Sequence[str]] = ()
+) -> TenantHierarchy:
+    """The hierarchy of ``units`` from the master data.
+
+    Args:
+        units: one row per bottom unit: ``unique_id``, ``sku_id``, ``location_id``, ``channel_id``; the row
+            order is the order of the bottom columns of ``S``.
+        skus: the ``skus`` table (``sku_id``, category, family, brand).
+        locations: the ``locations`` table (``location_id``, region, kind, parent_id).
+        levels: aggregate levels as column lists (``[]`` = total); empty: the default (module docstring).
+
+    Returns:
+        The :class:`TenantHierarchy`.
+
+    Raises:
+        HierarchyError: a level names a column outside :data:`LEVEL_COLUMNS`.
+    """
+    attrs = _unit_attributes(units.select("unique_id", *UNIT_COLUMNS), skus, locations)
+    agg_levels = _resolve_levels(attrs, levels)
+    m = attrs.height
+    ids, names, keys, rows, info, solved = [], [], [], [], [], []
+    offset = 0
+    for cols in agg_levels:
+        code = _codes(attrs, cols)
+        first_rows = np.unique(code, return_index=True)[1]
+        first = attrs[first_rows]
+        k = first.height
+        ids.append(_node_ids(first, cols))
+        names.append(pl.Series("level", [_level_name(cols)] * k, dtype=pl.String))
+        keys.append(
+            first.select([pl.col(c) if c in cols else pl.lit(None, pl.String).alias(c) for c in UNIT_COLUMNS])
+        )
+        rows.append(offset + code)
+        role = "reconciled" if not cols or m >= _MIN_NODE_UNITS * k else "summed"
+        info.append((_level_name(cols), tuple(cols), k, role))
+        solved.append(np.full(k, role == "reconciled"))
+        offset += k
+    ids.append(attrs["unique_id"].rename("unique_id"))
+    names.append(pl.Series("level", ["bottom"] * m, dtype=pl.String))
+    keys.append(units.select(UNIT_COLUMNS))
+    rows.append(offset + np.arange(m, dtype=np.int64))
+    info.append(("bottom", UNIT_COLUMNS, m, "bottom"))
+    solved.append(np.ones(m, dtype=bool))
+    n = offset + m
+    r = np.concatenate(rows)
+    S = sp.csr_array((np.ones(r.size), (r, np.tile(np.arange(m, dtype=np.int64), len(rows)))), shape=(n, m))
+    keep = np.flatnonzero(np.concatenate(solved))
+    return TenantHierarchy(
+        ids=pl.concat(ids, rechunk=True),
+        level=pl.concat(names, rechunk=True),
+        keys=pl.concat([k.with_columns(pl.all().cast(pl.String)) for k in keys], rechunk=True),
+        levels=tuple(info),
+        S=S,
+        solved=keep,
+        hierarchy=Hierarchy(S[keep]),
+        unknown_units=int(attrs["__unknown"].sum()),
+    )
+
+
+def _lag_expr(freq: str) -> pl.Expr:
+    """Periods between a sales date and the unit's first forecast date (1 = the period just before)."""
+    d, d1 = pl.col("date"), pl.col("__d1")
+    if freq == "MS":
+        return (d1.dt.year() * 12 + d1.dt.month()) - (d.dt.year() * 12 + d.dt.month())
+    days = (d1 - d).dt.total_days()
+    return days if freq == "D" else (days + 6) // 7
+
+
+def _history(tenant: str, units: pl.DataFrame, freq: str, T: int, facts_dir) -> np.ndarray:
+    """Sales of each unit in the T periods before its first forecast date, shape (m, T); no row = 0 sold.
+
+    Args:
+        tenant: whose sales.
+        units: ``sku_id``, ``location_id``, ``channel_id``, ``__d1`` (first forecast date); one row per unit.
+        freq: grid.
+        T: periods of history.
+        facts_dir: fact store root.
+    """
+    m = units.height
+    d1 = units["__d1"]
+    days = {"D": 1, "W": 7, "MS": 31}[freq] * T + 7
+    start, end = d1.min() - timedelta(days=days), d1.max() - timedelta(days=1)
+    keys = units.select(*UNIT_COLUMNS, "__d1").with_row_index("__idx").lazy()
+    rows = (
+        scan_facts("sales", tenant, start, end, columns=[*UNIT_COLUMNS, "date", "qty"], facts_dir=facts_dir)
+        .join(keys, on=list(UNIT_COLUMNS), how="inner")
+        .with_columns(_lag_expr(freq).alias("__lag"))
+        .filter((pl.col("__lag") >= 1) & (pl.col("__lag") <= T))
+        .select("__idx", (T - pl.col("__lag")).alias("__t"), pl.col("qty").fill_null(0.0))
+        .collect()
+    )
+    flat = rows["__idx"].to_numpy().astype(np.int64) * T + rows["__t"].to_numpy().astype(np.int64)
+    return np.bincount(flat, weights=rows["qty"].to_numpy(), minlength=m * T).reshape(m, T)
+
+
+def _seasonal_mean(Y: np.ndarray, H: int, season: int, k: int) -> np.ndarray:
+    t = Y.shape[1]
+    return np.mean([seasonal_naive(Y[:, : t - j * season], H, season) for j in range(k)], axis=0)
+
+
+def _candidates(freq: str, H: int):
+    """Aggregate baselines: name -> (periods of history needed, forecaster (rows, t) -> (rows, H))."""
+    season, window, k, _ = _GRID[freq]
+    return {
+        "seasonal_mean": (k * season, lambda Y: _seasonal_mean(Y, H, season, k)),
+        "seasonal_naive": (season, lambda Y: seasonal_naive(Y, H, season)),
+        "moving_average": (window, lambda Y: moving_average(Y, H, window)),
+    }
+
+
+def _history_periods(freq: str, H: int) -> int:
+    season, window, k, step = _GRID[freq]
+    return H + (_ORIGINS - 1) * step + max(k * season, season, window)
+
+
+def _aggregate_base(Y_a: np.ndarray, H: int, levels: Sequence[float], freq: str) -> dict:
+    """Base quantiles, error variance and chosen baseline of every aggregate node (module docstring).
+
+    Args:
+        Y_a: aggregate histories, shape (a, T), oldest period first, leading periods before any data trimmed.
+        H: horizon.
+        levels: quantile levels, increasing.
+        freq: grid.
+
+    Returns:
+        ``{"q": (a, H, Q), "var": (a,), "source": (a,) names, "origins": K}``, or None when the history is too
+        short for one backtest origin with any baseline.
+    """
+    a, T = Y_a.shape
+    step = _GRID[freq][3]
+    fits = {name: (T - H - need) // step + 1 for name, (need, _) in _candidates(freq, H).items()}
+    K = min(_ORIGINS, max(fits.values()))
+    if K < 1:
+        return None
+    cands = [(name, fn) for name, (_, fn) in _candidates(freq, H).items() if fits[name] >= K]
+    q = np.empty((a, H, len(levels)))
+    var = np.empty(a)
+    choice = np.empty(a, dtype=np.int64)
+    for lo in range(0, a, _CHUNK):
+        Y = Y_a[lo : lo + _CHUNK]
+        E = np.empty((len(cands), Y.shape[0], K, H))
+        for j in range(K):
+            o = T - H - j * step
+            for c, (_, fn) in enumerate(cands):
+                E[c, :, j] = Y[:, o : o + H] - fn(Y[:, :o])
+        E = E.reshape(len(cands), Y.shape[0], K * H)
+        best = np.abs(E).mean(axis=2).argmin(axis=0)
+        E = np.take_along_axis(E, best[None, :, None], axis=0)[0]
+        F = np.stack([fn(Y) for _, fn in cands])
+        F = np.take_along_axis(F, best[None, :, None], axis=0)[0]
+        spread = np.quantile(E, levels, axis=1).T
+        q[lo : lo + _CHUNK] = np.maximum(F[:, :, None] + spread[:, None, :], 0.0)
+        var[lo : lo + _CHUNK] = np.mean(E * E, axis=1)
+        choice[lo : lo + _CHUNK] = best
+    names = np.array([f"baseline:{name}" for name, _ in cands], dtype=object)
+    return {"q": q, "var": var, "source": names[choice], "origins": K}
+
+
+def _spread_variance(q_b: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+    """Error variance implied by base quantiles under a normal, ((q_hi - q_lo) / (z_hi - z_lo))^2 over h."""
+    if len(levels) < 2:
+        return np.mean(q_b[:, :, 0] ** 2, axis=1) + 1.0
+    z = statistics.NormalDist()
+    dz = z.inv_cdf(levels[-1]) - z.inv_cdf(levels[0])
+    return np.mean(((q_b[:, :, -1] - q_b[:, :, 0]) / dz) ** 2, axis=1)
+
+
+def _bottom_variance(tenant, meta: ForecastRunMeta, ids: pl.Series, q_b: np.ndarray, facts_dir):
+    """Error variance of each unit's base forecast: mean squared backtest residual, else the quantile spread.
+
+    Returns:
+        (var (m,), units with residuals).
+    """
+    var = _spread_variance(q_b, meta.levels)
+    if meta.model_version is None:
+        return var, 0
+    res = read_residuals(tenant, meta.model_version, facts_dir=facts_dir)
+    if res.height == 0:
+        return var, 0
+    mse = res.group_by("unique_id").agg((pl.col("residual") ** 2).mean().alias("mse"))
+    got = pl.DataFrame({"unique_id": ids}).join(mse, on="unique_id", how="left", maintain_order="left")["mse"]
+    has = got.is_not_null().to_numpy()
+    var[has] = got.to_numpy()[has]
+    return var, int(has.sum())
+
+
+def _floor(var: np.ndarray) -> np.ndarray:
+    pos = var[var > 0]
+    return np.maximum(var, 1e-6 * float(pos.mean()) if pos.size else 1.0)
+
+
+def _shrink_residuals(Y: np.ndarray, var: np.ndarray, freq: str) -> np.ndarray:
+    """Residual rows for MinT-shrink: seasonal differences of each node's history scaled to its variance."""
+    season = _GRID[freq][0]
+    T = Y.shape[1]
+    lag = season if T >= season + 2 else 1
+    R = Y[:, lag:] - Y[:, :-lag]
+    R = R[:, -min(R.shape[1], 8 * season) :]
+    if R.shape[1] < 2:
+        raise ValueError("mint_shrink needs at least 3 periods of sales history before the forecast")
+    ms = np.mean(R * R, axis=1)
+    flat = ms <= 0
+    if flat.any():  # no variation: uncorrelated noise of the node's variance (a fixed stream, reproducible)
+        noise = np.random.default_rng(0).standard_normal((int(flat.sum()), R.shape[1]))
+        R[flat] = noise
+        ms[flat] = np.mean(noise * noise, axis=1)
+    return R * np.sqrt(var / ms)[:, None]
+
+
+def _base_run(tenant: str, base_run: str | None, facts_dir) -> ForecastRunMeta:
+    if base_run is None:
+        meta = latest_forecast_run(tenant, "base", facts_dir=facts_dir)
+        if meta is None:
+            raise LookupError(
+                f"no base forecasts stored for tenant {tenant!r}; run the forecast stage first "
+                f"(replenish cycle --tenant {tenant} --stage forecast)"
+            )
+        return meta
+    for meta in forecast_runs(tenant, "base", facts_dir=facts_dir):
+        if meta.run_id == base_run:
+            return meta
+    raise LookupError(f"no base forecast run {base_run!r} for tenant {tenant!r}")
+
+
+def _base_arrays(base: pl.DataFrame, meta: ForecastRunMeta):
+    """Units (one row each, in row order), base quantiles (m, H, Q) and the rows grouped by unit.
+
+    The stored rows come grouped by unit in horizon order (``write_forecasts`` sorts them), which is checked
+    in O(rows) without sorting; other orders are sorted first.
+    """
+    H, qcols = meta.horizon, meta.quantile_columns
+    if base.height == 0:
+        raise ValueError(
+            f"base forecast run {meta.run_id!r} of tenant {meta.tenant!r} has no bottom-level rows"
+        )
+    if not _grouped(base, H):
+        base = base.sort("unique_id", "horizon")
+        if not _grouped(base, H):
+            counts = base.group_by("unique_id").agg(
+                pl.len().alias("n"), pl.col("horizon").n_unique().alias("h")
+            )
+            bad = counts.filter((pl.col("n") != H) | (pl.col("h") != H))
+            uid = bad["unique_id"][0] if bad.height else base["unique_id"][0]
+            raise ValueError(
+                f"base forecast run {meta.run_id!r}: unit {uid!r} needs exactly one row per horizon 1..{H}"
+            )
+    units = base.gather(np.arange(0, base.height, H)).select(
+        "unique_id", *UNIT_COLUMNS, pl.col("date").alias("__d1")
+    )
+    nulls = [c for c in UNIT_COLUMNS if units[c].null_count()]
+    if nulls:
+        raise ValueError(f"base forecast run {meta.run_id!r}: bottom rows with an empty {nulls[0]}")
+    q_b = base.select(qcols).to_numpy().reshape(units.height, H, len(qcols))
+    return units, q_b, base
+
+
+def _grouped(base: pl.DataFrame, H: int) -> bool:
+    """Whether the rows are blocks of H rows per unit, horizons 1..H in order, each unit in one block."""
+    if base.height % H:
+        return False
+    m = base.height // H
+    if not np.array_equal(base["horizon"].to_numpy(), np.tile(np.arange(1, H + 1), m)):
+        return False
+    uid = base["unique_id"]
+    first = uid.gather(np.arange(0, base.height, H))
+    return bool((uid == first.gather(np.repeat(np.arange(m), H))).all()) and first.n_unique() == m
+
+
+def _method(method: str | None, profile_method: str | None, has_residuals: bool) -> str:
+    chosen = method or profile_method or ("wls_var" if has_residuals else "wls_struct")
+    if chosen not in METHODS:
+        raise ValueError(f"reconciliation method {chosen!r}: expected one of {', '.join(METHODS)}")
+    return chosen
+
+
+def _reconcile(
+    hier: Hierarchy,
+    y_hat: np.ndarray,
+    method: str,
+    var: np.ndarray,
+    Y: np.ndarray | None,
+    freq: str,
+    nonnegative: bool,
+) -> np.ndarray:
+    kwargs: dict = {"nonnegative": nonnegative}
+    if method == "wls_var":
+        method, kwargs["weights"] = "wls", var  # W = diag of the error variances gathered per node
+    elif method == "mint_shrink":
+        kwargs["residuals"] = _shrink_residuals(Y, var, freq)
+    return reconcile_quantiles(hier, y_hat, method, **kwargs)
+
+
+def _checks(S: sp.csr_array, a: int, y: np.ndarray) -> dict:
+    """Coherence (max |S b - y| over all nodes, absolute and relative to max |y|) and monotone quantiles.
+
+    Args:
+        S: summing matrix (n x m), the a aggregates first.
+        a: number of aggregate rows.
+        y: forecasts of every node as stored, shape (n, H, Q).
+    """
+    n, H, Q = y.shape
+    flat = y.reshape(n, H * Q)
+    err = float(np.abs(S @ flat[a:] - flat).max(initial=0.0))
+    scale = float(np.abs(flat).max(initial=0.0))
+    bad = int((np.diff(y, axis=2) < -1e-9 * (1.0 + np.abs(y[:, :, 1:]))).sum())
+    return {
+        "coherence": {"max_abs": err, "max_rel": err / scale if scale > 0 else 0.0},
+        "monotone": bad == 0,
+        "non_monotone_values": bad,
+        "min_value": float(flat.min(initial=0.0)),
+    }
+
+
+def _output(th: TenantHierarchy, base: pl.DataFrame, y: np.ndarray, source: np.ndarray, qcols, H: int):
+    """The stored frame: aggregate rows, then the units' rows (base columns kept), reconciled quantiles.
+
+    Args:
+        th: the hierarchy (every node).
+        base: the base rows sorted by unit and horizon.
+        y: reconciled quantiles of every node, shape (n, H, Q).
+        source: ``source`` of every aggregate node, shape (a,).
+        qcols: quantile columns.
+        H: horizon.
+    """
+    n, m = th.S.shape
+    a = n - m
+    bottom = base.select(
+        "unique_id",
+        pl.lit("bottom").alias("level"),
+        *UNIT_COLUMNS,
+        "date",
+        "horizon",
+        "source",
+        "model_version",
+        "cold_start",
+    ).with_columns([pl.Series(c, y[a:, :, i].ravel()) for i, c in enumerate(qcols)])
+    if a == 0:
+        return bottom
+    rows = np.repeat(np.arange(a), H)
+    d = base["date"].to_numpy().reshape(m, H).astype("datetime64[D]").astype(np.int64)
+    if (d == d[0]).all():  # one calendar for every unit (daily, monthly and most weekly data)
+        d_a = np.broadcast_to(d[0], (a, H))
+    else:  # weekly units on different weekdays: a node's period starts with its earliest unit's
+        d_a = np.full((a, H), np.iinfo(np.int64).max)
+        C = th.S[:a].tocoo()
+        np.minimum.at(d_a, C.row, d[C.col])
+    top = pl.DataFrame(
+        {
+            "unique_id": th.ids[:a].gather(rows),
+            "level": th.level[:a].gather(rows),
+            **{c: th.keys[c][:a].gather(rows) for c in UNIT_COLUMNS},
+            "date": pl.Series(d_a.ravel().astype("datetime64[D]")).cast(pl.Date),
+            "horizon": pl.Series(np.tile(np.arange(1, H + 1), a), dtype=pl.Int64),
+            "source": pl.Series(source.tolist(), dtype=pl.String).gather(rows),
+            "model_version": pl.Series([None] * (a * H), dtype=pl.String),
+            "cold_start": pl.Series(np.zeros(a * H, dtype=bool)),
+            **{c: y[:a, :, i].ravel() for i, c in enumerate(qcols)},
+        }
+    )
+    return pl.concat([top, bottom.select(top.columns)], how="vertical_relaxed")
+
+
+def reconcile_stage(
+    tenant: str,
+    *,
+    run_id: str,
+    base_run: str | None = None,
+    settings=None,
+    engine=None,
+    progress: Callable[[int, int], None] | None = None,
+    method: str | None = None,
+    nonnegative: bool = True,
+) -> ForecastRunMeta:
+    """Reconcile a tenant's stored base forecasts over its hierarchy and store them as stage ``reconciled``.
+
+    Args:
+        tenant: whose forecasts.
+        run_id: the reconciled run written (the same id again replaces it).
+        base_run: base forecast run to reconcile; None: the newest.
+        settings: ``features.settings.Settings``; default ``get_settings()``.
+        engine: state store (profile, master data); default ``make_engine(settings.database_url)``, migrated.
+        progress: called as ``progress(done, total)`` after each step.
+        method: one of :data:`METHODS`; None: the profile's ``reconcile_method``, else ``wls_var`` with
+            backtest residuals, else ``wls_struct``.
+        nonnegative: coherent non-negative forecasts (demand); see :mod:`kernels.reconcile`.
+
+    Returns:
+        The stored run's metadata; ``extra`` holds ``coherence`` (max_abs, max_rel), ``monotone``, ``levels``
+        (name, columns, nodes), ``nodes``, ``aggregate_base``, ``residual_units``, ``unknown_units`` and
+        ``seconds`` per step.
+
+    Raises:
+        LookupError: no base forecast run (or not ``base_run``) for the tenant.
+        HierarchyError: the profile's hierarchy names an unknown column.
+        ValueError: an unknown method, or malformed base forecasts.
+        kernels.reconcile.ReconciliationError: the reconciliation system is singular.
+    """
+    if settings is None:
+        from features.settings import get_settings
+
+        settings = get_settings()
+    own = engine is None
+    if own:
+        from features.store import make_engine, migrate
+
+        settings.ensure_home()
+        engine = make_engine(settings.database_url)
+        migrate(engine)
+    try:
+        return _run(
+            tenant, run_id, base_run, settings, engine, progress or (lambda _d, _t: None), method, nonnegative
+        )
+    finally:
+        if own:
+            engine.dispose()
+
+
+def _run(tenant, run_id, base_run, settings, engine, progress, method, nonnegative) -> ForecastRunMeta:
+    facts_dir, times, t0 = settings.facts_dir, {}, time.perf_counter()
+
+    def step(name: str, done: int) -> None:
+        nonlocal t0
+        times[name] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        progress(done, _STEPS)
+
+    meta = _base_run(tenant, base_run, facts_dir)
+    H, qcols, freq = meta.horizon, meta.quantile_columns, meta.freq
+    units, q_b, base = _base_arrays(read_forecasts(tenant, "base", meta.run_id, facts_dir=facts_dir), meta)
+    profile = get_profile(engine, tenant)
+    step("read_base", 1)
+    skus = read_table("skus", tenant, engine=engine, settings=settings)
+    locations = read_table("locations", tenant, engine=engine, settings=settings)
+    th = build_hierarchy(units, skus, locations, profile.hierarchy)
+    if th.unknown_units:
+        log.warning(
+            "tenant %s: %d forecast unit(s) not in the master data, reconciled under %s",
+            tenant,
+            th.unknown_units,
+            UNKNOWN,
+        )
+    step("hierarchy", 2)
+    Y_b = _history(tenant, units, freq, _history_periods(freq, H), facts_dir)
+    seen = np.flatnonzero(Y_b.any(axis=0))
+    Y_b = Y_b[:, seen[0] :] if seen.size else Y_b[:, :0]
+    step("history", 3)
+    var_b, residual_units = _bottom_variance(tenant, meta, units["unique_id"], q_b, facts_dir)
+    chosen = _method(method, profile.reconcile_method, residual_units > 0)
+    y_hat, var, agg = _base_all(th.hierarchy, Y_b, q_b, var_b, meta.levels, freq)
+    step("aggregate_base", 4)
+    hier = th.hierarchy
+    Y = np.vstack([hier.C @ Y_b, Y_b]) if chosen == "mint_shrink" else None
+    y_s = _reconcile(hier, y_hat, chosen, var, Y, freq, nonnegative)
+    n, m = th.S.shape
+    y = (th.S @ y_s[hier.bottom_rows].reshape(m, -1)).reshape(n, H, len(qcols))
+    checks = _checks(th.S, n - m, y)
+    step("reconcile", 5)
+    source = np.full(n - m, "bottom_sum", dtype=object)
+    source[th.solved[: hier.a]] = agg["source"]
+    frame = _output(th, base, y, source, qcols, H)
+    names, counts = np.unique(agg["source"], return_counts=True)
+    extra = {
+        **checks,
+        "levels": [{"name": nm, "columns": list(c), "nodes": k, "role": r} for nm, c, k, r in th.levels],
+        "nodes": n,
+        "bottom_units": m,
+        "nonnegative": nonnegative,
+        "residual_units": residual_units,
+        "unknown_units": th.unknown_units,
+        "aggregate_base": {
+            "kind": agg["kind"],
+            "history_periods": int(Y_b.shape[1]),
+            "origins": agg["origins"],
+            "baselines": {str(k): int(v) for k, v in zip(names, counts, strict=True)},
+        },
+        "history_watermark": sales_watermark(tenant, facts_dir=facts_dir),
+    }
+    out = ForecastRunMeta(
+        run_id=run_id,
+        tenant=tenant,
+        stage="reconciled",
+        freq=freq,
+        horizon=H,
+        levels=meta.levels,
+        data_watermark=meta.data_watermark,
+        model_name=meta.model_name,
+        model_version=meta.model_version,
+        method=chosen,
+        base_run=meta.run_id,
+        extra=extra,
+    )
+    path = write_forecasts(tenant, frame, out, facts_dir=facts_dir)
+    step("write", 6)
+    stored = ForecastRunMeta.from_json(json.loads(path.with_suffix(".json").read_text()))
+    log.info("tenant %s: reconciled run %s (%s, %d nodes) in %s", tenant, run_id, chosen, n, times)
+    return stored
+
+
+def _base_all(hier: Hierarchy, Y_b, q_b, var_b, levels, freq):
+    """Base quantiles (n_s, H, Q) and error variances (n_s,) of the solved nodes, and the aggregates' info."""
+    H, Q = q_b.shape[1], q_b.shape[2]
+    y_hat = np.empty((hier.n, H, Q))
+    y_hat[hier.bottom_rows] = q_b
+    var = np.empty(hier.n)
+    var[hier.bottom_rows] = var_b
+    agg = _aggregate_base(hier.C @ Y_b, H, levels, freq) if hier.a and Y_b.shape[1] else None
+    if agg is not None:
+        y_hat[hier.agg_rows], var[hier.agg_rows] = agg["q"], agg["var"]
+        agg["kind"] = "rolling_origin_baseline"
+    else:  # too little history: the coherent bottom sums, with their summed variance
+        y_hat[hier.agg_rows] = (hier.C @ q_b.reshape(hier.m, -1)).reshape(hier.a, H, Q)
+        var[hier.agg_rows] = hier.C @ var_b
+        agg = {"kind": "bottom_sum", "origins": 0, "source": np.full(hier.a, "bottom_sum", dtype=object)}
+    return y_hat, _floor(var), agg

@@ -22,6 +22,7 @@ SERVING_ROUTERS = (
     "serving.api.routes.forecasts",
     "serving.api.routes.risk",
     "serving.api.routes.plans",
+    "serving.api.routes.cycles",
     "serving.pages",
 )
 

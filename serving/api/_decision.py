@@ -1,9 +1,8 @@
 """Assemble the decision API with the serving routes (forecasts, risk, plans, health, metrics, pages).
 
 ``build_decision_app`` starts from the control plane's ``serving.api.main.create_app(settings)`` and adds the
-serving routers it does not include yet, then attaches a forecaster (the model deployment's handle under
-Serve,
-a local predictor in-process). Routers already present are not added twice.
+serving routers it does not include yet, and optionally attaches an on-the-fly forecaster (the model
+deployment's handle under Serve). Routers already present are not added twice.
 """
 
 from __future__ import annotations
@@ -42,25 +41,29 @@ def include_serving_routes(app: FastAPI) -> FastAPI:
 
 
 def build_decision_app(
-    settings: Any = None, forecaster: Any = None, plan_inputs: Any = None, plan_period_days: int = 30
+    settings: Any = None, forecaster: Any = None, *, forecast_check_interval_s: float | None = None
 ) -> FastAPI:
-    """The decision API with every route of this checkout and ``forecaster`` as ``app.state.forecaster``.
+    """The decision API with every route of this checkout.
+
+    Forecasts, risk and what-if answer each caller's tenant from its stored forecasts and plan inputs
+    (:mod:`serving.api.routes.forecasts`); nothing global is attached for them.
 
     Args:
         settings: :class:`features.settings.Settings` (default: ``get_settings()``).
-        forecaster: a :class:`serving.api.routes.forecasts.Forecaster`, or ``None`` (forecast routes answer
-        503).
-        plan_inputs: zero-argument callable returning ``planning.PlanInputs`` for what-if re-plans (``None``:
-            what-if answers 503).
-        plan_period_days: days per period of those inputs.
+        forecaster: an on-the-fly :class:`serving.api.routes.forecasts.Forecaster` (the model deployment's
+            handle under Serve) as ``app.state.forecaster``, or ``None``.
+        forecast_check_interval_s: most seconds between two checks of a tenant's stored forecasts for a
+            newer run or newer sales (default :data:`serving.api.routes.forecasts.DEFAULT_CHECK_INTERVAL_S`).
     """
     from features.settings import get_settings
     from serving.api.main import create_app
+    from serving.api.routes.forecasts import DEFAULT_CHECK_INTERVAL_S
 
     settings = settings or get_settings()
     app = create_app(settings)
     include_serving_routes(app)
     app.state.forecaster = forecaster
-    app.state.plan_inputs = plan_inputs
-    app.state.plan_period_days = plan_period_days
+    app.state.forecast_check_interval_s = (
+        DEFAULT_CHECK_INTERVAL_S if forecast_check_interval_s is None else float(forecast_check_interval_s)
+    )
     return app

@@ -1,4 +1,8 @@
-"""``replenish serve``: start Ray Serve locally with the decision API and the batched model deployment."""
+"""``replenish serve``: start Ray Serve locally with the decision API (and an optional model deployment).
+
+Each tenant is answered from its own stored forecasts; before starting, the command prints per tenant the
+forecast run it will be served from, or why it cannot be yet and the command that fixes it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["register", "serve_until_interrupted", "start_serving"]
+__all__ = ["register", "serve_until_interrupted", "start_serving", "tenant_serving_status"]
 
 DEFAULT_SERVE_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "serve.yaml"
 
@@ -19,8 +23,61 @@ def _say(msg: str) -> None:
     typer.echo(msg, err=False)
 
 
+def tenant_serving_status(settings) -> list[dict[str, Any]]:
+    """Per tenant with sales or forecasts in the fact store: the run it is served from, or why not.
+
+    Returns:
+        One dict per tenant, sorted: ``tenant``, ``servable`` and either ``run_id``, ``stage``,
+        ``model_version``, ``data_watermark``, ``units`` or ``msg`` and ``command``.
+    """
+    from serving.api.routes.forecasts import ForecastStore
+
+    facts = Path(settings.facts_dir)
+    tenants = sorted(
+        {p.name.split("=", 1)[1] for sub in ("sales", "forecasts") for p in (facts / sub).glob("tenant=*")}
+    )
+    store = ForecastStore(facts, check_interval_s=0)
+    out = []
+    for tenant in tenants:
+        entry = store.refresh(tenant, force=True)
+        if entry.problem is not None:
+            d = entry.problem.detail
+            out.append({"tenant": tenant, "servable": False, "msg": d["msg"], "command": d["command"]})
+            continue
+        m = entry.forecast.meta
+        out.append(
+            {
+                "tenant": tenant,
+                "servable": True,
+                "run_id": m.run_id,
+                "stage": m.stage,
+                "model_version": m.model_version,
+                "data_watermark": m.data_watermark,
+                "units": len(entry.forecast.index),
+            }
+        )
+    return out
+
+
+def _print_status(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        _say(
+            "  none has ingested data yet (`replenish ingest KIND FILE --tenant T`, then `replenish cycle`)"
+        )
+    for r in rows:
+        if r["servable"]:
+            _say(
+                f"  tenant {r['tenant']}: {r['units']} units from {r['stage']} forecast run {r['run_id']} "
+                f"(model version {r['model_version']}, data {r['data_watermark']})"
+            )
+        else:
+            _say(f"  tenant {r['tenant']}: not served yet (409): run `{r['command']}`")
+
+
 def _check_champion(args, settings) -> str | None:
-    """The champion version when the config serves the champion; a clear error when there is none."""
+    """The champion version when an optional model deployment serves the champion; a clear error if none."""
+    if args.model is None:
+        return None
     loader = args.model.loader
     if not loader.endswith(("load_champion", "load_tft_predictor")):
         return None
@@ -115,8 +172,11 @@ def serve(
     app_name: Annotated[
         str | None, typer.Option(help="Application of the file (default: the first).")
     ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Print what each tenant would be served from, then exit.")
+    ] = False,
 ) -> None:
-    """Serve the decision API and the batched champion model on a local Ray (Ctrl-C stops everything)."""
+    """Serve the decision API on a local Ray, each tenant from its stored forecasts (Ctrl-C stops)."""
     from features.settings import get_settings
     from serving.deploy import load_serve_file
 
@@ -127,11 +187,12 @@ def serve(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--config") from None
     version = _check_champion(serve_file.args, settings)
+    _say(f"serve: tenants in {settings.home}:")
+    _print_status(tenant_serving_status(settings))
+    if check:
+        return
     t0 = time.perf_counter()
-    _say(
-        f"serve: starting Ray Serve from {config} (model {settings.model_name}"
-        f"{' version ' + version if version else ''}) ..."
-    )
+    _say(f"serve: starting Ray Serve from {config}{' with model version ' + version if version else ''} ...")
     try:
         urls = start_serving(serve_file, settings, host=host, port=port)
     except BaseException:

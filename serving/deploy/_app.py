@@ -10,28 +10,27 @@ __all__ = ["build_app"]
 
 
 def build_app(args: dict[str, Any] | ServeAppConfig | None = None):
-    """Bind the model deployment and the API ingress with the options of ``args``.
+    """Bind the API ingress (and the model deployment, when ``args.model`` is given) with their options.
 
     Args:
         args: the application's ``args`` from a Serve config file (validated into :class:`ServeAppConfig`).
 
     Returns:
-        ray.serve.Application: the ingress bound to the model deployment, ready for ``serve.run``.
+        ray.serve.Application: the ingress, bound to the model deployment if any, ready for ``serve.run``.
     """
     from serving.deploy._ingress import DecisionAPI
-    from serving.deploy._model import ForecastModel
 
     cfg = ServeAppConfig.parse(args)
-    # Batch size, batch wait and watch interval travel as user_config: changing them in the config file (or
-    # redeploying with new args) reconfigures running replicas without restarting them.
-    model = ForecastModel.options(**cfg.model.deployment_options(), user_config=cfg.model.user_config()).bind(
-        cfg.model.model_dump(exclude=set(cfg.model.user_config()))
-    )
+    model = None
+    if cfg.model is not None:
+        from serving.deploy._model import ForecastModel
+
+        # Batch size, batch wait and watch interval travel as user_config: changing them in the config file
+        # (or redeploying with new args) reconfigures running replicas without restarting them.
+        model = ForecastModel.options(
+            **cfg.model.deployment_options(), user_config=cfg.model.user_config()
+        ).bind(cfg.model.model_dump(exclude=set(cfg.model.user_config())))
     api = DecisionAPI.options(**cfg.api.deployment_options())
     return api.bind(
-        model,
-        cfg.api.settings,
-        float(cfg.api.retry_after_s or 1),
-        cfg.api.plan_inputs,
-        cfg.api.plan_period_days,
+        model, cfg.api.settings, float(cfg.api.retry_after_s or 1), cfg.api.forecast_check_interval_s
     )

@@ -73,7 +73,7 @@ class ModelDeploymentConfig(_Replicas):
     """The batched model deployment.
 
     Attributes:
-        loader: import path ``module:function`` returning a predictor; called as
+        loader: import path ``module:function`` returning a predictor (required); called as
             ``loader(**loader_kwargs, version=v)`` when a resolver is set, else ``loader(**loader_kwargs)``.
         resolver: import path of ``f(**resolver_kwargs) -> version`` naming the version to serve (the
         alias's);
@@ -86,9 +86,9 @@ class ModelDeploymentConfig(_Replicas):
         warmup_units: units forecast in the constructor so no user request pays the first-call cost.
     """
 
-    loader: str = "serving.deploy:load_champion"
+    loader: str
     loader_kwargs: dict[str, Any] = Field(default_factory=dict)
-    resolver: str | None = "serving.deploy:mlflow_alias_version"
+    resolver: str | None = None
     resolver_kwargs: dict[str, Any] = Field(default_factory=dict)
     watch_interval_s: float = Field(default=10.0, ge=0.0)
     max_batch_size: int = Field(default=64, ge=1)
@@ -111,20 +111,20 @@ class ModelDeploymentConfig(_Replicas):
 class ApiDeploymentConfig(_Replicas):
     """The ingress deployment running the FastAPI decision API.
 
+    Forecasts, risk and what-if answer each caller's tenant from its stored forecasts and plan inputs, cached
+    in each ingress replica (:class:`serving.api.routes.forecasts.ForecastStore`); nothing tenant-specific
+    is configured here.
+
     Attributes:
         settings: overrides of :class:`features.settings.Settings` inside the replicas (e.g. ``home``).
-        plan_inputs: import path of a zero-argument callable giving the what-if route its planning inputs.
-        plan_period_days: days per period of those inputs.
+        forecast_check_interval_s: most seconds between two checks of a tenant's stored forecasts for a newer
+            run or newer sales (a stale forecast is refused once a check has seen the newer sales).
         backpressure_status: HTTP status of a request refused because the queue is full (503 or 429).
         retry_after_s: value of the ``Retry-After`` header on such refusals.
     """
 
     settings: dict[str, Any] = Field(default_factory=dict)
-    plan_inputs: str | None = Field(
-        default="serving.api.routes.plans:stallion_plan_inputs",
-        description="import path of f() -> planning.PlanInputs for what-if re-plans",
-    )
-    plan_period_days: int = Field(default=30, ge=1)
+    forecast_check_interval_s: float = Field(default=2.0, ge=0.0, le=300.0)
     backpressure_status: Literal[429, 503] = 503
     retry_after_s: int = Field(default=1, ge=0)
 
@@ -139,11 +139,18 @@ class ApiDeploymentConfig(_Replicas):
 
 
 class ServeAppConfig(BaseModel):
-    """Everything :func:`serving.deploy.build_app` needs: the model deployment and the API ingress."""
+    """Everything :func:`serving.deploy.build_app` needs: the API ingress and, optionally, a model deployment.
+
+    Attributes:
+        model: the batched model deployment for on-the-fly forecasts of a loader's predictor (reached through
+            its handle, ``app.state.forecaster``); ``None`` (the default) deploys none: the forecast routes
+            answer from stored forecasts and need no model in the serving process.
+        api: the ingress.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    model: ModelDeploymentConfig = Field(default_factory=ModelDeploymentConfig)
+    model: ModelDeploymentConfig | None = None
     api: ApiDeploymentConfig = Field(default_factory=ApiDeploymentConfig)
 
     @classmethod

@@ -114,13 +114,15 @@ class HandleForecaster:
 class DecisionAPI:
     """Ray Serve ingress running the decision API (built at replica start by ``__serve_build_asgi_app__``).
 
+    Each replica answers forecasts, risk and what-if per caller tenant from the stored facts, cached in the
+    replica (:class:`serving.api.routes.forecasts.ForecastStore`).
+
     Args:
-        model: handle to the :class:`serving.deploy._model.ForecastModel` deployment (``None``: no model
-        served).
+        model: handle to an optional :class:`serving.deploy._model.ForecastModel` deployment for on-the-fly
+            forecasts (``app.state.forecaster``), or ``None``.
         settings: overrides of :class:`features.settings.Settings` for this replica.
         retry_after_s: ``Retry-After`` sent when the model deployment refuses work.
-        plan_inputs: import path of the what-if route's planning inputs (``None``: what-if answers 503).
-        plan_period_days: days per period of those inputs.
+        forecast_check_interval_s: most seconds between two checks of a tenant's stored forecasts.
     """
 
     def __init__(
@@ -128,21 +130,17 @@ class DecisionAPI:
         model=None,
         settings: dict[str, Any] | None = None,
         retry_after_s: float = 1.0,
-        plan_inputs: str | None = None,
-        plan_period_days: int = 30,
+        forecast_check_interval_s: float | None = None,
     ) -> None:
         from features.settings import load_settings
 
         self._model = model
         self._settings = load_settings(**(settings or {}))
         self._retry_after_s = retry_after_s
-        self._plan_inputs = plan_inputs
-        self._plan_period_days = plan_period_days
+        self._check_s = forecast_check_interval_s
 
     def __serve_build_asgi_app__(self):
         from serving.api._decision import build_decision_app
-        from serving.deploy._predictors import import_callable
 
         forecaster = HandleForecaster(self._model, self._retry_after_s) if self._model is not None else None
-        plan_inputs = import_callable(self._plan_inputs) if self._plan_inputs else None
-        return build_decision_app(self._settings, forecaster, plan_inputs, self._plan_period_days)
+        return build_decision_app(self._settings, forecaster, forecast_check_interval_s=self._check_s)

@@ -26,11 +26,23 @@ def test_config_files_are_valid_serve_configs_and_typed_args(name):
     sf = load_serve_file(ROOT / "configs" / name)
     assert sf.import_path == "serving.deploy:build_app"
     assert isinstance(sf.args, ServeAppConfig)
-    opts = sf.args.model.deployment_options()
+    # Tenants are answered from their stored forecasts: no global model or plan inputs in the shipped files.
+    assert sf.args.model is None
+    assert "plan_inputs" not in (doc["applications"][0]["args"].get("api") or {})
+    opts = sf.args.api.deployment_options()
     assert opts["max_queued_requests"] > 0, "a bounded queue is what turns overload into 503"
+    assert 0 < sf.args.api.forecast_check_interval_s <= 10
     if name == "serve-gpu.yaml":
-        assert opts["ray_actor_options"]["num_gpus"] == 1 and "autoscaling_config" in opts
-        assert "num_replicas" not in opts
+        assert "autoscaling_config" in opts and "num_replicas" not in opts
+
+
+def test_an_optional_model_deployment_needs_a_loader():
+    from serving.deploy import ServeAppConfig
+
+    with pytest.raises(ValueError, match=r"model\.loader"):
+        ServeAppConfig.parse({"model": {"max_batch_size": 8}})
+    cfg = ServeAppConfig.parse({"model": {"loader": "serving.deploy:make_mlp_predictor"}})
+    assert cfg.model.resolver is None and cfg.model.user_config()["max_batch_size"] == 64
 
 
 def test_kuberay_manifest_embeds_the_gpu_config():
@@ -65,12 +77,18 @@ def test_bad_args_name_the_field(tmp_path):
         load_serve_file(tmp_path / "missing.yaml")
 
 
-def test_replenish_serve_without_a_champion_says_what_to_do(tmp_path, monkeypatch):
+def test_replenish_serve_check_says_what_each_tenant_is_served_from(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from serving.cli import app
+    from tests.serving._serve_tenants import make_tenants, store_forecasts
 
-    monkeypatch.setenv("REPLENISH_HOME", str(tmp_path / "home"))
-    result = CliRunner().invoke(app, ["serve", "--port", "18999"])
-    assert result.exit_code != 0
-    assert "champion" in result.output and "replenish demo" in result.output
+    home = tmp_path / "home"
+    monkeypatch.setenv("REPLENISH_HOME", str(home))
+    w = make_tenants(home, {"a": 1, "b": 2}, n_series=3, n_periods=20)
+    store_forecasts("a", w.data["a"], scale=1.0, run_id="a-run", facts_dir=w.settings.facts_dir)
+    w.engine.dispose()
+    result = CliRunner().invoke(app, ["serve", "--check"])
+    assert result.exit_code == 0, result.output
+    assert "tenant a: 3 units from base forecast run a-run (model version 7" in result.output
+    assert "tenant b: not served yet (409): run `replenish cycle --tenant b --train`" in result.output

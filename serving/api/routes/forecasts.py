@@ -1,31 +1,70 @@
-"""Forecast routes: quantile forecasts for a list of planning units, batched by the model deployment.
+"""Forecast routes: the caller tenant's stored quantile forecasts, answered from a per-replica cache.
 
-The route does not know where the model runs: it awaits ``app.state.forecaster``, a :class:`Forecaster`. Under
-Ray Serve that is a handle to the batched model deployment (:mod:`serving.deploy._ingress`); in-process
-(tests,
-``replenish demo --no-serve``) it is a :class:`LocalForecaster` over a predictor.
+Forecasts are versioned facts written by the cycle's forecast and reconcile stages
+(:mod:`features.forecasts`); this route only reads them. Per tenant it serves the newest reconciled run
+(the newest base run when no reconciled run derives from it), loaded once into a :class:`StoredForecast`
+(one array of quantile rows, an index per unit, JSON fragments rendered on first use), so a request does
+no model pass and no file read: a dict lookup and a string join.
+
+:class:`ForecastStore` keeps one entry per tenant and checks at most every ``check_interval_s`` seconds
+whether a newer run appeared (reload) or newer sales were ingested (stale). It never serves a forecast
+whose ``data_watermark`` differs from the tenant's current :func:`features.forecasts.sales_watermark` as
+of the last check: such a tenant gets 409 naming ``replenish cycle --tenant T``; a tenant without stored
+forecasts, or whose forecasts were made without a champion model, gets 409 naming
+``replenish cycle --tenant T --train``.
+
+The model deployment (:mod:`serving.deploy._model`, reached through a :class:`Forecaster`) is not on this
+path; :class:`LocalForecaster` and the :class:`Forecaster` protocol remain for callers of on-the-fly
+predictors.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import re
+import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 import numpy as np
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from workflow.access import Principal
 
-__all__ = ["Forecaster", "ForecasterUnavailable", "LocalForecaster", "Overloaded", "UnknownUnits", "router"]
+__all__ = [
+    "DEFAULT_CHECK_INTERVAL_S",
+    "Forecaster",
+    "ForecasterUnavailable",
+    "ForecastStore",
+    "LocalForecaster",
+    "NotServable",
+    "Overloaded",
+    "StoredForecast",
+    "UnknownUnits",
+    "current_forecast",
+    "forecast_store",
+    "router",
+]
 
 router = APIRouter(prefix="/v1/forecasts", tags=["forecasts"])
 
-_UNIT = r"^[A-Za-z0-9][A-Za-z0-9_.:|/-]{0,127}$"
+#: A unit id: ``sku|location|channel`` at the bottom, a node id (``total``, ``region=R1``,
+#: ``sku_id=S/location_id=L``) above it.
+_UNIT = r"^[A-Za-z0-9][A-Za-z0-9_.:|/=-]{0,255}$"
+_UNIT_RE = re.compile(_UNIT)
+#: How often a replica asks the fact store, per tenant, whether a newer run or newer sales exist.
+DEFAULT_CHECK_INTERVAL_S = 2.0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# On-the-fly predictors (the model deployment's contract); not used by the stored-forecast routes.
+# ------------------------------------------------------------------------------------------------------------
 
 
 class UnknownUnits(LookupError):
@@ -49,7 +88,7 @@ class ForecasterUnavailable(RuntimeError):
 
 
 class Forecaster(Protocol):
-    """Where forecasts come from: the model deployment (via a handle) or a predictor in this process."""
+    """Where on-the-fly forecasts come from: the model deployment (via a handle) or a local predictor."""
 
     async def forecast(self, unit_ids: Sequence[str]) -> dict[str, Any]:
         """``{"version", "quantiles", "values"}``; ``values`` shaped ``(n_units, horizon, n_quantiles)``."""
@@ -79,61 +118,287 @@ class LocalForecaster:
         return {"version": p.version, "quantiles": list(p.quantiles), "horizon": p.horizon}
 
 
-class ForecastRequest(BaseModel):
-    """Planning units to forecast."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    units: list[Annotated[str, Field(pattern=_UNIT)]] = Field(
-        min_length=1, max_length=10_000, description="Planning-unit ids, e.g. 'Agency_01|SKU_01'."
-    )
+# ------------------------------------------------------------------------------------------------------------
+# Stored forecasts of a tenant, ready to answer.
+# ------------------------------------------------------------------------------------------------------------
 
 
-class UnitForecast(BaseModel):
-    """Quantile paths of one planning unit: ``quantiles['p50'][h]`` is the median ``h + 1`` periods ahead."""
+class NotServable(Exception):
+    """The tenant's forecasts cannot be served now (none, made without a champion, or stale): HTTP 409.
 
-    unit: str
-    quantiles: dict[str, list[float]]
-
-
-class ForecastResponse(BaseModel):
-    """Forecasts of the requested units, in request order, from one model version."""
-
-    model_version: str
-    levels: list[float]
-    horizon: int
-    forecasts: list[UnitForecast]
-
-
-def _label(q: float) -> str:
-    return f"p{round(q * 100):02d}"
-
-
-def shape_response(units: Sequence[str], result: dict[str, Any]) -> dict[str, Any]:
-    """Turn a forecaster result into a :class:`ForecastResponse` body, checking its shape against the request.
-
-    Built as plain data (and sent by :func:`run_forecast` without a second validation pass): this is the hot
-    path of the API, and its shape is checked here against the request instead.
+    Attributes:
+        detail: the JSON body's ``detail``: ``msg``, ``command`` (what to run) and the run's facts.
     """
-    values = np.asarray(result["values"], dtype=np.float64)  # (n, H, Q)
-    levels = [float(q) for q in result["quantiles"]]
-    if values.ndim != 3 or values.shape[0] != len(units) or values.shape[2] != len(levels):
-        raise RuntimeError(
-            f"forecaster returned shape {values.shape} for {len(units)} units and "
-            f"{len(levels)} quantile levels"
-        )
-    labels = [_label(q) for q in levels]
-    cols = np.round(values, 4).transpose(0, 2, 1).tolist()  # (n, Q, H)
-    out = [
-        {"unit": u, "quantiles": dict(zip(labels, c, strict=True))} for u, c in zip(units, cols, strict=True)
-    ]
-    return {
-        "model_version": str(result["version"]),
-        "levels": levels,
-        "horizon": int(values.shape[1]),
-        "forecasts": out,
-    }
 
+    def __init__(self, detail: dict[str, Any]) -> None:
+        super().__init__(detail["msg"])
+        self.detail = detail
+
+    def http(self) -> HTTPException:
+        """The 409 answer."""
+        return HTTPException(status_code=409, detail=self.detail)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
+
+
+@dataclasses.dataclass
+class StoredForecast:
+    """One stored forecast run of a tenant held in memory: quantile rows, a unit index, rendered fragments.
+
+    Attributes:
+        meta: the run's :class:`features.forecasts.ForecastRunMeta`.
+        index: unit id -> ``(start, stop)`` rows of ``q`` and ``dates``.
+        q: quantile values, shape ``(rows, Q)``, rows grouped by unit and ordered by horizon.
+        dates: period start of each row, shape ``(rows,)``, ``datetime64[D]``.
+        units: unit id -> ``(level, source, model_version, cold_start)``.
+    """
+
+    meta: Any
+    index: dict[str, tuple[int, int]]
+    q: np.ndarray
+    dates: np.ndarray
+    units: dict[str, tuple[str, str, str | None, bool]]
+    _head: str = ""
+    _rendered: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def load(cls, meta, facts_dir: Path | None = None) -> StoredForecast:
+        """Read every level of the run ``meta`` names (one Parquet read) and index it by unit."""
+        import polars as pl
+
+        from features.forecasts import read_forecasts
+
+        qcols = list(meta.quantile_columns)
+        frame = read_forecasts(meta.tenant, meta.stage, meta.run_id, level=None, facts_dir=facts_dir)
+        frame = frame.sort("level", "unique_id", "horizon").with_row_index("row")
+        spans = frame.group_by("level", "unique_id", maintain_order=True).agg(
+            pl.col("row").min().alias("start"),
+            (pl.col("row").max() + 1).alias("stop"),
+            pl.col("source").first(),
+            pl.col("model_version").first(),
+            pl.col("cold_start").first(),
+        )
+        index: dict[str, tuple[int, int]] = {}
+        units: dict[str, tuple[str, str, str | None, bool]] = {}
+        # Bottom rows win should a node id of another level repeat a bottom id.
+        for r in spans.sort(pl.col("level") == "bottom").iter_rows(named=True):
+            index[r["unique_id"]] = (int(r["start"]), int(r["stop"]))
+            units[r["unique_id"]] = (r["level"], r["source"], r["model_version"], bool(r["cold_start"]))
+        out = cls(
+            meta=meta,
+            index=index,
+            q=frame.select(qcols).to_numpy().astype(np.float64, copy=False),
+            dates=frame["date"].to_numpy().astype("datetime64[D]"),
+            units=units,
+        )
+        out._head = _dumps(out.describe())[:-1] + ',"forecasts":['
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """The run's facts as the response names them (run id, stage, model, watermark, grid, levels)."""
+        m = self.meta
+        return {
+            "tenant": m.tenant,
+            "run_id": m.run_id,
+            "stage": m.stage,
+            "model_name": m.model_name,
+            "model_version": m.model_version,
+            "method": m.method,
+            "base_run": m.base_run,
+            "data_watermark": m.data_watermark,
+            "created_at": m.created_at,
+            "freq": m.freq,
+            "horizon": int(m.horizon),
+            "levels": list(m.levels),
+        }
+
+    def missing(self, units: Sequence[str]) -> list[str]:
+        """The ids among ``units`` this run has no rows for."""
+        return [u for u in units if u not in self.index]
+
+    def fragment(self, unit: str) -> str:
+        """The JSON object of one unit (rendered once per run, then reused)."""
+        hit = self._rendered.get(unit)
+        if hit is not None:
+            return hit
+        start, stop = self.index[unit]
+        level, source, version, cold = self.units[unit]
+        q = np.round(self.q[start:stop], 4).T.tolist()  # (Q, h)
+        body = {
+            "unit": unit,
+            "level": level,
+            "source": source,
+            "model_version": version,
+            "cold_start": cold,
+            "dates": np.datetime_as_string(self.dates[start:stop], unit="D").tolist(),
+            "quantiles": dict(zip(self.meta.quantile_columns, q, strict=True)),
+        }
+        text = self._rendered[unit] = _dumps(body)
+        return text
+
+    def body(self, units: Sequence[str]) -> bytes:
+        """The response body for ``units`` (all known), in request order."""
+        return (self._head + ",".join(self.fragment(u) for u in units) + "]}").encode()
+
+
+def _choose_run(tenant: str, facts_dir: Path | None):
+    """The run to serve, or None when nothing is stored.
+
+    The newest reconciled run, unless a newer base run exists that it does not derive from: that base run
+    was made from newer data (the forecast stage ran again, the reconcile stage not yet).
+    """
+    from features.forecasts import latest_forecast_run
+
+    rec = latest_forecast_run(tenant, "reconciled", facts_dir=facts_dir)
+    base = latest_forecast_run(tenant, "base", facts_dir=facts_dir)
+    if rec is not None and (base is None or rec.base_run == base.run_id or rec.created_at >= base.created_at):
+        return rec
+    return base
+
+
+def _train_command(tenant: str) -> str:
+    return f"replenish cycle --tenant {tenant} --train"
+
+
+def _cycle_command(tenant: str) -> str:
+    return f"replenish cycle --tenant {tenant}"
+
+
+@dataclasses.dataclass
+class _Entry:
+    checked_at: float
+    forecast: StoredForecast | None = None
+    problem: NotServable | None = None
+    watermark: str | None = None
+
+
+class ForecastStore:
+    """Per-replica cache of each tenant's current stored forecast.
+
+    An entry is keyed by tenant and holds the run (which names the model version and the data watermark it
+    was made from). Every ``check_interval_s`` seconds at most, the next request of a tenant asks the fact
+    store (off the event loop, one check per tenant at a time) for the run to serve and the tenant's sales
+    watermark: a new run is loaded, newer sales make the entry stale (409), a missing run or one made
+    without a model gives 409 naming the command to run. Between checks a request costs no I/O.
+
+    Args:
+        facts_dir: the fact store root (``settings.facts_dir``).
+        check_interval_s: most seconds between two checks of one tenant (0: check on every request).
+    """
+
+    def __init__(self, facts_dir: Path | None, check_interval_s: float = DEFAULT_CHECK_INTERVAL_S) -> None:
+        self.facts_dir = facts_dir
+        self.check_interval_s = float(check_interval_s)
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()  # one refresh at a time; concurrent requests wait and reuse it
+        self.loads = 0
+        self.checks = 0
+
+    def _due(self, entry: _Entry | None) -> bool:
+        return entry is None or time.monotonic() - entry.checked_at >= self.check_interval_s
+
+    async def get(self, tenant: str) -> StoredForecast:
+        """The tenant's servable forecast run.
+
+        Raises:
+            NotServable: nothing stored, made without a champion, or older than the tenant's sales.
+        """
+        entry = self._entries.get(tenant)
+        if self._due(entry):
+            entry = await asyncio.to_thread(self.refresh, tenant)
+        if entry.problem is not None:
+            raise entry.problem
+        return entry.forecast
+
+    def refresh(self, tenant: str, force: bool = False) -> _Entry:
+        """Check the fact store for ``tenant`` now (blocking; called in a worker thread)."""
+        from features.forecasts import sales_watermark
+
+        with self._lock:
+            entry = self._entries.get(tenant)
+            if not force and not self._due(entry):
+                return entry  # another request checked while this one waited
+            self.checks += 1
+            now = time.monotonic()
+            meta = _choose_run(tenant, self.facts_dir)
+            watermark = sales_watermark(tenant, facts_dir=self.facts_dir)
+            new = _Entry(checked_at=now, watermark=watermark)
+            if meta is None:
+                new.problem = NotServable(
+                    {
+                        "msg": f"tenant {tenant!r} has no stored forecasts yet: train its model and run its "
+                        f"cycle with `{_train_command(tenant)}`",
+                        "command": _train_command(tenant),
+                        "tenant": tenant,
+                    }
+                )
+            elif meta.model_version is None:
+                new.problem = NotServable(
+                    {
+                        "msg": f"tenant {tenant!r} has no champion model: its forecast run {meta.run_id!r} "
+                        f"was made by baselines only; train and promote a model with "
+                        f"`{_train_command(tenant)}`",
+                        "command": _train_command(tenant),
+                        "tenant": tenant,
+                        "run_id": meta.run_id,
+                    }
+                )
+            elif meta.data_watermark != watermark:
+                new.problem = NotServable(
+                    {
+                        "msg": f"the stored forecasts of tenant {tenant!r} (run {meta.run_id!r}) were made "
+                        f"before its latest sales were ingested (data watermark {meta.data_watermark!r}, "
+                        f"sales now {watermark!r}); refresh them with `{_cycle_command(tenant)}`",
+                        "command": _cycle_command(tenant),
+                        "tenant": tenant,
+                        "run_id": meta.run_id,
+                        "data_watermark": meta.data_watermark,
+                        "sales_watermark": watermark,
+                    }
+                )
+            else:
+                old = entry.forecast if entry is not None else None
+                same = old is not None and (old.meta.stage, old.meta.run_id, old.meta.created_at) == (
+                    meta.stage,
+                    meta.run_id,
+                    meta.created_at,
+                )
+                if same:
+                    new.forecast = old
+                else:
+                    new.forecast = StoredForecast.load(meta, self.facts_dir)
+                    self.loads += 1
+            self._entries[tenant] = new
+            return new
+
+    def stats(self) -> dict[str, Any]:
+        """Tenants held, loads and checks done (for ``/v1/forecasts/run`` and tests)."""
+        return {"tenants": len(self._entries), "loads": self.loads, "checks": self.checks}
+
+
+def forecast_store(app) -> ForecastStore:
+    """The app's :class:`ForecastStore` (made on first use from the app's settings)."""
+    store = getattr(app.state, "forecast_store", None)
+    if store is None:
+        settings = app.state.settings
+        interval = getattr(app.state, "forecast_check_interval_s", DEFAULT_CHECK_INTERVAL_S)
+        store = app.state.forecast_store = ForecastStore(settings.facts_dir, interval)
+    return store
+
+
+async def current_forecast(request: Request, tenant: str) -> StoredForecast:
+    """The tenant's servable forecast run, or the 409 answer (for the forecast, risk and what-if routes)."""
+    try:
+        return await forecast_store(request.app).get(tenant)
+    except NotServable as exc:
+        raise exc.http() from None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Authentication on the hot path.
+# ------------------------------------------------------------------------------------------------------------
 
 #: How long a verified key is trusted on the forecast routes without asking the state store again; a revoked
 #: key stops working on them within this time (on every other route at once).
@@ -197,59 +462,95 @@ def _authenticate(engine, presented: str | None) -> Principal | None:
 Reader = Annotated[Principal, Depends(reader)]
 
 
-async def get_forecaster(request: Request) -> Forecaster:
-    """The app's forecaster; 503 when no model is being served."""
-    forecaster = getattr(request.app.state, "forecaster", None)
-    if forecaster is None:
-        raise HTTPException(
-            status_code=503,
-            detail="no forecasting model is served by this instance "
-            "(register and promote a model, then start `replenish serve`)",
-            headers={"Retry-After": "30"},
-        )
-    return forecaster
+# ------------------------------------------------------------------------------------------------------------
+# Routes.
+# ------------------------------------------------------------------------------------------------------------
 
 
-ForecasterDep = Annotated[Forecaster, Depends(get_forecaster)]
+class ForecastRequest(BaseModel):
+    """Planning units (or hierarchy nodes) to forecast."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    units: list[Annotated[str, Field(pattern=_UNIT)]] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="Unit ids 'sku|location|channel', or node ids of the reconciled hierarchy ('total').",
+    )
 
 
-async def run_forecast(forecaster: Forecaster, units: list[str]) -> Response:
-    """Call the forecaster and map its failures to HTTP answers (404 unknown unit, 503 overload)."""
-    try:
-        result = await forecaster.forecast(units)
-    except UnknownUnits as exc:
+class UnitForecast(BaseModel):
+    """Quantile paths of one unit: ``quantiles['p50'][h]`` is the median of the period ``dates[h]``."""
+
+    unit: str
+    level: str
+    source: str
+    model_version: str | None
+    cold_start: bool
+    dates: list[str]
+    quantiles: dict[str, list[float]]
+
+
+class ForecastRun(BaseModel):
+    """The stored forecast run a tenant is served from."""
+
+    tenant: str
+    run_id: str
+    stage: str
+    model_name: str | None
+    model_version: str | None
+    method: str | None
+    base_run: str | None
+    data_watermark: str
+    created_at: str
+    freq: str
+    horizon: int
+    levels: list[float]
+
+
+class ForecastResponse(ForecastRun):
+    """Forecasts of the requested units, in request order, from one stored run of the caller's tenant."""
+
+    forecasts: list[UnitForecast]
+
+
+async def _answer(request: Request, principal: Principal, units: list[str]) -> Response:
+    fc = await current_forecast(request, principal.tenant_id)
+    missing = fc.missing(units)
+    if missing:
         raise HTTPException(
             status_code=404,
             detail={
-                "msg": "unknown planning units for the served model",
-                "units": exc.units,
-                "model_version": exc.version,
+                "msg": f"unknown unit(s) for tenant {principal.tenant_id!r} in forecast run "
+                f"{fc.meta.run_id!r}: {', '.join(missing[:10])}",
+                "units": missing[:100],
+                "run_id": fc.meta.run_id,
             },
-        ) from None
-    except Overloaded as exc:
-        retry = str(max(1, round(exc.retry_after_s or 1)))
-        return JSONResponse(status_code=503, content={"detail": str(exc)}, headers={"Retry-After": retry})
-    except ForecasterUnavailable as exc:
-        raise HTTPException(status_code=503, detail=str(exc), headers={"Retry-After": "30"}) from None
-    body = json.dumps(shape_response(units, result), separators=(",", ":"), allow_nan=False)
-    return Response(content=body, media_type="application/json")
+        )
+    return Response(content=fc.body(units), media_type="application/json")
 
 
-@router.post("", response_model=ForecastResponse, responses={401: {}, 404: {}, 422: {}, 503: {}})
-async def forecast_units(principal: Reader, body: ForecastRequest, forecaster: ForecasterDep):
-    """Quantile forecasts for a list of planning units (batched with concurrent requests)."""
-    return await run_forecast(forecaster, body.units)
+_ERRORS: dict[int | str, dict[str, Any]] = {401: {}, 403: {}, 404: {}, 409: {}, 422: {}}
 
 
-@router.get("/model", response_model=dict)
-async def served_model(principal: Reader, forecaster: ForecasterDep):
-    """Version, quantile levels and horizon of the model being served."""
-    return await forecaster.info()
+@router.post("", response_model=ForecastResponse, responses=_ERRORS)
+async def forecast_units(principal: Reader, body: ForecastRequest, request: Request):
+    """Stored quantile forecasts of the caller tenant's units (409 when none are current)."""
+    return await _answer(request, principal, body.units)
 
 
-@router.get("/{unit_id}", response_model=ForecastResponse, responses={404: {}, 503: {}})
-async def forecast_unit(
-    principal: Reader, unit_id: Annotated[str, Path(pattern=_UNIT)], forecaster: ForecasterDep
-):
-    """Quantile forecast for one planning unit."""
-    return await run_forecast(forecaster, [unit_id])
+@router.get("/run", response_model=ForecastRun, responses=_ERRORS)
+async def served_run(principal: Reader, request: Request):
+    """The stored run the caller's tenant is served from: run id, stage, model version, data watermark."""
+    return (await current_forecast(request, principal.tenant_id)).describe()
+
+
+@router.get("/{unit_id:path}", response_model=ForecastResponse, responses=_ERRORS)
+async def forecast_unit(principal: Reader, unit_id: str, request: Request):
+    """Stored quantile forecast of one unit of the caller's tenant."""
+    if not _UNIT_RE.match(unit_id):
+        raise HTTPException(
+            422,
+            detail=[{"loc": ["path", "unit_id"], "msg": f"expected {_UNIT}", "type": "value_error"}],
+        )
+    return await _answer(request, principal, [unit_id])

@@ -1,18 +1,21 @@
-"""Plan routes: the latest stored plan run, and what-if re-plans that are computed but never saved.
+"""Plan routes: the caller tenant's latest stored plan run, and what-if re-plans computed but never saved.
 
-``POST /v1/plans/what-if`` re-plans a set of planning units with a changed service target, lead time or budget
-and answers the scenario beside the unchanged plan of the same units, both computed now by
-:func:`planning.plan` on the same inputs and the same simulation seed (so the difference is the change, not
-noise). Forecasts come from the served model when it knows the units, else from planning's baseline.
+``POST /v1/plans/what-if`` re-plans some of the caller tenant's stocking points (``sku|location``) with a
+changed service target, lead time or budget and answers the scenario beside the unchanged plan of the same
+points, both computed now by :func:`planning.plan` on the same inputs and the same simulation seed (so the
+difference is the change, not noise).
 
-Inputs come from ``app.state.plan_inputs``, a zero-argument callable returning ``planning.PlanInputs`` (built
-once, off the event loop, then reused; periods of ``app.state.plan_period_days`` days, default 30);
-:func:`stallion_plan_inputs` builds them from the bundled demo data.
+Inputs are the tenant's own: :func:`planning.load_plan_inputs` on the forecast run the tenant is served from
+(:func:`serving.api.routes.forecasts.current_forecast`, so what-if and ``/v1/forecasts`` agree and a tenant
+without current forecasts gets the same 409), cached per replica and tenant, keyed by that run and the
+sales watermark, and rebuilt when either moves. This module converts no forecasts: the demand distribution is
+the one planning built from the stored run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import threading
 from typing import Annotated, Any
@@ -22,45 +25,60 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from serving.api.deps import EngineDep, Reader
+from serving.api.routes.forecasts import current_forecast
 
-__all__ = ["WhatIfRequest", "router", "stallion_plan_inputs"]
+__all__ = ["PlanInputsCache", "WhatIfRequest", "router"]
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
-_UNIT = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}\|[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
+_SEG = r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}"
+#: A stocking point ``sku|location``; a bottom unit ``sku|location|channel`` names its stocking point.
+_UNIT = rf"^{_SEG}\|{_SEG}(\|{_SEG})?$"
 
 
-def stallion_plan_inputs(period_days: int = 30, horizon: int = 6):
-    """Planning inputs of the bundled Stallion data and its seeded supply side (what the demo plans)."""
-    import polars as pl
+class PlanInputsCache:
+    """Per-replica planning inputs of each tenant, keyed by the forecast run and the sales watermark.
 
-    from features.contracts import get_contract
-    from features.stallion import stallion_tables
-    from planning import inputs_from_frames
+    Built off the event loop by :func:`planning.load_plan_inputs`, once per (tenant, forecast run, sales
+    watermark); one build at a time per replica, concurrent requests wait for it and reuse it.
+    """
 
-    tables = {}
-    for kind, frame in stallion_tables(seed=0).items():
-        try:
-            fields = get_contract(kind).fields
-        except Exception:  # noqa: BLE001 - not a contract kind
-            tables[kind] = frame
-            continue
-        missing = [f for f in fields if not f.required and f.name not in frame.columns]
-        tables[kind] = (
-            frame.with_columns([pl.lit(f.default).alias(f.name) for f in missing]) if missing else frame
-        )
-    return inputs_from_frames(**tables, period_days=period_days, horizon=horizon)
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple, Any]] = {}
+        self._lock = threading.Lock()
+        self.builds = 0
+
+    def get(self, engine, settings, tenant: str, meta) -> Any:
+        """The inputs of ``tenant`` planned on the forecast run ``meta`` (blocking)."""
+        from planning import load_plan_inputs
+
+        key = (meta.stage, meta.run_id, meta.created_at, meta.data_watermark)
+        with self._lock:
+            hit = self._entries.get(tenant)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+            inputs = load_plan_inputs(engine, tenant, settings=settings, forecast_run=meta.run_id)
+            self._entries[tenant] = (key, inputs)
+            self.builds += 1
+            return inputs
+
+
+def _inputs_cache(app) -> PlanInputsCache:
+    cache = getattr(app.state, "plan_inputs_cache", None)
+    if cache is None:
+        cache = app.state.plan_inputs_cache = PlanInputsCache()
+    return cache
 
 
 class WhatIfRequest(BaseModel):
-    """A change to try on some planning units; nothing is saved."""
+    """A change to try on some of the caller tenant's stocking points; nothing is saved."""
 
     model_config = ConfigDict(extra="forbid")
 
     units: list[Annotated[str, Field(pattern=_UNIT)]] = Field(
         min_length=1,
         max_length=2000,
-        description="Planning units as 'location|sku' (e.g. 'Agency_01|SKU_01').",
+        description="Stocking points as 'sku|location' (a unit 'sku|location|channel' names its point).",
     )
     fill_target: float | None = Field(default=None, ge=0.5, le=0.999, description="New fill-rate target.")
     lead_time_factor: float | None = Field(
@@ -82,8 +100,13 @@ class UnitOutcome(BaseModel):
 
 
 class WhatIfResponse(BaseModel):
-    """The unchanged plan and the scenario for the same units, with totals."""
+    """The unchanged plan and the scenario for the same points, with totals and the forecast planned on."""
 
+    tenant: str
+    forecast_run: str
+    forecast_stage: str
+    model_version: str | None
+    data_watermark: str
     forecast_source: str
     change: dict[str, Any]
     base: list[UnitOutcome]
@@ -91,34 +114,28 @@ class WhatIfResponse(BaseModel):
     totals: dict[str, dict[str, float]]
 
 
-_lock = threading.Lock()
+def _point(unit: str) -> str:
+    return "|".join(unit.split("|")[:2])
 
 
-def _inputs(request: Request):
-    provider = getattr(request.app.state, "plan_inputs", None)
-    if provider is None:
-        raise HTTPException(503, detail="no planning inputs are configured for this instance")
-    with _lock:
-        cached = getattr(request.app.state, "plan_inputs_value", None)
-        if cached is None:
-            cached = request.app.state.plan_inputs_value = provider()
-    return cached
-
-
-def _select(inputs, ids: list[str]):
-    keys = [
-        f"{loc}|{sku}" for sku, loc in zip(inputs.units["sku_id"], inputs.units["location_id"], strict=True)
-    ]
-    row = {k: i for i, k in enumerate(keys)}
-    missing = [u for u in ids if u not in row]
+def _select(inputs, ids: list[str], tenant: str) -> np.ndarray:
+    u = inputs.units
+    row = {f"{sku}|{loc}": i for i, (sku, loc) in enumerate(zip(u["sku_id"], u["location_id"], strict=True))}
+    missing = [u for u in ids if _point(u) not in row]
     if missing:
-        raise HTTPException(404, detail={"msg": "unknown planning units", "units": missing[:50]})
-    return np.array([row[u] for u in ids], dtype=np.int64)
+        raise HTTPException(
+            404,
+            detail={
+                "msg": f"unknown stocking point(s) for tenant {tenant!r}: {', '.join(missing[:10])}",
+                "units": missing[:50],
+            },
+        )
+    return np.array([row[_point(u)] for u in ids], dtype=np.int64)
 
 
 def _outcomes(result, ids: list[str]) -> list[UnitOutcome]:
     u = result.units
-    keys = [f"{loc}|{sku}" for sku, loc in zip(u["sku_id"], u["location_id"], strict=True)]
+    keys = [f"{sku}|{loc}" for sku, loc in zip(u["sku_id"], u["location_id"], strict=True)]
     by = {k: r for k, r in zip(keys, u.iter_rows(named=True), strict=True)}
 
     def f(x):
@@ -126,7 +143,7 @@ def _outcomes(result, ids: list[str]) -> list[UnitOutcome]:
 
     out = []
     for unit in ids:
-        r = by[unit]
+        r = by[_point(unit)]
         out.append(
             UnitOutcome(
                 unit=unit,
@@ -151,27 +168,28 @@ def _totals(rows: list[UnitOutcome]) -> dict[str, float]:
     }
 
 
-def _run_what_if(
-    inputs, idx: np.ndarray, body: WhatIfRequest, values, levels, source: str, period_days: int
-) -> WhatIfResponse:
+def _period_days(inputs, meta) -> float:
+    from features.forecasts import period_days
+
+    return float(getattr(inputs, "period_days", None) or period_days(meta.freq))
+
+
+def _run_what_if(inputs, meta, idx: np.ndarray, body: WhatIfRequest) -> WhatIfResponse:
     import polars as pl
 
-    from planning import Budget, Forecast, PlanConfig, plan
+    from planning import Budget, PlanConfig, plan
 
-    units = inputs.units[idx.tolist()]
-    pmf = np.asarray(inputs.lead_time_pmf)[idx]
-    counts = None if inputs.lead_time_counts is None else np.asarray(inputs.lead_time_counts)[idx]
-    history = inputs.forecast.history
-    on_baseline = values is None
-    fc = Forecast(
-        levels=np.asarray(inputs.forecast.levels if on_baseline else levels),
-        values=np.asarray(inputs.forecast.values)[idx] if on_baseline else np.asarray(values),
-        version=f"what-if:{source}",
-        model_version=None,
-        source=source,
-        history=history.rows(idx) if on_baseline and history is not None else None,
+    points = np.unique(idx)  # a point asked twice (e.g. through two channels) is planned once
+    units = inputs.units[points.tolist()]
+    pmf = np.asarray(inputs.lead_time_pmf)[points]
+    counts = None if inputs.lead_time_counts is None else np.asarray(inputs.lead_time_counts)[points]
+    fc = inputs.forecast
+    fc = dataclasses.replace(
+        fc,
+        values=np.asarray(fc.values)[points],
+        history=fc.history.rows(points) if fc.history is not None else None,
     )
-    config = PlanConfig(period_days=period_days, seed=0)
+    config = PlanConfig(period_days=_period_days(inputs, meta), seed=0)
     base = plan(units, fc, pmf, as_of=inputs.as_of, config=config, lead_time_counts=counts)
     s_units, s_pmf, s_counts, budgets = units, pmf, counts, ()
     if body.fill_target is not None:
@@ -199,7 +217,12 @@ def _run_what_if(
     ids = body.units
     b, s = _outcomes(base, ids), _outcomes(scenario, ids)
     return WhatIfResponse(
-        forecast_source=source,
+        tenant=meta.tenant,
+        forecast_run=meta.run_id,
+        forecast_stage=meta.stage,
+        model_version=meta.model_version,
+        data_watermark=meta.data_watermark,
+        forecast_source=str(fc.source),
         change=body.model_dump(exclude={"units"}, exclude_none=True),
         base=b,
         scenario=s,
@@ -207,9 +230,9 @@ def _run_what_if(
     )
 
 
-@router.post("/what-if", response_model=WhatIfResponse, responses={404: {}, 422: {}, 503: {}})
+@router.post("/what-if", response_model=WhatIfResponse, responses={401: {}, 404: {}, 409: {}, 422: {}})
 async def what_if(body: WhatIfRequest, request: Request, principal: Reader) -> WhatIfResponse:
-    """Re-plan units with a changed service target, lead time or budget, beside the unchanged plan."""
+    """Re-plan the caller tenant's points with a changed target, lead time or budget, beside the plan."""
     if body.fill_target is None and body.lead_time_factor is None and body.budget is None:
         raise HTTPException(
             422,
@@ -221,32 +244,32 @@ async def what_if(body: WhatIfRequest, request: Request, principal: Reader) -> W
                 }
             ],
         )
-    inputs = await asyncio.to_thread(_inputs, request)
-    idx = _select(inputs, body.units)
-    values, levels = None, None  # None: plan on the inputs' own baseline (its history bootstrap)
-    source = str(inputs.forecast.source)
-    forecaster = getattr(request.app.state, "forecaster", None)
-    if forecaster is not None:
-        try:
-            out = await forecaster.forecast(body.units)
-            h = min(np.asarray(out["values"]).shape[1], np.asarray(inputs.forecast.values).shape[1])
-            values, levels = np.asarray(out["values"])[:, :h], np.asarray(out["quantiles"])
-            source = f"model version {out['version']}"
-        except Exception:  # noqa: BLE001 - unknown to the model or model busy: plan on the baseline, say so
-            source += " (served model unavailable for these units)"
-    period_days = int(getattr(request.app.state, "plan_period_days", 30))
-    return await asyncio.to_thread(_run_what_if, inputs, idx, body, values, levels, source, period_days)
+    tenant = principal.tenant_id
+    meta = (await current_forecast(request, tenant)).meta  # 409 when the tenant has no current forecasts
+    app = request.app
+    inputs = await asyncio.to_thread(
+        _inputs_cache(app).get, app.state.engine, app.state.settings, tenant, meta
+    )
+    idx = _select(inputs, body.units, tenant)
+    return await asyncio.to_thread(_run_what_if, inputs, meta, idx, body)
 
 
-@router.get("/latest", response_model=dict)
+@router.get("/latest", response_model=dict, responses={401: {}, 409: {}})
 def latest(principal: Reader, engine: EngineDep, limit: int = 50) -> dict[str, Any]:
-    """The tenant's latest stored plan run: its parameters, counts and first recommendations."""
+    """The caller tenant's latest stored plan run: its parameters, counts and first recommendations."""
     from planning import load_run
 
     try:
         run = load_run(engine, principal.tenant_id)
     except LookupError:
-        raise HTTPException(404, detail="no plan run for this tenant yet") from None
+        command = f"replenish cycle --tenant {principal.tenant_id}"
+        raise HTTPException(
+            409,
+            detail={
+                "msg": f"tenant {principal.tenant_id!r} has no plan run yet: run `{command}`",
+                "command": command,
+            },
+        ) from None
     recs = run["recommendations"]
     cols = [
         c

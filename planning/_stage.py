@@ -129,7 +129,7 @@ def plan_stage(
     config: PlanConfig | None = None,
     rules: RuleSet | None = None,
     settings=None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     budgets: tuple[Budget, ...] = (),
     capacities: tuple[Capacity, ...] = (),
 ) -> PlanStageResult:
@@ -145,7 +145,7 @@ def plan_stage(
             ``overstock_cover_periods`` given in other periods keeps its length in days). None: defaults.
         rules: routing rules; None: the tenant profile's ``routing`` file, else :data:`DEFAULT_ROUTING`.
         settings: ``features.settings.Settings``; default ``get_settings()``.
-        progress: called with the name of each step as it starts.
+        progress: ``progress(done, total)`` after each of the steps (read inputs, plan, save; total 3).
         budgets: shared money limits (:class:`planning._plan.Budget`).
         capacities: shared room limits (:class:`planning._plan.Capacity`).
 
@@ -157,13 +157,13 @@ def plan_stage(
         LookupError: ``forecast_run`` names no stored run.
         planning.RuleError: the profile's routing file is invalid.
     """
-    step = progress or (lambda _name: None)
-    step("reading the tenant's tables and forecasts")
+    tick = progress or (lambda _done, _total: None)
+    tick(0, 3)
     inputs = load_plan_inputs(engine, tenant, settings=settings, forecast_run=forecast_run)
+    tick(1, 3)
     config = _config_for(config or PlanConfig(), inputs.period_days)
     if rules is None:
         rules = _default_rules(engine, tenant)
-    step("planning")
     result = plan(
         inputs.units,
         inputs.forecast,
@@ -179,8 +179,9 @@ def plan_stage(
     result.meta["inputs"] = {k: v for k, v in inputs.info.items() if k != "forecast_meta"}
     if inputs.info.get("forecast_meta") is not None:
         result.meta["forecast_run_meta"] = inputs.info["forecast_meta"].to_json()
-    step("saving the plan run")
+    tick(2, 3)
     plan_run = save_plan(engine, tenant, result, run_id=run_id)
+    tick(3, 3)
     return PlanStageResult(
         run_id=plan_run,
         tenant=tenant,

@@ -110,7 +110,9 @@ def test_a_daily_tenant_is_planned_in_daily_periods(store, tmp_path):
         "daily", frame, _meta("daily", "fc-daily", "D", 14, settings), facts_dir=settings.facts_dir
     )
 
-    staged = plan_stage(eng, "daily")
+    ticks = []
+    staged = plan_stage(eng, "daily", progress=lambda done, total: ticks.append((done, total)))
+    assert ticks == [(0, 3), (1, 3), (2, 3), (3, 3)]
     run = load_run(eng, "daily", staged.run_id)
     print("counts", staged.counts, "notes", staged.notes)
     assert run["run"]["params"]["period_days"] == 1.0 and staged.period_days == 1.0

@@ -251,9 +251,9 @@ def build_hierarchy(
         k = first.height
         ids.append(_node_ids(first, cols))
         names.append(pl.Series("level", [_level_name(cols)] * k, dtype=pl.String))
-        keys.append(
-            first.select([pl.col(c) if c in cols else pl.lit(None, pl.String).alias(c) for c in UNIT_COLUMNS])
-        )
+        # with_columns, not select: a select of literals only would have one row, not k
+        blank = [pl.lit(None, pl.String).alias(c) for c in UNIT_COLUMNS if c not in cols]
+        keys.append(first.with_columns(blank).select(UNIT_COLUMNS))
         rows.append(offset + code)
         role = "reconciled" if not cols or m >= _MIN_NODE_UNITS * k else "summed"
         info.append((_level_name(cols), tuple(cols), k, role))

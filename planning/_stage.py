@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from features.forecasts import ForecastRunMeta, infer_freq, period_days, sales_watermark
+from features.forecasts import ForecastRunMeta, infer_freq, period_days, read_forecasts, sales_watermark
 from planning._inputs import BOOTSTRAP_SOURCE, PlanInputs, inputs_from_frames
 from planning._plan import Budget, Capacity, Forecast, PlanConfig, PlanResult, plan
 from planning._promotions import model_used_promotions
@@ -112,11 +112,15 @@ def load_plan_inputs(
     if meta is None:
         return _bootstrap_inputs(engine, tenant, tables, issues, watermark)
     pdays = period_days(meta.freq)
-    first = _first_forecast_date(meta, facts_dir)
+    rows = read_forecasts(meta.tenant, meta.stage, meta.run_id, level=None, facts_dir=facts_dir)
+    first = rows.filter(pl.col("horizon") == 1)["date"].min()
+    if first is None:
+        raise ValueError(f"forecast run {meta.run_id!r} of tenant {tenant!r} has no horizon-1 rows")
     inputs = inputs_from_frames(
         **tables, period_days=pdays, freq=meta.freq, horizon=meta.horizon, as_of=first, ingest_issues=issues
     )
-    stored = read_stored_forecast(meta, inputs.units.select("sku_id", "location_id"), facts_dir=facts_dir)
+    keys = inputs.units.select("sku_id", "location_id")
+    stored = read_stored_forecast(meta, keys, facts_dir=facts_dir, rows=rows)
     return _with_stored_forecast(inputs, stored, watermark)
 
 
@@ -209,16 +213,6 @@ def _default_rules(engine: Engine, tenant: str) -> RuleSet | None:
     if path:
         return load_rules(path)
     return load_rules(DEFAULT_ROUTING) if DEFAULT_ROUTING.exists() else None
-
-
-def _first_forecast_date(meta: ForecastRunMeta, facts_dir: Path):
-    from features.forecasts import read_forecasts
-
-    rows = read_forecasts(meta.tenant, meta.stage, meta.run_id, level=None, facts_dir=facts_dir)
-    first = rows.filter(pl.col("horizon") == 1)["date"]
-    if not first.len():
-        raise ValueError(f"forecast run {meta.run_id!r} of tenant {meta.tenant!r} has no horizon-1 rows")
-    return first.min()
 
 
 def _bootstrap_inputs(engine, tenant, tables, issues, watermark) -> PlanInputs:

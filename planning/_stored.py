@@ -84,14 +84,25 @@ def select_forecast_run(
 
 
 def read_stored_forecast(
-    meta: ForecastRunMeta, keys: pl.DataFrame, *, facts_dir: Path | None = None
+    meta: ForecastRunMeta,
+    keys: pl.DataFrame,
+    *,
+    facts_dir: Path | None = None,
+    rows: pl.DataFrame | None = None,
 ) -> StoredForecast:
     """The run's quantiles per stocking point of ``keys`` (sku_id, location_id, in row order).
+
+    Args:
+        meta: the run.
+        keys: the stocking points, in row order.
+        facts_dir: fact store root (default: settings).
+        rows: the run's rows at every level when already read (``read_forecasts(..., level=None)``).
 
     Raises:
         ValueError: the run has no rows at the bottom or at the stocking level.
     """
-    rows = read_forecasts(meta.tenant, meta.stage, meta.run_id, level=None, facts_dir=facts_dir)
+    if rows is None:
+        rows = read_forecasts(meta.tenant, meta.stage, meta.run_id, level=None, facts_dir=facts_dir)
     qcols = meta.quantile_columns
     points = rows.filter(pl.col("level") == STOCKING_LEVEL)
     if points.height:

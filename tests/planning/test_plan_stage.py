@@ -265,7 +265,7 @@ def _future_promotion(data: SynthData, sku: str, first_date, n_periods: int, ste
     return dataclasses.replace(data, promotions=pl.concat([data.promotions, promo], how="diagonal_relaxed"))
 
 
-@pytest.mark.parametrize("source", ["baseline", "model_with_promotions"])
+@pytest.mark.parametrize("source", ["baseline", "bootstrap", "model_with_promotions"])
 def test_a_promoted_period_raises_the_level_unless_the_model_priced_it_in(store, tmp_path, source):
     eng, settings = store
     step = timedelta(days=7)
@@ -274,7 +274,7 @@ def test_a_promoted_period_raises_the_level_unless_the_model_priced_it_in(store,
     promoted = _future_promotion(data, "SKU_003", first, 3, step)
     kw = (
         {}
-        if source == "baseline"
+        if source != "model_with_promotions"
         else {"model_name": "p-tft", "model_version": "4", "extra": {"promotions_as_inputs": True}}
     )
     fsource = "baseline:moving_average" if source == "baseline" else "model:p-tft"
@@ -282,9 +282,10 @@ def test_a_promoted_period_raises_the_level_unless_the_model_priced_it_in(store,
     for tenant, d in (("plain", data), ("promo", promoted)):
         _ingest(store, tenant, d, tmp_path)
         frame = _forecast_frame(d, 13, step, recent=13, source=fsource, model_version=kw.get("model_version"))
-        write_forecasts(
-            tenant, frame, _meta(tenant, "fc", "W", 13, settings, **kw), facts_dir=settings.facts_dir
-        )
+        if source != "bootstrap":  # bootstrap: no stored forecast, the history baseline is planned on
+            write_forecasts(
+                tenant, frame, _meta(tenant, "fc", "W", 13, settings, **kw), facts_dir=settings.facts_dir
+            )
         staged = plan_stage(eng, tenant)
         levels[tenant] = _units(staged).sort("sku_id", "location_id")
         levels[tenant + "_run"] = staged
@@ -297,7 +298,10 @@ def test_a_promoted_period_raises_the_level_unless_the_model_priced_it_in(store,
         promo.filter(hit)["order_up_to"].to_list(),
     )
     assert plain.filter(~hit)["order_up_to"].equals(promo.filter(~hit)["order_up_to"])  # others unchanged
-    if source == "baseline":
+    if source != "model_with_promotions":
+        assert levels["promo_run"].forecast_source == (
+            "baseline:bootstrap" if source == "bootstrap" else fsource
+        )
         assert (promo.filter(hit)["order_up_to"] > plain.filter(hit)["order_up_to"]).all()
         assert promo.filter(hit)["promotion_adjustment"].str.contains("3 promoted period").all()
         assert levels["promo_run"].counts["promoted_periods"] == 3 * promo.filter(hit).height

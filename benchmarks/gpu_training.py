@@ -61,7 +61,8 @@ def main() -> None:
         print("no CUDA device: skipped")
         print(json.dumps({"bench": "gpu_training", "skipped": True}))
         return
-    from features.frames import SALES_SPEC, STALLION_SPEC, build_panel, sales_frame, stallion_frame
+    from benchmarks._stallion import STALLION_PATH, STALLION_SPEC, stallion_frame
+    from features.frames import SALES_SPEC, build_panel, sales_frame
     from features.synth import generate
     from training.predict import Predictor
     from training.tft.lightning_module import TFTLightningModule
@@ -85,7 +86,7 @@ def main() -> None:
         f"ratio {rates['cuda'] / rates['cpu']:.1f}x"
     )
 
-    df = stallion_frame(pd.read_parquet(Path(__file__).resolve().parent.parent / "data" / "stallion.parquet"))
+    df = stallion_frame(pd.read_parquet(STALLION_PATH))
     sp = build_panel(df, STALLION_SPEC)
     sspec = fit_input_spec(sp, 53, 36, 6, [0.1, 0.25, 0.5, 0.75, 0.9], min_encoder_length=18)
     torch.manual_seed(0)

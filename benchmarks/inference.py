@@ -31,7 +31,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from features.frames import STALLION_SPEC, build_panel, stallion_frame  # noqa: E402
+from benchmarks._stallion import STALLION_PATH, STALLION_SPEC, stallion_frame  # noqa: E402
+from features.frames import build_panel  # noqa: E402
 
 REPEATS = 5
 
@@ -57,8 +58,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
-    root = Path(__file__).resolve().parent.parent
-    df = stallion_frame(pd.read_parquet(root / "data" / "stallion.parquet"))
+    df = stallion_frame(pd.read_parquet(STALLION_PATH))
     panel = build_panel(df, STALLION_SPEC)
     origin, H = 54, 6
     spec = fit_input_spec(panel, origin - 1, 36, H, [0.1, 0.25, 0.5, 0.75, 0.9], min_encoder_length=18)

@@ -31,7 +31,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from features.frames import build_panel, stallion_frame, stallion_spec  # noqa: E402
+from benchmarks._stallion import STALLION_PATH, stallion_frame, stallion_spec  # noqa: E402
+from features.frames import build_panel  # noqa: E402
 from training.baselines import last_value, seasonal_naive  # noqa: E402
 from training.config import TrainConfig  # noqa: E402
 from training.metrics import coverage, mae  # noqa: E402
@@ -57,8 +58,7 @@ def main() -> None:
     from training.tft.estimator import TFTEstimator
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "1")))
-    root = Path(__file__).resolve().parent.parent
-    df = stallion_frame(pd.read_parquet(root / "data" / "stallion.parquet"), tuple(args.lags))
+    df = stallion_frame(pd.read_parquet(STALLION_PATH), tuple(args.lags))
     panel = build_panel(df, stallion_spec(tuple(args.lags)))
     origin, H = 54, 6
     y_test = panel.y[:, origin : origin + H].astype(float)

@@ -3,8 +3,14 @@
 A :class:`Panel` holds, for ``N`` planning units over ``T`` periods, the target history, the known future
 inputs
 (prices, promotions, holidays, calendar), static attributes and the hierarchy keys, as dense arrays that a
-window sampler can gather from without any per-row Python. Frames are built from a DataFrame (the bundled
-Stallion file, a fact-store read, or synthetic data) with vectorised pandas/NumPy operations only.
+window sampler can gather from without any per-row Python. Frames are built from a DataFrame with vectorised
+polars/pandas/NumPy operations only.
+
+:func:`tenant_frame` turns any tenant's facts (sales, the promotions calendar, SKU and location master
+data) into the model frame of :func:`tenant_spec` on the tenant's grid (daily ``D``, weekly ``W``, monthly
+``MS``): price relative to the series' usual price, promotion flag and discount depth as known inputs (future
+periods from the promotions calendar), calendar inputs from the dates, seasonal target lags, and the
+SKU/location attributes as static categoricals.
 
 Missing target values are ``NaN``; known inputs are expected for every period of the panel, including future
 periods beyond the last observed target (that is what makes them *known*).
@@ -20,16 +26,26 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "CALENDAR_INPUTS",
     "FrameSpec",
+    "LAG_PREFIX",
+    "MASTER_ATTRIBUTES",
     "Panel",
+    "SALES_SPEC",
+    "TENANT_KEYS",
+    "add_target_lags",
     "build_panel",
     "concat_panels",
     "extend_known",
+    "grid_of",
+    "master_attributes",
+    "pandas_freq",
     "sales_frame",
-    "stallion_frame",
-    "SALES_SPEC",
     "sales_spec",
-    "STALLION_SPEC",
+    "snap_dates",
+    "tenant_frame",
+    "tenant_spec",
+    "unit_statics",
 ]
 
 
@@ -46,7 +62,8 @@ class FrameSpec:
             ``time`` when absent from the frame.
         static_categoricals: per-series categorical attributes (often the series keys themselves).
         static_reals: per-series continuous attributes (the first value per series is used).
-        freq: pandas frequency of the time grid (``"MS"`` monthly, ``"D"`` daily).
+        freq: pandas frequency of the time grid (``"MS"`` monthly, ``"D"`` daily, ``"W-MON"`` weekly on
+            Mondays).
     """
 
     series_keys: tuple[str, ...]
@@ -63,7 +80,12 @@ class FrameSpec:
             raise ValueError("FrameSpec.series_keys: give at least one column identifying a series")
 
 
-_CALENDAR = {"month": lambda t: t.month, "weekday": lambda t: t.weekday, "day_of_month": lambda t: t.day}
+_CALENDAR = {
+    "month": lambda t: t.month,
+    "weekday": lambda t: t.weekday,
+    "day_of_month": lambda t: t.day,
+    "week_of_year": lambda t: t.isocalendar().week,
+}
 
 
 @dataclass
@@ -133,13 +155,16 @@ def _codes(values: pd.Series, vocab: Sequence[str] | None = None) -> tuple[np.nd
     return codes, labels
 
 
-def build_panel(df: pd.DataFrame, spec: FrameSpec, vocab: dict[str, list[str]] | None = None) -> Panel:
+def build_panel(df, spec: FrameSpec, vocab: dict[str, list[str]] | None = None, *, statics=None) -> Panel:
     """Turn a long frame (one row per series and period) into a dense :class:`Panel`.
 
     Args:
-        df: long frame with the columns named in ``spec``; (series, time) pairs must be unique.
+        df: long frame (pandas, or polars for large panels) with the columns named in ``spec``; (series,
+            time) pairs must be unique.
         spec: the column roles.
         vocab: category vocabularies to reuse (those of a trained model); new ones are derived when None.
+        statics: polars only: one row per series with the series keys and the static columns (e.g.
+            :func:`unit_statics`), instead of static columns on every row of ``df``.
 
     Returns:
         The panel, series sorted by their keys, time grid from the first to the last timestamp at
@@ -148,6 +173,8 @@ def build_panel(df: pd.DataFrame, spec: FrameSpec, vocab: dict[str, list[str]] |
     Raises:
         ValueError: a named column is missing, (series, time) pairs repeat, or a timestamp is off the grid.
     """
+    if not isinstance(df, pd.DataFrame):
+        return _build_panel_polars(df, spec, vocab, statics)
     needed = [
         *spec.series_keys,
         spec.time,
@@ -227,39 +254,6 @@ def build_panel(df: pd.DataFrame, spec: FrameSpec, vocab: dict[str, list[str]] |
     )
 
 
-_STALLION_EVENTS = (
-    "easter_day",
-    "good_friday",
-    "new_year",
-    "christmas",
-    "labor_day",
-    "independence_day",
-    "revolution_day_memorial",
-    "regional_games",
-    "fifa_u_17_world_cup",
-    "football_gold_cup",
-    "beer_capital",
-    "music_fest",
-)
-
-STALLION_SPEC = FrameSpec(
-    series_keys=("agency", "sku"),
-    time="date",
-    target="volume",
-    known_reals=("log_price_regular", "discount_in_percent", "special_day"),
-    known_categoricals=("month",),
-    static_categoricals=("agency", "sku"),
-    static_reals=("log_population", "log_income"),
-    freq="MS",
-)
-
-
-def stallion_spec(lags: Sequence[int] = ()) -> FrameSpec:
-    """:data:`STALLION_SPEC` plus a ``log_volume_lag<k>`` known input per seasonal lag k (k >= horizon)."""
-    extra = tuple(f"log_volume_lag{k}" for k in lags)
-    return dataclasses.replace(STALLION_SPEC, known_reals=(*STALLION_SPEC.known_reals, *extra))
-
-
 def add_target_lags(df: pd.DataFrame, spec: FrameSpec, lags: Sequence[int], prefix: str = "log_volume_lag"):
     """Add ``<prefix><k>`` = log1p(target k periods earlier) per series, for lags at least the horizon.
 
@@ -286,30 +280,6 @@ def add_target_lags(df: pd.DataFrame, spec: FrameSpec, lags: Sequence[int], pref
         lagged = np.log1p(g.shift(k).clip(lower=0))
         out[f"{prefix}{k}"] = lagged.fillna(own).fillna(0.0).astype(np.float32)
     return out.drop(columns="_t").sort_index()
-
-
-def stallion_frame(df: pd.DataFrame, lags: Sequence[int] = ()) -> pd.DataFrame:
-    """Derive the model columns of :data:`STALLION_SPEC` (or :func:`stallion_spec`) from raw Stallion.
-
-    Args:
-        df: the bundled ``stallion.parquet`` frame (agency, sku, date, volume, prices, events, demographics).
-        lags: seasonal target lags to add as known inputs (see :func:`add_target_lags`).
-
-    Returns:
-        A copy with ``log_price_regular``, ``special_day`` (any holiday/event that month), ``log_population``,
-        ``log_income``, ``month`` and the lag columns added.
-    """
-    out = df.copy()
-    out["agency"] = out["agency"].astype(str)
-    out["sku"] = out["sku"].astype(str)
-    out["log_price_regular"] = np.log(out["price_regular"].clip(lower=1.0))
-    out["special_day"] = (out[list(_STALLION_EVENTS)].to_numpy().sum(axis=1) > 0).astype(np.float32)
-    out["log_population"] = np.log(out["avg_population_2017"].clip(lower=1))
-    out["log_income"] = np.log(out["avg_yearly_household_income_2017"].clip(lower=1))
-    out["month"] = pd.to_datetime(out["date"]).dt.month.astype(str)
-    if lags:
-        out = add_target_lags(out, STALLION_SPEC, lags)
-    return out
 
 
 def extend_known(df: pd.DataFrame, spec: FrameSpec, periods: int) -> pd.DataFrame:
@@ -358,15 +328,16 @@ SALES_SPEC = FrameSpec(
 
 
 def sales_spec(freq: str = "D", static_keys: bool = False) -> FrameSpec:
-    """:data:`SALES_SPEC` for another grid: ``"D"`` (weekday calendar input) or ``"MS"`` (month).
+    """:data:`SALES_SPEC` on another grid: ``"D"`` (weekday), ``"W"``/``"W-<DAY>"`` (week), ``"MS"`` (month).
 
     Args:
-        freq: pandas frequency of the sales dates.
+        freq: grid of the sales dates (``"W"`` is weeks starting on Mondays).
         static_keys: every series key (SKU, location, channel) as a static categorical, not only the channel.
     """
-    if freq not in ("D", "MS"):
-        raise ValueError(f"freq={freq!r}: the sales frame supports 'D' (daily) and 'MS' (month starts)")
-    cal = ("weekday",) if freq == "D" else ("month",)
+    if grid_of(freq) not in GRIDS:
+        raise ValueError(f"freq={freq!r}: the sales frame supports 'D', 'W' (or 'W-<DAY>') and 'MS'")
+    cal = CALENDAR_INPUTS[grid_of(freq)][:1]
+    freq = pandas_freq(grid_of(freq)) if freq == "W" else freq
     static = SALES_SPEC.series_keys if static_keys else SALES_SPEC.static_categoricals
     return dataclasses.replace(SALES_SPEC, freq=freq, known_categoricals=cal, static_categoricals=static)
 
@@ -389,6 +360,122 @@ def sales_frame(sales) -> pd.DataFrame:
     return out.to_pandas()
 
 
+def _polars_codes(col, labels: list[str] | None, name: str):
+    import polars as pl
+
+    col = col.cast(pl.String)
+    labels = sorted(col.unique().drop_nulls().to_list()) if labels is None else list(labels)
+    lut = pl.DataFrame({"_v": labels, "_c": np.arange(len(labels), dtype=np.int32)})
+    codes = pl.DataFrame({"_v": col}).join(lut, on="_v", how="left", maintain_order="left")["_c"]
+    if codes.null_count():
+        unknown = sorted(set(col.filter(codes.is_null()).to_list()))[:5]
+        raise ValueError(
+            f"column {name!r}: unknown categories {unknown}: not in the vocabulary the model was trained with"
+        )
+    return codes.to_numpy().astype(np.int32), labels
+
+
+def _grid_index(col, lo, freq: str):
+    """Period index of dates from ``lo`` on the grid (off-grid dates land between indices; checked later)."""
+    import polars as pl
+
+    if freq == "MS":
+        return (col.dt.year() - lo.year) * 12 + col.dt.month().cast(pl.Int64) - lo.month
+    days = (col - pl.lit(lo)).dt.total_days()
+    return days // 7 if freq.startswith("W") else days
+
+
+def _build_panel_polars(df, spec: FrameSpec, vocab, statics) -> Panel:
+    """:func:`build_panel` on a polars frame: joins and scatters, no per-row Python, no pandas copy."""
+    import polars as pl
+
+    keys = list(spec.series_keys)
+    static_cols = [*spec.static_categoricals, *spec.static_reals]
+    needed = [*keys, spec.time, spec.target, *spec.known_reals]
+    needed += [c for c in spec.known_categoricals if c not in _CALENDAR]
+    if statics is None:
+        needed += static_cols
+    missing = [c for c in dict.fromkeys(needed) if c not in df.columns]
+    if missing:
+        raise ValueError(f"frame is missing column(s) {missing}; expected the columns named in the FrameSpec")
+    df = df.with_columns(*[pl.col(k).cast(pl.String) for k in keys], pl.col(spec.time).cast(pl.Date))
+    units = df.select(keys).unique().sort(keys)
+    if statics is not None:
+        units = units.join(
+            statics.with_columns(*[pl.col(k).cast(pl.String) for k in keys]),
+            on=keys,
+            how="left",
+            maintain_order="left",
+        )
+        miss = [c for c in static_cols if c not in units.columns]
+        if miss:
+            raise ValueError(f"statics: missing column(s) {miss}")
+    else:
+        firsts = df.group_by(keys).agg(*[pl.col(c).first() for c in static_cols])
+        units = units.join(firsts, on=keys, how="left", maintain_order="left")
+    units = units.with_row_index("_s")
+    lo, hi = df[spec.time].min(), df[spec.time].max()
+    grid = pd.date_range(pd.Timestamp(lo), pd.Timestamp(hi), freq=spec.freq)
+    times = grid.values.astype("datetime64[ns]")
+    rows = df.join(units.select(*keys, "_s"), on=keys, how="left").with_columns(
+        _grid_index(pl.col(spec.time), lo, spec.freq).alias("_t")
+    )
+    t_idx = rows["_t"].to_numpy()
+    when = rows[spec.time].to_numpy().astype("datetime64[ns]")
+    off = (t_idx < 0) | (t_idx >= len(times))
+    off |= times[np.clip(t_idx, 0, len(times) - 1)] != when
+    if off.any():
+        bad = pd.Timestamp(when[off][0]).date()
+        raise ValueError(
+            f"column {spec.time!r}: {bad} is not on the {spec.freq!r} grid starting {grid[0].date()}"
+        )
+    s_idx = rows["_s"].to_numpy().astype(np.int64)
+    n, n_t = units.height, len(times)
+    flat = s_idx * n_t + t_idx
+    if np.bincount(flat, minlength=n * n_t).max(initial=0) > 1:
+        raise ValueError(f"frame has repeated ({', '.join(keys)}, {spec.time}) rows; aggregate them first")
+    y = np.full((n, n_t), np.nan, dtype=np.float32)
+    y.reshape(-1)[flat] = rows[spec.target].cast(pl.Float32).fill_null(float("nan")).to_numpy()
+    known_real = np.zeros((n, n_t, len(spec.known_reals)), dtype=np.float32)
+    for j, c in enumerate(spec.known_reals):
+        known_real[s_idx, t_idx, j] = rows[c].cast(pl.Float32).fill_null(0.0).fill_nan(0.0).to_numpy()
+    vocab = dict(vocab or {})
+    known_cat = np.zeros((n, n_t, len(spec.known_categoricals)), dtype=np.int32)
+    grid_ts = pd.DatetimeIndex(times)
+    for j, c in enumerate(spec.known_categoricals):
+        if c in _CALENDAR and c not in df.columns:
+            vals = pd.Series(np.asarray(_CALENDAR[c](grid_ts))).astype(str)
+            codes, vocab[c] = _polars_codes(pl.Series(vals.to_numpy()), vocab.get(c), c)
+            known_cat[:, :, j] = codes[None, :]
+        else:
+            codes, vocab[c] = _polars_codes(rows[c], vocab.get(c), c)
+            known_cat[s_idx, t_idx, j] = codes
+    static_cat = np.zeros((n, len(spec.static_categoricals)), dtype=np.int64)
+    for j, c in enumerate(spec.static_categoricals):
+        codes, vocab[c] = _polars_codes(units[c], vocab.get(c), c)
+        static_cat[:, j] = codes
+    static_real = np.zeros((n, len(spec.static_reals)), dtype=np.float32)
+    for j, c in enumerate(spec.static_reals):
+        static_real[:, j] = units[c].cast(pl.Float32).fill_null(0.0).to_numpy()
+    observed = ~np.isnan(y)
+    any_obs = observed.any(axis=1)
+    first = np.where(any_obs, observed.argmax(axis=1), n_t)
+    last = np.where(any_obs, n_t - 1 - observed[:, ::-1].argmax(axis=1), -1)
+    return Panel(
+        spec=spec,
+        keys=units.select(keys).to_pandas(),
+        times=times,
+        y=y,
+        known_real=known_real,
+        known_cat=known_cat,
+        static_cat=static_cat,
+        static_real=static_real,
+        vocab=vocab,
+        first=first,
+        last=last,
+    )
+
+
 def concat_panels(panels: Sequence[Panel]) -> Panel:
     """Stack panels over the same time grid and vocabularies (e.g. built chunk by chunk to bound memory)."""
     p0 = panels[0]
@@ -408,3 +495,264 @@ def concat_panels(panels: Sequence[Panel]) -> Panel:
         first=np.concatenate([p.first for p in panels]),
         last=np.concatenate([p.last for p in panels]),
     )
+
+
+# --- any tenant's facts as a model frame ------------------------------------------------------------
+
+#: The grids a tenant's sales can be on.
+GRIDS = ("D", "W", "MS")
+#: Columns identifying a planning unit in the fact store.
+TENANT_KEYS = ("sku_id", "location_id", "channel_id")
+#: Master-data attributes used as static categoricals, by table.
+MASTER_ATTRIBUTES = {"skus": ("category", "family", "brand"), "locations": ("region", "kind")}
+#: Calendar inputs derived from the dates, by grid.
+CALENDAR_INPUTS = {"D": ("weekday", "month"), "W": ("week_of_year",), "MS": ("month",)}
+#: Name prefix of the seasonal target lag inputs (``log_qty_lag<k>`` = log1p(qty k periods earlier)).
+LAG_PREFIX = "log_qty_lag"
+_WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+_TENANT_REALS = ("price_ratio", "promo", "discount")
+
+
+def pandas_freq(freq: str, weekday: int = 0) -> str:
+    """The pandas frequency of a grid: ``"D"``, ``"MS"``, or ``"W-<DAY>"`` for weeks starting on ``weekday``.
+
+    Args:
+        freq: ``"D"``, ``"W"`` or ``"MS"`` (a pandas frequency is returned as is).
+        weekday: first day of the weekly periods, 0 = Monday.
+    """
+    if freq == "W":
+        return f"W-{_WEEKDAYS[weekday % 7]}"
+    return freq
+
+
+def grid_of(freq: str) -> str:
+    """The grid (``"D"``, ``"W"``, ``"MS"``) of a pandas frequency such as ``"W-MON"``."""
+    return "W" if freq.startswith("W") else freq
+
+
+def _week_anchor(freq: str) -> int:
+    return _WEEKDAYS.index(freq[2:]) if freq.startswith("W-") else 0
+
+
+def snap_dates(col, freq: str):
+    """A polars expression moving dates onto the grid ``freq`` (a pandas frequency of :func:`pandas_freq`).
+
+    Monthly: any day of a month (month ends included) becomes the month start. Weekly: a date becomes the
+    start of its week (the anchor weekday on or before it). Daily: unchanged.
+    """
+    import polars as pl
+
+    col = pl.col(col) if isinstance(col, str) else col
+    if freq == "MS":
+        return col.dt.month_start()
+    if freq.startswith("W"):
+        back = (col.dt.weekday() - 1 - _week_anchor(freq)) % 7
+        return col - pl.duration(days=back)
+    return col
+
+
+def master_attributes(skus=None, locations=None) -> tuple[str, ...]:
+    """The attributes of :data:`MASTER_ATTRIBUTES` that the master data fills for at least one row."""
+    out = []
+    for table, frame in (("skus", skus), ("locations", locations)):
+        if frame is None or frame.height == 0:
+            continue
+        out += [
+            c for c in MASTER_ATTRIBUTES[table] if c in frame.columns and frame[c].null_count() < frame.height
+        ]
+    return tuple(out)
+
+
+def tenant_spec(
+    freq: str, *, attributes: Sequence[str] = (), lags: Sequence[int] = (), weekday: int = 0
+) -> FrameSpec:
+    """The column roles of :func:`tenant_frame` on a grid.
+
+    Args:
+        freq: ``"D"``, ``"W"`` or ``"MS"``.
+        attributes: master-data attributes (:func:`master_attributes`) used as static categoricals beside the
+            SKU, location and channel ids.
+        lags: seasonal target lags k (``log_qty_lag<k>`` known inputs; each must be >= the horizon).
+        weekday: first day of the weekly periods (``W`` only), 0 = Monday.
+
+    Raises:
+        ValueError: unknown grid or attribute.
+    """
+    if freq not in GRIDS:
+        raise ValueError(f"freq={freq!r}: expected one of {GRIDS} (daily, weekly, month starts)")
+    known_attrs = {a for v in MASTER_ATTRIBUTES.values() for a in v}
+    bad = [a for a in attributes if a not in known_attrs]
+    if bad:
+        raise ValueError(f"attributes {bad}: expected some of {sorted(known_attrs)}")
+    return FrameSpec(
+        series_keys=TENANT_KEYS,
+        time="date",
+        target="qty",
+        known_reals=(*_TENANT_REALS, *(f"{LAG_PREFIX}{int(k)}" for k in lags)),
+        known_categoricals=CALENDAR_INPUTS[freq],
+        static_categoricals=(*TENANT_KEYS, *attributes),
+        freq=pandas_freq(freq, weekday),
+    )
+
+
+def _lag_offset(freq: str, k: int) -> str:
+    if freq == "MS":
+        return f"{k}mo"
+    return f"{7 * k}d" if freq.startswith("W") else f"{k}d"
+
+
+def _future_dates(end, freq: str, periods: int) -> list:
+    grid = pd.date_range(pd.Timestamp(end), periods=periods + 1, freq=freq)
+    return [d.date() for d in grid[1:]]
+
+
+def tenant_frame(
+    sales,
+    spec: FrameSpec,
+    *,
+    promotions=None,
+    skus=None,
+    locations=None,
+    future: int = 0,
+    end=None,
+) -> pd.DataFrame:
+    """A tenant's facts as the long model frame of ``spec`` (from :func:`tenant_spec` or a trained model).
+
+    Dates are moved onto the grid (:func:`snap_dates`; rows falling into one period are summed). Known inputs:
+    ``promo`` (0/1: the sales row's flag or a promotions calendar row), ``discount`` (the calendar's discount
+    depth, 0 without one) and ``price_ratio`` (price over the series' median price; a period without a price
+    takes the calendar's price, else the series' usual unpromoted price). With ``future`` > 0 every series
+    gets that many periods after ``end`` with the target missing and the known inputs from the promotions
+    calendar; a future period without a calendar row is unpromoted at the usual price (the price carried
+    forward). Calendar inputs come from the dates, lags from the target history, static attributes from
+    the master data (:func:`unit_statics`).
+
+    Args:
+        sales: polars frame with the sales contract's columns (sku_id, location_id, channel_id, date, qty,
+            price, promo).
+        spec: the column roles.
+        promotions: polars frame with the promotions contract's columns (past or planned), or None.
+        skus: SKU master data (sku_id + attributes), or None.
+        locations: location master data (location_id + attributes), or None.
+        future: periods to add after ``end``.
+        end: last period of the history (default: the latest sales date on the grid).
+
+    Returns:
+        A polars frame: the series keys, ``date``, ``qty`` (Float32, null in the future) and the known reals
+        (Float32). Calendar inputs come from the grid and the static attributes from :func:`unit_statics`
+        when :func:`build_panel` is given ``statics``.
+    """
+    import polars as pl
+
+    keys = list(TENANT_KEYS)
+    freq = spec.freq
+    s = sales.select(
+        *[pl.col(k).cast(pl.String) for k in keys],
+        snap_dates(pl.col("date").cast(pl.Date), freq).alias("date"),
+        pl.col("qty").cast(pl.Float64),
+        (pl.col("price").cast(pl.Float64) if "price" in sales.columns else pl.lit(None, pl.Float64)).alias(
+            "price"
+        ),
+        (pl.col("promo").cast(pl.Boolean) if "promo" in sales.columns else pl.lit(False))
+        .fill_null(False)
+        .alias("promo"),
+    )
+    if freq != "D":  # several dated rows can fall into one week or month
+        s = s.group_by(*keys, "date").agg(pl.col("qty").sum(), pl.col("price").mean(), pl.col("promo").any())
+    end = s["date"].max() if end is None else pd.Timestamp(end).date()
+    stats = s.group_by(keys).agg(
+        pl.col("price").median().alias("_median_price"),
+        pl.col("price").filter(~pl.col("promo")).median().alias("_usual_price"),
+    )
+    if future > 0:
+        fut = pl.DataFrame({"date": _future_dates(end, freq, future)}, schema={"date": pl.Date})
+        rows = (
+            stats.select(keys)
+            .join(fut, how="cross")
+            .with_columns(
+                pl.lit(None, pl.Float64).alias("qty"),
+                pl.lit(None, pl.Float64).alias("price"),
+                pl.lit(False).alias("promo"),
+            )
+        )
+        s = pl.concat([s, rows.select(s.columns)])
+    if promotions is not None and promotions.height:
+        cal = (
+            promotions.select(
+                *[pl.col(k).cast(pl.String) for k in keys],
+                snap_dates(pl.col("date").cast(pl.Date), freq).alias("date"),
+                pl.col("price").cast(pl.Float64).alias("_cal_price"),
+                pl.col("discount").cast(pl.Float64).fill_null(0.0).alias("_cal_discount"),
+                pl.col("promo").cast(pl.Boolean).fill_null(True).alias("_cal_promo"),
+            )
+            .group_by(*keys, "date")
+            .agg(pl.col("_cal_price").min(), pl.col("_cal_discount").max(), pl.col("_cal_promo").any())
+        )
+        s = s.join(cal, on=[*keys, "date"], how="left")
+    else:
+        s = s.with_columns(
+            pl.lit(None, pl.Float64).alias("_cal_price"),
+            pl.lit(None, pl.Float64).alias("_cal_discount"),
+            pl.lit(None, pl.Boolean).alias("_cal_promo"),
+        )
+    s = s.join(stats, on=keys, how="left").with_columns(
+        (pl.col("promo") | pl.col("_cal_promo").fill_null(False)).cast(pl.Float32).alias("promo"),
+        pl.when(pl.col("_cal_promo").fill_null(False))
+        .then(pl.col("_cal_discount"))
+        .otherwise(0.0)
+        .fill_null(0.0)
+        .cast(pl.Float32)
+        .alias("discount"),
+        pl.coalesce("price", "_cal_price", "_usual_price", "_median_price").alias("price"),
+    )
+    s = s.with_columns(
+        (pl.col("price") / pl.col("_median_price"))
+        .fill_nan(1.0)
+        .fill_null(1.0)
+        .clip(0.0, 10.0)
+        .cast(pl.Float32)
+        .alias("price_ratio")
+    )
+    lags = [int(c.removeprefix(LAG_PREFIX)) for c in spec.known_reals if c.startswith(LAG_PREFIX)]
+    own = pl.col("qty").clip(lower_bound=0).log1p()
+    for k in lags:
+        lagged = s.filter(pl.col("qty").is_not_null()).select(
+            *keys, pl.col("date").dt.offset_by(_lag_offset(freq, k)), own.alias("_lag")
+        )
+        s = (
+            s.join(lagged, on=[*keys, "date"], how="left")
+            .with_columns(pl.coalesce("_lag", own, pl.lit(0.0)).cast(pl.Float32).alias(f"{LAG_PREFIX}{k}"))
+            .drop("_lag")
+        )
+    cols = [*keys, "date", "qty", *spec.known_reals]
+    return s.select(*cols).with_columns(pl.col("qty").cast(pl.Float32))
+
+
+def unit_statics(units, spec: FrameSpec, *, skus=None, locations=None):
+    """The static categoricals of ``spec`` per unit: the ids and the master-data attributes.
+
+    Args:
+        units: polars frame with the series keys (one row per unit).
+        spec: the column roles (its ``static_categoricals`` beyond the keys are attributes).
+        skus: SKU master data (sku_id + attributes), or None.
+        locations: location master data (location_id + attributes), or None.
+
+    Returns:
+        ``units`` with one String column per attribute (``"unknown"`` where the master data lacks it).
+    """
+    import polars as pl
+
+    keys = list(TENANT_KEYS)
+    out = units.select(*[pl.col(k).cast(pl.String) for k in keys])
+    attrs = [c for c in spec.static_categoricals if c not in keys]
+    for table, key, frame in (("skus", "sku_id", skus), ("locations", "location_id", locations)):
+        cols = [c for c in attrs if c in MASTER_ATTRIBUTES[table]]
+        if not cols:
+            continue
+        if frame is None or frame.height == 0:
+            out = out.with_columns(*[pl.lit("unknown").alias(c) for c in cols])
+            continue
+        m = frame.select(pl.col(key).cast(pl.String), *[pl.col(c).cast(pl.String) for c in cols]).unique(key)
+        out = out.join(m, on=key, how="left", maintain_order="left")
+        out = out.with_columns(*[pl.col(c).fill_null("unknown") for c in cols])
+    return out

@@ -19,6 +19,7 @@ __all__ = [
     "BacktestConfig",
     "TrainConfig",
     "TrainConfigError",
+    "config_error",
     "load_train_config",
 ]
 
@@ -27,23 +28,34 @@ class TrainConfigError(ValueError):
     """A training config is invalid; the message names each bad field, its value and what is allowed."""
 
 
+def config_error(exc: ValidationError, where: str = "(dict)") -> TrainConfigError:
+    """The :class:`TrainConfigError` of a pydantic validation error, one line per bad field."""
+    return TrainConfigError(_format(exc, where))
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DataConfig(_Strict):
-    """Where the training data comes from and how the panel is cut."""
+    """Which of the tenant's facts train the model and how the panel is cut.
 
-    source: Literal["stallion", "facts"] = "stallion"
-    tenant: str | None = Field(
-        default=None, description="Fact-store tenant for source=facts (default: settings)."
+    The data always comes from the fact store (``replenish ingest``); the grid is read from the sales dates
+    unless ``freq`` (or the tenant profile) names it.
+    """
+
+    tenant: str | None = Field(default=None, description="Fact-store tenant (default: settings).")
+    freq: Literal["D", "W", "MS"] | None = Field(
+        default=None, description="Grid of the sales facts (None: read from the dates)."
     )
-    freq: Literal["D", "MS"] = Field(default="MS", description="Grid of the sales facts for source=facts.")
-    path: Path | None = Field(default=None, description="Stallion parquet file (default: the bundled one).")
     max_series: int | None = Field(
-        default=None, ge=1, description="Keep only the first N series (small runs)."
+        default=None, ge=1, description="Train on N series drawn at random (seeded; small or capped runs)."
     )
     lags: list[int] = Field(default=[], description="Seasonal target lags as known inputs (each >= horizon).")
+    attributes: list[str] | None = Field(
+        default=None,
+        description="SKU/location attributes used as static categoricals (None: all the master data fills).",
+    )
 
 
 class ModelConfig(_Strict):
@@ -130,11 +142,30 @@ class TrainConfig(_Strict):
         default=None, description="MLflow URI; default SQLite under REPLENISH_HOME."
     )
 
+    @model_validator(mode="after")
+    def _check_windows(self) -> TrainConfig:
+        H = self.fit.horizon
+        if self.holdout < H:
+            raise ValueError(
+                f"holdout = {self.holdout} is shorter than fit.horizon = {H}: the backtest forecasts {H} "
+                f"periods from origins inside the holdout; set holdout >= {H}"
+            )
+        short = [k for k in self.data.lags if k < H]
+        if short:
+            raise ValueError(
+                f"data.lags = {self.data.lags}: lags {short} are shorter than fit.horizon = {H}; each lag "
+                f"must be >= {H} to be known over the whole horizon"
+            )
+        return self
+
 
 def _format(exc: ValidationError, where: str) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "config"
+        loc = ".".join(str(p) for p in err["loc"])
+        if not loc:  # a rule across fields: its message names them
+            lines.append(f"  {err['msg'].removeprefix('Value error, ')}")
+            continue
         lines.append(f"  {loc} = {err.get('input')!r}: {err['msg']}")
     return f"invalid training config {where}:\n" + "\n".join(lines)
 

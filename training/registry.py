@@ -121,7 +121,10 @@ def log_training_run(
                 artifacts={"tft": str(art)},
                 pip_requirements=PIP_REQUIREMENTS,
             )
-        mv = mlflow.register_model(info.model_uri, config.name)
+        from training.quiet import muted_stderr
+
+        with muted_stderr():  # MLflow prints "Successfully registered ..." straight to stderr
+            mv = mlflow.register_model(info.model_uri, config.name)
         c.set_model_version_tag(config.name, mv.version, "run_id", run.info.run_id)
         return run.info.run_id, str(mv.version)
 

@@ -1,0 +1,475 @@
+"""The train and forecast stages of a tenant's cycle: its own facts in, versioned facts out.
+
+* :func:`train_tenant` — train the tenant's model on its sales facts (grid read from the data or its
+  profile), backtest it beside the baselines, register a version tagged ``tenant=<t>`` under the tenant's
+  model name (``features.profile.model_name_for``), apply the champion gate and store the backtest
+  residuals (``features.forecasts.write_residuals``).
+* :func:`forecast_stage` — forecast every planning unit (and every series with recent sales) with the
+  tenant's champion, P10..P90, and store the run (``features.forecasts.write_forecasts``, stage ``base``)
+  with the model version and the sales watermark. Units the model cannot forecast (a SKU, location or
+  attribute it has no embedding for, or less history than its shortest encoder) get the gate's best
+  baseline with empirical quantiles, marked ``cold_start`` and ``source="baseline:<name>"``.
+* :func:`resolve_train_config` — the training config of a tenant: grid defaults, then the profile's
+  ``train`` settings, then the caller's overrides, validated before any training.
+* :func:`training.quiet.quiet` — the output filter the CLI, the cycle and the demo wrap their work in.
+
+Both stages read only the stores (sales, promotions, master data, the registry) and write only facts and
+registry entries, so each can be re-run alone; re-running :func:`forecast_stage` with the same ``run_id``
+replaces that run.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from training.config import TrainConfig, TrainConfigError, config_error
+from training.pipeline import TrainResult
+from training.quiet import quiet
+
+__all__ = [
+    "DEFAULT_HORIZON",
+    "GRID_DEFAULTS",
+    "TRAIN_SERIES_CAP",
+    "TrainResult",
+    "forecast_stage",
+    "quiet",
+    "resolve_train_config",
+    "train_tenant",
+]
+
+Progress = Callable[[int, int], None]
+
+#: Encoder length and season per grid (daily, weekly, monthly).
+GRID_DEFAULTS = {"D": (56, 7), "W": (52, 52), "MS": (24, 12)}
+#: Horizon per grid when neither the profile nor the planning units name one.
+DEFAULT_HORIZON = {"D": 28, "W": 13, "MS": 6}
+#: Series trained on at most, unless ``data.max_series`` says otherwise (a global model learns from a sample).
+TRAIN_SERIES_CAP = 20_000
+#: Fallback when a model version records no best baseline.
+_FALLBACK_BASELINE = "moving_average"
+
+
+def _noop(done: int, total: int) -> None:
+    return None
+
+
+def _merge(base: dict, new: dict) -> dict:
+    out = dict(base)
+    for k, v in (new or {}).items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def resolve_train_config(
+    tenant: str,
+    *,
+    freq: str,
+    profile=None,
+    horizon_periods: int | None = None,
+    n_series: int | None = None,
+    overrides: dict | None = None,
+) -> TrainConfig:
+    """The training config of ``tenant``: defaults of its grid, its profile's settings, then ``overrides``.
+
+    Defaults: encoder and season of :data:`GRID_DEFAULTS`; horizon from the profile, else the largest
+    ``planning_units.horizon_periods``, else :data:`DEFAULT_HORIZON`, capped at 4 seasons; holdout and
+    backtest step equal to the horizon (one backtest origin); at most :data:`TRAIN_SERIES_CAP` series.
+
+    Args:
+        tenant: whose data.
+        freq: the grid (``D``, ``W``, ``MS``) read from the data (the profile's ``freq`` wins over it).
+        profile: the tenant's ``features.profile.TenantProfile`` (None: defaults).
+        horizon_periods: the largest ``horizon_periods`` of the tenant's planning units, if any.
+        n_series: series available (to apply the cap).
+        overrides: nested ``TrainConfig`` fields that win over everything.
+
+    Raises:
+        TrainConfigError: a field is invalid or the combination is impossible (e.g. holdout < horizon);
+            the message names the field, its value and what is allowed.
+    """
+    from features.profile import TenantProfile, model_name_for
+
+    profile = profile or TenantProfile()
+    user = _merge(profile.train or {}, overrides or {})
+    freq = (user.get("data") or {}).get("freq") or profile.freq or freq
+    if freq not in GRID_DEFAULTS:
+        raise TrainConfigError(f"invalid training config:\n  data.freq = {freq!r}: expected one of D, W, MS")
+    enc, season = GRID_DEFAULTS[freq]
+    season = (user.get("fit") or {}).get("season", season)
+    horizon = min(profile.horizon or horizon_periods or DEFAULT_HORIZON[freq], 4 * season)
+    horizon = (user.get("fit") or {}).get("horizon", horizon)
+    base = {
+        "name": model_name_for(tenant, profile),
+        "data": {"tenant": tenant, "freq": freq},
+        "fit": {"encoder_length": enc, "season": season, "horizon": horizon, "progress": False},
+        "holdout": horizon,
+        "backtest": {"origins": 1, "step": horizon},
+    }
+    if n_series is not None and n_series > TRAIN_SERIES_CAP:
+        base["data"]["max_series"] = TRAIN_SERIES_CAP
+    raw = _merge(base, user)
+    raw["data"] = {**raw["data"], "tenant": tenant}
+    try:
+        return TrainConfig(**raw)
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            raise config_error(exc, f"for tenant {tenant!r} (grid defaults + profile + overrides)") from None
+        raise
+
+
+def _max_horizon(units: pl.DataFrame) -> int | None:
+    if units.height == 0 or "horizon_periods" not in units.columns:
+        return None
+    v = units["horizon_periods"].max()
+    return int(v) if v is not None else None
+
+
+def train_tenant(
+    tenant: str,
+    *,
+    settings=None,
+    engine=None,
+    overrides: dict | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train, backtest, register and gate the tenant's model on its own facts.
+
+    The config is resolved (:func:`resolve_train_config`) and validated before the history is read; the
+    panel is checked before training (an encoder longer than every series, or no training window at all,
+    is refused with a :class:`~training.config.TrainConfigError`; series too short to train on are named
+    in a :class:`~training.quiet.ShortSeriesWarning` and in ``TrainResult.short_series``).
+
+    Args:
+        tenant: whose data and model.
+        settings: ``features.settings.Settings`` (default: ``get_settings()``).
+        engine: state store (default: one on ``settings.database_url``).
+        overrides: nested ``TrainConfig`` fields for this run only (the profile's ``train`` stays).
+        progress: ``progress(done, total)`` after each step.
+
+    Returns:
+        The :class:`~training.pipeline.TrainResult` (version, gate decision, backtest, short series).
+
+    Raises:
+        ValueError: the tenant has no sales facts.
+        TrainConfigError: the config is invalid or impossible for the data.
+    """
+    from features.forecasts import infer_freq
+    from features.profile import get_profile
+    from features.settings import get_settings
+    from training._data import (
+        TenantFacts,
+        open_engine,
+        read_master,
+        recent_sales,
+        sample_series,
+        tenant_panel,
+    )
+    from training.pipeline import check_panel, train_and_register
+
+    settings = settings or get_settings()
+    tick = progress or _noop
+    recent = recent_sales(tenant, settings=settings)
+    active = recent.select("sku_id", "location_id", "channel_id").unique()
+    with open_engine(settings, engine) as eng:
+        profile = get_profile(eng, tenant)
+        units = read_master(tenant, "planning_units", settings=settings, engine=eng)
+        config = resolve_train_config(
+            tenant,
+            freq=infer_freq(recent["date"]),
+            profile=profile,
+            horizon_periods=_max_horizon(units),
+            n_series=active.height,
+            overrides=overrides,
+        )
+        series = None
+        if config.data.max_series is not None:
+            series = sample_series(active, config.data.max_series, config.fit.seed)
+        facts = TenantFacts.read(tenant, settings=settings, engine=eng, series=series)
+    tick(1, 6)
+    freq = config.data.freq or infer_freq(facts.sales["date"])
+    panel = tenant_panel(facts, facts.spec(freq, config.data.lags, config.data.attributes))
+    del facts
+    short = check_panel(config, panel)
+    tick(2, 6)
+    return train_and_register(
+        config, panel, tenant=tenant, short_series=short, progress=lambda d, t: tick(2 + d, 6)
+    )
+
+
+# --- the forecast stage ---------------------------------------------------------------------
+
+
+def _champion(tenant: str, model_name: str):
+    from training.predict import load_predictor
+    from training.registry import client
+
+    try:
+        pred = load_predictor("champion", model_name)
+    except LookupError:
+        raise LookupError(
+            f"tenant {tenant!r} has no champion model ({model_name!r} has no 'champion' version): train one "
+            f"first with `replenish cycle --tenant {tenant} --train` or `replenish train --tenant {tenant}`"
+        ) from None
+    tags = client().get_model_version(model_name, pred.version).tags
+    return pred, tags.get("best_baseline") or _FALLBACK_BASELINE
+
+
+def _sales_end(tenant: str, facts_dir) -> date:
+    from features.facts import scan_facts
+
+    end = scan_facts("sales", tenant, columns=["date"], facts_dir=facts_dir).select(pl.col("date").max())
+    value = end.collect().item()
+    if value is None:
+        raise ValueError(
+            f"tenant {tenant!r} has no sales facts; ingest them first (replenish ingest sales FILE --tenant "
+            f"{tenant})"
+        )
+    return value
+
+
+def _grid_step(freq: str, end: date, k: int) -> date:
+    """The period ``k`` steps from ``end`` on the pandas grid ``freq`` (negative: back)."""
+    off = pd.tseries.frequencies.to_offset(freq)
+    return (pd.Timestamp(end) + k * off).date()
+
+
+def baseline_quantiles(y_hist: np.ndarray, H: int, levels, name: str, season: int) -> np.ndarray:
+    """The fallback forecast: a baseline's point forecast with the unit's empirical quantiles around it.
+
+    Each level is the baseline forecast plus the distance of that empirical quantile of the unit's recent
+    history from its median (non-negative, monotone). A unit without history gets zeros.
+
+    Args:
+        y_hist: (N, T) recent history (``NaN`` = unobserved).
+        H: horizon.
+        levels: (Q,) quantile levels.
+        name: a baseline of ``training.baselines.BASELINES``.
+        season: seasonal period (seasonal naive).
+
+    Returns:
+        (N, H, Q) quantiles.
+    """
+    from training.baselines import BASELINES
+
+    fn = BASELINES.get(name, BASELINES[_FALLBACK_BASELINE])
+    point = fn(y_hist, H, season) if name == "seasonal_naive" else fn(y_hist, H)
+    point = np.nan_to_num(point)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: units without history
+        qs = np.nanquantile(y_hist, list(levels), axis=1).T  # (N, Q)
+        med = np.nanmedian(y_hist, axis=1)
+    spread = np.nan_to_num(qs - med[:, None])
+    out = point[:, :, None] + spread[:, None, :]
+    return np.maximum(np.sort(out, axis=-1), 0.0)
+
+
+def _rows(keys: pl.DataFrame, dates: list, q: np.ndarray, levels, source, version, cold) -> pl.DataFrame:
+    """Forecast rows (the ``features.forecasts`` layout) of N units x H periods."""
+    from features.forecasts import quantile_column
+
+    N, H, _ = q.shape
+    rep = pl.Series(np.repeat(np.arange(N), H))
+    k = keys.select("sku_id", "location_id", "channel_id")[rep]
+    cols = {
+        "unique_id": k.select(pl.concat_str(["sku_id", "location_id", "channel_id"], separator="|"))[:, 0],
+        "level": pl.repeat("bottom", N * H, eager=True),
+        "sku_id": k["sku_id"],
+        "location_id": k["location_id"],
+        "channel_id": k["channel_id"],
+        "date": pl.Series(np.tile(np.asarray(dates, dtype="datetime64[D]"), N)).cast(pl.Date),
+        "horizon": pl.Series(np.tile(np.arange(1, H + 1), N), dtype=pl.Int64),
+        "source": pl.Series(np.repeat(np.asarray(source, dtype=object), H).tolist(), dtype=pl.String),
+        "model_version": pl.Series(np.repeat(np.asarray(version, dtype=object), H).tolist(), dtype=pl.String),
+        "cold_start": pl.Series(np.repeat(np.asarray(cold, dtype=bool), H)),
+    }
+    for j, lv in enumerate(levels):
+        cols[quantile_column(lv)] = pl.Series(q[..., j].reshape(-1).astype(np.float64))
+    return pl.DataFrame(cols)
+
+
+def _history(rows: pl.DataFrame, units: pl.DataFrame, hist_dates: list, freq: str) -> np.ndarray:
+    """(N, T) recent history of ``units`` (in their order) from long frame rows, ``NaN`` where no sale."""
+    from features.frames import TENANT_KEYS
+
+    keys = list(TENANT_KEYS)
+    idx_u = units.select(keys).with_row_index("_u")
+    idx_t = pl.DataFrame(
+        {"date": hist_dates, "_t": np.arange(len(hist_dates))}, schema={"date": pl.Date, "_t": pl.Int64}
+    )
+    r = rows.filter(pl.col("qty").is_not_null()).join(idx_u, on=keys).join(idx_t, on="date")
+    y = np.full((units.height, len(hist_dates)), np.nan)
+    y[r["_u"].to_numpy(), r["_t"].to_numpy()] = r["qty"].to_numpy()
+    return y
+
+
+def forecast_stage(
+    tenant: str,
+    *,
+    run_id: str,
+    settings=None,
+    engine=None,
+    progress: Progress | None = None,
+    chunk_size: int = 50_000,
+):
+    """Forecast every unit of the tenant with its champion and store the run (stage ``base``).
+
+    Units: every planning unit plus every series with sales in the recent window (the longest of the
+    model's encoder, two seasons and its lags). The known future inputs come from the promotions calendar
+    (a future period without a calendar row is unpromoted at the usual price); the forecast starts one
+    period after the latest sales date. Units the model cannot forecast (an id or attribute it has no
+    embedding for, or fewer observed periods than its shortest encoder) get the gate's best baseline with
+    empirical quantiles (:func:`baseline_quantiles`), ``cold_start=True`` and ``source="baseline:<name>"``.
+    Units are processed ``chunk_size`` at a time (bounded memory) through the fast tensor path.
+
+    Args:
+        tenant: whose data and model.
+        run_id: the run (re-running the same id replaces its rows).
+        settings: ``features.settings.Settings`` (default: ``get_settings()``).
+        engine: state store (default: one on ``settings.database_url``).
+        progress: ``progress(units done, units total)`` after each chunk.
+        chunk_size: units per chunk.
+
+    Returns:
+        The stored run's ``features.forecasts.ForecastRunMeta`` (counts in ``extra``).
+
+    Raises:
+        LookupError: the tenant has no champion model (the message names the command that trains one).
+        ValueError: the tenant has no sales facts.
+    """
+    from features.facts import read_promotions, read_sales
+    from features.forecasts import ForecastRunMeta, sales_watermark, write_forecasts
+    from features.frames import (
+        LAG_PREFIX,
+        TENANT_KEYS,
+        build_panel,
+        grid_of,
+        snap_dates,
+        tenant_frame,
+        unit_statics,
+    )
+    from features.profile import get_profile, model_name_for
+    from features.settings import get_settings
+    from training._data import open_engine, read_master
+
+    settings = settings or get_settings()
+    tick = progress or _noop
+    keys = list(TENANT_KEYS)
+    with open_engine(settings, engine) as eng:
+        profile = get_profile(eng, tenant)
+        planning = read_master(tenant, "planning_units", settings=settings, engine=eng)
+        skus = read_master(tenant, "skus", settings=settings, engine=eng)
+        locations = read_master(tenant, "locations", settings=settings, engine=eng)
+    name = model_name_for(tenant, profile)
+    pred, baseline = _champion(tenant, name)
+    spec = pred.spec
+    fspec = spec.frame_spec
+    H, levels = spec.horizon, list(spec.quantiles)
+    watermark = sales_watermark(tenant, facts_dir=settings.facts_dir)
+    end = (
+        pl.DataFrame({"d": [_sales_end(tenant, settings.facts_dir)]})
+        .select(snap_dates("d", fspec.freq))
+        .item()
+    )
+    lags = [int(c.removeprefix(LAG_PREFIX)) for c in fspec.known_reals if c.startswith(LAG_PREFIX)]
+    n_hist = max(spec.encoder_length, 2 * spec.season, spec.min_encoder_length, *lags, 3)
+    start = _grid_step(fspec.freq, end, -(n_hist - 1))
+    hist_dates = [_grid_step(fspec.freq, start, k) for k in range(n_hist)]
+    future = [_grid_step(fspec.freq, end, k) for k in range(1, H + 1)]
+    sales = read_sales(tenant, start=start, facts_dir=settings.facts_dir)
+    promotions = read_promotions(tenant, start=start, facts_dir=settings.facts_dir)
+
+    units = pl.concat([planning.select(keys), sales.select(pl.col(k).cast(pl.String) for k in keys)])
+    units = unit_statics(units.unique().sort(keys), fspec, skus=skus, locations=locations)
+    attrs = [c for c in fspec.static_categoricals if c not in keys]
+    known = pl.lit(True)
+    for c in fspec.static_categoricals:
+        known = known & pl.col(c).is_in(spec.vocab[c])
+    units = units.with_columns(known.alias("_known"))
+    total = units.height
+    out, counts = [], {"model": 0, "baseline": 0, "unknown_to_model": 0, "short_history": 0, "promoted": 0}
+    tick(0, total)
+    for i in range(0, total, chunk_size):
+        ch = units.slice(i, chunk_size)
+        frame = tenant_frame(
+            sales.join(ch.select(keys), on=keys, how="semi"),
+            fspec,
+            promotions=promotions.join(ch.select(keys), on=keys, how="semi"),
+            future=H,
+            end=end,
+        )
+        counts["promoted"] += frame.filter(pl.col("qty").is_null() & (pl.col("promo") > 0)).height
+        seen = frame.filter(pl.col("qty").is_not_null()).group_by(keys).len("_n")
+        ch = ch.join(seen, on=keys, how="left", maintain_order="left").with_columns(pl.col("_n").fill_null(0))
+        ok = pl.col("_known") & (pl.col("_n") >= spec.min_encoder_length)
+        m_units, b_units = ch.filter(ok), ch.filter(~ok)
+        counts["unknown_to_model"] += b_units.filter(~pl.col("_known")).height
+        counts["short_history"] += b_units.filter(pl.col("_known")).height
+        if m_units.height:
+            panel = build_panel(
+                frame.join(m_units.select(keys), on=keys, how="semi"),
+                fspec,
+                vocab=spec.vocab,
+                statics=m_units.select(*keys, *attrs),
+            )
+            fc = pred.forecast(panel, panel.time_index(future[0]))
+            n = panel.n_series
+            out.append(
+                _rows(
+                    pl.from_pandas(panel.keys),
+                    future,
+                    fc.quantiles,
+                    levels,
+                    [f"model:{name}"] * n,
+                    [pred.version] * n,
+                    fc.cold_start,
+                )
+            )
+            counts["model"] += n
+        if b_units.height:
+            y = _history(frame, b_units, hist_dates, fspec.freq)
+            q = baseline_quantiles(y, H, levels, baseline, spec.season)
+            n = b_units.height
+            out.append(
+                _rows(b_units, future, q, levels, [f"baseline:{baseline}"] * n, [None] * n, [True] * n)
+            )
+            counts["baseline"] += n
+        tick(min(i + chunk_size, total), total)
+    rows = pl.concat(out) if out else None
+    meta = ForecastRunMeta(
+        run_id=run_id,
+        tenant=tenant,
+        stage="base",
+        freq=grid_of(fspec.freq),
+        horizon=H,
+        levels=tuple(levels),
+        data_watermark=watermark,
+        model_name=name,
+        model_version=pred.version if counts["model"] else None,
+        extra={
+            "units": total,
+            "model_units": counts["model"],
+            "baseline_units": counts["baseline"],
+            "cold_start": counts["baseline"],
+            "unknown_to_model": counts["unknown_to_model"],
+            "short_history": counts["short_history"],
+            "baseline": baseline,
+            "history_end": str(end),
+            "first_period": str(future[0]),
+            "promoted_future_periods": counts["promoted"],
+            "champion_version": pred.version,
+        },
+    )
+    if rows is None:
+        raise ValueError(f"tenant {tenant!r}: no planning units and no recent sales to forecast")
+    write_forecasts(tenant, rows, meta, facts_dir=settings.facts_dir)
+    from features.forecasts import forecast_runs
+
+    return next(m for m in forecast_runs(tenant, "base", facts_dir=settings.facts_dir) if m.run_id == run_id)

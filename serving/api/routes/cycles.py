@@ -134,10 +134,10 @@ def start(body: CycleIn, p: Starter, engine: EngineDep, request: Request) -> Cyc
         )
     except (LookupError, ValueError) as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
+    run = get_run(engine, p.tenant_id, run_id)  # as recorded (queued), before the thread moves it on
     threading.Thread(
         target=_background, args=(engine, settings, p.tenant_id, run_id), name=f"cycle-{run_id}", daemon=True
     ).start()
-    run = get_run(engine, p.tenant_id, run_id)
     return CycleStarted(
         run_id=run_id, status=run.status, stages=[s.stage for s in run.stages], url=f"/v1/cycles/{run_id}"
     )

@@ -125,16 +125,21 @@ def _scalars(d: dict[str, Any] | None) -> dict[str, Any]:
 def _train(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
     res = _function("train")(ctx.tenant, settings=ctx.settings, engine=ctx.engine, progress=cb)
     outputs = {
-        "model_name": _get(res, "model_name", "name"),
-        "model_version": None if _get(res, "version", "model_version") is None
-        else str(_get(res, "version", "model_version")),
-        "promoted": _get(res, "promoted"),
-        "champion_version": _get(res, "champion_version", "champion"),
+        "model_name": res.model_name,
+        "model_version": str(res.version),
+        "promoted": bool(res.promoted),
+        "mlflow_run": _get(res, "run_id"),
     }
+    short = _get(res, "short_series") or ()
     counts = {
-        "series": _get(res, "series", "n_series"),
-        "train_seconds": _get(res, "train_seconds"),
-        "gate": _get(res, "reason"),
+        "series": _get(res, "n_series"),
+        "short_series": len(short),
+        "freq": _get(res, "freq"),
+        "horizon": _get(res, "horizon"),
+        "train_seconds": round(float(res.train_seconds), 1) if _get(res, "train_seconds") else None,
+        "best_baseline": _get(res, "best_baseline"),
+        "residuals": _get(res, "residuals"),
+        "gate": "promoted to champion" if res.promoted else f"not promoted: {res.reason}",
     }
     return _present(counts), _present(outputs)
 

@@ -674,14 +674,18 @@ def _run(tenant, run_id, base_run, settings, engine, progress, method, nonnegati
     step("aggregate_base", 4)
     hier = th.hierarchy
     Y = np.vstack([hier.C @ Y_b, Y_b]) if chosen == "mint_shrink" else None
+    history_periods = int(Y_b.shape[1])
+    del Y_b
     y_s = _reconcile(hier, y_hat, chosen, var, Y, freq, nonnegative)
     n, m = th.S.shape
     y = (th.S @ y_s[hier.bottom_rows].reshape(m, -1)).reshape(n, H, len(qcols))
+    del y_hat, y_s, Y, q_b  # the written frame is the peak: keep only what it needs
     checks = _checks(th.S, n - m, y)
     step("reconcile", 5)
     source = np.full(n - m, "bottom_sum", dtype=object)
     source[th.solved[: hier.a]] = agg["source"]
     frame = _output(th, base, y, source, qcols, H)
+    del base, y
     names, counts = np.unique(agg["source"], return_counts=True)
     extra = {
         **checks,
@@ -693,7 +697,7 @@ def _run(tenant, run_id, base_run, settings, engine, progress, method, nonnegati
         "unknown_units": th.unknown_units,
         "aggregate_base": {
             "kind": agg["kind"],
-            "history_periods": int(Y_b.shape[1]),
+            "history_periods": history_periods,
             "origins": agg["origins"],
             "baselines": {str(k): int(v) for k, v in zip(names, counts, strict=True)},
         },

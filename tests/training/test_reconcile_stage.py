@@ -40,9 +40,9 @@ def settings():
     return s
 
 
-def _data(n_periods: int = 120):
+def _data(n_periods: int = 120, freq: str = "D"):
     """48 units (12 SKUs x 2 stores x 2 channels) with two categories (one SKU without), two regions."""
-    data = generate(n_series=48, n_periods=n_periods, freq="D", seed=5)
+    data = generate(n_series=48, n_periods=n_periods, freq=freq, seed=5)
     skus = data.skus.with_columns(
         pl.when(pl.col("sku_id") == "SKU_001")
         .then(None)
@@ -72,11 +72,11 @@ def _ingest(engine, settings, tmp_path, data, skus, locations) -> None:
 
 
 def _write_base(sales: pl.DataFrame, run_id: str = "b1", *, extra_units: pl.DataFrame | None = None,
-                model_version: str | None = "7", seed: int = 0) -> ForecastRunMeta:
+                model_version: str | None = "7", seed: int = 0, freq: str = "D") -> ForecastRunMeta:
     """Noisy quantile forecasts around each unit's recent mean sales, stored as a base run."""
     rng = np.random.default_rng(seed)
     last = sales["date"].max()
-    units = (sales.filter(pl.col("date") > last - pl.duration(days=28))
+    units = (sales.filter(pl.col("date") > last - pl.duration(days=90))
              .group_by(KEYS).agg(pl.col("qty").mean().alias("mu")).sort(KEYS))
     if extra_units is not None:
         units = pl.concat([units, extra_units.with_columns(pl.lit(1.0).alias("mu"))], how="vertical_relaxed")
@@ -94,8 +94,11 @@ def _write_base(sales: pl.DataFrame, run_id: str = "b1", *, extra_units: pl.Data
         "model_version": model_version,
         "cold_start": False,
         **{c: q[:, :, i].ravel() for i, c in enumerate(QCOLS)},
-    }).with_columns((pl.lit(last) + pl.duration(days=pl.col("horizon"))).alias("date"))
-    meta = ForecastRunMeta(run_id=run_id, tenant=TENANT, stage="base", freq="D", horizon=H, levels=LEVELS,
+    })
+    step = {"D": "d", "W": "w", "MS": "mo"}[freq]
+    dates = pl.Series([last] * H).dt.offset_by(pl.Series([f"{h}{step}" for h in range(1, H + 1)]))
+    frame = frame.with_columns(dates.gather(np.tile(np.arange(H), m)).alias("date"))
+    meta = ForecastRunMeta(run_id=run_id, tenant=TENANT, stage="base", freq=freq, horizon=H, levels=LEVELS,
                            data_watermark="w0", model_name="t1-tft", model_version=model_version)
     write_forecasts(TENANT, frame, meta)
     return meta
@@ -262,6 +265,29 @@ def test_unknown_unit_and_short_history(engine, settings, tmp_path):
         for c in ("category", "family", "brand")
     )
     _check_stored("r1", attrs, meta.extra["levels"])
+
+
+@pytest.mark.parametrize(("freq", "periods", "history"), [("D", 120, 91), ("W", 110, 110), ("MS", 40, 40)])
+def test_daily_weekly_and_monthly_grids(engine, settings, tmp_path, freq, periods, history):
+    data, skus, locations = _data(n_periods=periods, freq="M" if freq == "MS" else freq)
+    _ingest(engine, settings, tmp_path, data, skus, locations)
+    _write_base(data.sales, freq=freq)
+    meta = reconcile_stage(TENANT, run_id="r1", engine=engine, settings=settings)
+    print(freq, meta.extra["aggregate_base"])
+    # 8 backtest origins; the history read is H + 7 origin steps + the longest baseline window, or all of it.
+    assert meta.freq == freq and meta.extra["aggregate_base"]["origins"] == 8
+    assert meta.extra["aggregate_base"]["history_periods"] == history
+    _check_stored("r1", _attributes(skus, locations), meta.extra["levels"])
+    # The history is aligned on the grid: period T-1 is the last one sold, period T-2 the one before.
+    from training.reconcile_stage import _history
+
+    base = read_forecasts(TENANT, "base", "b1").filter(pl.col("horizon") == 1).sort("unique_id")
+    units = base.select(*KEYS, pl.col("date").alias("__d1"))
+    Y = _history(TENANT, units, freq, 5, settings.facts_dir)
+    dates = data.sales["date"].unique().sort()
+    for k in (1, 2):
+        sold = units.join(data.sales.filter(pl.col("date") == dates[-k]), on=KEYS, how="left")["qty"]
+        assert np.array_equal(Y[:, -k], sold.fill_null(0).to_numpy().astype(float)), (freq, k)
 
 
 def test_no_base_run_names_the_command(engine, settings):

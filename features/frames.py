@@ -86,6 +86,17 @@ _CALENDAR = {
     "day_of_month": lambda t: t.day,
     "week_of_year": lambda t: t.isocalendar().week,
 }
+# Every value a calendar input can take: a model trained on five months still knows the sixth.
+_CALENDAR_VALUES = {
+    "month": range(1, 13),
+    "weekday": range(7),
+    "day_of_month": range(1, 32),
+    "week_of_year": range(1, 54),
+}
+
+
+def _calendar_vocab(name: str, vocab: dict) -> list[str]:
+    return vocab[name] if name in vocab else sorted(str(v) for v in _CALENDAR_VALUES[name])
 
 
 @dataclass
@@ -220,7 +231,7 @@ def build_panel(df, spec: FrameSpec, vocab: dict[str, list[str]] | None = None, 
     for j, c in enumerate(spec.known_categoricals):
         if c in _CALENDAR and c not in df.columns:
             vals = pd.Series(np.asarray(_CALENDAR[c](grid_ts)))
-            codes, vocab[c] = _codes(vals, vocab.get(c))
+            codes, vocab[c] = _codes(vals, _calendar_vocab(c, vocab))
             known_cat[:, :, j] = codes[None, :]
         else:
             codes, vocab[c] = _codes(df[c], vocab.get(c))
@@ -445,7 +456,7 @@ def _build_panel_polars(df, spec: FrameSpec, vocab, statics) -> Panel:
     for j, c in enumerate(spec.known_categoricals):
         if c in _CALENDAR and c not in df.columns:
             vals = pd.Series(np.asarray(_CALENDAR[c](grid_ts))).astype(str)
-            codes, vocab[c] = _polars_codes(pl.Series(vals.to_numpy()), vocab.get(c), c)
+            codes, vocab[c] = _polars_codes(pl.Series(vals.to_numpy()), _calendar_vocab(c, vocab), c)
             known_cat[:, :, j] = codes[None, :]
         else:
             codes, vocab[c] = _polars_codes(rows[c], vocab.get(c), c)

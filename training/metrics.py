@@ -9,6 +9,8 @@ WAPE and bias are ratios of sums, so they weight series by volume (the planner's
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = ["mae", "wape", "mase", "smape", "bias", "pinball", "coverage", "point_metrics"]
@@ -67,7 +69,8 @@ def mase(y: np.ndarray, y_hat: np.ndarray, y_train: np.ndarray, m: int = 1) -> n
     """
     y, y_hat, y_train = (np.asarray(a, float) for a in (y, y_hat, y_train))
     diffs = np.abs(y_train[:, m:] - y_train[:, :-m])
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a series too short for the scale: NaN, by design
         scale = np.nanmean(np.where(np.isnan(diffs), np.nan, diffs), axis=1)
         err = np.nanmean(np.where(_mask(y, y_hat), np.abs(y - y_hat), np.nan), axis=1)
         out = err / scale

@@ -17,6 +17,7 @@ __all__ = [
     "ensure_experiment",
     "log_training_run",
     "download_artifact",
+    "list_models",
     "list_versions",
     "PIP_REQUIREMENTS",
 ]
@@ -192,3 +193,21 @@ def list_versions(model_name: str | None = None, uri: str | None = None) -> list
             }
         )
     return sorted(rows, key=lambda r: int(r["version"]), reverse=True)
+
+
+def list_models(uri: str | None = None) -> list[dict]:
+    """Every registered model with its tenant tag, newest version and champion, sorted by name."""
+    c = client(uri)
+    rows = []
+    for rm in c.search_registered_models():
+        versions = [int(mv.version) for mv in c.search_model_versions(f"name='{rm.name}'")]
+        rows.append(
+            {
+                "name": rm.name,
+                "tenant": (rm.tags or {}).get("tenant", ""),
+                "versions": len(versions),
+                "latest": str(max(versions)) if versions else "",
+                "champion": str((rm.aliases or {}).get("champion", "")),
+            }
+        )
+    return sorted(rows, key=lambda r: r["name"])

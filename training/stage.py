@@ -40,6 +40,7 @@ __all__ = [
     "forecast_stage",
     "quiet",
     "resolve_train_config",
+    "tenant_config",
     "train_tenant",
 ]
 
@@ -132,6 +133,39 @@ def _max_horizon(units: pl.DataFrame) -> int | None:
     return int(v) if v is not None else None
 
 
+def _tenant_config(tenant: str, settings, engine, overrides: dict | None) -> tuple[TrainConfig, pl.DataFrame]:
+    from features.forecasts import infer_freq
+    from features.profile import get_profile
+    from training._data import read_master, recent_sales
+
+    recent = recent_sales(tenant, settings=settings)
+    active = recent.select("sku_id", "location_id", "channel_id").unique()
+    config = resolve_train_config(
+        tenant,
+        freq=infer_freq(recent["date"]),
+        profile=get_profile(engine, tenant),
+        horizon_periods=_max_horizon(read_master(tenant, "planning_units", settings=settings, engine=engine)),
+        n_series=active.height,
+        overrides=overrides,
+    )
+    return config, active
+
+
+def tenant_config(tenant: str, *, settings=None, engine=None, overrides: dict | None = None) -> TrainConfig:
+    """The training config :func:`train_tenant` would use now (grid of the recent sales, profile, overrides).
+
+    Raises:
+        ValueError: the tenant has no sales facts.
+        TrainConfigError: the resolved config is invalid.
+    """
+    from features.settings import get_settings
+    from training._data import open_engine
+
+    settings = settings or get_settings()
+    with open_engine(settings, engine) as eng:
+        return _tenant_config(tenant, settings, eng, overrides)[0]
+
+
 def train_tenant(
     tenant: str,
     *,
@@ -162,13 +196,10 @@ def train_tenant(
         TrainConfigError: the config is invalid or impossible for the data.
     """
     from features.forecasts import infer_freq
-    from features.profile import get_profile
     from features.settings import get_settings
     from training._data import (
         TenantFacts,
         open_engine,
-        read_master,
-        recent_sales,
         sample_series,
         tenant_panel,
     )
@@ -176,19 +207,8 @@ def train_tenant(
 
     settings = settings or get_settings()
     tick = progress or _noop
-    recent = recent_sales(tenant, settings=settings)
-    active = recent.select("sku_id", "location_id", "channel_id").unique()
     with open_engine(settings, engine) as eng:
-        profile = get_profile(eng, tenant)
-        units = read_master(tenant, "planning_units", settings=settings, engine=eng)
-        config = resolve_train_config(
-            tenant,
-            freq=infer_freq(recent["date"]),
-            profile=profile,
-            horizon_periods=_max_horizon(units),
-            n_series=active.height,
-            overrides=overrides,
-        )
+        config, active = _tenant_config(tenant, settings, eng, overrides)
         series = None
         if config.data.max_series is not None:
             series = sample_series(active, config.data.max_series, config.fit.seed)

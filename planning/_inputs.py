@@ -55,6 +55,9 @@ __all__ = [
 BOOTSTRAP_SOURCE = "baseline:bootstrap"
 #: Periods of history (non-promoted ones) a unit's demand is resampled from (two years of weeks).
 POOL_PERIODS = 104
+#: Quantile levels asked of a baseline whose mean and RMSE only are used (its quantiles are not computed for
+#: nothing: the gamma inversion is most of a baseline's cost).
+_MEAN_ONLY = np.array([0.5])
 #: Weight of the pooled lead-time distribution of all terms, in deliveries (the Dirichlet prior), where too
 #: few terms have deliveries to estimate it (:func:`planning._history.dirichlet_strength`).
 LT_PRIOR = 4.0
@@ -234,7 +237,9 @@ def inputs_from_frames(
         identity_exceptions(planning_units, skus, locations, supplier_terms, ingest_issues),
     ]
     if t >= 10:  # the last period against the baseline made before it, and bias over the last 8 periods
-        prev = history_baseline(dm.qty[:, :-1], dm.promo[:, :-1], dm.promo[:, -1:], interval=interval)
+        prev = history_baseline(
+            dm.qty[:, :-1], dm.promo[:, :-1], dm.promo[:, -1:], levels=_MEAN_ONLY, interval=interval
+        )
         band = gamma_quantiles(
             prev.mean,
             prev.rmse[:, None] * np.where(dm.promo[:, -1:], prev.lift[:, None], 1.0),
@@ -250,7 +255,9 @@ def inputs_from_frames(
         k = 8
         p50 = np.stack(
             [
-                history_baseline(dm.qty[:, :s], dm.promo[:, :s], dm.promo[:, s : s + 1]).mean[:, 0]
+                history_baseline(
+                    dm.qty[:, :s], dm.promo[:, :s], dm.promo[:, s : s + 1], levels=_MEAN_ONLY
+                ).mean[:, 0]
                 for s in range(t - k, t)
             ],
             axis=1,

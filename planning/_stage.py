@@ -24,7 +24,9 @@ model version or baseline, reconciliation method, data watermark, grid and perio
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,10 @@ __all__ = ["DEFAULT_ROUTING", "PlanStageResult", "load_plan_inputs", "plan_stage
 #: The routing rules shipped with the project, used when neither the caller nor the tenant's profile names
 #: a file.
 DEFAULT_ROUTING = Path(__file__).resolve().parents[1] / "configs" / "routing.yaml"
+#: Periods of sales history read (what the bootstrap pool, the baselines' windows, the bias check and the
+#: promotion lift use at most): three years of weeks, five months of days.
+HISTORY_PERIODS = 156
+_SALES_COLUMNS = ("sku_id", "location_id", "channel_id", "date", "qty", "promo")
 #: Horizon (periods) of the bootstrap baseline when no planning unit names one.
 _DEFAULT_HORIZON = 12
 
@@ -93,6 +99,8 @@ def load_plan_inputs(
         ValueError: the tenant has no sales in the stores.
         LookupError: ``forecast_run`` names no stored run of the tenant.
     """
+    from features.contracts import CONTRACTS
+    from features.profile import get_profile
     from features.tables import read_tables
 
     if settings is None:
@@ -100,17 +108,22 @@ def load_plan_inputs(
 
         settings = get_settings()
     facts_dir = Path(settings.facts_dir)
-    tables = read_tables(tenant, engine=engine, settings=settings)
-    if tables["sales"].height == 0:
+    meta = select_forecast_run(tenant, forecast_run, facts_dir=facts_dir)
+    freq = meta.freq if meta is not None else get_profile(engine, tenant).freq
+    sales, freq = _recent_sales(tenant, facts_dir, freq)
+    if sales.height == 0:
         raise ValueError(
             f"tenant {tenant!r} has no sales in the stores: ingest its files first "
             "(replenish ingest KIND FILE)"
         )
-    meta = select_forecast_run(tenant, forecast_run, facts_dir=facts_dir)
+    tables = read_tables(
+        tenant, engine=engine, settings=settings, kinds=[k for k in CONTRACTS if k != "sales"]
+    )
+    tables["sales"] = sales
     issues = identity_issues(engine, tenant)
     watermark = sales_watermark(tenant, facts_dir=facts_dir)
     if meta is None:
-        return _bootstrap_inputs(engine, tenant, tables, issues, watermark)
+        return _bootstrap_inputs(tenant, tables, issues, watermark, freq)
     pdays = period_days(meta.freq)
     rows = read_forecasts(meta.tenant, meta.stage, meta.run_id, level=None, facts_dir=facts_dir)
     first = rows.filter(pl.col("horizon") == 1)["date"].min()
@@ -215,11 +228,36 @@ def _default_rules(engine: Engine, tenant: str) -> RuleSet | None:
     return load_rules(DEFAULT_ROUTING) if DEFAULT_ROUTING.exists() else None
 
 
-def _bootstrap_inputs(engine, tenant, tables, issues, watermark) -> PlanInputs:
-    """Inputs on the history bootstrap, on the grid of the sales dates (profile's ``freq`` when set)."""
-    from features.profile import get_profile
+def _recent_sales(tenant: str, facts_dir: Path, freq: str | None) -> tuple[pl.DataFrame, str | None]:
+    """The last :data:`HISTORY_PERIODS` periods of the tenant's sales, and the grid (``freq``, else read).
 
-    freq = get_profile(engine, tenant).freq or infer_freq(tables["sales"]["date"])
+    Only the monthly partitions that hold them are read (unsorted: planning pivots them itself).
+    """
+    from features.facts import list_periods, read_sales
+
+    months = list_periods("sales", tenant, facts_dir=facts_dir)
+    if not months:
+        return pl.DataFrame(schema={c: pl.String for c in _SALES_COLUMNS}), freq
+    tail = read_sales(
+        tenant,
+        start=date.fromisoformat(f"{months[-min(3, len(months))]}-01"),
+        columns=["date"],
+        facts_dir=facts_dir,
+    )["date"]
+    if freq is None:
+        dates = (
+            tail
+            if tail.n_unique() >= 3
+            else read_sales(tenant, columns=["date"], facts_dir=facts_dir)["date"]
+        )
+        freq = infer_freq(dates)
+    cutoff = tail.max() - timedelta(days=math.ceil(HISTORY_PERIODS * period_days(freq)))
+    sales = read_sales(tenant, start=cutoff, columns=_SALES_COLUMNS, facts_dir=facts_dir)
+    return sales.filter(pl.col("date") > cutoff), freq
+
+
+def _bootstrap_inputs(tenant, tables, issues, watermark, freq) -> PlanInputs:
+    """Inputs on the history bootstrap, on the grid of the sales dates (profile's ``freq`` when set)."""
     pdays = period_days(freq)
     pu = tables["planning_units"]
     horizon = (

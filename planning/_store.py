@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 import polars as pl
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 
 from features.store._db import session_scope
@@ -136,7 +136,7 @@ def save_plan(
                 }
             )
         if recs:
-            s.execute(insert(PlanRecommendation), recs)
+            s.execute(PlanRecommendation.__table__.insert(), recs)  # Core executemany
         excs = []
         for r in result.exceptions.iter_rows(named=True):
             row = {c: r.get(c) for c in _EXC_COLS}
@@ -144,7 +144,7 @@ def save_plan(
             row["customer_impacting"] = bool(row["customer_impacting"])
             excs.append({"id": _id(), "run_id": run_id, "tenant_id": tenant_id, **row})
         if excs:
-            s.execute(insert(PlanException), excs)
+            s.execute(PlanException.__table__.insert(), excs)
         drafts = [
             {
                 "id": _id(),
@@ -162,7 +162,7 @@ def save_plan(
             for r in result.po_drafts.iter_rows(named=True)
         ]
         if drafts:
-            s.execute(insert(PlanPoDraft), drafts)
+            s.execute(PlanPoDraft.__table__.insert(), drafts)
     return run_id
 
 

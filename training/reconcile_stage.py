@@ -21,16 +21,24 @@ when master data was removed after forecasting); nothing is dropped. Node ids fo
 ``bottom`` or the level's columns joined by ``/`` (``total`` for the empty level).
 
 Aggregate base forecasts. Summing the bottom base forecasts gives coherent aggregates, but reconciling those
-changes nothing and their quantiles are sums of quantiles (the comonotone bound, far too wide). Aggregates
-are smooth, so a statistical baseline on their own history is informative: each aggregate's sales history
-(the bottom units' sales of the last few seasons from :func:`features.facts.scan_facts`, summed with the
-summing matrix) is forecast by the best of three baselines in a rolling-origin backtest (up to 8 origins,
-lowest mean absolute error per node): seasonal naive and moving average from :mod:`training.baselines`, and
-the seasonal mean of the last few seasons (the mean of seasonal-naive forecasts from successive seasons).
-Its quantiles are the point forecast plus the empirical quantiles of that node's backtest residuals, pooled
-over origins and horizons (a few hundred residuals per node; per-horizon quantiles from 8 origins would be
-noise), clipped at zero. Without enough history for one origin the aggregates fall back to the bottom sums
-(``extra["aggregate_base"]["kind"] == "bottom_sum"``).
+changes nothing. Aggregates are smooth, so a statistical baseline on their own history is informative: each
+aggregate's sales history (the units' sales of the last few seasons from :func:`features.facts.scan_facts`,
+summed with the summing matrix) is forecast by the best of three baselines in a rolling-origin backtest (up
+to 8 origins, lowest mean absolute error per node): seasonal naive and moving average from
+:mod:`training.baselines`, and the seasonal mean of the last few seasons (the mean of seasonal-naive
+forecasts from successive seasons). Its centre is that forecast plus the median backtest residual (the
+stored level nearest 0.5), and its quantile at level tau is the centre plus the sum of its units' offsets
+``q_tau - q_centre``. Only the centre is the aggregate's own: reconciling quantile by quantile against the
+aggregates' own (narrow) quantiles squeezes the units' intervals, because a sum of quantiles is not the
+quantile of the sum. Measured on synthetic daily data (2,000 units, 28 days held out, units forecast by a
+28-day mean with Poisson quantiles, scaled pinball loss, seeds 0 and 1): own aggregate quantiles took the
+total from 0.048 (bottom-up) to 0.019-0.029 but made the units worse (0.177 -> 0.185-0.198); own centres
+take the total to 0.033 and leave the units as good or better (wls_var 0.1764 vs 0.1770, 0.1801 vs 0.1802;
+sku_id/location_id 0.1438 vs 0.1462). Planning decides on the units, so the units' spread is kept; the
+aggregates' intervals are the comonotone sums (wide). The aggregates' error variances (for ``wls_var`` and
+``mint_shrink``) are the mean squared residuals of their backtest. Without enough history for one origin
+the aggregates start from the bottom sums (``extra["aggregate_base"]["kind"] == "bottom_sum"``) and the
+reconciled forecasts are the base forecasts.
 
 Method. ``method`` argument, else the profile's ``reconcile_method``, else ``wls_var`` when the base run's
 model has stored backtest residuals (:func:`features.forecasts.read_residuals`) and ``wls_struct``
@@ -337,18 +345,18 @@ def _history_periods(freq: str, H: int) -> int:
     return H + (_ORIGINS - 1) * step + max(k * season, season, window)
 
 
-def _aggregate_base(Y_a: np.ndarray, H: int, levels: Sequence[float], freq: str) -> dict:
-    """Base quantiles, error variance and chosen baseline of every aggregate node (module docstring).
+def _aggregate_base(Y_a: np.ndarray, H: int, centre: float, freq: str) -> dict:
+    """Centre forecast, error variance and chosen baseline of every aggregate node (module docstring).
 
     Args:
         Y_a: aggregate histories, shape (a, T), oldest period first, leading periods before any data trimmed.
         H: horizon.
-        levels: quantile levels, increasing.
+        centre: the quantile level of the centre (the stored level nearest 0.5).
         freq: grid.
 
     Returns:
-        ``{"q": (a, H, Q), "var": (a,), "source": (a,) names, "origins": K}``, or None when the history is too
-        short for one backtest origin with any baseline.
+        ``{"centre": (a, H), "var": (a,), "source": (a,) names, "origins": K}``, or None when the history is
+        too short for one backtest origin with any baseline.
     """
     a, T = Y_a.shape
     step = _GRID[freq][3]
@@ -357,7 +365,7 @@ def _aggregate_base(Y_a: np.ndarray, H: int, levels: Sequence[float], freq: str)
     if K < 1:
         return None
     cands = [(name, fn) for name, (_, fn) in _candidates(freq, H).items() if fits[name] >= K]
-    q = np.empty((a, H, len(levels)))
+    q = np.empty((a, H))
     var = np.empty(a)
     choice = np.empty(a, dtype=np.int64)
     for lo in range(0, a, _CHUNK):
@@ -372,12 +380,11 @@ def _aggregate_base(Y_a: np.ndarray, H: int, levels: Sequence[float], freq: str)
         E = np.take_along_axis(E, best[None, :, None], axis=0)[0]
         F = np.stack([fn(Y) for _, fn in cands])
         F = np.take_along_axis(F, best[None, :, None], axis=0)[0]
-        spread = np.quantile(E, levels, axis=1).T
-        q[lo : lo + _CHUNK] = np.maximum(F[:, :, None] + spread[:, None, :], 0.0)
+        q[lo : lo + _CHUNK] = np.maximum(F + np.quantile(E, centre, axis=1)[:, None], 0.0)
         var[lo : lo + _CHUNK] = np.mean(E * E, axis=1)
         choice[lo : lo + _CHUNK] = best
     names = np.array([f"baseline:{name}" for name, _ in cands], dtype=object)
-    return {"q": q, "var": var, "source": names[choice], "origins": K}
+    return {"centre": q, "var": var, "source": names[choice], "origins": K}
 
 
 def _spread_variance(q_b: np.ndarray, levels: Sequence[float]) -> np.ndarray:
@@ -725,18 +732,26 @@ def _run(tenant, run_id, base_run, settings, engine, progress, method, nonnegati
 
 
 def _base_all(hier: Hierarchy, Y_b, q_b, var_b, levels, freq):
-    """Base quantiles (n_s, H, Q) and error variances (n_s,) of the solved nodes, and the aggregates' info."""
-    H, Q = q_b.shape[1], q_b.shape[2]
+    """Base quantiles (n_s, H, Q) and error variances (n_s,) of the solved nodes, and the aggregates' info.
+
+    An aggregate's base quantile at level tau is its own centre forecast plus the sum of its units' quantile
+    offsets from their centres (module docstring).
+    """
+    m, H, Q = q_b.shape
     y_hat = np.empty((hier.n, H, Q))
     y_hat[hier.bottom_rows] = q_b
     var = np.empty(hier.n)
     var[hier.bottom_rows] = var_b
-    agg = _aggregate_base(hier.C @ Y_b, H, levels, freq) if hier.a and Y_b.shape[1] else None
+    k = int(np.argmin(np.abs(np.asarray(levels) - 0.5)))
+    agg = _aggregate_base(hier.C @ Y_b, H, levels[k], freq) if hier.a and Y_b.shape[1] else None
+    summed = (hier.C @ q_b.reshape(m, -1)).reshape(hier.a, H, Q)
     if agg is not None:
-        y_hat[hier.agg_rows], var[hier.agg_rows] = agg["q"], agg["var"]
+        offsets = summed - summed[:, :, k : k + 1]
+        y_hat[hier.agg_rows] = np.maximum(agg["centre"][:, :, None] + offsets, 0.0)
+        var[hier.agg_rows] = agg["var"]
         agg["kind"] = "rolling_origin_baseline"
     else:  # too little history: the coherent bottom sums, with their summed variance
-        y_hat[hier.agg_rows] = (hier.C @ q_b.reshape(hier.m, -1)).reshape(hier.a, H, Q)
+        y_hat[hier.agg_rows] = summed
         var[hier.agg_rows] = hier.C @ var_b
         agg = {"kind": "bottom_sum", "origins": 0, "source": np.full(hier.a, "bottom_sum", dtype=object)}
     return y_hat, _floor(var), agg

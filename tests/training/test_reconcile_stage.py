@@ -54,8 +54,10 @@ def _data(n_periods: int = 120, freq: str = "D"):
     )
     stores = data.locations.filter(pl.col("kind") == "store")["location_id"].to_list()
     locations = data.locations.with_columns(
-        pl.when(pl.col("location_id") == stores[0]).then(pl.lit("NORTH"))
-        .when(pl.col("kind") == "store").then(pl.lit("SOUTH"))
+        pl.when(pl.col("location_id") == stores[0])
+        .then(pl.lit("NORTH"))
+        .when(pl.col("kind") == "store")
+        .then(pl.lit("SOUTH"))
         .otherwise(pl.col("region"))
         .alias("region")
     )
@@ -71,13 +73,24 @@ def _ingest(engine, settings, tmp_path, data, skus, locations) -> None:
         assert result.exit_code == 0, result.summary()
 
 
-def _write_base(sales: pl.DataFrame, run_id: str = "b1", *, extra_units: pl.DataFrame | None = None,
-                model_version: str | None = "7", seed: int = 0, freq: str = "D") -> ForecastRunMeta:
+def _write_base(
+    sales: pl.DataFrame,
+    run_id: str = "b1",
+    *,
+    extra_units: pl.DataFrame | None = None,
+    model_version: str | None = "7",
+    seed: int = 0,
+    freq: str = "D",
+) -> ForecastRunMeta:
     """Noisy quantile forecasts around each unit's recent mean sales, stored as a base run."""
     rng = np.random.default_rng(seed)
     last = sales["date"].max()
-    units = (sales.filter(pl.col("date") > last - pl.duration(days=90))
-             .group_by(KEYS).agg(pl.col("qty").mean().alias("mu")).sort(KEYS))
+    units = (
+        sales.filter(pl.col("date") > last - pl.duration(days=90))
+        .group_by(KEYS)
+        .agg(pl.col("qty").mean().alias("mu"))
+        .sort(KEYS)
+    )
     if extra_units is not None:
         units = pl.concat([units, extra_units.with_columns(pl.lit(1.0).alias("mu"))], how="vertical_relaxed")
     m = units.height
@@ -85,21 +98,32 @@ def _write_base(sales: pl.DataFrame, run_id: str = "b1", *, extra_units: pl.Data
     z = np.array([-1.2816, -0.6745, 0.0, 0.6745, 1.2816])
     q = np.maximum(mu[:, :, None] + (np.sqrt(mu) + 0.2)[:, :, None] * z, 0.0)
     rep = np.repeat(np.arange(m), H)
-    frame = pl.DataFrame({
-        "unique_id": units.select(pl.concat_str(KEYS, separator="|")).to_series().gather(rep),
-        "level": "bottom",
-        **{k: units[k].gather(rep) for k in KEYS},
-        "horizon": np.tile(np.arange(1, H + 1), m),
-        "source": "model:tft",
-        "model_version": model_version,
-        "cold_start": False,
-        **{c: q[:, :, i].ravel() for i, c in enumerate(QCOLS)},
-    })
+    frame = pl.DataFrame(
+        {
+            "unique_id": units.select(pl.concat_str(KEYS, separator="|")).to_series().gather(rep),
+            "level": "bottom",
+            **{k: units[k].gather(rep) for k in KEYS},
+            "horizon": np.tile(np.arange(1, H + 1), m),
+            "source": "model:tft",
+            "model_version": model_version,
+            "cold_start": False,
+            **{c: q[:, :, i].ravel() for i, c in enumerate(QCOLS)},
+        }
+    )
     step = {"D": "d", "W": "w", "MS": "mo"}[freq]
     dates = pl.Series([last] * H).dt.offset_by(pl.Series([f"{h}{step}" for h in range(1, H + 1)]))
     frame = frame.with_columns(dates.gather(np.tile(np.arange(H), m)).alias("date"))
-    meta = ForecastRunMeta(run_id=run_id, tenant=TENANT, stage="base", freq=freq, horizon=H, levels=LEVELS,
-                           data_watermark="w0", model_name="t1-tft", model_version=model_version)
+    meta = ForecastRunMeta(
+        run_id=run_id,
+        tenant=TENANT,
+        stage="base",
+        freq=freq,
+        horizon=H,
+        levels=LEVELS,
+        data_watermark="w0",
+        model_name="t1-tft",
+        model_version=model_version,
+    )
     write_forecasts(TENANT, frame, meta)
     return meta
 
@@ -114,12 +138,14 @@ def tenant(engine, settings, tmp_path):
 
 
 def _attributes(skus: pl.DataFrame, locations: pl.DataFrame) -> pl.DataFrame:
-    return (read_forecasts(TENANT, "base", "b1").select("unique_id", *KEYS)
-            .unique("unique_id")
-            .join(skus.select("sku_id", "category", "family", "brand"), on="sku_id", how="left")
-            .join(locations.select("location_id", "region", "kind", "parent_id"), on="location_id",
-                  how="left")
-            .with_columns(pl.exclude("unique_id").fill_null(NONE)))
+    return (
+        read_forecasts(TENANT, "base", "b1")
+        .select("unique_id", *KEYS)
+        .unique("unique_id")
+        .join(skus.select("sku_id", "category", "family", "brand"), on="sku_id", how="left")
+        .join(locations.select("location_id", "region", "kind", "parent_id"), on="location_id", how="left")
+        .with_columns(pl.exclude("unique_id").fill_null(NONE))
+    )
 
 
 def _check_stored(run_id: str, attrs: pl.DataFrame, levels: list[dict]) -> pl.DataFrame:
@@ -140,10 +166,10 @@ def _check_stored(run_id: str, attrs: pl.DataFrame, levels: list[dict]) -> pl.Da
             ids = pl.concat_str([pl.lit(f"{c}=") + pl.col(c) for c in cols], separator="/")
         else:
             ids = pl.lit("total")
-        sums = (bottom.with_columns(ids.alias("node")).group_by("node", "horizon")
-                .agg(pl.col(QCOLS).sum()))
+        sums = bottom.with_columns(ids.alias("node")).group_by("node", "horizon").agg(pl.col(QCOLS).sum())
         got = rec.filter(pl.col("level") == lv["name"]).join(
-            sums, left_on=["unique_id", "horizon"], right_on=["node", "horizon"], how="full", suffix="_sum")
+            sums, left_on=["unique_id", "horizon"], right_on=["node", "horizon"], how="full", suffix="_sum"
+        )
         assert got.height == lv["nodes"] * H and got["unique_id"].null_count() == 0, lv
         err = np.abs(got.select(QCOLS).to_numpy() - got.select([f"{c}_sum" for c in QCOLS]).to_numpy()).max()
         assert err <= 1e-6 * scale, (lv["name"], err)
@@ -153,8 +179,9 @@ def _check_stored(run_id: str, attrs: pl.DataFrame, levels: list[dict]) -> pl.Da
 def test_default_hierarchy_from_master_data_is_coherent_and_monotone(engine, settings, tenant):
     _, skus, locations = tenant
     calls = []
-    meta = reconcile_stage(TENANT, run_id="r1", engine=engine, settings=settings,
-                           progress=lambda d, t: calls.append((d, t)))
+    meta = reconcile_stage(
+        TENANT, run_id="r1", engine=engine, settings=settings, progress=lambda d, t: calls.append((d, t))
+    )
     names = [lv["name"] for lv in meta.extra["levels"]]
     print("levels", [(lv["name"], lv["nodes"], lv["role"]) for lv in meta.extra["levels"]])
     print("method", meta.method, "coherence", meta.extra["coherence"], "base", meta.extra["aggregate_base"])
@@ -168,8 +195,9 @@ def test_default_hierarchy_from_master_data_is_coherent_and_monotone(engine, set
     # SKU_001 has no category: its units are under an explicit (none) node, not dropped.
     assert f"category={NONE}" in rec.filter(pl.col("level") == "category")["unique_id"].to_list()
     # The aggregates' own forecasts were combined in: the total is not the plain sum of the base units.
-    base_total = (read_forecasts(TENANT, "base", "b1").group_by("horizon").agg(pl.col("p50").sum())
-                  .sort("horizon"))
+    base_total = (
+        read_forecasts(TENANT, "base", "b1").group_by("horizon").agg(pl.col("p50").sum()).sort("horizon")
+    )
     total = rec.filter(pl.col("unique_id") == "total").sort("horizon")
     assert np.abs(total["p50"].to_numpy() - base_total["p50"].to_numpy()).max() > 1e-3
     stock = rec.filter(pl.col("level") == "sku_id/location_id")
@@ -199,8 +227,11 @@ def test_profile_levels_and_unknown_column(engine, settings, tenant):
     assert [lv["name"] for lv in meta.extra["levels"]] == ["total", "region", "category/region", "bottom"]
     _check_stored("r1", _attributes(skus, locations), meta.extra["levels"])
     update_profile(engine, TENANT, hierarchy=[[], ["colour"]])
-    with pytest.raises(HierarchyError, match=r"'colour'.*allowed columns: sku_id, location_id, channel_id, "
-                                             r"category, family, brand, region, kind, parent_id"):
+    with pytest.raises(
+        HierarchyError,
+        match=r"'colour'.*allowed columns: sku_id, location_id, channel_id, "
+        r"category, family, brand, region, kind, parent_id",
+    ):
         reconcile_stage(TENANT, run_id="r2", engine=engine, settings=settings)
     assert [m.run_id for m in forecast_runs(TENANT, "reconciled")] == ["r1"]
 
@@ -211,12 +242,14 @@ def test_method_default_switches_with_residuals(engine, settings, tenant):
     base = read_forecasts(TENANT, "base", "b1")
     units = base["unique_id"].unique().sort()
     rng = np.random.default_rng(1)
-    res = pl.DataFrame({
-        "unique_id": units.gather(np.repeat(np.arange(units.len()), 20)),
-        "origin": np.tile(np.repeat([0, 1], 10), units.len()),
-        "horizon": np.tile(np.arange(1, 11), 2 * units.len()),
-        "residual": rng.normal(0.0, 2.0, 20 * units.len()),
-    })
+    res = pl.DataFrame(
+        {
+            "unique_id": units.gather(np.repeat(np.arange(units.len()), 20)),
+            "origin": np.tile(np.repeat([0, 1], 10), units.len()),
+            "horizon": np.tile(np.arange(1, 11), 2 * units.len()),
+            "residual": rng.normal(0.0, 2.0, 20 * units.len()),
+        }
+    )
     write_residuals(TENANT, "7", res)
     with_res = reconcile_stage(TENANT, run_id="r2", engine=engine, settings=settings)
     print("without", without.method, "with", with_res.method, with_res.extra["residual_units"])
@@ -247,8 +280,13 @@ def test_rerun_replaces_the_run(engine, settings, tenant):
 def test_unknown_unit_and_short_history(engine, settings, tmp_path):
     data, skus, locations = _data(n_periods=10)
     _ingest(engine, settings, tmp_path, data, skus, locations)
-    ghost = pl.DataFrame({"sku_id": ["GHOST"], "location_id": [data.sales["location_id"][0]],
-                          "channel_id": [data.sales["channel_id"][0]]})
+    ghost = pl.DataFrame(
+        {
+            "sku_id": ["GHOST"],
+            "location_id": [data.sales["location_id"][0]],
+            "channel_id": [data.sales["channel_id"][0]],
+        }
+    )
     _write_base(data.sales, extra_units=ghost)
     meta = reconcile_stage(TENANT, run_id="r1", engine=engine, settings=settings)
     assert meta.extra["unknown_units"] == 1

@@ -148,9 +148,11 @@ def _attributes(skus: pl.DataFrame, locations: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _check_stored(run_id: str, attrs: pl.DataFrame, levels: list[dict]) -> pl.DataFrame:
+def _check_stored(
+    run_id: str, attrs: pl.DataFrame, levels: list[dict], tenant: str = TENANT, horizon: int = H
+) -> pl.DataFrame:
     """Every stored aggregate equals the sum of its units (rebuilt from master data); quantiles monotone."""
-    rec = read_forecasts(TENANT, "reconciled", run_id, level=None)
+    rec = read_forecasts(tenant, "reconciled", run_id, level=None)
     q = rec.select(QCOLS).to_numpy()
     assert (np.diff(q, axis=1) >= -1e-9).all(), "quantiles not monotone"
     assert (q >= 0).all()
@@ -170,7 +172,7 @@ def _check_stored(run_id: str, attrs: pl.DataFrame, levels: list[dict]) -> pl.Da
         got = rec.filter(pl.col("level") == lv["name"]).join(
             sums, left_on=["unique_id", "horizon"], right_on=["node", "horizon"], how="full", suffix="_sum"
         )
-        assert got.height == lv["nodes"] * H and got["unique_id"].null_count() == 0, lv
+        assert got.height == lv["nodes"] * horizon and got["unique_id"].null_count() == 0, lv
         err = np.abs(got.select(QCOLS).to_numpy() - got.select([f"{c}_sum" for c in QCOLS]).to_numpy()).max()
         assert err <= 1e-6 * scale, (lv["name"], err)
     return rec
@@ -331,3 +333,47 @@ def test_daily_weekly_and_monthly_grids(engine, settings, tmp_path, freq, period
 def test_no_base_run_names_the_command(engine, settings):
     with pytest.raises(LookupError, match="replenish cycle --tenant t1 --stage forecast"):
         reconcile_stage(TENANT, run_id="r1", engine=engine, settings=settings)
+
+
+@pytest.mark.parametrize("tenant", ["daily", "weekly", "monthly"])
+def test_reconciles_the_forecast_stage_output(shared_home, tenant):
+    """The trained tenants of the session: the forecast stage's run and residuals, reconciled."""
+    from features.forecasts import read_residuals
+    from training.stage import forecast_stage
+
+    base = forecast_stage(tenant, run_id=f"rec-{tenant}")
+    meta = reconcile_stage(tenant, run_id=f"rec-{tenant}")
+    residuals = read_residuals(tenant, base.model_version)
+    print(
+        tenant,
+        meta.method,
+        meta.extra["residual_units"],
+        meta.extra["aggregate_base"],
+        [(lv["name"], lv["nodes"]) for lv in meta.extra["levels"]],
+    )
+    assert meta.base_run == base.run_id and meta.model_version == base.model_version
+    assert meta.freq == base.freq and meta.data_watermark == base.data_watermark
+    assert meta.method == ("wls_var" if residuals.height else "wls_struct")
+    assert meta.extra["coherence"]["max_rel"] <= 1e-9 and meta.extra["monotone"]
+    data = shared_home.data[tenant]
+    rec = read_forecasts(tenant, "reconciled", meta.run_id, level=None)
+    bottom = rec.filter(pl.col("level") == "bottom")
+    assert bottom["unique_id"].n_unique() == base.extra["units"]
+    stored = read_forecasts(tenant, "base", base.run_id)
+    # the units keep their base columns (source, cold start, dates); only the quantiles are reconciled
+    keep = ["unique_id", "horizon", "date", "source", "model_version", "cold_start"]
+    assert (
+        bottom.select(keep)
+        .sort("unique_id", "horizon")
+        .equals(stored.select(keep).sort("unique_id", "horizon"))
+    )
+    attrs = (
+        bottom.select("unique_id", *KEYS)
+        .unique("unique_id")
+        .join(data.skus.select("sku_id", "category", "family", "brand"), on="sku_id", how="left")
+        .join(
+            data.locations.select("location_id", "region", "kind", "parent_id"), on="location_id", how="left"
+        )
+        .with_columns(pl.exclude("unique_id").fill_null(NONE))
+    )
+    _check_stored(meta.run_id, attrs, meta.extra["levels"], tenant=tenant, horizon=base.horizon)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-__all__ = ["FREQS", "SynthData", "generate"]
+__all__ = ["FREQS", "SynthData", "generate", "observed_lead_times", "suppliers_and_terms"]
 
 #: Supported frequencies: period length in days for D and W; M is calendar months.
 FREQS = {"D": 1, "W": 7, "M": 30}
@@ -347,6 +347,20 @@ def _observed_lead_times(rng: np.random.Generator, terms: pl.DataFrame, dates: n
         "receipt_date": pl.Series((order_date + lt.astype("timedelta64[D]")).reshape(-1)).cast(pl.Date),
         "lead_time_days": lt.reshape(-1),
     }).unique(["supplier_id", "sku_id", "order_date"], keep="first", maintain_order=True)
+
+
+def suppliers_and_terms(rng: np.random.Generator, skus: pl.DataFrame,
+                        n_suppliers: int | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Generated suppliers and supplier terms for ``skus`` (``sku_id`` and ``_base_price`` columns).
+
+    The generator's own supply side, for data sets that carry demand only (the demo's bundled files).
+    """
+    return _suppliers_and_terms(rng, skus, n_suppliers)
+
+
+def observed_lead_times(rng: np.random.Generator, terms: pl.DataFrame, dates: np.ndarray) -> pl.DataFrame:
+    """Generated deliveries of ``terms`` over ``dates`` (datetime64[D], sorted): the ``lead_times`` KIND."""
+    return _observed_lead_times(rng, terms, dates)
 
 
 def _inventory_and_orders(rng: np.random.Generator, mean_demand: pl.DataFrame, dc_of_store: np.ndarray,

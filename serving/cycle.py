@@ -77,6 +77,7 @@ class _Context:
     settings: Any
     engine: Any
     actor: str
+    promote_first: bool = False
     ran: dict[str, dict[str, Any]] = field(default_factory=dict)  # outputs of this cycle's stages
 
 
@@ -131,6 +132,13 @@ def _train(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
         "mlflow_run": _get(res, "run_id"),
     }
     short = _get(res, "short_series") or ()
+    gate = "promoted to champion" if res.promoted else f"not promoted: {res.reason}"
+    if not res.promoted and ctx.promote_first and not has_champion(ctx.tenant, ctx.settings, ctx.engine):
+        from training.pipeline import promote
+
+        promote(str(res.version), res.model_name, ctx.settings.mlflow_tracking_uri)
+        outputs["promoted"] = outputs["forced"] = True
+        gate = f"not promoted by the gate ({res.reason}); promoted by hand as the first champion (forced)"
     counts = {
         "series": _get(res, "n_series"),
         "short_series": len(short),
@@ -139,7 +147,7 @@ def _train(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
         "train_seconds": round(float(res.train_seconds), 1) if _get(res, "train_seconds") else None,
         "best_baseline": _get(res, "best_baseline"),
         "residuals": _get(res, "residuals"),
-        "gate": "promoted to champion" if res.promoted else f"not promoted: {res.reason}",
+        "gate": gate,
     }
     return _present(counts), _present(outputs)
 
@@ -325,6 +333,7 @@ def run_cycle(
     progress: Progress | None = None,
     run_id: str | None = None,
     requested_by: str | None = None,
+    promote_first: bool = False,
 ) -> CycleRun:
     """Run the cycle for ``tenant`` and record it; return the run record.
 
@@ -339,6 +348,10 @@ def run_cycle(
             as it ends (total of total).
         run_id: a run already recorded by :func:`start_cycle` (its stages are the ones run); None: a new run.
         requested_by: who asked, for a new run's record (``cli``, ``demo``, an API key id).
+        promote_first: when training leaves the tenant without any champion (the gate refused its first
+            version), make that version champion by hand, recorded on it as forced
+            (``training.pipeline.promote``), so the cycle can go on; the gate still guards every later
+            version. Off by default: a tenant without a champion fails the forecast stage, naming the command.
 
     Returns:
         The stored :class:`features.runs.CycleRun`: ``succeeded``, or ``failed`` with the failing stage's
@@ -358,7 +371,7 @@ def run_cycle(
             )
         record = get_run(eng, tenant, run_id)
         actor = f"cycle:{run_id}"
-        ctx = _Context(tenant=tenant, run_id=run_id, settings=settings, engine=eng, actor=actor)
+        ctx = _Context(tenant, run_id, settings, eng, actor, promote_first=promote_first)
         start_run(eng, tenant, run_id)
         try:
             for stage in (s.stage for s in record.stages):

@@ -1,12 +1,22 @@
-"""Stallion through the ordinary ingest path: counts, quarantine of its real quirks, idempotence."""
+"""The demo's Stallion files through the ordinary ingest path: counts, quarantined quirks, idempotence."""
 
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from features.facts import read_inventory, read_sales
 from features.ingest import list_quarantine
-from features.stallion import GENERATED_KINDS, load_into_store, read_stallion, stallion_sales
+from serving.cli._demo_data import GENERATED_KINDS, load_into_store, read_stallion, stallion_sales
+
+
+@pytest.fixture
+def settings():
+    from features.settings import get_settings
+
+    s = get_settings()
+    s.ensure_home()
+    return s
 
 
 def test_stallion_sales_shape_and_price_mapping():
@@ -22,6 +32,8 @@ def test_stallion_sales_shape_and_price_mapping():
 
 def test_load_into_store_is_idempotent(engine, settings):
     first = load_into_store(settings, "stallion", engine=engine)
+    files = sorted(p.name for p in (settings.home / "demo-files").iterdir())
+    assert len(files) == 11 and "sales.parquet" in files and "generated_planning_units.parquet" in files
     assert first["series"] == 350 and first["periods"] == 60
     k = first["kinds"]
     assert k["sales"]["stored"] == 21_000 and k["sales"]["quarantined"] == 0

@@ -39,41 +39,55 @@ def test_missing_file_is_named(tmp_path):
 
 
 def test_lags_shorter_than_the_horizon_are_refused():
-    from training.pipeline import load_panel
+    with pytest.raises(
+        TrainConfigError, match=r"data.lags = \[2\]: lags \[2\] are shorter than fit.horizon = 6"
+    ):
+        load_train_config({"data": {"lags": [2]}, "fit": {"horizon": 6}})
 
-    cfg = load_train_config({"data": {"max_series": 3, "lags": [2]}, "fit": {"horizon": 6}})
-    with pytest.raises(ValueError, match="data.lags"):
-        load_panel(cfg)
+
+def test_holdout_shorter_than_the_horizon_names_both_fields():
+    with pytest.raises(
+        TrainConfigError, match=r"holdout = 3 is shorter than fit.horizon = 6.*set holdout >= 6"
+    ):
+        load_train_config({"holdout": 3, "fit": {"horizon": 6}})
 
 
-def test_lag_columns_are_known_inputs_from_history():
+def test_stallion_source_is_gone_from_production_configs():
+    with pytest.raises(TrainConfigError, match="data.source"):
+        load_train_config({"data": {"source": "stallion"}})
+
+
+def test_lag_columns_are_known_inputs_from_history(shared_home):
     import numpy as np
 
+    from features.frames import LAG_PREFIX
     from training.pipeline import load_panel
 
-    cfg = load_train_config({"data": {"max_series": 2, "lags": [12]}, "fit": {"horizon": 6}})
+    cfg = load_train_config(
+        {"data": {"tenant": "monthly", "lags": [12]}, "fit": {"horizon": 3}, "holdout": 3}
+    )
     panel = load_panel(cfg)
-    j = list(panel.spec.known_reals).index("log_volume_lag12")
+    assert panel.spec.freq == "MS" and panel.n_times == 40  # month-end dates on the month-start grid
+    j = list(panel.spec.known_reals).index(f"{LAG_PREFIX}12")
     np.testing.assert_allclose(panel.known_real[:, 12:, j], np.log1p(panel.y[:, :-12]), rtol=1e-6)
 
 
-def test_fact_store_source_gives_the_stallion_panel():
+def test_bundled_stallion_files_are_one_tenant_of_the_fact_store():
     import numpy as np
 
     from features.stallion import load_into_store
     from training.pipeline import load_panel
 
     load_into_store()  # real ingest into this test's REPLENISH_HOME
-    cfg = load_train_config({"data": {"source": "facts", "freq": "MS"}})
-    panel = load_panel(cfg)
-    assert (panel.n_series, panel.n_times) == (350, 60)
-    assert panel.spec.static_categoricals == ("sku_id", "location_id", "channel_id")
+    panel = load_panel(load_train_config({}))
+    assert (panel.n_series, panel.n_times, panel.spec.freq) == (350, 60, "MS")
+    assert panel.spec.static_categoricals[:3] == ("sku_id", "location_id", "channel_id")
     i = panel.series_ids().index("SKU_01|Agency_01|wholesale")
     assert np.isfinite(panel.y[i]).all() and panel.y[i, 0] > 0
 
 
-def test_fact_store_source_without_sales_is_refused():
+def test_tenant_without_sales_is_refused():
     from training.pipeline import load_panel
 
-    with pytest.raises(ValueError, match="no sales facts"):
-        load_panel(load_train_config({"data": {"source": "facts"}}))
+    with pytest.raises(ValueError, match="no sales facts; ingest them first"):
+        load_panel(load_train_config({}))

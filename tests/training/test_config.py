@@ -75,7 +75,7 @@ def test_lag_columns_are_known_inputs_from_history(shared_home):
 def test_bundled_stallion_files_are_one_tenant_of_the_fact_store():
     import numpy as np
 
-    from features.stallion import load_into_store
+    from serving.cli._demo_data import load_into_store
     from training.pipeline import load_panel
 
     load_into_store()  # real ingest into this test's REPLENISH_HOME

@@ -18,7 +18,10 @@ through several channels (planning's stocking points). A missing attribute value
 attributes and is counted in ``extra["unknown_units"]`` (ingest refuses such sales rows, so it only happens
 when master data was removed after forecasting); nothing is dropped. Node ids follow
 ``kernels.reconcile_frame``: ``total``, ``region=R1``, ``category=FOODS/region=R1``; the ``level`` column is
-``bottom`` or the level's columns joined by ``/`` (``total`` for the empty level).
+``bottom`` or the level's columns joined by ``/`` (``total`` for the empty level). A level whose nodes hold
+fewer than 4 units on average (``sku_id/location_id`` over 2-3 channels) is stored as the sums of its
+reconciled units and left out of the solve (``role: summed`` in ``extra["levels"]``): a baseline on two
+units adds little to the units' own forecasts, and at 100k units it would make 50k aggregates of 90.
 
 Aggregate base forecasts. Summing the bottom base forecasts gives coherent aggregates, but reconciling those
 changes nothing. Aggregates are smooth, so a statistical baseline on their own history is informative: each

@@ -72,20 +72,6 @@ def test_lag_columns_are_known_inputs_from_history(shared_home):
     np.testing.assert_allclose(panel.known_real[:, 12:, j], np.log1p(panel.y[:, :-12]), rtol=1e-6)
 
 
-def test_bundled_stallion_files_are_one_tenant_of_the_fact_store():
-    import numpy as np
-
-    from serving.cli._demo_data import load_into_store
-    from training.pipeline import load_panel
-
-    load_into_store()  # real ingest into this test's REPLENISH_HOME
-    panel = load_panel(load_train_config({}))
-    assert (panel.n_series, panel.n_times, panel.spec.freq) == (350, 60, "MS")
-    assert panel.spec.static_categoricals[:3] == ("sku_id", "location_id", "channel_id")
-    i = panel.series_ids().index("SKU_01|Agency_01|wholesale")
-    assert np.isfinite(panel.y[i]).all() and panel.y[i, 0] > 0
-
-
 def test_tenant_without_sales_is_refused():
     from training.pipeline import load_panel
 

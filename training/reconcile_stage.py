@@ -620,8 +620,8 @@ def reconcile_stage(
 
     Returns:
         The stored run's metadata; ``extra`` holds ``coherence`` (max_abs, max_rel), ``monotone``, ``levels``
-        (name, columns, nodes), ``nodes``, ``aggregate_base``, ``residual_units``, ``unknown_units`` and
-        ``seconds`` per step.
+        (name, columns, nodes, role), ``nodes``, ``aggregate_base``, ``residual_units``, ``unknown_units`` and
+        ``seconds`` per step before the write.
 
     Raises:
         LookupError: no base forecast run (or not ``base_run``) for the tenant.
@@ -712,6 +712,7 @@ def _run(tenant, run_id, base_run, settings, engine, progress, method, nonnegati
             "baselines": {str(k): int(v) for k, v in zip(names, counts, strict=True)},
         },
         "history_watermark": sales_watermark(tenant, facts_dir=facts_dir),
+        "seconds": dict(times),  # the steps before the write
     }
     out = ForecastRunMeta(
         run_id=run_id,

@@ -84,7 +84,7 @@ from features.forecasts import (
 )
 from features.profile import get_profile
 from features.tables import read_table
-from kernels.reconcile import Hierarchy, reconcile_quantiles
+from kernels.reconcile import Hierarchy, ReconciliationError, reconcile_quantiles
 from training.baselines import moving_average, seasonal_naive
 
 __all__ = [
@@ -117,6 +117,7 @@ _CHUNK = 8192
 # forecast of their own: a baseline on so few units adds little to the units' forecasts, and leaving them out
 # of the solve keeps the aggregate system small (100k units: ~90 aggregates instead of 50k).
 _MIN_NODE_UNITS = 4
+_COHERENCE_TOL = 1e-6
 _STEPS = 6
 
 
@@ -627,7 +628,8 @@ def reconcile_stage(
         LookupError: no base forecast run (or not ``base_run``) for the tenant.
         HierarchyError: the profile's hierarchy names an unknown column.
         ValueError: an unknown method, or malformed base forecasts.
-        kernels.reconcile.ReconciliationError: the reconciliation system is singular.
+        kernels.reconcile.ReconciliationError: the reconciliation system is singular, or the result is not
+            coherent within 1e-6 relative or not monotone (nothing is stored then).
     """
     if settings is None:
         from features.settings import get_settings
@@ -691,6 +693,10 @@ def _run(tenant, run_id, base_run, settings, engine, progress, method, nonnegati
     y = (th.S @ y_s[hier.bottom_rows].reshape(m, -1)).reshape(n, H, len(qcols))
     del y_hat, y_s, Y, q_b  # the written frame is the peak: keep only what it needs
     checks = _checks(th.S, n - m, y)
+    if checks["coherence"]["max_rel"] > _COHERENCE_TOL or not checks["monotone"]:
+        raise ReconciliationError(
+            f"tenant {tenant!r}: reconciled forecasts fail their checks ({checks}); nothing was stored"
+        )
     step("reconcile", 5)
     source = np.full(n - m, "bottom_sum", dtype=object)
     source[th.solved[: hier.a]] = agg["source"]

@@ -64,9 +64,14 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _remember(engine, tenant: str, config: Path | None, name: str | None):
-    """Store ``--config`` (its ``name`` as the model name) and ``--name`` in the tenant's profile."""
+def _remember(settings, engine, tenant: str, config: Path | None, name: str | None):
+    """Store ``--config`` (its ``name`` as the model name) and ``--name`` in the tenant's profile.
+
+    The settings are checked first (resolved with the tenant's grid and profile): an invalid file changes
+    nothing and raises ``TrainConfigError``.
+    """
     from features.profile import get_profile, update_profile
+    from training.stage import tenant_config
 
     changes: dict = {}
     if config is not None:
@@ -74,12 +79,15 @@ def _remember(engine, tenant: str, config: Path | None, name: str | None):
         model = raw.pop("name", None)
         if model:
             changes["model_name"] = model
-        raw.get("data", {}).pop("tenant", None)
+        (raw.get("data") or {}).pop("tenant", None)
         if raw:
             changes["train"] = raw
     if name:
         changes["model_name"] = name
-    return update_profile(engine, tenant, **changes) if changes else get_profile(engine, tenant)
+    if not changes:
+        return get_profile(engine, tenant)
+    tenant_config(tenant, settings=settings, engine=engine, overrides=changes.get("train"))
+    return update_profile(engine, tenant, **changes)
 
 
 def _summary_table(summary: dict, title: str):
@@ -125,7 +133,7 @@ def train_cmd(
 
     console = Console(width=140)
     with _session(tenant, verbose) as (settings, engine, t):
-        _remember(engine, t, config, name)
+        _remember(settings, engine, t, config, name)
         with _progress(console, f"training {t}") as bar:
             task = bar.add_task("train", total=6)
             r = train_tenant(

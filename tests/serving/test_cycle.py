@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.serving import _cycle_data
 from tests.serving._cycle_data import TENANT, store_forecast
 
@@ -109,3 +111,20 @@ def test_cli_cycle_exits_1_with_the_stage_error_and_refuses_unknown_stages_and_t
     assert bad.exit_code == 2 and "expected one of" in bad.output
     ghost = CliRunner().invoke(app, ["cycle", "--tenant", "ghost", "--stage", "plan"])
     assert ghost.exit_code == 1 and "tenant 'ghost' does not exist" in ghost.output
+
+
+def test_train_auto_adds_training_only_without_a_champion(settings, ingested):
+    from features.runs import get_run
+    from serving.cycle import has_champion, start_cycle
+
+    engine, _ = ingested
+    assert not has_champion(TENANT, settings, engine)
+    auto = get_run(engine, TENANT, start_cycle(TENANT, train="auto", settings=settings, engine=engine))
+    assert [s.stage for s in auto.stages] == ["train", "forecast", "reconcile", "plan", "propose"]
+    plain = get_run(engine, TENANT, start_cycle(TENANT, settings=settings, engine=engine))
+    assert [s.stage for s in plain.stages] == ["forecast", "reconcile", "plan", "propose"]
+    assert plain.status == "queued" and plain.options == {"stages": [], "train": False}
+    forced = start_cycle(TENANT, stages=["plan"], train=True, settings=settings, engine=engine)
+    assert [s.stage for s in get_run(engine, TENANT, forced).stages] == ["train", "plan"]
+    with pytest.raises(ValueError, match="unknown \\['bake'\\]"):
+        start_cycle(TENANT, stages=["bake"], settings=settings, engine=engine)

@@ -61,9 +61,7 @@ def tenant_serving_status(settings) -> list[dict[str, Any]]:
 
 def _print_status(rows: list[dict[str, Any]]) -> None:
     if not rows:
-        _say(
-            "  none has ingested data yet (`replenish ingest KIND FILE --tenant T`, then `replenish cycle`)"
-        )
+        _say("  none has ingested data yet (`replenish ingest KIND FILE --tenant T`, then `replenish cycle`)")
     for r in rows:
         if r["servable"]:
             _say(
@@ -72,32 +70,6 @@ def _print_status(rows: list[dict[str, Any]]) -> None:
             )
         else:
             _say(f"  tenant {r['tenant']}: not served yet (409): run `{r['command']}`")
-
-
-def _check_champion(args, settings) -> str | None:
-    """The champion version when an optional model deployment serves the champion; a clear error if none."""
-    if args.model is None:
-        return None
-    loader = args.model.loader
-    if not loader.endswith(("load_champion", "load_tft_predictor")):
-        return None
-    from serving.deploy._predictors import mlflow_alias_version
-
-    kw = {
-        "model_name": settings.model_name,
-        "tracking_uri": settings.mlflow_tracking_uri,
-        **{k: v for k, v in args.model.resolver_kwargs.items() if k in ("model_name", "tracking_uri")},
-    }
-    alias = args.model.resolver_kwargs.get("alias", "champion")
-    try:
-        return mlflow_alias_version(kw["model_name"], alias, kw["tracking_uri"])
-    except LookupError:
-        raise typer.BadParameter(
-            f"no model version of {kw['model_name']!r} carries the alias {alias!r} in {kw['tracking_uri']}; "
-            "train and promote one first (`replenish train`, `replenish models promote VERSION`) or run "
-            "`replenish demo`",
-            param_hint="model",
-        ) from None
 
 
 def start_serving(
@@ -186,13 +158,12 @@ def serve(
         serve_file = load_serve_file(config, app_name)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--config") from None
-    version = _check_champion(serve_file.args, settings)
     _say(f"serve: tenants in {settings.home}:")
     _print_status(tenant_serving_status(settings))
     if check:
         return
     t0 = time.perf_counter()
-    _say(f"serve: starting Ray Serve from {config}{' with model version ' + version if version else ''} ...")
+    _say(f"serve: starting Ray Serve from {config} ...")
     try:
         urls = start_serving(serve_file, settings, host=host, port=port)
     except BaseException:

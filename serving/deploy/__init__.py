@@ -1,4 +1,4 @@
-"""Ray Serve deployments: the batched model deployment and the decision-API ingress.
+"""Ray Serve deployments: the decision-API ingress and the optional batched model deployment.
 
 ``serve deploy configs/serve.yaml`` and ``replenish serve`` both build the application with :func:`build_app`.
 Ray is imported only when an application is built, never at import time of this package.
@@ -12,9 +12,7 @@ from serving.deploy._config import ApiDeploymentConfig, ModelDeploymentConfig, S
 from serving.deploy._predictors import (
     MLPSpec,
     Predictor,
-    load_champion,
     load_mlflow_mlp,
-    load_tft_predictor,
     log_mlp_version,
     make_mlp_predictor,
     mlflow_alias_version,
@@ -27,10 +25,8 @@ __all__ = [
     "Predictor",
     "ServeAppConfig",
     "build_app",
-    "load_champion",
     "load_mlflow_mlp",
     "load_serve_file",
-    "load_tft_predictor",
     "log_mlp_version",
     "make_mlp_predictor",
     "mlflow_alias_version",

@@ -6,13 +6,11 @@ The model deployment never knows which model it serves: it calls a *loader* name
 config (``module:function``), which returns a predictor for a model version, and optionally a *resolver* that
 says which version an alias (``champion``) points to now, so replicas can swap when the alias moves.
 
-Two families live here:
-
-* :class:`TorchQuantilePredictor` over :class:`QuantileMLP`, a small real torch model (lagged history ->
-  monotone quantiles). It backs the tests and the serving benchmark's stand-in, and round-trips through a real
-  MLflow registry as a config plus a ``state_dict`` (no pickles), which is what the hot-swap test exercises.
-* :func:`load_champion`, which delegates to the forecasting package's fast predictor
-  (``training.predict.load_predictor``) once that package provides it.
+The decision API does not use this module: tenants' forecasts are made by the cycle's forecast stage and
+served from the store (:mod:`serving.api.routes.forecasts`). What lives here backs the optional model
+deployment: :class:`TorchQuantilePredictor` over :class:`QuantileMLP`, a small real torch model (lagged
+history -> monotone quantiles) that round-trips through a real MLflow registry as a config plus a
+``state_dict`` (no pickles); the tests' hot swap and the serving benchmark's batching cases use it.
 """
 
 from __future__ import annotations
@@ -31,12 +29,9 @@ __all__ = [
     "MLPSpec",
     "Predictor",
     "QuantileMLP",
-    "TFTUnitPredictor",
     "TorchQuantilePredictor",
     "import_callable",
-    "load_champion",
     "load_mlflow_mlp",
-    "load_tft_predictor",
     "log_mlp_version",
     "make_mlp_predictor",
     "mlflow_alias_version",
@@ -195,6 +190,7 @@ class TorchQuantilePredictor:
         quantiles: quantile levels of the model's last axis.
         horizon: forecast length ``H``.
         version: version id reported with every forecast.
+        device: torch device of the model and the histories (``cpu``, ``cuda``; ``auto``: CUDA when visible).
     """
 
     def __init__(
@@ -205,6 +201,7 @@ class TorchQuantilePredictor:
         quantiles: Sequence[float],
         horizon: int,
         version: str,
+        device: str = "cpu",
     ) -> None:
         torch = _torch()
         history = np.asarray(history, dtype=np.float32)
@@ -212,13 +209,14 @@ class TorchQuantilePredictor:
             raise ValueError(
                 f"history: expected shape (len(unit_ids)={len(unit_ids)}, L), got {history.shape}"
             )
-        self.model = model.eval()
+        self.device = _device(device)
+        self.model = model.eval().to(self.device)
         self.version = str(version)
         self.quantiles = tuple(float(q) for q in quantiles)
         self.horizon = int(horizon)
         self._row = {u: i for i, u in enumerate(unit_ids)}
         scale = np.maximum(history.mean(axis=1, keepdims=True), 1.0)  # (N, 1)
-        self._x = torch.from_numpy(history / scale)  # (N, L)
+        self._x = torch.from_numpy(history / scale).to(self.device)  # (N, L)
         self._scale = scale.astype(np.float32)  # (N, 1)
 
     def has_unit(self, unit_id: str) -> bool:
@@ -236,14 +234,14 @@ class TorchQuantilePredictor:
             rows = [self._row[u] for u in unit_ids]
         except KeyError as exc:
             raise KeyError(f"unknown planning unit {exc.args[0]!r}") from None
-        idx = torch.as_tensor(rows, dtype=torch.long)
+        idx = torch.as_tensor(rows, dtype=torch.long, device=self.device)
         with torch.inference_mode():
-            y = self.model(self._x.index_select(0, idx)).numpy()  # (n, H, Q)
+            y = self.model(self._x.index_select(0, idx)).cpu().numpy()  # (n, H, Q)
         return np.maximum(y * self._scale[rows][:, :, None], 0.0)
 
 
 def make_mlp_predictor(
-    spec: MLPSpec | dict | None = None, seed: int = 0, version: str = "local"
+    spec: MLPSpec | dict | None = None, seed: int = 0, version: str = "local", device: str = "cpu"
 ) -> Predictor:
     """A :class:`TorchQuantilePredictor` over a freshly built :class:`QuantileMLP` (a loader for configs).
 
@@ -251,12 +249,20 @@ def make_mlp_predictor(
         spec: network and data shape (a dict is validated into :class:`MLPSpec`).
         seed: weight seed.
         version: version id reported with the forecasts.
+        device: torch device (``cpu``, ``cuda``, ``auto``).
     """
     spec = MLPSpec(**spec) if isinstance(spec, dict) else (spec or MLPSpec())
     ids, history = synthetic_histories(spec)
     return TorchQuantilePredictor(
-        QuantileMLP(spec, seed), ids, history, spec.quantiles, spec.horizon, version
+        QuantileMLP(spec, seed), ids, history, spec.quantiles, spec.horizon, version, device=device
     )
+
+
+def _device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a CUDA device is visible (a GPU replica), else ``cpu``."""
+    if device != "auto":
+        return device
+    return "cuda" if _torch().cuda.is_available() else "cpu"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -362,121 +368,3 @@ def load_mlflow_mlp(version: str, model_name: str, tracking_uri: str | None = No
     model.load_state_dict(torch.load(local / "state_dict.pt", weights_only=True))
     ids, history = synthetic_histories(spec)
     return TorchQuantilePredictor(model.eval(), ids, history, spec.quantiles, spec.horizon, str(version))
-
-
-# ------------------------------------------------------------------------------------------------------------
-# The forecasting package's TFT: its fast predictor over the Stallion panel, prepared once per replica.
-# ------------------------------------------------------------------------------------------------------------
-
-
-class TFTUnitPredictor:
-    """Serves ``training.predict.Predictor`` per planning unit from tensors prepared once.
-
-    Forecasts start at ``origin`` (default: the last ``H`` periods of the panel, the last window whose known
-    inputs are all in it; :func:`load_tft_predictor` extends the panel and starts one period past the
-    history),
-    go through the forecasting package's post-processing (blend with baselines, interval calibration) and come
-    out as ``(n, H, Q)``.
-
-    Args:
-        predictor: a loaded ``training.predict.Predictor``.
-        panel: the feature panel (``features.frames.Panel``) holding every servable unit.
-        origin: first forecast index into the panel's time grid.
-    """
-
-    def __init__(self, predictor, panel, origin: int | None = None) -> None:
-        from training.postprocess import apply_postprocess
-
-        spec = predictor.spec
-        self._tp, self._panel, self._post = predictor, panel, apply_postprocess
-        self.horizon = int(spec.horizon)
-        self.origin = int(panel.n_times - self.horizon if origin is None else origin)
-        if not 0 < self.origin <= panel.n_times - self.horizon:
-            raise ValueError(
-                f"origin={self.origin}: expected 1 .. {panel.n_times - self.horizon} for a panel of "
-                f"{panel.n_times} periods and horizon {self.horizon}"
-            )
-        self.version = str(predictor.version)
-        self.quantiles = tuple(float(q) for q in spec.quantiles)
-        self.times = panel.times[self.origin : self.origin + self.horizon]
-        self._pt = predictor.prepare(panel)
-        self._row = {u: i for i, u in enumerate(panel.series_ids())}
-
-    def has_unit(self, unit_id: str) -> bool:
-        """Whether ``unit_id`` (``agency|sku``) is in the panel."""
-        return unit_id in self._row
-
-    def unit_ids(self) -> list[str]:
-        """Ids of the servable units, in panel order."""
-        return list(self._row)
-
-    def predict(self, unit_ids: Sequence[str]) -> np.ndarray:
-        """Post-processed quantile forecasts, shape ``(n, H, Q)``."""
-        try:
-            s = np.fromiter((self._row[u] for u in unit_ids), dtype=np.int64, count=len(unit_ids))
-        except KeyError as exc:
-            raise KeyError(f"unknown planning unit {exc.args[0]!r}") from None
-        t0 = np.full(len(s), self.origin, dtype=np.int64)
-        raw = self._tp.forecast_tensors(self._pt, s, t0)
-        spec = self._tp.spec
-        return self._post(
-            raw,
-            self._panel.y[s, : self.origin],
-            list(spec.quantiles),
-            spec.blend,
-            spec.calibration,
-            spec.season,
-        )
-
-
-def _device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a CUDA device is visible (a GPU replica), else ``cpu``."""
-    if device != "auto":
-        return device
-    torch = _torch()
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def load_tft_predictor(
-    version: str | None = "champion",
-    model_name: str | None = None,
-    tracking_uri: str | None = None,
-    data_path: str | None = None,
-    device: str = "auto",
-) -> Predictor:
-    """Load a registered TFT version (or alias) with the bundled Stallion panel (a loader for configs).
-
-    The panel is extended by the model's horizon with the known inputs carried forward
-    (``features.frames.extend_known``: today's prices and promotions continue), and forecasts start one period
-    past the history, as ``replenish forecast`` does.
-
-    Raises:
-        RuntimeError: the forecasting package is not in this checkout.
-    """
-    try:
-        from training.pipeline import future_panel
-        from training.predict import load_predictor
-    except ImportError as exc:
-        raise RuntimeError(
-            f"the TFT fast predictor (training.predict) is not available ({exc}); serve the "
-            "stand-in model with loader: serving.deploy:make_mlp_predictor"
-        ) from None
-    predictor = load_predictor(version or "champion", model_name, tracking_uri)
-    # The forward pass runs where the modules live; inputs are moved per batch by the forecasting package.
-    if hasattr(predictor, "to"):
-        predictor.to(_device(device))
-    else:
-        predictor.module.to(_device(device))
-    # The model's own columns (seasonal target lags included) and its horizon of carried-forward known inputs.
-    panel, _skipped = future_panel(predictor.spec, path=data_path)
-    return TFTUnitPredictor(predictor, panel, origin=int(np.max(panel.last)) + 1)
-
-
-def load_champion(
-    version: str | None = None,
-    model_name: str | None = None,
-    tracking_uri: str | None = None,
-    device: str = "auto",
-) -> Predictor:
-    """The registered TFT ``champion`` (or ``version``), served by default (:func:`load_tft_predictor`)."""
-    return load_tft_predictor(version or "champion", model_name, tracking_uri, device=device)

@@ -377,3 +377,20 @@ def test_reconciles_the_forecast_stage_output(shared_home, tenant):
         .with_columns(pl.exclude("unique_id").fill_null(NONE))
     )
     _check_stored(meta.run_id, attrs, meta.extra["levels"], tenant=tenant, horizon=base.horizon)
+
+
+def test_bottom_only_profile_and_top_down_on_a_grouped_hierarchy(engine, settings, tenant):
+    # a profile naming only the units themselves: no aggregate, the base forecasts stored as they are
+    update_profile(engine, TENANT, hierarchy=[["channel_id", "sku_id", "location_id"]])
+    meta = reconcile_stage(TENANT, run_id="r1", engine=engine, settings=settings)
+    assert [lv["name"] for lv in meta.extra["levels"]] == ["bottom"]
+    base = read_forecasts(TENANT, "base", "b1").sort("unique_id", "horizon")
+    got = read_forecasts(TENANT, "reconciled", "r1", level=None).sort("unique_id", "horizon")
+    assert got.height == base.height
+    assert np.abs(got.select(QCOLS).to_numpy() - base.select(QCOLS).to_numpy()).max() <= 1e-9
+    update_profile(engine, TENANT, hierarchy=[])
+    with pytest.raises(ValueError, match="strict tree"):  # region and category cross: a grouped structure
+        reconcile_stage(TENANT, run_id="r2", engine=engine, settings=settings, method="top_down")
+    update_profile(engine, TENANT, hierarchy=[[], ["category"], ["category", "family"]])
+    tree = reconcile_stage(TENANT, run_id="r3", engine=engine, settings=settings, method="top_down")
+    assert tree.method == "top_down" and tree.extra["coherence"]["max_rel"] <= 1e-9

@@ -47,22 +47,46 @@ def demand_matrix(sales: pl.DataFrame) -> DemandMatrix:
     missing = need - set(sales.columns)
     if missing:
         raise ValueError(f"sales: missing column(s) {sorted(missing)}")
-    promo_col = pl.col("promo").cast(pl.Boolean).any() if "promo" in sales.columns else pl.lit(False)
-    agg = sales.group_by("sku_id", "location_id", "date").agg(
-        pl.col("qty").sum().cast(pl.Float64), promo_col.alias("promo")
+    # Integer codes instead of a group-by on the string ids (several times faster on millions of rows): each
+    # id's position among its sorted distinct values (an Enum of them), so that pairs sort as (sku, location).
+    sku_u = sales["sku_id"].cast(pl.String).unique().sort()
+    loc_u = sales["location_id"].cast(pl.String).unique().sort()
+    a = (
+        sales["sku_id"]
+        .cast(pl.String)
+        .cast(pl.Enum(sku_u.to_list()))
+        .to_physical()
+        .to_numpy()
+        .astype(np.int64)
     )
-    keys = agg.select("sku_id", "location_id").unique().sort("sku_id", "location_id").with_row_index("_i")
-    dates = agg["date"].unique().sort()
-    di = pl.DataFrame({"date": dates, "_t": np.arange(len(dates))})
-    idx = agg.join(keys, on=["sku_id", "location_id"]).join(di, on="date")
-    n, t = keys.height, len(dates)
-    qty = np.zeros((n, t))
-    promo = np.zeros((n, t), dtype=bool)
-    i = idx["_i"].to_numpy()
-    j = idx["_t"].to_numpy()
-    qty[i, j] = idx["qty"].to_numpy()
-    promo[i, j] = idx["promo"].to_numpy()
-    return DemandMatrix(keys=keys.drop("_i"), dates=dates.to_numpy(), qty=qty, promo=promo)
+    b = sales["location_id"].cast(pl.String).cast(pl.Enum(loc_u.to_list())).to_physical().to_numpy()
+    pair, i = _dense(a * len(loc_u) + b.astype(np.int64))
+    day = sales["date"].cast(pl.Date).to_physical().to_numpy().astype(np.int64)
+    days, j = _dense(day)
+    n, t = pair.shape[0], days.shape[0]
+    cell = i.reshape(-1) * t + j.reshape(-1)
+    qty = np.bincount(cell, weights=sales["qty"].cast(pl.Float64).fill_null(0.0).to_numpy(), minlength=n * t)
+    promo = np.zeros(n * t, dtype=bool)
+    if "promo" in sales.columns:
+        promo[cell[sales["promo"].cast(pl.Boolean).fill_null(False).to_numpy()]] = True
+    keys = pl.DataFrame(
+        {"sku_id": sku_u.gather(pair // len(loc_u)), "location_id": loc_u.gather(pair % len(loc_u))}
+    )
+    dates = pl.Series("date", days.astype("datetime64[D]")).cast(pl.Date)
+    return DemandMatrix(keys=keys, dates=dates.to_numpy(), qty=qty.reshape(n, t), promo=promo.reshape(n, t))
+
+
+def _dense(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(code, return_inverse=True)`` in linear time when the codes span a small range."""
+    if not code.shape[0]:
+        return code, code
+    lo, hi = int(code.min()), int(code.max())
+    if hi - lo > 4 * code.shape[0] + 1_000_000:
+        return np.unique(code, return_inverse=True)
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    present[code - lo] = True
+    rank = np.cumsum(present) - 1
+    return np.flatnonzero(present) + lo, rank[code - lo]
 
 
 def _weeks(days: pl.Expr, period_days: int) -> pl.Expr:

@@ -104,51 +104,45 @@ def read_stored_forecast(
     if rows is None:
         rows = read_forecasts(meta.tenant, meta.stage, meta.run_id, level=None, facts_dir=facts_dir)
     qcols = meta.quantile_columns
-    points = rows.filter(pl.col("level") == STOCKING_LEVEL)
-    if points.height:
+    part = rows.filter(pl.col("level") == STOCKING_LEVEL)
+    if part.height:
         aggregation = f"{meta.stage} forecast at the {STOCKING_LEVEL} level"
-        per = points.group_by("sku_id", "location_id", "horizon").agg(
-            pl.col("date").min(),
-            *[pl.col(c).sum() for c in qcols],
-            pl.col("source").unique().sort().str.join("+").alias("source"),
-            pl.col("cold_start").fill_null(False).any().alias("cold_start"),
-            pl.len().alias("_n"),
-        )
     else:
-        bottom = rows.filter(pl.col("level") == "bottom")
-        if not bottom.height:
+        part = rows.filter(pl.col("level") == "bottom")
+        if not part.height:
             raise ValueError(
                 f"forecast run {meta.run_id!r} ({meta.stage}) of tenant {meta.tenant!r} has no rows at level "
                 f"'bottom' or {STOCKING_LEVEL!r}; levels there: {sorted(rows['level'].unique().to_list())}"
             )
-        per = bottom.group_by("sku_id", "location_id", "horizon").agg(
-            pl.col("date").min(),
-            *[pl.col(c).sum() for c in qcols],
-            pl.col("source").unique().sort().str.join("+").alias("source"),
-            pl.col("cold_start").fill_null(False).any().alias("cold_start"),
-            pl.col("channel_id").n_unique().alias("_n"),
-        )
+        several = part.filter(pl.col("horizon") == 1).group_by("sku_id", "location_id").len()["len"].max()
         aggregation = (
             f"{meta.stage} bottom forecasts summed over the location's channels (quantiles added: "
             "comonotone, an upper bound on the spread)"
-            if per["_n"].max() > 1
+            if several > 1
             else f"{meta.stage} bottom forecast (one channel per location)"
         )
     n, h, q = keys.height, meta.horizon, len(qcols)
     k = keys.select("sku_id", "location_id").with_row_index("_i")
-    hit = per.join(k, on=["sku_id", "location_id"], how="inner")
-    values = np.full((n, h, q), np.nan)
+    hit = part.join(k, on=["sku_id", "location_id"], how="inner")
+    # channel rows of a stocking point add up (numpy scatter-add instead of a group-by on the string ids)
     i, t = hit["_i"].to_numpy().astype(np.int64), hit["horizon"].to_numpy().astype(np.int64) - 1
-    values[i, t, :] = hit.select(qcols).to_numpy()
-    values = _fill_forward(values)
-    found = np.zeros(n, dtype=bool)
-    found[i] = True
-    first = hit.filter(pl.col("horizon") == pl.col("horizon").min().over("_i")).unique("_i")
+    cell = i * h + t
+    sums = np.stack(
+        [np.bincount(cell, weights=hit[c].to_numpy(), minlength=n * h) for c in qcols], axis=1
+    ).reshape(n, h, q)
+    seen = np.bincount(cell, minlength=n * h).reshape(n, h) > 0
+    values = _fill_forward(np.where(seen[:, :, None], sums, np.nan))
+    found = seen.any(axis=1)
+    first = hit.filter(pl.col("horizon") == pl.col("horizon").min().over("_i"))
+    per_unit = first.group_by("_i").agg(
+        pl.col("source").unique().sort().str.join("+").alias("source"),
+        pl.col("cold_start").fill_null(False).any().alias("cold_start"),
+    )
     src: list[str | None] = [None] * n
     cold = np.zeros(n, dtype=bool)
-    for ii, s, c in first.select("_i", "source", "cold_start").iter_rows():
-        src[ii], cold[ii] = s, bool(c)
-    dates = per.group_by("horizon").agg(pl.col("date").min()).sort("horizon")
+    for ii, sc, c in per_unit.iter_rows():
+        src[ii], cold[ii] = sc, bool(c)
+    dates = part.group_by("horizon").agg(pl.col("date").min()).sort("horizon")
     return StoredForecast(
         meta=meta,
         values=values,
@@ -157,7 +151,7 @@ def read_stored_forecast(
         cold_start=cold,
         aggregation=aggregation,
         period_starts=dates["date"].to_list(),
-        n_forecast_points=per.select("sku_id", "location_id").unique().height,
+        n_forecast_points=part.filter(pl.col("horizon") == 1).select("sku_id", "location_id").unique().height,
     )
 
 

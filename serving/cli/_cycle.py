@@ -27,10 +27,22 @@ def quiet_output(verbose: bool = False):
     return quiet(verbose=verbose)
 
 
-def _short(counts: dict[str, Any], limit: int = 90) -> str:
-    """The stage's figures on one line (nested dicts inline), cut at ``limit`` characters."""
+#: The figures a planner looks at first, per stage; the others follow while there is room.
+_KEY_COUNTS = {
+    "train": ("gate", "series", "short_series", "train_seconds"),
+    "forecast": ("units", "model_units", "baseline_units", "cold_start", "freq", "horizon"),
+    "reconcile": ("nodes", "coherence", "horizon"),
+    "plan": ("units", "recommendations", "routed_recommendations", "auto_approved", "exceptions"),
+    "propose": ("total", "created", "by_state"),
+}
+
+
+def _short(stage: str, counts: dict[str, Any], limit: int = 110) -> str:
+    """The stage's figures on one line (key figures first, nested dicts inline), cut at ``limit``."""
+    first = [k for k in _KEY_COUNTS.get(stage, ()) if k in counts]
     parts = []
-    for k, v in counts.items():
+    for k in [*first, *(k for k in counts if k not in first)]:
+        v = counts[k]
         if isinstance(v, dict):
             v = ", ".join(f"{a}: {b}" for a, b in v.items()) or "-"
             parts.append(f"{k} {{{v}}}")
@@ -53,7 +65,7 @@ def print_summary(console, run) -> None:
     table.add_column("counts / error", overflow="fold")
     colour = {"succeeded": "green", "failed": "red", "skipped": "yellow"}
     for s in run.stages:
-        detail = s.error if s.status == "failed" else _short(s.counts)
+        detail = s.error if s.status == "failed" else _short(s.stage, s.counts)
         seconds = f"{s.seconds:.1f}" if s.seconds is not None else "-"
         table.add_row(s.stage, f"[{colour.get(s.status, 'white')}]{s.status}[/]", seconds, detail or "")
     console.print(table)
@@ -114,6 +126,11 @@ def cycle_cmd(
         raise typer.Exit(2)
     settings = get_settings()
     tenant = tenant or settings.tenant
+    if verbose:  # a failed stage's traceback too (serving.cycle logs it at DEBUG)
+        import logging
+
+        logging.basicConfig(level=logging.INFO)
+        logging.getLogger("serving.cycle").setLevel(logging.DEBUG)
     columns = (
         TextColumn("{task.description:<10}"),
         BarColumn(),

@@ -21,6 +21,8 @@ forecasts_app = typer.Typer(help="Stored forecast runs.", no_args_is_help=True)
 
 Tenant = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant (default: the configured one).")]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show dependencies' warnings and logs.")]
+#: Top-level keys of a ``--config`` file that are profile settings, not ``TrainConfig`` fields.
+PROFILE_KEYS = ("freq", "horizon", "hierarchy", "reconcile_method", "routing")
 
 
 @contextlib.contextmanager
@@ -79,6 +81,9 @@ def _remember(settings, engine, tenant: str, config: Path | None, name: str | No
         model = raw.pop("name", None)
         if model:
             changes["model_name"] = model
+        for key in PROFILE_KEYS:  # the tenant's cycle settings beside the training ones
+            if key in raw:
+                changes[key] = raw.pop(key)
         (raw.get("data") or {}).pop("tenant", None)
         if raw:
             changes["train"] = raw

@@ -317,8 +317,10 @@ def start_cycle(
 
 def _message(exc: BaseException) -> str:
     """The error as a planner reads it: the message, with the type only where the type says something."""
-    text = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, ValueError | LookupError | RuntimeError | OSError | PermissionError):
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    if isinstance(exc, ValueError | LookupError | RuntimeError | OSError):
         return text
     return f"{type(exc).__name__}: {text}"
 

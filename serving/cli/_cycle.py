@@ -107,6 +107,14 @@ def cycle_cmd(
     train: Annotated[
         bool, typer.Option("--train", help="Train (and gate) a new model version before forecasting.")
     ] = False,
+    promote_first: Annotated[
+        bool,
+        typer.Option(
+            "--promote-first",
+            help="With --train: when the gate refuses the tenant's first version (no champion at all), make "
+            "it champion by hand, recorded on the version as forced.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run record as one JSON line.")] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Show our dependencies' warnings and log lines.")
@@ -148,7 +156,7 @@ def cycle_cmd(
         try:
             run = run_cycle(
                 tenant, stages=stage or None, train=train, settings=settings, progress=progress,
-                requested_by="cli",
+                requested_by="cli", promote_first=promote_first,
             )
         except (LookupError, ValueError) as exc:
             console.print(f"[red]{exc}[/red]")

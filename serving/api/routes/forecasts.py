@@ -172,20 +172,42 @@ class StoredForecast:
 
         qcols = list(meta.quantile_columns)
         frame = read_forecasts(meta.tenant, meta.stage, meta.run_id, level=None, facts_dir=facts_dir)
-        frame = frame.sort("level", "unique_id", "horizon").with_row_index("row")
-        spans = frame.group_by("level", "unique_id", maintain_order=True).agg(
+        # Stored runs are written sorted by (level, unique_id, horizon); sort only when that does not hold
+        # (a sort of a 100k-unit daily run costs seconds).
+        ordered = frame.select(
+            ((pl.col("horizon").diff() > 0) | (pl.col("unique_id") != pl.col("unique_id").shift())).all()
+        ).item()
+        if not ordered or frame.height == 0:
+            frame = frame.sort("level", "unique_id", "horizon")
+        frame = frame.with_row_index("row")
+        spans = frame.group_by(pl.col("unique_id").rle_id().alias("run"), maintain_order=True).agg(
+            pl.col("unique_id").first(),
+            pl.col("level").first(),
             pl.col("row").min().alias("start"),
             (pl.col("row").max() + 1).alias("stop"),
             pl.col("source").first(),
             pl.col("model_version").first(),
-            pl.col("cold_start").first(),
+            pl.col("cold_start").first().fill_null(False),
         )
-        index: dict[str, tuple[int, int]] = {}
-        units: dict[str, tuple[str, str, str | None, bool]] = {}
         # Bottom rows win should a node id of another level repeat a bottom id.
-        for r in spans.sort(pl.col("level") == "bottom").iter_rows(named=True):
-            index[r["unique_id"]] = (int(r["start"]), int(r["stop"]))
-            units[r["unique_id"]] = (r["level"], r["source"], r["model_version"], bool(r["cold_start"]))
+        spans = spans.sort(pl.col("level") == "bottom", maintain_order=True)
+        ids = spans["unique_id"].to_list()
+        index = dict(
+            zip(ids, zip(spans["start"].to_list(), spans["stop"].to_list(), strict=True), strict=True)
+        )
+        units = dict(
+            zip(
+                ids,
+                zip(
+                    spans["level"].to_list(),
+                    spans["source"].to_list(),
+                    spans["model_version"].to_list(),
+                    spans["cold_start"].to_list(),
+                    strict=True,
+                ),
+                strict=True,
+            )
+        )
         out = cls(
             meta=meta,
             index=index,
@@ -279,7 +301,8 @@ class ForecastStore:
 
     An entry is keyed by tenant and holds the run (which names the model version and the data watermark it
     was made from). Every ``check_interval_s`` seconds at most, the next request of a tenant asks the fact
-    store (off the event loop, one check per tenant at a time) for the run to serve and the tenant's sales
+    store (off the event loop, one check per tenant at a time; tenants do not wait for each other) for the
+    run to serve and the tenant's sales
     watermark: a new run is loaded, newer sales make the entry stale (409), a missing run or one made
     without a model gives 409 naming the command to run. Between checks a request costs no I/O.
 
@@ -292,7 +315,8 @@ class ForecastStore:
         self.facts_dir = facts_dir
         self.check_interval_s = float(check_interval_s)
         self._entries: dict[str, _Entry] = {}
-        self._lock = threading.Lock()  # one refresh at a time; concurrent requests wait and reuse it
+        self._locks: dict[str, threading.Lock] = {}  # one refresh per tenant at a time; others wait, reuse it
+        self._locks_lock = threading.Lock()
         self.loads = 0
         self.checks = 0
 
@@ -316,7 +340,9 @@ class ForecastStore:
         """Check the fact store for ``tenant`` now (blocking; called in a worker thread)."""
         from features.forecasts import sales_watermark
 
-        with self._lock:
+        with self._locks_lock:
+            lock = self._locks.setdefault(tenant, threading.Lock())
+        with lock:
             entry = self._entries.get(tenant)
             if not force and not self._due(entry):
                 return entry  # another request checked while this one waited

@@ -124,3 +124,21 @@ def test_the_reasons_a_tenant_is_not_served(world):
         _get(store, "z")
     assert baseline.value.detail["command"] == "replenish cycle --tenant z --train"
     assert "champion" in baseline.value.detail["msg"] and baseline.value.http().status_code == 409
+
+
+def test_a_run_whose_rows_are_not_in_stored_order_is_indexed_right(world):
+    """Another writer's file (a unit's rows split and shuffled): each unit still gets its rows in order."""
+    from features.forecasts import latest_forecast_run
+    from serving.api.routes.forecasts import StoredForecast
+
+    fd = world.settings.facts_dir
+    frame = store_forecasts("a", world.data["a"], scale=3.0, run_id="e1", facts_dir=fd)
+    meta = latest_forecast_run("a", "base", facts_dir=fd)
+    path = fd / "forecasts" / "tenant=a" / "stage=base" / "run=e1.parquet"
+    pl.read_parquet(path).sample(fraction=1.0, shuffle=True, seed=1).write_parquet(path)
+    fc = StoredForecast.load(meta, fd)
+    for unit in world.units["a"]:
+        got = json.loads(fc.body([unit]))["forecasts"][0]
+        want = frame.filter(pl.col("unique_id") == unit).sort("horizon")
+        np.testing.assert_allclose(got["quantiles"]["p25"], want["p25"].to_list(), rtol=1e-6)
+        assert got["dates"] == [str(d) for d in want["date"].to_list()]

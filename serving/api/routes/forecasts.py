@@ -172,23 +172,29 @@ class StoredForecast:
 
         qcols = list(meta.quantile_columns)
         frame = read_forecasts(meta.tenant, meta.stage, meta.run_id, level=None, facts_dir=facts_dir)
-        # Stored runs are written sorted by (level, unique_id, horizon); sort only when that does not hold
-        # (a sort of a 100k-unit daily run costs seconds).
+        # Stored runs are written sorted by (level, unique_id, horizon): each unit's rows are one stretch in
+        # horizon order. Sort only when that does not hold (sorting a 100k-unit daily run costs seconds).
         ordered = frame.select(
             ((pl.col("horizon").diff() > 0) | (pl.col("unique_id") != pl.col("unique_id").shift())).all()
         ).item()
-        if not ordered or frame.height == 0:
-            frame = frame.sort("level", "unique_id", "horizon")
-        frame = frame.with_row_index("row")
-        spans = frame.group_by(pl.col("unique_id").rle_id().alias("run"), maintain_order=True).agg(
-            pl.col("unique_id").first(),
-            pl.col("level").first(),
-            pl.col("row").min().alias("start"),
-            (pl.col("row").max() + 1).alias("stop"),
-            pl.col("source").first(),
-            pl.col("model_version").first(),
-            pl.col("cold_start").first().fill_null(False),
-        )
+        for attempt in range(2):
+            if attempt or not ordered:
+                frame = frame.sort("level", "unique_id", "horizon")
+            spans = (
+                frame.with_row_index("row")
+                .group_by(pl.col("unique_id").rle_id().alias("run"), maintain_order=True)
+                .agg(
+                    pl.col("unique_id").first(),
+                    pl.col("level").first(),
+                    pl.col("row").min().alias("start"),
+                    (pl.col("row").max() + 1).alias("stop"),
+                    pl.col("source").first(),
+                    pl.col("model_version").first(),
+                    pl.col("cold_start").first().fill_null(False),
+                )
+            )
+            if spans.height == spans.select(pl.struct("level", "unique_id").n_unique()).item():
+                break  # one stretch per (level, unit)
         # Bottom rows win should a node id of another level repeat a bottom id.
         spans = spans.sort(pl.col("level") == "bottom", maintain_order=True)
         ids = spans["unique_id"].to_list()

@@ -53,7 +53,7 @@ class TenantProfile(BaseModel):
             validated by training).
         hierarchy: reconciliation levels, each a list of SKU/location attribute columns (``[]`` is the
             total); empty: a default from the attributes the master data has.
-        reconcile_method: reconciliation method; None: ``mint_shrink`` where backtest residuals exist, else
+        reconcile_method: reconciliation method; None: ``wls_var`` where backtest residuals exist, else
             ``wls_struct``.
         routing: routing rules file for planning; None: the project's ``configs/routing.yaml``.
     """

@@ -107,7 +107,8 @@ def test_units_and_level_filters(tmp_path):
         (lambda f: f.with_columns(p10=pl.lit(100.0)), "must be monotone"),
         (lambda f: f.with_columns(horizon=pl.lit(9, pl.Int64)), "horizon outside 1..3"),
         (lambda f: f.with_columns(horizon=pl.lit(1, pl.Int64)), "duplicated"),
-        (lambda f: f.with_columns(p50=pl.lit(float("nan"))), "NaN"),
+        (lambda f: f.with_columns(p50=pl.lit(float("nan"))), "NaN, infinite"),
+        (lambda f: f.with_columns(p75=pl.lit(None, pl.Float64)), "NaN, infinite or empty"),
         (lambda f: f.with_columns(source=pl.lit(None, pl.String)), "'source' has 6 empty"),
     ],
 )
@@ -181,3 +182,14 @@ def test_grids():
     ]
     assert period_days("W") == 7.0 and period_days("D") == 1.0 and 30 < period_days("MS") < 31
     assert quantile_column(0.1) == "p10" and quantile_column(0.05) == "p05"
+
+
+def test_rows_come_back_one_block_per_node_in_horizon_order(tmp_path):
+    shuffled = _frame(units=("b|x|c", "a|x|c")).sample(fraction=1.0, shuffle=True, seed=3)
+    write_forecasts("t1", shuffled, _meta(), facts_dir=tmp_path)
+    out = read_forecasts("t1", "base", facts_dir=tmp_path)
+    assert out["unique_id"].to_list() == ["a|x|c"] * 3 + ["b|x|c"] * 3
+    assert out["horizon"].to_list() == [1, 2, 3, 1, 2, 3]
+    grouped = _frame(units=("b|x|c", "a|x|c"))  # already one block per node: kept as written
+    write_forecasts("t1", grouped, _meta("r2"), facts_dir=tmp_path)
+    assert read_forecasts("t1", "base", "r2", facts_dir=tmp_path)["unique_id"].to_list()[0] == "b|x|c"

@@ -180,7 +180,12 @@ REQUIRED_EVIDENCE = {
 }
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
 def _clean(v: Any) -> Any:
+    if type(v) in _PLAIN:  # most values: nothing to do (checked first, it is the hot path of saving a run)
+        return v
     if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
         return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
     if hasattr(v, "isoformat"):

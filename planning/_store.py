@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -45,6 +47,12 @@ def _id() -> str:
     return uuid.uuid4().hex
 
 
+def _row_ids() -> Iterator[str]:
+    """Unique 32-character row ids: one random prefix per run and a counter (a uuid per row costs more)."""
+    prefix = uuid.uuid4().hex[:20]
+    return (f"{prefix}{i:012x}" for i in itertools.count())
+
+
 def _num(v: Any) -> float | None:
     if v is None:
         return None
@@ -79,6 +87,7 @@ def save_plan(
     if run_id is not None and not (isinstance(run_id, str) and 0 < len(run_id) <= 32):
         raise ValueError(f"run_id={run_id!r}: expected 1 to 32 characters")
     run_id = run_id or _id()
+    ids = _row_ids()
     with session_scope(engine) as s:
         old = s.get(PlanRun, run_id)
         if old is not None:
@@ -115,7 +124,7 @@ def save_plan(
         for r in result.recommendations.iter_rows(named=True):
             recs.append(
                 {
-                    "id": _id(),
+                    "id": next(ids),
                     "run_id": run_id,
                     "tenant_id": tenant_id,
                     "kind": r["kind"],
@@ -142,12 +151,12 @@ def save_plan(
             row = {c: r.get(c) for c in _EXC_COLS}
             row["value"], row["threshold"] = _num(row["value"]), _num(row["threshold"])
             row["customer_impacting"] = bool(row["customer_impacting"])
-            excs.append({"id": _id(), "run_id": run_id, "tenant_id": tenant_id, **row})
+            excs.append({"id": next(ids), "run_id": run_id, "tenant_id": tenant_id, **row})
         if excs:
             s.execute(PlanException.__table__.insert(), excs)
         drafts = [
             {
-                "id": _id(),
+                "id": next(ids),
                 "run_id": run_id,
                 "tenant_id": tenant_id,
                 "draft_id": r["draft_id"],

@@ -40,12 +40,13 @@ class PlanInputsCache:
     """Per-replica planning inputs of each tenant, keyed by the forecast run and the sales watermark.
 
     Built off the event loop by :func:`planning.load_plan_inputs`, once per (tenant, forecast run, sales
-    watermark); one build at a time per replica, concurrent requests wait for it and reuse it.
+    watermark); one build per tenant at a time, concurrent requests of that tenant wait for it and reuse it.
     """
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[tuple, Any]] = {}
-        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
         self.builds = 0
 
     def get(self, engine, settings, tenant: str, meta) -> Any:
@@ -53,7 +54,9 @@ class PlanInputsCache:
         from planning import load_plan_inputs
 
         key = (meta.stage, meta.run_id, meta.created_at, meta.data_watermark)
-        with self._lock:
+        with self._locks_lock:
+            lock = self._locks.setdefault(tenant, threading.Lock())
+        with lock:
             hit = self._entries.get(tenant)
             if hit is not None and hit[0] == key:
                 return hit[1]

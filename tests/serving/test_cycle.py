@@ -128,3 +128,38 @@ def test_train_auto_adds_training_only_without_a_champion(settings, ingested):
     assert [s.stage for s in get_run(engine, TENANT, forced).stages] == ["train", "plan"]
     with pytest.raises(ValueError, match="unknown \\['bake'\\]"):
         start_cycle(TENANT, stages=["bake"], settings=settings, engine=engine)
+
+
+@pytest.mark.slow
+def test_the_whole_cycle_with_training_on_a_weekly_tenant(settings, ingested):
+    from typer.testing import CliRunner
+
+    from features.profile import update_profile
+    from features.runs import get_run
+    from features.store._db import session_scope
+    from serving.cli import app
+    from workflow.evidence import get as get_evidence
+    from workflow.lifecycle import list_recommendations
+
+    engine, _ = ingested
+    update_profile(engine, TENANT, train={
+        "model": {"hidden_size": 8, "attention_head_size": 1, "hidden_continuous_size": 4},
+        "fit": {"encoder_length": 12, "min_encoder_length": 6, "horizon": 8, "batch_size": 32,
+                "batches_per_epoch": 3, "max_epochs": 1, "patience": 1, "refit": False},
+    })
+    result = CliRunner().invoke(app, ["cycle", "--tenant", TENANT, "--train", "--promote-first", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    run = get_run(engine, TENANT, record["run_id"])
+    assert [s.stage for s in run.stages] == ["train", "forecast", "reconcile", "plan", "propose"]
+    version = run.stage("train").outputs["model_version"]
+    assert run.stage("forecast").outputs["model_version"] == version
+    assert run.stage("forecast").counts["freq"] == "W"
+    method = run.stage("reconcile").outputs["reconciliation_method"]
+    assert run.stage("plan").outputs["forecast_run"] == run.run_id
+    with session_scope(engine) as s:
+        recs = list_recommendations(s, TENANT, limit=1000)
+        assert len(recs) == run.stage("propose").counts["total"] > 0
+        body = get_evidence(s, TENANT, recs[0].evidence_sha256).body
+    assert body["model_version"] == version and body["reconciliation_method"] == method
+    assert body["forecast"]["period_days"] == 7.0  # planned on the weekly grid

@@ -35,14 +35,18 @@ def model_used_promotions(source: str | None, extra: dict) -> bool:
 
     Args:
         source: the run's source label (``model:<name>`` or ``baseline:<name>``).
-        extra: the run's ``ForecastRunMeta.extra``: ``promotions_as_inputs`` (bool), or a list of input names
-            under one of :data:`PROMO_INPUT_KEYS` containing ``promo``/``promotion``/``discount``.
+        extra: the run's ``ForecastRunMeta.extra`` (a reconciled run's merged over its base run's):
+            ``promotions_as_inputs`` (bool); ``promoted_future_periods`` (the forecast stage counts the
+            promoted periods of the calendar it fed the model); or a list of input names under one of
+            :data:`PROMO_INPUT_KEYS` containing ``promo``/``discount``.
     """
     if not (source or "").startswith("model:"):
         return False
     flag = extra.get("promotions_as_inputs", extra.get("promotion_inputs"))
     if flag is not None:
         return bool(flag)
+    if "promoted_future_periods" in extra:  # training.stage.forecast_stage: the calendar was a known input
+        return True
     for key in PROMO_INPUT_KEYS:
         names = extra.get(key)
         if isinstance(names, list | tuple) and any(

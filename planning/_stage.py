@@ -134,7 +134,7 @@ def load_plan_inputs(
     )
     keys = inputs.units.select("sku_id", "location_id")
     stored = read_stored_forecast(meta, keys, facts_dir=facts_dir, rows=rows)
-    return _with_stored_forecast(inputs, stored, watermark)
+    return _with_stored_forecast(inputs, stored, watermark, facts_dir)
 
 
 def plan_stage(
@@ -308,7 +308,9 @@ def _bootstrap_inputs(tenant, tables, issues, watermark, freq) -> PlanInputs:
     return dataclasses.replace(inputs, units=units, forecast=forecast, info=info)
 
 
-def _with_stored_forecast(inputs: PlanInputs, stored: StoredForecast, watermark: str) -> PlanInputs:
+def _with_stored_forecast(
+    inputs: PlanInputs, stored: StoredForecast, watermark: str, facts_dir: Path
+) -> PlanInputs:
     """Plan inputs whose forecast is the stored run's (horizon capped, promotions shifted, gaps filled)."""
     meta = stored.meta
     levels = np.asarray(meta.levels, dtype=np.float64)
@@ -319,7 +321,7 @@ def _with_stored_forecast(inputs: PlanInputs, stored: StoredForecast, watermark:
         values[missing] = boot[:, : meta.horizon]
     asked, used, capped, horizon_notes = _horizons(inputs.units, values, meta.horizon)
     src = [s if f else BOOTSTRAP_SOURCE for s, f in zip(stored.unit_source, stored.found, strict=True)]
-    priced_in = model_used_promotions(stored.source, meta.extra)
+    priced_in = model_used_promotions(stored.source, {**_base_extra(meta, facts_dir), **meta.extra})
     shift = np.array([not (priced_in and s.startswith("model:")) for s in src])
     promo = np.asarray(inputs.promo_future)[:, : meta.horizon] & shift[:, None]
     lift = np.asarray(inputs.promo_lift)
@@ -389,6 +391,16 @@ def _with_stored_forecast(inputs: PlanInputs, stored: StoredForecast, watermark:
         "notes": notes,
     }
     return dataclasses.replace(inputs, units=units, forecast=forecast, info=info)
+
+
+def _base_extra(meta: ForecastRunMeta, facts_dir: Path) -> dict:
+    """The ``extra`` of the base run a reconciled run came from (what the model's inputs were), or {}."""
+    if meta.stage != "reconciled" or not meta.base_run:
+        return {}
+    from features.forecasts import forecast_runs
+
+    base = [m for m in forecast_runs(meta.tenant, "base", facts_dir=facts_dir) if m.run_id == meta.base_run]
+    return dict(base[0].extra) if base else {}
 
 
 def _horizons(units: pl.DataFrame, values: np.ndarray, horizon: int):

@@ -265,18 +265,19 @@ def _future_promotion(data: SynthData, sku: str, first_date, n_periods: int, ste
     return dataclasses.replace(data, promotions=pl.concat([data.promotions, promo], how="diagonal_relaxed"))
 
 
-@pytest.mark.parametrize("source", ["baseline", "bootstrap", "model_with_promotions"])
+@pytest.mark.parametrize("source", ["baseline", "bootstrap", "model_with_promotions", "reconciled_model"])
 def test_a_promoted_period_raises_the_level_unless_the_model_priced_it_in(store, tmp_path, source):
     eng, settings = store
     step = timedelta(days=7)
     data = generate(8, 120, freq="W", seed=7, promo_rate=0.15)
     first = data.sales["date"].max() + step
     promoted = _future_promotion(data, "SKU_003", first, 3, step)
-    kw = (
-        {}
-        if source != "model_with_promotions"
-        else {"model_name": "p-tft", "model_version": "4", "extra": {"promotions_as_inputs": True}}
-    )
+    model = source in ("model_with_promotions", "reconciled_model")
+    kw = {}
+    if source == "model_with_promotions":
+        kw = {"model_name": "p-tft", "model_version": "4", "extra": {"promotions_as_inputs": True}}
+    elif source == "reconciled_model":  # as training.stage.forecast_stage writes its base run's extra
+        kw = {"model_name": "p-tft", "model_version": "4", "extra": {"promoted_future_periods": 3}}
     fsource = "baseline:moving_average" if source == "baseline" else "model:p-tft"
     levels = {}
     for tenant, d in (("plain", data), ("promo", promoted)):
@@ -285,6 +286,14 @@ def test_a_promoted_period_raises_the_level_unless_the_model_priced_it_in(store,
         if source != "bootstrap":  # bootstrap: no stored forecast, the history baseline is planned on
             write_forecasts(
                 tenant, frame, _meta(tenant, "fc", "W", 13, settings, **kw), facts_dir=settings.facts_dir
+            )
+        if source == "reconciled_model":  # the reconciled run says nothing of inputs: its base run does
+            rec = {**kw, "extra": {}, "stage": "reconciled", "method": "wls_struct", "base_run": "fc"}
+            write_forecasts(
+                tenant,
+                _reconciled(frame),
+                _meta(tenant, "fc", "W", 13, settings, **rec),
+                facts_dir=settings.facts_dir,
             )
         staged = plan_stage(eng, tenant)
         levels[tenant] = _units(staged).sort("sku_id", "location_id")
@@ -298,7 +307,7 @@ def test_a_promoted_period_raises_the_level_unless_the_model_priced_it_in(store,
         promo.filter(hit)["order_up_to"].to_list(),
     )
     assert plain.filter(~hit)["order_up_to"].equals(promo.filter(~hit)["order_up_to"])  # others unchanged
-    if source != "model_with_promotions":
+    if not model:
         assert levels["promo_run"].forecast_source == (
             "baseline:bootstrap" if source == "bootstrap" else fsource
         )

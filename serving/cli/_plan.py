@@ -9,6 +9,7 @@ workflow (``workflow.proposals.propose_plan``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -51,8 +52,24 @@ def _files_in(directory: Path) -> dict[str, Path]:
 
 
 def _ingest_files(files: dict[str, Path], tenant: str, engine, settings) -> None:
-    """Ingest every file into the tenant, master data first (``SynthData.INGEST_ORDER``)."""
-    from features.ingest import ingest
+    """Ingest every file into the tenant, master data first (``SynthData.INGEST_ORDER``).
+
+    Refused when the tenant already has sales other than these files' (re-running the same command is
+    fine: ingest is idempotent), so that generated rows never mix into a tenant's own data.
+    """
+    from features.facts import list_periods
+    from features.ingest import ingest, list_batches
+
+    if list_periods("sales", tenant, facts_dir=settings.facts_dir):
+        digest = hashlib.sha256(files["sales"].read_bytes()).hexdigest()
+        known = {
+            b["content_hash"] for b in list_batches(engine, tenant, limit=10_000) if b["kind"] == "sales"
+        }
+        if digest not in known:
+            raise ValueError(
+                f"tenant {tenant!r} already has other sales: --synthetic / --data ingest files into the "
+                "tenant and would mix them in; use a new tenant (or `replenish ingest` to add files)"
+            )
 
     for kind, path in files.items():
         if not _has_rows(path):  # e.g. no open purchase order: nothing to ingest

@@ -331,3 +331,17 @@ def test_replenish_plan_runs_the_plan_stage_on_the_tenants_stored_forecasts(engi
     assert {e["forecast"]["run_id"] for e in stored["recommendations"]["evidence"]} == {"fc-run-1"}
     missing = runner.invoke(app, ["plan", "--tenant", "fc", "--forecast-run", "nope"])
     assert missing.exit_code == 2 and "no forecast run 'nope'" in missing.output
+
+
+def test_synthetic_data_never_mixes_into_a_tenant_with_other_sales(engine):
+    from serving.cli import app
+
+    runner = CliRunner()
+    base = ["plan", "--synthetic", "20", "--periods", "20", "--tenant", "mix", "--database-url", _url(engine)]
+    assert runner.invoke(app, [*base, "--json"]).exit_code == 0
+    again = runner.invoke(app, [*base, "--json"])  # the same files again: already ingested, planned again
+    assert again.exit_code == 0, again.output
+    other = runner.invoke(app, [*base, "--seed", "9"])
+    assert other.exit_code == 2 and "already has other sales" in other.output
+    with engine.connect() as c:
+        assert c.execute(sa.text("select count(*) from plan_runs where tenant_id = 'mix'")).scalar_one() == 2

@@ -9,7 +9,9 @@ recommendation and proposes them all in one transaction (:func:`workflow.lifecyc
   role, rule, reason), one they let through is auto-approved by that rule;
 * the evidence names what the recommendation rests on: the forecast (version, model version or baseline,
   forecast run, reconciliation method, data watermark), the simulation, the constraints that bound the order,
-  the assumptions, and planning's whole evidence document;
+  the assumptions; every section of planning's evidence document appears once (``forecast``, ``inventory``,
+  ``lead_time``, ``simulation``, ``order``; ``supplier`` and ``allocation`` under ``constraints``;
+  ``transfer`` and ``policy`` under ``assumptions``);
 * proposing is idempotent: the proposal key is derived from the plan run, the kind and the unit, so proposing
   the same run twice adds nothing.
 """
@@ -200,7 +202,9 @@ def build_recommendations(run: dict[str, Any]) -> list[RecommendationIn]:
             reconciliation_method=forecast.get("reconciliation_method"),
             data_watermark=forecast.get("data_watermark"),
             plan_run=plan_run_id,
-            planning_evidence=doc,
+            order=order or None,
+            inventory=doc.get("inventory"),
+            planning_kind=doc.get("kind"),
         )
         kind = row["kind"]
         out.append(

@@ -89,7 +89,9 @@ def test_the_evidence_names_the_forecast_and_the_plan_run(engine, plan_result):
     assert body["forecast"]["source"] == meta["forecast_source"]
     assert body["plan_run"] == run_id and body["assumptions"]["plan_run"] == run_id
     assert body["simulation"]["n_paths"] == 64
-    assert "bound_by" in body["constraints"] and body["planning_evidence"]["kind"] == "purchase"
+    assert "bound_by" in body["constraints"] and body["planning_kind"] == "purchase"
+    assert body["order"]["order_qty"] == rec.quantity and "on_hand" in body["inventory"]
+    assert body["constraints"]["supplier"]["supplier_id"] == rec.supplier_id
     assert set(body["quantiles"]) == {"p05", "p50", "p95"}
 
 

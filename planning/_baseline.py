@@ -73,6 +73,7 @@ def history_baseline(
     recent: int = 13,
     shrink: float = 4.0,
     interval: np.ndarray | int = 2,
+    spread: bool = True,
 ) -> BaselineForecast:
     """Moving-average forecast distribution with promotion lift and interval-measured spread.
 
@@ -86,6 +87,8 @@ def history_baseline(
         shrink: pseudo-count of promotions pulling a unit's lift towards the pooled lift.
         interval: (N,) or scalar number of periods k >= 1 over which forecast errors are summed for
             ``interval_rmse`` (the protection interval, mean lead time + review, rounded).
+        spread: False: the point forecast only (``mean``, ``lift``); ``rmse`` and ``interval_rmse`` are NaN
+            and ``values`` is empty (a caller that needs the mean skips most of the cost).
 
     Returns:
         :class:`BaselineForecast`.
@@ -121,6 +124,11 @@ def history_baseline(
         recent_mean = np.where(np.all(np.isnan(rec), axis=1), window_mean, np.nanmean(rec, axis=1))
     promo_factor = np.where(pf, lift[:, None], 1.0)  # (N, H)
     mean = recent_mean[:, None] * promo_factor
+    if not spread:
+        nan = np.full(n, np.nan)
+        return BaselineForecast(
+            np.asarray(levels, dtype=np.float64), np.empty((n, 0, 0), np.float32), mean, nan, lift, nan
+        )
 
     # One-step-ahead RMSE of the moving-average forecast over the window.
     ma = _rolling_mean_excluding(y, base, recent)

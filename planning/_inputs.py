@@ -255,9 +255,9 @@ def inputs_from_frames(
         k = 8
         p50 = np.stack(
             [
-                history_baseline(
-                    dm.qty[:, :s], dm.promo[:, :s], dm.promo[:, s : s + 1], levels=_MEAN_ONLY
-                ).mean[:, 0]
+                history_baseline(dm.qty[:, :s], dm.promo[:, :s], dm.promo[:, s : s + 1], spread=False).mean[
+                    :, 0
+                ]
                 for s in range(t - k, t)
             ],
             axis=1,

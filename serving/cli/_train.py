@@ -134,19 +134,26 @@ def train_cmd(
     """Train the tenant's TFT on its ingested facts, backtest it beside the baselines, register, gate it."""
     from rich.console import Console
 
+    from features.profile import get_profile, save_profile
+    from training.config import TrainConfigError
     from training.stage import train_tenant
 
     console = Console(width=140)
     with _session(tenant, verbose) as (settings, engine, t):
+        before = get_profile(engine, t)
         _remember(settings, engine, t, config, name)
         with _progress(console, f"training {t}") as bar:
             task = bar.add_task("train", total=6)
-            r = train_tenant(
-                t,
-                settings=settings,
-                engine=engine,
-                progress=lambda d, n: bar.update(task, completed=d, total=n),
-            )
+            try:
+                r = train_tenant(
+                    t,
+                    settings=settings,
+                    engine=engine,
+                    progress=lambda d, n: bar.update(task, completed=d, total=n),
+                )
+            except TrainConfigError:  # refused by the data checks (e.g. encoder longer than any series)
+                save_profile(engine, t, before)  # so a refused file is not remembered either
+                raise
     console.print(
         _summary_table(r.summary, f"backtest of {r.model_name} version {r.version} ({r.freq}, H={r.horizon})")
     )

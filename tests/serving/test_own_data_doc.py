@@ -3,7 +3,7 @@
 Convention of the doc (stated at its top too): a fenced ```` ```bash ```` block whose previous non-empty line
 is ``<!-- run -->`` is run by this test; every other block is an illustration. The marked blocks are joined,
 in order, into one bash script (``set -euo pipefail``), so a shell variable set in one block (``KEY``,
-``SERVE_PID``) is seen by the next; between blocks the test adds one ``echo`` line of its own (a marker that
+``SERVE_PID``) is seen by the next; between blocks the test adds one ``printf`` line of its own (a marker that
 splits the output per block). Nothing in the blocks is substituted: the test sets exactly the variables of
 :data:`VARIABLES` in the environment (plus ``PATH`` with the virtualenv's ``bin``, where ``replenish`` is)
 and runs the script in a fresh empty folder with a fresh empty ``REPLENISH_HOME``, once on monthly and once
@@ -61,7 +61,7 @@ def run_blocks(text: str) -> list[str]:
 def _script(blocks: list[str]) -> str:
     parts = ["set -euo pipefail"]
     for n, b in enumerate(blocks):
-        parts += [f"echo '{MARK.format(n)}'", b]
+        parts += [f"printf '\\n{MARK.format(n)}\\n'", b]  # a block's output may end without a newline
     return "\n".join(parts) + "\n"
 
 
@@ -147,6 +147,38 @@ def test_sales_before_master_data_are_quarantined_then_stored_after_it(tmp_path)
     assert "nothing added" in " ".join(once_more.output.split()), once_more.output
 
 
+def test_a_settings_file_refused_by_the_data_checks_is_not_remembered(tmp_path):
+    """`train -c` with the doc's top-level profile keys: a file the data refuses (before training) changes
+    nothing in the profile, whether the refusal is an encoder longer than any series or a holdout shorter than
+    the file's own horizon."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from features.ingest import ingest
+    from features.profile import get_profile
+    from features.settings import get_settings
+    from features.store._db import make_engine
+    from features.synth import SynthData, generate
+    from serving.cli import app
+
+    paths = generate(6, 24, freq="M", seed=2).write(tmp_path / "files")
+    for kind in SynthData.INGEST_ORDER:
+        ingest(kind, paths[kind], tenant="t2")
+    engine = make_engine(get_settings().database_url)
+    before = get_profile(engine, "t2")
+    for bad in ({"hierarchy": [[], ["region"]], "reconcile_method": "ols", "fit": {"encoder_length": 90}},
+                {"horizon": 6, "holdout": 3, "reconcile_method": "ols"}):
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump(bad))
+        out = CliRunner().invoke(app, ["train", "--tenant", "t2", "-c", str(path)])
+        text = " ".join(out.output.split())
+        assert out.exit_code == 2, out.output
+        assert "encoder_length = 90" in text or "holdout = 3 is shorter than fit.horizon = 6" in text, text
+        assert "Traceback" not in out.output
+        assert get_profile(engine, "t2") == before
+    engine.dispose()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("freq", "periods", "grid"),
@@ -178,6 +210,7 @@ def test_walkthrough_from_empty_home_to_served_forecasts(tmp_path, freq, periods
         if pid_file.exists():
             _stop(int(pid_file.read_text().strip()))
     seconds = time.monotonic() - t0
+    print(proc.stdout)  # the walkthrough's own output (shown with -s, or on failure)
     out = _split(proc.stdout, len(blocks))
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n--- stderr ---\n{proc.stderr[-4000:]}"
     by_cmd = {cmd: next(o for b, o in zip(blocks, out, strict=True) if cmd in b)

@@ -32,7 +32,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["REQUIRED_EVIDENCE", "evidence_record", "missing_evidence"]
+import polars as pl
+
+__all__ = ["REQUIRED_EVIDENCE", "evidence_record", "evidence_records", "missing_evidence"]
 
 _SECTIONS: dict[str, dict[str, str]] = {
     "forecast": {
@@ -204,6 +206,46 @@ def evidence_record(row: dict[str, Any]) -> dict[str, Any]:
     if kind == "transfer":
         doc["order"] = {k: v for k, v in doc["order"].items() if k not in ("raw_qty", "lot_size")}
     return doc
+
+
+def evidence_records(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """:func:`evidence_record` of every row of ``frame``, cleaned column-wise (what saving a large run uses).
+
+    NaN becomes null and dates ISO strings in the frame at once; the rare row holding an infinity goes
+    through :func:`evidence_record` itself. Same documents, several times faster on many rows.
+    """
+    cols = [c for c in dict.fromkeys(["kind", *(c for sec in _SECTIONS.values() for c in sec.values())])]
+    f = frame.select([c for c in cols if c in frame.columns])
+    if any(t.is_temporal() and t != pl.Date for t in f.schema.values()):
+        return [evidence_record(r) for r in frame.iter_rows(named=True)]
+    floats = [c for c, t in f.schema.items() if t.is_float()]
+    inf = (
+        f.select(pl.any_horizontal([pl.col(c).is_infinite().fill_null(False) for c in floats]))
+        .to_series()
+        .to_list()
+        if floats
+        else [False] * f.height
+    )
+    f = f.with_columns(
+        [pl.col(c).fill_nan(None) for c in floats]
+        + [pl.col(c).cast(pl.String) for c, t in f.schema.items() if t == pl.Date]
+    )
+    plan = {
+        kind: [(sec, list(_SECTIONS[sec].items())) for sec in secs] for kind, secs in _KIND_SECTIONS.items()
+    }
+    out = []
+    for row, bad in zip(f.iter_rows(named=True), inf, strict=True):
+        if bad:
+            out.append(evidence_record(row))
+            continue
+        kind = row.get("kind", "purchase")
+        doc: dict[str, Any] = {"kind": kind}
+        for sec, items in plan.get(kind, plan["purchase"]):
+            doc[sec] = {key: row.get(col) for key, col in items}
+        if kind == "transfer":
+            doc["order"] = {k: v for k, v in doc["order"].items() if k not in ("raw_qty", "lot_size")}
+        out.append(doc)
+    return out
 
 
 def missing_evidence(doc: dict[str, Any]) -> list[str]:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from features.store._db import session_scope
 from features.store._tenants import Tenant
-from planning._evidence import evidence_record
+from planning._evidence import evidence_records
 from planning._plan import PlanResult
 from planning._tables import PlanException, PlanPoDraft, PlanRecommendation, PlanRun
 
@@ -121,7 +121,8 @@ def save_plan(
         )
         s.flush()
         recs = []
-        for r in result.recommendations.iter_rows(named=True):
+        docs = evidence_records(result.recommendations)
+        for r, doc in zip(result.recommendations.iter_rows(named=True), docs, strict=True):
             recs.append(
                 {
                     "id": next(ids),
@@ -140,7 +141,7 @@ def save_plan(
                     "route_role": r["route_role"],
                     "rule": r["rule"],
                     "reason": r["reason"],
-                    "evidence": evidence_record(r),
+                    "evidence": doc,
                     "owner_team": r.get("owner_team"),
                 }
             )

@@ -447,3 +447,24 @@ def test_units_missing_from_the_forecast_are_planned_on_the_bootstrap_and_marked
     )
     assert inputs.info["units_without_forecast"] == gap.height
     assert np.isfinite(np.asarray(inputs.forecast.values)).all()
+
+
+def test_evidence_documents_built_column_wise_equal_the_row_by_row_ones(store, tmp_path):
+    from planning import evidence_record
+    from planning._evidence import evidence_records
+
+    eng, _settings = store
+    _ingest(store, "docs", generate(60, 60, freq="W", seed=11), tmp_path)
+    recs = plan_stage(eng, "docs").result.recommendations
+    assert recs.height >= 3
+    recs = recs.with_columns(  # a NaN and an infinity among the values, as plans can have
+        pl.when(pl.int_range(pl.len()) == 0).then(float("nan")).otherwise(pl.col("raw_qty")).alias("raw_qty"),
+        pl.when(pl.int_range(pl.len()) == 1)
+        .then(float("inf"))
+        .otherwise(pl.col("lot_size"))
+        .alias("lot_size"),
+    )
+    recs = recs.with_columns(  # and a transfer row (its order section is trimmed)
+        pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("transfer")).otherwise(pl.col("kind")).alias("kind")
+    )
+    assert evidence_records(recs) == [evidence_record(r) for r in recs.iter_rows(named=True)]

@@ -4,15 +4,38 @@ Convention of the doc (stated at its top too): a fenced ```` ```bash ```` block 
 is ``<!-- run -->`` is run by this test; every other block is an illustration. The marked blocks are joined,
 in order, into one bash script (``set -euo pipefail``), so a shell variable set in one block (``KEY``,
 ``SERVE_PID``) is seen by the next; between blocks the test adds one ``printf`` line of its own (a marker that
-splits the output per block). Nothing in the blocks is substituted: the test sets exactly the variables of
-:data:`VARIABLES` in the environment (plus ``PATH`` with the virtualenv's ``bin``, where ``replenish`` is)
-and runs the script in a fresh empty folder with a fresh empty ``REPLENISH_HOME``, once on monthly and once
-on daily ``replenish synth`` files. No block runs Python: the checks after the script read the store.
+splits the output per block). Nothing in the blocks is substituted: the script inherits the test's
+environment without any ``REPLENISH_*`` variable, plus exactly the variables of :data:`VARIABLES` and ``PATH``
+with the virtualenv's ``bin`` (where ``replenish`` is) in front; it runs in a fresh empty folder with a fresh
+empty ``REPLENISH_HOME``, once on monthly and once on daily ``replenish synth`` files. No block runs Python:
+the checks after the script read the store.
 
 The fast tests below cover the walkthrough's frictions that need no training: the master-data order (sales
 before the SKUs are quarantined with a clear reason, and the same file sent again after the master data is
-stored), and the doc's own shape (every variable a marked block uses is documented or set by an earlier
-block).
+stored), a settings file refused by the data checks is not remembered, and the doc's own shape (every
+variable a marked block uses is documented or set by an earlier block).
+
+The frictions of issue 12's "tried as a new user" and where each is tested:
+
+* holdout < horizon refused before training: ``tests/training/test_config.py`` (names both fields),
+  ``tests/training/test_stage.py::test_holdout_shorter_than_the_horizon_is_refused_before_training``,
+  ``tests/training/test_cli_train.py::test_train_remembers_the_config_and_refuses_bad_ones`` (CLI, exit 2),
+  here: a horizon from the file's top level with a shorter holdout.
+* a walkthrough for one's own data: ``docs/own-data.md``, run here (monthly and daily).
+* master data before facts: documented (section 2), enforced by ingest (quarantine, a known sku), here.
+* month-end dates train: ``tests/training/conftest.py`` (the monthly tenant has month-end dates) with
+  ``tests/training/test_stage.py::test_grid_is_read_from_the_data_and_forecasts_carry_their_meta`` and
+  ``tests/training/test_config.py::test_lag_columns_are_known_inputs_from_history``.
+* no repeated ``--config``: here (the cycle uses the remembered hierarchy and method without flags) and
+  ``test_cli_train.py::test_train_remembers_the_config_and_refuses_bad_ones``.
+* ``models list`` without ``--name``: here, and ``test_cli_train.py::test_models_list_without_a_name_...``.
+* ``forecasts export`` (CSV/Parquet, key columns, run, version): here, and ``test_cli_train.py``.
+* a re-run replaces its facts: ``test_stage.py::test_rerun_with_the_same_run_id_replaces_the_rows``.
+* lags and SKU/location attributes for any tenant: ``test_config.py::test_lag_columns_...`` (a synthetic
+  tenant), ``tests/training/test_pipeline.py`` (category as a static categorical), ``test_windows.py``.
+* short series named: ``tests/training/conftest.py`` (``ShortSeriesWarning`` naming the series) and
+  ``test_stage.py::test_short_series_are_named_not_silently_dropped``.
+* quiet output: here (no dependency warnings, logs or bars in any command's output) and ``test_cli_train.py``.
 """
 
 from __future__ import annotations
@@ -198,7 +221,6 @@ def test_walkthrough_from_empty_home_to_served_forecasts(tmp_path, freq, periods
     env.update(
         REPLENISH_HOME=str(home), TENANT=tenant, DATA=str(work / "acme-files"), FREQ=freq, SERIES="40",
         PERIODS=str(periods), PORT=str(port), PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-        RAY_AUTH_MODE="disabled",
     )
     blocks = run_blocks(DOC.read_text())
     t0 = time.monotonic()

@@ -62,7 +62,7 @@ SET_IN_BLOCKS = ("KEY", "SERVE_PID", "kind", "i", "PWD")
 UNIT = "SKU_001|STORE_001|store"
 #: Dependency noise that the quiet output must not show.
 NOISE = ("Traceback", "GPU available", "LeafSpec", "Successfully registered", "Downloading artifacts",
-         "litlogger", "UserWarning", "FutureWarning", "DeprecationWarning", "it/s]")
+         "litlogger", "Warning:", "it/s]")
 MARK = "@@ block {} @@"
 
 

@@ -141,11 +141,23 @@ def recent_sales(tenant: str, *, settings, months: int = 3) -> pl.DataFrame:
 
 
 def sample_series(keys: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
-    """``n`` of the series ``keys`` drawn at random (seeded), all of them when there are fewer."""
+    """``n`` of the series ``keys`` drawn at random (seeded), all of them when there are fewer.
+
+    The sample covers every SKU, location and channel first (one random series each, as far as ``n``
+    allows), so that the model learns an embedding for each id it will forecast; the rest is uniform.
+    """
     keys = keys.select(TENANT_KEYS).unique().sort(TENANT_KEYS)
     if keys.height <= n:
         return keys
-    pick = np.sort(np.random.default_rng(seed).choice(keys.height, size=n, replace=False))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(keys.height)
+    shuffled = keys[order].with_row_index("_r")
+    cover = pl.concat(
+        [shuffled.unique(k, keep="first", maintain_order=True)["_r"] for k in TENANT_KEYS]
+    ).unique()
+    cover = cover.sort()[:n]
+    rest = np.setdiff1d(np.arange(keys.height), cover.to_numpy())[: n - len(cover)]
+    pick = np.sort(order[np.concatenate([cover.to_numpy(), rest])])
     return keys[pick]
 
 

@@ -315,6 +315,14 @@ def _rows(keys: pl.DataFrame, dates: list, q: np.ndarray, levels, source, versio
     return pl.DataFrame(cols)
 
 
+def _periods_to(first, end: date, freq: str):
+    """Periods from ``first`` to ``end`` inclusive on the grid (a polars expression)."""
+    if freq == "MS":
+        return (end.year - first.dt.year()) * 12 + end.month - first.dt.month().cast(pl.Int64) + 1
+    days = (pl.lit(end) - first).dt.total_days()
+    return (days // 7 if freq.startswith("W") else days) + 1
+
+
 def _history(rows: pl.DataFrame, units: pl.DataFrame, hist_dates: list, freq: str) -> np.ndarray:
     """(N, T) recent history of ``units`` (in their order) from long frame rows, ``NaN`` where no sale."""
     from features.frames import TENANT_KEYS
@@ -426,7 +434,10 @@ def forecast_stage(
             end=end,
         )
         counts["promoted"] += frame.filter(pl.col("qty").is_null() & (pl.col("promo") > 0)).height
-        seen = frame.filter(pl.col("qty").is_not_null()).group_by(keys).len("_n")
+        # history = periods from the unit's first sale in the window to the end (a day without a sales row
+        # inside that span is a day without sales, as the model's encoder reads it)
+        first = frame.filter(pl.col("qty").is_not_null()).group_by(keys).agg(pl.col("date").min())
+        seen = first.with_columns(_periods_to(pl.col("date"), end, fspec.freq).alias("_n")).drop("date")
         ch = ch.join(seen, on=keys, how="left", maintain_order="left").with_columns(pl.col("_n").fill_null(0))
         ok = pl.col("_known") & (pl.col("_n") >= spec.min_encoder_length)
         m_units, b_units = ch.filter(ok), ch.filter(~ok)

@@ -193,3 +193,15 @@ def test_future_promotions_are_known_inputs(shared_home):
     assert fut["promo"].to_list() == [0.0, 0.0, 1.0, 0.0, 0.0]
     assert fut["discount"].to_list()[2] == pytest.approx(0.5)
     assert fut["price_ratio"][2] < fut["price_ratio"][0]
+
+
+def test_training_sample_covers_every_sku_location_and_channel():
+    from features.synth import generate
+    from training._data import sample_series
+
+    sales = generate(3000, 2, "D", seed=0).sales
+    keys = sample_series(sales, 300, seed=1)
+    assert keys.height == 300 and keys.unique().height == 300
+    for k in ("sku_id", "location_id", "channel_id"):
+        assert keys[k].n_unique() == sales[k].n_unique()
+    assert sample_series(sales, 300, seed=1).equals(keys)  # seeded

@@ -214,6 +214,10 @@ def test_each_tenant_is_trained_forecast_on_its_grid_and_planned_with_named_evid
         reconciled = latest_forecast_run(tenant, "reconciled", facts_dir=env.settings.facts_dir)
         assert reconciled.freq == grid and reconciled.model_version == version, (tenant, reconciled)
         assert reconciled.method and reconciled.model_name == f"{tenant}-tft"
+        units = len(_units(env.engine, tenant))
+        assert run.stage("reconcile").counts["nodes"] > units, (tenant, run.stage("reconcile").counts)
+        coherence = run.stage("reconcile").counts["coherence"]
+        assert coherence["max_rel"] < 1e-6, (tenant, coherence)
         with session_scope(env.engine) as s:
             recs = list_recommendations(s, tenant, limit=10_000)
             assert recs, tenant
@@ -223,7 +227,10 @@ def test_each_tenant_is_trained_forecast_on_its_grid_and_planned_with_named_evid
             assert body["model_version"] == version, (tenant, body.get("model_version"))
             assert body["reconciliation_method"] == reconciled.method
             assert body["plan_run"] == run.run_id and body["data_watermark"] == reconciled.data_watermark
-    print("\ncycle stage seconds: " + "; ".join(
+    print("\nreconciliation: " + ", ".join(
+        f"{t} {env.runs[t].stage('reconcile').outputs['reconciliation_method']} "
+        f"({env.runs[t].stage('reconcile').counts['nodes']} nodes)" for t in GRIDS))
+    print("cycle stage seconds: " + "; ".join(
         f"{t}: " + ", ".join(f"{s.stage} {s.seconds:.1f}" for s in env.runs[t].stages) for t in GRIDS))
 
 

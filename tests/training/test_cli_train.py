@@ -117,3 +117,10 @@ def test_train_remembers_the_config_and_refuses_bad_ones(tmp_path):
     out = _cli("forecast", "--tenant", "solo", "--run", "r1")  # no flags: the profile names the model
     assert out.exit_code == 0, out.output
     assert "solo-model version 1" in " ".join(out.output.split())
+
+
+def test_backtest_of_the_champion_on_the_tenants_data(shared_home):
+    out = _cli("backtest", "--tenant", "monthly")
+    assert out.exit_code == 0, out.output
+    assert "WAPE by hierarchy level" in out.output and "monthly-tft champion" in out.output
+    assert "seasonal_naive" in out.output and not any(n in out.output for n in NOISE)

@@ -2,13 +2,16 @@
 
 Public entry points (import from the defining modules):
 
-* ``training.pipeline.train_and_register(config) -> TrainResult`` (``.version``, ``.promoted``): fit,
-backtest,
-  track, register and gate; ``training.config.load_train_config(path_or_dict)`` builds the config.
-* ``training.predict.load_predictor(version_or_alias="champion") -> Predictor``; ``Predictor.forecast(panel)``
-  gives quantiles (N, H, Q) with cold-start flags.
+* ``training.stage.train_tenant(tenant, ...) -> TrainResult`` and ``training.stage.forecast_stage(tenant,
+  run_id=...) -> ForecastRunMeta``: the cycle's train and forecast stages on a tenant's own facts (any grid:
+  D, W, MS), writing registry versions tagged with the tenant and stored forecasts (``features.forecasts``).
+* ``training.pipeline.train_and_register(config, panel)`` / ``load_panel(config)`` / ``promote``: the same
+  steps on an explicit config; ``training.config.load_train_config(path_or_dict)`` builds the config.
+* ``training.predict.load_predictor(version_or_alias="champion", model_name) -> Predictor``;
+  ``Predictor.forecast(panel)`` gives quantiles (N, H, Q) with cold-start flags.
 * ``training.baselines`` and ``training.metrics``: the baselines and accuracy metrics on plain arrays.
 * ``training.gate.decide`` / ``apply_gate``: the champion rule.
+* ``training.quiet.quiet(verbose=False)``: our dependencies' warnings, logs and progress bars filtered.
 
 Layers of the model (STYLE.md): ``training.tft.module`` (network), ``training.tft.lightning_module`` (training
 step), ``training.tft.estimator`` (data + Trainer). Data windows: ``training.windows``.

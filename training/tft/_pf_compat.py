@@ -83,7 +83,8 @@ def reference_frame(df: pd.DataFrame, spec: InputSpec) -> pd.DataFrame:
     if f["freq"] in ("MS", "M", "ME"):
         out["time_idx"] = (t.dt.year - t.min().year) * 12 + t.dt.month - t.min().month
     else:
-        out["time_idx"] = ((t - t.min()) / pd.Timedelta(1, "D")).astype(np.int64)
+        days = ((t - t.min()) / pd.Timedelta(1, "D")).astype(np.int64)
+        out["time_idx"] = days // 7 if str(f["freq"]).startswith("W") else days
     for c in spec.x_categoricals:
         if c not in out.columns and c == "weekday":
             out[c] = t.dt.weekday.astype(str)

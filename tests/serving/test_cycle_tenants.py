@@ -305,3 +305,37 @@ def test_a_tenants_key_never_reads_another_tenants_data(env, client):
         rec = list_recommendations(s, "stallion", limit=1)[0]
     assert _get(client, key, f"/v1/recommendations/{rec.id}").status_code == 404
     assert rec.id not in {r["id"] for r in _get(client, key, "/v1/recommendations", limit=1000).json()}
+
+
+def test_newer_sales_make_only_that_tenants_forecasts_stale_until_its_cycle_runs(env, client, tmp_path):
+    """Runs last in the module: it gives the weekly tenant a new forecast run."""
+    from features.forecasts import sales_watermark
+    from features.ingest import ingest
+    from serving.cycle import run_cycle
+    from training.quiet import quiet
+
+    unit = _units(env.engine, "weekly")[0]
+    before = _post(client, env.keys["weekly"], "/v1/forecasts", {"units": [unit]})
+    assert before.status_code == 200, before.text
+    nxt = min(before.json()["forecasts"][0]["dates"])  # the period after the last sales date
+    sku, loc, ch = unit.split("|")
+    path = tmp_path / "new-sales.csv"
+    path.write_text(f"sku_id,location_id,channel_id,date,qty\n{sku},{loc},{ch},{nxt},5\n")
+    r = ingest("sales", path, tenant="weekly", engine=env.engine, settings=env.settings)
+    assert r.exit_code == 0, r.summary()
+
+    stale = _post(client, env.keys["weekly"], "/v1/forecasts", {"units": [unit]})
+    assert stale.status_code == 409 and "replenish cycle --tenant weekly" in stale.text, stale.text
+    assert "quantiles" not in stale.text
+    other = _post(client, env.keys["daily"], "/v1/forecasts", {"units": [_units(env.engine, "daily")[0]]})
+    assert other.status_code == 200, other.text  # another tenant's ingest leaves daily current
+
+    with quiet():
+        run = run_cycle("weekly", stages=["forecast", "reconcile"], settings=env.settings, engine=env.engine)
+    assert run.status == "succeeded", run.error
+    fresh = _post(client, env.keys["weekly"], "/v1/forecasts", {"units": [unit]})
+    assert fresh.status_code == 200, fresh.text
+    body = fresh.json()
+    assert body["run_id"] == run.run_id != before.json()["run_id"]
+    assert body["data_watermark"] == sales_watermark("weekly", facts_dir=env.settings.facts_dir)
+    assert min(body["forecasts"][0]["dates"]) > nxt

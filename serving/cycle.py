@@ -214,16 +214,12 @@ def _plan(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
 
 
 def _propose(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
-    plan_run = ctx.ran.get("plan", {}).get("plan_run")
-    if plan_run is None:  # run alone: the tenant's newest plan run
-        from planning import load_run
-
-        plan_run = load_run(ctx.engine, ctx.tenant)["run"]["run_id"]
+    plan_run = ctx.ran.get("plan", {}).get("plan_run")  # None (run alone): the tenant's newest plan run
     cb(0, 1)
     res = _function("propose")(ctx.engine, ctx.tenant, plan_run, actor=ctx.actor)
     cb(1, 1)
     counts = {k: v for k, v in res.to_dict().items() if k not in ("plan_run_id", "tenant")}
-    return counts, {"plan_run": plan_run}
+    return counts, {"plan_run": res.plan_run_id}
 
 
 _ADAPTERS: dict[str, Callable[[_Context, Callable[[int, int], None]], tuple[dict, dict]]] = {

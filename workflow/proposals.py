@@ -225,13 +225,15 @@ def build_recommendations(run: dict[str, Any]) -> list[RecommendationIn]:
     return out
 
 
-def propose_plan(engine: Engine, tenant: str, plan_run_id: str, *, actor: str | None = None) -> ProposeResult:
+def propose_plan(
+    engine: Engine, tenant: str, plan_run_id: str | None, *, actor: str | None = None
+) -> ProposeResult:
     """Propose every recommendation of a stored plan run to the workflow, in one transaction.
 
     Args:
         engine: a migrated state store.
         tenant: the plan run's tenant.
-        plan_run_id: a plan run of ``tenant`` (``planning.save_plan``'s id).
+        plan_run_id: a plan run of ``tenant`` (``planning.save_plan``'s id); None: the tenant's newest.
         actor: who proposes, as the audit log shows it (default ``planning:<plan_run_id>``).
 
     Returns:
@@ -243,6 +245,7 @@ def propose_plan(engine: Engine, tenant: str, plan_run_id: str, *, actor: str | 
     from planning import load_run
 
     run = load_run(engine, tenant, plan_run_id)
+    plan_run_id = run["run"]["run_id"]
     recs = build_recommendations(run)
     with session_scope(engine) as s:  # the whole plan in one transaction
         keys = [r.proposal_key for r in recs if r.proposal_key is not None]

@@ -108,3 +108,14 @@ def test_two_plan_runs_are_proposed_separately_and_another_tenant_cannot_propose
     with pytest.raises(LookupError, match="no plan run"):
         propose_plan(engine, "other", first)
     assert _all(engine, "other") == []
+
+
+def test_no_plan_run_id_proposes_the_tenants_newest_run(engine, plan_result):
+    from planning import save_plan
+
+    save_plan(engine, "acme", plan_result, create_tenant=True)
+    newest = save_plan(engine, "acme", plan_result)
+    result = propose_plan(engine, "acme", None)
+    assert result.plan_run_id == newest and result.created == plan_result.recommendations.height
+    with pytest.raises(LookupError, match="no plan run"):
+        propose_plan(engine, "nobody", None)

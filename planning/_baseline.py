@@ -118,10 +118,10 @@ def history_baseline(
 
     win = slice(max(t - window, 0), t)
     yw = np.where(base[:, win], y[:, win], np.nan)
-    window_mean = np.nanmean(np.where(np.all(np.isnan(yw), axis=1)[:, None], y[:, win], yw), axis=1)
+    window_mean = _row_nanmean(np.where(np.all(np.isnan(yw), axis=1)[:, None], y[:, win], yw))
     rec = np.where(base[:, -recent:], y[:, -recent:], np.nan)
     with np.errstate(invalid="ignore"):
-        recent_mean = np.where(np.all(np.isnan(rec), axis=1), window_mean, np.nanmean(rec, axis=1))
+        recent_mean = np.where(np.all(np.isnan(rec), axis=1), window_mean, _row_nanmean(rec))
     promo_factor = np.where(pf, lift[:, None], 1.0)  # (N, H)
     mean = recent_mean[:, None] * promo_factor
     if not spread:
@@ -135,7 +135,7 @@ def history_baseline(
     f = ma * np.where(p, lift[:, None], 1.0)
     err = (y - f)[:, win]
     with np.errstate(invalid="ignore"):
-        rmse = np.sqrt(np.nanmean(err**2, axis=1))
+        rmse = np.sqrt(_row_nanmean(err**2))
     rmse = np.where(np.isfinite(rmse), rmse, np.sqrt(np.maximum(window_mean, 0.0)))
 
     # Errors summed over k periods from each origin s in the window (promotion lift divided out).
@@ -183,3 +183,18 @@ def gamma_quantiles(mean: np.ndarray, sd: np.ndarray, levels: np.ndarray) -> np.
     scale = np.where(pos, s * s / np.maximum(m, 1e-9), 0.0)
     q = gammaincinv(shape[..., None], np.asarray(levels)[None, None, :]) * scale[..., None]
     return q.astype(np.float32)
+
+
+def _row_nanmean(a: np.ndarray) -> np.ndarray:
+    """Mean of each row over its non-NaN values; NaN for a row (or a window) with none, without a warning.
+
+    Args:
+        a: (N, T) values with NaN for missing; T may be 0.
+
+    Returns:
+        (N,) float64.
+    """
+    ok = ~np.isnan(a)
+    n = ok.sum(axis=1)
+    total = np.where(ok, a, 0.0).sum(axis=1)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)

@@ -214,27 +214,47 @@ def load_run(engine: Engine, tenant_id: str, run_id: str | None = None) -> dict[
 
 
 def identity_issues(engine: Engine, tenant_id: str) -> pl.DataFrame:
-    """Identity problems found at ingest: the tenant's quarantined values of identity fields.
+    """Identity problems found at ingest that still stand: quarantined identity values not known since.
+
+    A value quarantined because its SKU or location was unknown stops being a problem once that master
+    data is ingested (the rows can then be re-sent); each remaining value is reported once, with how many
+    rows carried it and where the first one was, not once per rejected row.
 
     Returns:
-        sku_id, location_id, message (one row per quarantined identity value), for
+        sku_id, location_id, message (one row per unknown identity value), for
         :func:`planning._exceptions.identity_exceptions`.
     """
-    from features.store._schema import QuarantineRow
+    from features.store._schema import Location, QuarantineRow, Sku
 
     with session_scope(engine) as s:
         rows = s.execute(
-            select(QuarantineRow).where(
-                QuarantineRow.tenant_id == tenant_id, QuarantineRow.field.in_(IDENTITY_FIELDS)
+            select(
+                QuarantineRow.field,
+                QuarantineRow.value,
+                func.count().label("n"),
+                func.min(QuarantineRow.file_name).label("file_name"),
+                func.min(QuarantineRow.row_number).label("row_number"),
+                func.min(QuarantineRow.expected).label("expected"),
             )
-        ).scalars()
-        data = [
+            .where(QuarantineRow.tenant_id == tenant_id, QuarantineRow.field.in_(IDENTITY_FIELDS))
+            .group_by(QuarantineRow.field, QuarantineRow.value)
+        ).all()
+        skus = set(s.execute(select(Sku.sku_id).where(Sku.tenant_id == tenant_id)).scalars())
+        locations = set(
+            s.execute(select(Location.location_id).where(Location.tenant_id == tenant_id)).scalars()
+        )
+    data = []
+    for r in rows:
+        is_sku = r.field == "sku_id"
+        is_loc = r.field in ("location_id", "from_location_id")
+        if (is_sku and r.value in skus) or (is_loc and r.value in locations):
+            continue  # known now: the problem was solved by ingesting the master data
+        data.append(
             {
-                "sku_id": r.value if r.field == "sku_id" else None,
-                "location_id": r.value if r.field in ("location_id", "from_location_id") else None,
-                "message": f"{r.file_name} row {r.row_number}: {r.field}={r.value!r} rejected, "
-                f"expected {r.expected}",
+                "sku_id": r.value if is_sku else None,
+                "location_id": r.value if is_loc else None,
+                "message": f"{r.field}={r.value!r} rejected in {r.n} row(s) (first: {r.file_name} row "
+                f"{r.row_number}), expected {r.expected}",
             }
-            for r in rows
-        ]
+        )
     return pl.DataFrame(data, schema={"sku_id": pl.String, "location_id": pl.String, "message": pl.String})

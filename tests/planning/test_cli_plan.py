@@ -142,18 +142,26 @@ def test_identity_problems_from_the_ingest_quarantine_become_exceptions(engine):
                 expected="a known SKU id",
             )
         )
-        s.add(
-            QuarantineRow(
-                tenant_id="q1",
-                batch_id="b1",
-                kind="sales",
-                file_name="sales.csv",
-                row_number=8,
-                field="qty",
-                value="-3",
-                expected="a number >= 0",
+        for row, (field, value, expected) in enumerate(
+            [
+                ("qty", "-3", "a number >= 0"),
+                ("sku_id", "SKU_??", "a known SKU id"),  # the same unknown SKU again: reported once
+                ("sku_id", "SKU_001", "a known SKU id"),  # known once the synthetic SKUs are ingested
+            ],
+            start=8,
+        ):
+            s.add(
+                QuarantineRow(
+                    tenant_id="q1",
+                    batch_id="b1",
+                    kind="sales",
+                    file_name="sales.csv",
+                    row_number=row,
+                    field=field,
+                    value=value,
+                    expected=expected,
+                )
             )
-        )
     res = CliRunner().invoke(
         app,
         ["plan", "--synthetic", "20", "--periods", "20", "--tenant", "q1", "--database-url", _url(engine)],
@@ -167,8 +175,12 @@ def test_identity_problems_from_the_ingest_quarantine_become_exceptions(engine):
             )
         ).all()
     ingest = [m for m in msgs if m[0].startswith("ingest:")]
-    assert len(ingest) == 1  # the identity field only, not the bad quantity
-    assert "sales.csv row 7: sku_id='SKU_??' rejected, expected a known SKU id" in ingest[0][0]
+    # The unknown SKU once (not per row), not the bad quantity, not the SKU that is known by now.
+    assert len(ingest) == 1, msgs
+    assert (
+        "sku_id='SKU_??' rejected in 2 row(s) (first: sales.csv row 7), expected a known SKU id"
+        in ingest[0][0]
+    )
     assert ingest[0][1] == "policy_exception"  # routed to master data by the shipped rules
 
 

@@ -234,8 +234,18 @@ def _champion(tenant: str, model_name: str):
     try:
         pred = load_predictor("champion", model_name)
     except LookupError:
+        from training.registry import list_versions
+
+        versions = [v["version"] for v in list_versions(model_name)]
+        if versions:
+            raise LookupError(
+                f"tenant {tenant!r} has no champion model: {model_name!r} has version(s) "
+                f"{', '.join(versions)} but none passed the champion gate; promote one by hand "
+                f"(`replenish models promote {versions[0]} --tenant {tenant}`) or train again "
+                f"(`replenish cycle --tenant {tenant} --train`, `replenish train --tenant {tenant}`)"
+            ) from None
         raise LookupError(
-            f"tenant {tenant!r} has no champion model ({model_name!r} has no 'champion' version): train one "
+            f"tenant {tenant!r} has no champion model ({model_name!r} has no version yet): train one "
             f"first with `replenish cycle --tenant {tenant} --train` or `replenish train --tenant {tenant}`"
         ) from None
     tags = client().get_model_version(model_name, pred.version).tags

@@ -141,7 +141,10 @@ class Panel:
 
     def series_ids(self) -> list[str]:
         """One string id per series, ``key1|key2|...``."""
-        return self.keys.astype(str).agg("|".join, axis=1).tolist()
+        cols = [self.keys[c].astype(str) for c in self.keys.columns]
+        if not cols:
+            return []
+        return cols[0].str.cat(cols[1:], sep="|").tolist() if len(cols) > 1 else cols[0].tolist()
 
     def time_index(self, when) -> int:
         """Index of a timestamp in the grid.

@@ -176,7 +176,7 @@ class PlanningUnit(Base):
     policy_kind: Mapped[str] = mapped_column(String(32))
     review_period_days: Mapped[int] = mapped_column(Integer)
     service_target: Mapped[float] = mapped_column(Float)
-    horizon_periods: Mapped[int] = mapped_column(Integer)
+    horizon_periods: Mapped[int | None] = mapped_column(Integer)
     owner_team: Mapped[str | None] = mapped_column(String(_ID))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

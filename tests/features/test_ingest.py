@@ -268,3 +268,25 @@ def test_bad_reference_rows_leave_stored_rows_untouched(engine, settings, identi
         after = c.execute(sa.text("SELECT location_id, kind, parent_id FROM locations WHERE tenant_id='t1' "
                                   "ORDER BY location_id")).all()
     assert after == before
+
+
+def test_planning_units_without_a_horizon_leave_it_to_the_grid(tmp_path):
+    """An absent horizon_periods is stored empty (the tenant's grid decides), not as 28 of any period."""
+    import polars as pl
+
+    from features.ingest import ingest
+    from features.settings import get_settings
+    from features.synth import generate
+    from features.tables import read_table
+
+    settings = get_settings()
+    settings.ensure_home()
+    data = generate(4, 30, freq="W", seed=2)
+    data.write(tmp_path / "f", fmt="csv")
+    for kind in ("channels", "locations", "skus"):
+        ingest(kind, tmp_path / "f" / f"{kind}.csv", tenant="h1", settings=settings)
+    data.planning_units.drop("horizon_periods").write_csv(tmp_path / "pu.csv")
+    assert ingest("planning_units", tmp_path / "pu.csv", tenant="h1", settings=settings).status == "stored"
+    pu = read_table("planning_units", "h1", settings=settings)
+    assert pu.height == 4 and pu["horizon_periods"].null_count() == 4
+    assert pu.schema["horizon_periods"] == pl.Int64

@@ -30,9 +30,9 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kernels import warmup  # noqa: E402
 from planning._baseline import gamma_quantiles  # noqa: E402
 from planning._classic import classic_order_up_to  # noqa: E402
-from planning._levels import warmup  # noqa: E402
 from planning._plan import Budget, Forecast, PlanConfig, plan  # noqa: E402
 from planning._routing import load_rules  # noqa: E402
 

@@ -11,15 +11,16 @@ after its own lead time drawn from the term's true distribution (independent per
 both aiming at a 95% fill rate, with the same demand, lead-time draws and pack / MOQ / max rounding:
 
 * ours: Monte-Carlo steady-state shortfall from a bootstrap of the unit's own non-promoted history
-  (:func:`planning._policy.policy_samples`, the planner's entry point; crossing orders, the sampling error of
+  (:func:`kernels.policy_samples`, the engine the planner ships; crossing orders, the sampling error of
   the history's mean, and each path's lead-time distribution drawn from its Dirichlet posterior: the term's
   deliveries plus pooled pseudo-deliveries, as many as the spread between terms says), the promotion lift
   in known promoted weeks; order-up-to = least S whose simulated fill rate >= 95%
-  (``planning._levels.order_up_to_levels``, pack / MOQ lot counted). Levels only use data before each
+  (``kernels.order_up_to_levels``, pack / MOQ lot counted). Levels only use data before each
   review: the replayed weeks never feed them;
 * ours, group target: the same paths, each unit's fill rate allocated so that the demand-weighted simulated
   fill rate of all units meets 95% with the least expected on-hand, no unit under 80%
-  (``planning._service``, what ``plan(config=PlanConfig(service_group="all"))`` does);
+  (``kernels.service_menu`` / ``kernels.allocated_targets``, what
+  ``plan(config=PlanConfig(service_group="all"))`` does);
 * classic: point forecast (13-week moving average of non-promoted weeks x promotion lift) over the fixed mean
   lead time + review, plus z x RMSE x sqrt(L+R), z from the normal loss function for a 95% fill rate; printed
   also with z = Phi^-1(0.95) (the cycle-service reading) and with the safety stock scaled after the fact to
@@ -47,14 +48,21 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from features.synth import generate  # noqa: E402
+from kernels import (  # noqa: E402
+    HistoryDemand,
+    allocated_targets,
+    effective_lot,
+    fill_grid,
+    order_up_to_levels,
+    policy_samples,
+    service_menu,
+    warmup,
+)
 from planning._baseline import history_baseline  # noqa: E402
 from planning._bootstrap import history_pool  # noqa: E402
 from planning._classic import classic_order_up_to  # noqa: E402
 from planning._history import DemandMatrix, demand_matrix, dirichlet_strength, shrink_pmf  # noqa: E402
-from planning._levels import effective_lot, order_up_to_levels, warmup  # noqa: E402
-from planning._policy import HistoryDemand, policy_samples  # noqa: E402
 from planning._replay import replay_policy  # noqa: E402
-from planning._service import allocated_targets, fill_grid, service_menu  # noqa: E402
 from planning._supplier import choose_supplier  # noqa: E402
 
 HISTORY, WARMUP, MEASURED, HORIZON, TARGET, REVIEW = 104, 10, 26, 12, 0.95, 1

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from kernels._simulate_jit import lazy_njit
+from kernels._jit import lazy_njit
 
 __all__ = ["GOLDEN", "N_STREAMS", "draw", "fmix64", "path_key", "uniforms", "warmup"]
 

@@ -24,7 +24,7 @@ import numba as nb
 import numpy as np
 
 from kernels._rng import INV_2_32, N_STREAMS, draw
-from kernels._simulate_jit import lazy_njit
+from kernels._jit import lazy_njit
 
 __all__ = [
     "DEMAND_GAMMA",

@@ -18,7 +18,7 @@ import numpy as np
 
 from kernels._rng import draw, path_key
 from kernels._sampling import gamma_draw, norm_ppf, open_uniform, quantile_inverse, sample_table
-from kernels._simulate_jit import lazy_njit
+from kernels._jit import lazy_njit
 
 __all__ = ["N_STAT", "STAT", "simulate_cpu"]
 

@@ -29,7 +29,7 @@ import numpy as np
 from kernels._rng import draw, path_key
 from kernels._sampling import sample_table
 from kernels._simulate_cpu import continuous_demand, period_demand
-from kernels._simulate_jit import lazy_njit
+from kernels._jit import lazy_njit
 
 __all__ = ["CURVE", "N_CURVE", "curve_cpu", "scan_curve"]
 

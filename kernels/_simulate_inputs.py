@@ -22,7 +22,7 @@ from kernels._sampling import (
     DEMAND_QUANTILE,
     quantile_inverse,
 )
-from kernels._simulate_jit import lazy_njit
+from kernels._jit import lazy_njit
 
 __all__ = [
     "DemandModel",

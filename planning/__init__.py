@@ -17,7 +17,9 @@ Python API (what the serving layer calls)::
 ``plan`` simulates with :func:`policy_samples` (the policy ``benchmarks/policy_backtest.py`` measures: orders
 crossing, the lead-time posterior from ``lead_time_counts``, a history bootstrap for the baseline). It returns
 plain Polars frames (:class:`PlanResult`); nothing is written until ``save_plan``. Names are resolved lazily
-so that ``import planning`` does not compile Numba kernels; call :func:`warmup` at start-up.
+so that ``import planning`` does not compile Numba kernels; call :func:`warmup` (the kernels' engine warm-up,
+``kernels.warmup``) at start-up. The simulation itself is ``kernels``' engine: this package only turns frames
+into its arrays and its arrays into decisions.
 """
 
 from __future__ import annotations
@@ -73,10 +75,10 @@ _WHERE = {
     "missing_evidence": "planning._evidence",
     "load_run": "planning._store",
     "save_plan": "planning._store",
-    "warmup": "planning._levels",
-    "HistoryDemand": "planning._policy",
-    "QuantileDemand": "planning._policy",
-    "policy_samples": "planning._policy",
+    "warmup": "kernels",
+    "HistoryDemand": "kernels",
+    "QuantileDemand": "kernels",
+    "policy_samples": "kernels",
 }
 
 

@@ -3,9 +3,9 @@
 Where no forecast distribution is given, a unit's recent demand history *is* its demand distribution: for
 intermittent and lumpy units (most weeks zero, skewed sizes) a resample of the observed periods keeps the
 share of zero periods and the size distribution that a gamma or normal fit blurs. :func:`history_pool` keeps
-each unit's last non-promoted periods; :class:`planning._policy.HistoryDemand` draws a future period as one
+each unit's last non-promoted periods; :class:`kernels.HistoryDemand` draws a future period as one
 pooled period times that period's known factor (the promotion lift in promoted periods, 1 otherwise), in the
-one simulation of :func:`planning._policy.policy_samples` (crossing orders, lead-time posterior).
+one simulation of :func:`kernels.policy_samples` (crossing orders, lead-time posterior).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from datetime import date
 import numpy as np
 import polars as pl
 
+from kernels import HistoryDemand
 from planning._baseline import DEFAULT_LEVELS, gamma_quantiles, history_baseline
 from planning._bootstrap import history_pool
 from planning._exceptions import (
@@ -38,7 +39,6 @@ from planning._history import (
 )
 from planning._kinds import DEFAULT_KIND, POLICY_KINDS
 from planning._plan import Forecast
-from planning._policy import HistoryDemand
 from planning._promotions import future_periods, promotion_calendar, promotion_lift
 from planning._supplier import choose_supplier
 

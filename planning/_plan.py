@@ -7,11 +7,11 @@ and risks, recommendations with their evidence and route, purchase-order drafts,
 writes nothing; :func:`planning._store.save_plan` does.
 
 The hot path is array code: Monte-Carlo protection-interval samples from
-:func:`planning._policy.policy_samples` (the simulation the policy backtest measures: every order its own lead
+:func:`kernels.policy_samples` (the engine the policy backtest measures: every order its own lead
 time by default, optionally each path its own lead-time distribution from a Dirichlet posterior; forecast
-quantiles, or a bootstrap of each unit's history for a baseline with a history source), levels in Numba
-(:mod:`planning._levels`), rounding and allocation in NumPy/Numba, frames in Polars; units are processed in
-chunks so memory stays bounded (``chunk_size x n_paths x 8`` bytes of samples at a time).
+quantiles, or a bootstrap of each unit's history for a baseline with a history source), levels
+(``kernels.order_up_to_levels``), rounding and allocation (``kernels``), frames in Polars; units are
+processed in chunks so memory stays bounded (``chunk_size x n_paths x 8`` bytes of samples at a time).
 """
 
 from __future__ import annotations
@@ -22,20 +22,26 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-from planning._allocate import Constraint, allocate_increments
-from planning._exceptions import EXCEPTION_SCHEMA, overstock, stockout_risk
-from planning._kinds import kind_codes, policy_levels, policy_orders
-from planning._levels import effective_lot, expected_served, order_up_to_levels
-from planning._policy import (
+from kernels import (
+    Constraint,
     HistoryDemand,
     ProtectionSamples,
     QuantileDemand,
+    ServiceMenu,
+    allocate_increments,
+    allocated_targets,
     check_lead_times,
+    effective_lot,
+    expected_served,
+    fill_grid,
+    order_up_to_levels,
     policy_samples,
+    service_menu,
 )
+from planning._exceptions import EXCEPTION_SCHEMA, overstock, stockout_risk
+from planning._kinds import kind_codes, policy_levels, policy_orders
 from planning._rounding import BOUND_NAMES
 from planning._routing import RuleSet, route
-from planning._service import ServiceMenu, allocated_targets, fill_grid, service_menu
 from planning._supplier import draft_purchase_orders
 from planning._supply import allocate_constrained_supply
 from planning._transfers import POSITION_COLUMNS, propose_transfers
@@ -162,7 +168,7 @@ class PlanConfig:
         service_group: a unit column whose values group units sharing one fill target (``"all"``: every
             unit in one group): each group's demand-weighted simulated fill rate meets the demand-weighted
             mean of its units' targets with the least expected on-hand, each unit's own fill rate allocated
-            where stock buys the most service (:mod:`planning._service`); None: every unit meets its own.
+            where stock buys the most service (``kernels.service_menu``); None: every unit meets its own.
         unit_fill_floor: with ``service_group``, no unit's allocated fill rate falls below this.
     """
 
@@ -489,7 +495,7 @@ def plan(
 def _group_targets(
     u: pl.DataFrame, target: np.ndarray, lot: np.ndarray, samples, config: PlanConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Allocate group fill targets to units (:mod:`planning._service`); first pass over the chunks.
+    """Allocate group fill targets to units (``kernels.service_menu``); first pass over the chunks.
 
     Returns:
         ``(group name, group target, allocated unit target)``, each (N,): the unit's level is then the least

@@ -3,7 +3,7 @@
 Customer commitments come first: each location gets its committed quantity (pro rata to the commitments, in
 whole packs, when even those exceed the confirmed quantity). What is left goes one pack at a time to the
 location where the pack adds the most expected units served over the protection interval, ``E[min(D_LR, y)]``
-(the same greedy as budgets, :func:`planning._allocate.allocate_increments`, with the confirmed quantity as
+(the same greedy as budgets, :func:`kernels.allocate_increments`, with the confirmed quantity as
 the budget), i.e. to the highest stockout risk first. No location gets more than it asked for.
 """
 
@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from planning._allocate import Constraint, allocate_increments
-from planning._levels import ProtectionSamples, expected_served
+from kernels import Constraint, ProtectionSamples, allocate_increments, expected_served
 
 __all__ = ["allocate_constrained_supply"]
 

@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from planning._allocate import Constraint, allocate_increments
+from kernels import Constraint, allocate_increments
 
 
 def _flat(gains):

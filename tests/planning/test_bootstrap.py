@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
+from kernels import HistoryDemand, order_up_to_levels, policy_samples
 from planning._bootstrap import history_pool
-from planning._levels import order_up_to_levels
-from planning._policy import HistoryDemand, policy_samples
 from planning._replay import replay_policy
 
 

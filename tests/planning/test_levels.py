@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
+from kernels import effective_lot, expected_served, order_up_to_levels, protection_samples
 from planning._classic import classic_order_up_to, normal_loss_inverse
-from planning._levels import effective_lot, expected_served, order_up_to_levels, protection_samples
 
 LEVELS = np.linspace(0.01, 0.99, 99)
 

@@ -8,12 +8,18 @@ import polars as pl
 import pytest
 
 from features.synth import generate
+from kernels import (
+    HistoryDemand,
+    ProtectionSamples,
+    QuantileDemand,
+    effective_lot,
+    order_up_to_levels,
+    policy_samples,
+)
 from planning._bootstrap import history_pool
 from planning._history import dirichlet_strength
 from planning._inputs import LT_PRIOR, inputs_from_frames, lead_time_prior_strength
-from planning._levels import effective_lot, order_up_to_levels
 from planning._plan import Forecast, PlanConfig, plan
-from planning._policy import HistoryDemand, ProtectionSamples, QuantileDemand, policy_samples
 
 # Demand per period: the quantile function through these points is 20 u on [0, 0.9] (uniform 0..18 with mass
 # 0.9) and an exponential tail above, 18 + 2 log(0.1 / (1 - u)) (the sampler's tail rule), mean 9.1 + 2.

@@ -6,11 +6,12 @@ import itertools
 import numpy as np
 import pytest
 
-from planning._levels import ProtectionSamples, order_up_to_levels
-from planning._service import (
+from kernels import (
+    ProtectionSamples,
     ServiceMenu,
     allocate_group_fill,
     fill_grid,
+    order_up_to_levels,
     service_menu,
 )
 

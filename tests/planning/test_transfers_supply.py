@@ -2,7 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from planning._levels import protection_samples
+from kernels import protection_samples
 from planning._supply import allocate_constrained_supply
 from planning._transfers import propose_transfers
 

@@ -9,6 +9,7 @@ Heavy imports (torch, lightning, mlflow) happen inside the commands.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -136,13 +137,15 @@ def train_cmd(
 
     from features.profile import get_profile, save_profile
     from training.config import TrainConfigError
+    from training.quiet import ShortSeriesWarning
     from training.stage import train_tenant
 
     console = Console(width=140)
     with _session(tenant, verbose) as (settings, engine, t):
         before = get_profile(engine, t)
         _remember(settings, engine, t, config, name)
-        with _progress(console, f"training {t}") as bar:
+        with _progress(console, f"training {t}") as bar, warnings.catch_warnings():
+            warnings.simplefilter("ignore", ShortSeriesWarning)  # printed below from the result
             task = bar.add_task("train", total=6)
             try:
                 r = train_tenant(

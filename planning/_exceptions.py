@@ -4,12 +4,13 @@
   below the lead time;
 * ``overstock``: on hand beyond ``max_cover_periods`` of mean forecast demand;
 * ``ageing_stock``: stock older than ``max_age_days``;
-* ``forecast_anomaly``: the actual of a period lies outside the forecast's [P1, P99];
-* ``bias_drift``: tracking signal ``sum(actual - P50) / MAD`` over the last periods beyond a limit
-  (Trigg 1964);
-* ``late_po``: an open purchase order past its ETA;
+* ``forecast_anomaly``: the actual of the last period lies outside the band the forecast made for it gave
+  (``lo``/``hi`` columns, [P0.5, P99.5] by default, :mod:`planning._forecast_checks`);
+* ``bias_drift``: the mean error of the forecast over the last periods is both significant (a t statistic
+  beyond a limit) and material (the forecast off by more than a share of the actuals);
+* ``late_po``: an open purchase order past its ETA on the date of the data;
 * ``lead_time_drift``: mean observed lead time of recent deliveries beyond the promise by more than a
-  tolerance;
+  tolerance and, where the term has a history, significantly longer than its earlier deliveries;
 * ``short_shipment``: a receipt below the ordered quantity by more than a tolerance;
 * ``identity``: a planning unit names an unknown SKU, location or no supplier terms; a duplicate unit; an
   ingest issue.
@@ -25,6 +26,8 @@ __all__ = [
     "EXCEPTION_SCHEMA",
     "EXCEPTION_TYPES",
     "bias_drift",
+    "dedup_exceptions",
+    "exception_keys",
     "forecast_anomalies",
     "identity_exceptions",
     "late_purchase_orders",
@@ -125,7 +128,10 @@ def stockout_risk(units: pl.DataFrame, max_probability: float = 0.2) -> pl.DataF
 
 
 def overstock(
-    units: pl.DataFrame, max_cover_periods: float = 12.0, max_age_days: float | None = 180.0
+    units: pl.DataFrame,
+    max_cover_periods: float = 12.0,
+    max_age_days: float | None = 180.0,
+    min_excess_units: float = 1.0,
 ) -> pl.DataFrame:
     """Excess beyond ``max_cover_periods`` of mean demand, and ageing stock (if ``stock_age_days`` is given).
 
@@ -133,10 +139,13 @@ def overstock(
         units: sku_id, location_id, on_hand, mean_demand (per period); optional stock_age_days.
         max_cover_periods: periods of cover above which stock is excess.
         max_age_days: age above which stock is flagged as ageing (None: no ageing check).
+        min_excess_units: least stock beyond the cover that is reported (whole units).
     """
     _need(units, "overstock units", {"sku_id", "location_id", "on_hand", "mean_demand"})
     cover = pl.col("on_hand") / pl.col("mean_demand").clip(lower_bound=1e-9)
-    hit = units.filter((pl.col("on_hand") > 0) & (cover > max_cover_periods))
+    excess = pl.col("on_hand") - max_cover_periods * pl.col("mean_demand").clip(lower_bound=0.0)
+    # at least one whole unit beyond the cover: a slow mover's last unit is not excess worth reading
+    hit = units.filter((pl.col("on_hand") > 0) & (cover > max_cover_periods) & (excess >= min_excess_units))
     out = [
         _out(
             hit,
@@ -149,7 +158,7 @@ def overstock(
                 "{} units on hand = {} periods of cover (limit {})",
                 pl.col("on_hand"),
                 cover.round(1),
-                pl.lit(max_cover_periods),
+                pl.lit(round(max_cover_periods, 1)),
             ),
         )
     ]
@@ -171,15 +180,22 @@ def overstock(
     return pl.concat(out)
 
 
-def forecast_anomalies(actuals: pl.DataFrame) -> pl.DataFrame:
-    """Actuals outside the forecast's [P1, P99] interval.
+def forecast_anomalies(actuals: pl.DataFrame, band: tuple[str, str] = ("P1", "P99")) -> pl.DataFrame:
+    """Actuals outside the band the forecast made for their period.
+
+    Bounds are moved to whole units (the low one down, the high one up): the band of a continuous stand-in
+    for counted demand would call every week without a sale anomalous for a unit whose lower bound is 0.2.
 
     Args:
-        actuals: sku_id, location_id, period (date or int), actual, p01, p99.
+        actuals: sku_id, location_id, period (date or int), actual, p01, p99 (the band's bounds; the names
+            are kept from the [P1, P99] band), optional ``source`` (what made the forecast).
+        band: how the band's bounds are named in the message (low, high).
     """
     _need(actuals, "forecast anomaly actuals", {"sku_id", "location_id", "period", "actual", "p01", "p99"})
-    hit = actuals.filter((pl.col("actual") < pl.col("p01")) | (pl.col("actual") > pl.col("p99")))
-    above = pl.col("actual") > pl.col("p99")
+    # demand is counted: below a bound of 0.2 lies only 0, which a unit selling 3 a period meets often
+    below, above = pl.col("actual") < pl.col("p01").floor(), pl.col("actual") > pl.col("p99").ceil()
+    hit = actuals.filter(below | above)
+    src = pl.col("source") if "source" in actuals.columns else pl.lit("the forecast")
     return _out(
         hit,
         "forecast_anomaly",
@@ -188,50 +204,103 @@ def forecast_anomalies(actuals: pl.DataFrame) -> pl.DataFrame:
         customer_impacting=pl.lit(False),
         severity=pl.lit("medium"),
         message=pl.format(
-            "actual {} in period {} outside forecast [P1 {}, P99 {}]",
-            pl.col("actual"),
+            "actual {} in period {} {} the forecast's band [{} {}, {} {}] ({})",
+            pl.col("actual").round(2),
             pl.col("period"),
+            pl.when(above).then(pl.lit("above")).otherwise(pl.lit("below")),
+            pl.lit(band[0]),
             pl.col("p01").round(2),
+            pl.lit(band[1]),
             pl.col("p99").round(2),
+            src,
         ),
     )
 
 
-def bias_drift(actuals: pl.DataFrame, last_periods: int = 8, limit: float = 4.0) -> pl.DataFrame:
-    """Tracking signal over the last periods: ``sum(actual - p50) / mean|actual - p50|`` beyond +-limit.
+def bias_drift(
+    actuals: pl.DataFrame,
+    last_periods: int = 8,
+    limit: float = 3.0,
+    min_bias: float = 0.2,
+    min_periods: int = 4,
+) -> pl.DataFrame:
+    """Units whose forecast has been off in one direction over the last periods, significantly and materially.
+
+    Over a unit's last ``last_periods`` periods with both an actual and a forecast (at least
+    ``min_periods``), with errors ``e = actual - p50``:
+
+    * significance: ``t = mean(e) / (sd(e) / sqrt(n))`` (Student's t of the mean error, ``n - 1`` degrees
+      of freedom) beyond ``+-limit``; 3 leaves about 2% of unbiased units with independent errors over 13
+      periods above it, fewer with the materiality test (the classic tracking signal ``sum(e) / mean|e|``
+      is bounded by ``n`` and passes 4 by chance on about a quarter of unbiased units over 8 periods);
+    * materiality: the forecast off by at least ``min_bias`` of the actuals,
+      ``|sum(p50 - actual)| >= min_bias * sum(actual)`` (a 3% bias of a large steady unit is significant and
+      not worth a planner's time).
 
     Args:
-        actuals: sku_id, location_id, period (sortable), actual, p50.
+        actuals: sku_id, location_id, period (sortable), actual, p50, optional ``source`` (what made the
+            forecast: named in the message).
         last_periods: window of recent periods.
-        limit: absolute tracking-signal limit (4 is the usual control limit).
+        limit: absolute t limit.
+        min_bias: least relative bias reported.
+        min_periods: fewest periods with a forecast needed.
+
+    Returns:
+        One row per flagged unit; ``value`` is the t statistic (``+-inf`` when every error is the same).
     """
     _need(actuals, "bias drift actuals", {"sku_id", "location_id", "period", "actual", "p50"})
+    src = pl.col("source").last() if "source" in actuals.columns else pl.lit("the forecast")
     recent = (
-        actuals.sort("period")
+        actuals.filter(pl.col("actual").is_not_null() & pl.col("p50").is_not_null())
+        .sort("period")
         .group_by("sku_id", "location_id", maintain_order=True)
         .tail(last_periods)
         .with_columns((pl.col("actual") - pl.col("p50")).alias("_e"))
     )
-    ts = (
-        recent.group_by("sku_id", "location_id")
-        .agg(pl.col("_e").sum().alias("_sum"), pl.col("_e").abs().mean().alias("_mad"), pl.len().alias("_n"))
-        .filter((pl.col("_n") >= min(last_periods, 4)) & (pl.col("_mad") > 0))
-        .with_columns((pl.col("_sum") / pl.col("_mad")).alias("_ts"))
-        .filter(pl.col("_ts").abs() > limit)
+    stats = recent.group_by("sku_id", "location_id").agg(
+        pl.col("_e").mean().alias("_mean"),
+        pl.col("_e").std(ddof=1).alias("_sd"),
+        pl.len().alias("_n"),
+        pl.col("actual").sum().alias("_a"),
+        (-pl.col("_e")).sum().alias("_over"),
+        src.alias("_src"),
+    )
+    t = (
+        pl.when(pl.col("_sd") > 1e-9 * (pl.col("_mean").abs() + 1.0))
+        .then(pl.col("_mean") / (pl.col("_sd") / pl.col("_n").sqrt()))
+        .when(pl.col("_mean") > 0)
+        .then(float("inf"))
+        .when(pl.col("_mean") < 0)
+        .then(float("-inf"))
+        .otherwise(0.0)
+    )
+    rel = pl.col("_over") / pl.col("_a").clip(lower_bound=1e-9)
+    flagged = (
+        stats.with_columns(t.alias("_t"), rel.alias("_rel"))
+        .filter(
+            (pl.col("_n") >= min_periods)
+            & (pl.col("_t").abs() > limit)
+            & (pl.col("_over").abs() >= min_bias * pl.col("_a"))
+            & (pl.col("_over").abs() > 0)
+        )
         .sort("sku_id", "location_id")
     )
+    pct = (pl.col("_rel").abs() * 100).clip(upper_bound=1e6).round(0).cast(pl.Int64)
     return _out(
-        ts,
+        flagged,
         "bias_drift",
-        value=pl.col("_ts"),
+        value=pl.col("_t"),
         threshold=pl.lit(limit),
         customer_impacting=pl.lit(False),
-        severity=pl.lit("medium"),
+        severity=pl.when(pl.col("_rel").abs() >= 0.5).then(pl.lit("high")).otherwise(pl.lit("medium")),
         message=pl.format(
-            "tracking signal {} over {} periods: forecast {} biased",
-            pl.col("_ts").round(2),
+            "{} {}-forecasts by {}% of actuals over the last {} periods (bias t = {}, limit {})",
+            pl.col("_src"),
+            pl.when(pl.col("_over") > 0).then(pl.lit("over")).otherwise(pl.lit("under")),
+            pct,
             pl.col("_n"),
-            pl.when(pl.col("_ts") > 0).then(pl.lit("under")).otherwise(pl.lit("over")),
+            pl.col("_t").round(1),
+            pl.lit(limit),
         ),
     )
 
@@ -241,7 +310,9 @@ def late_purchase_orders(purchase_orders: pl.DataFrame, today: date) -> pl.DataF
 
     Args:
         purchase_orders: po_id, supplier_id, sku_id, location_id, eta (date), status.
-        today: the planning date.
+        today: the date of the data (the latest inventory snapshot or sales date), not the start of the first
+            planned period: on a monthly grid that lies up to a month later and would call every order due
+            this month late.
     """
     _need(
         purchase_orders, "purchase orders", {"po_id", "supplier_id", "sku_id", "location_id", "eta", "status"}
@@ -262,31 +333,58 @@ def late_purchase_orders(purchase_orders: pl.DataFrame, today: date) -> pl.DataF
 
 
 def lead_time_drift(
-    lead_times: pl.DataFrame, terms: pl.DataFrame, last_n: int = 4, tolerance: float = 0.25
+    lead_times: pl.DataFrame,
+    terms: pl.DataFrame,
+    last_n: int = 4,
+    tolerance: float = 0.25,
+    limit: float = 3.0,
+    min_history: int = 4,
 ) -> pl.DataFrame:
-    """Supplier x SKU terms whose recent observed lead time drifts above the promise.
+    """Supplier x SKU terms whose recent deliveries take longer than promised *and* than they used to.
+
+    The median of the last ``last_n`` deliveries must exceed the promise by more than ``tolerance`` and,
+    where the term has at least ``min_history`` earlier deliveries, exceed their median by more than
+    ``limit`` standard errors (``1.25 sigma sqrt(1/n_recent + 1/n_before)``, sigma = 1.4826 x the earlier
+    deliveries' median absolute deviation). Medians, because single late deliveries are common and are not a
+    drift. A supplier that was always late is learnt by the plan from its observed lead times (the lead-time
+    posterior); what the plan has not learnt yet is a change, and the mean of four deliveries of a term
+    whose lead times vary by a third passes the promise by 25% on about one term in five by chance.
 
     Args:
         lead_times: observed deliveries: supplier_id, sku_id, order_date, lead_time_days.
         terms: supplier_id, sku_id, promised_lead_time_days.
         last_n: number of most recent deliveries averaged.
         tolerance: relative excess over the promise that is tolerated.
+        limit: standard errors by which the recent mean must exceed the earlier deliveries' mean.
+        min_history: fewest earlier deliveries for the comparison with history (fewer: promise only).
     """
     _need(lead_times, "lead times", {"supplier_id", "sku_id", "order_date", "lead_time_days"})
     _need(terms, "supplier terms", {"supplier_id", "sku_id", "promised_lead_time_days"})
-    recent = (
-        lead_times.sort("order_date")
-        .group_by("supplier_id", "sku_id", maintain_order=True)
-        .tail(last_n)
-        .group_by("supplier_id", "sku_id")
-        .agg(pl.col("lead_time_days").mean().alias("_obs"), pl.len().alias("_n"))
+    ranked = lead_times.sort("order_date").with_columns(
+        (
+            pl.int_range(pl.len()).over("supplier_id", "sku_id")
+            >= pl.len().over("supplier_id", "sku_id") - last_n
+        ).alias("_recent"),
+        pl.col("lead_time_days").cast(pl.Float64),
     )
+    lt = pl.col("lead_time_days")
+    before = lt.filter(~pl.col("_recent"))
+    recent = ranked.group_by("supplier_id", "sku_id").agg(
+        lt.filter(pl.col("_recent")).median().alias("_obs"),
+        pl.col("_recent").sum().alias("_n"),
+        before.median().alias("_before"),
+        (1.4826 * (before - before.median()).abs().median()).alias("_sd"),
+        (~pl.col("_recent")).sum().alias("_nb"),
+    )
+    # a median's standard error is about 1.25 sigma / sqrt(n); sigma from the earlier deliveries' MAD
+    se = 1.25 * pl.col("_sd").clip(lower_bound=0.5) * (1.0 / pl.col("_n") + 1.0 / pl.col("_nb")).sqrt()
+    changed = (pl.col("_nb") < min_history) | ((pl.col("_obs") - pl.col("_before")) / se > limit)
     hit = (
         recent.join(
             terms.select("supplier_id", "sku_id", "promised_lead_time_days"), on=["supplier_id", "sku_id"]
         )
         .with_columns((pl.col("_obs") / pl.col("promised_lead_time_days") - 1.0).alias("_drift"))
-        .filter(pl.col("_drift") > tolerance)
+        .filter((pl.col("_drift") > tolerance) & changed)
         .sort("supplier_id", "sku_id")
     )
     return _out(
@@ -297,10 +395,13 @@ def lead_time_drift(
         customer_impacting=pl.lit(False),
         severity=pl.when(pl.col("_drift") > 2 * tolerance).then(pl.lit("high")).otherwise(pl.lit("medium")),
         message=pl.format(
-            "last {} deliveries took {} days on average vs {} promised",
+            "last {} deliveries took {} days (median) vs {} promised ({} before)",
             pl.col("_n"),
             pl.col("_obs").round(1),
             pl.col("promised_lead_time_days"),
+            pl.when(pl.col("_nb") > 0)
+            .then(pl.format("{} days over {} deliveries", pl.col("_before").round(1), pl.col("_nb")))
+            .otherwise(pl.lit("no delivery")),
         ),
     )
 
@@ -392,3 +493,74 @@ def identity_exceptions(
             )
         )
     return pl.concat(out).unique(maintain_order=True)  # duplicate unit rows report a problem once
+
+
+#: Severity order of :func:`dedup_exceptions` (the worst row of a unit and type is kept).
+_SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
+
+
+def _unit_part() -> pl.Expr:
+    """The unit an exception is about: its location, else its supplier (supplier x SKU checks), else '-'."""
+    return pl.coalesce(
+        pl.col("location_id").cast(pl.String),
+        pl.lit("supplier:") + pl.col("supplier_id").cast(pl.String),
+        pl.lit("-"),
+    )
+
+
+def dedup_exceptions(exceptions: pl.DataFrame) -> pl.DataFrame:
+    """One exception per unit and type: the worst row of a unit and type, the others counted in its message.
+
+    The unit is the SKU at its location, or the supplier x SKU term for checks that have no location
+    (lead-time drift). The kept row is the most severe, then the largest ``|value|`` (the latest PO of
+    several late ones is not what a planner needs: the latest-by-days one is); its message says how many
+    more there were. Row order otherwise follows the input.
+
+    Args:
+        exceptions: frames with at least :data:`EXCEPTION_SCHEMA`'s columns.
+    """
+    _need(exceptions, "exceptions", set(EXCEPTION_SCHEMA))
+    if not exceptions.height:
+        return exceptions
+    keys = ["exception_type", "sku_id", "_unit"]
+    ranked = exceptions.with_row_index("_row").with_columns(
+        _unit_part().alias("_unit"),
+        pl.col("severity").replace_strict(_SEVERITY_RANK, default=3, return_dtype=pl.Int64).alias("_sev"),
+        pl.col("value").abs().fill_null(0.0).fill_nan(0.0).alias("_abs"),
+    )
+    first_row = ranked.group_by(keys).agg(pl.col("_row").min().alias("_first"), pl.len().alias("_n"))
+    best = (
+        ranked.sort(["_sev", "_abs"], descending=[False, True], maintain_order=True)
+        .unique(keys, keep="first", maintain_order=True)
+        .join(first_row, on=keys, how="left", nulls_equal=True)
+        .sort("_first")
+    )
+    more = pl.col("_n") - 1
+    return best.with_columns(
+        pl.when(more > 0)
+        .then(pl.format("{} (and {} more of this type here)", pl.col("message"), more))
+        .otherwise(pl.col("message"))
+        .alias("message")
+    ).drop("_row", "_unit", "_sev", "_abs", "_first", "_n")
+
+
+def exception_keys(exceptions: pl.DataFrame, tenant: str) -> pl.Series:
+    """The stable key of each exception: ``tenant|sku|unit|type``.
+
+    The unit is the location, else ``supplier:<id>`` (supplier x SKU checks), else ``-``.
+
+    The same problem of the same unit gets the same key in every plan run, so that a workflow can keep one
+    open exception per unit and type across cycles.
+    """
+    _need(exceptions, "exceptions", {"exception_type", "sku_id", "location_id", "supplier_id"})
+    return exceptions.select(
+        pl.concat_str(
+            [
+                pl.lit(tenant),
+                pl.col("sku_id").cast(pl.String).fill_null("-"),
+                _unit_part(),
+                pl.col("exception_type"),
+            ],
+            separator="|",
+        ).alias("exception_key")
+    ).to_series()

@@ -8,8 +8,9 @@ chosen supplier (:func:`planning._supplier.choose_supplier`) with its lead-time 
 counts of its lead-time distribution (its deliveries per period bin plus :data:`LT_PRIOR` pseudo-deliveries
 of the pooled distribution of all terms) and their posterior predictive distribution, the inventory position
 components and the service target; and the exceptions that come from the data rather than the plan (late
-purchase orders, lead-time drift, identity problems, and, against the moving-average gamma baseline, forecast
-anomalies and bias drift over the last periods).
+purchase orders on the date of the data, lead-time drift, identity problems, and forecast anomalies and bias
+drift of the stored past forecasts against the actuals, the baseline where a unit has none:
+:mod:`planning._forecast_checks`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from kernels import HistoryDemand
-from planning._baseline import DEFAULT_LEVELS, gamma_quantiles, history_baseline
+from planning._baseline import DEFAULT_LEVELS
 from planning._bootstrap import history_pool
 from planning._exceptions import (
     bias_drift,
@@ -30,6 +31,7 @@ from planning._exceptions import (
     late_purchase_orders,
     lead_time_drift,
 )
+from planning._forecast_checks import BAND_LEVEL, check_periods, forecast_pairs
 from planning._history import (
     demand_matrix,
     dirichlet_strength,
@@ -55,9 +57,6 @@ __all__ = [
 BOOTSTRAP_SOURCE = "baseline:bootstrap"
 #: Periods of history (non-promoted ones) a unit's demand is resampled from (two years of weeks).
 POOL_PERIODS = 104
-#: Quantile levels asked of a baseline whose mean and RMSE only are used (its quantiles are not computed for
-#: nothing: the gamma inversion is most of a baseline's cost).
-_MEAN_ONLY = np.array([0.5])
 #: Weight of the pooled lead-time distribution of all terms, in deliveries (the Dirichlet prior), where too
 #: few terms have deliveries to estimate it (:func:`planning._history.dirichlet_strength`).
 LT_PRIOR = 4.0
@@ -114,6 +113,7 @@ def inputs_from_frames(
     promotions: pl.DataFrame | None = None,
     freq: str | None = None,
     as_of: date | None = None,
+    past_forecasts: pl.DataFrame | None = None,
     **_ignored: pl.DataFrame,
 ) -> PlanInputs:
     """Build planning inputs from data-layer frames (as ``features.synth`` makes or the stores hold them).
@@ -144,13 +144,17 @@ def inputs_from_frames(
         ingest_issues: identity problems found at ingest (sku_id, location_id, message), e.g. from
             :func:`planning._store.identity_issues`; reported as ``identity`` exceptions.
         forecast_version: label of the baseline forecast (default ``baseline-<last sales date>``).
+        past_forecasts: stored forecasts of periods that have actuals
+            (:func:`planning._forecast_checks.past_forecasts`): the bias and anomaly checks judge them; units
+            without enough of them are judged against the moving-average baseline (and counted so).
 
     Returns:
         :class:`PlanInputs`; stocking points are the SKU x location pairs with sales, sorted.
     """
     dm = demand_matrix(sales)
-    n, t = dm.qty.shape
     last = dm.dates[-1].astype("datetime64[D]").item()
+    snapshot = inventory["date"].max() if inventory.height else None
+    data_date = max(last, snapshot) if snapshot is not None else last  # "today" of the data
     starts = future_periods(last, period_days, 1, freq)
     as_of = as_of or starts[1]
     starts = future_periods(as_of, period_days, horizon, freq)
@@ -215,9 +219,6 @@ def inputs_from_frames(
     promo_future = promotion_calendar(keys, promotions, starts[:-1], starts[-1])
     group = _sku_group(keys, skus)
     lift = promotion_lift(dm.qty, dm.promo, group)
-    interval = np.rint(units["lead_time_mean"].to_numpy() + units["review_periods"].to_numpy()).astype(
-        np.int64
-    )
     pool, pool_len = history_pool(dm.qty, dm.promo, POOL_PERIODS)
     history = HistoryDemand(pool, pool_len, np.where(promo_future, lift[:, None], 1.0))
     forecast = Forecast(
@@ -230,45 +231,23 @@ def inputs_from_frames(
     )
 
     exc = [
-        late_purchase_orders(purchase_orders.filter(pl.col("kind") == "purchase"), as_of)
+        late_purchase_orders(purchase_orders.filter(pl.col("kind") == "purchase"), data_date)
         if "kind" in purchase_orders.columns
-        else late_purchase_orders(purchase_orders, as_of),
+        else late_purchase_orders(purchase_orders, data_date),
         lead_time_drift(lead_times, supplier_terms),
         identity_exceptions(planning_units, skus, locations, supplier_terms, ingest_issues),
     ]
-    if t >= 10:  # the last period against the baseline made before it, and bias over the last 8 periods
-        prev = history_baseline(
-            dm.qty[:, :-1], dm.promo[:, :-1], dm.promo[:, -1:], levels=_MEAN_ONLY, interval=interval
-        )
-        band = gamma_quantiles(
-            prev.mean,
-            prev.rmse[:, None] * np.where(dm.promo[:, -1:], prev.lift[:, None], 1.0),
-            np.array([0.01, 0.99]),
-        )
-        actual = keys.with_columns(
-            pl.lit(str(last)).alias("period"),
-            pl.Series("actual", dm.qty[:, -1]),
-            pl.Series("p01", band[:, 0, 0].astype(np.float64)),
-            pl.Series("p99", band[:, 0, 1].astype(np.float64)),
-        )
-        exc.append(forecast_anomalies(actual))
-        k = 8
-        p50 = np.stack(
-            [
-                history_baseline(dm.qty[:, :s], dm.promo[:, :s], dm.promo[:, s : s + 1], spread=False).mean[
-                    :, 0
-                ]
-                for s in range(t - k, t)
-            ],
-            axis=1,
-        )
-        rows = keys.with_columns(pl.Series("_a", list(dm.qty[:, t - k :])), pl.Series("_p", list(p50)))
-        long = (
-            rows.with_columns(pl.lit(list(range(k))).alias("period"))
-            .explode("_a", "_p", "period")
-            .rename({"_a": "actual", "_p": "p50"})
-        )
-        exc.append(bias_drift(long, last_periods=k))
+    grid = dm.dates.astype("datetime64[D]").tolist()
+    if freq is not None:
+        from features.forecasts import to_grid
+
+        grid = to_grid(pl.Series("date", grid, dtype=pl.Date), freq).to_list()
+    window = check_periods(freq, period_days)
+    pairs = forecast_pairs(keys, grid, dm.qty, dm.promo, past_forecasts, periods=window)
+    exc.append(
+        forecast_anomalies(pairs.anomaly, band=(f"P{BAND_LEVEL * 100:g}", f"P{100 - BAND_LEVEL * 100:g}"))
+    )
+    exc.append(bias_drift(pairs.bias, last_periods=window))
     exceptions = pl.concat(exc)
     return PlanInputs(
         units,
@@ -280,7 +259,12 @@ def inputs_from_frames(
         period_days=period_days,
         promo_future=promo_future,
         promo_lift=lift,
-        info={"last_sales_date": last.isoformat(), "promoted_periods": int(promo_future.sum())},
+        info={
+            "last_sales_date": last.isoformat(),
+            "data_date": data_date.isoformat(),
+            "promoted_periods": int(promo_future.sum()),
+            "forecast_checks": pairs.counts,
+        },
     )
 
 

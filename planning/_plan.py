@@ -38,7 +38,7 @@ from kernels import (
     policy_samples,
     service_menu,
 )
-from planning._exceptions import EXCEPTION_SCHEMA, overstock, stockout_risk
+from planning._exceptions import EXCEPTION_SCHEMA, dedup_exceptions, overstock, stockout_risk
 from planning._kinds import kind_codes, policy_levels, policy_orders
 from planning._rounding import BOUND_NAMES
 from planning._routing import RuleSet, route
@@ -471,7 +471,9 @@ def plan(
     ]
     if extra_exceptions is not None and extra_exceptions.height:
         exc.append(extra_exceptions.select(list(EXCEPTION_SCHEMA)))
-    exceptions = _with_owner(pl.concat(exc).with_columns(pl.col("exception_type").alias("kind")), unit_frame)
+    exceptions = _with_owner(
+        dedup_exceptions(pl.concat(exc)).with_columns(pl.col("exception_type").alias("kind")), unit_frame
+    )
     recommendations, exceptions = _route_items(recommendations, rules), _route_items(exceptions, rules)
     po_lines = recommendations.filter(pl.col("kind") == "purchase")
     po_drafts = (

@@ -35,6 +35,8 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from features.forecasts import ForecastRunMeta, infer_freq, period_days, read_forecasts, sales_watermark
+from planning._exceptions import exception_keys
+from planning._forecast_checks import BASELINE_LABEL, MIN_STORED, past_forecasts
 from planning._inputs import BOOTSTRAP_SOURCE, PlanInputs, inputs_from_frames
 from planning._plan import Budget, Capacity, Forecast, PlanConfig, PlanResult, plan
 from planning._promotions import model_used_promotions
@@ -130,11 +132,26 @@ def load_plan_inputs(
     if first is None:
         raise ValueError(f"forecast run {meta.run_id!r} of tenant {tenant!r} has no horizon-1 rows")
     inputs = inputs_from_frames(
-        **tables, period_days=pdays, freq=meta.freq, horizon=meta.horizon, as_of=first, ingest_issues=issues
+        **tables,
+        period_days=pdays,
+        freq=meta.freq,
+        horizon=meta.horizon,
+        as_of=first,
+        ingest_issues=issues,
+        past_forecasts=_past_forecasts(tenant, tables["sales"], meta.freq, facts_dir),
     )
     keys = inputs.units.select("sku_id", "location_id")
     stored = read_stored_forecast(meta, keys, facts_dir=facts_dir, rows=rows)
     return _with_stored_forecast(inputs, stored, watermark, facts_dir)
+
+
+def _past_forecasts(tenant: str, sales: pl.DataFrame, freq: str, facts_dir: Path) -> pl.DataFrame:
+    """The tenant's stored forecasts of periods that have actuals now (what the forecast checks judge)."""
+    from features.forecasts import to_grid
+
+    keys = sales.select("sku_id", "location_id").unique().sort("sku_id", "location_id")
+    last = to_grid([sales["date"].max()], freq)[0]
+    return past_forecasts(tenant, keys, last, facts_dir=facts_dir)
 
 
 def plan_stage(
@@ -193,6 +210,10 @@ def plan_stage(
         capacities=capacities,
         extra_exceptions=inputs.exceptions,
     )
+    result = dataclasses.replace(
+        result,
+        exceptions=result.exceptions.with_columns(exception_keys(result.exceptions, tenant)),
+    )
     result.meta["inputs"] = {k: v for k, v in inputs.info.items() if k != "forecast_meta"}
     if inputs.info.get("forecast_meta") is not None:
         result.meta["forecast_run_meta"] = inputs.info["forecast_meta"].to_json()
@@ -207,7 +228,18 @@ def plan_stage(
         forecast_source=inputs.forecast.source,
         period_days=config.period_days,
         counts=_counts(result, inputs),
-        notes=tuple(inputs.info.get("notes", ())),
+        notes=tuple(inputs.info.get("notes", ())) + _check_notes(inputs.info.get("forecast_checks", {})),
+    )
+
+
+def _check_notes(counts: dict) -> tuple[str, ...]:
+    """What the bias and anomaly checks were judged against, when some units had no stored past forecast."""
+    n = counts.get("baseline", 0)
+    if not n:
+        return ()
+    return (
+        f"{n} unit(s) have fewer than {MIN_STORED} stored forecasts of periods with actuals: their bias "
+        f"and anomaly checks compare actuals with the {BASELINE_LABEL} baseline, not a forecast planned on",
     )
 
 
@@ -448,6 +480,7 @@ def _counts(result: PlanResult, inputs: PlanInputs) -> dict[str, Any]:
             k: n for k, n in exc.group_by("exception_type").len().sort("exception_type").iter_rows()
         },
         "routed_exceptions": int((exc["action"] == "route").sum()),
+        "forecast_checks": inputs.info.get("forecast_checks", {}),
         "po_drafts": result.po_drafts.height,
         "order_value": round(float(recs["order_value"].sum()), 2) if recs.height else 0.0,
         "policy_kinds": result.meta.get("policy_kinds", {}),

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from features.store._db import session_scope
 from features.store._tenants import Tenant
 from planning._evidence import evidence_records
+from planning._exceptions import exception_keys
 from planning._plan import PlanResult
 from planning._tables import PlanException, PlanPoDraft, PlanRecommendation, PlanRun
 
@@ -40,6 +41,7 @@ _EXC_COLS = (
     "rule",
     "reason",
     "owner_team",
+    "exception_key",
 )
 
 
@@ -148,7 +150,10 @@ def save_plan(
         if recs:
             s.execute(PlanRecommendation.__table__.insert(), recs)  # Core executemany
         excs = []
-        for r in result.exceptions.iter_rows(named=True):
+        exc_frame = result.exceptions
+        if "exception_key" not in exc_frame.columns:  # a plan made by plan() itself: keyed here
+            exc_frame = exc_frame.with_columns(exception_keys(exc_frame, tenant_id))
+        for r in exc_frame.iter_rows(named=True):
             row = {c: r.get(c) for c in _EXC_COLS}
             row["value"], row["threshold"] = _num(row["value"]), _num(row["threshold"])
             row["customer_impacting"] = bool(row["customer_impacting"])

@@ -81,7 +81,10 @@ class PlanException(Base):
     """A risk or exception found by a run, with its route."""
 
     __tablename__ = "plan_exceptions"
-    __table_args__ = (Index("ix_plan_exceptions_tenant_run", "tenant_id", "run_id"),)
+    __table_args__ = (
+        Index("ix_plan_exceptions_tenant_run", "tenant_id", "run_id"),
+        Index("ix_plan_exceptions_tenant_key", "tenant_id", "exception_key"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     run_id: Mapped[str] = mapped_column(String(32), _run_fk())
@@ -102,6 +105,8 @@ class PlanException(Base):
     rule: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     owner_team: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: ``tenant|sku|unit|type`` (:func:`planning._exceptions.exception_keys`): the same in every run.
+    exception_key: Mapped[str | None] = mapped_column(String(512), nullable=True)
 
 
 class PlanPoDraft(Base):

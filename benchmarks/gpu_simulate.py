@@ -1,14 +1,16 @@
-"""GPU check for the inventory simulation: CPU/GPU parity, 1,000,000 SKUs x 1,000 paths x 52 periods timing.
+"""GPU check of the simulation engine: CPU/GPU parity, then 1,000,000 units x 1,000 paths on the device.
 
 Run by ``benchmarks/gpu_check.sh`` on a machine with a CUDA GPU; without one it says so and exits with 0.
+The engine is the one the planner ships (``kernels.policy_samples`` -> ``kernels.order_up_to_levels``), on
+the model of ``benchmarks/simulate.py`` (weekly units, lead times of 1 to 8 weeks crossing, each path's
+lead-time distribution from its Dirichlet posterior, R = 1).
 
-Parity: the 64-bit random draws must be bit-identical; every demand kind (Poisson, negative binomial,
-normal, gamma, quantile) under (R, S) with backorders and (s, S) with lost sales, 2,000 SKUs x 500 paths x
-52 periods: discrete demand must agree to 1e-12 relative, continuous to 1e-8.
-Timing: the issue's workload scaled to 1,000,000 SKUs x 1,000 paths x 52 periods, Poisson demand (means
-0.5-20), lead times uniform 2..8, (R = 1, S), backorders, inputs already on the device: ``simulate`` end to
-end (host-side alias tables included) and the kernel alone, medians of 3 after a warm-up (target <= 3 s),
-beside the CPU backend on 10,000 of the SKUs on the same machine (rate per second compared).
+Parity (2,000 units x 500 paths, same seed): forecast quantiles and a history without its mean error must give
+bit-identical paths, levels, fill rates and quantiles on both backends; a history with its mean error agrees
+to float32 rounding (the device's ``log``/``cos`` may differ from the host's in the last bit).
+Timing: 1,000,000 units x 1,000 paths of forecast quantiles, inputs on the device: the paths, then the level
+search (CuPy row sort + the level kernel), medians of 3 after a warm-up, beside the CPU backend on 10,000 of
+the units on the same machine (rate compared). SKU-path-periods are counted as in ``simulate.py``.
 The last line printed is one JSON object.
 """
 
@@ -18,143 +20,135 @@ import json
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from kernels._backend import cupy_module, gpu_available
-from kernels._rng import uniforms
-from kernels.simulate import (
-    gamma_demand,
-    negative_binomial_demand,
-    normal_demand,
-    order_up_to_policy,
-    poisson_demand,
-    prepare,
-    quantile_demand,
-    s_S_policy,
-    simulate,
-    uniform_lead_times,
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from simulate import H, make_units  # noqa: E402
+
+from kernels import (  # noqa: E402
+    HistoryDemand,
+    QuantileDemand,
+    gpu_available,
+    order_up_to_levels,
+    policy_samples,
     warmup,
 )
 
-FIELDS = ("fill_rate", "cycle_service_level", "p_stockout", "expected_on_hand", "expected_excess",
-          "expected_stockout_units", "expected_orders", "expected_order_quantity")  # fmt: skip
+LEVEL_FIELDS = ("order_up_to", "fill_rate_at_level", "fill_rate_no_order", "stockout_probability",
+                "expected_on_hand_at_level", "protection_quantiles")  # fmt: skip
 
 
-def _demand(kind, xp, mean):
-    n = mean.shape[0]
-    if kind == "poisson":
-        return poisson_demand(mean)
-    if kind == "negative_binomial":
-        return negative_binomial_demand(mean, xp.full(n, 1.5))
-    if kind == "normal":
-        return normal_demand(mean, 0.4 * mean)
-    if kind == "gamma":
-        return gamma_demand(mean, 0.6 * mean)
-    return quantile_demand(xp.stack([0.3 * mean, mean, 2.0 * mean], axis=1), xp.asarray([0.1, 0.5, 0.9]))
+def _run(xp, source, units, n_paths, seed=7):
+    pool, plen, factor, counts, levels, values = units
+    if source == "quantiles":
+        demand = QuantileDemand(levels, xp.asarray(values))
+    else:
+        demand = HistoryDemand(xp.asarray(pool), xp.asarray(plen), xp.asarray(factor), source == "history_se")
+    c = xp.asarray(counts)
+    smp = policy_samples(demand, c / c.sum(axis=1, keepdims=True), 1, n_paths, seed, lead_time_counts=c)
+    paths = (smp.d_l.copy(), smp.d_lr.copy())
+    lv = order_up_to_levels(smp, 0.95, xp.zeros(pool.shape[0]), in_place=True)
+    return paths, lv
 
 
-def _lead(xp, n, lo=2, hi=8):
-    lt = uniform_lead_times(lo, hi, n)
-    return type(lt)(lt.pmf, xp.asarray(lt.supplier))
-
-
-def parity(cp) -> tuple[bool, float]:
-    from kernels._simulate_gpu import uniforms_gpu
-
-    ok = bool(np.array_equal(uniforms(9, 7, 333, 13), uniforms_gpu(9, 7, 333, 13).get()))
-    print(f"parity: uniforms bit-identical: {ok}")
-    worst = 0.0
-    n = 2000
-    for kind in ("poisson", "negative_binomial", "normal", "gamma", "quantile"):
-        for lost in (False, True):
-            res = {}
-            for name, xp in (("cpu", np), ("gpu", cp)):
-                mean = xp.linspace(0.5, 20.0, n)
-                pol = s_S_policy(mean * 3, mean * 6) if lost else order_up_to_policy(xp.round(mean * 6 + 3))
-                res[name] = simulate(_demand(kind, xp, mean), _lead(xp, n), pol, n_periods=52, n_paths=500,
-                                     seed=11, lost_sales=lost)  # fmt: skip
-            tol = 1e-12 if kind in ("poisson", "negative_binomial") else 1e-8
-            rel = 0.0
-            for f in FIELDS:
-                g, c = getattr(res["gpu"], f).get(), getattr(res["cpu"], f)
-                rel = max(rel, float(np.max(np.abs(g - c) / np.maximum(np.abs(c), 1.0))))
-            good = rel <= tol
-            ok &= good
-            worst = max(worst, rel)
-            print(
-                f"parity: {kind:17s} {'lost sales' if lost else 'backorders'}: max rel diff {rel:.2e} "
-                f"(tolerance {tol:.0e}) {'ok' if good else 'FAIL'}"
-            )
-    return ok, worst
+def parity(cp) -> tuple[bool, dict]:
+    units = make_units(2_000, seed=11)
+    ok, report = True, {}
+    for source in ("quantiles", "history", "history_se"):
+        (cl, clr), clv = _run(np, source, units, 500)
+        (gl, glr), glv = _run(cp, source, units, 500)
+        gl, glr = gl.get(), glr.get()
+        if source == "history_se":
+            diff = max(float(np.max(np.abs(gl - cl) / np.maximum(np.abs(cl), 1e-6))),
+                       float(np.max(np.abs(glr - clr) / np.maximum(np.abs(clr), 1e-6))))  # fmt: skip
+            good = diff <= 1e-6
+            share = float(np.mean(glr == clr))
+        else:
+            good = bool(np.array_equal(gl, cl) and np.array_equal(glr, clr))
+            for f in LEVEL_FIELDS:
+                good &= bool(np.array_equal(getattr(glv, f).get(), getattr(clv, f)))
+            diff, share = 0.0 if good else float("nan"), float(np.mean(glr == clr))
+        ok &= good
+        report[source] = {"ok": good, "max_rel_diff": diff, "identical_share": round(share, 6)}
+        print(
+            f"parity: {source:10s}: {'ok' if good else 'FAIL'} (identical paths {share:.4%}, "
+            f"max rel diff {diff})"
+        )
+    return ok, report
 
 
 def main() -> int:
     if not gpu_available():
         print(
             "gpu_simulate: no CUDA GPU / CuPy on this machine - nothing to check (install with "
-            'pip install "replenish[gpu]" on a GPU machine and run benchmarks/gpu_check.sh)'
+            'pip install -e ".[gpu]" on a GPU machine and run benchmarks/gpu_check.sh)'
         )
         print(json.dumps({"bench": "gpu_simulate", "skipped": "no GPU"}))
         return 0
+    from kernels._backend import cupy_module
+
     cp = cupy_module()
     print("device:", cp.cuda.runtime.getDeviceProperties(0)["name"].decode())
-    warmup()
-    ok, worst = parity(cp)
+    t0 = time.perf_counter()
+    warmup(gpu=True)
+    print(f"warmup (CPU + GPU kernels): {time.perf_counter() - t0:.2f} s")
+    ok, report = parity(cp)
 
-    n, P, T = 1_000_000, 1_000, 52
-    rng = np.random.default_rng(20261128)
-    mean_h = rng.uniform(0.5, 20.0, n)
-    S_h = np.round(mean_h * 6 + 1.5 * np.sqrt(mean_h * 6))
-    mean, S = cp.asarray(mean_h), cp.asarray(S_h)
-    args = (poisson_demand(mean), _lead(cp, n), order_up_to_policy(S))
-    small = (poisson_demand(mean[:1000]), _lead(cp, 1000), order_up_to_policy(S[:1000]))
-    simulate(*small, n_periods=T, n_paths=P, seed=1)
-    cp.cuda.Device().synchronize()
-    times = []
-    for r in range(3):
-        t0 = time.perf_counter()
-        res = simulate(*args, n_periods=T, n_paths=P, seed=r)
+    n, P = 1_000_000, 1_000
+    pool, plen, factor, counts, levels, values = make_units(n)
+    c = cp.asarray(counts)
+    pmf = c / c.sum(axis=1, keepdims=True)
+    v = cp.asarray(values)
+    ones = QuantileDemand(np.array([0.5]), cp.ones((n, H, 1), cp.float32))
+    work = float(policy_samples(ones, pmf, 1, P, 42, lead_time_counts=c).d_lr.sum(dtype=cp.float64))
+    del ones
+    cp.get_default_memory_pool().free_all_blocks()
+    times, ltimes = [], []
+    for r in range(4):
         cp.cuda.Device().synchronize()
-        times.append(time.perf_counter() - t0)
-    e2e = statistics.median(times)
-    from kernels._simulate_gpu import simulate_gpu
-
-    _, a = prepare(*args, n_periods=T, n_paths=P, seed=0)
-    ktimes = []
-    for _ in range(3):
+        t1 = time.perf_counter()
+        smp = policy_samples(QuantileDemand(levels, v), pmf, 1, P, r, lead_time_counts=c)
         cp.cuda.Device().synchronize()
-        t0 = time.perf_counter()
-        simulate_gpu(a)
+        t2 = time.perf_counter()
+        lv = order_up_to_levels(smp, 0.95, cp.zeros(n), in_place=True)
         cp.cuda.Device().synchronize()
-        ktimes.append(time.perf_counter() - t0)
-    kern = statistics.median(ktimes)
-    work = n * P * T
+        times.append(t2 - t1)
+        ltimes.append(time.perf_counter() - t2)
+        del smp
+    g_s, g_lev = statistics.median(times[1:]), statistics.median(ltimes[1:])
     print(
-        f"gpu: {n} SKUs x {P} paths x {T} periods: simulate median {e2e:.3f} s end to end "
-        f"({work / e2e / 1e9:.1f} billion SKU-path-periods/s), kernel alone {kern:.3f} s; target <= 3 s; "
-        f"mean fill rate {float(res.fill_rate.mean()):.4f}"
+        f"gpu: {n} units x {P} paths, {work / n / P:.2f} periods per path: paths median {g_s:.3f} s "
+        f"({work / g_s / 1e9:.2f} billion SKU-path-periods/s), levels {g_lev:.3f} s; mean level "
+        f"{float(lv.order_up_to.mean()):.2f}"
     )
     n_cpu = 10_000
-    c_args = (
-        poisson_demand(mean_h[:n_cpu]),
-        uniform_lead_times(2, 8, n_cpu),
-        order_up_to_policy(S_h[:n_cpu]),
-    )
-    ctimes = []
+    cl = counts[:n_cpu]
+    cpm = cl / cl.sum(axis=1, keepdims=True)
+    cwork = work * n_cpu / n  # same units' mix: the rate is per simulated period
+    ctimes, cltimes = [], []
     for r in range(3):
-        t0 = time.perf_counter()
-        simulate(*c_args, n_periods=T, n_paths=P, seed=r)
-        ctimes.append(time.perf_counter() - t0)
-    cpu_rate = n_cpu * P * T / statistics.median(ctimes)
+        t1 = time.perf_counter()
+        smp = policy_samples(QuantileDemand(levels, values[:n_cpu]), cpm, 1, P, r, lead_time_counts=cl)
+        t2 = time.perf_counter()
+        order_up_to_levels(smp, 0.95, np.zeros(n_cpu), in_place=True)
+        ctimes.append(t2 - t1)
+        cltimes.append(time.perf_counter() - t2)
+    cpu_rate = cwork / statistics.median(ctimes)
     print(
-        f"cpu (same machine, Numba): {n_cpu} SKUs: {cpu_rate / 1e6:.0f} million SKU-path-periods/s; "
-        f"gpu/cpu rate ratio {work / e2e / cpu_rate:.1f}x"
+        f"cpu (same machine, Numba): {n_cpu} units: {cpu_rate / 1e6:.0f} million SKU-path-periods/s; "
+        f"gpu/cpu rate ratio {work / g_s / cpu_rate:.1f}x (paths), levels per unit "
+        f"{(statistics.median(cltimes) / n_cpu) / (g_lev / n):.1f}x"
     )
     print(json.dumps({
-        "bench": "gpu_simulate", "skus": n, "paths": P, "periods": T, "seconds": round(e2e, 4),
-        "kernel_seconds": round(kern, 4), "target_seconds": 3.0, "cpu_rate_per_s": round(cpu_rate),
-        "gpu_rate_per_s": round(work / e2e), "parity_ok": ok, "parity_max_rel_diff": worst,
+        "bench": "gpu_simulate", "engine": "kernels.policy_samples", "units": n, "paths": P,
+        "periods_per_path": round(work / n / P, 3), "seconds": round(g_s, 4),
+        "levels_seconds": round(g_lev, 4),
+        "gpu_rate_per_s": round(work / g_s), "cpu_rate_per_s": round(cpu_rate), "parity_ok": ok,
+        "parity": report,
     }))  # fmt: skip
     return 0 if ok else 1
 

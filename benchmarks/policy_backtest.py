@@ -27,9 +27,6 @@ both aiming at a 95% fill rate, with the same demand, lead-time draws and pack /
   reach the fill rate each of ours achieved (an oracle the classic rule could not have in practice) to
   compare inventory at equal fill.
 
-Optional cross-check (``--kernel-check``): ``kernels.optimize.optimize_order_up_to`` (issue 6's simulator),
-steady state, on the gamma baseline forecast and the empirical lead-time distributions.
-
 Usage: ``flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/policy_backtest.py [--units 5000]``
 """
 
@@ -179,9 +176,7 @@ def build(n_units: int, seed: int, intermittent_share: float = 0.5):
     return data, dm, units, pmf_ours, lt_counts, lead, inter, true_pmf[term], strength
 
 
-def run(
-    n_units: int, seed: int, n_paths: int, intermittent_share: float = 0.5, kernel_check: bool = False
-) -> dict:
+def run(n_units: int, seed: int, n_paths: int, intermittent_share: float = 0.5) -> dict:
     t0 = time.perf_counter()
     data, dm, units, pmf, lt_counts, lead, inter, true_pmf, strength = build(
         n_units, seed, intermittent_share
@@ -268,31 +263,6 @@ def run(
         ours(t)
         return ours_cache[t][1]
 
-    kernel_cache: dict[int, np.ndarray] = {}
-    span = np.clip(np.rint(lt_mean).astype(np.int64) + REVIEW, 1, HORIZON)
-
-    def ours_kernel(t):
-        """Cross-check: the simulation kernels' optimiser (issue 6) in steady state on the same forecast."""
-        if t not in kernel_cache:
-            from kernels.optimize import optimize_order_up_to
-            from kernels.simulate import lead_times_from_pmf, quantile_demand
-
-            b = baseline(t)
-            csum = np.cumsum(b.values.astype(np.float64), axis=1)
-            vals = csum[np.arange(n), span - 1] / span[:, None]  # mean quantiles over the protection interval
-            res = optimize_order_up_to(
-                quantile_demand(np.maximum.accumulate(vals, axis=1), b.levels),
-                lead_times_from_pmf(pmf, np.arange(n)),
-                target=TARGET,
-                metric="fill_rate",
-                review_period=REVIEW,
-                n_periods=48,
-                n_paths=max(n_paths // 4, 64),
-                seed=seed + t,
-            )
-            kernel_cache[t] = np.ceil(np.asarray(res.level))
-        return kernel_cache[t]
-
     def classic(method, z_scale=1.0):
         def level(t):
             b = baseline(t)
@@ -318,9 +288,6 @@ def run(
     res_ours = replay_policy(level_fn=ours, **args)
     t_ours = time.perf_counter() - t1
     res_group = replay_policy(level_fn=ours_group, **args)
-    t2 = time.perf_counter()
-    res_kernel = replay_policy(level_fn=ours_kernel, **args) if kernel_check else None
-    t_kernel = time.perf_counter() - t2
     res_fill = replay_policy(level_fn=classic("fill_rate"), **args)
     res_csl = replay_policy(level_fn=classic("cycle_service"), **args)
 
@@ -341,7 +308,6 @@ def run(
     rows = [
         ("ours: simulated order-up-to, 95% fill in every unit", res_ours),
         (f"ours: simulated, 95% fill for the group (unit floor {FILL_FLOOR:.0%})", res_group),
-        ("kernels.optimize (steady state, gamma baseline forecast)", res_kernel),
         ("classic z*RMSE*sqrt(L+R), z for 95% fill (normal loss)", res_fill),
         ("classic z*RMSE*sqrt(L+R), z = 1.645 (95% cycle service)", res_csl),
         (f"classic, safety stock x{k_eq:.2f} (oracle: per-unit ours' fill)", res_eq),
@@ -397,8 +363,6 @@ def run(
     print()
     meets, ratio_fill, saving, clause_a, clause_b = verdict("ours, 95% in every unit", res_ours, res_eq)
     g_meets, g_ratio, g_saving, g_a, g_b = verdict("ours, 95% for the group", res_group, res_geq)
-    if kernel_check:
-        print(f"kernel optimiser replay took {t_kernel:.1f}s")
     print(f"ours replay took {t_ours:.1f}s ({WARMUP + MEASURED} reviews x {n} units x {n_paths} paths)")
     return {
         "bench": "policy_backtest",
@@ -458,11 +422,6 @@ def main() -> None:
         help="ours with one lead time per path (orders assumed not to cross; over-stocks here)",
     )
     ap.add_argument(
-        "--kernel-check",
-        action="store_true",
-        help="also replay kernels.optimize.optimize_order_up_to on the gamma baseline (cross-check, slower)",
-    )
-    ap.add_argument(
         "--lt-prior",
         type=float,
         default=None,
@@ -472,7 +431,7 @@ def main() -> None:
     global CROSSING, LT_STRENGTH
     CROSSING = not a.no_crossing
     LT_STRENGTH = a.lt_prior
-    print(json.dumps(run(a.units, a.seed, a.paths, a.intermittent_share, a.kernel_check)))
+    print(json.dumps(run(a.units, a.seed, a.paths, a.intermittent_share)))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,23 @@
-"""Benchmark: Monte-Carlo inventory simulation and order-up-to optimisation on the CPU.
+"""Benchmark: the policy simulation engine the planner ships (``kernels.policy_samples``), on the CPU.
 
-Part 1 (issue 6): 10,000 SKUs x 1,000 paths x 52 periods, Poisson demand (means 0.5-20), lead times uniform
-on 2..8 periods (orders cross), (R=1, S) policy, backorders. Ours (``kernels.simulate.simulate``, Numba,
-counter-based random numbers) beside a vectorised NumPy implementation of the same model and timing
-convention (NumPy's own Generator for Poisson demand and lead times), in the same run. Prints
-SKU-path-periods per second for both (medians), the speed-up, the agreement of per-SKU fill rates (the
-generators differ, so the difference is Monte-Carlo noise: reported also in standard errors) and the peak
-resident memory of each (VmHWM after a reset of /proc/self/clear_refs).
+The planner's model, at the scale of issue 6's simulation benchmark: 10,000 weekly units x 1,000 paths, with
+both demand sources ``plan`` ships: ``quantiles`` (the plan stage on stored forecasts: 5 quantiles per unit
+and future period, drawn by inversion with exponential tails) and ``history`` (the bootstrap of a unit's own
+104 periods, half of the units intermittent, times a promotion factor per future period, with the sampling
+error of the history's mean); supplier lead times of 1 to 8 weeks drawn per order (orders cross), each
+path's lead-time distribution drawn from a Dirichlet posterior (26 deliveries plus pooled pseudo-deliveries,
+a Polya urn); review every period (R = 1). Per path the engine
+simulates the steady-state shortfall ``X_t``: the period's own demand and the demand of every earlier cycle
+whose order is still outstanding (``L_c >= c``), i.e. about ``1 + E[L]`` periods of demand and up to 8 lead
+times per path.
 
-Part 2: ``optimize_order_up_to`` for 100,000 units to a 95% fill-rate target (500 paths x 60 periods, 9
-burn-in; ``--opt-paths``), with the bisection optimiser ``optimize_level`` on 2,000 of the units as the
-reference (same seed: the levels must be identical).
+Work is counted in **SKU-path-periods**: the periods of demand each path actually simulates, counted exactly
+by a run of the same seed on a demand of 1 per period (lead times do not depend on demand, so ``X_t`` is
+then the number of periods). Reference: a vectorised NumPy implementation of the same model (the same urn,
+crossing rule, bootstrap and mean error) with NumPy's own Generator, in the same run; the generators differ,
+so per-unit means agree to Monte-Carlo noise (reported in standard errors). Also timed: the level search on
+the same paths (``kernels.order_up_to_levels``: row sort + bisection for a 95% fill rate), what ``plan`` does
+next.
 
 Usage: flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/simulate.py [--quick]
 The last line printed is one JSON object with the figures.
@@ -22,17 +29,27 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
 
-from kernels.optimize import optimize_level, optimize_order_up_to
-from kernels.optimize import warmup as optimize_warmup
-from kernels.simulate import order_up_to_policy, poisson_demand, simulate, uniform_lead_times
-from kernels.simulate import warmup as simulate_warmup
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-LT_LO, LT_HI = 2, 8
+from kernels import HistoryDemand, QuantileDemand, order_up_to_levels, policy_samples, warmup  # noqa: E402
+
+K = 9  # lead-time bins 0..8 periods
+W, H = 104, 12  # history pool, forecast horizon
+
+
+def _status(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def _reset_peak() -> int:
@@ -45,177 +62,173 @@ def _reset_peak() -> int:
     return _status("VmRSS")
 
 
-def _status(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
+def make_units(n: int, seed: int = 20261207):
+    """History pools, promotion factors and lead-time posteriors (Dirichlet counts) of ``n`` units."""
+    rng = np.random.default_rng(seed)
+    mean = rng.uniform(0.5, 20.0, n)
+    intermittent = rng.random(n) < 0.5
+    zero = np.where(intermittent, rng.uniform(0.5, 0.9, n), 0.0)
+    size = np.where(intermittent, mean / np.maximum(1.0 - zero, 0.1), mean)
+    pool = np.where(rng.random((n, W)) < zero[:, None], 0.0, rng.gamma(2.0, size[:, None] / 2.0, (n, W)))
+    pool = np.round(pool)
+    plen = np.full(n, W, dtype=np.int64)
+    factor = np.where(rng.random((n, H)) < 0.1, 1.6, 1.0)
+    base = rng.integers(1, 4, n)  # lead times: base 1..3 weeks plus a skewed delay, up to 8
+    true = np.zeros((n, K))
+    for d, p in enumerate([0.45, 0.25, 0.15, 0.1, 0.05]):
+        true[np.arange(n), np.minimum(base + d, K - 1)] += p
+    obs = np.stack([rng.multinomial(26, t) for t in true]).astype(np.float64)
+    prior = true.mean(axis=0)
+    counts = obs + 4.0 * prior  # 26 deliveries plus 4 pooled pseudo-deliveries
+    levels = np.array([0.1, 0.25, 0.5, 0.75, 0.9])
+    mean_h = mean[:, None] * factor
+    values = np.stack([mean_h * f for f in (0.2, 0.55, 0.9, 1.35, 2.0)], axis=2).astype(np.float32)
+    return pool, plen, factor, counts, levels, values
 
 
-def numpy_reference(mean, S, n_paths, n_periods, rng, chunk=500):
-    """Vectorised NumPy simulation of the same model; returns per-SKU (demand, unserved) totals over paths."""
-    n = mean.shape[0]
-    cap = 16
-    dem_tot = np.zeros(n)
-    short_tot = np.zeros(n)
+def _quantile_draw(levels, values, rows, j, u):
+    """Period ``j``'s quantiles inverted at uniforms ``u`` (m, P): linear inside, exponential upper tail."""
+    q = levels.shape[0]
+    v = values[rows[:, 0], min(j, H - 1)].astype(np.float64)  # (m, Q)
+    lo = np.clip(np.searchsorted(levels, u, side="right") - 1, 0, q - 2)
+    w = (u - levels[lo]) / (levels[lo + 1] - levels[lo])
+    tail = 1.0 + (1.0 - levels[-1]) / (levels[-1] - levels[-2]) * np.log((1.0 - levels[-1]) / (1.0 - u))
+    w = np.where(u > levels[-1], tail, w)
+    a = np.take_along_axis(v, lo, axis=1)
+    b = np.take_along_axis(v, lo + 1, axis=1)
+    return np.maximum(a + w * (b - a), 0.0)
+
+
+def numpy_reference(source, units, n_paths, rng, chunk=200):
+    """The same model, vectorised NumPy: (N,) mean of X_t and (N,) its standard error over paths."""
+    pool, plen, factor, counts, levels, values = units
+    n = pool.shape[0]
+    mean_x, se_x = np.zeros(n), np.zeros(n)
+    mu = pool.mean(axis=1)
+    cv2n = np.where(mu > 0, pool.var(axis=1, ddof=1) / np.maximum(mu, 1e-12) ** 2 / plen, 0.0)
+    k_max = K - 1 - np.argmax(counts[:, ::-1] > 0, axis=1)
     for a in range(0, n, chunk):
         b = min(a + chunk, n)
         m = b - a
-        mu = mean[a:b, None]
-        S_c = np.broadcast_to(S[a:b, None], (m, n_paths))
-        net = S_c.copy()
-        ip = S_c.copy()
-        ring = np.zeros(cap * m * n_paths)  # flat (slot, SKU, path) ring of arrivals
-        cell = np.arange(m * n_paths).reshape(m, n_paths)
-        dem = np.zeros((m, n_paths))
-        short = np.zeros((m, n_paths))
-        for t in range(n_periods):
-            q = S_c - ip  # (R = 1, S): every period, up to S; ip <= S always from a full start
-            L = rng.integers(LT_LO, LT_HI + 1, size=(m, n_paths))
-            ring[((t + L) % cap) * (m * n_paths) + cell] += q  # one order per (SKU, path): no repeated index
-            ip = ip + q
-            slot = ring[(t % cap) * m * n_paths : (t % cap + 1) * m * n_paths].reshape(m, n_paths)
-            net += slot
-            slot[:] = 0.0
-            d = rng.poisson(mu, size=(m, n_paths)).astype(np.float64)
-            served = np.minimum(d, np.maximum(net, 0.0))
-            net -= d
-            ip -= d
-            dem += d
-            short += d - served
-        dem_tot[a:b] = dem.sum(axis=1)
-        short_tot[a:b] = short.sum(axis=1)
-    return dem_tot, short_tot
+        rows = np.arange(a, b)[:, None]
+
+        def demand(j, rows=rows, m=m):
+            if source == "quantiles":
+                u = (rng.integers(0, 4096, size=(m, n_paths)) + 0.5) / 4096  # the engine's uniform grid
+                return _quantile_draw(levels, values, rows, j, u)
+            e = rng.integers(0, plen[rows], size=(m, n_paths))
+            return pool[rows, e] * factor[rows, min(j, H - 1)]
+
+        x = demand(0)
+        w = np.repeat(counts[a:b, None, :], n_paths, axis=1)  # each path's urn
+        tot = w.sum(axis=2)
+        for c in range(1, K):
+            active = c <= k_max[a:b, None]
+            u = rng.random((m, n_paths)) * tot
+            lt = (np.cumsum(w, axis=2) < u[:, :, None]).sum(axis=2)
+            lt = np.minimum(lt, k_max[a:b, None])
+            np.put_along_axis(
+                w, lt[:, :, None], np.take_along_axis(w, lt[:, :, None], 2) + active[:, :, None], 2
+            )
+            tot = tot + active
+            x = x + np.where(active & (lt >= c), demand(c), 0.0)
+        if source == "history":
+            x = x * np.maximum(1.0 + np.sqrt(cv2n[a:b, None]) * rng.standard_normal((m, n_paths)), 0.0)
+        mean_x[a:b] = x.mean(axis=1)
+        se_x[a:b] = x.std(axis=1) / np.sqrt(n_paths)
+    return mean_x, se_x
 
 
-def part_simulate(args) -> dict:
-    """Part 1: ours beside the NumPy reference on the same model."""
-    n_sku, n_paths, n_periods = (1000, 200, 52) if args.quick else (10_000, 1_000, 52)
-    rng = np.random.default_rng(20261128)
-    mean = rng.uniform(0.5, 20.0, n_sku)
-    window = (LT_LO + LT_HI) / 2 + 1
-    S = np.round(mean * window + 1.5 * np.sqrt(mean * window))
-    demand = poisson_demand(mean)
-    lead = uniform_lead_times(LT_LO, LT_HI, n_sku)
-    policy = order_up_to_policy(S)
-    work = n_sku * n_paths * n_periods
-
+def run_case(source, units, n_paths, runs, work) -> dict:
+    """Time the engine and the NumPy reference on one demand source; print and return the figures."""
+    pool, plen, factor, counts, levels, values = units
+    n = pool.shape[0]
+    pmf = counts / counts.sum(axis=1, keepdims=True)
+    if source == "quantiles":
+        demand = QuantileDemand(levels, values)
+    else:
+        demand = HistoryDemand(pool, plen, factor)
     base = _reset_peak()
-    ours_t, ours_cpu = [], []
-    for _ in range(args.runs + 2):
-        t0, c0 = time.perf_counter(), time.process_time()
-        res = simulate(demand, lead, policy, n_periods=n_periods, n_paths=n_paths, seed=42)
-        ours_t.append(time.perf_counter() - t0)
-        ours_cpu.append(time.process_time() - c0)
+    ours_t, ours_cpu, lev_t = [], [], []
+    for _ in range(runs + 2):
+        t1, c1 = time.perf_counter(), time.process_time()
+        smp = policy_samples(demand, pmf, 1, n_paths, 42, lead_time_counts=counts)
+        ours_t.append(time.perf_counter() - t1)
+        ours_cpu.append(time.process_time() - c1)
+        x = smp.d_lr.astype(np.float64)
+        t2 = time.perf_counter()
+        order_up_to_levels(smp, 0.95, np.zeros(n), in_place=True)
+        lev_t.append(time.perf_counter() - t2)
     ours_peak = max(_status("VmHWM") - base, 0)
-    ours_s = statistics.median(ours_t)
+    ours_s, lev_s = statistics.median(ours_t), statistics.median(lev_t)
     print(
-        f"ours   : {n_sku} SKUs x {n_paths} paths x {n_periods} periods: median {ours_s:.3f} s of "
-        f"{len(ours_t)} runs -> {work / ours_s / 1e6:.0f} million SKU-path-periods/s "
-        f"({work / statistics.median(ours_cpu) / 1e6:.0f} million per CPU-second); "
-        f"peak +{ours_peak / 2**20:.0f} MiB"
+        f"[{source}] engine : {n} units x {n_paths} paths, {work / n / n_paths:.2f} periods per path: median "
+        f"{ours_s:.3f} s of {len(ours_t)} runs -> {work / ours_s / 1e6:.0f} million SKU-path-periods/s "
+        f"({work / statistics.median(ours_cpu) / 1e6:.0f} million per CPU-second on "
+        f"{numba.get_num_threads()} threads); peak +{ours_peak / 2**20:.0f} MiB"
     )
-
+    print(
+        f"[{source}] levels : sort + bisection to a 95% fill rate on the same paths: median {lev_s:.3f} s; "
+        f"paths + levels {work / (ours_s + lev_s) / 1e6:.0f} million SKU-path-periods/s"
+    )
     base = _reset_peak()
     ref_t, ref_cpu = [], []
-    for r in range(args.runs):
-        t0, c0 = time.perf_counter(), time.process_time()
-        dem_tot, short_tot = numpy_reference(mean, S, n_paths, n_periods, np.random.default_rng(r))
-        ref_t.append(time.perf_counter() - t0)
-        ref_cpu.append(time.process_time() - c0)
+    for r in range(runs):
+        t1, c1 = time.perf_counter(), time.process_time()
+        ref_mean, ref_se = numpy_reference(source, units, n_paths, np.random.default_rng(r))
+        ref_t.append(time.perf_counter() - t1)
+        ref_cpu.append(time.process_time() - c1)
     ref_peak = max(_status("VmHWM") - base, 0)
     ref_s = statistics.median(ref_t)
-    ref_fill = 1.0 - short_tot / dem_tot
     print(
-        f"numpy  : median {ref_s:.3f} s of {len(ref_t)} runs -> {work / ref_s / 1e6:.1f} million "
+        f"[{source}] numpy  : median {ref_s:.3f} s of {len(ref_t)} runs -> {work / ref_s / 1e6:.1f} million "
         f"SKU-path-periods/s ({work / statistics.median(ref_cpu) / 1e6:.1f} million per CPU-second); "
-        f"peak +{ref_peak / 2**20:.0f} MiB (chunks of 500 SKUs)"
+        f"peak +{ref_peak / 2**20:.0f} MiB (chunks of 200 units)"
     )
-    diff = np.abs(res.fill_rate - ref_fill)
-    z = diff / np.sqrt(2.0) / np.maximum(res.fill_rate_se, 1e-12)
+    ours_mean = x.mean(axis=1)
+    ours_se = x.std(axis=1) / np.sqrt(n_paths)
+    z = np.abs(ours_mean - ref_mean) / np.sqrt(ours_se**2 + ref_se**2 + 1e-24)
     speedup = ref_s / ours_s
     cpu_ratio = statistics.median(ref_cpu) / statistics.median(ours_cpu)
     print(
-        f"speed-up vs numpy: {speedup:.1f}x wall-clock; {cpu_ratio:.1f}x in CPU-seconds (ours "
-        f"{statistics.median(ours_cpu):.2f} CPU-s on {numba.get_num_threads()} threads, numpy "
-        f"{statistics.median(ref_cpu):.2f} CPU-s on 1); load average {os.getloadavg()[0]:.1f} on "
-        f"{os.cpu_count()} cores"
-    )
-    print(
-        f"per-SKU fill rate: ours mean {res.fill_rate.mean():.5f}, numpy mean {ref_fill.mean():.5f}; "
-        f"max |diff| {diff.max():.5f} ({z.max():.2f} standard errors of the difference over {n_sku} SKUs; "
-        f"mean |diff| {diff.mean():.5f})"
+        f"[{source}] speed-up vs numpy: {speedup:.1f}x wall-clock; {cpu_ratio:.1f}x in CPU-seconds; "
+        f"per-unit mean X_t: engine {ours_mean.mean():.3f}, numpy {ref_mean.mean():.3f}; |diff| in standard "
+        f"errors: median {np.median(z):.2f}, max {z.max():.2f} over {n} units (noise: median ~0.67, max "
+        f"~{np.sqrt(2 * np.log(n)):.1f})"
     )
     return {
-        "skus": n_sku, "paths": n_paths, "periods": n_periods,
-        "seconds": round(ours_s, 4), "ref_seconds": round(ref_s, 4), "speedup": round(speedup, 1),
-        "cpu_seconds": round(statistics.median(ours_cpu), 3),
-        "ref_cpu_seconds": round(statistics.median(ref_cpu), 3),
-        "cpu_seconds_ratio": round(cpu_ratio, 1),
-        "rate_per_s": round(work / ours_s), "ref_rate_per_s": round(work / ref_s),
-        "fill_rate_max_abs_diff": round(float(diff.max()), 6),
-        "fill_rate_max_diff_se": round(float(z.max()), 2),
-        "peak_mib": round(ours_peak / 2**20, 1), "ref_peak_mib": round(ref_peak / 2**20, 1),
-    }  # fmt: skip
-
-
-def part_optimize(args) -> dict:
-    """Part 2: order-up-to levels for 100,000 units to a 95% fill rate; bisection on a subset as reference."""
-    n_opt, n_opt_ref = (5_000, 200) if args.quick else (100_000, 2_000)
-    n_p2, T2, burn = (200, 60, 9) if args.quick else (args.opt_paths, 60, 9)
-    mean2 = np.random.default_rng(7).uniform(0.5, 20.0, n_opt)
-    d2, lt2 = poisson_demand(mean2), uniform_lead_times(LT_LO, LT_HI, n_opt)
-    t0, c0 = time.perf_counter(), time.process_time()
-    opt = optimize_order_up_to(d2, lt2, target=0.95, n_periods=T2, n_paths=n_p2, seed=5, burn_in=burn)
-    opt_s = time.perf_counter() - t0
-    opt_cpu = time.process_time() - c0
-    print(
-        f"optimize_order_up_to: {n_opt} units x {n_p2} paths x {T2} periods ({burn} burn-in) to a 95% fill "
-        f"rate: {opt_s:.2f} s ({opt_cpu:.1f} CPU-s on {numba.get_num_threads()} threads; load average "
-        f"{os.getloadavg()[0]:.1f}); achieved fill rate min {opt.fill_rate.min():.4f}, "
-        f"mean safety stock {opt.safety_stock.mean():.2f}"
-    )
-    sub = slice(0, n_opt_ref)
-    d3, lt3 = poisson_demand(mean2[sub]), uniform_lead_times(LT_LO, LT_HI, n_opt_ref)
-    t0 = time.perf_counter()
-    ref = optimize_level(
-        d3, lt3, order_up_to_policy(np.zeros(n_opt_ref)), target=0.95, n_periods=T2, n_paths=n_p2, seed=5,
-        burn_in=burn,
-    )  # fmt: skip
-    bis_s = time.perf_counter() - t0
-    same = bool(np.array_equal(ref.level, opt.level[sub]))
-    per_unit_ratio = (bis_s / n_opt_ref) / (opt_s / n_opt)
-    print(
-        f"reference bisection (optimize_level) on {n_opt_ref} units: {bis_s:.2f} s; "
-        f"identical levels: {same}; "
-        f"per-unit speed-up of the one-pass curve: {per_unit_ratio:.1f}x"
-    )
-    return {
-        "optimize_units": n_opt, "optimize_paths": n_p2, "optimize_periods": T2,
-        "optimize_seconds": round(opt_s, 3), "optimize_cpu_seconds": round(opt_cpu, 2),
-        "optimize_ref_units": n_opt_ref, "optimize_ref_seconds": round(bis_s, 3),
-        "optimize_levels_identical": same,
+        f"{source}_seconds": round(ours_s, 4), f"{source}_levels_seconds": round(lev_s, 4),
+        f"{source}_ref_seconds": round(ref_s, 4), f"{source}_speedup": round(speedup, 1),
+        f"{source}_cpu_seconds_ratio": round(cpu_ratio, 1), f"{source}_rate_per_s": round(work / ours_s),
+        f"{source}_rate_with_levels_per_s": round(work / (ours_s + lev_s)),
+        f"{source}_ref_rate_per_s": round(work / ref_s),
+        f"{source}_mean_diff_se_median": round(float(np.median(z)), 2),
+        f"{source}_mean_diff_se_max": round(float(z.max()), 2),
+        f"{source}_peak_mib": round(ours_peak / 2**20, 1),
+        f"{source}_ref_peak_mib": round(ref_peak / 2**20, 1),
     }  # fmt: skip
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--opt-paths", type=int, default=500, help="paths per unit in the optimisation part")
-    ap.add_argument("--part", choices=("all", "simulate", "optimize"), default="all")
     args = ap.parse_args()
+    n, n_paths = (1_000, 200) if args.quick else (10_000, 1_000)
     t0 = time.perf_counter()
-    simulate_warmup()
-    optimize_warmup()
+    warmup()
     print(f"warmup (compile or load cache): {time.perf_counter() - t0:.2f} s")
-    figures = {"bench": "simulate"}
-    if args.part in ("all", "simulate"):
-        figures.update(part_simulate(args))
-    if args.part in ("all", "optimize"):
-        figures.update(part_optimize(args))
-    figures["load_average"] = round(os.getloadavg()[0], 1)
+    units = make_units(n)
+    counts = units[3]
+    pmf = counts / counts.sum(axis=1, keepdims=True)
+    ones = QuantileDemand(np.array([0.5]), np.ones((n, H, 1), np.float32))
+    periods = policy_samples(ones, pmf, 1, n_paths, 42, lead_time_counts=counts).d_lr.astype(np.float64)
+    work = float(periods.sum())  # periods of demand simulated, exactly (lead times do not depend on demand)
+    figures = {"bench": "simulate", "engine": "kernels.policy_samples", "units": n, "paths": n_paths,
+               "periods_per_path": round(work / n / n_paths, 3)}  # fmt: skip
+    for source in ("quantiles", "history"):
+        figures.update(run_case(source, units, n_paths, args.runs, work))
+    figures.update(threads=numba.get_num_threads(), load_average=round(os.getloadavg()[0], 1))
     print(json.dumps(figures))
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-GPU_INSTALL_HINT = 'pip install "replenish[gpu]"  (CuPy for CUDA 12: cupy-cuda12x)'
+GPU_INSTALL_HINT = 'pip install -e ".[gpu]"  (CuPy for CUDA 12: cupy-cuda12x)'
 
 
 class BackendError(RuntimeError):

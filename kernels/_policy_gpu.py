@@ -350,25 +350,13 @@ extern "C" __global__ void served_sorted_kernel(
 }
 """
 
-_KERNELS = (
-    "protection_paths_kernel",
-    "levels_kernel",
-    "menu_kernel",
-    "served_kernel",
-    "served_sorted_kernel",
-)
-
 
 @functools.cache
 def _module(device_id: int) -> Any:
     """The compiled kernels for one device (compiled once per device, then cached by CuPy on disk)."""
     cp = cupy_module()
     with cp.cuda.Device(device_id):
-        return cp.RawModule(
-            code=POLICY_CUDA_PRELUDE + POLICY_CUDA_SOURCE,
-            options=("--fmad=false", "-std=c++14"),
-            name_expressions=_KERNELS,
-        )
+        return cp.RawModule(code=POLICY_CUDA_PRELUDE + POLICY_CUDA_SOURCE, options=("--fmad=false",))
 
 
 def _kernel(name: str) -> Any:

@@ -190,11 +190,14 @@ def expected_served(samples: ProtectionSamples, unit_of: Any, y: Any) -> Any:
     backend = engine_backend(xp)
     if samples.is_sorted and unit_of.shape[0]:
         grouped = bool(xp.all(unit_of[1:] >= unit_of[:-1]))  # the planner's increments already are
-        order = xp.arange(unit_of.shape[0]) if grouped else xp.argsort(unit_of, kind="stable")
+        if grouped:
+            order = xp.arange(unit_of.shape[0])
+        else:  # CuPy's argsort is stable; NumPy's needs asking
+            order = np.argsort(unit_of, kind="stable") if xp is np else xp.argsort(unit_of)
         uo = unit_of[order]
         starts = xp.flatnonzero(xp.concatenate((xp.ones(1, dtype=bool), uo[1:] != uo[:-1])))
         units = uo[starts]
-        starts = xp.append(starts, uo.shape[0]).astype(xp.int64)
+        starts = xp.concatenate((starts, xp.asarray([uo.shape[0]]))).astype(xp.int64)
         tmp = xp.empty_like(out)
         backend.served_sorted(samples.d_lr, units.astype(xp.int64), starts, y[order], tmp)
         out[order] = tmp

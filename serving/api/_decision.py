@@ -43,7 +43,7 @@ def include_serving_routes(app: FastAPI) -> FastAPI:
 def build_decision_app(
     settings: Any = None, forecaster: Any = None, *, forecast_check_interval_s: float | None = None
 ) -> FastAPI:
-    """The decision API with every route of this checkout.
+    """The decision API with every route of this checkout; warms the simulation engine up first.
 
     Forecasts, risk and what-if answer each caller's tenant from its stored forecasts and plan inputs
     (:mod:`serving.api.routes.forecasts`); nothing global is attached for them.
@@ -56,9 +56,13 @@ def build_decision_app(
             newer run or newer sales (default :data:`serving.api.routes.forecasts.DEFAULT_CHECK_INTERVAL_S`).
     """
     from features.settings import get_settings
+    from planning import warmup
     from serving.api.main import create_app
     from serving.api.routes.forecasts import DEFAULT_CHECK_INTERVAL_S
 
+    # the simulation engine's kernels are compiled (or loaded from Numba's cache) here, at API / Serve replica
+    # start (DecisionAPI builds its app in the replica), never on the first what-if request
+    warmup()
     settings = settings or get_settings()
     app = create_app(settings)
     include_serving_routes(app)

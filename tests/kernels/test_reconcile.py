@@ -323,5 +323,5 @@ def test_gpu_warmup_without_a_gpu_names_the_install_command():
 
     if gpu_available():
         pytest.skip("a GPU is present")
-    with pytest.raises(BackendError, match=r"replenish\[gpu\]"):
+    with pytest.raises(BackendError, match=r'pip install -e "\.\[gpu\]"'):
         warmup(gpu=True)

@@ -1,4 +1,4 @@
-"""Group fill targets: menus of levels per unit and their allocation (planning._service)."""
+"""Group fill targets: menus of levels per unit and their allocation (kernels.service_menu and friends)."""
 
 import dataclasses
 import itertools

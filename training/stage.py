@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -348,6 +349,69 @@ def _history(rows: pl.DataFrame, units: pl.DataFrame, hist_dates: list, freq: st
     return y
 
 
+@dataclass(frozen=True)
+class _Window:
+    """What every chunk of a forecast run shares: the model, the fallback and the periods."""
+
+    pred: object
+    name: str
+    baseline: str
+    end: date
+    hist_dates: list
+    future: list
+
+
+def _forecast_chunk(w: _Window, ch: pl.DataFrame, sales, promotions, counts: dict) -> list[pl.DataFrame]:
+    """Forecast rows of one chunk of units: the model where it can, the baseline elsewhere."""
+    from features.frames import TENANT_KEYS, build_panel, tenant_frame
+
+    keys = list(TENANT_KEYS)
+    spec = w.pred.spec
+    fspec = spec.frame_spec
+    levels = list(spec.quantiles)
+    attrs = [c for c in fspec.static_categoricals if c not in keys]
+    frame = tenant_frame(
+        sales.join(ch.select(keys), on=keys, how="semi"),
+        fspec,
+        promotions=promotions.join(ch.select(keys), on=keys, how="semi"),
+        future=spec.horizon,
+        end=w.end,
+    )
+    counts["promoted"] += frame.filter(pl.col("qty").is_null() & (pl.col("promo") > 0)).height
+    # history = periods from the unit's first sale in the window to the end (a period without a sales row
+    # inside that span is a period without sales, as the model's encoder reads it)
+    first = frame.filter(pl.col("qty").is_not_null()).group_by(keys).agg(pl.col("date").min())
+    seen = first.with_columns(_periods_to(pl.col("date"), w.end, fspec.freq).alias("_n")).drop("date")
+    ch = ch.join(seen, on=keys, how="left", maintain_order="left").with_columns(pl.col("_n").fill_null(0))
+    ok = pl.col("_known") & (pl.col("_n") >= spec.min_encoder_length)
+    m_units, b_units = ch.filter(ok), ch.filter(~ok)
+    counts["unknown_to_model"] += b_units.filter(~pl.col("_known")).height
+    counts["short_history"] += b_units.filter(pl.col("_known")).height
+    out = []
+    if m_units.height:
+        panel = build_panel(
+            frame.join(m_units.select(keys), on=keys, how="semi"),
+            fspec,
+            vocab=spec.vocab,
+            statics=m_units.select(*keys, *attrs),
+        )
+        fc = w.pred.forecast(panel, panel.time_index(w.future[0]))
+        n = panel.n_series
+        keys_pl = pl.from_pandas(panel.keys)
+        src, ver = [f"model:{w.name}"] * n, [w.pred.version] * n
+        out.append(_rows(keys_pl, w.future, fc.quantiles, levels, src, ver, fc.cold_start))
+        counts["model"] += n
+    if b_units.height:
+        y = _history(frame, b_units, w.hist_dates, fspec.freq)
+        q = baseline_quantiles(y, spec.horizon, levels, w.baseline, spec.season)
+        n = b_units.height
+        out.append(
+            _rows(b_units, w.future, q, levels, [f"baseline:{w.baseline}"] * n, [None] * n, [True] * n)
+        )
+        counts["baseline"] += n
+    return out
+
+
 def forecast_stage(
     tenant: str,
     *,
@@ -383,14 +447,12 @@ def forecast_stage(
         ValueError: the tenant has no sales facts.
     """
     from features.facts import read_promotions, read_sales
-    from features.forecasts import ForecastRunMeta, sales_watermark, write_forecasts
+    from features.forecasts import ForecastRunMeta, forecast_runs, sales_watermark, write_forecasts
     from features.frames import (
         LAG_PREFIX,
         TENANT_KEYS,
-        build_panel,
         grid_of,
         snap_dates,
-        tenant_frame,
         unit_statics,
     )
     from features.profile import get_profile, model_name_for
@@ -426,7 +488,6 @@ def forecast_stage(
 
     units = pl.concat([planning.select(keys), sales.select(pl.col(k).cast(pl.String) for k in keys)])
     units = unit_statics(units.unique().sort(keys), fspec, skus=skus, locations=locations)
-    attrs = [c for c in fspec.static_categoricals if c not in keys]
     known = pl.lit(True)
     for c in fspec.static_categoricals:
         known = known & pl.col(c).is_in(spec.vocab[c])
@@ -434,54 +495,9 @@ def forecast_stage(
     total = units.height
     out, counts = [], {"model": 0, "baseline": 0, "unknown_to_model": 0, "short_history": 0, "promoted": 0}
     tick(0, total)
+    window = _Window(pred, name, baseline, end, hist_dates, future)
     for i in range(0, total, chunk_size):
-        ch = units.slice(i, chunk_size)
-        frame = tenant_frame(
-            sales.join(ch.select(keys), on=keys, how="semi"),
-            fspec,
-            promotions=promotions.join(ch.select(keys), on=keys, how="semi"),
-            future=H,
-            end=end,
-        )
-        counts["promoted"] += frame.filter(pl.col("qty").is_null() & (pl.col("promo") > 0)).height
-        # history = periods from the unit's first sale in the window to the end (a day without a sales row
-        # inside that span is a day without sales, as the model's encoder reads it)
-        first = frame.filter(pl.col("qty").is_not_null()).group_by(keys).agg(pl.col("date").min())
-        seen = first.with_columns(_periods_to(pl.col("date"), end, fspec.freq).alias("_n")).drop("date")
-        ch = ch.join(seen, on=keys, how="left", maintain_order="left").with_columns(pl.col("_n").fill_null(0))
-        ok = pl.col("_known") & (pl.col("_n") >= spec.min_encoder_length)
-        m_units, b_units = ch.filter(ok), ch.filter(~ok)
-        counts["unknown_to_model"] += b_units.filter(~pl.col("_known")).height
-        counts["short_history"] += b_units.filter(pl.col("_known")).height
-        if m_units.height:
-            panel = build_panel(
-                frame.join(m_units.select(keys), on=keys, how="semi"),
-                fspec,
-                vocab=spec.vocab,
-                statics=m_units.select(*keys, *attrs),
-            )
-            fc = pred.forecast(panel, panel.time_index(future[0]))
-            n = panel.n_series
-            out.append(
-                _rows(
-                    pl.from_pandas(panel.keys),
-                    future,
-                    fc.quantiles,
-                    levels,
-                    [f"model:{name}"] * n,
-                    [pred.version] * n,
-                    fc.cold_start,
-                )
-            )
-            counts["model"] += n
-        if b_units.height:
-            y = _history(frame, b_units, hist_dates, fspec.freq)
-            q = baseline_quantiles(y, H, levels, baseline, spec.season)
-            n = b_units.height
-            out.append(
-                _rows(b_units, future, q, levels, [f"baseline:{baseline}"] * n, [None] * n, [True] * n)
-            )
-            counts["baseline"] += n
+        out.extend(_forecast_chunk(window, units.slice(i, chunk_size), sales, promotions, counts))
         tick(min(i + chunk_size, total), total)
     rows = pl.concat(out) if out else None
     meta = ForecastRunMeta(
@@ -511,6 +527,4 @@ def forecast_stage(
     if rows is None:
         raise ValueError(f"tenant {tenant!r}: no planning units and no recent sales to forecast")
     write_forecasts(tenant, rows, meta, facts_dir=settings.facts_dir)
-    from features.forecasts import forecast_runs
-
     return next(m for m in forecast_runs(tenant, "base", facts_dir=settings.facts_dir) if m.run_id == run_id)

@@ -224,8 +224,15 @@ def main() -> None:
     ones = QuantileDemand(np.array([0.5]), np.ones((n, H, 1), np.float32))
     periods = policy_samples(ones, pmf, 1, n_paths, 42, lead_time_counts=counts).d_lr.astype(np.float64)
     work = float(periods.sum())  # periods of demand simulated, exactly (lead times do not depend on demand)
+    k_max = K - 1 - np.argmax(counts[:, ::-1] > 0, axis=1)
+    draws = work + float(k_max.sum()) * n_paths  # + one lead time per earlier cycle looked at (R = 1)
+    print(
+        f"work: {work / n / n_paths:.2f} periods of demand and {k_max.mean():.2f} lead times drawn per path "
+        f"({draws / work:.2f} random draws per period)"
+    )
     figures = {"bench": "simulate", "engine": "kernels.policy_samples", "units": n, "paths": n_paths,
-               "periods_per_path": round(work / n / n_paths, 3)}  # fmt: skip
+               "periods_per_path": round(work / n / n_paths, 3),
+               "draws_per_period": round(draws / work, 3)}  # fmt: skip
     for source in ("quantiles", "history"):
         figures.update(run_case(source, units, n_paths, args.runs, work))
     figures.update(threads=numba.get_num_threads(), load_average=round(os.getloadavg()[0], 1))

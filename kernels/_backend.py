@@ -78,3 +78,19 @@ def to_host(x: Any) -> np.ndarray:
     if _is_cupy_array(x):
         return x.get()
     return np.asarray(x)
+
+
+def engine_backend(xp: ModuleType) -> ModuleType:
+    """The simulation engine's backend for an array namespace: ``_policy_cpu`` (NumPy) or ``_policy_gpu``.
+
+    Both expose the same functions with the same arguments (``protection_paths``, ``levels``, ``menu``,
+    ``served``, ``served_sorted``, ``choose``); imported on first use, so ``import kernels`` loads neither
+    Numba's kernels nor CuPy.
+    """
+    if xp is np:
+        from kernels import _policy_cpu  # noqa: PLC0415 - Numba loads when a kernel first runs
+
+        return _policy_cpu
+    from kernels import _policy_gpu  # noqa: PLC0415 - GPU path only
+
+    return _policy_gpu

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from kernels._backend import get_array_module, to_host
-from kernels.policy import ProtectionSamples, engine_backend
+from kernels._backend import engine_backend, get_array_module, to_host
+from kernels.policy import ProtectionSamples
 
 __all__ = [
     "ServiceAllocation",

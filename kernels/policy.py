@@ -63,14 +63,13 @@ from typing import Any
 
 import numpy as np
 
-from kernels._backend import get_array_module, to_host
+from kernels._backend import engine_backend, get_array_module, to_host
 
 __all__ = [
     "HistoryDemand",
     "ProtectionSamples",
     "QuantileDemand",
     "check_lead_times",
-    "engine_backend",
     "policy_samples",
     "protection_samples",
 ]
@@ -79,20 +78,6 @@ _LUT_BITS = 12
 _LUT_SIZE = 1 << _LUT_BITS  # quantile draws use a 4096-point uniform grid (midpoints): a lookup, no search
 _HISTORY = 0  # kernel mode: bootstrap of a history pool x factor
 _QUANTILES = 1  # kernel mode: inversion of forecast quantiles
-
-
-def engine_backend(xp: ModuleType) -> ModuleType:
-    """The backend module of the engine for an array namespace: ``_policy_cpu`` (NumPy) or ``_policy_gpu``.
-
-    Imported on first use, so ``import kernels`` neither loads Numba's kernels nor CuPy.
-    """
-    if xp is np:
-        from kernels import _policy_cpu  # noqa: PLC0415 - Numba loads when a kernel first runs
-
-        return _policy_cpu
-    from kernels import _policy_gpu  # noqa: PLC0415 - GPU path only
-
-    return _policy_gpu
 
 
 @dataclasses.dataclass(frozen=True)

@@ -134,8 +134,12 @@ def past_forecasts(
     from features.forecasts import forecast_runs
     from planning._stored import read_stored_forecast
 
+    runs = forecast_runs(tenant, facts_dir=facts_dir)
+    reconciled_from = {m.base_run for m in runs if m.stage == "reconciled" and m.base_run}
+    # a base run a reconciled run was made from is superseded by it (made later, for the same periods)
+    runs = [m for m in runs if not (m.stage == "base" and m.run_id in reconciled_from)]
     parts = []
-    for meta in forecast_runs(tenant, facts_dir=facts_dir)[:max_runs]:
+    for meta in runs[:max_runs]:
         try:
             stored = read_stored_forecast(meta, keys, facts_dir=facts_dir)
         except ValueError:  # a run without bottom or stocking-level rows forecasts nothing planning stocks

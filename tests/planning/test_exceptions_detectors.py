@@ -196,6 +196,10 @@ def test_dedup_keeps_one_exception_per_unit_and_type_with_a_stable_key():
     kept = out.filter(pl.col("sku_id") == "a", pl.col("exception_type") == "late_po")
     assert kept["po_id"].to_list() == ["P2"] and kept["message"][0] == "m2 (and 1 more of this type here)"
     keys = exception_keys(out, "acme").to_list()
-    assert keys == ["acme|a|L|late_po", "acme|b|L|late_po", "acme|a|supplier:S|lead_time_drift",
-                    "acme|a|supplier:T|lead_time_drift"]
+    assert keys == [
+        "acme|a|L|late_po",
+        "acme|b|L|late_po",
+        "acme|a|supplier:S|lead_time_drift",
+        "acme|a|supplier:T|lead_time_drift",
+    ]
     assert exception_keys(dedup_exceptions(rows.reverse()), "acme").sort().to_list() == sorted(keys)

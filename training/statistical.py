@@ -18,14 +18,14 @@ runs it, and turns prediction intervals into quantiles. Models (names are the ke
 
 Quantiles. A central interval at level ``L`` percent has bounds at quantiles ``(1 -+ L/100) / 2``, so quantile
 levels ``(0.1, 0.25, 0.5, 0.75, 0.9)`` ask statsforecast for ``level=[50, 80]`` and read ``lo-80``, ``lo-50``,
-the point forecast (the median of a symmetric interval), ``hi-50``, ``hi-80``. The four intermittent models
-have no native intervals, and statsforecast's conformal intervals are symmetric around the point forecast, which
-suits intermittent demand badly (a flat rate of 0.3 a day with a symmetric band gives negative lower bounds and
-misses the spikes). For them this module computes **empirical signed residual quantiles** from rolling origins
-inside the history: the model is refitted at ``n_windows`` origins ``T - h, T - 2h, ...`` of the series' own
-history, the errors ``actual - point`` over the horizon pooled per series, and the forecast quantile at level
-``q`` is ``point + quantile_q(errors)`` (a split-conformal construction without the symmetry). This is the
-one piece written here rather than taken from the library.
+the point forecast (the median of a symmetric interval), ``hi-50``, ``hi-80``. The four intermittent
+models have no native intervals, and statsforecast's conformal intervals are symmetric around the point
+forecast, which suits intermittent demand badly (a flat rate of 0.3 a day with a symmetric band gives negative
+lower bounds and misses the spikes). For them this module computes **empirical signed residual quantiles**
+from rolling origins inside the history: the model is refitted at ``n_windows`` origins ``T - h, T - 2h, ...``
+of the series' own history, the errors ``actual - point`` over the horizon pooled per series, and the forecast
+quantile at level ``q`` is ``point + quantile_q(errors)`` (a split-conformal construction without the
+symmetry). This is the one piece written here rather than taken from the library.
 
 Everything after the model fit is plain NumPy; quantiles are clipped at zero (demand is non-negative) unless
 ``nonnegative=False``, and sorted along the last axis (monotone rearrangement, Chernozhukov et al. 2010) so
@@ -154,7 +154,7 @@ def _check(y: np.ndarray, season: int, horizon: int, levels: Sequence[float],
 
 
 def _interval_levels(q: np.ndarray) -> list[int | float]:
-    """statsforecast interval levels (percent) whose bounds are the quantile levels ``q`` (0.5 excluded)."""
+    """Interval levels for statsforecast (percent) with bounds at the quantile levels ``q`` (0.5 left out)."""
     out = set()
     for level in np.round(np.abs(2.0 * q - 1.0) * 100.0, 6):
         if level > 0:
@@ -180,7 +180,7 @@ def _clean(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _long_frame(y: np.ndarray, rows: np.ndarray) -> pl.DataFrame:
-    """statsforecast's long frame for the series ``rows`` of a cleaned panel: unique_id (row), ds (int), y."""
+    """The statsforecast long frame of the panel rows ``rows``: unique_id (row), ds (int period), y."""
     sub = y[rows]
     keep = ~np.isnan(sub)
     r, t = np.nonzero(keep)

@@ -18,14 +18,15 @@ runs it, and turns prediction intervals into quantiles. Models (names are the ke
 
 Quantiles. A central interval at level ``L`` percent has bounds at quantiles ``(1 -+ L/100) / 2``, so quantile
 levels ``(0.1, 0.25, 0.5, 0.75, 0.9)`` ask statsforecast for ``level=[50, 80]`` and read ``lo-80``, ``lo-50``,
-the point forecast (the median of a symmetric interval), ``hi-50``, ``hi-80``. The four intermittent
-models have no native intervals, and statsforecast's conformal intervals are symmetric around the point
-forecast, which suits intermittent demand badly (a flat rate of 0.3 a day with a symmetric band gives negative
-lower bounds and misses the spikes). For them this module computes **empirical signed residual quantiles**
-from rolling origins inside the history: the model is refitted at ``n_windows`` origins ``T - h, T - 2h, ...``
-of the series' own history, the errors ``actual - point`` over the horizon pooled per series, and the forecast
-quantile at level ``q`` is ``point + quantile_q(errors)`` (a split-conformal construction without the
-symmetry). This is the one piece written here rather than taken from the library.
+the point forecast (the median of a symmetric interval), ``hi-50``, ``hi-80``. The four intermittent models
+have no native intervals, and statsforecast's conformal intervals are symmetric around the point forecast,
+which suits intermittent demand badly (a flat rate of 0.3 a day with a symmetric band gives negative lower
+bounds and misses the spikes). For them this module computes **empirical ratio quantiles** from rolling
+origins inside the history: the model is refitted at ``n_windows`` origins ``T - h, T - 2h, ...`` of the
+series' own history, the ratios ``actual / point`` over the horizon pooled per series, and the forecast
+quantile at level ``q`` is ``point * quantile_q(ratios)``: a split-conformal construction, multiplicative so
+that a day without sales stays at zero whatever the current rate (additive errors where every past point was
+zero). This is the one piece written here rather than taken from the library.
 
 Everything after the model fit is plain NumPy; quantiles are clipped at zero (demand is non-negative) unless
 ``nonnegative=False``, and sorted along the last axis (monotone rearrangement, Chernozhukov et al. 2010) so
@@ -116,7 +117,7 @@ MODELS: dict[str, Callable[[int], object]] = {
     "adida": _adida,
     "imapa": _imapa,
 }
-#: Models whose quantiles come from empirical signed residuals (no native intervals in statsforecast).
+#: Models whose quantiles come from empirical ratio quantiles (no native intervals in statsforecast).
 EMPIRICAL_INTERVAL_MODELS = frozenset({"croston_sba", "tsb", "adida", "imapa"})
 #: What :func:`fit_predict` runs by default (``auto_theta`` is left out for speed; ``theta`` stands for it).
 DEFAULT_MODELS: tuple[str, ...] = ("naive", "seasonal_naive", "auto_ets", "theta", "croston_sba", "tsb",
@@ -214,10 +215,11 @@ def _point(y, rows, names, season, horizon, n_jobs) -> dict[str, np.ndarray]:
 
 
 def _empirical(y, n_obs, rows, names, season, horizon, q, n_jobs, n_windows) -> dict[str, np.ndarray]:
-    """(len(rows), H, Q): point forecast plus per-series quantiles of signed errors at earlier origins."""
+    """(len(rows), H, Q): point forecast times per-series quantiles of actual / point at earlier origins."""
     point = _point(y, rows, names, season, horizon, n_jobs)
     T = y.shape[1]
-    errors = {name: np.full((len(rows), n_windows * horizon), np.nan) for name in names}
+    ratio = {name: np.full((len(rows), n_windows * horizon), np.nan) for name in names}
+    error = {name: np.full((len(rows), n_windows * horizon), np.nan) for name in names}
     for w in range(1, n_windows + 1):
         cut = T - w * horizon
         ok = n_obs[rows] - w * horizon >= 3
@@ -225,16 +227,23 @@ def _empirical(y, n_obs, rows, names, season, horizon, q, n_jobs, n_windows) -> 
             break
         past = _point(y[:, :cut], rows[ok], names, season, horizon, n_jobs)
         actual = y[rows[ok], cut:cut + horizon]
+        cols = slice((w - 1) * horizon, w * horizon)
         for name in names:
-            errors[name][ok, (w - 1) * horizon:w * horizon] = actual - past[name]
+            p = past[name]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio[name][ok, cols] = np.where(p > 1e-9, actual / p, np.nan)
+            error[name][ok, cols] = actual - p
     out = {}
     for name in names:
-        e = errors[name]
-        have = ~np.isnan(e).all(axis=1)
-        rq = np.zeros((len(rows), len(q)))
-        if have.any():
-            rq[have] = np.nanquantile(e[have], q, axis=1).T
-        out[name] = point[name][:, :, None] + rq[:, None, :]
+        F = np.repeat(point[name][:, :, None], len(q), axis=2)
+        r, e = ratio[name], error[name]
+        have_r = ~np.isnan(r).all(axis=1)
+        have_e = ~np.isnan(e).all(axis=1) & ~have_r
+        if have_r.any():
+            F[have_r] *= np.nanquantile(r[have_r], q, axis=1).T[:, None, :]
+        if have_e.any():
+            F[have_e] += np.nanquantile(e[have_e], q, axis=1).T[:, None, :]
+        out[name] = F
     return out
 
 

@@ -232,20 +232,24 @@ def _stack(candidates, actuals, models, rows, scale, count) -> tuple[np.ndarray,
 
 
 def fit_weights(F: np.ndarray, y: np.ndarray, levels: Sequence[float], weight: np.ndarray | None = None,
-                n_iter: int = 300, eta: float = 1.0) -> tuple[np.ndarray, float]:
+                n_iter: int = 200, eta: float = 1.0, patience: int = 25,
+                prune: float = 0.02) -> tuple[np.ndarray, float]:
     """Non-negative weights summing to one that minimise the weighted pinball loss of ``sum_m w_m F_m``.
 
     Exponentiated-gradient descent on the simplex (Kivinen and Warmuth 1997) with step ``eta / sqrt(t)`` on
     the gradient normalised by its largest entry; the best iterate is kept, and it is compared with every
-    vertex (each single model), so the loss returned is never above the best single model's.
+    vertex (each single model), so the loss returned is never above the best single model's. Weights below
+    ``prune`` are then set to zero (and the rest renormalised) when that costs at most 0.1 % of the loss.
 
     Args:
         F: (M, K, Q) quantile forecasts of M models at K validated points.
         y: (K,) actuals.
         levels: (Q,) quantile levels.
         weight: (K,) non-negative weight per point (None: equal).
-        n_iter: iterations.
+        n_iter: iterations at most.
         eta: initial step.
+        patience: stop after this many iterations without a relative gain of 1e-6.
+        prune: smallest weight kept.
 
     Returns:
         ``(w, loss)``: w (M,) and its weighted mean pinball loss.
@@ -265,11 +269,16 @@ def fit_weights(F: np.ndarray, y: np.ndarray, levels: Sequence[float], weight: n
     if M == 1 or K == 0:
         return best_w, best
     w = np.full(M, 1.0 / M)
+    stale = 0
     for t in range(1, n_iter + 1):
         C = (w @ Fm).reshape(K, Q)
         cur = float(a @ _pinball(y, C, q))
+        stale += 1
         if cur < best:
+            stale = 0 if cur < best * (1.0 - 1e-6) else stale
             best, best_w = cur, w.copy()
+        if stale >= patience:
+            break
         dldc = ((y[:, None] < C).astype(float) - q) / len(q)   # subgradient of pinball w.r.t. C
         g = Fm @ (dldc * a[:, None]).reshape(K * Q)
         gmax = np.abs(g).max()
@@ -280,6 +289,12 @@ def fit_weights(F: np.ndarray, y: np.ndarray, levels: Sequence[float], weight: n
     cur = loss_of(w)
     if cur < best:
         best, best_w = cur, w
+    # Weights of a percent or two are noise fitted on validation: drop them unless that costs loss.
+    pruned = np.where(best_w >= prune, best_w, 0.0)
+    pruned /= pruned.sum()
+    cur = loss_of(pruned)
+    if cur <= best * (1.0 + 1e-3) and cur <= single.min():
+        best, best_w = cur, pruned
     return best_w, best
 
 
@@ -331,8 +346,8 @@ class Selection:
         return np.where(self.weights.max(axis=1) > 1.0 - 1e-9, names, "ensemble").astype(object)
 
 
-def _decide(F, y, a, q, L_seg, n_series, models, method, min_gain, n_iter,
-            max_points) -> tuple[np.ndarray, str, float]:
+def _decide(F, y, a, q, L_seg, n_series, models, method, min_gain, n_iter, max_points,
+            max_ratio) -> tuple[np.ndarray, str, float]:
     """Weights (M,), chosen name and validation loss (mean over the segment's series) for one segment.
 
     ``a`` weighs each point by 1 / (scale * validated steps of its series), so ``a @ loss / n_series`` is the
@@ -344,8 +359,13 @@ def _decide(F, y, a, q, L_seg, n_series, models, method, min_gain, n_iter,
     if method == "segment" or F.shape[1] == 0:
         return single_w, models[best], single_loss
     # Weights are M numbers: a regular subsample of the points fits them as well and bounds the time.
+    # A candidate far worse than the best on validation (a starved model) does not enter the ensemble.
+    pool = np.flatnonzero(np.nan_to_num(L_seg, nan=np.inf) <= max_ratio * single_loss)
+    if len(pool) < 2:
+        return single_w, models[best], single_loss
     step = max(1, -(-F.shape[1] // max_points))
-    w, _ = fit_weights(F[:, ::step], y[::step], q, a[::step], n_iter=n_iter)
+    w = np.zeros(len(models))
+    w[pool], _ = fit_weights(F[pool][:, ::step], y[::step], q, a[::step], n_iter=n_iter)
     M, K, Q = F.shape
     loss = float(a @ _pinball(y, (w @ F.reshape(M, K * Q)).reshape(K, Q), q)) / n_series
     if loss < single_loss * (1.0 - min_gain) and w.max() < 1.0 - 1e-9:
@@ -367,6 +387,7 @@ def select(
     min_gain: float = 0.005,
     n_iter: int = 200,
     max_points: int = 50_000,
+    max_ratio: float = 1.5,
 ) -> Selection:
     """Choose a model or an ensemble per segment (or per series) from validation origins.
 
@@ -386,6 +407,8 @@ def select(
         n_iter: iterations of :func:`fit_weights`.
         max_points: validated points (series x origin x step) the weights are fitted on at most, a regular
             subsample; the comparison with the single models uses all points.
+        max_ratio: models whose segment loss exceeds ``max_ratio`` times the best model's stay out of the
+            segment's ensemble.
 
     Returns:
         A :class:`Selection`.
@@ -414,7 +437,7 @@ def select(
 
     everyone = np.flatnonzero(validated)
     pooled = _decide(*stacked(everyone), pw, np.nanmean(L[everyone], axis=0), len(everyone), models, method,
-                     min_gain, n_iter, max_points)
+                     min_gain, n_iter, max_points, max_ratio)
     W = np.zeros((N, len(models)))
     report: dict[str, dict] = {}
     for name in sorted(set(seg.tolist()), key=str):
@@ -423,14 +446,14 @@ def select(
         if len(rows) >= min_segment_size:
             L_seg = np.nanmean(L[rows], axis=0)
             w, chosen, chosen_loss = _decide(*stacked(rows), pw, L_seg, len(rows), models, method, min_gain,
-                                             n_iter, max_points)
+                                             n_iter, max_points, max_ratio)
         else:
             L_seg = np.nanmean(L[rows], axis=0) if len(rows) else np.full(len(models), np.nan)
             (w, chosen, chosen_loss), chosen = pooled, f"pooled:{pooled[1]}"
         W[members] = w
         if method == "series" and len(rows):
             W[rows] = _per_series(L[rows], L_seg, w, candidates, actuals, models, rows, s, count, q, loss,
-                                  shrinkage)
+                                  shrinkage, max_ratio)
         report[str(name)] = {
             "n_series": int(len(members)), "n_validated": int(len(rows)),
             "loss": {m: float(v) for m, v in zip(models, L_seg, strict=True)},
@@ -441,7 +464,7 @@ def select(
                      report=report, method=method)
 
 
-def _per_series(L_rows, L_seg, w_seg, candidates, actuals, models, rows, s, count, q, loss, lam):
+def _per_series(L_rows, L_seg, w_seg, candidates, actuals, models, rows, s, count, q, loss, lam, max_ratio):
     """(len(rows), M) one-hot weights per series, or the segment's weights, by shrunk validation loss."""
     # Validation loss of the segment's weights, per series.
     ens_loss = np.zeros(len(rows))
@@ -456,7 +479,11 @@ def _per_series(L_rows, L_seg, w_seg, candidates, actuals, models, rows, s, coun
     own = np.column_stack([L_rows, ens_loss])
     prior = np.append(L_seg, seg_ens)
     shrunk = (own + lam * prior[None, :]) / (1.0 + lam)
-    pick = np.nanargmin(shrunk, axis=1)
+    # Models far worse than the segment's best stay out here too: a lucky series must not pick them.
+    far = np.append(np.nan_to_num(L_seg, nan=np.inf) > max_ratio * np.nanmin(L_seg), False)
+    shrunk[:, far] = np.inf
+    shrunk[np.isnan(shrunk)] = np.inf
+    pick = np.argmin(shrunk, axis=1)
     out = np.where((pick == len(models))[:, None], w_seg[None, :], 0.0)
     single = pick < len(models)
     out[np.flatnonzero(single), pick[single]] = 1.0

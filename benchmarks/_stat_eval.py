@@ -96,7 +96,10 @@ def metrics(y_test: np.ndarray, y_train: np.ndarray, F: np.ndarray, levels, seas
         }
 
 
-def classes_and_scale(y: np.ndarray, first_origin: int, season: int) -> tuple[np.ndarray, np.ndarray]:
-    """Demand classes and loss scales from the history before the first validation origin only."""
-    before = y[:, :first_origin]
+def classes_and_scale(y: np.ndarray, T0: int, season: int) -> tuple[np.ndarray, np.ndarray]:
+    """Demand classes and loss scales from the history before the test origin ``T0`` (never the test window).
+
+    The validation windows lie before ``T0``; classes are what production would compute at ``T0``.
+    """
+    before = y[:, :T0]
     return demand_classes(before), series_scale(before, season)

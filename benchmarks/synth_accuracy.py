@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, champion: Champion | None = None) -> dict:
     (test,), sec_test = forecast_all(y, [T0], SEASON, H, levels, models, args.n_jobs, args.max_history,
                                      champion)
     acts = validation_actuals(y, val_origins, H, min_obs=2 * SEASON)
-    segments, scale = classes_and_scale(y, val_origins[0], SEASON)
+    segments, scale = classes_and_scale(y, T0, SEASON)
     chosen, reports = selections(val, acts, levels, scale, segments, test)
 
     forecasts = {**test, **chosen, "oracle": truth.quantiles(levels, slice(T0, T))}

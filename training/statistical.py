@@ -291,13 +291,20 @@ def fit_predict(
     out = {name: np.empty((N, horizon, len(q))) for name in models}
     native = [m for m in models if m not in EMPIRICAL_INTERVAL_MODELS]
     empirical = [m for m in models if m in EMPIRICAL_INTERVAL_MODELS]
-    ok_any = np.flatnonzero(n_obs >= 3)
-    naive = np.empty((N, horizon, len(q)))
-    last = np.nan_to_num(y[np.arange(N), -1])
-    naive[:] = last[:, None, None]
-    for start in range(0, len(ok_any), chunk_size):
-        rows = ok_any[start:start + chunk_size]
-        naive[rows] = _native(y, rows, ["naive"], season, horizon, q, n_jobs)["naive"]
+    # The naive forecast stands in for series too short for a model and for non-finite results; it is
+    # computed only for those series (and for all when "naive" itself is asked for).
+    naive = np.repeat(np.nan_to_num(y[:, -1])[:, None, None], horizon, axis=1).repeat(len(q), axis=2)
+    have_naive = n_obs < 3                     # fewer than 3 observations: the flat last value (or 0)
+
+    def fill_naive(mask: np.ndarray) -> None:
+        todo = np.flatnonzero(mask & ~have_naive)
+        for start in range(0, len(todo), chunk_size):
+            rows = todo[start:start + chunk_size]
+            naive[rows] = _native(y, rows, ["naive"], season, horizon, q, n_jobs)["naive"]
+        have_naive[todo] = True
+
+    longest = max((min_history(m, season) for m in models if m != "naive"), default=3)
+    fill_naive(np.ones(N, bool) if "naive" in models else n_obs < longest)
     for name in models:
         out[name][:] = naive
     for group, run in ((native, _native), (empirical, _empirical)):
@@ -315,8 +322,9 @@ def fit_predict(
                     out[name][rows] = res[name]
     for name in models:
         F = out[name]
-        bad = ~np.isfinite(F)
+        bad = ~np.isfinite(F).all(axis=(1, 2))
         if bad.any():  # a model that returned NaN intervals on a degenerate series: the naive instead
+            fill_naive(bad)
             F[bad] = naive[bad]
         if nonnegative:
             np.maximum(F, 0.0, out=F)

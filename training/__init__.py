@@ -8,6 +8,10 @@ backtest,
 * ``training.predict.load_predictor(version_or_alias="champion") -> Predictor``; ``Predictor.forecast(panel)``
   gives quantiles (N, H, Q) with cold-start flags.
 * ``training.baselines`` and ``training.metrics``: the baselines and accuracy metrics on plain arrays.
+* ``training.statistical.fit_predict(y, season, horizon, levels, models) -> {model: (N, H, Q)}``:
+  statsforecast baselines (naive, seasonal naive, AutoETS, Theta/AutoTheta, CrostonSBA, TSB, ADIDA, IMAPA).
+* ``training.selection.select(val_forecasts, val_actuals, levels, ...) -> Selection``: model choice or
+  ensemble per demand-class segment (or per series) from validation origins before the test window.
 * ``training.gate.decide`` / ``apply_gate``: the champion rule.
 
 Layers of the model (STYLE.md): ``training.tft.module`` (network), ``training.tft.lightning_module`` (training

@@ -9,6 +9,7 @@ refitted at every origin on the data before it.
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Callable, Sequence
 
@@ -27,18 +28,29 @@ def validation_origins(T: int, H: int, n_val: int, step: int) -> list[int]:
     return sorted(T0 - H - k * step for k in range(n_val))
 
 
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (statsforecast's workers)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def forecast_all(y: np.ndarray, origins: Sequence[int], season: int, H: int, levels, models, n_jobs: int,
                  max_history: int | None, champion: Champion | None = None,
-                 log=print) -> tuple[list[dict], dict[str, float]]:
-    """Forecasts per origin ({model: (N, H, Q)}) and seconds per model summed over origins."""
+                 log=print, cpu: dict | None = None) -> tuple[list[dict], dict[str, float]]:
+    """Forecasts per origin ({model: (N, H, Q)}) and wall seconds per model summed over origins.
+
+    ``cpu``, when given, receives the CPU seconds per model (this process and its workers), summed.
+    """
     out, seconds = [], dict.fromkeys(models, 0.0)
     for o in origins:
         per = {}
         for m in models:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), cpu_seconds()
             per[m] = fit_predict(y[:, :o], season, H, levels, (m,), n_jobs, max_history=max_history)[m]
             seconds[m] += time.perf_counter() - t
-            log(f"  origin {o}: {m} {time.perf_counter() - t:.1f} s")
+            if cpu is not None:
+                cpu[m] = cpu.get(m, 0.0) + cpu_seconds() - c
+            log(f"  origin {o}: {m} {time.perf_counter() - t:.1f} s wall, {cpu_seconds() - c:.1f} s cpu")
         if champion is not None:
             t = time.perf_counter()
             per["champion"] = np.asarray(champion(y[:, :o], H, levels), dtype=np.float64)

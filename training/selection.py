@@ -396,7 +396,7 @@ def select(
         actuals: one (N, H) array per origin; ``NaN`` where a step is unobserved or a series was not
             validated at that origin.
         levels: (Q,) quantile levels.
-        scale: (N,) positive per-series scale (:func:`series_scale` on the history before the first origin);
+        scale: (N,) positive per-series scale (:func:`series_scale` on history before the test window);
             None: 1 (raw units).
         segments: (N,) labels (:func:`demand_classes`, :func:`segment_labels`); None: one segment ``"all"``.
         method: ``"segment"``, ``"ensemble"`` or ``"series"`` (see the module docstring).
@@ -429,6 +429,8 @@ def select(
     pw = q if loss == "pinball" else np.array([0.5])
 
     def stacked(rows):
+        if method == "segment":  # no weights to fit: the per-series losses decide
+            return np.empty((len(models), 0, len(pw))), np.empty(0), np.empty(0)
         F, y, a = _stack(candidates, actuals, models, rows, s, np.maximum(count, 1))
         if loss == "mae":
             mid = int(np.argmin(np.abs(q - 0.5)))

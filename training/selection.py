@@ -311,6 +311,9 @@ class Selection:
         report: per segment: ``n_series``, ``n_validated``, ``loss`` per model, ``chosen`` (a model name or
             ``"ensemble"``), ``weights`` and ``chosen_loss``, all on the validation origins.
         method: the method that made it.
+        segment_weights: (M,) weights per segment name, and under ``"*"`` the decision pooled over all
+            series: what a later forecast applies to series by their segment (:meth:`weights_for`), so new
+            series or another row order need no refit.
     """
 
     models: tuple[str, ...]
@@ -319,25 +322,54 @@ class Selection:
     weights: np.ndarray
     report: dict[str, dict]
     method: str
+    segment_weights: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
-    def apply(self, forecasts: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Combine test-time forecasts ``{model: (N, H, Q)}`` into (N, H, Q) with the fitted weights.
+    def weights_for(self, segments: np.ndarray) -> np.ndarray:
+        """(N', M) weights for series labelled ``segments`` (N',); unknown segments get the pooled ones."""
+        pooled = self.segment_weights["*"]
+        rows = [self.segment_weights.get(str(g), pooled) for g in np.asarray(segments).tolist()]
+        return np.stack(rows) if rows else np.zeros((0, len(self.models)))
 
-        Models with zero weight everywhere may be missing from ``forecasts``.
+    def apply(self, forecasts: Mapping[str, np.ndarray], segments: np.ndarray | None = None) -> np.ndarray:
+        """Combine forecasts ``{model: (N, H, Q)}`` into (N, H, Q) with the fitted weights.
+
+        Args:
+            forecasts: per model, quantiles of the same N series; models with zero weight everywhere may be
+                missing.
+            segments: None: the per-series weights fitted for the validated panel (same rows); else (N,)
+                segment labels of the series to combine, weighted by their segment's weights.
         """
-        used = [m for m, name in enumerate(self.models) if self.weights[:, m].any()]
+        W = self.weights if segments is None else self.weights_for(segments)
+        used = [m for m in range(len(self.models)) if W[:, m].any()]
         missing = [self.models[m] for m in used if self.models[m] not in forecasts]
         if missing:
             raise ValueError(f"forecasts lack the selected models {missing}")
         out = None
         for m in used:
             F = np.asarray(forecasts[self.models[m]], dtype=np.float64)
-            if F.ndim != 3 or F.shape[0] != self.weights.shape[0] or F.shape[2] != len(self.levels):
+            if F.ndim != 3 or F.shape[0] != W.shape[0] or F.shape[2] != len(self.levels):
                 raise ValueError(f"{self.models[m]!r} forecasts have shape {F.shape}: expected "
-                                 f"({self.weights.shape[0]}, H, {len(self.levels)})")
-            term = self.weights[:, m, None, None] * F
+                                 f"({W.shape[0]}, H, {len(self.levels)})")
+            term = W[:, m, None, None] * F
             out = term if out is None else out + term
         return np.sort(out, axis=-1)
+
+    def to_dict(self) -> dict:
+        """JSON-able: models, levels, method, weights per segment and the report (no per-series rows)."""
+        return {"models": list(self.models), "levels": list(self.levels), "method": self.method,
+                "segment_weights": {k: [float(v) for v in w] for k, w in self.segment_weights.items()},
+                "report": self.report}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping) -> Selection:
+        """Rebuild from :meth:`to_dict`; apply it with ``segments=`` (it holds no per-series weights)."""
+        models = tuple(doc["models"])
+        sw = {k: np.asarray(w, dtype=np.float64) for k, w in doc["segment_weights"].items()}
+        if "*" not in sw or any(w.shape != (len(models),) for w in sw.values()):
+            raise ValueError(f"segment_weights: expected a '*' entry and {len(models)} weights per segment")
+        return cls(models=models, levels=tuple(doc["levels"]), segments=np.empty(0, dtype=object),
+                   weights=np.zeros((0, len(models))), report=dict(doc.get("report", {})),
+                   method=str(doc["method"]), segment_weights=sw)
 
     def chosen(self) -> np.ndarray:
         """(N,) the model each series follows: its name, or ``"ensemble"`` where weights are spread."""
@@ -442,6 +474,7 @@ def select(
                      min_gain, n_iter, max_points, max_ratio)
     W = np.zeros((N, len(models)))
     report: dict[str, dict] = {}
+    segment_weights = {"*": pooled[0]}
     for name in sorted(set(seg.tolist()), key=str):
         members = np.flatnonzero(seg == name)
         rows = members[validated[members]]
@@ -453,6 +486,7 @@ def select(
             L_seg = np.nanmean(L[rows], axis=0) if len(rows) else np.full(len(models), np.nan)
             (w, chosen, chosen_loss), chosen = pooled, f"pooled:{pooled[1]}"
         W[members] = w
+        segment_weights[str(name)] = w
         if method == "series" and len(rows):
             W[rows] = _per_series(L[rows], L_seg, w, candidates, actuals, models, rows, s, count, q, loss,
                                   shrinkage, max_ratio)
@@ -463,7 +497,7 @@ def select(
             "weights": {m: float(v) for m, v in zip(models, w, strict=True) if v > 0},
         }
     return Selection(models=models, levels=tuple(float(v) for v in q), segments=seg, weights=W,
-                     report=report, method=method)
+                     report=report, method=method, segment_weights=segment_weights)
 
 
 def _per_series(L_rows, L_seg, w_seg, candidates, actuals, models, rows, s, count, q, loss, lam, max_ratio):

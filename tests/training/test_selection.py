@@ -85,6 +85,27 @@ def test_selection_picks_the_better_model_per_segment():
         np.testing.assert_allclose(out[:100][chosen[:100] == "A"], cands[0]["A"][:100][chosen[:100] == "A"])
 
 
+def test_selection_round_trips_through_json_and_applies_by_segment():
+    import json
+
+    rng = np.random.default_rng(5)
+    seg = np.where(np.arange(60) < 30, "smooth", "lumpy")
+    a = (seg == "smooth")[:, None, None]
+
+    def make(mu, y):
+        return {"A": np.where(a, mu[..., None] + Z, mu[..., None] + 3 + Z),
+                "B": np.where(a, mu[..., None] + 3 + Z, mu[..., None] + Z)}
+
+    cands, acts = _origins(rng, 60, 4, 2, make)
+    sel = select(cands, acts, Q, segments=seg, method="segment")
+    back = Selection.from_dict(json.loads(json.dumps(sel.to_dict())))
+    new = {m: F[[40, 5, 7]] for m, F in cands[0].items()}        # other series, other order
+    out = back.apply(new, segments=np.array(["lumpy", "smooth", "unseen"]))
+    np.testing.assert_allclose(out[0], new["B"][0])
+    np.testing.assert_allclose(out[1], new["A"][1])
+    np.testing.assert_allclose(out[2], back.apply(new, segments=np.array(["x"] * 3))[2])  # pooled
+
+
 def test_ensemble_of_opposite_biases_beats_each_member():
     rng = np.random.default_rng(1)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -136,6 +137,8 @@ def main() -> None:
         "best_single_model_smape": min(table[m]["smape"] for m in table if not m.startswith("select_")),
         "seconds_per_model": res["seconds"], "cpu_seconds_per_model": res["cpu_seconds"],
         "total_seconds": round(time.perf_counter() - t0, 1),
+        "peak_rss_mib": {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                         "largest_worker": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024},
     }
     print(json.dumps(summary))
 

@@ -258,6 +258,7 @@ def fit_predict(
     max_history: int | None = None,
     n_windows: int = 3,
     nonnegative: bool = True,
+    intervals: str = "native",
     chunk_size: int = 5_000,
 ) -> dict[str, np.ndarray]:
     """Fit each model on each series and forecast ``horizon`` periods as quantiles.
@@ -276,6 +277,9 @@ def fit_predict(
         max_history: fit on at most this many last periods (bounds time on long daily histories).
         n_windows: rolling origins for the empirical quantiles of :data:`EMPIRICAL_INTERVAL_MODELS`.
         nonnegative: clip quantiles at 0.
+        intervals: ``"native"``: the library's intervals where a model has them, empirical ratio quantiles
+            for :data:`EMPIRICAL_INTERVAL_MODELS`; ``"empirical"``: empirical ratio quantiles for every model
+            (skewed, zero-floored quantiles for count data; costs ``n_windows`` extra fits per model).
         chunk_size: series per statsforecast call (bounds the memory of the long frames).
 
     Returns:
@@ -289,8 +293,11 @@ def fit_predict(
     if n_jobs == -1:
         n_jobs = os.cpu_count() or 1
     out = {name: np.empty((N, horizon, len(q))) for name in models}
-    native = [m for m in models if m not in EMPIRICAL_INTERVAL_MODELS]
-    empirical = [m for m in models if m in EMPIRICAL_INTERVAL_MODELS]
+    if intervals not in ("native", "empirical"):
+        raise ValueError(f"intervals={intervals!r}: expected 'native' or 'empirical'")
+    by_residuals = EMPIRICAL_INTERVAL_MODELS if intervals == "native" else frozenset(MODELS)
+    native = [m for m in models if m not in by_residuals]
+    empirical = [m for m in models if m in by_residuals]
     # The naive forecast stands in for series too short for a model and for non-finite results; it is
     # computed only for those series (and for all when "naive" itself is asked for).
     naive = np.repeat(np.nan_to_num(y[:, -1])[:, None, None], horizon, axis=1).repeat(len(q), axis=2)

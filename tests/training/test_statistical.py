@@ -111,6 +111,16 @@ def test_max_history_crops_the_fit():
     np.testing.assert_allclose(out["theta"][:, :, 2], 1.0, atol=1e-6)
 
 
+def test_empirical_intervals_for_every_model():
+    rng = np.random.default_rng(4)
+    y = rng.poisson(rng.uniform(0.3, 12, (6, 1)), (6, 120)).astype(float)
+    out = fit_predict(y, 7, 14, models=("naive", "theta"), intervals="empirical")
+    for F in out.values():
+        assert F.shape == (6, 14, 5) and np.isfinite(F).all() and (np.diff(F, axis=-1) >= 0).all()
+    with pytest.raises(ValueError, match="intervals"):
+        fit_predict(y, 7, 14, models=("naive",), intervals="conformal")
+
+
 def test_min_history_and_bad_input():
     assert min_history("auto_ets", 12) == 26 and min_history("naive", 12) == 3
     with pytest.raises(ValueError, match="levels"):

@@ -70,14 +70,14 @@ def validation_actuals(y: np.ndarray, origins: Sequence[int], H: int, min_obs: i
 
 
 def selections(val: list[dict], acts: list[np.ndarray], levels, scale: np.ndarray,
-               segments: np.ndarray, test: dict) -> tuple[dict[str, np.ndarray], dict]:
-    """Test forecasts of the selection variants and their reports."""
+               segments: np.ndarray, test: dict, suffix: str = "") -> tuple[dict[str, np.ndarray], dict]:
+    """Test forecasts of the selection variants (named ``select_<method><suffix>``) and their reports."""
     out, reports = {}, {}
     for method in ("segment", "ensemble", "series"):
         t = time.perf_counter()
         sel = select(val, acts, levels, scale=scale, segments=segments, method=method)
-        out[f"select_{method}"] = sel.apply(test)
-        reports[method] = {"seconds": round(time.perf_counter() - t, 2),
+        out[f"select_{method}{suffix}"] = sel.apply(test)
+        reports[f"{method}{suffix}"] = {"seconds": round(time.perf_counter() - t, 2),
                            "segments": {k: {"n": v["n_series"], "chosen": v["chosen"],
                                             "weights": {m: round(w, 3) for m, w in v["weights"].items()}}
                                         for k, v in sel.report.items()}}

@@ -5,12 +5,14 @@ evaluation (test) window starts, and hands over the forecasts and the actuals of
 here sees only those windows, so the choice made is the one a user would have made at the test origin.
 
 * **Loss.** Scaled pinball loss: the mean pinball loss over horizon steps and quantile levels divided by the
-  series' in-sample scale (mean absolute seasonal difference before the first origin, as in MASE; Hyndman and
+  series' in-sample scale (mean absolute seasonal difference of its history, as in MASE; Hyndman and
   Koehler 2006), so that volume does not decide the choice; or scaled absolute error of the median (MASE).
 * **Segments.** Series are grouped by Syntetos-Boylan demand class (Syntetos, Boylan and Croston 2005):
   average inter-demand interval ADI against 1.32 and squared coefficient of variation CV² of the non-zero
   sizes against 0.49 give smooth, erratic, intermittent and lumpy demand (and ``no_demand`` for series with
-  no sale), optionally crossed with a hierarchy level or any other label (:func:`segment_labels`).
+  no sale), optionally crossed with a hierarchy level or any other label (:func:`segment_labels`). A label
+  must describe a series the same way at the validation origins as at the test origin: a history-length
+  bucket fixed at the test origin does not (validation origins see shorter histories, where other models win).
 * **Choice.** ``method="segment"``: the model with the lowest mean loss over the segment's series.
   ``"ensemble"``: non-negative weights summing to one per segment, fitted by exponentiated-gradient descent
   (Kivinen and Warmuth 1997) on the segment's scaled pinball loss of the weighted quantiles (quantile

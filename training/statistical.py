@@ -315,7 +315,7 @@ def fit_predict(
     for name in models:
         out[name][:] = naive
     for group, run in ((native, _native), (empirical, _empirical)):
-        group = [m for m in group if m != "naive"]
+        group = [m for m in group if not (run is _native and m == "naive")]  # native naive: done above
         for need in sorted({min_history(m, season) for m in group}):
             names = [m for m in group if min_history(m, season) == need]
             eligible = np.flatnonzero(n_obs >= need)

@@ -117,6 +117,8 @@ def test_empirical_intervals_for_every_model():
     out = fit_predict(y, 7, 14, models=("naive", "theta"), intervals="empirical")
     for F in out.values():
         assert F.shape == (6, 14, 5) and np.isfinite(F).all() and (np.diff(F, axis=-1) >= 0).all()
+    native = fit_predict(y, 7, 14, models=("naive",))["naive"]
+    assert not np.allclose(out["naive"], native)   # empirical, not the Gaussian band of the random walk
     with pytest.raises(ValueError, match="intervals"):
         fit_predict(y, 7, 14, models=("naive",), intervals="conformal")
 

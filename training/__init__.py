@@ -10,6 +10,10 @@ Public entry points (import from the defining modules):
 * ``training.predict.load_predictor(version_or_alias="champion", model_name) -> Predictor``;
   ``Predictor.forecast(panel)`` gives quantiles (N, H, Q) with cold-start flags.
 * ``training.baselines`` and ``training.metrics``: the baselines and accuracy metrics on plain arrays.
+* ``training.statistical.fit_predict(y, season, horizon, levels, models) -> {model: (N, H, Q)}``:
+  statsforecast baselines (naive, seasonal naive, AutoETS, Theta/AutoTheta, CrostonSBA, TSB, ADIDA, IMAPA).
+* ``training.selection.select(val_forecasts, val_actuals, levels, ...) -> Selection``: model choice or
+  ensemble per demand-class segment (or per series) from validation origins before the test window.
 * ``training.gate.decide`` / ``apply_gate``: the champion rule.
 * ``training.quiet.quiet(verbose=False)``: our dependencies' warnings, logs and progress bars filtered.
 

@@ -1,0 +1,148 @@
+"""Accuracy on `replenish synth` daily data against the oracle (issue 14).
+
+Data: ``features.synth.generate`` daily, 2,000 series, 50 % intermittent (``intermittent_share=0.5``),
+promotions (``promo_rate=0.05``: each series promotes a share of days drawn in [0, 10 %], with a lift of
+30-120 %). The test window is the last 28 days; selection and ensemble weights use only validation origins
+whose windows end before it (benchmarks/_stat_eval.py), and every model is refitted at every origin on the
+last ``--max-history`` days before it.
+
+Oracle: the generator's true per-period distribution (features/synth_truth.py: sales are
+NegBin(r=5, mean=lam), lam from the series' parameters and its promotion calendar, replayed from the same
+seed and checked against the generated promotions). Its quantiles are the floor no model can beat (in
+expectation); each model's gap to it is reported. The statistical models do not read the promotion calendar,
+the oracle does: the error on promoted days is reported separately.
+
+Figures: MASE (of the median, seasonal scale m=7 on the history before the test window), mean pinball loss
+over P10/P25/P50/P75/P90 in units, scaled pinball (per series divided by the same scale), P10..P90 coverage;
+all on the test window, then on its promoted days only. Seconds per model: fits at all origins.
+
+Usage: flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/synth_accuracy.py [--series 2000]
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._stat_eval import (  # noqa: E402
+    Champion,
+    classes_and_scale,
+    forecast_all,
+    metrics,
+    selections,
+    validation_actuals,
+    validation_origins,
+)
+from features.synth import generate  # noqa: E402
+from features.synth_truth import demand_distribution  # noqa: E402
+from training.statistical import DEFAULT_LEVELS, DEFAULT_MODELS  # noqa: E402
+
+SEASON = 7
+
+
+def champion_slot() -> Champion | None:
+    """PHASE 2 fills this: return a callable (history (N, T), horizon, levels) -> (N, H, Q) quantiles.
+
+    It is called at every validation origin and at the test origin with only the history before it, takes part
+    in the selection as one more candidate ("champion"), and is reported alone beside the baselines and the
+    oracle. None: no champion in this run.
+    """
+    return None
+
+
+def run(args: argparse.Namespace, champion: Champion | None = None) -> dict:
+    N, T, H = args.series, args.periods, args.horizon
+    levels = DEFAULT_LEVELS
+    kw = dict(n_series=N, n_periods=T, freq="D", seed=args.seed, intermittent_share=0.5, promo_rate=0.05)
+    t0 = time.perf_counter()
+    data = generate(**kw)
+    truth = demand_distribution(**kw).check(data)
+    y = data.sales["qty"].to_numpy().reshape(N, T).astype(np.float64)
+    print(f"data: {N} series x {T} days in {time.perf_counter() - t0:.1f} s", flush=True)
+
+    T0 = T - H
+    val_origins = validation_origins(T, H, args.val_origins, H)
+    models = list(args.models)
+    cpu: dict[str, float] = {}
+    val, sec_val = forecast_all(y, val_origins, SEASON, H, levels, models, args.n_jobs, args.max_history,
+                                champion, cpu=cpu)
+    (test,), sec_test = forecast_all(y, [T0], SEASON, H, levels, models, args.n_jobs, args.max_history,
+                                     champion, cpu=cpu)
+    acts = validation_actuals(y, val_origins, H, min_obs=2 * SEASON)
+    segments, scale = classes_and_scale(y, T0, SEASON)
+    chosen, reports = selections(val, acts, levels, scale, segments, test)
+
+    forecasts = {**test, **chosen, "oracle": truth.quantiles(levels, slice(T0, T))}
+    y_test, y_train = y[:, T0:], y[:, :T0]
+    promo = truth.promo[:, T0:]
+    table = {}
+    for name, F in forecasts.items():
+        table[name] = {"all": metrics(y_test, y_train, F, levels, SEASON),
+                       "promoted": metrics(y_test, y_train, F, levels, SEASON, mask=promo)}
+    oracle = table["oracle"]
+    for row in table.values():
+        for part in ("all", "promoted"):
+            for k in ("mase", "pinball", "scaled_pinball"):
+                row[part][f"gap_{k}"] = row[part][k] / oracle[part][k] - 1.0
+    seconds = {m: round(sec_val.get(m, 0.0) + sec_test.get(m, 0.0), 1) for m in {*sec_val, *sec_test}}
+    cpu_seconds = {m: round(v, 1) for m, v in cpu.items()}
+    classes, counts = np.unique(segments.astype(str), return_counts=True)
+    return {"table": table, "seconds": seconds, "cpu_seconds": cpu_seconds, "selection": reports,
+            "classes": dict(zip(classes.tolist(), counts.tolist(), strict=True)),
+            "origins": {"validation": val_origins, "test": T0}, "promoted_share": float(promo.mean())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--series", type=int, default=2000)
+    ap.add_argument("--periods", type=int, default=730)
+    ap.add_argument("--horizon", type=int, default=28)
+    ap.add_argument("--val-origins", type=int, default=2)
+    ap.add_argument("--max-history", type=int, default=182)
+    ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    res = run(args, champion_slot())
+    table = res["table"]
+    print(f"\n{'model':18s} {'MASE':>7s} {'pinball':>8s} {'sc.pinb':>8s} {'cov80':>6s} {'gapMASE':>8s} "
+          f"{'gapPinb':>8s} | promoted: {'MASE':>7s} {'pinball':>8s} {'gapPinb':>8s}")
+    for name, row in sorted(table.items(), key=lambda kv: kv[1]["all"]["scaled_pinball"]):
+        a, p = row["all"], row["promoted"]
+        print(f"{name:18s} {a['mase']:7.3f} {a['pinball']:8.4f} {a['scaled_pinball']:8.4f} "
+              f"{a['coverage_p10_p90']:6.3f} {a['gap_mase']:+8.1%} {a['gap_pinball']:+8.1%} | "
+              f"          {p['mase']:7.3f} {p['pinball']:8.4f} {p['gap_pinball']:+8.1%}")
+    print("wall seconds (all origins):", res["seconds"])
+    print("cpu seconds (all origins, with statsforecast's workers):", res["cpu_seconds"])
+    for method, rep in res["selection"].items():
+        print(f"selection {method}: " + "; ".join(f"{k} ({v['n']}): {v['chosen']} {v['weights']}"
+                                                  for k, v in rep["segments"].items()))
+    best = min(args.models, key=lambda m: table[m]["all"]["scaled_pinball"])
+    summary = {
+        "benchmark": "synth_accuracy", "series": args.series, "days": args.periods, "horizon": args.horizon,
+        "validation_origins": res["origins"]["validation"], "test_origin": res["origins"]["test"],
+        "max_history": args.max_history, "classes": res["classes"],
+        "promoted_share_test": round(res["promoted_share"], 4),
+        "best_baseline": best,
+        "models": {k: {part: {m: round(v, 4) for m, v in row[part].items()} for part in row}
+                   for k, row in table.items()},
+        "seconds_per_model": res["seconds"], "cpu_seconds_per_model": res["cpu_seconds"],
+        "total_seconds": round(time.perf_counter() - t0, 1),
+        "peak_rss_mib": {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                         "largest_worker": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024},
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

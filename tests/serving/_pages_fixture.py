@@ -22,6 +22,7 @@ def make_world(settings) -> PagesWorld:
     from serving.api.routes.forecasts import LocalForecaster
     from serving.deploy._predictors import MLPSpec, QuantileMLP, TorchQuantilePredictor, synthetic_histories
     from workflow import access, lifecycle
+    from tests.workflow._helpers import seed_catalogue
     from workflow.schemas import RecommendationIn
 
     spec = MLPSpec(n_units=3, lookback=24, horizon=6, hidden=16)
@@ -43,6 +44,7 @@ def make_world(settings) -> PagesWorld:
     with session_scope(engine) as s:
         for tenant, roles in (("a", ["planner"]), ("a", ["viewer"]), ("b", ["planner", "approver"])):
             access.ensure_tenant(s, tenant)
+            seed_catalogue(s, tenant, skus=("SKU-8", "SKU-9"))
             keys[f"{tenant}-{roles[0]}"] = access.create_key(s, tenant, roles, actor="test")[1]
         rec = lifecycle.propose(
             s,

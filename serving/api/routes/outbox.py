@@ -11,13 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from serving.api.deps import Admin, Integrator, Reader, SessionDep
 from workflow import outbox
 from workflow.errors import NotFound
-from workflow.schemas import AckIn, RecommendationOut
+from workflow.schemas import INT64_MAX, AckIn, RecommendationOut
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/outbox", tags=["outbox"])
 
-ItemId = Annotated[int, Path(ge=1)]
+ItemId = Annotated[int, Path(ge=1, le=INT64_MAX)]
 
 
 class OutboxOut(BaseModel):
@@ -57,7 +57,7 @@ def list_(
     s: SessionDep,
     status: Annotated[Literal["pending", "delivered", "dead"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> list[OutboxOut]:
     """Outbox items, oldest first (``status=dead`` lists the dead letters)."""
     return [

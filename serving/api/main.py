@@ -24,6 +24,7 @@ import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
@@ -56,6 +57,16 @@ ROUTERS = (
 
 async def _workflow_error(request: Request, exc: WorkflowError) -> JSONResponse:
     return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail()})
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # FastAPI's own handler echoes the input back, which fails to encode when it holds NaN or Infinity (a
+    # 500); location, message and type are what a client needs.
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": errors})
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -95,6 +106,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.key_buckets = TokenBuckets(settings.rate_limit_per_key, settings.rate_burst_per_key)
     app.state.tenant_buckets = TokenBuckets(settings.rate_limit_per_tenant, settings.rate_burst_per_tenant)
     app.add_exception_handler(WorkflowError, _workflow_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
     for router in ROUTERS:
         app.include_router(router)

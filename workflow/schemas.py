@@ -22,10 +22,18 @@ Example (what the planning glue hands to :func:`workflow.lifecycle.propose`)::
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
-from typing import Any, Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "STATES",
@@ -45,6 +53,7 @@ __all__ = [
     "Route",
     "RouteIn",
     "StrictIn",
+    "UtcDatetime",
     "SupplierResponseIn",
     "check_json",
 ]
@@ -68,6 +77,14 @@ INT64_MIN = -(2**63)
 MAX_DEPTH = 32
 #: Largest quantity of one recommendation (so that quantity x cost stays finite).
 MAX_QUANTITY = 1e12
+
+def as_utc(v: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite gives naive ones back; every stored time is UTC)."""
+    return v.replace(tzinfo=UTC) if v.tzinfo is None else v
+
+
+#: A datetime answered as RFC 3339 with its offset (what the OpenAPI ``date-time`` format requires).
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 _Id = Field(min_length=1, max_length=128, pattern=r"^[^\s].*$")
 _Code = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
@@ -360,12 +377,12 @@ class RecommendationOut(BaseModel):
         default=None, description="Where the unit cost came from: supplier_terms, catalogue or unknown."
     )
     decided_by: str | None
-    decided_at: datetime | None
-    sent_at: datetime | None
-    acknowledged_at: datetime | None
+    decided_at: UtcDatetime | None
+    sent_at: UtcDatetime | None
+    acknowledged_at: UtcDatetime | None
     external_ref: str | None
     confirmed_quantity: float | None
     confirmed_date: date | None
-    expires_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    expires_at: UtcDatetime | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime

@@ -49,7 +49,7 @@ class TokenBuckets:
         return allowed
 
 
-def _json(status: int, detail: dict, headers: list | None = None):
+def _json(status: int, detail: dict | list, headers: list | None = None):
     body = json.dumps({"detail": detail}).encode()
     start = {
         "type": "http.response.start",
@@ -60,14 +60,15 @@ def _json(status: int, detail: dict, headers: list | None = None):
     return start, {"type": "http.response.body", "body": body}
 
 
-def _bad_value(where: str, name: str, value: str) -> dict | None:
-    if "\x00" in value or "\x00" in name:
-        return {"error": "InvalidInput", "message": f"{where} {name!r}: NUL characters are not allowed",
-                "errors": [{"loc": [where, name], "msg": "NUL characters are not allowed"}]}
+def _bad_value(where: str, name: str, value: str) -> list | None:
+    # The documented 422 body (FastAPI's): a list of {loc, msg, type}.
+    has_nul = "\x00" in value or "\x00" in name
+    name = name.replace("\x00", "\\0")
+    if has_nul:
+        return [{"loc": [where, name], "msg": "NUL characters are not allowed", "type": "value_error"}]
     if _INT.match(value) and abs(int(value)) > _INT64_MAX:
         msg = "integers must lie within int64 (-2**63 .. 2**63-1)"
-        return {"error": "InvalidInput", "message": f"{where} {name!r}: {msg}",
-                "errors": [{"loc": [where, name], "msg": msg}]}
+        return [{"loc": [where, name], "msg": msg, "type": "value_error"}]
     return None
 
 
@@ -127,7 +128,7 @@ class RequestGuard:
             await send(m)
 
     @staticmethod
-    def _check_target(scope) -> dict | None:
+    def _check_target(scope) -> list | None:
         path = scope.get("path", "")
         for seg in path.split("/"):
             bad = _bad_value("path", seg[:40], unquote(seg))

@@ -34,7 +34,7 @@ from features.store._migrate import migrate
 from serving.api._limits import RequestGuard, TokenBuckets
 from serving.api.routes import audit, events, evidence, keys, outbox, recommendations, telemetry, webhooks
 from serving.api.routes import metrics as metrics_routes
-from workflow.errors import WorkflowError
+from workflow.errors import InvalidInput, WorkflowError
 from workflow.rights import DecisionPolicy
 from workflow.telemetry import RequestMeter, prometheus_text
 from workflow.usage import UsageMeter
@@ -56,6 +56,8 @@ ROUTERS = (
 
 
 async def _workflow_error(request: Request, exc: WorkflowError) -> JSONResponse:
+    if isinstance(exc, InvalidInput):  # the documented 422 body: a list of field errors, like FastAPI's own
+        return JSONResponse(status_code=422, content={"detail": exc.errors()})
     return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail()})
 
 

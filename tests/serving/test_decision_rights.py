@@ -88,7 +88,7 @@ def test_missing_unit_cost_never_values_an_order_at_zero(api):
 def test_unknown_cost_is_refused_when_configured(engine, db_url):
     with _client(engine, db_url, unknown_cost="refuse") as api:
         r = _propose(api, {**PO, "sku_id": "SKU-UNKNOWN"})
-        assert r.status_code == 422 and r.json()["detail"]["errors"][0]["loc"] == ["body", "sku_id"]
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "sku_id"]
         assert api.get("/v1/recommendations", headers=api.h("a", "viewer")).json() == []
 
 

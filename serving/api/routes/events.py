@@ -6,7 +6,6 @@ position, backwards too, which is audited. Readers may only read it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -14,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from serving.api.deps import Admin, Integrator, Reader, SessionDep
 from workflow import events
-from workflow.schemas import INT64_MAX, StrictIn
+from workflow.schemas import INT64_MAX, StrictIn, UtcDatetime
 
 __all__ = ["router"]
 
@@ -46,7 +45,7 @@ class EventOut(BaseModel):
     type: str
     key: str
     payload: dict[str, Any]
-    at: datetime
+    at: UtcDatetime
 
 
 class EventPageOut(BaseModel):

@@ -6,7 +6,7 @@ A key may expire (``expires_in_days``); rotating it gives a new secret while the
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from features.store._db import utcnow
 from serving.api.deps import Admin, SessionDep
 from workflow import access
-from workflow.schemas import StrictIn
+from workflow.schemas import StrictIn, UtcDatetime
 
 __all__ = ["router"]
 
@@ -49,10 +49,10 @@ class KeyOut(BaseModel):
     name: str
     roles: list[str]
     approval_limit: float | None
-    created_at: datetime
-    revoked_at: datetime | None
-    expires_at: datetime | None = None
-    previous_secret_valid_until: datetime | None = None
+    created_at: UtcDatetime
+    revoked_at: UtcDatetime | None
+    expires_at: UtcDatetime | None = None
+    previous_secret_valid_until: UtcDatetime | None = None
 
 
 class CreatedKey(KeyOut):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -11,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from serving.api.deps import Admin, Integrator, Reader, SessionDep
 from workflow import outbox
 from workflow.errors import NotFound
-from workflow.schemas import INT64_MAX, AckIn, RecommendationOut
+from workflow.schemas import INT64_MAX, AckIn, RecommendationOut, UtcDatetime
 
 __all__ = ["router"]
 
@@ -31,10 +30,10 @@ class OutboxOut(BaseModel):
     kind: str
     status: str
     attempts: int
-    next_attempt_at: datetime
+    next_attempt_at: UtcDatetime
     last_error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
+    created_at: UtcDatetime
+    delivered_at: UtcDatetime | None
     payload: dict[str, Any]
 
 

@@ -6,7 +6,6 @@ Every path with an id answers 404 for another tenant's id (existence never leaks
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -26,6 +25,7 @@ from workflow.schemas import (
     RejectIn,
     RouteIn,
     SupplierResponseIn,
+    UtcDatetime,
 )
 
 __all__ = ["AuditOut", "router"]
@@ -42,7 +42,7 @@ class AuditOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     seq: int
-    at: datetime
+    at: UtcDatetime
     actor: str
     action: str
     entity_type: str
@@ -59,7 +59,7 @@ class EvidenceLinkOut(BaseModel):
     sha256: str
     kind: str
     actor: str
-    created_at: datetime
+    created_at: UtcDatetime
     body: dict[str, Any]
 
 

@@ -18,8 +18,9 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/telemetry", tags=["telemetry"])
 
-Num = Annotated[float, Field(allow_inf_nan=False)]
-NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# Bounded so that sums over the largest request stay finite (an overflow would answer null for a number).
+Num = Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
+NonNeg = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
 
 
 _Strict = StrictIn

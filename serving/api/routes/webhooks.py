@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
@@ -10,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from serving.api.deps import Admin, SessionDep
 from workflow import webhooks
-from workflow.schemas import StrictIn
+from workflow.schemas import StrictIn, UtcDatetime
 
 __all__ = ["router"]
 
@@ -31,7 +30,7 @@ class TargetOut(BaseModel):
 
     system: str
     url: str
-    updated_at: datetime
+    updated_at: UtcDatetime
     secret_set: bool
 
 

@@ -123,10 +123,12 @@ def test_whole_schema_no_5xx_and_responses_conform(engine, db_url, plan_inputs, 
                 unsatisfiable.append(f"{op.label} [{mode.value}]")
     with capsys.disabled():
         ops = sorted({k[0] for k in covered})
-        print(f"\nschemathesis: {len(ops)} operations, {sum(covered.values())} examples, statuses {dict(statuses)}")
+        n = sum(covered.values())
+        print(f"\nschemathesis: {len(ops)} operations, {n} examples, statuses {dict(statuses)}")
         print(f"  no examples could be generated for: {unsatisfiable}")
         for label in ops:
-            print(f"  {label}: positive {covered[(label, 'positive')]}, negative {covered[(label, 'negative')]}")
+            pos, neg = covered[(label, "positive")], covered[(label, "negative")]
+            print(f"  {label}: positive {pos}, negative {neg}")
     assert not failures, "\n".join(failures[:20])
     assert all(covered[(op.label, "positive")] > 0 for op in operations)
     assert not any(code >= 500 for code in statuses)

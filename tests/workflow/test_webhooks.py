@@ -1,4 +1,4 @@
-"""Webhook targets per tenant and system: each tenant's actions reach its own receiver, signed with its secret."""
+"""Webhook targets per tenant and system: each tenant reaches its own receiver, signed with its secret."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ def test_each_tenant_is_delivered_to_its_own_target_with_its_own_secret(engine, 
             with pytest.raises(Exception, match="https"):
                 webhooks.set_target(s, "a", "wms", ra.url, "a" * 40, actor="test", https_only=True)
             assert all("secret" not in t for t in webhooks.list_targets(s, "a"))
-        ids = {t: propose(engine, t, route=None, auto_approve=AutoApprove(rule="small")).id for t in ("a", "b")}
+        ids = {
+            t: propose(engine, t, route=None, auto_approve=AutoApprove(rule="small")).id for t in ("a", "b")
+        }
         adapter = webhooks.TenantWebhookAdapter(engine)
         stats = Dispatcher(engine, adapter, rng=np.random.default_rng(0)).run(until_idle=True)
         adapter.close()

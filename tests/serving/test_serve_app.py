@@ -63,7 +63,13 @@ def _keys(home) -> dict[str, str]:
     migrate(engine)
     keys = {}
     with session_scope(engine) as s:
-        for tenant, role in (("a", "viewer"), ("a", "planner"), ("a", "service"), ("b", "planner")):
+        for tenant, role in (
+            ("a", "viewer"),
+            ("a", "planner"),
+            ("a", "service"),
+            ("b", "planner"),
+            ("a", "metrics"),
+        ):
             access.ensure_tenant(s, tenant)
             keys[f"{tenant}-{role}"] = access.create_key(s, tenant, [role], actor="test")[1]
     engine.dispose()
@@ -237,7 +243,8 @@ def test_health_ready_metrics_and_openapi(served):
     assert httpx.get(f"{served['url']}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{served['url']}/readyz", timeout=30)
     assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
-    text = httpx.get(f"{served['url']}/metrics").text
+    assert httpx.get(f"{served['url']}/metrics").status_code == 401  # a metrics key is needed
+    text = httpx.get(f"{served['url']}/metrics", headers={"X-API-Key": served["keys"]["a-metrics"]}).text
     assert 'replenish_http_requests_total{method="GET",route="/readyz",status="200"}' in text
     paths = httpx.get(f"{served['url']}/openapi.json").json()["paths"]
     assert "/v1/forecasts" in paths and "/v1/forecasts/{unit_id}" in paths

@@ -1,8 +1,9 @@
 """Request guards of the decision API: body size, hostile query/path values, and rate limits.
 
 * :class:`RequestGuard` (pure ASGI middleware): a body larger than ``max_body_bytes`` answers 413 (by its
-  ``Content-Length``, or while it streams); a query or path value holding NUL, or an integer outside int64,
-  answers 422 naming the parameter, before any handler or database sees it.
+  ``Content-Length``, or while it streams); a query or path value holding NUL, or a paging/cursor query
+  integer outside int64 (:data:`INT_QUERY_PARAMS`), answers 422 naming the parameter, before any handler or
+  database sees it. Integer path parameters carry their own bounds (``le=INT64_MAX``).
 * :class:`TokenBuckets`: one token bucket per key (rate ``rate``/s, capacity ``burst``); the API keeps one per
   API key and one per tenant and answers 429 with ``Retry-After`` when either is empty.
 """
@@ -60,13 +61,19 @@ def _json(status: int, detail: dict | list, headers: list | None = None):
     return start, {"type": "http.response.body", "body": body}
 
 
+#: Query parameters that are integers on every route (paging and cursors): a value outside int64 is refused
+#: here, before a route without its own bound passes it to the database. Other parameters may be strings of
+#: digits (ids), so only their NUL is checked.
+INT_QUERY_PARAMS = frozenset({"after", "offset", "limit", "position", "seq"})
+
+
 def _bad_value(where: str, name: str, value: str) -> list | None:
     # The documented 422 body (FastAPI's): a list of {loc, msg, type}.
     has_nul = "\x00" in value or "\x00" in name
     name = name.replace("\x00", "\\0")
     if has_nul:
         return [{"loc": [where, name], "msg": "NUL characters are not allowed", "type": "value_error"}]
-    if _INT.match(value) and abs(int(value)) > _INT64_MAX:
+    if where == "query" and name in INT_QUERY_PARAMS and _INT.match(value) and abs(int(value)) > _INT64_MAX:
         msg = "integers must lie within int64 (-2**63 .. 2**63-1)"
         return [{"loc": [where, name], "msg": msg, "type": "value_error"}]
     return None

@@ -213,6 +213,9 @@ def test_numbers_and_ids_that_would_overflow_are_422(api):
     ):
         r = api.get(url, headers=h)
         assert r.status_code == 422, (url, r.status_code, r.text)
+    # ids made only of digits are still ids, not integers: found or not found, never refused
+    assert api.get("/v1/recommendations/" + "9" * 32, headers=h).status_code == 404
+    assert api.get("/v1/audit?entity_id=" + "9" * 32, headers=h).status_code == 200
     r = api.put("/v1/events/cursors/erp", json={"position": big}, headers=h)
     assert r.status_code == 422 and "position" in r.text
     rec = _propose(api, PO, role="service").json()

@@ -104,6 +104,32 @@ class RequestGuard:
         if length is not None and length > self.max_body_bytes:
             await self._too_large(send)
             return
+        if length is None and scope.get("method") in ("POST", "PUT", "PATCH"):
+            # No Content-Length (a chunked body): read it here, up to the limit, and replay it to the app, so
+            # that an oversized body is a 413 (a parser failing half-way would answer 400).
+            chunks, seen, more = [], 0, True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                seen += len(chunks[-1])
+                more = message.get("more_body", False)
+                if seen > self.max_body_bytes:
+                    await self._too_large(send)
+                    return
+            body = b"".join(chunks)
+            replayed = False
+
+            async def replay():
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send)
+            return
         seen = 0
         limit = self.max_body_bytes
         sent_start = False
@@ -113,7 +139,7 @@ class RequestGuard:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > limit:
+                if seen > limit:  # more than its Content-Length said
                     raise _TooLarge()
             return message
 

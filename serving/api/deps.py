@@ -34,6 +34,7 @@ __all__ = [
     "Proposer",
     "Reader",
     "SessionDep",
+    "check_rate",
     "require",
 ]
 
@@ -69,7 +70,7 @@ def get_principal(
             headers={"WWW-Authenticate": "X-API-Key"},
         )
     request.state.tenant_id = principal.tenant_id
-    _spend(request, principal)
+    check_rate(request, principal)
     return principal
 
 
@@ -81,7 +82,7 @@ def _too_many(retry_after: float, message: str) -> HTTPException:
     )
 
 
-def _spend(request: Request, principal: Principal) -> None:
+def check_rate(request: Request, principal: Principal) -> None:
     """Take a token from the key's and the tenant's buckets; 429 when either is empty or the quota spent."""
     state = request.app.state
     per_key, per_tenant = getattr(state, "key_buckets", None), getattr(state, "tenant_buckets", None)

@@ -27,7 +27,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from serving.api.deps import PolicyDep, SessionDep
+from serving.api.deps import PolicyDep, SessionDep, check_rate
 from serving.pages import _plots
 from workflow import sessions as page_sessions
 from workflow.access import Principal, authenticate
@@ -78,6 +78,7 @@ def page_principal(request: Request, session: SessionDep) -> Principal:
         raise _SignIn()
     request.state.csrf_token = live.csrf_token
     request.state.tenant_id = live.principal.tenant_id
+    check_rate(request, live.principal)  # the pages count against the key's and tenant's limits too
     return live.principal
 
 

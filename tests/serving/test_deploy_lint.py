@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-MANIFEST = ROOT / "deploy" / "kuberay-rayservice.yaml"
+MANIFESTS = (ROOT / "deploy" / "kuberay-rayservice.yaml", ROOT / "deploy" / "kuberay-networkpolicy.yaml")
 DOCKERFILE = ROOT / "Dockerfile.gpu"
 
 
@@ -43,7 +43,7 @@ def test_dockerfile_passes_hadolint_and_defaults_to_production():
 
 
 def _docs():
-    return [d for d in yaml.safe_load_all(MANIFEST.read_text()) if d]
+    return [d for path in MANIFESTS for d in yaml.safe_load_all(path.read_text()) if d]
 
 
 def test_manifest_passes_the_kubernetes_schemas():

@@ -57,6 +57,7 @@ def _keys(home) -> dict[str, str]:
     """Tenants a and b in the app's state store, with one key per role needed here."""
     from features.store._db import make_engine, session_scope
     from features.store._migrate import migrate
+    from tests.workflow._helpers import seed_catalogue
     from workflow import access
 
     engine = make_engine(f"sqlite:///{home / 'state.db'}")
@@ -71,6 +72,7 @@ def _keys(home) -> dict[str, str]:
             ("a", "metrics"),
         ):
             access.ensure_tenant(s, tenant)
+            seed_catalogue(s, tenant, skus=("SKU-9",), cost=3.0)  # the server values proposals from it
             keys[f"{tenant}-{role}"] = access.create_key(s, tenant, [role], actor="test")[1]
     engine.dispose()
     return keys
@@ -161,7 +163,6 @@ def test_approval_through_http_reaches_the_outbox_and_stays_in_its_tenant(served
         "location_id": "DC-1",
         "supplier_id": "SUP-1",
         "quantity": 120.0,
-        "unit_cost": 3.0,
         "need_by": "2027-01-15",
         "promised_lead_time_days": 14,
         "route": {"queue": "buyers", "role": "planner", "rule": "value>100", "reason": "test"},

@@ -21,8 +21,8 @@ def make_world(settings) -> PagesWorld:
     from serving.api._decision import build_decision_app
     from serving.api.routes.forecasts import LocalForecaster
     from serving.deploy._predictors import MLPSpec, QuantileMLP, TorchQuantilePredictor, synthetic_histories
-    from workflow import access, lifecycle
     from tests.workflow._helpers import seed_catalogue
+    from workflow import access, lifecycle
     from workflow.schemas import RecommendationIn
 
     spec = MLPSpec(n_units=3, lookback=24, horizon=6, hidden=16)

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from features.settings import load_settings
 from features.store._db import session_scope
 from serving.api.main import create_app
+from tests.workflow._helpers import seed_catalogue
 from workflow import access
 from workflow.adapters import FileDropAdapter
 from workflow.dispatcher import Dispatcher
-from tests.workflow._helpers import seed_catalogue
 
 PO = {
     "kind": "purchase_order",

@@ -15,6 +15,8 @@ Latency is per transaction (all of them, and the single decisions on their own).
 transition is printed too: on a shared machine the processes of one session get a fair share of the CPU
 (Linux autogroup), so transitions/s = that share / CPU per transition; the CPU figure is what carries over.
 
+Proposals are valued on the server from the tenant's stored supplier terms (one lookup per plan and per
+override) and every decision passes the decision-rights checks (route role, approval limit, four-eyes).
 Every transition also appends a hash-chained audit entry and an event under the tenant's journal lock. After
 the timed window the outbox and acknowledgements are drained, then the consistency check: events = audit
 entries = transitions counted by the clients; outbox rows = approvals + overrides; every outbox item delivered
@@ -49,6 +51,7 @@ import numpy as np  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 TARGET_TPS, TARGET_P99_MS = 500.0, 100.0
+N_SKUS = 500  # SKUs with stored supplier terms per tenant (the server values each proposal from them)
 POLL_S = 0.1  # dispatcher and ERP consumer poll interval when idle (Dispatcher.run defaults to 0.5 s)
 
 
@@ -98,11 +101,10 @@ def _planner(url, tenant, key, t_start, t_end, seed, q, batch):
             recs.append(
                 RecommendationIn(
                     kind="purchase_order",
-                    sku_id=f"SKU-{seed}-{i}",
+                    sku_id=f"SKU-{i % N_SKUS}",  # valued on the server from the seeded supplier terms
                     location_id="DC-1",
                     supplier_id="SUP-1",
                     quantity=float(rng.integers(1, 200)),
-                    unit_cost=2.0,
                     route=route,
                     evidence={"model_version": "tft:1", "quantiles": {"p50": 10.0}},
                 )
@@ -286,6 +288,24 @@ def _bare_worker(url, w, workers, n_rows, t_start, t_end, q):
     q.put((lat, n))
 
 
+def _seed_terms(s, tenant: str) -> None:
+    """The tenant's catalogue as ingest stores it: SKUs, one supplier, its unit cost per SKU."""
+    from features.store._schema import Sku, Supplier, SupplierTerm
+
+    s.add(Supplier(tenant_id=tenant, supplier_id="SUP-1"))
+    s.add_all([Sku(tenant_id=tenant, sku_id=f"SKU-{k}") for k in range(N_SKUS)])
+    s.flush()
+    s.add_all(
+        [
+            SupplierTerm(
+                tenant_id=tenant, supplier_id="SUP-1", sku_id=f"SKU-{k}", unit_cost=2.0, moq=0, pack_size=1,
+                promised_lead_time_days=14,
+            )
+            for k in range(N_SKUS)
+        ]
+    )
+
+
 def run_once(admin: str, workers: int, n_tenants: int, seconds: float, batch: int) -> dict:
     from features.store._db import make_engine, session_scope
     from features.store._migrate import migrate
@@ -302,6 +322,7 @@ def run_once(admin: str, workers: int, n_tenants: int, seconds: float, batch: in
             for t in tenants:
                 access.ensure_tenant(s, t)
                 keys.append(access.create_key(s, t, ["admin"], actor="bench")[1])
+                _seed_terms(s, t)
         ctx = mp.get_context("fork")
         q = ctx.Queue()
         t_start = time.time() + 2.0

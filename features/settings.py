@@ -22,6 +22,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 __all__ = ["ConfigError", "Settings", "get_settings", "load_settings"]
 
 DEV_SECRET = "dev-insecure-webhook-secret"
+#: Shortest webhook signing secret accepted in production.
+MIN_SECRET_CHARS = 32
 DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "configs" / "replenish.yaml"
 
 
@@ -70,6 +72,32 @@ class Settings(BaseSettings):
     webhook_secret: str = DEV_SECRET
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # -- security (docs/security.md) ----------------------------------------------------------------------
+    four_eyes_above: float | None = Field(
+        default=0.0, ge=0, allow_inf_nan=False,
+        description="Above this value the decider must differ from the proposer (None: off).",
+    )
+    four_eyes_rules: dict[str, float | None] = Field(
+        default_factory=dict, description="Per routing rule: its own four-eyes threshold (None: off)."
+    )
+    auto_approve_max_value: float = Field(
+        default=10_000.0, ge=0, allow_inf_nan=False,
+        description="Largest value a server-side routing rule may auto-approve; above it the item is routed.",
+    )
+    unknown_cost: Literal["refuse", "route"] = Field(
+        default="route", description="An item without a stored unit cost: refuse it (422) or route to admins."
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=2**31, description="Larger bodies answer 413.")
+    rate_limit_per_key: float = Field(default=50.0, gt=0, allow_inf_nan=False, description="Requests/s.")
+    rate_burst_per_key: int = Field(default=100, ge=1)
+    rate_limit_per_tenant: float = Field(default=200.0, gt=0, allow_inf_nan=False, description="Requests/s.")
+    rate_burst_per_tenant: int = Field(default=400, ge=1)
+    tenant_daily_quota: int | None = Field(default=None, ge=1, description="Requests per tenant per UTC day.")
+    usage_flush_s: float = Field(default=5.0, gt=0, le=3600, description="How often usage is written.")
+    metrics_cache_s: float = Field(default=10.0, ge=0, le=3600, description="/metrics answers from a cache.")
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_absolute_hours: int = Field(default=12, ge=1, le=24 * 30)
+
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
                                    file_secret_settings):
@@ -98,6 +126,8 @@ class Settings(BaseSettings):
         if self.env == "production":
             if self.webhook_secret == DEV_SECRET:
                 raise ValueError("webhook_secret: the development default is refused when env=production")
+            if len(self.webhook_secret) < MIN_SECRET_CHARS:
+                raise ValueError(f"webhook_secret: at least {MIN_SECRET_CHARS} characters in production")
             if self.database_url.startswith("sqlite"):
                 raise ValueError("database_url: an embedded SQLite store is refused when env=production; "
                                  "give a postgresql+psycopg:// URL")

@@ -4,7 +4,11 @@ Public modules (import from the defining module, e.g. ``from workflow.lifecycle 
 
 * :mod:`workflow.schemas` -- typed inputs/outputs (``RecommendationIn``, ``ApproveIn``, ...);
 * :mod:`workflow.lifecycle` -- the state machine (``propose``, ``route``, ``approve``, ``override``, ...);
-* :mod:`workflow.access` -- API keys, roles, tenants;
+* :mod:`workflow.access` -- API keys (expiry, rotation), roles, tenants;
+* :mod:`workflow.rights` -- server-side valuation, approval limits, four-eyes, capped auto-approval;
+* :mod:`workflow.sessions` -- planner-page sessions (opaque tokens, idle/absolute expiry, CSRF tokens);
+* :mod:`workflow.usage` -- durable usage metering and daily quotas;
+* :mod:`workflow.webhooks` -- webhook targets and secrets per tenant and system;
 * :mod:`workflow.evidence`, :mod:`workflow.audit` -- immutable evidence and the hash-chained audit log;
 * :mod:`workflow.events` -- the ordered per-tenant event log with consumer cursors;
 * :mod:`workflow.outbox`, :mod:`workflow.dispatcher`, :mod:`workflow.adapters` -- integration-safe writeback;
@@ -24,6 +28,10 @@ __all__ = [
     "evidence",
     "lifecycle",
     "outbox",
+    "rights",
     "schemas",
+    "sessions",
     "telemetry",
+    "usage",
+    "webhooks",
 ]

@@ -43,6 +43,9 @@ __all__ = [
     "RecommendationEvidence",
     "SupplierResponse",
     "TelemetryPoint",
+    "UsageCounter",
+    "WebSession",
+    "WebhookTarget",
 ]
 
 # BIGINT identity on PostgreSQL, INTEGER PRIMARY KEY (the rowid) on SQLite.
@@ -67,6 +70,11 @@ class ApiKey(Base):
     approval_limit: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(_TZ, nullable=True)
+    # Expiry and rotation (w0002): the key stops working at ``expires_at``; during a rotation the previous
+    # secret stays valid until ``prev_valid_until``.
+    expires_at: Mapped[datetime | None] = mapped_column(_TZ, nullable=True)
+    prev_secret_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    prev_valid_until: Mapped[datetime | None] = mapped_column(_TZ, nullable=True)
 
 
 class Recommendation(Base):
@@ -104,6 +112,9 @@ class Recommendation(Base):
     route_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     override_reason_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     evidence_sha256: Mapped[str] = mapped_column(String(64))
+    # Who proposed (four-eyes check) and where the unit cost came from (w0002).
+    proposed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    cost_source: Mapped[str | None] = mapped_column(String(32), nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(_TZ, nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(_TZ, nullable=True)
@@ -275,3 +286,51 @@ class TelemetryPoint(Base):
     n: Mapped[int] = mapped_column(Integer, default=0)
     period: Mapped[str | None] = mapped_column(String(32), nullable=True)
     at: Mapped[datetime] = mapped_column(_TZ, default=utcnow)
+
+
+class UsageCounter(Base):
+    """Durable request metering: requests and summed latency per tenant, UTC day, route and status class."""
+
+    __tablename__ = "wf_usage"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tenants.tenant_id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    route: Mapped[str] = mapped_column(String(200), primary_key=True)
+    status_class: Mapped[str] = mapped_column(String(8), primary_key=True)  # 2xx, 4xx, 429, 5xx
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class WebSession(Base):
+    """A planner-page session: an opaque token (only its SHA-256 is stored) bound to one API key."""
+
+    __tablename__ = "wf_web_sessions"
+    __table_args__ = (Index("ix_wf_web_sessions_key", "key_id"),)
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = _tenant_fk()
+    key_id: Mapped[str] = mapped_column(String(16), ForeignKey("wf_api_keys.key_id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(_TZ)
+    revoked_at: Mapped[datetime | None] = mapped_column(_TZ, nullable=True)
+
+
+class WebhookTarget(Base):
+    """Where a tenant's actions for one receiving system (erp, wms, oms) go, and their signing secret.
+
+    The secret is write-only through the API (never returned).
+    """
+
+    __tablename__ = "wf_webhook_targets"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tenants.tenant_id", ondelete="CASCADE"), primary_key=True
+    )
+    system: Mapped[str] = mapped_column(String(16), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(256))
+    updated_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow)

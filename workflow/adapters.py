@@ -111,11 +111,28 @@ class WebhookAdapter:
         url: the receiver's endpoint.
         secret: shared HMAC secret (``Settings.webhook_secret``).
         timeout_s: per-request timeout.
+        production: refuse ``http://`` URLs and secrets under 32 characters (default: ``env`` of the settings
+            is ``production``).
+
+    Raises:
+        ValueError: an ``http://`` URL or a short secret in production; a URL that is not http(s).
     """
 
-    def __init__(self, url: str, secret: str, *, timeout_s: float = 10.0):
+    def __init__(self, url: str, secret: str, *, timeout_s: float = 10.0, production: bool | None = None):
         import httpx  # noqa: PLC0415 - keep import time small
 
+        if production is None:
+            from features.settings import get_settings
+
+            production = get_settings().env == "production"
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in ("https", "http") or (production and scheme != "https"):
+            allowed = "https://" if production else "http:// or https://"
+            raise ValueError(
+                f"webhook url {url!r}: expected an {allowed} URL" + (" in production" if production else "")
+            )
+        if production and len(secret) < 32:
+            raise ValueError("webhook secret: at least 32 characters in production")
         self.url, self.secret = url, secret
         self._client = httpx.Client(timeout=timeout_s)
         self._httpx = httpx

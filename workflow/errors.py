@@ -91,5 +91,9 @@ class InvalidInput(WorkflowError):
         return {
             "error": "InvalidInput",
             "message": str(self),
-            "errors": [{"loc": ["body", *self.field.split(".")], "msg": self.message}],
+            "errors": self.errors(),
         }
+
+    def errors(self) -> list[dict]:
+        """The error in FastAPI's 422 form (``loc``, ``msg``, ``type``), what the HTTP layer answers."""
+        return [{"loc": ["body", *self.field.split(".")], "msg": self.message, "type": "value_error"}]

@@ -24,11 +24,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from features.store._db import utcnow
-from workflow._journal import EventRecord, append
+from workflow._journal import AuditRecord, EventRecord, append
 from workflow._models import Event, EventCursor
 from workflow.errors import InvalidInput
 
-__all__ = ["TOPICS", "EventPage", "commit_cursor", "get_cursor", "publish", "read"]
+__all__ = ["TOPICS", "EventPage", "commit_cursor", "get_cursor", "publish", "read", "reset_cursor"]
 
 TOPICS = ("sales", "inventory", "forecast", "exception", "supplier", "replenishment")
 
@@ -120,3 +120,30 @@ def commit_cursor(session: Session, tenant_id: str, consumer: str, position: int
     )
     session.execute(ins)
     return get_cursor(session, tenant_id, consumer)
+
+
+def reset_cursor(session: Session, tenant_id: str, consumer: str, position: int, *, actor: str) -> int:
+    """Set a consumer's position to ``position``, backwards too (an admin's repair), with an audit entry.
+
+    Returns:
+        The stored position.
+    """
+    if position < 0:
+        raise InvalidInput("position", "must be >= 0")
+    before = get_cursor(session, tenant_id, consumer)
+    dialect = session.get_bind().dialect.name
+    ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(EventCursor.__table__).values(
+        tenant_id=tenant_id, consumer=consumer, position=position, updated_at=utcnow()
+    )
+    ins = ins.on_conflict_do_update(
+        index_elements=["tenant_id", "consumer"],
+        set_={"position": ins.excluded.position, "updated_at": ins.excluded.updated_at},
+    )
+    session.execute(ins)
+    append(
+        session,
+        tenant_id,
+        [AuditRecord(actor, "event_cursor.reset", "event_cursor", consumer, {"position": before},
+                     {"position": position}, "cursor reset by an admin")],
+    )
+    return position

@@ -35,25 +35,45 @@ Entry points for other packages (all take an open session; commit is the caller'
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from features.store._db import utcnow
 from workflow import evidence as _evidence
 from workflow._journal import AuditRecord, EventRecord, append, collect
-from workflow._models import AuditEntry, OutboxItem, Recommendation, RecommendationEvidence, SupplierResponse
-from workflow.access import DECIDER_RANK, Principal
-from workflow.errors import Forbidden, IllegalTransition, InvalidInput, NotFound, VersionConflict
+from workflow._machine import (  # noqa: F401  (BatchConflict, _mark, _transition_many: used by workflow.outbox)
+    _LOAD,
+    _OUTBOX,
+    _R,
+    _R_INSERT,
+    TERMINAL,
+    TRANSITIONS,
+    BatchConflict,
+    _event_payload,
+    _load,
+    _mark,
+    _out,
+    _outbox_row,
+    _step,
+    _transition,
+    _transition_many,
+)
+from workflow._models import AuditEntry, RecommendationEvidence, SupplierResponse
+from workflow.access import Principal
+from workflow.errors import IllegalTransition, InvalidInput, VersionConflict
+from workflow.rights import UNKNOWN, DecisionPolicy, check_decider, current_policy, unit_costs, valuation
 from workflow.schemas import (
     STATES,
     AckIn,
     ApproveIn,
     OverrideIn,
+    ProposalIn,
     RecommendationIn,
     RecommendationOut,
     RejectIn,
@@ -80,177 +100,22 @@ __all__ = [
     "route",
 ]
 
-#: action -> (states it is allowed from, state it leads to)
-TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
-    "route": (("proposed",), "routed"),
-    "auto_approve": (("proposed",), "approved"),
-    "approve": (("routed",), "approved"),
-    "override": (("routed",), "overridden"),
-    "reject": (("proposed", "routed"), "rejected"),
-    "expire": (("proposed", "routed"), "expired"),
-    "send": (("approved", "overridden", "retried"), "sent"),
-    "fail": (("approved", "overridden", "retried", "sent"), "failed"),
-    "retry": (("failed",), "retried"),
-    "acknowledge": (("sent",), "acknowledged"),
-}
-TERMINAL = ("rejected", "expired", "acknowledged")
-
-_R = Recommendation.__table__
-_OUTBOX = OutboxItem.__table__
-_SNAPSHOT_SKIP = ("updated_at",)
-
-
-def _event_payload(row: Mapping[str, Any], actor: str) -> dict[str, Any]:
-    qty = row["final_quantity"] if row["final_quantity"] is not None else row["quantity"]
-    return {
-        "id": row["id"],
-        "kind": row["kind"],
-        "state": row["state"],
-        "version": row["version"],
-        "sku_id": row["sku_id"],
-        "location_id": row["location_id"],
-        "supplier_id": row["supplier_id"],
-        "quantity": qty,
-        "value": row["value"],
-        "actor": actor,
-    }
-
-
-# Statements are built once and executed with parameters: building and cache-keying a statement per call
-# costs more CPU than executing it.
-_LOAD = select(_R).where(_R.c.id == bindparam("b_id"), _R.c.tenant_id == bindparam("b_tenant"))
-_R_INSERT = insert(_R)
-_CAS: dict[tuple[str, ...], Any] = {}
-
-
-def _cas_update(columns: tuple[str, ...]):
-    """``UPDATE ... SET <columns> WHERE id, tenant and version match`` (cached per column set)."""
-    stmt = _CAS.get(columns)
-    if stmt is None:
-        stmt = _CAS[columns] = (
-            update(_R)
-            .where(
-                _R.c.id == bindparam("b_id"),
-                _R.c.tenant_id == bindparam("b_tenant"),
-                _R.c.version == bindparam("b_version"),
-            )
-            .values({c: bindparam(c) for c in columns})
-        )
-    return stmt
-
-
-def _load(session: Session, tenant_id: str, rec_id: str) -> Mapping[str, Any]:
-    row = session.execute(_LOAD, {"b_id": rec_id, "b_tenant": tenant_id}).mappings().first()
-    if row is None:
-        raise NotFound("recommendation", rec_id)
-    return row
-
-
-def _transition(
-    session: Session,
+def _prepare(
     tenant_id: str,
-    rec_id: str,
-    action: str,
-    *,
+    rec: RecommendationIn,
     actor: str,
-    expected_version: int | None = None,
-    changes: dict[str, Any] | Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
-    guard: Callable[[Mapping[str, Any]], None] | None = None,
-    reason: str | None = None,
-) -> tuple[dict[str, Any], AuditRecord, EventRecord]:
-    """Check and apply one transition (compare-and-set); return the new row and its journal records.
+    sha: str,
+    costs: Mapping[tuple[str, str | None], float],
+    policy: DecisionPolicy,
+    proposed_by: str,
+):
+    """The row of a new recommendation after the steps ``rec`` asks for, and its journal records.
 
-    The caller appends the journal records last (see :mod:`workflow._journal` for the lock order).
+    The value is computed here from the stored unit cost (``rec.value`` and ``rec.unit_cost`` are ignored).
+    An auto-approval is honoured only up to ``policy.auto_approve_max_value`` and for a known cost; otherwise
+    the item is routed (to approvers, or to admins when its cost is unknown).
     """
-    row = _load(session, tenant_id, rec_id)
-    allowed_from, to = TRANSITIONS[action]
-    if expected_version is not None and row["version"] != expected_version:
-        raise VersionConflict(rec_id, expected_version, row["version"], row["state"])
-    if row["state"] not in allowed_from:
-        raise IllegalTransition(rec_id, action, row["state"], allowed_from)
-    if guard is not None:
-        guard(row)
-    values = _values(row, to, changes)
-    res = session.execute(
-        _cas_update(tuple(sorted(values))),
-        {**values, "b_id": rec_id, "b_tenant": tenant_id, "b_version": row["version"]},
-    )
-    if res.rowcount != 1:  # someone committed between our read and our write
-        cur = _load(session, tenant_id, rec_id)
-        raise VersionConflict(rec_id, row["version"], cur["version"], cur["state"])
-    return _journal_records(row, values, action, actor, reason)
-
-
-def _values(row: Mapping[str, Any], to: str, changes) -> dict[str, Any]:
-    if callable(changes):
-        changes = changes(row)
-    return {"state": to, "version": row["version"] + 1, "updated_at": utcnow(), **(changes or {})}
-
-
-def _journal_records(
-    row: Mapping[str, Any], values: dict[str, Any], action: str, actor: str, reason: str | None
-) -> tuple[dict[str, Any], AuditRecord, EventRecord]:
-    after = {**row, **values}
-    before_d = {k: row[k] for k in values if k not in _SNAPSHOT_SKIP}
-    after_d = {k: values[k] for k in values if k not in _SNAPSHOT_SKIP}
-    audit = AuditRecord(
-        actor, f"recommendation.{action}", "recommendation", row["id"], before_d, after_d, reason
-    )
-    event = EventRecord(
-        "replenishment", f"recommendation.{values['state']}", row["id"], _event_payload(after, actor)
-    )
-    return after, audit, event
-
-
-def _step(row: dict[str, Any], action: str, *, actor: str, changes=None, reason: str | None = None):
-    """Apply a transition to a row not yet written (a new proposal): same checks, same journal records."""
-    allowed_from, to = TRANSITIONS[action]
-    if row["state"] not in allowed_from:
-        raise IllegalTransition(row["id"], action, row["state"], allowed_from)
-    return _journal_records(row, _values(row, to, changes), action, actor, reason)
-
-
-def _outbox_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The outbox row of an approved action (written by the journal append, in the approval's transaction)."""
-    key = f"{row['id']}-v{row['version']}"
-    qty = row["final_quantity"] if row["final_quantity"] is not None else row["quantity"]
-    need_by = row["final_need_by"] or row["need_by"]
-    payload = {
-        "idempotency_key": key,
-        "tenant_id": row["tenant_id"],
-        "recommendation_id": row["id"],
-        "kind": row["kind"],
-        "decision": row["state"],
-        "sku_id": row["sku_id"],
-        "location_id": row["location_id"],
-        "from_location_id": row["from_location_id"],
-        "supplier_id": row["supplier_id"],
-        "quantity": qty,
-        "unit_cost": row["unit_cost"],
-        "value": row["value"],
-        "need_by": need_by.isoformat() if need_by else None,
-        "decided_by": row["decided_by"],
-        "evidence_sha256": row["evidence_sha256"],
-    }
-    return {
-        "tenant_id": row["tenant_id"],
-        "recommendation_id": row["id"],
-        "idempotency_key": key,
-        "kind": row["kind"],
-        "payload": payload,
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": utcnow(),
-        "created_at": utcnow(),
-    }
-
-
-def _out(row: Mapping[str, Any]) -> RecommendationOut:
-    return RecommendationOut.model_validate(dict(row))
-
-
-def _prepare(tenant_id: str, rec: RecommendationIn, actor: str, sha: str):
-    """The row of a new recommendation after the steps ``rec`` asks for, and its journal records."""
+    unit_cost, value, source = valuation(costs, rec.kind, rec.sku_id, rec.supplier_id, rec.quantity, policy)
     now = utcnow()
     row = {
         "id": uuid.uuid4().hex,
@@ -264,8 +129,8 @@ def _prepare(tenant_id: str, rec: RecommendationIn, actor: str, sha: str):
         "from_location_id": rec.from_location_id,
         "supplier_id": rec.supplier_id,
         "quantity": rec.quantity,
-        "unit_cost": rec.unit_cost,
-        "value": rec.value,
+        "unit_cost": unit_cost,
+        "value": value,
         "need_by": rec.need_by,
         "promised_lead_time_days": rec.promised_lead_time_days,
         "final_quantity": None,
@@ -276,6 +141,8 @@ def _prepare(tenant_id: str, rec: RecommendationIn, actor: str, sha: str):
         "route_reason": None,
         "override_reason_code": None,
         "evidence_sha256": sha,
+        "proposed_by": proposed_by,
+        "cost_source": source,
         "decided_by": None,
         "decided_at": None,
         "sent_at": None,
@@ -290,22 +157,31 @@ def _prepare(tenant_id: str, rec: RecommendationIn, actor: str, sha: str):
     snapshot = {k: v for k, v in row.items() if k not in ("tenant_id", "created_at", "updated_at")}
     audits = [AuditRecord(actor, "recommendation.propose", "recommendation", row["id"], None, snapshot, None)]
     events = [EventRecord("replenishment", "recommendation.proposed", row["id"], _event_payload(row, actor))]
-    # Later steps of the proposal are applied before the single INSERT; each is still checked and journaled.
-    if rec.route is not None:
-        row, a, e = _step(
-            row, "route", actor=actor, changes=_route_values(rec.route), reason=rec.route.reason
+    route_to, auto = rec.route, rec.auto_approve
+    if auto is not None and (source == UNKNOWN or value > policy.auto_approve_max_value):
+        why = "its unit cost is unknown" if source == UNKNOWN else (
+            f"value {value:.2f} is above the auto-approval cap {policy.auto_approve_max_value:.2f}"
         )
+        route_to, auto = Route(queue="auto-approval-cap", role="approver", rule=auto.rule, reason=why), None
+    if route_to is not None and source == UNKNOWN and route_to.role != "admin":
+        route_to = Route(
+            queue=route_to.queue, role="admin", rule=route_to.rule,
+            reason=f"{route_to.reason} (unit cost unknown: admins decide)"[:2000],
+        )
+    # Later steps of the proposal are applied before the single INSERT; each is still checked and journaled.
+    if route_to is not None:
+        row, a, e = _step(row, "route", actor=actor, changes=_route_values(route_to), reason=route_to.reason)
         audits.append(a)
         events.append(e)
-    elif rec.auto_approve is not None:
-        policy = f"policy:{rec.auto_approve.rule}"
+    elif auto is not None:
+        policy_actor = f"policy:{auto.rule}"
         row, a, e = _step(
             row,
             "auto_approve",
-            actor=policy,
-            reason=rec.auto_approve.reason,
+            actor=policy_actor,
+            reason=auto.reason,
             changes={
-                "decided_by": policy,
+                "decided_by": policy_actor,
                 "decided_at": now,
                 "final_quantity": rec.quantity,
                 "final_need_by": rec.need_by,
@@ -325,27 +201,49 @@ def _existing_by_key(session: Session, tenant_id: str, keys: list[str]) -> dict[
     return {r["proposal_key"]: r for r in rows}
 
 
+def _costs_of(session: Session, tenant_id: str, recs) -> dict[tuple[str, str | None], float]:
+    return unit_costs(session, tenant_id, [(r.kind, r.sku_id, r.supplier_id) for r in recs])
+
+
 def propose(
-    session: Session, tenant_id: str, rec: RecommendationIn, *, actor: str = "planning"
+    session: Session,
+    tenant_id: str,
+    rec: RecommendationIn | ProposalIn,
+    *,
+    actor: str = "planning",
+    proposed_by: str | None = None,
+    policy: DecisionPolicy | None = None,
 ) -> RecommendationOut:
-    """Store a new recommendation (state ``proposed``), then route or auto-approve it as ``rec`` asks.
+    """Store a new recommendation (state ``proposed``), valued on the server, then route or auto-approve it.
 
     Args:
         session: open session; the caller commits (``with session_scope(engine) as s``).
         tenant_id: the owning tenant (must exist).
-        rec: the recommendation as planning produced it.
+        rec: the recommendation: a :class:`ProposalIn` from an HTTP client (no auto-approval possible) or a
+            :class:`RecommendationIn` from the trusted server-side hand-off.
         actor: who proposes, as it should read in the audit log (e.g. ``"planning:run-42"``).
+        proposed_by: the proposer's identity for the four-eyes check (default ``actor``; the API passes
+            ``principal.principal_id``).
+        policy: decision rights (default :func:`workflow.rights.current_policy`).
 
     Returns:
         The stored recommendation. With ``rec.proposal_key`` already used in this tenant, the existing one,
         unchanged (proposing is idempotent per key).
+
+    Raises:
+        InvalidInput: the value cannot be computed (unknown cost with ``unknown_cost="refuse"``, or too
+            large).
     """
+    policy = policy or current_policy()
+    if isinstance(rec, ProposalIn):
+        rec = RecommendationIn(**dict(rec))  # no auto_approve: a ProposalIn cannot carry one
     if rec.proposal_key is not None:
         existing = _existing_by_key(session, tenant_id, [rec.proposal_key])
         if existing:
             return _out(existing[rec.proposal_key])
+    costs = _costs_of(session, tenant_id, [rec])
     sha = _evidence.put(session, tenant_id, "proposal", rec.evidence.model_dump(exclude_none=True))
-    row, audits, events = _prepare(tenant_id, rec, actor, sha)
+    row, audits, events = _prepare(tenant_id, rec, actor, sha, costs, policy, proposed_by or actor)
     if rec.proposal_key is None:
         session.execute(_R_INSERT, row)
     else:
@@ -361,20 +259,32 @@ def propose(
 
 
 def propose_many(
-    session: Session, tenant_id: str, recs: list[RecommendationIn], *, actor: str = "planning"
+    session: Session,
+    tenant_id: str,
+    recs: list[RecommendationIn],
+    *,
+    actor: str = "planning",
+    policy: DecisionPolicy | None = None,
 ) -> list[RecommendationOut]:
-    """Propose a whole plan in one transaction (what planning hands over after a run).
+    """Propose a whole plan in one transaction: the trusted hand-off from planning (never called over HTTP).
 
-    Same result as :func:`propose` on each item, in order, but with one INSERT per table and one journal
-    append, so a plan of thousands of lines commits at once or not at all. Items whose ``proposal_key`` is
-    already stored come back unchanged. If a concurrent writer stores one of the keys meanwhile, the batch
-    falls back to proposing item by item.
+    Same result as :func:`propose` on each item, in order, but with one cost lookup, one INSERT per table and
+    one journal append, so a plan of thousands of lines commits at once or not at all. Each item is valued
+    from the stored supplier terms; ``auto_approve`` (planning's routing rule) is honoured up to
+    ``policy.auto_approve_max_value``. Items whose ``proposal_key`` is already stored come back unchanged.
+    If a concurrent writer stores one of the keys meanwhile, the batch falls back to proposing item by item.
+
+    Raises:
+        InvalidInput: a duplicate ``proposal_key`` in the batch, or an item that cannot be valued (nothing is
+            stored then).
     """
+    policy = policy or current_policy()
     keys = [r.proposal_key for r in recs if r.proposal_key is not None]
     if len(keys) != len(set(keys)):
         dup = next(k for k in keys if keys.count(k) > 1)
         raise InvalidInput("proposal_key", f"appears more than once in the batch: {dup!r}")
     existing = _existing_by_key(session, tenant_id, keys)
+    costs = _costs_of(session, tenant_id, [r for r in recs if r.proposal_key not in existing])
     out: list[Any] = [None] * len(recs)
     rows, audits, events, links = [], [], [], []
     for i, rec in enumerate(recs):
@@ -383,7 +293,7 @@ def propose_many(
             continue
         body = rec.evidence.model_dump(exclude_none=True)
         sha = _evidence.put(session, tenant_id, "proposal", body)
-        row, a, e = _prepare(tenant_id, rec, actor, sha)
+        row, a, e = _prepare(tenant_id, rec, actor, sha, costs, policy, actor)
         rows.append(row)
         audits += a
         events += e
@@ -406,7 +316,7 @@ def propose_many(
     except IntegrityError:
         if not keys:
             raise
-        return [propose(session, tenant_id, r, actor=actor) for r in recs]
+        return [propose(session, tenant_id, r, actor=actor, policy=policy) for r in recs]
     session.execute(insert(RecommendationEvidence.__table__), links)
     outbox = [_outbox_row(row) for row in rows if row["state"] == "approved"]
     append(session, tenant_id, audits, events, outbox_rows=outbox)
@@ -426,7 +336,15 @@ def route(
     actor: str,
     expected_version: int | None = None,
 ) -> RecommendationOut:
-    """Send a proposed recommendation to a planner queue (``proposed -> routed``)."""
+    """Send a proposed recommendation to a planner queue (``proposed -> routed``).
+
+    An item whose unit cost is unknown is always routed to admins, whatever ``r.role`` says.
+    """
+
+    def changes(row: Mapping[str, Any]) -> dict[str, Any]:
+        role = "admin" if row["cost_source"] == UNKNOWN else r.role
+        return {**_route_values(r), "route_role": role}
+
     row, a, e = _transition(
         session,
         tenant_id,
@@ -434,39 +352,39 @@ def route(
         "route",
         actor=actor,
         expected_version=expected_version,
-        changes=_route_values(r),
+        changes=changes,
         reason=r.reason,
     )
     append(session, tenant_id, [a], [e])
     return _out(row)
 
 
-def _decider_guard(p: Principal, value_of: Callable[[Mapping[str, Any]], float] | None):
-    def guard(row: Mapping[str, Any]) -> None:
-        need = row["route_role"] or "planner"
-        if p.decider_rank < DECIDER_RANK[need]:
-            raise Forbidden(
-                f"recommendation {row['id']} is routed to role {need!r}; your key has "
-                f"{', '.join(sorted(p.roles))}"
-            )
-        if value_of is not None:
-            value, limit = value_of(row), p.effective_limit
-            if limit is not None and value > limit:
-                raise Forbidden(f"value {value:.2f} exceeds your approval limit {limit:.2f}")
-
-    return guard
-
-
-def approve(session: Session, principal: Principal, rec_id: str, body: ApproveIn) -> RecommendationOut:
+def approve(
+    session: Session,
+    principal: Principal,
+    rec_id: str,
+    body: ApproveIn,
+    *,
+    policy: DecisionPolicy | None = None,
+) -> RecommendationOut:
     """Approve a routed recommendation as proposed and write it to the outbox (``routed -> approved``).
 
     Raises:
         VersionConflict: ``body.version`` is stale (someone else acted first).
         IllegalTransition: it is not ``routed``.
-        Forbidden: the caller's role is below the route's role, or the value exceeds the caller's limit.
+        Forbidden: the caller's role is below the route's role, the (server-computed) value exceeds the
+            caller's limit, the cost is unknown and the caller is not an unlimited admin, or the caller
+            proposed it (four-eyes).
     """
+    policy = policy or current_policy()
     now = utcnow()
     actor = principal.actor
+
+    def guard(row: Mapping[str, Any]) -> None:
+        check_decider(
+            principal, row, value=row["value"], unknown_cost=row["cost_source"] == UNKNOWN, policy=policy
+        )
+
     row, a, e = _transition(
         session,
         principal.tenant_id,
@@ -474,7 +392,7 @@ def approve(session: Session, principal: Principal, rec_id: str, body: ApproveIn
         "approve",
         actor=actor,
         expected_version=body.version,
-        guard=_decider_guard(principal, lambda r: r["value"]),
+        guard=guard,
         reason=body.comment,
         changes=lambda r: {
             "decided_by": actor,
@@ -489,25 +407,22 @@ def approve(session: Session, principal: Principal, rec_id: str, body: ApproveIn
     return _out(row)
 
 
-def _override_value(body: OverrideIn) -> Callable[[Mapping[str, Any]], float]:
-    def value(row: Mapping[str, Any]) -> float:
-        if body.quantity is None:
-            return row["value"]
-        if row["unit_cost"] is not None:
-            return body.quantity * row["unit_cost"]
-        return row["value"] * body.quantity / row["quantity"] if row["quantity"] else row["value"]
-
-    return value
-
-
-def override(session: Session, principal: Principal, rec_id: str, body: OverrideIn) -> RecommendationOut:
+def override(
+    session: Session,
+    principal: Principal,
+    rec_id: str,
+    body: OverrideIn,
+    *,
+    policy: DecisionPolicy | None = None,
+) -> RecommendationOut:
     """Approve with a changed quantity and/or date and a reason code (``routed -> overridden``).
 
-    The override's value (new quantity times unit cost) is checked against the caller's approval limit.
+    The override is re-valued on the server (new quantity times the stored unit cost, looked up again) and
+    checked against the caller's approval limit and the four-eyes rule like an approval.
     """
+    policy = policy or current_policy()
     now = utcnow()
     actor = principal.actor
-    value_of = _override_value(body)
     cur = _load(session, principal.tenant_id, rec_id)
     new_qty = body.quantity if body.quantity is not None else cur["quantity"]
     new_date = body.need_by if body.need_by is not None else cur["need_by"]
@@ -517,6 +432,14 @@ def override(session: Session, principal: Principal, rec_id: str, body: Override
             "an override must change quantity or need_by from the proposal "
             f"(quantity {cur['quantity']}, need_by {cur['need_by']})",
         )
+    costs = unit_costs(session, principal.tenant_id, [(cur["kind"], cur["sku_id"], cur["supplier_id"])])
+    unit_cost, value, source = valuation(
+        costs, cur["kind"], cur["sku_id"], cur["supplier_id"], new_qty, replace(policy, unknown_cost="route")
+    )
+
+    def guard(row: Mapping[str, Any]) -> None:
+        check_decider(principal, row, value=value, unknown_cost=source == UNKNOWN, policy=policy)
+
     row, a, e = _transition(
         session,
         principal.tenant_id,
@@ -524,7 +447,7 @@ def override(session: Session, principal: Principal, rec_id: str, body: Override
         "override",
         actor=actor,
         expected_version=body.version,
-        guard=_decider_guard(principal, value_of),
+        guard=guard,
         reason=body.comment or body.reason_code,
         changes={
             "decided_by": actor,
@@ -532,7 +455,9 @@ def override(session: Session, principal: Principal, rec_id: str, body: Override
             "final_quantity": new_qty,
             "final_need_by": new_date,
             "override_reason_code": body.reason_code,
-            "value": value_of(cur),
+            "unit_cost": unit_cost,
+            "value": value,
+            "cost_source": source,
         },
     )
     _attach(
@@ -554,9 +479,24 @@ def override(session: Session, principal: Principal, rec_id: str, body: Override
     return _out(row)
 
 
-def reject(session: Session, principal: Principal, rec_id: str, body: RejectIn) -> RecommendationOut:
-    """Reject a proposed or routed recommendation with a reason code (``-> rejected``, terminal)."""
+def reject(
+    session: Session,
+    principal: Principal,
+    rec_id: str,
+    body: RejectIn,
+    *,
+    policy: DecisionPolicy | None = None,
+) -> RecommendationOut:
+    """Reject a proposed or routed recommendation with a reason code (``-> rejected``, terminal).
+
+    Needs the route's role (no value check: rejecting spends nothing; the proposer may withdraw).
+    """
+    policy = policy or current_policy()
     actor = principal.actor
+
+    def guard(row: Mapping[str, Any]) -> None:
+        check_decider(principal, row, value=None, unknown_cost=False, policy=policy, four_eyes=False)
+
     row, a, e = _transition(
         session,
         principal.tenant_id,
@@ -564,7 +504,7 @@ def reject(session: Session, principal: Principal, rec_id: str, body: RejectIn) 
         "reject",
         actor=actor,
         expected_version=body.version,
-        guard=_decider_guard(principal, None),
+        guard=guard,
         reason=body.comment or body.reason_code,
         changes={"decided_by": actor, "decided_at": utcnow(), "override_reason_code": body.reason_code},
     )
@@ -835,62 +775,3 @@ def history(session: Session, tenant_id: str, rec_id: str) -> list[AuditEntry]:
             .order_by(AuditEntry.seq)
         )
     )
-
-
-class BatchConflict(Exception):
-    """A bulk transition could not apply to every item; the caller redoes the batch item by item."""
-
-
-def _transition_many(
-    session: Session,
-    tenant_id: str,
-    items: list[tuple[str, dict[str, Any] | Callable[[Mapping[str, Any]], dict[str, Any]], str | None]],
-    action: str,
-    *,
-    actor: str,
-) -> list[tuple[dict[str, Any], AuditRecord, EventRecord]]:
-    """:func:`_transition` for many recommendations of one tenant: one SELECT and one executemany UPDATE.
-
-    ``items`` are ``(rec_id, changes, reason)``; every ``changes`` must set the same columns. All or nothing:
-    raises :class:`BatchConflict` (before writing, or after a compare-and-set missed; roll back then) when any
-    item is missing, not in an allowed state, or changed concurrently.
-    """
-    if not items:
-        return []
-    allowed_from, to = TRANSITIONS[action]
-    rows = {
-        r["id"]: r
-        for r in session.execute(
-            select(_R).where(_R.c.tenant_id == tenant_id, _R.c.id.in_([i[0] for i in items]))
-        ).mappings()
-    }
-    params, out, columns = [], [], None
-    for rec_id, changes, reason in items:
-        row = rows.get(rec_id)
-        if row is None or row["state"] not in allowed_from:
-            raise BatchConflict(rec_id)
-        values = _values(row, to, changes)
-        cols = tuple(sorted(values))
-        if columns is not None and cols != columns:
-            raise BatchConflict(rec_id)
-        columns = cols
-        params.append({**values, "b_id": rec_id, "b_tenant": tenant_id, "b_version": row["version"]})
-        out.append(_journal_records(row, values, action, actor, reason))
-    res = session.execute(_cas_update(columns), params)
-    if res.rowcount != len(params):
-        raise BatchConflict(f"{len(params) - res.rowcount} item(s) changed concurrently")
-    return out
-
-
-# Used by workflow.outbox (the dispatcher side); not part of the public surface.
-def _mark(
-    session: Session,
-    tenant_id: str,
-    rec_id: str,
-    action: str,
-    *,
-    actor: str,
-    reason: str | None = None,
-    changes: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], AuditRecord, EventRecord]:
-    return _transition(session, tenant_id, rec_id, action, actor=actor, reason=reason, changes=changes)

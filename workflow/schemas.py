@@ -22,10 +22,18 @@ Example (what the planning glue hands to :func:`workflow.lifecycle.propose`)::
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
-from typing import Any, Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "STATES",
@@ -35,13 +43,19 @@ __all__ = [
     "CommentIn",
     "EvidenceIn",
     "Kind",
+    "INT64_MAX",
+    "MAX_QUANTITY",
     "OverrideIn",
+    "ProposalIn",
     "RecommendationIn",
     "RecommendationOut",
     "RejectIn",
     "Route",
     "RouteIn",
+    "StrictIn",
+    "UtcDatetime",
     "SupplierResponseIn",
+    "check_json",
 ]
 
 Kind = Literal["purchase_order", "transfer", "allocation", "exception_update"]
@@ -58,12 +72,68 @@ STATES = (
     "expired",
 )
 
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+MAX_DEPTH = 32
+#: Largest quantity of one recommendation (so that quantity x cost stays finite).
+MAX_QUANTITY = 1e12
+
+def as_utc(v: datetime) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite gives naive ones back; every stored time is UTC)."""
+    return v.replace(tzinfo=UTC) if v.tzinfo is None else v
+
+
+#: A datetime answered as RFC 3339 with its offset (what the OpenAPI ``date-time`` format requires).
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+
 _Id = Field(min_length=1, max_length=128, pattern=r"^[^\s].*$")
 _Code = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 
 
-class _Strict(BaseModel):
+def check_json(value: Any, path: str = "", depth: int = 0) -> None:
+    """Refuse what the stores cannot keep: NUL characters, non-finite numbers, integers outside int64.
+
+    Raises:
+        ValueError: naming the offending field's path (``payload.lines.3.qty``) and the expected form.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{path or 'value'}: NUL characters are not allowed in text")
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(f"{path or 'value'}: integers must lie within int64 (-2**63 .. 2**63-1)")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{path or 'value'}: must be a finite number (no NaN, Infinity or overflow)")
+    elif isinstance(value, dict | list | tuple):
+        if depth >= MAX_DEPTH:
+            raise ValueError(f"{path or 'value'}: nested deeper than {MAX_DEPTH} levels")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for k, v in items:
+            if isinstance(k, str) and "\x00" in k:
+                raise ValueError(f"{path or 'value'}: NUL characters are not allowed in keys")
+            check_json(v, f"{path}.{k}" if path else str(k), depth + 1)
+
+
+class _Guarded(BaseModel):
+    """Runs :func:`check_json` over the raw input, so that no field can smuggle NUL, NaN or a huge int."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _guard(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            check_json(data)
+        return data
+
+
+class _Strict(_Guarded):
     model_config = ConfigDict(extra="forbid")
+
+
+#: Strict request body (unknown fields refused, input guarded by :func:`check_json`) for routers to build on.
+StrictIn = _Strict
 
 
 def _finite(v: float | None) -> float | None:
@@ -88,7 +158,7 @@ class AutoApprove(_Strict):
     reason: str = Field(default="within policy", max_length=2000)
 
 
-class EvidenceIn(BaseModel):
+class EvidenceIn(_Guarded):
     """What the recommendation rests on; stored immutably and referenced by its SHA-256.
 
     Named fields are the ones planners look at; any further JSON field is kept as given.
@@ -108,15 +178,7 @@ class EvidenceIn(BaseModel):
     assumptions: dict[str, Any] | None = None
 
 
-class RecommendationIn(_Strict):
-    """A recommendation as the planner produces it.
-
-    ``value`` defaults to ``quantity * unit_cost``. Give ``route`` to send it to a planner queue, or
-    ``auto_approve`` to approve it by policy at once (which writes it to the outbox); with neither it stays
-    ``proposed``. ``proposal_key`` makes proposing idempotent: proposing the same key again returns the
-    existing recommendation unchanged.
-    """
-
+class _ProposalFields(_Strict):
     kind: Kind
     sku_id: str = _Id
     location_id: str = _Id
@@ -134,18 +196,15 @@ class RecommendationIn(_Strict):
         validate_default=True,
         description="Required for purchase orders.",
     )
-    quantity: float = Field(ge=0)
-    unit_cost: float | None = Field(default=None, ge=0)
-    value: float | None = Field(default=None, ge=0)
+    quantity: float = Field(ge=0, le=MAX_QUANTITY)
     need_by: date | None = None
-    promised_lead_time_days: float | None = Field(default=None, ge=0)
+    promised_lead_time_days: float | None = Field(default=None, ge=0, le=3650)
     route: Route | None = None
-    auto_approve: AutoApprove | None = Field(default=None, validate_default=True)
     evidence: EvidenceIn = Field(default_factory=EvidenceIn)
     proposal_key: str | None = Field(default=None, min_length=1, max_length=200)
     expires_at: datetime | None = None
 
-    _f = field_validator("quantity", "unit_cost", "value", "promised_lead_time_days")(_finite)
+    _f = field_validator("quantity", "promised_lead_time_days")(_finite)
 
     # Cross-field rules sit on the field they concern, so the 422 names that field.
     @field_validator("from_location_id")
@@ -162,6 +221,34 @@ class RecommendationIn(_Strict):
             raise ValueError("required when kind is 'purchase_order'")
         return v
 
+
+class ProposalIn(_ProposalFields):
+    """A recommendation proposed over HTTP.
+
+    There is no ``value``, ``unit_cost`` or ``auto_approve`` here (sending one is a 422): the server values
+    the proposal from the tenant's stored supplier terms (:mod:`workflow.rights`), and only a server-side
+    routing rule may approve without a human. Give ``route`` to send it to a planner queue; without it the
+    proposal stays ``proposed``. ``proposal_key`` makes proposing idempotent.
+    """
+
+
+class RecommendationIn(_ProposalFields):
+    """A recommendation as the planner produces it (the trusted, server-side hand-off; never an HTTP body).
+
+    Value is computed on the server (quantity x the stored unit cost, :mod:`workflow.rights`): ``unit_cost``
+    and ``value`` are accepted for compatibility and ignored. Give ``route`` to send it to a planner queue, or
+    ``auto_approve`` (a server-side routing rule's decision) to approve it at once, which writes it to the
+    outbox; an auto-approval above the policy's value cap, or of an item without a known cost, is routed to
+    approvers instead. With neither it stays ``proposed``. ``proposal_key`` makes proposing idempotent:
+    proposing the same key again returns the existing recommendation unchanged.
+    """
+
+    unit_cost: float | None = Field(default=None, ge=0, description="Ignored: the stored cost is used.")
+    value: float | None = Field(default=None, ge=0, description="Ignored: the server computes the value.")
+    auto_approve: AutoApprove | None = Field(default=None, validate_default=True)
+
+    _g = field_validator("unit_cost", "value")(_finite)
+
     @field_validator("auto_approve")
     @classmethod
     def _route_or_auto(cls, v: AutoApprove | None, info: ValidationInfo) -> AutoApprove | None:
@@ -169,32 +256,28 @@ class RecommendationIn(_Strict):
             raise ValueError("give either route or auto_approve, not both")
         return v
 
-    @model_validator(mode="after")
-    def _default_value(self) -> RecommendationIn:
-        if self.value is None:
-            self.value = self.quantity * self.unit_cost if self.unit_cost is not None else 0.0
-        return self
-
 
 class RouteIn(_Strict):
     """Body of a route action."""
 
     route: Route
-    version: int | None = Field(default=None, ge=1, description="Expected version (optional for routing).")
+    version: int | None = Field(
+        default=None, ge=1, le=INT64_MAX, description="Expected version (optional for routing)."
+    )
 
 
 class ApproveIn(_Strict):
     """Body of an approval: the version the approver looked at."""
 
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT64_MAX)
     comment: str | None = Field(default=None, max_length=4000)
 
 
 class OverrideIn(_Strict):
     """Body of an override: what changes and why (a reason code, and optionally a comment)."""
 
-    version: int = Field(ge=1)
-    quantity: float | None = Field(default=None, ge=0)
+    version: int = Field(ge=1, le=INT64_MAX)
+    quantity: float | None = Field(default=None, ge=0, le=MAX_QUANTITY)
     need_by: date | None = Field(default=None, validate_default=True)
     reason_code: str = _Code
     comment: str | None = Field(default=None, max_length=4000)
@@ -213,7 +296,7 @@ class OverrideIn(_Strict):
 class RejectIn(_Strict):
     """Body of a rejection."""
 
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=INT64_MAX)
     reason_code: str = _Code
     comment: str | None = Field(default=None, max_length=4000)
 
@@ -240,7 +323,7 @@ class SupplierResponseIn(_Strict):
     """
 
     status: Literal["confirmed", "partial", "rejected", "new_date", "received"]
-    quantity: float | None = Field(default=None, ge=0, validate_default=True)
+    quantity: float | None = Field(default=None, ge=0, le=MAX_QUANTITY, validate_default=True)
     on_date: date | None = Field(default=None, validate_default=True)
     comment: str | None = Field(default=None, max_length=4000)
 
@@ -289,13 +372,17 @@ class RecommendationOut(BaseModel):
     override_reason_code: str | None
     evidence_sha256: str
     proposal_key: str | None
+    proposed_by: str | None = None
+    cost_source: str | None = Field(
+        default=None, description="Where the unit cost came from: supplier_terms, catalogue or unknown."
+    )
     decided_by: str | None
-    decided_at: datetime | None
-    sent_at: datetime | None
-    acknowledged_at: datetime | None
+    decided_at: UtcDatetime | None
+    sent_at: UtcDatetime | None
+    acknowledged_at: UtcDatetime | None
     external_ref: str | None
     confirmed_quantity: float | None
     confirmed_date: date | None
-    expires_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    expires_at: UtcDatetime | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime

@@ -40,6 +40,7 @@ __all__ = [
     "inventory_outcomes",
     "override_stats",
     "prometheus_text",
+    "tenant_prometheus_text",
     "record_accuracy",
     "record_inventory",
     "record_override_outcomes",
@@ -322,15 +323,26 @@ class RequestMeter:
         ]
 
 
-def _latest_points(session: Session, tenant_id: str | None) -> list[TelemetryPoint]:
+def _latest_points(
+    session: Session, tenant_id: str, *, max_series: int | None = None, max_rows: int | None = None
+) -> list[TelemetryPoint]:
+    """The latest point of each (metric, labels) series of ``tenant_id``, newest rows read first.
+
+    ``max_series`` / ``max_rows`` bound the answer and the rows read (a scrape must cost a bounded amount,
+    whatever clients posted).
+    """
     T = TelemetryPoint
-    stmt = select(T).order_by(T.id)
-    if tenant_id is not None:
-        stmt = stmt.where(T.tenant_id == tenant_id)
+    stmt = select(T).where(T.tenant_id == tenant_id).order_by(T.id.desc())
+    if max_rows is not None:
+        stmt = stmt.limit(max_rows)
     latest: dict[tuple, TelemetryPoint] = {}
     for p in session.scalars(stmt):
-        latest[(p.tenant_id, p.metric, tuple(sorted(p.labels.items())))] = p
-    return list(latest.values())
+        key = (p.metric, tuple(sorted(p.labels.items())))
+        if key not in latest:
+            if max_series is not None and len(latest) >= max_series:
+                break
+            latest[key] = p
+    return sorted(latest.values(), key=lambda p: p.id)
 
 
 def summary(session: Session, tenant_id: str) -> dict[str, Any]:
@@ -358,7 +370,9 @@ def summary(session: Session, tenant_id: str) -> dict[str, Any]:
                 "period": p.period,
                 "at": p.at,
             }
-            for p in _latest_points(session, tenant_id)
+            for p in _latest_points(
+                session, tenant_id, max_series=MAX_TENANT_SERIES, max_rows=50 * MAX_TENANT_SERIES
+            )
         ],
     }
 
@@ -372,76 +386,123 @@ def _line(name: str, labels: Mapping[str, Any], value: float) -> str:
     return f"{name}{{{lab}}} {float(value)!r}" if lab else f"{name} {float(value)!r}"
 
 
+def _family(out: list[str], name: str, typ: str, help_: str, samples) -> None:
+    out.append(f"# HELP {name} {help_}")
+    out.append(f"# TYPE {name} {typ}")
+    out.extend(_line(name, lab, v) for lab, v in samples)
+
+
 def prometheus_text(session: Session, meter: RequestMeter | None = None) -> str:
-    """All tenants' figures in the Prometheus text exposition format (version 0.0.4)."""
+    """Operational figures of the whole service in Prometheus text format (0.0.4), without tenant labels.
+
+    Recommendations by state and outbox items by status (summed over tenants), and, with ``meter``, requests
+    by route template and status. The label values come from fixed sets (states, statuses, route templates),
+    so the number of lines is bounded whatever clients post. Business figures per tenant (accuracy,
+    suppliers, overrides) are in :func:`tenant_prometheus_text`, behind the tenant's key.
+    """
     out: list[str] = []
-
-    def family(name: str, typ: str, help_: str, samples: list[tuple[Mapping[str, Any], float]]) -> None:
-        out.append(f"# HELP {name} {help_}")
-        out.append(f"# TYPE {name} {typ}")
-        out.extend(_line(name, lab, v) for lab, v in samples)
-
     R, OB = Recommendation, OutboxItem
-    family(
+    _family(
+        out,
         "replenish_recommendations",
         "gauge",
-        "Recommendations by tenant and state.",
+        "Recommendations by state (all tenants).",
         [
-            ({"tenant": t, "state": s}, n)
-            for t, s, n in session.execute(
-                select(R.tenant_id, R.state, func.count())
-                .group_by(R.tenant_id, R.state)
-                .order_by(R.tenant_id, R.state)
-            )
+            ({"state": s}, n)
+            for s, n in session.execute(select(R.state, func.count()).group_by(R.state).order_by(R.state))
         ],
     )
-    family(
+    _family(
+        out,
         "replenish_outbox_items",
         "gauge",
-        "Outbox items by tenant and status (dead = dead letters).",
+        "Outbox items by status (dead = dead letters; all tenants).",
         [
-            ({"tenant": t, "status": s}, n)
-            for t, s, n in session.execute(
-                select(OB.tenant_id, OB.status, func.count())
-                .group_by(OB.tenant_id, OB.status)
-                .order_by(OB.tenant_id, OB.status)
+            ({"status": s}, n)
+            for s, n in session.execute(
+                select(OB.status, func.count()).group_by(OB.status).order_by(OB.status)
             )
         ],
     )
-    tenants = [t for (t,) in session.execute(select(R.tenant_id).distinct().order_by(R.tenant_id))]
-    rate, otif, drift = [], [], []
-    for t in tenants:
-        rate.append(({"tenant": t}, override_stats(session, t)["override_rate"]))
-        for sp in supplier_performance(session, t):
-            if sp["otif"] is not None:
-                otif.append(({"tenant": t, "supplier": sp["supplier_id"]}, sp["otif"]))
-            if sp["lead_time_drift_days"] is not None:
-                drift.append(({"tenant": t, "supplier": sp["supplier_id"]}, sp["lead_time_drift_days"]))
-    family("replenish_override_rate", "gauge", "Planner overrides per human decision.", rate)
-    family("replenish_supplier_otif", "gauge", "Supplier on-time-in-full share of received orders.", otif)
-    family(
-        "replenish_supplier_lead_time_drift_days", "gauge", "Mean observed minus promised lead time.", drift
-    )
-    points: dict[str, list] = defaultdict(list)
-    for p in _latest_points(session, None):
-        points[p.metric].append(({"tenant": p.tenant_id, **p.labels}, p.value))
-    for metric in sorted(points):
-        family(f"replenish_{metric}", "gauge", f"Latest measured {metric.replace('_', ' ')}.", points[metric])
     if meter is not None:
-        snap = meter.snapshot()
-        family(
+        counts: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
+        for r in meter.snapshot():
+            c = counts[(r["route"], r["status"])]
+            c[0] += r["count"]
+            c[1] += r["seconds"]
+        _family(
+            out,
             "replenish_requests_total",
             "counter",
-            "API requests by tenant, route and status.",
-            [({"tenant": r["tenant"], "route": r["route"], "status": r["status"]}, r["count"]) for r in snap],
+            "API requests by route template and status.",
+            [({"route": r, "status": st}, c[0]) for (r, st), c in sorted(counts.items())],
         )
-        family(
+        _family(
+            out,
             "replenish_request_seconds_total",
             "counter",
             "Summed API request latency.",
-            [
-                ({"tenant": r["tenant"], "route": r["route"], "status": r["status"]}, r["seconds"])
-                for r in snap
-            ],
+            [({"route": r, "status": st}, c[1]) for (r, st), c in sorted(counts.items())],
         )
+    return "\n".join(out) + "\n"
+
+
+#: Most series one tenant's business scrape returns (further ones are counted, not listed).
+MAX_TENANT_SERIES = 500
+
+
+def tenant_prometheus_text(session: Session, tenant_id: str, *, max_series: int = MAX_TENANT_SERIES) -> str:
+    """One tenant's business figures in Prometheus text: no tenant label, at most ``max_series`` series.
+
+    Override rate, supplier OTIF and lead-time drift, and the latest stored telemetry points (accuracy,
+    inventory, FVA). ``replenish_series_truncated`` says whether series were left out.
+    """
+    out: list[str] = []
+    _family(
+        out,
+        "replenish_override_rate",
+        "gauge",
+        "Planner overrides per human decision.",
+        [({}, override_stats(session, tenant_id)["override_rate"])],
+    )
+    sups = supplier_performance(session, tenant_id)[:max_series]
+    _family(
+        out,
+        "replenish_supplier_otif",
+        "gauge",
+        "Supplier on-time-in-full share of received orders.",
+        [({"supplier": sp["supplier_id"]}, sp["otif"]) for sp in sups if sp["otif"] is not None],
+    )
+    _family(
+        out,
+        "replenish_supplier_lead_time_drift_days",
+        "gauge",
+        "Mean observed minus promised lead time.",
+        [
+            ({"supplier": sp["supplier_id"]}, sp["lead_time_drift_days"])
+            for sp in sups
+            if sp["lead_time_drift_days"] is not None
+        ],
+    )
+    budget = max(0, max_series - len(sups))
+    pts = _latest_points(session, tenant_id, max_series=budget + 1, max_rows=50 * max_series)
+    truncated = len(pts) > budget
+    points: dict[str, list] = defaultdict(list)
+    for p in pts[:budget]:
+        points[p.metric].append((p.labels, p.value))
+    for metric in sorted(points):
+        _family(
+            out,
+            f"replenish_{metric}",
+            "gauge",
+            f"Latest measured {metric.replace('_', ' ')}.",
+            points[metric],
+        )
+    _family(
+        out,
+        "replenish_series_truncated",
+        "gauge",
+        "1 when series were left out of this scrape.",
+        [({}, float(truncated))],
+    )
     return "\n".join(out) + "\n"

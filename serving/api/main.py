@@ -1,28 +1,47 @@
-"""The decision API's app builder: it only assembles (engine, routers, error mapping, metering).
+"""The decision API's app builder: it only assembles (engine, routers, error mapping, guards, metering).
 
 ``create_app(settings)`` serves the control-plane routes under ``/v1`` on the state store named by
 ``settings.database_url`` (migrated at start-up). The serving layer adds its forecast/plan routes on top
 (:func:`serving.api._decision.build_decision_app`) and mounts the result under Ray Serve.
+
+App-wide protections live here so that every builder gets them (``docs/security.md``):
+
+* :class:`serving.api._limits.RequestGuard`: bodies over ``settings.max_body_bytes`` answer 413; NUL or an
+  integer outside int64 in a query or path value answers 422;
+* rate limits per API key and per tenant and the tenant's daily quota (checked where the key is, in
+  :mod:`serving.api.deps`): 429 with ``Retry-After``;
+* durable usage metering per tenant, route and day (:class:`workflow.usage.UsageMeter`);
+* a JSON 500 handler that names no internals (the error is logged with a request id the answer carries);
+* the decision rights of ``settings`` (:class:`workflow.rights.DecisionPolicy`) in ``app.state``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
+import uuid
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from features.settings import Settings, get_settings
 from features.store._db import make_engine, session_scope
 from features.store._migrate import migrate
-from serving.api.routes import audit, events, evidence, keys, outbox, recommendations, telemetry
+from serving.api._limits import RequestGuard, TokenBuckets
+from serving.api.routes import audit, events, evidence, keys, outbox, recommendations, telemetry, webhooks
 from serving.api.routes import metrics as metrics_routes
-from workflow.errors import WorkflowError
+from workflow.errors import InvalidInput, WorkflowError
+from workflow.rights import DecisionPolicy
 from workflow.telemetry import RequestMeter, prometheus_text
+from workflow.usage import UsageMeter
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("replenish.api")
 
 ROUTERS = (
     recommendations.router,
@@ -32,11 +51,33 @@ ROUTERS = (
     audit.router,
     keys.router,
     telemetry.router,
+    webhooks.router,
 )
 
 
 async def _workflow_error(request: Request, exc: WorkflowError) -> JSONResponse:
+    if isinstance(exc, InvalidInput):  # the documented 422 body: a list of field errors, like FastAPI's own
+        return JSONResponse(status_code=422, content={"detail": exc.errors()})
     return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail()})
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # FastAPI's own handler echoes the input back, which fails to encode when it holds NaN or Infinity (a
+    # 500); location, message and type are what a client needs.
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": errors})
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    ref = uuid.uuid4().hex[:12]
+    log.error("unhandled error %s on %s %s", ref, request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        status_code=500,
+        content={"detail": {"error": "InternalError", "message": "internal error", "reference": ref}},
+    )
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -49,17 +90,26 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     settings = settings or get_settings()
     own_engine = engine is None
     engine = engine or make_engine(settings.database_url)
+    usage = UsageMeter(engine, flush_s=settings.usage_flush_s, daily_quota=settings.tenant_daily_quota)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         migrate(engine)
         yield
+        with contextlib.suppress(Exception):  # a store that went away must not hide the shutdown
+            usage.flush()
         if own_engine:
             engine.dispose()
 
     app = FastAPI(title="replenish decision API", version="1", lifespan=lifespan)
-    app.state.settings, app.state.engine, app.state.meter = settings, engine, RequestMeter()
+    app.state.settings, app.state.engine = settings, engine
+    app.state.meter, app.state.usage = RequestMeter(), usage
+    app.state.decision_policy = DecisionPolicy.from_settings(settings)
+    app.state.key_buckets = TokenBuckets(settings.rate_limit_per_key, settings.rate_burst_per_key)
+    app.state.tenant_buckets = TokenBuckets(settings.rate_limit_per_tenant, settings.rate_burst_per_tenant)
     app.add_exception_handler(WorkflowError, _workflow_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)
     for router in ROUTERS:
         app.include_router(router)
 
@@ -70,9 +120,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         tenant = getattr(request.state, "tenant_id", None)
         if tenant is not None:
             route = getattr(request.scope.get("route"), "path", "unmatched")
-            app.state.meter.observe(tenant, route, response.status_code, time.perf_counter() - t0)
+            dt = time.perf_counter() - t0
+            app.state.meter.observe(tenant, route, response.status_code, dt)
+            usage.observe(tenant, route, response.status_code, dt)
+            if usage.due():
+                with contextlib.suppress(Exception):  # metering must never fail a request
+                    await run_in_threadpool(usage.flush)
         return response
 
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.include_router(metrics_routes.router)
 
     def _collector() -> list[str]:

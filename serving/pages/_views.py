@@ -3,15 +3,21 @@
 The recommendation page shows the fan chart, inventory projection, evidence and decision forms.
 Server-rendered with Jinja2; plots are inline SVG drawn by matplotlib.
 
-Sign-in: the planner pastes an API key once; it is kept in an HttpOnly, SameSite=Strict cookie and checked on
-every page exactly as the API checks ``X-API-Key`` (same tenant scoping, same roles). Decisions go through the
-control plane's lifecycle functions, so a form approval is the same state change, audit entry and outbox item
-as an API approval.
+Sign-in: the planner pastes an API key once; the server checks it and opens an opaque session
+(:mod:`workflow.sessions`): the cookie holds a random token, never the key, and is ``HttpOnly``,
+``SameSite=Strict``, ``Secure`` when the page is served over HTTPS, limited to ``/ui``, with an idle and an
+absolute expiry (``settings.session_idle_minutes`` / ``session_absolute_hours``). Signing out revokes the
+session on the server; revoking the key ends its sessions. Every form carries the session's CSRF token (the
+sign-in form a double-submit token), checked before anything changes. Pages see the same tenant scoping and
+roles as the API. Decisions go through the control plane's lifecycle functions, so a form approval is the same
+state change, audit entry and outbox item as an API approval.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -21,13 +27,15 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from serving.api.deps import SessionDep
+from serving.api.deps import PolicyDep, SessionDep, check_rate
 from serving.pages import _plots
+from workflow import sessions as page_sessions
 from workflow.access import Principal, authenticate
 
 __all__ = ["COOKIE", "router"]
 
-COOKIE = "replenish_key"
+COOKIE = "replenish_session"
+LOGIN_CSRF_COOKIE = "replenish_login_csrf"
 router = APIRouter(prefix="/ui", include_in_schema=False)
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -49,18 +57,47 @@ def render(name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
 
 
 class _SignIn(Exception):
-    """No valid key in the cookie: answered with a redirect to the sign-in page."""
+    """No live session in the cookie: answered with a redirect to the sign-in page."""
+
+
+def _limits(request: Request) -> tuple[timedelta, timedelta]:
+    st = getattr(request.app.state, "settings", None)
+    idle = timedelta(minutes=getattr(st, "session_idle_minutes", 30))
+    return idle, timedelta(hours=getattr(st, "session_absolute_hours", 12))
+
+
+def _https(request: Request) -> bool:
+    proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or proto == "https"
 
 
 def page_principal(request: Request, session: SessionDep) -> Principal:
-    """The planner signed in with the cookie (redirects to ``/ui/login`` when missing or invalid)."""
-    principal = authenticate(session, request.cookies.get(COOKIE))
-    if principal is None:
+    """The planner of the session cookie (redirects to ``/ui/login`` when missing, ended or expired)."""
+    live = page_sessions.resolve(session, request.cookies.get(COOKIE), idle=_limits(request)[0])
+    if live is None:
         raise _SignIn()
-    return principal
+    request.state.csrf_token = live.csrf_token
+    request.state.tenant_id = live.principal.tenant_id
+    check_rate(request, live.principal)  # the pages count against the key's and tenant's limits too
+    return live.principal
 
 
 PagePrincipal = Annotated[Principal, Depends(page_principal)]
+
+
+def checked_form(request: Request, p: PagePrincipal, csrf_token: Annotated[str, Form()] = "") -> Principal:
+    """The signed-in planner, after checking the form's CSRF token against the session's (403 otherwise)."""
+    if not page_sessions.csrf_matches(getattr(request.state, "csrf_token", None), csrf_token):
+        raise HTTPException(403, detail="csrf_token: missing or wrong; reload the page and try again")
+    return p
+
+
+FormPrincipal = Annotated[Principal, Depends(checked_form)]
+
+
+def page(request: Request, name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+    """Render a signed-in page: the templates' forms get the session's CSRF token."""
+    return render(name, status_code, csrf_token=getattr(request.state, "csrf_token", ""), **ctx)
 
 
 async def _sign_in_redirect(request: Request, exc: _SignIn) -> Response:
@@ -76,25 +113,71 @@ def setup_app(app) -> None:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(next: str = "/ui/queue", error: str | None = None):  # noqa: A002 - the query's name
-    """The sign-in form."""
-    return render("login.html", next=next if next.startswith("/ui/") else "/ui/queue", error=error)
-
-
-@router.post("/login")
-def login(session: SessionDep, api_key: Annotated[str, Form()], next: Annotated[str, Form()] = "/ui/queue"):  # noqa: A002
-    """Check the key and keep it in an HttpOnly cookie."""
-    if authenticate(session, api_key) is None:
-        return render("login.html", status_code=401, next=next, error="unknown or revoked API key")
-    target = next if next.startswith("/ui/") else "/ui/queue"
-    resp = RedirectResponse(target, status_code=303)
-    resp.set_cookie(COOKIE, api_key, httponly=True, samesite="strict", path="/ui")
+def login_form(request: Request, next: str = "/ui/queue", error: str | None = None):  # noqa: A002 - the query's name
+    """The sign-in form (with a double-submit CSRF token)."""
+    token = secrets.token_urlsafe(24)
+    resp = render(
+        "login.html", next=next if next.startswith("/ui/") else "/ui/queue", error=error, csrf_token=token
+    )
+    resp.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        path="/ui",
+        secure=_https(request),
+        max_age=3600,
+    )
     return resp
 
 
-@router.get("/logout")
-def logout():
-    """Forget the key."""
+@router.post("/login")
+def login(
+    request: Request,
+    session: SessionDep,
+    api_key: Annotated[str, Form(max_length=256)],
+    next: Annotated[str, Form(max_length=2000)] = "/ui/queue",  # noqa: A002
+    csrf_token: Annotated[str, Form(max_length=128)] = "",
+):
+    """Check the key and open a server-side session (the cookie holds the session token, not the key)."""
+    target = next if next.startswith("/ui/") and "//" not in next else "/ui/queue"
+    if not page_sessions.csrf_matches(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
+        return render(
+            "login.html",
+            status_code=403,
+            next=target,
+            error="the form expired; please sign in again",
+            csrf_token="",
+        )
+    principal = authenticate(session, api_key)
+    if principal is None:
+        return render(
+            "login.html",
+            status_code=401,
+            next=target,
+            error="unknown, revoked or expired API key",
+            csrf_token=csrf_token,
+        )
+    idle, absolute = _limits(request)
+    token, _ = page_sessions.open_session(session, principal, absolute=absolute)
+    resp = RedirectResponse(target, status_code=303)
+    resp.set_cookie(
+        COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        path="/ui",
+        secure=_https(request),
+        max_age=int(absolute.total_seconds()),
+    )
+    resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/ui")
+    return resp
+
+
+@router.post("/logout")
+def logout(request: Request, session: SessionDep, p: FormPrincipal):
+    """End the session on the server and forget the cookie."""
+    page_sessions.revoke(session, request.cookies.get(COOKIE))
     resp = RedirectResponse("/ui/login", status_code=303)
     resp.delete_cookie(COOKIE, path="/ui")
     return resp
@@ -117,14 +200,16 @@ _STATES = (
 
 @router.get("", response_class=HTMLResponse)
 @router.get("/queue", response_class=HTMLResponse)
-def queue(p: PagePrincipal, session: SessionDep, state: str = "routed", queue: str | None = None):
+def queue(
+    request: Request, p: PagePrincipal, session: SessionDep, state: str = "routed", queue: str | None = None
+):
     """The review queue: routed recommendations of the planner's tenant, newest first."""
     from workflow.lifecycle import list_recommendations
 
     if state not in _STATES:
         raise HTTPException(422, detail=f"state: expected one of {', '.join(_STATES)}")
     recs = list_recommendations(session, p.tenant_id, state=state, queue=queue, limit=200)
-    return render("queue.html", p=p, recs=recs, state=state, states=_STATES, queue=queue)
+    return page(request, "queue.html", p=p, recs=recs, state=state, states=_STATES, queue=queue)
 
 
 # -- one recommendation --------------------------------------------------------------------------------------
@@ -225,7 +310,8 @@ async def recommendation(
                 reorder,
                 title=f"projected on hand, order of {rec.quantity:,.0f} arriving in ~{lead_days:.0f} days",
             )
-    return render(
+    return page(
+        request,
         "recommendation.html",
         p=p,
         rec=rec,
@@ -242,14 +328,14 @@ async def recommendation(
 
 
 def _decide(
-    rec_id: str, action: str, fn, body_cls, fields: dict[str, Any], p: Principal, session
+    rec_id: str, action: str, fn, body_cls, fields: dict[str, Any], p: Principal, session, policy
 ) -> Response:
     from workflow.errors import WorkflowError
 
     clean = {k: v for k, v in fields.items() if v not in (None, "")}
     try:
         body = body_cls(**clean)
-        fn(session, p, rec_id, body)
+        fn(session, p, rec_id, body, policy=policy)
     except ValidationError as exc:
         err = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         return RedirectResponse(f"/ui/recommendations/{rec_id}?error={quote(err)}", status_code=303)
@@ -265,8 +351,9 @@ def _decide(
 @router.post("/recommendations/{rec_id}/approve")
 def approve_form(
     rec_id: str,
-    p: PagePrincipal,
+    p: FormPrincipal,
     session: SessionDep,
+    policy: PolicyDep,
     version: Annotated[int, Form()],
     comment: Annotated[str | None, Form()] = None,
 ):
@@ -275,15 +362,16 @@ def approve_form(
     from workflow.schemas import ApproveIn
 
     return _decide(
-        rec_id, "approved", approve, ApproveIn, {"version": version, "comment": comment}, p, session
+        rec_id, "approved", approve, ApproveIn, {"version": version, "comment": comment}, p, session, policy
     )
 
 
 @router.post("/recommendations/{rec_id}/override")
 def override_form(
     rec_id: str,
-    p: PagePrincipal,
+    p: FormPrincipal,
     session: SessionDep,
+    policy: PolicyDep,
     version: Annotated[int, Form()],
     reason_code: Annotated[str, Form()],
     quantity: Annotated[str | None, Form()] = None,
@@ -308,14 +396,16 @@ def override_form(
         },
         p,
         session,
+        policy,
     )
 
 
 @router.post("/recommendations/{rec_id}/reject")
 def reject_form(
     rec_id: str,
-    p: PagePrincipal,
+    p: FormPrincipal,
     session: SessionDep,
+    policy: PolicyDep,
     version: Annotated[int, Form()],
     reason_code: Annotated[str, Form()],
     comment: Annotated[str | None, Form()] = None,
@@ -332,6 +422,7 @@ def reject_form(
         {"version": version, "reason_code": reason_code, "comment": comment},
         p,
         session,
+        policy,
     )
 
 
@@ -339,12 +430,14 @@ def reject_form(
 
 
 @router.get("/exceptions", response_class=HTMLResponse)
-def exceptions(p: PagePrincipal, session: SessionDep):
+def exceptions(request: Request, p: PagePrincipal, session: SessionDep):
     """Risks and exceptions found by the latest planning runs of the tenant."""
     try:
         from planning._tables import PlanException
     except ImportError:
-        return render("exceptions.html", p=p, rows=None, note="planning exceptions are not in this checkout")
+        return page(
+            request, "exceptions.html", p=p, rows=None, note="planning exceptions are not in this checkout"
+        )
     from sqlalchemy import select
 
     rows = session.scalars(
@@ -353,11 +446,11 @@ def exceptions(p: PagePrincipal, session: SessionDep):
         .order_by(PlanException.severity, PlanException.exception_type)
         .limit(500)
     ).all()
-    return render("exceptions.html", p=p, rows=rows, note=None)
+    return page(request, "exceptions.html", p=p, rows=rows, note=None)
 
 
 @router.get("/accuracy", response_class=HTMLResponse)
-def accuracy(p: PagePrincipal, session: SessionDep, metric: str = "wape"):
+def accuracy(request: Request, p: PagePrincipal, session: SessionDep, metric: str = "wape"):
     """Forecast accuracy by hierarchy level and model version (latest figures recorded by telemetry)."""
     from workflow.telemetry import summary
 
@@ -367,7 +460,8 @@ def accuracy(p: PagePrincipal, session: SessionDep, metric: str = "wape"):
     labels = [f"{m['labels'].get('level', '?')} / {m['labels'].get('model_version', '?')}" for m in points]
     chart = _plots.accuracy_bars(labels, [m["value"] for m in points], metric) if points else None
     metrics = sorted({m["metric"] for m in s["metrics"]})
-    return render(
+    return page(
+        request,
         "accuracy.html",
         p=p,
         points=points,

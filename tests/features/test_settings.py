@@ -49,7 +49,10 @@ def test_production_refuses_unsafe_defaults(monkeypatch):
     monkeypatch.setenv("REPLENISH_ENV", "production")
     with pytest.raises(ConfigError, match="webhook_secret"):
         load_settings()
-    monkeypatch.setenv("REPLENISH_WEBHOOK_SECRET", "s3cret-from-vault")
+    monkeypatch.setenv("REPLENISH_WEBHOOK_SECRET", "s3cret-from-vault")  # too short for production
+    with pytest.raises(ConfigError, match="webhook_secret: at least 32 characters"):
+        load_settings()
+    monkeypatch.setenv("REPLENISH_WEBHOOK_SECRET", "s3cret-from-vault-" + "x" * 20)
     with pytest.raises(ConfigError, match="database_url"):
         load_settings()
     monkeypatch.setenv("REPLENISH_DATABASE_URL", "postgresql+psycopg://u:p@db/replenish")

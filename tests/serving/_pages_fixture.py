@@ -21,6 +21,7 @@ def make_world(settings) -> PagesWorld:
     from serving.api._decision import build_decision_app
     from serving.api.routes.forecasts import LocalForecaster
     from serving.deploy._predictors import MLPSpec, QuantileMLP, TorchQuantilePredictor, synthetic_histories
+    from tests.workflow._helpers import seed_catalogue
     from workflow import access, lifecycle
     from workflow.schemas import RecommendationIn
 
@@ -43,6 +44,7 @@ def make_world(settings) -> PagesWorld:
     with session_scope(engine) as s:
         for tenant, roles in (("a", ["planner"]), ("a", ["viewer"]), ("b", ["planner", "approver"])):
             access.ensure_tenant(s, tenant)
+            seed_catalogue(s, tenant, skus=("SKU-8", "SKU-9"))
             keys[f"{tenant}-{roles[0]}"] = access.create_key(s, tenant, roles, actor="test")[1]
         rec = lifecycle.propose(
             s,

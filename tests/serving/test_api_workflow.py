@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from features.settings import load_settings
 from features.store._db import session_scope
 from serving.api.main import create_app
+from tests.workflow._helpers import seed_catalogue
 from workflow import access
 from workflow.adapters import FileDropAdapter
 from workflow.dispatcher import Dispatcher
@@ -23,7 +24,6 @@ PO = {
     "location_id": "DC-1",
     "supplier_id": "SUP-1",
     "quantity": 100,
-    "unit_cost": 2.5,
     "need_by": "2026-12-20",
     "promised_lead_time_days": 10,
     "route": {"queue": "buyers", "role": "planner", "rule": "value>100", "reason": "review"},
@@ -37,7 +37,8 @@ def api(engine, db_url):
     with session_scope(engine) as s:
         for t in ("a", "b"):
             access.ensure_tenant(s, t)
-            for role in ("admin", "approver", "planner", "service", "viewer"):
+            seed_catalogue(s, t)
+            for role in ("admin", "approver", "planner", "service", "viewer", "metrics"):
                 keys[(t, role)] = access.create_key(s, t, [role], name=f"{t}-{role}")[1]
     app = create_app(load_settings(database_url=db_url), engine=engine)
     with TestClient(app) as client:
@@ -54,9 +55,9 @@ def _dispatch(engine, tmp_path):
 
 def _setup_tenant_a(api, engine, tmp_path):
     """Tenant a's records of every kind an id can point at."""
-    h = api.h("a", "admin")
-    routed = api.post("/v1/recommendations", json=PO, headers=h).json()
-    sent = api.post("/v1/recommendations", json=PO, headers=h).json()
+    h, svc = api.h("a", "admin"), api.h("a", "service")  # four-eyes: the proposer does not approve
+    routed = api.post("/v1/recommendations", json=PO, headers=svc).json()
+    sent = api.post("/v1/recommendations", json=PO, headers=svc).json()
     api.post(f"/v1/recommendations/{sent['id']}/approve", json={"version": 2}, headers=h)
     _dispatch(engine, tmp_path)
     item = api.get("/v1/outbox", headers=h).json()[0]
@@ -117,6 +118,9 @@ def test_tenant_isolation_on_every_route_with_a_foreign_key(api, engine, tmp_pat
             json={"idempotency_key": item["idempotency_key"], "status": "accepted"},
         ),
         ("DELETE", "/v1/keys/{key_id}"): api.delete(f"/v1/keys/{kid}", headers=api.h("b", "admin")),
+        ("POST", "/v1/keys/{key_id}/rotate"): api.post(
+            f"/v1/keys/{kid}/rotate", json={"grace_seconds": 0}, headers=api.h("b", "admin")
+        ),
     }
     for route, resp in tried.items():
         assert resp.status_code == 404, (route, resp.status_code, resp.text)
@@ -131,7 +135,8 @@ def test_tenant_isolation_on_every_route_with_a_foreign_key(api, engine, tmp_pat
         and "{" in path
         and not path.startswith("/v1/forecasts")
         and not path.startswith("/v1/events/cursors")
-    }  # cursors are named per tenant, not ids
+        and not path.startswith("/v1/webhooks")
+    }  # cursors and webhook targets are named per tenant (erp, wms, ...), not ids
     assert ours | {("POST", "/v1/outbox/acks")} == set(tried)
     # lists of b show none of a's records
     for path in ("/v1/recommendations", "/v1/outbox", "/v1/audit"):
@@ -344,8 +349,13 @@ def test_flow_events_acks_supplier_telemetry_and_metrics(api, engine, tmp_path):
     assert any(
         u["route"] == "/v1/recommendations" for u in api.get("/v1/telemetry/usage", headers=adm).json()
     )
-    text = api.get("/metrics").text
-    assert 'replenish_recommendations{tenant="a",state="acknowledged"} 1.0' in text
-    assert 'replenish_forecast_wape{tenant="a",level="sku",model_version="tft:3"} 0.125' in text
-    assert 'replenish_requests_total{tenant="a",route="/v1/recommendations",status="201"}' in text
-    assert 'replenish_override_rate{tenant="a"} 1.0' in text
+    assert api.get("/metrics").status_code == 401
+    assert api.get("/metrics", headers=adm).status_code == 403
+    text = api.get("/metrics", headers={"Authorization": f"Bearer {api.keys[('a', 'metrics')]}"}).text
+    assert 'replenish_recommendations{state="acknowledged"} 1.0' in text
+    assert 'replenish_requests_total{route="/v1/recommendations",status="201"}' in text
+    assert 'tenant="' not in text and "replenish_forecast_wape" not in text and 'supplier="' not in text
+    own = api.get("/v1/telemetry/metrics", headers=api.h("a", "viewer")).text
+    assert 'replenish_forecast_wape{level="sku",model_version="tft:3"} 0.125' in own
+    assert "replenish_override_rate 1.0" in own and 'tenant="' not in own
+    assert "wape" not in api.get("/v1/telemetry/metrics", headers=api.h("b", "viewer")).text

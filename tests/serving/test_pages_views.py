@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
+
+from serving.pages._views import COOKIE
 
 
 @pytest.fixture
@@ -22,17 +26,93 @@ def client(world):
         yield c
 
 
+def _token(html: str) -> str:
+    m = re.search(r'name="csrf_token" value="([^"]*)"', html)
+    assert m, "form without a csrf_token"
+    return m.group(1)
+
+
 def _sign_in(client, key):
-    r = client.post("/ui/login", data={"api_key": key, "next": "/ui/queue"}, follow_redirects=False)
+    token = _token(client.get("/ui/login").text)
+    r = client.post(
+        "/ui/login", data={"api_key": key, "next": "/ui/queue", "csrf_token": token}, follow_redirects=False
+    )
     assert r.status_code == 303 and r.headers["location"] == "/ui/queue"
     return r
+
+
+def _csrf(client, rec_id):
+    return _token(client.get(f"/ui/recommendations/{rec_id}").text)
 
 
 def test_pages_need_sign_in_and_refuse_bad_keys(client, world):
     r = client.get("/ui/queue", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/ui/login")
-    r = client.post("/ui/login", data={"api_key": "rpk_nope_nope"})
-    assert r.status_code == 401 and "unknown or revoked" in r.text
+    token = _token(client.get("/ui/login").text)
+    r = client.post("/ui/login", data={"api_key": "rpk_nope_nope", "csrf_token": token})
+    assert r.status_code == 401 and "unknown, revoked or expired" in r.text
+    # the sign-in form itself needs its double-submit token
+    r = client.post("/ui/login", data={"api_key": world.keys["a-planner"], "csrf_token": "forged"})
+    assert r.status_code == 403 and COOKIE not in r.cookies
+
+
+def test_session_cookie_is_opaque_flagged_and_revoked_by_logout(client, world):
+    key = world.keys["a-planner"]
+    r = _sign_in(client, key)
+    header = r.headers["set-cookie"]
+    token = client.cookies.get(COOKIE)
+    assert token and key not in header and key.split("_")[-1] not in header
+    assert "HttpOnly" in header and "SameSite=strict" in header.replace("Strict", "strict")
+    assert "Path=/ui" in header and "Max-Age=" in header and "Secure" not in header  # plain http here
+    assert client.get("/ui/queue").status_code == 200
+    # logout without the form's token does nothing; with it, the session is revoked on the server
+    assert client.post("/ui/logout", data={}).status_code == 403
+    q = client.get("/ui/queue").text
+    r = client.post("/ui/logout", data={"csrf_token": _token(q)}, follow_redirects=False)
+    assert r.status_code == 303
+    client.cookies.set(COOKIE, token, path="/ui")  # a copy of the old cookie is worthless now
+    assert client.get("/ui/queue", follow_redirects=False).status_code == 303
+
+
+def test_https_sets_secure_and_sessions_expire(world):
+    from datetime import timedelta
+
+    from fastapi.testclient import TestClient
+
+    from features.store._db import session_scope
+    from workflow import access
+    from workflow._models import WebSession
+
+    with TestClient(world.app, base_url="https://testserver") as c:
+        r = _sign_in(c, world.keys["a-planner"])
+        assert "Secure" in r.headers["set-cookie"]
+        assert c.get("/ui/queue", follow_redirects=False).status_code == 200
+        with session_scope(world.engine) as s:  # an hour without use: past the 30-minute idle limit
+            for row in s.query(WebSession):
+                row.last_seen_at = row.last_seen_at - timedelta(hours=1)
+        assert c.get("/ui/queue", follow_redirects=False).status_code == 303
+        _sign_in(c, world.keys["a-planner"])
+        with session_scope(world.engine) as s:  # the absolute limit
+            for row in s.query(WebSession):
+                row.expires_at = row.created_at
+        assert c.get("/ui/queue", follow_redirects=False).status_code == 303
+        _sign_in(c, world.keys["a-planner"])
+        key_id = world.keys["a-planner"].split("_")[1]
+        with session_scope(world.engine) as s:  # revoking the key ends its sessions
+            access.revoke_key(s, "a", key_id, actor="test")
+        assert c.get("/ui/queue", follow_redirects=False).status_code == 303
+
+
+def test_forms_without_the_csrf_token_change_nothing(client, world):
+    from tests.serving._pages_fixture import outbox_for
+
+    _sign_in(client, world.keys["a-planner"])
+    for token in (None, "forged"):
+        data = {"version": world.rec_version} | ({"csrf_token": token} if token else {})
+        r = client.post(f"/ui/recommendations/{world.rec_id}/approve", data=data, follow_redirects=False)
+        assert r.status_code == 403
+    assert outbox_for(world.engine, "a", world.rec_id) == []
+    assert 'id="state">routed' in client.get(f"/ui/recommendations/{world.rec_id}").text
 
 
 def test_queue_and_recommendation_page_show_plots_and_forms(client, world):
@@ -50,14 +130,17 @@ def test_queue_and_recommendation_page_show_plots_and_forms(client, world):
 def test_other_tenant_gets_404_and_viewer_cannot_decide(client, world):
     _sign_in(client, world.keys["b-planner"])
     assert client.get(f"/ui/recommendations/{world.rec_id}").status_code == 404
-    r = client.post(f"/ui/recommendations/{world.rec_id}/approve", data={"version": world.rec_version})
+    r = client.post(
+        f"/ui/recommendations/{world.rec_id}/approve",
+        data={"version": world.rec_version, "csrf_token": _token(client.get("/ui/queue").text)},
+    )
     assert r.status_code == 404
     _sign_in(client, world.keys["a-viewer"])
     page = client.get(f"/ui/recommendations/{world.rec_id}").text
     assert 'id="approve-form"' not in page
     r = client.post(
         f"/ui/recommendations/{world.rec_id}/approve",
-        data={"version": world.rec_version},
+        data={"version": world.rec_version, "csrf_token": _csrf(client, world.rec_id)},
         follow_redirects=True,
     )
     assert 'id="error"' in r.text and 'id="state">routed' in r.text
@@ -70,13 +153,23 @@ def test_override_form_validates_and_records(client, world):
     url = f"/ui/recommendations/{world.rec_id}/override"
     r = client.post(
         url,
-        data={"version": world.rec_version, "reason_code": "Bad Code!", "quantity": "250"},
+        data={
+            "version": world.rec_version,
+            "reason_code": "Bad Code!",
+            "quantity": "250",
+            "csrf_token": _csrf(client, world.rec_id),
+        },
         follow_redirects=True,
     )
     assert 'id="error"' in r.text and "reason_code" in r.text and 'id="state">routed' in r.text
     r = client.post(
         url,
-        data={"version": world.rec_version, "reason_code": "promo_ends", "quantity": "250"},
+        data={
+            "version": world.rec_version,
+            "reason_code": "promo_ends",
+            "quantity": "250",
+            "csrf_token": _csrf(client, world.rec_id),
+        },
         follow_redirects=True,
     )
     assert 'id="state">overridden' in r.text and "final quantity 250" in r.text
@@ -84,7 +177,7 @@ def test_override_form_validates_and_records(client, world):
     # A second decision on the old version is a conflict shown on the page, not a crash.
     r = client.post(
         f"/ui/recommendations/{world.rec_id}/approve",
-        data={"version": world.rec_version},
+        data={"version": world.rec_version, "csrf_token": _csrf(client, world.rec_id)},
         follow_redirects=True,
     )
     assert r.status_code == 200 and 'id="error"' in r.text

@@ -82,9 +82,12 @@ def served(registry, tmp_path_factory):
         "s": store_forecasts("s", w.data["s"], scale=2.0, run_id="s-1", facts_dir=fd),
     }
     store_forecasts("z", w.data["z"], scale=1.0, run_id="z-1", model_version=None, facts_dir=fd)
+    from tests.workflow._helpers import seed_catalogue
+
     with session_scope(w.engine) as s:
-        for tenant, role in (("a", "planner"), ("a", "service"), ("b", "planner")):
+        for tenant, role in (("a", "planner"), ("a", "service"), ("b", "planner"), ("a", "metrics")):
             w.keys[f"{tenant}-{role}"] = access.create_key(s, tenant, [role], actor="test")[1]
+        seed_catalogue(s, "a", skus=("SKU-9",), cost=3.0)  # the server values proposals from it
     port = free_port()
     start_serve("127.0.0.1", port, num_cpus=4, object_store_memory=100 * 1024**2)
     try:
@@ -212,7 +215,6 @@ def test_approval_through_http_reaches_the_outbox_and_stays_in_its_tenant(served
         "location_id": "DC-1",
         "supplier_id": "SUP-1",
         "quantity": 120.0,
-        "unit_cost": 3.0,
         "need_by": "2027-01-15",
         "promised_lead_time_days": 14,
         "route": {"queue": "buyers", "role": "planner", "rule": "value>100", "reason": "test"},
@@ -248,7 +250,8 @@ def test_health_ready_metrics_and_openapi(served):
     assert httpx.get(f"{served['url']}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{served['url']}/readyz", timeout=30)
     assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
-    text = httpx.get(f"{served['url']}/metrics").text
+    assert httpx.get(f"{served['url']}/metrics").status_code == 401  # a metrics key is needed
+    text = httpx.get(f"{served['url']}/metrics", headers=_h(served, "a-metrics")).text
     assert 'replenish_http_requests_total{method="GET",route="/readyz",status="200"}' in text
     paths = httpx.get(f"{served['url']}/openapi.json").json()["paths"]
     assert "/v1/forecasts" in paths and "/v1/forecasts/run" in paths and "/v1/plans/what-if" in paths

@@ -14,6 +14,33 @@ from workflow.schemas import RecommendationIn, Route
 SECRET = "test-webhook-secret"
 
 
+#: SKUs whose unit cost (2.5 from SUP-1) the catalogue fixture stores: values are computed from it.
+CATALOGUE_SKUS = tuple(f"SKU-{i}" for i in range(60)) + tuple(f"S{i}" for i in range(60))
+
+
+def seed_catalogue(session, tenant: str, skus=CATALOGUE_SKUS, supplier: str = "SUP-1", cost: float = 2.5):
+    """Store SKUs, a supplier and its terms (unit cost ``cost``) as ingest would, in ``session``."""
+    from sqlalchemy import select
+
+    from features.store._schema import Sku, Supplier, SupplierTerm
+
+    have = set(session.scalars(select(Sku.sku_id).where(Sku.tenant_id == tenant)))
+    if session.get(Supplier, (tenant, supplier)) is None:
+        session.add(Supplier(tenant_id=tenant, supplier_id=supplier))
+    for sku in skus:
+        if sku not in have:
+            session.add(Sku(tenant_id=tenant, sku_id=sku))
+    session.flush()
+    for sku in skus:
+        session.merge(
+            SupplierTerm(
+                tenant_id=tenant, supplier_id=supplier, sku_id=sku, unit_cost=cost, moq=0, pack_size=1,
+                promised_lead_time_days=14,
+            )
+        )
+    session.flush()
+
+
 def rec_in(**kw) -> RecommendationIn:
     base = dict(
         kind="purchase_order",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from features.store._db import session_scope
-from tests.workflow._helpers import Receiver
+from tests.workflow._helpers import Receiver, seed_catalogue
 from workflow import access
 
 
@@ -16,6 +16,7 @@ def tenants(engine):
     with session_scope(engine) as s:  # one transaction for the whole set-up
         for t in ("a", "b"):
             access.ensure_tenant(s, t)
+            seed_catalogue(s, t)
             for role in ("admin", "approver", "planner", "service", "viewer"):
                 keys[(t, role)] = access.create_key(s, t, [role], name=f"{t}-{role}", actor="test")[1]
     with session_scope(engine) as s:

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from features.store._db import session_scope
-from tests.workflow._helpers import propose
+from tests.workflow._helpers import propose, rec_in
 from workflow import evidence, lifecycle, outbox
 from workflow._models import AuditEntry, Event, OutboxItem
 from workflow.errors import Forbidden, IllegalTransition, InvalidInput, NotFound, VersionConflict
@@ -289,3 +289,29 @@ def test_ack_rejection_dead_letters_and_replay_retries(engine, tenants):
         assert outbox.list_items(s, "a", status="pending")[0].idempotency_key == dead[0].idempotency_key
         with pytest.raises(InvalidInput, match="only dead items"):
             outbox.replay(s, "a", dead[0].id, actor="ops")
+
+
+def test_four_eyes_threshold_and_per_rule_setting(engine, tenants):
+    from workflow.rights import DecisionPolicy
+
+    planner = tenants[("a", "planner")][0]
+    with session_scope(engine) as s:  # the planner proposes itself (value 100 x 2.5 = 250)
+        own = lifecycle.propose(s, "a", rec_in(), actor=planner.actor, proposed_by=planner.principal_id)
+        small_rule = lifecycle.propose(
+            s,
+            "a",
+            rec_in(route=Route(queue="q", role="planner", rule="tiny", reason="r")),
+            actor=planner.actor,
+            proposed_by=planner.principal_id,
+        )
+    strict = DecisionPolicy(four_eyes_above=0.0, four_eyes_rules={"tiny": None})
+    with session_scope(engine) as s, pytest.raises(Forbidden, match="four-eyes"):
+        lifecycle.approve(s, planner, own.id, ApproveIn(version=2), policy=strict)
+    with session_scope(engine) as s:  # the rule turns four-eyes off for its items
+        assert (
+            lifecycle.approve(s, planner, small_rule.id, ApproveIn(version=2), policy=strict).state
+            == "approved"
+        )
+    with session_scope(engine) as s:  # above 1,000 only: 250 passes
+        relaxed = DecisionPolicy(four_eyes_above=1000.0)
+        assert lifecycle.approve(s, planner, own.id, ApproveIn(version=2), policy=relaxed).state == "approved"

@@ -74,6 +74,18 @@ def test_forecast_value_added():
     assert math.isnan(forecast_value_added([10], [10], [11]))
 
 
+def _samples(text: str) -> dict[str, float]:
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            assert re.match(r"# (HELP|TYPE) replenish_\w+ ", line)
+            continue
+        m = re.fullmatch(r"(replenish_\w+)(\{[^}]*\})? (\S+)", line)
+        assert m, line
+        samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return samples
+
+
 def test_override_rate_fva_and_prometheus(engine, tenants):
     planner = tenants[("a", "planner")][0]
     ids = [propose(engine, "a").id for _ in range(4)]
@@ -96,22 +108,25 @@ def test_override_rate_fva_and_prometheus(engine, tenants):
         assert res["n"] == 2 and res["fva"] == pytest.approx(1 - 10 / 40)
         telemetry.record_accuracy(s, "a", level=["sku"], model_version=["tft:1"], y=[10], y_hat=[12])
         telemetry.record_inventory(s, "a", available=[1, 9], demand=[2, 1], max_stock=[5, 5], location="DC-1")
+    meter = telemetry.RequestMeter()
+    meter.observe("a", "/v1/recommendations", 201, 0.01)
+    meter.observe("b", "/v1/recommendations", 201, 0.02)
     with session_scope(engine) as s:
-        text = telemetry.prometheus_text(s, telemetry.RequestMeter())
-    samples = {}
-    for line in text.splitlines():
-        if line.startswith("#"):
-            assert re.match(r"# (HELP|TYPE) replenish_\w+ ", line)
-            continue
-        m = re.fullmatch(r"(replenish_\w+)(\{[^}]*\})? (\S+)", line)
-        assert m, line
-        samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    assert samples['replenish_override_rate{tenant="a"}'] == 0.5
-    assert samples['replenish_override_fva{tenant="a"}'] == pytest.approx(0.75)
-    assert samples['replenish_forecast_wape{tenant="a",level="sku",model_version="tft:1"}'] == 0.2
-    assert samples['replenish_inventory_stockout_rate{tenant="a",location="DC-1"}'] == 0.5
-    assert samples['replenish_inventory_excess_units{tenant="a",location="DC-1"}'] == 3.0
-    assert samples['replenish_recommendations{tenant="a",state="overridden"}'] == 2
-    assert samples['replenish_outbox_items{tenant="a",status="pending"}'] == 4
+        service = _samples(telemetry.prometheus_text(s, meter))
+        own = _samples(telemetry.tenant_prometheus_text(s, "a"))
+        other = _samples(telemetry.tenant_prometheus_text(s, "b"))
+    # the service-wide exposition: no tenant label, business figures absent, requests summed over tenants
+    assert not any("tenant=" in k or "wape" in k or "override" in k for k in service)
+    assert service['replenish_recommendations{state="overridden"}'] == 2
+    assert service['replenish_outbox_items{status="pending"}'] == 4
+    assert service['replenish_requests_total{route="/v1/recommendations",status="201"}'] == 2
+    # the tenant's own figures, without a tenant label
+    assert own["replenish_override_rate"] == 0.5
+    assert own["replenish_override_fva"] == pytest.approx(0.75)
+    assert own['replenish_forecast_wape{level="sku",model_version="tft:1"}'] == 0.2
+    assert own['replenish_inventory_stockout_rate{location="DC-1"}'] == 0.5
+    assert own['replenish_inventory_excess_units{location="DC-1"}'] == 3.0
+    assert own["replenish_series_truncated"] == 0.0
+    assert not any("wape" in k or "inventory" in k for k in other)
     with session_scope(engine) as s:
         assert telemetry.summary(s, "b")["metrics"] == []  # tenant b sees none of a's figures

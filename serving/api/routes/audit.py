@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from serving.api.deps import Reader, SessionDep
 from serving.api.routes.recommendations import AuditOut
 from workflow import audit
+from workflow.schemas import INT64_MAX
 
 __all__ = ["router"]
 
@@ -30,7 +31,7 @@ class VerifyOut(BaseModel):
 def list_(
     p: Reader,
     s: SessionDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     entity_type: Annotated[str | None, Query(max_length=32)] = None,
     entity_id: Annotated[str | None, Query(max_length=200)] = None,

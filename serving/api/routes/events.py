@@ -1,15 +1,19 @@
-"""The ordered event log: publish, read by cursor, and consumer cursors (see :mod:`workflow.events`)."""
+"""The ordered event log: publish, read by cursor, and consumer cursors (see :mod:`workflow.events`).
+
+Moving a consumer's cursor forward needs the service role (the consumer itself); an admin may reset it to any
+position, backwards too, which is audited. Readers may only read it.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from serving.api.deps import Integrator, Reader, SessionDep
+from serving.api.deps import Admin, Integrator, Reader, SessionDep
 from workflow import events
+from workflow.schemas import INT64_MAX, StrictIn, UtcDatetime
 
 __all__ = ["router"]
 
@@ -19,10 +23,11 @@ Topic = Literal["sales", "inventory", "forecast", "exception", "supplier", "repl
 Consumer = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
-class EventIn(BaseModel):
-    """An event from an API client (sales, inventory change, forecast, exception, supplier update)."""
+class EventIn(StrictIn):
+    """An event from an API client (sales, inventory change, forecast, exception, supplier update).
 
-    model_config = ConfigDict(extra="forbid")
+    The payload is any JSON object without NUL characters, non-finite numbers or integers outside int64.
+    """
 
     topic: Topic
     type: str = Field(min_length=1, max_length=64)
@@ -40,7 +45,7 @@ class EventOut(BaseModel):
     type: str
     key: str
     payload: dict[str, Any]
-    at: datetime
+    at: UtcDatetime
 
 
 class EventPageOut(BaseModel):
@@ -56,12 +61,10 @@ class Published(BaseModel):
     seq: int
 
 
-class CursorIn(BaseModel):
+class CursorIn(StrictIn):
     """A consumer's new position (it has processed every event up to it)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    position: int = Field(ge=0)
+    position: int = Field(ge=0, le=INT64_MAX)
 
 
 class CursorOut(BaseModel):
@@ -83,7 +86,7 @@ def publish(body: EventIn, p: Integrator, s: SessionDep) -> Published:
 def read(
     p: Reader,
     s: SessionDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     topic: Annotated[list[Topic] | None, Query()] = None,
     type: Annotated[list[str] | None, Query(max_length=64)] = None,  # noqa: A002 - the field's name
@@ -102,8 +105,17 @@ def get_cursor(consumer: Consumer, p: Reader, s: SessionDep) -> CursorOut:
 
 
 @router.put("/cursors/{consumer}", response_model=CursorOut)
-def commit_cursor(consumer: Consumer, body: CursorIn, p: Reader, s: SessionDep) -> CursorOut:
-    """Commit a consumer's position (never moves back)."""
+def commit_cursor(consumer: Consumer, body: CursorIn, p: Integrator, s: SessionDep) -> CursorOut:
+    """Commit a consumer's position (service role; never moves back)."""
     return CursorOut(
         consumer=consumer, position=events.commit_cursor(s, p.tenant_id, consumer, body.position)
+    )
+
+
+@router.post("/cursors/{consumer}/reset", response_model=CursorOut)
+def reset_cursor(consumer: Consumer, body: CursorIn, p: Admin, s: SessionDep) -> CursorOut:
+    """Set a consumer's position, backwards too (admin; audited)."""
+    return CursorOut(
+        consumer=consumer,
+        position=events.reset_cursor(s, p.tenant_id, consumer, body.position, actor=p.actor),
     )

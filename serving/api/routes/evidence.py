@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
@@ -10,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from serving.api.deps import Reader, SessionDep
 from workflow import evidence
+from workflow.schemas import UtcDatetime
 
 __all__ = ["router"]
 
@@ -24,7 +24,7 @@ class EvidenceOut(BaseModel):
     sha256: str
     kind: str
     body: dict[str, Any]
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 @router.get("/{sha256}", response_model=EvidenceOut)

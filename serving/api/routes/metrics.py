@@ -1,8 +1,15 @@
 """Prometheus text endpoint (``/metrics``) with the HTTP request counters and latency of this app.
 
+``/metrics`` needs a key with the ``metrics`` role (``X-API-Key: rpk_...`` or ``Authorization: Bearer
+rpk_...``, which Prometheus sends with ``authorization: {credentials: ...}``): 401 without one, 403 with
+another role. It carries no tenant labels; business figures per tenant are at ``/v1/telemetry/metrics``
+behind the tenant's own key.
+
 :class:`RequestMetrics` is installed as a middleware by :func:`install`; it keys samples by route template
-(``/v1/forecasts/{unit_id}``), never by raw path, so label cardinality stays bounded. Other packages may add
-their own exposition text with :func:`add_collector` (a callable returning Prometheus text lines).
+(``/v1/forecasts/{unit_id}``), never by raw path, and by a fixed set of methods, so label cardinality stays
+bounded. Other packages may add their own exposition text with :func:`add_collector` (a callable returning
+Prometheus text lines); collector output is cached for ``settings.metrics_cache_s`` seconds so that the scrape
+cost is bounded whatever the scrape rate.
 """
 
 from __future__ import annotations
@@ -13,13 +20,15 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
 __all__ = ["RequestMetrics", "add_collector", "install", "router"]
 
 router = APIRouter(tags=["metrics"])
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -32,9 +41,12 @@ class RequestMetrics:
         self.buckets: dict[tuple[str, str], list[int]] = {}
         self.sum_s: dict[tuple[str, str], float] = defaultdict(float)
         self.collectors: list[Callable[[], list[str]]] = []
+        self.cache_s = 0.0
+        self._cached: tuple[float, list[str]] | None = None
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Record one finished request."""
+        """Record one finished request (methods outside the standard set count as ``OTHER``)."""
+        method = method if method in _METHODS else "OTHER"
         with self._lock:
             self.count[(method, route, status)] += 1
             b = self.buckets.setdefault((method, route), [0] * (len(_BUCKETS_S) + 1))
@@ -66,12 +78,20 @@ class RequestMetrics:
                 )
                 lines.append(f'replenish_http_request_seconds_count{{method="{m}",route="{r}"}} {cum}')
             collectors = list(self.collectors)
-        for c in collectors:
-            try:
-                lines += c()
-            except Exception as exc:  # noqa: BLE001 - one broken collector must not hide the others
-                lines.append(f"# collector {getattr(c, '__name__', c)!s} failed: {type(exc).__name__}")
-        return "\n".join(lines) + "\n"
+            cached = self._cached
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self.cache_s:
+            extra = cached[1]
+        else:
+            extra = []
+            for c in collectors:
+                try:
+                    extra += c()
+                except Exception as exc:  # noqa: BLE001 - one broken collector must not hide the others
+                    extra.append(f"# collector {getattr(c, '__name__', c)!s} failed: {type(exc).__name__}")
+            with self._lock:
+                self._cached = (now, extra)
+        return "\n".join(lines + extra) + "\n"
 
 
 class _MeasureASGI:
@@ -109,6 +129,8 @@ def install(app: FastAPI) -> RequestMetrics:
     if existing is not None:
         return existing
     metrics = app.state.request_metrics = RequestMetrics()
+    settings = getattr(app.state, "settings", None)
+    metrics.cache_s = float(getattr(settings, "metrics_cache_s", 0.0) or 0.0)
     app.add_middleware(_MeasureASGI, metrics=metrics)
     return metrics
 
@@ -118,9 +140,42 @@ def add_collector(app: FastAPI, collector: Callable[[], list[str]]) -> None:
     install(app).collectors.append(collector)
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+def _presented_key(request: Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    scheme, _, cred = request.headers.get("authorization", "").partition(" ")
+    return cred.strip() if scheme.lower() == "bearer" and cred.strip() else None
+
+
+def _check_metrics_key(request: Request) -> None:
+    from features.store._db import session_scope
+    from workflow.access import authenticate
+
+    engine = getattr(request.app.state, "engine", None)
+    presented = _presented_key(request)
+    principal = None
+    if engine is not None and presented:
+        with session_scope(engine) as s:
+            principal = authenticate(s, presented)
+    if principal is None:
+        raise HTTPException(
+            status_code=401,
+            detail="missing or invalid key: send X-API-Key or Authorization: Bearer with a metrics key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if "metrics" not in principal.roles:
+        raise HTTPException(status_code=403, detail="/metrics needs a key with the role metrics")
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={401: {"description": "No valid key"}, 403: {"description": "Not a metrics key"}},
+)
 async def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus metrics of this replica: HTTP requests by route and status, latency, collectors."""
+    """Prometheus metrics of this replica (metrics role): requests by route and status, latency."""
+    await run_in_threadpool(_check_metrics_key, request)
     m = getattr(request.app.state, "request_metrics", None)
-    text = m.render() if m is not None else ""
+    text = await run_in_threadpool(m.render) if m is not None else ""
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")

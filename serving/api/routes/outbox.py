@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -11,13 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from serving.api.deps import Admin, Integrator, Reader, SessionDep
 from workflow import outbox
 from workflow.errors import NotFound
-from workflow.schemas import AckIn, RecommendationOut
+from workflow.schemas import INT64_MAX, AckIn, RecommendationOut, UtcDatetime
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/outbox", tags=["outbox"])
 
-ItemId = Annotated[int, Path(ge=1)]
+ItemId = Annotated[int, Path(ge=1, le=INT64_MAX)]
 
 
 class OutboxOut(BaseModel):
@@ -31,10 +30,10 @@ class OutboxOut(BaseModel):
     kind: str
     status: str
     attempts: int
-    next_attempt_at: datetime
+    next_attempt_at: UtcDatetime
     last_error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
+    created_at: UtcDatetime
+    delivered_at: UtcDatetime | None
     payload: dict[str, Any]
 
 
@@ -57,7 +56,7 @@ def list_(
     s: SessionDep,
     status: Annotated[Literal["pending", "delivered", "dead"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> list[OutboxOut]:
     """Outbox items, oldest first (``status=dead`` lists the dead letters)."""
     return [

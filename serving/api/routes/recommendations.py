@@ -6,25 +6,26 @@ Every path with an id answers 404 for another tenant's id (existence never leaks
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict
 
-from serving.api.deps import Decider, Integrator, Proposer, Reader, SessionDep
+from serving.api.deps import Decider, Integrator, PolicyDep, Proposer, Reader, SessionDep
 from workflow import evidence, lifecycle
 from workflow.schemas import (
+    INT64_MAX,
     STATES,
     AckIn,
     ApproveIn,
     CommentIn,
     OverrideIn,
-    RecommendationIn,
+    ProposalIn,
     RecommendationOut,
     RejectIn,
     RouteIn,
     SupplierResponseIn,
+    UtcDatetime,
 )
 
 __all__ = ["AuditOut", "router"]
@@ -41,7 +42,7 @@ class AuditOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     seq: int
-    at: datetime
+    at: UtcDatetime
     actor: str
     action: str
     entity_type: str
@@ -58,7 +59,7 @@ class EvidenceLinkOut(BaseModel):
     sha256: str
     kind: str
     actor: str
-    created_at: datetime
+    created_at: UtcDatetime
     body: dict[str, Any]
 
 
@@ -69,9 +70,9 @@ class CommentOut(BaseModel):
 
 
 @router.post("", response_model=RecommendationOut, status_code=201)
-def propose(body: RecommendationIn, p: Proposer, s: SessionDep) -> RecommendationOut:
-    """Propose a recommendation (and route or auto-approve it as the body asks)."""
-    return lifecycle.propose(s, p.tenant_id, body, actor=p.actor)
+def propose(body: ProposalIn, p: Proposer, s: SessionDep, policy: PolicyDep) -> RecommendationOut:
+    """Propose a recommendation, valued on the server from the tenant's supplier terms (and route it)."""
+    return lifecycle.propose(s, p.tenant_id, body, actor=p.actor, proposed_by=p.principal_id, policy=policy)
 
 
 @router.get("", response_model=list[RecommendationOut])
@@ -79,9 +80,9 @@ def list_(
     p: Reader,
     s: SessionDep,
     state: StateQ = None,
-    queue: Annotated[str | None, Query(max_length=64)] = None,
+    queue: Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
 ) -> list[RecommendationOut]:
     """List the tenant's recommendations, newest first."""
     return lifecycle.list_recommendations(
@@ -102,21 +103,25 @@ def route(rec_id: RecId, body: RouteIn, p: Proposer, s: SessionDep) -> Recommend
 
 
 @router.post("/{rec_id}/approve", response_model=RecommendationOut)
-def approve(rec_id: RecId, body: ApproveIn, p: Decider, s: SessionDep) -> RecommendationOut:
+def approve(
+    rec_id: RecId, body: ApproveIn, p: Decider, s: SessionDep, policy: PolicyDep
+) -> RecommendationOut:
     """Approve as proposed; the action goes to the outbox."""
-    return lifecycle.approve(s, p, rec_id, body)
+    return lifecycle.approve(s, p, rec_id, body, policy=policy)
 
 
 @router.post("/{rec_id}/override", response_model=RecommendationOut)
-def override(rec_id: RecId, body: OverrideIn, p: Decider, s: SessionDep) -> RecommendationOut:
+def override(
+    rec_id: RecId, body: OverrideIn, p: Decider, s: SessionDep, policy: PolicyDep
+) -> RecommendationOut:
     """Approve with a changed quantity or date and a reason code."""
-    return lifecycle.override(s, p, rec_id, body)
+    return lifecycle.override(s, p, rec_id, body, policy=policy)
 
 
 @router.post("/{rec_id}/reject", response_model=RecommendationOut)
-def reject(rec_id: RecId, body: RejectIn, p: Decider, s: SessionDep) -> RecommendationOut:
+def reject(rec_id: RecId, body: RejectIn, p: Decider, s: SessionDep, policy: PolicyDep) -> RecommendationOut:
     """Reject with a reason code."""
-    return lifecycle.reject(s, p, rec_id, body)
+    return lifecycle.reject(s, p, rec_id, body, policy=policy)
 
 
 @router.post("/{rec_id}/comments", response_model=CommentOut, status_code=201)

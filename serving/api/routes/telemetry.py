@@ -5,21 +5,25 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse
+from pydantic import Field, model_validator
 
-from serving.api.deps import Integrator, Reader, SessionDep
+from serving.api.deps import Admin, Integrator, Reader, SessionDep
 from workflow import telemetry
+from workflow.schemas import StrictIn
+from workflow.usage import read_usage
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/telemetry", tags=["telemetry"])
 
-Num = Annotated[float, Field(allow_inf_nan=False)]
-NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+# Bounded so that sums over the largest request stay finite (an overflow would answer null for a number).
+Num = Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
+NonNeg = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = StrictIn
 
 
 class AccuracyRow(_Strict):
@@ -43,7 +47,7 @@ class AccuracyIn(_Strict):
     """Actuals that arrived, with the forecasts made for them."""
 
     period: str | None = Field(default=None, max_length=32)
-    rows: list[AccuracyRow] = Field(min_length=1)
+    rows: list[AccuracyRow] = Field(min_length=1, max_length=100_000)
 
 
 class InventoryRow(_Strict):
@@ -60,7 +64,7 @@ class InventoryIn(_Strict):
 
     location: str = Field(default="all", max_length=128)
     period: str | None = Field(default=None, max_length=32)
-    rows: list[InventoryRow] = Field(min_length=1)
+    rows: list[InventoryRow] = Field(min_length=1, max_length=100_000)
 
 
 class OverrideOutcomesIn(_Strict):
@@ -118,7 +122,24 @@ def override_outcomes(body: OverrideOutcomesIn, p: Integrator, s: SessionDep) ->
     return telemetry.record_override_outcomes(s, p.tenant_id, body.hindsight, period=body.period)
 
 
+@router.get("/metrics", response_class=PlainTextResponse)
+def tenant_metrics(p: Reader, s: SessionDep) -> PlainTextResponse:
+    """The tenant's business figures in Prometheus text (no tenant label, at most 500 series)."""
+    return PlainTextResponse(
+        telemetry.tenant_prometheus_text(s, p.tenant_id), media_type="text/plain; version=0.0.4"
+    )
+
+
 @router.get("/usage")
-def usage(request: Request, p: Reader) -> list[dict[str, Any]]:
-    """Requests metered for the tenant by this replica (route, status, count, seconds)."""
-    return request.app.state.meter.snapshot(p.tenant_id)
+async def usage(request: Request, p: Admin) -> list[dict[str, Any]]:
+    """The tenant's metered requests per UTC day, route and status class (durable; last 31 days; admin)."""
+    from features.store._db import session_scope
+
+    meter = request.app.state.usage
+    await run_in_threadpool(meter.flush)
+
+    def read() -> list[dict[str, Any]]:
+        with session_scope(request.app.state.engine) as s:
+            return read_usage(s, p.tenant_id)
+
+    return await run_in_threadpool(read)

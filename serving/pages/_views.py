@@ -224,8 +224,32 @@ def _evidence_body(evidence: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-async def _forecast_for(request: Request, rec) -> tuple[list[float], np.ndarray, str] | None:
-    """The served model's quantile forecast for the recommendation's unit (``location|sku``), if known."""
+async def _forecast_for(request: Request, rec, tenant: str) -> tuple[list[float], np.ndarray, str] | None:
+    """The quantile forecast of the recommendation's SKU x location, if one can be shown.
+
+    The tenant's served forecast run first (the ``sku_id/location_id`` node when the run has that level,
+    else its channels' quantiles summed, as planning combines them); without a servable run (none stored,
+    or stale), the optional model deployment (``app.state.forecaster``, unit ``location|sku``).
+    """
+    from serving.api.routes.forecasts import forecast_store
+
+    try:
+        fc = await forecast_store(request.app).get(tenant)
+    except Exception:  # noqa: BLE001 - nothing servable (409 reasons): try the model deployment
+        fc = None
+    if fc is not None:
+        node = f"sku_id={rec.sku_id}/location_id={rec.location_id}"
+        spans = (
+            [fc.index[node]]
+            if node in fc.index
+            else [
+                span for unit, span in fc.index.items() if unit.startswith(f"{rec.sku_id}|{rec.location_id}|")
+            ]
+        )
+        if spans:
+            q = np.sum([fc.q[a:b] for a, b in spans], axis=0)
+            version = fc.meta.model_version or "baseline"
+            return [float(x) for x in fc.meta.levels], np.asarray(q, dtype=float), str(version)
     forecaster = getattr(request.app.state, "forecaster", None)
     if forecaster is None:
         return None
@@ -282,7 +306,7 @@ async def recommendation(
     rec = get(session, p.tenant_id, rec_id)  # NotFound (404) for another tenant's id
     evidence = evidence_store.for_recommendation(session, p.tenant_id, rec_id)
     ev = _evidence_body(evidence)
-    fc = await _forecast_for(request, rec)
+    fc = await _forecast_for(request, rec, p.tenant_id)
     fan_svg = inv_svg = None
     fc_version = None
     if fc is not None:

@@ -212,3 +212,61 @@ def test_fan_chart_and_projection_maths():
     proj = project_inventory(100.0, q, order_qty=50.0, lead_periods=2)
     np.testing.assert_allclose(proj[:, 1], [90.0, 130.0, 120.0, 110.0])  # median path, order lands at h=2
     assert np.all(proj[:, 0] <= proj[:, 1]) and np.all(proj[:, 1] <= proj[:, 2])
+
+
+def test_recommendation_page_draws_the_tenants_stored_forecast(client, world):
+    """With no model deployment (the shipped configs), the fan chart comes from the tenant's served run."""
+    from datetime import date, timedelta
+
+    import polars as pl
+
+    from features.forecasts import ForecastRunMeta, sales_watermark, write_forecasts
+
+    world.app.state.forecaster = None
+    rows = []
+    for channel, scale in (("store", 1.0), ("online", 2.0)):  # two channels of the recommendation's unit
+        for h in range(1, 4):
+            base = scale * 10 * h
+            rows.append(
+                {
+                    "unique_id": f"SKU-9|DC-1|{channel}",
+                    "level": "bottom",
+                    "sku_id": "SKU-9",
+                    "location_id": "DC-1",
+                    "channel_id": channel,
+                    "date": date(2027, 1, 1) + timedelta(days=h),
+                    "horizon": h,
+                    "source": "model:a-tft",
+                    "model_version": "3",
+                    "cold_start": False,
+                    "p10": base,
+                    "p25": base + 1,
+                    "p50": base + 2,
+                    "p75": base + 3,
+                    "p90": base + 4,
+                }
+            )
+    meta = ForecastRunMeta(
+        run_id="r1",
+        tenant="a",
+        stage="base",
+        freq="D",
+        horizon=3,
+        levels=(0.1, 0.25, 0.5, 0.75, 0.9),
+        data_watermark=sales_watermark("a"),
+        model_name="a-tft",
+        model_version="3",
+    )
+    write_forecasts("a", pl.DataFrame(rows), meta)
+    _sign_in(client, world.keys["a-planner"])
+    page = client.get(f"/ui/recommendations/{world.rec_id}").text
+    assert "(model 3)" in page  # the stored run's model version, not the stand-in deployment's
+    assert page.count("<svg") == 2
+
+
+def test_recommendation_page_without_any_forecast_shows_the_evidence_only(client, world):
+    world.app.state.forecaster = None
+    _sign_in(client, world.keys["a-planner"])
+    page = client.get(f"/ui/recommendations/{world.rec_id}")
+    assert page.status_code == 200 and "needs review" in page.text  # the evidence and history
+    assert "(model" not in page.text and "<svg" not in page.text  # no chart made up

@@ -39,14 +39,28 @@ def plan_result():
     )
 
 
+def _ingest_catalogue(engine, tenant, folder):
+    """The plan's SKUs, suppliers and terms through the real ingest: the server values proposals from them."""
+    from features.ingest import ingest
+    from features.synth import generate
+
+    paths = generate(40, 60, freq="W", seed=3).write(folder, fmt="parquet")
+    for kind in ("channels", "locations", "skus", "suppliers", "supplier_terms"):
+        res = ingest(kind, paths[kind], tenant=tenant, engine=engine)
+        assert res.status == "stored", (kind, res.status)
+
+
 def _all(engine, tenant):
     with session_scope(engine) as s:
         return list_recommendations(s, tenant, limit=10_000)
 
 
-def test_propose_plan_routes_and_auto_approves_as_planning_decided_and_is_idempotent(engine, plan_result):
+def test_propose_plan_routes_and_auto_approves_as_planning_decided_and_is_idempotent(
+    engine, plan_result, tmp_path
+):
     from planning import save_plan
 
+    _ingest_catalogue(engine, "acme", tmp_path)
     recs = plan_result.recommendations
     routed = recs.filter(recs["action"] == "route")
     auto = recs.filter(recs["action"] == "auto_approve")
@@ -73,6 +87,20 @@ def test_propose_plan_routes_and_auto_approves_as_planning_decided_and_is_idempo
     assert (again.created, again.existing, again.total) == (0, recs.height, recs.height)
     assert again.by_state == first.by_state
     assert len(_all(engine, "acme")) == recs.height  # nothing added
+
+
+def test_auto_approvals_of_items_without_a_stored_cost_go_to_approvers(engine, plan_result):
+    """Planning's auto-approval is a server-side rule, but the value it is capped by needs a known cost."""
+    from planning import save_plan
+
+    run_id = save_plan(engine, "acme", plan_result, create_tenant=True)  # no catalogue ingested
+    result = propose_plan(engine, "acme", run_id)
+    assert "approved" not in result.by_state  # nothing reaches the outbox unvalued
+    stored = _all(engine, "acme")
+    auto = plan_result.recommendations.filter(plan_result.recommendations["action"] == "auto_approve")
+    keys = {(r["sku_id"], r["location_id"]) for r in auto.iter_rows(named=True)}
+    held = [r for r in stored if (r.sku_id, r.location_id) in keys]
+    assert held and all(r.state == "routed" and r.route_role in ("approver", "admin") for r in held)
 
 
 def test_the_evidence_names_the_forecast_and_the_plan_run(engine, plan_result):

@@ -145,19 +145,39 @@ def outbox_dispatch(
     lease_s: Annotated[float, typer.Option(min=1)] = 30.0,
     seed: Annotated[int | None, typer.Option(help="Seed of the retry jitter.")] = None,
 ) -> None:
-    """Deliver due outbox items (idempotency keys, retries with backoff and jitter, dead letters)."""
+    """Deliver due outbox items (idempotency keys, retries with backoff and jitter, dead letters).
+
+    By default each item goes to its own tenant's webhook target for the item's system (purchase orders to
+    the ERP, transfers to the WMS, ...: ``PUT /v1/webhooks/{system}``), signed with that tenant's secret; an
+    item whose tenant has no target waits for one. ``--webhook-url`` (one target for every tenant, the
+    service's secret; refused in production) or ``--file-dir`` replace that.
+    """
     import numpy as np
 
     from workflow.adapters import FileDropAdapter, WebhookAdapter
     from workflow.dispatcher import Dispatcher, RetryPolicy
+    from workflow.webhooks import TenantWebhookAdapter
 
-    if (webhook_url is None) == (file_dir is None):
-        typer.echo("error: give exactly one of --webhook-url or --file-dir", err=True)
+    if webhook_url is not None and file_dir is not None:
+        typer.echo("error: give at most one of --webhook-url or --file-dir", err=True)
+        raise typer.Exit(2)
+    from features.settings import get_settings
+
+    production = get_settings().env == "production"
+    if webhook_url is not None and production:
+        typer.echo(
+            "error: --webhook-url sends every tenant's items to one target; in production each tenant's "
+            "targets are used (PUT /v1/webhooks/{system}), so leave it out",
+            err=True,
+        )
         raise typer.Exit(2)
     settings, engine = _store()
-    adapter = (
-        WebhookAdapter(webhook_url, settings.webhook_secret) if webhook_url else FileDropAdapter(file_dir)
-    )
+    if webhook_url is not None:
+        adapter = WebhookAdapter(webhook_url, settings.webhook_secret)
+    elif file_dir is not None:
+        adapter = FileDropAdapter(file_dir)
+    else:
+        adapter = TenantWebhookAdapter(engine, https_only=production)
     d = Dispatcher(
         engine,
         adapter,

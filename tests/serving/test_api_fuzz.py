@@ -27,20 +27,21 @@ ROLES = ("viewer", "planner", "approver", "admin", "service", "metrics")
 EXAMPLES = 12  # per operation and mode: ~40 operations x 2 modes x 12 = ~1,000 requests per store
 
 
-@pytest.fixture(scope="module")
-def plan_inputs():
-    from serving.api.routes.plans import stallion_plan_inputs
-
-    return stallion_plan_inputs()
-
-
-def _world(engine, db_url, plan_inputs):
+def _world(engine, db_url, tmp_path):
+    """Tenant ``a`` ingested through the real path, with a stored forecast run and a routed proposal."""
+    from features import synth
     from serving.api._decision import build_decision_app
-    from serving.api.routes.forecasts import LocalForecaster
-    from serving.deploy._predictors import MLPSpec, QuantileMLP, TorchQuantilePredictor, synthetic_histories
+    from tests.serving._serve_tenants import ingest_tenant, store_forecasts
     from workflow.lifecycle import propose
     from workflow.schemas import RecommendationIn
 
+    st = load_settings(
+        database_url=db_url, home=tmp_path / "home", rate_limit_per_key=1e6, rate_limit_per_tenant=1e6
+    )
+    st.ensure_home()
+    data = synth.generate(n_series=6, n_periods=40, freq="W", seed=5, start="2024-01-01")
+    ingest_tenant(st, engine, "a", data, tmp_path / "files")
+    store_forecasts("a", data, scale=1.0, run_id="a-1", facts_dir=st.facts_dir)
     keys = {}
     with session_scope(engine) as s:
         access.ensure_tenant(s, "a")
@@ -56,14 +57,7 @@ def _world(engine, db_url, plan_inputs):
             ),
             actor="planning:fuzz",
         )
-    spec = MLPSpec(n_units=2, lookback=12, horizon=3, hidden=8)
-    _, hist = synthetic_histories(spec)
-    predictor = TorchQuantilePredictor(
-        QuantileMLP(spec, 1), ["DC-1|SKU-1", "DC-2|SKU-1"], hist, spec.quantiles, spec.horizon, "1"
-    )
-    st = load_settings(database_url=db_url, rate_limit_per_key=1e6, rate_limit_per_tenant=1e6)
-    app = build_decision_app(st, LocalForecaster(predictor), plan_inputs=lambda: plan_inputs)
-    return app, keys
+    return build_decision_app(st, forecast_check_interval_s=0.0), keys
 
 
 def _runner(op, mode, strategy, keys, role_cycle, covered, statuses, failures):
@@ -96,10 +90,10 @@ def _runner(op, mode, strategy, keys, role_cycle, covered, statuses, failures):
     return run
 
 
-def test_whole_schema_no_5xx_and_responses_conform(engine, db_url, plan_inputs, capsys):
+def test_whole_schema_no_5xx_and_responses_conform(engine, db_url, tmp_path, capsys):
     from schemathesis import GenerationMode
 
-    app, keys = _world(engine, db_url, plan_inputs)
+    app, keys = _world(engine, db_url, tmp_path)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [r.ok() for r in schema.get_all_operations()]
     assert len(operations) >= 30

@@ -169,6 +169,16 @@ def _codes(values: pd.Series, vocab: Sequence[str] | None = None) -> tuple[np.nd
     return codes, labels
 
 
+def _observed_span(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last observed period of each series of ``y`` (N, T); (T, -1) for a series never observed."""
+    n_t = y.shape[1]
+    observed = ~np.isnan(y)
+    any_obs = observed.any(axis=1)
+    first = np.where(any_obs, observed.argmax(axis=1), n_t)
+    last = np.where(any_obs, n_t - 1 - observed[:, ::-1].argmax(axis=1), -1)
+    return first, last
+
+
 def build_panel(df, spec: FrameSpec, vocab: dict[str, list[str]] | None = None, *, statics=None) -> Panel:
     """Turn a long frame (one row per series and period) into a dense :class:`Panel`.
 
@@ -249,10 +259,7 @@ def build_panel(df, spec: FrameSpec, vocab: dict[str, list[str]] | None = None, 
     for j, c in enumerate(spec.static_reals):
         static_real[:, j] = np.nan_to_num(df[c].to_numpy(np.float32)[first_rows])
 
-    observed = ~np.isnan(y)
-    any_obs = observed.any(axis=1)
-    first = np.where(any_obs, observed.argmax(axis=1), n_t)
-    last = np.where(any_obs, n_t - 1 - observed[:, ::-1].argmax(axis=1), -1)
+    first, last = _observed_span(y)
     return Panel(
         spec=spec,
         keys=uniq_keys,
@@ -471,10 +478,7 @@ def _build_panel_polars(df, spec: FrameSpec, vocab, statics) -> Panel:
     static_real = np.zeros((n, len(spec.static_reals)), dtype=np.float32)
     for j, c in enumerate(spec.static_reals):
         static_real[:, j] = units[c].cast(pl.Float32).fill_null(0.0).to_numpy()
-    observed = ~np.isnan(y)
-    any_obs = observed.any(axis=1)
-    first = np.where(any_obs, observed.argmax(axis=1), n_t)
-    last = np.where(any_obs, n_t - 1 - observed[:, ::-1].argmax(axis=1), -1)
+    first, last = _observed_span(y)
     return Panel(
         spec=spec,
         keys=units.select(keys).to_pandas(),

@@ -34,7 +34,26 @@ from typing import Any
 
 import polars as pl
 
-__all__ = ["REQUIRED_EVIDENCE", "evidence_record", "evidence_records", "missing_evidence"]
+__all__ = [
+    "PROVENANCE_COLUMNS",
+    "REQUIRED_EVIDENCE",
+    "evidence_record",
+    "evidence_records",
+    "missing_evidence",
+]
+
+#: Keys of a forecast's provenance (``planning._plan.Forecast.provenance``) written to every recommendation,
+#: and the evidence column of each; the evidence's ``forecast`` section names them under the same keys.
+PROVENANCE_COLUMNS = {
+    "stage": "forecast_stage",
+    "model_name": "forecast_model_name",
+    "reconciliation_method": "reconciliation_method",
+    "base_run": "forecast_base_run",
+    "data_watermark": "data_watermark",
+    "freq": "forecast_freq",
+    "aggregation": "forecast_aggregation",
+    "promotions": "forecast_promotions",
+}
 
 _SECTIONS: dict[str, dict[str, str]] = {
     "forecast": {
@@ -44,15 +63,8 @@ _SECTIONS: dict[str, dict[str, str]] = {
         "quantile_levels": "quantile_levels",
         "p50_period0": "forecast_p50_period0",
         "run_id": "forecast_version",
-        "stage": "forecast_stage",
-        "model_name": "forecast_model_name",
-        "reconciliation_method": "reconciliation_method",
-        "base_run": "forecast_base_run",
-        "data_watermark": "data_watermark",
-        "freq": "forecast_freq",
+        **PROVENANCE_COLUMNS,
         "period_days": "period_days",
-        "aggregation": "forecast_aggregation",
-        "promotions": "forecast_promotions",
         "unit_source": "unit_forecast_source",
         "cold_start": "cold_start",
         "horizon_asked": "horizon_periods",

@@ -38,6 +38,7 @@ from kernels import (
     policy_samples,
     service_menu,
 )
+from planning._evidence import PROVENANCE_COLUMNS
 from planning._exceptions import EXCEPTION_SCHEMA, dedup_exceptions, overstock, stockout_risk
 from planning._kinds import kind_codes, policy_levels, policy_orders
 from planning._rounding import BOUND_NAMES
@@ -56,18 +57,6 @@ __all__ = [
     "PlanResult",
     "plan",
 ]
-
-#: Keys of :attr:`Forecast.provenance` written to every recommendation, and the evidence column of each.
-PROVENANCE_COLUMNS = {
-    "stage": "forecast_stage",
-    "model_name": "forecast_model_name",
-    "reconciliation_method": "reconciliation_method",
-    "base_run": "forecast_base_run",
-    "data_watermark": "data_watermark",
-    "freq": "forecast_freq",
-    "aggregation": "forecast_aggregation",
-    "promotions": "forecast_promotions",
-}
 
 #: Required columns of the planning-unit frame (one row per SKU x location, in forecast row order).
 UNIT_COLUMNS = {

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 import uuid
 
 from fastapi import FastAPI, Request
@@ -80,44 +79,6 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-class _TenantMeter:
-    """Pure ASGI middleware metering each authenticated request per tenant, route and status.
-
-    The tenant is what the key dependency noted on the request (``scope["state"]["tenant_id"]``); requests
-    without one (health checks, bad keys) are not metered per tenant. A pure ASGI middleware adds no task and
-    no body copy per request (Starlette's ``BaseHTTPMiddleware`` does both, about a third of a small POST's
-    CPU time on the serving hot path, ``benchmarks/serving.py``).
-    """
-
-    def __init__(self, app, usage: UsageMeter) -> None:
-        self.app, self.usage = app, usage
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        t0 = time.perf_counter()
-        status = [500]
-
-        async def send_status(message):
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            tenant = (scope.get("state") or {}).get("tenant_id")
-            if tenant is not None:
-                route = getattr(scope.get("route"), "path", "unmatched")
-                dt = time.perf_counter() - t0
-                scope["app"].state.meter.observe(tenant, route, status[0], dt)
-                self.usage.observe(tenant, route, status[0], dt)
-                if self.usage.due():
-                    with contextlib.suppress(Exception):  # metering must never fail a request
-                        await run_in_threadpool(self.usage.flush)
-
-
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """Assemble the decision API.
 
@@ -151,7 +112,19 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     for router in ROUTERS:
         app.include_router(router)
 
-    app.add_middleware(_TenantMeter, usage=usage)
+    async def meter(scope, status: int, seconds: float) -> None:
+        # Per tenant: the tenant the key dependency noted; unauthenticated requests are not metered here.
+        tenant = (scope.get("state") or {}).get("tenant_id")
+        if tenant is None:
+            return
+        route = getattr(scope.get("route"), "path", "unmatched")
+        app.state.meter.observe(tenant, route, status, seconds)
+        usage.observe(tenant, route, status, seconds)
+        if usage.due():
+            with contextlib.suppress(Exception):  # metering must never fail a request
+                await run_in_threadpool(usage.flush)
+
+    app.add_middleware(metrics_routes.ObserveASGI, observe=meter)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.include_router(metrics_routes.router)
 

@@ -18,13 +18,13 @@ import bisect
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
-__all__ = ["RequestMetrics", "add_collector", "install", "router"]
+__all__ = ["ObserveASGI", "RequestMetrics", "add_collector", "install", "router"]
 
 router = APIRouter(tags=["metrics"])
 
@@ -94,16 +94,19 @@ class RequestMetrics:
         return "\n".join(lines + extra) + "\n"
 
 
-class _MeasureASGI:
-    """Pure ASGI middleware timing each HTTP request.
+class ObserveASGI:
+    """Pure ASGI middleware calling ``await observe(scope, status, seconds)`` after each HTTP request.
 
     No per-request task or body copy, unlike ``BaseHTTPMiddleware``, which costs throughput on the hot path.
+    ``scope["route"]`` (the matched route) and ``scope["state"]`` (what dependencies noted on the request)
+    are set by then; ``status`` is 500 when the app raised before answering.
     """
 
-    def __init__(self, app, metrics: RequestMetrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app, observe: Callable[[dict, int, float], Awaitable[None]]) -> None:
+        self.app, self.observe = app, observe
 
     async def __call__(self, scope, receive, send):
+        """Pass the request on, noting the status it answers with, then observe it."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -118,9 +121,7 @@ class _MeasureASGI:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe(scope.get("method", "GET"), path, status[0], time.perf_counter() - t0)
+            await self.observe(scope, status[0], time.perf_counter() - t0)
 
 
 def install(app: FastAPI) -> RequestMetrics:
@@ -131,7 +132,12 @@ def install(app: FastAPI) -> RequestMetrics:
     metrics = app.state.request_metrics = RequestMetrics()
     settings = getattr(app.state, "settings", None)
     metrics.cache_s = float(getattr(settings, "metrics_cache_s", 0.0) or 0.0)
-    app.add_middleware(_MeasureASGI, metrics=metrics)
+
+    async def observe(scope, status: int, seconds: float) -> None:
+        path = getattr(scope.get("route"), "path", None) or "unmatched"
+        metrics.observe(scope.get("method", "GET"), path, status, seconds)
+
+    app.add_middleware(ObserveASGI, observe=observe)
     return metrics
 
 

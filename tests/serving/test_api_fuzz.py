@@ -9,6 +9,7 @@ the documented response schema. The operations and examples covered are printed 
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import Counter
 
 import pytest
@@ -115,6 +116,10 @@ def test_whole_schema_no_5xx_and_responses_conform(engine, db_url, tmp_path, cap
                 _runner(op, mode, strategy, keys, role_cycle, covered, statuses, failures)()
             except Unsatisfiable:  # e.g. nothing in the operation can be made invalid
                 unsatisfiable.append(f"{op.label} [{mode.value}]")
+    # POST /v1/cycles examples start real cycles on background threads; let them end before the stores go.
+    for t in threading.enumerate():
+        if t.name.startswith("cycle-"):
+            t.join(timeout=600)
     with capsys.disabled():
         ops = sorted({k[0] for k in covered})
         n = sum(covered.values())

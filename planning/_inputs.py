@@ -49,6 +49,7 @@ __all__ = [
     "LT_PRIOR",
     "POOL_PERIODS",
     "PlanInputs",
+    "confirmed_supply_frame",
     "inputs_from_frames",
     "lead_time_prior_strength",
 ]
@@ -81,6 +82,9 @@ class PlanInputs:
             :func:`planning._promotions.promotion_lift`).
         info: how the inputs were made (forecast run, grid, counts), written to the plan run's meta by
             :func:`planning._stage.plan_stage`.
+        confirmed_supply: sku_id, confirmed_qty: what suppliers confirmed of open orders short of what was
+            asked (:func:`confirmed_supply_frame`); :func:`planning._plan.plan` splits it across the SKU's
+            locations by stockout risk and customer commitments. None: every order is confirmed in full.
     """
 
     units: pl.DataFrame
@@ -93,6 +97,87 @@ class PlanInputs:
     promo_future: np.ndarray | None = None
     promo_lift: np.ndarray | None = None
     info: dict = dataclasses.field(default_factory=dict)
+    confirmed_supply: pl.DataFrame | None = None
+
+    def subset(self, units: pl.DataFrame) -> PlanInputs:
+        """These inputs for the stocking points of ``units`` (sku_id, location_id) only, in their row order.
+
+        A re-plan of the units a supplier response touched runs on exactly the rows a full plan would have
+        given them (same forecast, lead-time distribution, position), so its answer is the full plan's.
+
+        Raises:
+            ValueError: ``units`` lacks the key columns or names a stocking point not in these inputs.
+        """
+        missing = {"sku_id", "location_id"} - set(units.columns)
+        if missing:
+            raise ValueError(f"units: missing column(s) {sorted(missing)}")
+        rows = self.units.select("sku_id", "location_id").with_row_index("_i")
+        want = units.select("sku_id", "location_id").unique(maintain_order=True)
+        hit = want.join(rows, on=["sku_id", "location_id"], how="left", maintain_order="left")
+        unknown = hit.filter(pl.col("_i").is_null())
+        if unknown.height:
+            r = unknown.row(0, named=True)
+            raise ValueError(
+                f"units: no stocking point sku_id={r['sku_id']!r} location_id={r['location_id']!r} in the "
+                "tenant's plan inputs (no sales there)"
+            )
+        idx = np.sort(hit["_i"].to_numpy().astype(np.int64))
+        f = self.forecast
+        forecast = dataclasses.replace(
+            f,
+            values=np.asarray(f.values)[idx],
+            history=None if f.history is None else f.history.rows(idx),
+        )
+        keys = self.units[idx].select("sku_id", "location_id")
+        exc = self.exceptions
+        if exc.height:  # data exceptions of these units (and of their SKUs' suppliers)
+            exc = exc.filter(
+                pl.col("sku_id").is_in(keys["sku_id"].implode())
+                & (pl.col("location_id").is_null() | pl.col("location_id").is_in(keys["location_id"].implode()))
+            )
+        pick = lambda a: None if a is None else np.asarray(a)[idx]  # noqa: E731
+        return dataclasses.replace(
+            self,
+            units=self.units[idx],
+            forecast=forecast,
+            lead_time_pmf=self.lead_time_pmf[idx],
+            lead_time_counts=pick(self.lead_time_counts),
+            promo_future=pick(self.promo_future),
+            promo_lift=pick(self.promo_lift),
+            exceptions=exc,
+            info={**self.info, "units_subset": int(idx.size)},
+        )
+
+
+def confirmed_supply_frame(confirmed: pl.DataFrame | None) -> pl.DataFrame | None:
+    """Validate and total confirmed supply per SKU (one row per sku_id with ``confirmed_qty``).
+
+    Args:
+        confirmed: sku_id, confirmed_qty (>= 0, finite); several rows of a SKU (several purchase-order lines)
+            add up. None or empty: None.
+
+    Raises:
+        ValueError: a column is missing or a quantity is negative, NaN or infinite (naming the row).
+    """
+    if confirmed is None or not confirmed.height:
+        return None
+    missing = {"sku_id", "confirmed_qty"} - set(confirmed.columns)
+    if missing:
+        raise ValueError(f"confirmed_supply: missing column(s) {sorted(missing)}")
+    q = confirmed.with_row_index("_row").with_columns(pl.col("confirmed_qty").cast(pl.Float64))
+    bad = q.filter(
+        pl.col("sku_id").is_null()
+        | pl.col("confirmed_qty").is_null()
+        | ~pl.col("confirmed_qty").is_finite()
+        | (pl.col("confirmed_qty") < 0)
+    )
+    if bad.height:
+        r = bad.row(0, named=True)
+        raise ValueError(
+            f"confirmed_supply row {r['_row']}: sku_id={r['sku_id']!r} confirmed_qty={r['confirmed_qty']!r}, "
+            "expected a SKU and a finite quantity >= 0"
+        )
+    return q.group_by("sku_id").agg(pl.col("confirmed_qty").sum()).sort("sku_id")
 
 
 def inputs_from_frames(

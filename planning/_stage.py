@@ -35,9 +35,9 @@ import polars as pl
 from sqlalchemy.engine import Engine
 
 from features.forecasts import ForecastRunMeta, infer_freq, period_days, read_forecasts, sales_watermark
-from planning._exceptions import exception_keys
+from planning._exceptions import EXCEPTION_SCHEMA, exception_keys
 from planning._forecast_checks import BASELINE_LABEL, MIN_STORED, past_forecasts
-from planning._inputs import BOOTSTRAP_SOURCE, PlanInputs, inputs_from_frames
+from planning._inputs import BOOTSTRAP_SOURCE, PlanInputs, confirmed_supply_frame, inputs_from_frames
 from planning._plan import Budget, Capacity, Forecast, PlanConfig, PlanResult, plan
 from planning._promotions import model_used_promotions
 from planning._routing import RuleSet, load_rules
@@ -84,7 +84,13 @@ class PlanStageResult:
 
 
 def load_plan_inputs(
-    engine: Engine, tenant: str, *, settings=None, forecast_run: str | None = None
+    engine: Engine,
+    tenant: str,
+    *,
+    settings=None,
+    forecast_run: str | None = None,
+    units: pl.DataFrame | None = None,
+    confirmed_supply: pl.DataFrame | None = None,
 ) -> PlanInputs:
     """The inputs :func:`plan_stage` plans on (see the module docstring), for callers that plan themselves.
 
@@ -93,12 +99,17 @@ def load_plan_inputs(
         tenant: whose data.
         settings: ``features.settings.Settings`` (fact store location); default ``get_settings()``.
         forecast_run: plan on this stored run (either stage; the reconciled one when both have it).
+        units: only these stocking points (sku_id, location_id), e.g. the units a supplier response
+            touched; None: every stocking point with sales.
+        confirmed_supply: sku_id, confirmed_qty of orders a supplier confirmed short
+            (:func:`planning._inputs.confirmed_supply_frame`); None: all supply as asked.
 
     Returns:
         :class:`planning._inputs.PlanInputs` whose ``info`` says which forecast, grid and fallbacks were used.
 
     Raises:
-        ValueError: the tenant has no sales in the stores.
+        ValueError: the tenant has no sales in the stores; ``units`` names a stocking point without sales;
+            ``confirmed_supply`` is malformed.
         LookupError: ``forecast_run`` names no stored run of the tenant.
     """
     from features.contracts import CONTRACTS
@@ -124,8 +135,10 @@ def load_plan_inputs(
     tables["sales"] = sales
     issues = identity_issues(engine, tenant)
     watermark = sales_watermark(tenant, facts_dir=facts_dir)
+    confirmed = confirmed_supply_frame(confirmed_supply)
     if meta is None:
-        return _bootstrap_inputs(tenant, tables, issues, watermark, freq)
+        inputs = _bootstrap_inputs(tenant, tables, issues, watermark, freq)
+        return _narrow(inputs, units, confirmed)
     pdays = period_days(meta.freq)
     rows = read_forecasts(meta.tenant, meta.stage, meta.run_id, level=None, facts_dir=facts_dir)
     first = rows.filter(pl.col("horizon") == 1)["date"].min()
@@ -142,7 +155,17 @@ def load_plan_inputs(
     )
     keys = inputs.units.select("sku_id", "location_id")
     stored = read_stored_forecast(meta, keys, facts_dir=facts_dir, rows=rows)
-    return _with_stored_forecast(inputs, stored, watermark, facts_dir)
+    return _narrow(_with_stored_forecast(inputs, stored, watermark, facts_dir), units, confirmed)
+
+
+def _narrow(inputs: PlanInputs, units: pl.DataFrame | None, confirmed: pl.DataFrame | None) -> PlanInputs:
+    """The inputs of ``units`` only (when given), carrying the confirmed supply."""
+    if units is not None:
+        inputs = inputs.subset(units)
+    if confirmed is None:
+        return inputs
+    info = {**inputs.info, "confirmed_supply": {k: float(v) for k, v in confirmed.iter_rows()}}
+    return dataclasses.replace(inputs, confirmed_supply=confirmed, info=info)
 
 
 def _past_forecasts(tenant: str, sales: pl.DataFrame, freq: str, facts_dir: Path) -> pl.DataFrame:
@@ -166,6 +189,9 @@ def plan_stage(
     progress: Callable[[int, int], None] | None = None,
     budgets: tuple[Budget, ...] = (),
     capacities: tuple[Capacity, ...] = (),
+    units: pl.DataFrame | None = None,
+    confirmed_supply: pl.DataFrame | None = None,
+    extra_exceptions: pl.DataFrame | None = None,
 ) -> PlanStageResult:
     """Plan a tenant on its stored forecasts (or the history bootstrap) and store the run.
 
@@ -182,6 +208,12 @@ def plan_stage(
         progress: ``progress(done, total)`` after each of the steps (read inputs, plan, save; total 3).
         budgets: shared money limits (:class:`planning._plan.Budget`).
         capacities: shared room limits (:class:`planning._plan.Capacity`).
+        units: re-plan only these stocking points (sku_id, location_id); None: all.
+        confirmed_supply: sku_id, confirmed_qty: supply a supplier confirmed short of what was asked; the
+            plan allocates it across the SKU's locations by stockout risk and customer commitments
+            (``allocation`` recommendations).
+        extra_exceptions: further exceptions in :data:`planning._exceptions.EXCEPTION_SCHEMA` (a supplier's
+            short, late or rejected confirmation) stored, keyed and routed with the run's own.
 
     Returns:
         :class:`PlanStageResult`.
@@ -193,8 +225,19 @@ def plan_stage(
     """
     tick = progress or (lambda _done, _total: None)
     tick(0, 3)
-    inputs = load_plan_inputs(engine, tenant, settings=settings, forecast_run=forecast_run)
+    inputs = load_plan_inputs(
+        engine,
+        tenant,
+        settings=settings,
+        forecast_run=forecast_run,
+        units=units,
+        confirmed_supply=confirmed_supply,
+    )
     tick(1, 3)
+    exceptions = inputs.exceptions
+    if extra_exceptions is not None and extra_exceptions.height:
+        extra = extra_exceptions.select([pl.col(c).cast(t) for c, t in EXCEPTION_SCHEMA.items()])
+        exceptions = pl.concat([exceptions.select(list(EXCEPTION_SCHEMA)), extra])
     config = _config_for(config or PlanConfig(), inputs.period_days)
     if rules is None:
         rules = _default_rules(engine, tenant)
@@ -208,7 +251,8 @@ def plan_stage(
         rules=rules,
         budgets=budgets,
         capacities=capacities,
-        extra_exceptions=inputs.exceptions,
+        confirmed_supply=inputs.confirmed_supply,
+        extra_exceptions=exceptions,
     )
     result = dataclasses.replace(
         result,

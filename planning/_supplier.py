@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import polars as pl
 
-__all__ = ["choose_supplier", "draft_purchase_orders"]
+__all__ = ["SUPPLIER_EXCEPTION_TYPES", "choose_supplier", "draft_purchase_orders", "response_exceptions"]
+
+#: Exception types a supplier's response raises: less confirmed than ordered, a date past the need-by date,
+#: the order refused.
+SUPPLIER_EXCEPTION_TYPES = ("short_shipment", "late_po", "supplier_rejected")
 
 _CANDIDATE_COLUMNS = {"sku_id", "supplier_id", "unit_cost", "lead_time_mean", "lead_time_std"}
 
@@ -108,3 +112,86 @@ def draft_purchase_orders(lines: pl.DataFrame) -> pl.DataFrame:
             "lines",
         )
     )
+
+
+def response_exceptions(lines: pl.DataFrame, tolerance: float = 0.02) -> pl.DataFrame:
+    """Exceptions raised by suppliers' responses to purchase-order lines.
+
+    * ``supplier_rejected`` (high): the supplier refused the order (``status == "rejected"``);
+    * ``short_shipment``: the confirmed (or received) quantity is short of the ordered one by more than
+      ``tolerance`` (relative); high when more than 20% is missing;
+    * ``late_po``: the confirmed (or receipt) date is after the date the order was needed by; value in days.
+
+    Args:
+        lines: one row per responded line: po_id, supplier_id, sku_id, location_id, status, ordered_qty,
+            confirmed_qty (null: not stated), need_by and confirmed_date (dates, nullable).
+        tolerance: relative shortfall tolerated.
+
+    Returns:
+        Rows of :data:`planning._exceptions.EXCEPTION_SCHEMA` (empty when every line is fine).
+    """
+    from planning._exceptions import EXCEPTION_SCHEMA
+
+    need = {"po_id", "supplier_id", "sku_id", "location_id", "status", "ordered_qty", "confirmed_qty"}
+    need |= {"need_by", "confirmed_date"}
+    missing = need - set(lines.columns)
+    if missing:
+        raise ValueError(f"response lines: missing column(s) {sorted(missing)}")
+    base = lines.with_columns(
+        pl.col("ordered_qty").cast(pl.Float64),
+        pl.col("confirmed_qty").cast(pl.Float64),
+        pl.col("need_by").cast(pl.Date),
+        pl.col("confirmed_date").cast(pl.Date),
+    )
+    short = 1.0 - pl.col("confirmed_qty") / pl.col("ordered_qty")
+    late_days = (pl.col("confirmed_date") - pl.col("need_by")).dt.total_days().cast(pl.Float64)
+    parts = [
+        base.filter(pl.col("status") == "rejected").with_columns(
+            pl.lit("supplier_rejected").alias("exception_type"),
+            pl.lit("high").alias("severity"),
+            pl.col("ordered_qty").alias("value"),
+            pl.lit(0.0).alias("threshold"),
+            pl.format("PO {} refused by supplier {}: 0 of {} confirmed", "po_id", "supplier_id", "ordered_qty")
+            .alias("message"),
+        ),
+        base.filter(
+            (pl.col("status") != "rejected")
+            & pl.col("confirmed_qty").is_not_null()
+            & (pl.col("ordered_qty") > 0)
+            & (short > tolerance)
+        ).with_columns(
+            pl.lit("short_shipment").alias("exception_type"),
+            pl.when(short > 0.2).then(pl.lit("high")).otherwise(pl.lit("medium")).alias("severity"),
+            short.alias("value"),
+            pl.lit(tolerance).alias("threshold"),
+            pl.format(
+                "PO {} {}: {} of {} ordered from supplier {}",
+                "po_id",
+                "status",
+                "confirmed_qty",
+                "ordered_qty",
+                "supplier_id",
+            ).alias("message"),
+        ),
+        base.filter((pl.col("status") != "rejected") & (late_days > 0)).with_columns(
+            pl.lit("late_po").alias("exception_type"),
+            pl.when(late_days > 7).then(pl.lit("high")).otherwise(pl.lit("medium")).alias("severity"),
+            late_days.alias("value"),
+            pl.lit(0.0).alias("threshold"),
+            pl.format(
+                "PO {} {} for {}, needed by {} ({} days late)",
+                "po_id",
+                "status",
+                "confirmed_date",
+                "need_by",
+                late_days.cast(pl.Int64),
+            ).alias("message"),
+        ),
+    ]
+    out = [
+        p.with_columns(pl.lit(False).alias("customer_impacting")).select(
+            [pl.col(c).cast(t) for c, t in EXCEPTION_SCHEMA.items()]
+        )
+        for p in parts
+    ]
+    return pl.concat(out)

@@ -41,6 +41,7 @@ __all__ = [
     "OutboxItem",
     "Recommendation",
     "RecommendationEvidence",
+    "SupplierChannel",
     "SupplierResponse",
     "TelemetryPoint",
     "UsageCounter",
@@ -333,4 +334,25 @@ class WebhookTarget(Base):
     system: Mapped[str] = mapped_column(String(16), primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
     secret: Mapped[str] = mapped_column(String(256))
+    updated_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow)
+
+
+class SupplierChannel(Base):
+    """How a tenant's orders reach one supplier: a signed webhook, or a file drop (CSV or JSON).
+
+    The webhook secret is write-only through the API (never returned). A file drop's folder is not stored: it
+    is ``<supplier drop root>/<tenant>/<supplier>/`` on the dispatcher's machine (so that no API caller can
+    name a path on the server).
+    """
+
+    __tablename__ = "wf_supplier_channels"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tenants.tenant_id", ondelete="CASCADE"), primary_key=True
+    )
+    supplier_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))  # webhook | file
+    url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    secret: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    file_format: Mapped[str] = mapped_column(String(8), default="json")  # json | csv
     updated_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow)

@@ -24,7 +24,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from features.store._db import utcnow
-from workflow._journal import AuditRecord, append, collect, flush
+from workflow._journal import AuditRecord, EventRecord, append, collect, flush
 from workflow._models import OutboxItem
 from workflow.errors import IllegalTransition, InvalidInput, NotFound
 from workflow.lifecycle import BatchConflict, _mark, _transition_many, acknowledge, get
@@ -47,6 +47,9 @@ __all__ = [
 ]
 
 OUTBOX_STATUSES = ("pending", "delivered", "dead")
+#: Kind of an order on its way to a supplier (:mod:`workflow.suppliers`); it leaves after the purchase order
+#: reached the ERP and does not change the purchase order's state.
+SUPPLIER_ORDER = "supplier_order"
 _O = OutboxItem.__table__
 
 
@@ -136,10 +139,14 @@ def record_successes(
     """
     now = utcnow()
     by_tenant: dict[str, list[int]] = {}
-    for i, item in enumerate(items):
-        by_tenant.setdefault(item.tenant_id, []).append(i)
     own_journal = journal is None
     journal = {} if journal is None else journal
+    for i, item in enumerate(items):
+        if item.kind == SUPPLIER_ORDER:  # no state change of the purchase order: it was sent to the ERP
+            if not _order_delivered(session, item, owner, refs[i], actor, journal):
+                raise LostLease(item.tenant_id)
+            continue
+        by_tenant.setdefault(item.tenant_id, []).append(i)
     for tenant_id, idx in by_tenant.items():
         try:
             recs = _transition_many(
@@ -168,6 +175,7 @@ def record_successes(
                 e, payload={**e.payload, "idempotency_key": items[i].idempotency_key, "external_ref": refs[i]}
             )
             collect(session, tenant_id, [a], [e], journal)
+        _queue_supplier_orders(session, tenant_id, [items[i] for i in idx], actor, journal)
     if own_journal:
         flush(session, journal)
     return len(items)
@@ -189,6 +197,8 @@ def record_success(
         transaction should then be rolled back by the caller (nothing was changed).
     """
     now = utcnow()
+    if item.kind == SUPPLIER_ORDER:
+        return _order_delivered(session, item, owner, external_ref, actor, journal)
     try:
         _, a, e = _mark(
             session,
@@ -208,11 +218,67 @@ def record_success(
         e, payload={**e.payload, "idempotency_key": item.idempotency_key, "external_ref": external_ref}
     )
     _journal(session, item.tenant_id, a, e, journal)
+    _queue_supplier_orders(session, item.tenant_id, [item], actor, journal)
     return True
 
 
 def _journal(session: Session, tenant_id: str, a, e, journal: dict | None) -> None:
     collect(session, tenant_id, [a], [e], journal)
+
+
+def _queue_supplier_orders(
+    session: Session, tenant_id: str, items: list[Claimed], actor: str, journal: dict | None
+) -> None:
+    """Purchase orders the ERP has now: queue their supplier orders where the supplier has a channel."""
+    from workflow.suppliers import queue_after_delivery
+
+    pos = [it.recommendation_id for it in items if it.kind == "purchase_order"]
+    audits, events = queue_after_delivery(session, tenant_id, pos, actor=actor)
+    if audits or events:
+        collect(session, tenant_id, audits, events, journal)
+
+
+def _order_delivered(
+    session: Session, item: Claimed, owner: str, ref: str | None, actor: str, journal: dict | None
+) -> bool:
+    """Record a supplier order delivered: the item only (the purchase order's state does not change)."""
+    res = session.execute(_DELIVERED, {"b_id": item.id, "b_owner": owner, "b_now": utcnow()})
+    if res.rowcount != 1:
+        return False
+    doc = item.payload
+    collect(
+        session,
+        item.tenant_id,
+        [
+            AuditRecord(
+                actor,
+                "supplier.order_sent",
+                "recommendation",
+                item.recommendation_id,
+                None,
+                {"idempotency_key": item.idempotency_key, "external_ref": ref},
+                f"delivered to supplier {doc.get('supplier_id')} (attempt {item.attempts})",
+            )
+        ],
+        [
+            EventRecord(
+                "supplier",
+                "supplier.order_sent",
+                item.recommendation_id,
+                {
+                    "order_number": doc.get("order_number"),
+                    "supplier_id": doc.get("supplier_id"),
+                    "sku_id": doc.get("item_number"),
+                    "location_id": doc.get("ship_to"),
+                    "quantity": doc.get("quantity"),
+                    "idempotency_key": item.idempotency_key,
+                    "external_ref": ref,
+                },
+            )
+        ],
+        journal,
+    )
+    return True
 
 
 flush_journal = flush
@@ -245,6 +311,8 @@ def record_failure(
             .values(next_attempt_at=retry_at, lease_owner=None, lease_until=None, last_error=error)
         )
         return "pending" if res.rowcount == 1 else ""
+    if item.kind == SUPPLIER_ORDER:
+        return _order_dead(session, item, owner, error, actor, journal)
     try:
         _, a, e = _mark(
             session,
@@ -267,6 +335,44 @@ def record_failure(
     return "dead"
 
 
+def _order_dead(
+    session: Session, item: Claimed, owner: str, error: str, actor: str, journal: dict | None
+) -> str:
+    """Dead-letter a supplier order; the purchase order keeps its state (the ERP has it)."""
+    res = session.execute(
+        update(_O)
+        .where(_O.c.id == item.id, _O.c.status == "pending", _O.c.lease_owner == owner)
+        .values(status="dead", lease_owner=None, lease_until=None, last_error=error)
+    )
+    if res.rowcount != 1:
+        return ""
+    collect(
+        session,
+        item.tenant_id,
+        [
+            AuditRecord(
+                actor,
+                "supplier.order_failed",
+                "recommendation",
+                item.recommendation_id,
+                None,
+                {"idempotency_key": item.idempotency_key},
+                f"dead letter after {item.attempts} attempt(s): {error}",
+            )
+        ],
+        [
+            EventRecord(
+                "supplier",
+                "supplier.order_failed",
+                item.recommendation_id,
+                {"idempotency_key": item.idempotency_key, "error": error},
+            )
+        ],
+        journal,
+    )
+    return "dead"
+
+
 def replay(session: Session, tenant_id: str, item_id: int, *, actor: str) -> OutboxItem:
     """Put a dead letter back in the queue (same idempotency key) and its recommendation to ``retried``.
 
@@ -279,6 +385,25 @@ def replay(session: Session, tenant_id: str, item_id: int, *, actor: str) -> Out
         raise NotFound("outbox item", item_id)
     if item.status != "dead":
         raise InvalidInput("status", f"only dead items can be replayed; item {item_id} is {item.status!r}")
+    if item.kind == "supplier_order":  # the purchase order's state is not the supplier order's
+        session.execute(
+            update(_O)
+            .where(_O.c.id == item_id, _O.c.status == "dead")
+            .values(
+                status="pending", attempts=0, next_attempt_at=utcnow(), lease_owner=None, lease_until=None
+            )
+        )
+        append(
+            session,
+            tenant_id,
+            [
+                AuditRecord(
+                    actor, "outbox.replay", "outbox", str(item_id), {"status": "dead"}, {"status": "pending"}
+                )
+            ],
+        )
+        session.expire(item)
+        return session.get(OutboxItem, item_id)
     _, a, e = _mark(
         session,
         tenant_id,

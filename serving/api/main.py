@@ -31,7 +31,17 @@ from features.settings import Settings, get_settings
 from features.store._db import make_engine, session_scope
 from features.store._migrate import migrate
 from serving.api._limits import RequestGuard, TokenBuckets
-from serving.api.routes import audit, events, evidence, keys, outbox, recommendations, telemetry, webhooks
+from serving.api.routes import (
+    audit,
+    events,
+    evidence,
+    keys,
+    outbox,
+    recommendations,
+    suppliers,
+    telemetry,
+    webhooks,
+)
 from serving.api.routes import metrics as metrics_routes
 from workflow.errors import InvalidInput, WorkflowError
 from workflow.rights import DecisionPolicy
@@ -51,6 +61,7 @@ ROUTERS = (
     keys.router,
     telemetry.router,
     webhooks.router,
+    suppliers.router,
 )
 
 

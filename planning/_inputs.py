@@ -102,8 +102,9 @@ class PlanInputs:
     def subset(self, units: pl.DataFrame) -> PlanInputs:
         """These inputs for the stocking points of ``units`` (sku_id, location_id) only, in their row order.
 
-        A re-plan of the units a supplier response touched runs on exactly the rows a full plan would have
-        given them (same forecast, lead-time distribution, position), so its answer is the full plan's.
+        A re-plan of the units a supplier response touched runs on the rows a full plan would have given them
+        (same forecast, lead-time distribution, position); the simulation's random streams follow the row
+        order, so its figures match the full plan's up to sampling noise.
 
         Raises:
             ValueError: ``units`` lacks the key columns or names a stocking point not in these inputs.
@@ -133,7 +134,10 @@ class PlanInputs:
         if exc.height:  # data exceptions of these units (and of their SKUs' suppliers)
             exc = exc.filter(
                 pl.col("sku_id").is_in(keys["sku_id"].implode())
-                & (pl.col("location_id").is_null() | pl.col("location_id").is_in(keys["location_id"].implode()))
+                & (
+                    pl.col("location_id").is_null()
+                    | pl.col("location_id").is_in(keys["location_id"].implode())
+                )
             )
         pick = lambda a: None if a is None else np.asarray(a)[idx]  # noqa: E731
         return dataclasses.replace(

@@ -1,9 +1,9 @@
 """The supplier loop end to end on real stores (SQLite and PostgreSQL), the real API and real receivers.
 
-ingest -> cycle (plan, propose) -> approve -> dispatch (PO to the ERP, transfer to the WMS, the order document
-to the supplier) -> the supplier confirms 60% -> a short-shipment exception row, the purchase-order fact, and a
-re-plan of the affected unit that allocates the confirmed supply; bad responses get 4xx naming the field and
-store nothing.
+ingest -> cycle (plan, propose) -> approve -> dispatch (PO to the ERP, transfer to the WMS, the order
+document to the supplier) -> the supplier confirms 60% -> a short-shipment exception row, the purchase-order
+fact, and a re-plan of the affected unit that allocates the confirmed supply; bad responses get 4xx naming the
+field and store nothing.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def test_approve_dispatch_supplier_confirms_60_percent_and_the_replan_allocates_
     assert loop["confirmed_supply"] == {po.sku_id: confirmed}
     assert loop["replan_run_id"], loop["notes"]
 
-    # The short-shipment exception is a planning exception row of the re-plan, keyed for the exception workflow.
+    # The short-shipment exception: a planning exception row of the re-plan, keyed for the exception workflow.
     stored = load_run(engine, TENANT, loop["replan_run_id"])
     exc = stored["exceptions"].filter(pl.col("exception_type") == "short_shipment")
     assert exc.height == 1
@@ -165,7 +165,8 @@ def test_approve_dispatch_supplier_confirms_60_percent_and_the_replan_allocates_
     assert a["order_qty"] > min(confirmed, asked) - pack  # all of it, to the last whole pack
     assert a["order_qty"] % pack == 0
     print(
-        f"ordered {ordered} confirmed {confirmed} re-plan asked {asked} allocated {a['order_qty']} pack {pack}"
+        f"ordered {ordered} confirmed {confirmed} re-plan asked {asked} "
+        f"allocated {a['order_qty']} pack {pack}"
     )
     assert [x["order_qty"] for x in loop["allocations"]] == [a["order_qty"]]
     assert loop["proposed"] == 1

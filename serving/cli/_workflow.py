@@ -1,4 +1,4 @@
-"""Control-plane commands: ``replenish keys|audit|outbox|recommendations ...``."""
+"""Control-plane commands: ``replenish keys|audit|outbox|recommendations|suppliers ...``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ keys_app = typer.Typer(help="API keys (stored hashed) bound to a tenant and role
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Writeback outbox: dispatch, dead letters, replay.", no_args_is_help=True)
 recs_app = typer.Typer(help="Recommendations.", no_args_is_help=True)
+suppliers_app = typer.Typer(
+    help="Suppliers: order channels, sending orders, importing responses.", no_args_is_help=True
+)
 
 
 def _store():
@@ -136,6 +139,10 @@ def outbox_dispatch(
     file_dir: Annotated[
         Path | None, typer.Option(help="Deliver as CSV/JSON batch files into this folder.")
     ] = None,
+    supplier_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of suppliers' file drops (default: <REPLENISH_HOME>/supplier-orders)."),
+    ] = None,
     once: Annotated[
         bool, typer.Option("--once/--loop", help="Stop when nothing is due (default) or keep polling.")
     ] = True,
@@ -147,16 +154,19 @@ def outbox_dispatch(
 ) -> None:
     """Deliver due outbox items (idempotency keys, retries with backoff and jitter, dead letters).
 
-    By default each item goes to its own tenant's webhook target for the item's system (purchase orders to
-    the ERP, transfers to the WMS, ...: ``PUT /v1/webhooks/{system}``), signed with that tenant's secret; an
-    item whose tenant has no target waits for one. ``--webhook-url`` (one target for every tenant, the
-    service's secret; refused in production) or ``--file-dir`` replace that.
+    By default each item goes where its kind and tenant say: purchase orders to the tenant's ERP target,
+    transfers to its WMS, allocations to its OMS, exception updates to its ``exceptions`` target (else the
+    ERP) (``PUT /v1/webhooks/{system}``), each signed with that tenant's secret; supplier orders to the
+    supplier's channel (``PUT /v1/suppliers/{id}/channel``: webhook, or a file under ``--supplier-dir``). An
+    item whose tenant has no target waits for one (its last error says which), then dead-letters.
+    ``--webhook-url`` (one target for every tenant, the service's secret; refused in production) or
+    ``--file-dir`` replace that.
     """
     import numpy as np
 
     from workflow.adapters import FileDropAdapter, WebhookAdapter
     from workflow.dispatcher import Dispatcher, RetryPolicy
-    from workflow.webhooks import TenantWebhookAdapter
+    from workflow.webhooks import WritebackRouter
 
     if webhook_url is not None and file_dir is not None:
         typer.echo("error: give at most one of --webhook-url or --file-dir", err=True)
@@ -177,7 +187,8 @@ def outbox_dispatch(
     elif file_dir is not None:
         adapter = FileDropAdapter(file_dir)
     else:
-        adapter = TenantWebhookAdapter(engine, https_only=production)
+        drops = supplier_dir if supplier_dir is not None else Path(settings.home) / "supplier-orders"
+        adapter = WritebackRouter(engine, supplier_drop_root=drops, https_only=production)
     d = Dispatcher(
         engine,
         adapter,
@@ -245,9 +256,129 @@ def recs_expire(tenant: Annotated[str | None, typer.Option(help="Tenant.")] = No
     typer.echo(f"expired {n}")
 
 
+@suppliers_app.command("channel-set")
+def suppliers_channel_set(
+    supplier_id: str,
+    channel: Annotated[str, typer.Option(help="webhook or file.")],
+    url: Annotated[str | None, typer.Option(help="Webhook URL (https:// in production).")] = None,
+    secret_env: Annotated[
+        str | None, typer.Option(help="Name of the environment variable holding the webhook secret.")
+    ] = None,
+    file_format: Annotated[str, typer.Option(help="json or csv (file drops).")] = "json",
+    tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None,
+) -> None:
+    """Set how a supplier receives the tenant's orders (a webhook, or a file drop under --supplier-dir)."""
+    import os
+
+    from features.store._db import session_scope
+    from workflow import suppliers
+    from workflow.errors import WorkflowError
+
+    settings, engine = _store()
+    secret = os.environ.get(secret_env) if secret_env else None
+    try:
+        with session_scope(engine) as s:
+            out = suppliers.set_channel(
+                s,
+                _tenant(tenant),
+                supplier_id,
+                channel,
+                url=url,
+                secret=secret,
+                file_format=file_format,
+                actor="cli",
+                https_only=settings.env == "production",
+            )
+    except WorkflowError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"{out['supplier_id']}: {out['channel']} {out['url'] or out['file_format']}")
+
+
+@suppliers_app.command("channels")
+def suppliers_channels(tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None) -> None:
+    """List the tenant's supplier channels (never the secrets)."""
+    from features.store._db import session_scope
+    from workflow import suppliers
+
+    _, engine = _store()
+    with session_scope(engine) as s:
+        for c in suppliers.list_channels(s, _tenant(tenant)):
+            typer.echo(f"{c['supplier_id']:20}  {c['channel']:8}  {c['url'] or c['file_format']}")
+    engine.dispose()
+
+
+@suppliers_app.command("send")
+def suppliers_send(
+    order_number: str, tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None
+) -> None:
+    """Queue a purchase order's document for its supplier's channel (idempotent per order version)."""
+    from features.store._db import session_scope
+    from workflow import suppliers
+    from workflow.errors import WorkflowError
+
+    _, engine = _store()
+    try:
+        with session_scope(engine) as s:
+            out = suppliers.queue_order(s, _tenant(tenant), order_number, actor="cli")
+    except WorkflowError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    what = "queued" if out["created"] else "already queued"
+    typer.echo(f"{what}: outbox item {out['outbox_item_id']} ({out['idempotency_key']})")
+
+
+@suppliers_app.command("import-responses")
+def suppliers_import_responses(
+    file: Path,
+    tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None,
+    replan: Annotated[
+        bool,
+        typer.Option("--replan/--no-replan", help="Re-plan the affected units with the confirmed supply."),
+    ] = True,
+) -> None:
+    """Record a file of supplier responses (CSV or JSON, ORDRSP-like; all lines or none, docs/suppliers.md).
+
+    Exit code 2 when the file or a line is refused (the message names the line and the field; nothing is
+    stored); 0 otherwise, with what the responses changed.
+    """
+    from features.store._db import session_scope
+    from workflow.errors import WorkflowError
+    from workflow.supplier_responses import apply_responses, read_response_file, record_responses
+
+    settings, engine = _store()
+    t = _tenant(tenant)
+    try:
+        lines = read_response_file(file)
+        with session_scope(engine) as s:
+            outcomes = record_responses(s, t, lines, actor="cli:import")
+        loop = apply_responses(engine, t, outcomes, settings=settings, replan=replan, actor="cli:import")
+    except WorkflowError as exc:
+        typer.echo(f"error: {file}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"recorded {len(outcomes)} response(s)")
+    for kind, status in sorted(loop.facts.items()):
+        typer.echo(f"  {kind} facts: {status}")
+    for e in loop.exceptions:
+        typer.echo(f"  exception {e['exception_type']} ({e['severity']}): {e['message']}")
+    if loop.replan_run_id:
+        typer.echo(
+            f"  re-plan {loop.replan_run_id}: {len(loop.allocations)} allocation(s), {loop.proposed} proposed"
+        )
+    for note in loop.notes:
+        typer.echo(f"  note: {note}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the control-plane command groups to ``app``."""
     app.add_typer(keys_app, name="keys")
     app.add_typer(audit_app, name="audit")
     app.add_typer(outbox_app, name="outbox")
     app.add_typer(recs_app, name="recommendations")
+    app.add_typer(suppliers_app, name="suppliers")

@@ -184,6 +184,42 @@ def test_approve_dispatch_supplier_confirms_60_percent_and_the_replan_allocates_
     )
     assert pos.height == 1 and pos["qty"][0] == confirmed and pos["status"][0] == "open"
 
+    # The goods arrive 9 days after the order left: the observed lead time becomes a lead-time fact that
+    # planning learns from (one more delivery of this supplier x SKU in its lead-time statistics).
+    from planning import load_plan_inputs
+
+    def deliveries():
+        units = load_plan_inputs(engine, TENANT, settings=settings).units
+        hit = units.filter((pl.col("sku_id") == po.sku_id) & (pl.col("supplier_id") == po.supplier_id))
+        return hit["lead_time_n"].max() if hit.height else None
+
+    n_before = deliveries()
+    sent = rec["sent_at"][:10]
+    arrived = (np.datetime64(sent) + np.timedelta64(9, "D")).astype(str)
+    with _client(settings, engine) as api:
+        res = api.post(
+            "/v1/suppliers/responses",
+            json={
+                "responses": [
+                    {"order_number": po.id, "status": "received", "quantity": confirmed, "on_date": arrived}
+                ]
+            },
+            headers=api.h("service"),
+        )
+    assert res.status_code == 201, res.text
+    assert res.json()["loop"]["facts"]["lead_times"] in ("stored", "partial"), res.json()["loop"]
+    lts = read_table("lead_times", TENANT, engine=engine, settings=settings).filter(
+        (pl.col("supplier_id") == po.supplier_id)
+        & (pl.col("sku_id") == po.sku_id)
+        & (pl.col("order_date") == np.datetime64(sent))
+    )
+    assert lts.height == 1 and lts["lead_time_days"][0] == 9.0
+    assert n_before is not None and deliveries() == n_before + 1
+    pos = read_table("purchase_orders", TENANT, engine=engine, settings=settings).filter(
+        pl.col("po_id") == po.id
+    )
+    assert pos["status"].to_list() == ["received"]
+
     # Every step is in the tenant's event log, in order.
     with session_scope(engine) as s:
         types = [

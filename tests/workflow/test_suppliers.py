@@ -214,3 +214,30 @@ def test_response_file_import_names_the_line_and_field(engine, tenants, tmp_path
     with pytest.raises(InvalidInput, match="columns"):
         (tmp_path / "x.csv").write_text("po,qty\n1,2\n")
         read_response_file(tmp_path / "x.csv")
+
+
+def test_cli_imports_a_response_file_and_refuses_a_bad_one_whole(engine, tenants, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    monkeypatch.setenv("REPLENISH_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("REPLENISH_TENANT", "a")
+    rid = _sent_po(engine, tenants, quantity=100)
+    other = _sent_po(engine, tenants, sku_id="SKU-2", quantity=50)
+    before = _counts(engine, rid)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"order_number,status,quantity\n{rid},partial,60\n{other},confirmed,75\n")
+    res = CliRunner().invoke(app, ["suppliers", "import-responses", str(bad), "--no-replan"])
+    assert res.exit_code == 2 and "line 2: quantity" in res.output and "above the 50 ordered" in res.output
+    assert _counts(engine, rid) == before  # line 1 was not stored either
+    good = tmp_path / "ordrsp.csv"
+    good.write_text(f"order_number,status,quantity,on_date\n{rid},partial,60,\n{other},rejected,,\n")
+    res = CliRunner().invoke(app, ["suppliers", "import-responses", str(good), "--no-replan"])
+    assert res.exit_code == 0, res.output
+    assert "recorded 2 response(s)" in res.output
+    assert "exception short_shipment (high)" in res.output
+    assert "exception supplier_rejected (high)" in res.output
+    with session_scope(engine) as s:
+        assert lifecycle.get(s, "a", rid).confirmed_quantity == 60.0
+        assert lifecycle.get(s, "a", other).confirmed_quantity == 0.0

@@ -1,5 +1,14 @@
 """Planner pages served by the decision API under ``/ui`` (server-rendered, plots as inline SVG, no CDN)."""
 
-from serving.pages._views import router, setup_app
+from fastapi import APIRouter
+
+from serving.pages._suppliers import router as _suppliers_router
+from serving.pages._views import router as _views_router
+from serving.pages._views import setup_app
 
 __all__ = ["router", "setup_app"]
+
+#: Every page under ``/ui``: review queue, recommendation, exceptions, accuracy, and the suppliers' pages.
+router = APIRouter(include_in_schema=False)
+router.include_router(_views_router)
+router.include_router(_suppliers_router, prefix="/ui")

@@ -15,7 +15,10 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
-System = Annotated[Literal["erp", "wms", "oms"], Path(description="Receiving system.")]
+System = Annotated[
+    Literal["erp", "wms", "oms", "exceptions"],
+    Path(description="Receiving system (exceptions: optional receiver of exception updates, else the ERP)."),
+]
 
 
 class TargetIn(StrictIn):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict
 
-from serving.api.deps import Decider, Integrator, PolicyDep, Proposer, Reader, SessionDep
+from serving.api.deps import Decider, EngineDep, Integrator, PolicyDep, Proposer, Reader, SessionDep
 from workflow import evidence, lifecycle
 from workflow.schemas import (
     INT64_MAX,
@@ -138,10 +138,17 @@ def ack(rec_id: RecId, body: AckIn, p: Integrator, s: SessionDep) -> Recommendat
 
 @router.post("/{rec_id}/supplier-responses", response_model=RecommendationOut, status_code=201)
 def supplier_response(
-    rec_id: RecId, body: SupplierResponseIn, p: Integrator, s: SessionDep
+    rec_id: RecId, body: SupplierResponseIn, request: Request, p: Integrator, engine: EngineDep
 ) -> RecommendationOut:
-    """A supplier's response to a sent purchase order."""
-    return lifecycle.record_supplier_response(s, p.tenant_id, rec_id, body, actor=p.actor)
+    """A supplier's response to a sent purchase order (the loop of ``POST /v1/suppliers/responses``)."""
+    from features.store._db import session_scope
+    from workflow.supplier_responses import ResponseLine, apply_responses, record_responses
+
+    line = ResponseLine(order_number=rec_id, **body.model_dump())
+    with session_scope(engine) as s:  # committed before the facts and the re-plan read it
+        (outcome,) = record_responses(s, p.tenant_id, [line], actor=p.actor)
+    apply_responses(engine, p.tenant_id, [outcome], settings=request.app.state.settings, actor=p.actor)
+    return outcome.recommendation
 
 
 @router.get("/{rec_id}/history", response_model=list[AuditOut])

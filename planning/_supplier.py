@@ -151,8 +151,9 @@ def response_exceptions(lines: pl.DataFrame, tolerance: float = 0.02) -> pl.Data
             pl.lit("high").alias("severity"),
             pl.col("ordered_qty").alias("value"),
             pl.lit(0.0).alias("threshold"),
-            pl.format("PO {} refused by supplier {}: 0 of {} confirmed", "po_id", "supplier_id", "ordered_qty")
-            .alias("message"),
+            pl.format(
+                "PO {} refused by supplier {}: 0 of {} confirmed", "po_id", "supplier_id", "ordered_qty"
+            ).alias("message"),
         ),
         base.filter(
             (pl.col("status") != "rejected")

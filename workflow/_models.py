@@ -255,7 +255,16 @@ class SupplierResponse(Base):
     """A supplier's answer to a purchase order: confirmed, partial, rejected, new date, or goods received."""
 
     __tablename__ = "wf_supplier_responses"
-    __table_args__ = (Index("ix_wf_supplier_responses_tenant_supplier", "tenant_id", "supplier_id"),)
+    __table_args__ = (
+        Index("ix_wf_supplier_responses_tenant_supplier", "tenant_id", "supplier_id"),
+        Index(
+            "ux_wf_supplier_responses_response_id",
+            "tenant_id",
+            "recommendation_id",
+            "response_id",
+            unique=True,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = _tenant_fk()
@@ -271,6 +280,8 @@ class SupplierResponse(Base):
     on_time: Mapped[int | None] = mapped_column(Integer, nullable=True)
     in_full: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow)
+    #: The supplier's own id of the response (ORDRSP document number): a response sent twice is kept once.
+    response_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class TelemetryPoint(Base):

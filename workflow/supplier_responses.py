@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -36,18 +37,20 @@ from typing import Any
 
 import polars as pl
 from pydantic import Field, ValidationError
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from features.store._db import session_scope
 from workflow._models import Recommendation, SupplierResponse
-from workflow.errors import InvalidInput, NotFound
-from workflow.lifecycle import record_supplier_response
+from workflow.errors import InvalidInput, NotFound, WorkflowError
+from workflow.lifecycle import get, record_supplier_response
 from workflow.schemas import RecommendationOut, SupplierResponseIn
 
 __all__ = [
     "RESPONSE_FIELDS",
+    "ConcurrentResponse",
     "LoopResult",
     "ResponseLine",
     "ResponseOutcome",
@@ -57,18 +60,31 @@ __all__ = [
     "record_responses",
 ]
 
+log = logging.getLogger(__name__)
+
 #: Columns of a response file (and fields of the API body), in order.
-RESPONSE_FIELDS = ("order_number", "status", "quantity", "on_date", "comment")
+RESPONSE_FIELDS = ("order_number", "status", "quantity", "on_date", "comment", "response_id")
 _R = Recommendation.__table__
 _S = SupplierResponse.__table__
 #: Most lines in one batch (a file or one API call).
 MAX_LINES = 10_000
 
 
+class ConcurrentResponse(WorkflowError):
+    """The same response (same ``response_id``) was being recorded at the same moment by another request."""
+
+    status_code = 409
+
+
 class ResponseLine(SupplierResponseIn):
-    """One response line: which order (``order_number``, the purchase order's id as sent) and the answer."""
+    """One response line: which order (``order_number``, the purchase order's id as sent) and the answer.
+
+    ``response_id`` (optional, the supplier's own document number, ORDRSP BGM 1004): a response whose id was
+    already recorded for the order is a repeat (a retried delivery) and is not applied again.
+    """
 
     order_number: str = Field(min_length=1, max_length=64)
+    response_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +104,7 @@ class ResponseOutcome:
     on_date: date | None
     quantity: float | None
     recommendation: RecommendationOut
+    duplicate: bool = False
 
 
 def _check(row: dict[str, Any] | None, line: ResponseLine, where: str) -> None:
@@ -139,36 +156,73 @@ def record_responses(
     many = len(lines) > 1
     for n, ln in enumerate(lines, start=1):
         _check(rows.get(ln.order_number), ln, f"line {n}: " if many else "")
+    seen = _known_response_ids(session, tenant_id, lines)
     out = []
     for ln in lines:
         row = rows[ln.order_number]
+        if ln.response_id is not None and (ln.order_number, ln.response_id) in seen:
+            out.append(_outcome(ln, row, get(session, tenant_id, ln.order_number), duplicate=True))
+            continue
         rec = record_supplier_response(
             session,
             tenant_id,
             ln.order_number,
-            SupplierResponseIn(**ln.model_dump(exclude={"order_number"})),
+            SupplierResponseIn(**ln.model_dump(exclude={"order_number", "response_id"})),
             actor=actor,
         )
-        out.append(
-            ResponseOutcome(
-                order_number=ln.order_number,
-                status=ln.status,
-                supplier_id=rec.supplier_id or "",
-                sku_id=rec.sku_id,
-                location_id=rec.location_id,
-                ordered_qty=float(
-                    row["final_quantity"] if row["final_quantity"] is not None else row["quantity"]
-                ),
-                confirmed_qty=rec.confirmed_quantity,
-                confirmed_date=rec.confirmed_date,
-                need_by=row["final_need_by"] or row["need_by"],
-                sent_date=row["sent_at"].date() if row["sent_at"] is not None else None,
-                on_date=ln.on_date,
-                quantity=ln.quantity,
-                recommendation=rec,
-            )
-        )
+        if ln.response_id is not None:
+            _tag(session, tenant_id, ln)
+            seen.add((ln.order_number, ln.response_id))
+        out.append(_outcome(ln, row, rec))
     return out
+
+
+def _known_response_ids(
+    session: Session, tenant_id: str, lines: Sequence[ResponseLine]
+) -> set[tuple[str, str]]:
+    ids = sorted({ln.order_number for ln in lines if ln.response_id is not None})
+    if not ids:
+        return set()
+    q = select(_S.c.recommendation_id, _S.c.response_id).where(
+        _S.c.tenant_id == tenant_id, _S.c.recommendation_id.in_(ids), _S.c.response_id.is_not(None)
+    )
+    return {(r, i) for r, i in session.execute(q)}
+
+
+def _tag(session: Session, tenant_id: str, ln: ResponseLine) -> None:
+    """Put the supplier's response id on the response row just written (the order's newest)."""
+    newest = (
+        select(func.max(_S.c.id))
+        .where(_S.c.tenant_id == tenant_id, _S.c.recommendation_id == ln.order_number)
+        .scalar_subquery()
+    )
+    try:
+        with session.begin_nested():
+            session.execute(update(_S).where(_S.c.id == newest).values(response_id=ln.response_id))
+    except IntegrityError:  # the same response recorded meanwhile by a concurrent delivery
+        raise ConcurrentResponse(
+            f"response_id {ln.response_id!r} of order {ln.order_number} was recorded by a concurrent "
+            "delivery; send it again to get it answered as a repeat"
+        ) from None
+
+
+def _outcome(ln: ResponseLine, row: dict[str, Any], rec: RecommendationOut, duplicate: bool = False):
+    return ResponseOutcome(
+        order_number=ln.order_number,
+        status=ln.status,
+        supplier_id=rec.supplier_id or "",
+        sku_id=rec.sku_id,
+        location_id=rec.location_id,
+        ordered_qty=float(row["final_quantity"] if row["final_quantity"] is not None else row["quantity"]),
+        confirmed_qty=rec.confirmed_quantity,
+        confirmed_date=rec.confirmed_date,
+        need_by=row["final_need_by"] or row["need_by"],
+        sent_date=row["sent_at"].date() if row["sent_at"] is not None else None,
+        on_date=ln.on_date,
+        quantity=ln.quantity,
+        recommendation=rec,
+        duplicate=duplicate,
+    )
 
 
 def read_response_file(path: str | Path) -> list[ResponseLine]:
@@ -397,6 +451,7 @@ def apply_responses(
 
         settings = get_settings()
     result = LoopResult()
+    outcomes = [o for o in outcomes if not o.duplicate]  # a repeat changed nothing: nothing to redo
     if not outcomes:
         return result
     _ingest_facts(engine, tenant, outcomes, settings, result)
@@ -443,8 +498,9 @@ def _replan(
             confirmed_supply=confirmed if confirmed.height else None,
             extra_exceptions=exc,
         )
-    except (ValueError, LookupError) as exc_:
-        result.notes.append(f"re-plan of the affected units failed: {exc_}")
+    except Exception as exc_:  # the responses are stored; a re-plan that cannot run is said, never a 5xx
+        result.notes.append(f"re-plan of the affected units failed: {type(exc_).__name__}: {exc_}")
+        log.warning("supplier re-plan of tenant %s failed", tenant, exc_info=True)
         return
     result.replan_run_id = staged.run_id
     recs = staged.result.recommendations
@@ -459,10 +515,17 @@ def _replan(
         ).to_dicts()
     if not propose or not result.allocations:
         return
-    run = load_run(engine, tenant, staged.run_id)
-    todo = [r for r in build_recommendations(run) if r.kind == "allocation"]
-    with session_scope(engine) as s:
-        result.proposed = len(propose_many(s, tenant, todo, actor=actor)) if todo else 0
+    try:
+        run = load_run(engine, tenant, staged.run_id)
+        todo = [r for r in build_recommendations(run) if r.kind == "allocation"]
+        with session_scope(engine) as s:
+            result.proposed = len(propose_many(s, tenant, todo, actor=actor)) if todo else 0
+    except Exception as exc_:  # the re-plan run is stored; its allocations can be proposed from it later
+        result.notes.append(
+            f"allocations of re-plan {staged.run_id} not proposed: {type(exc_).__name__}: {exc_} "
+            "(the run is stored: propose it with workflow.proposals.propose_plan)"
+        )
+        log.warning("proposing supplier re-plan %s failed", staged.run_id, exc_info=True)
 
 
 def find_order(session: Session, tenant_id: str, order_number: str) -> dict[str, Any]:

@@ -362,7 +362,8 @@ def suppliers_import_responses(
         raise typer.Exit(2) from None
     finally:
         engine.dispose()
-    typer.echo(f"recorded {len(outcomes)} response(s)")
+    dup = sum(o.duplicate for o in outcomes)
+    typer.echo(f"recorded {len(outcomes) - dup} response(s)" + (f", {dup} repeat(s) skipped" if dup else ""))
     for kind, status in sorted(loop.facts.items()):
         typer.echo(f"  {kind} facts: {status}")
     for e in loop.exceptions:

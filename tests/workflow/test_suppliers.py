@@ -241,3 +241,20 @@ def test_cli_imports_a_response_file_and_refuses_a_bad_one_whole(engine, tenants
     with session_scope(engine) as s:
         assert lifecycle.get(s, "a", rid).confirmed_quantity == 60.0
         assert lifecycle.get(s, "a", other).confirmed_quantity == 0.0
+
+
+def test_a_response_sent_twice_with_its_id_is_applied_once(engine, tenants):
+    rid = _sent_po(engine, tenants, quantity=100)
+    line = ResponseLine(order_number=rid, status="partial", quantity=60, response_id="ORDRSP-77")
+    with session_scope(engine) as s:
+        (first,) = record_responses(s, "a", [line], actor="portal")
+    after_first = _counts(engine, rid)
+    with session_scope(engine) as s:  # a retried delivery, and the same line twice in one batch
+        again = record_responses(s, "a", [line, line], actor="portal")
+    assert not first.duplicate and [o.duplicate for o in again] == [True, True]
+    assert _counts(engine, rid) == after_first
+    other = ResponseLine(order_number=rid, status="partial", quantity=50, response_id="ORDRSP-78")
+    with session_scope(engine) as s:
+        (o,) = record_responses(s, "a", [other], actor="portal")
+    assert not o.duplicate and o.confirmed_qty == 50.0
+    assert _counts(engine, rid) == (after_first[0] + 1, after_first[1] + 1)

@@ -74,9 +74,13 @@ class LoopOut(BaseModel):
 
 
 class ResponsesOut(BaseModel):
-    """The orders as they are after the responses, and what the loop did."""
+    """The orders as they are after the responses, and what the loop did.
+
+    ``duplicates`` lists the ``response_id`` of lines that repeat a response already recorded (applied once).
+    """
 
     recorded: list[RecommendationOut]
+    duplicates: list[str]
     loop: LoopOut
 
 
@@ -135,4 +139,8 @@ def post_responses(
     loop = apply_responses(
         engine, p.tenant_id, outcomes, settings=request.app.state.settings, replan=replan, actor=p.actor
     )
-    return ResponsesOut(recorded=[o.recommendation for o in outcomes], loop=LoopOut(**loop.to_dict()))
+    return ResponsesOut(
+        recorded=[o.recommendation for o in outcomes],
+        duplicates=[ln.response_id for ln, o in zip(body.responses, outcomes, strict=True) if o.duplicate],
+        loop=LoopOut(**loop.to_dict()),
+    )

@@ -58,6 +58,7 @@ __all__ = [
     "open_confirmations",
     "read_response_file",
     "record_responses",
+    "responses_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -528,13 +529,17 @@ def _replan(
         log.warning("proposing supplier re-plan %s failed", staged.run_id, exc_info=True)
 
 
-def find_order(session: Session, tenant_id: str, order_number: str) -> dict[str, Any]:
-    """The purchase order ``order_number`` of the tenant as stored (404 when unknown)."""
-    row = (
-        session.execute(select(_R).where(_R.c.tenant_id == tenant_id, _R.c.id == order_number))
-        .mappings()
-        .first()
+def responses_of(session: Session, tenant_id: str, order_numbers: Sequence[str]) -> list[SupplierResponse]:
+    """The recorded responses to the tenant's orders ``order_numbers``, oldest first."""
+    if not order_numbers:
+        return []
+    return list(
+        session.scalars(
+            select(SupplierResponse)
+            .where(
+                SupplierResponse.tenant_id == tenant_id,
+                SupplierResponse.recommendation_id.in_(list(order_numbers)),
+            )
+            .order_by(SupplierResponse.id)
+        )
     )
-    if row is None:
-        raise NotFound("purchase order (order_number)", order_number)
-    return dict(row)

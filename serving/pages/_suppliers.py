@@ -16,7 +16,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from features.store._db import session_scope
 from serving.api.deps import EngineDep, SessionDep
@@ -48,19 +47,9 @@ def orders(request: Request, p: PagePrincipal, session: SessionDep):
 
 
 def _last_responses(session, tenant_id: str, recs) -> dict[str, object]:
-    from workflow._models import SupplierResponse
+    from workflow.supplier_responses import responses_of
 
-    if not recs:
-        return {}
-    rows = session.scalars(
-        select(SupplierResponse)
-        .where(
-            SupplierResponse.tenant_id == tenant_id,
-            SupplierResponse.recommendation_id.in_([r.id for r in recs]),
-        )
-        .order_by(SupplierResponse.id)
-    )
-    return {r.recommendation_id: r for r in rows}
+    return {r.recommendation_id: r for r in responses_of(session, tenant_id, [r.id for r in recs])}
 
 
 @router.get("/suppliers/orders/{order_number}", response_class=HTMLResponse)
@@ -73,17 +62,11 @@ def order(
     error: str | None = None,
 ):
     """One purchase order, its supplier's responses so far, and the response form."""
-    from workflow._models import SupplierResponse
     from workflow.lifecycle import get
+    from workflow.supplier_responses import responses_of
 
     rec = get(session, p.tenant_id, order_number)  # 404 for another tenant's id
-    responses = list(
-        session.scalars(
-            select(SupplierResponse)
-            .where(SupplierResponse.tenant_id == p.tenant_id, SupplierResponse.recommendation_id == rec.id)
-            .order_by(SupplierResponse.id)
-        )
-    )
+    responses = responses_of(session, p.tenant_id, [rec.id])
     return page(
         request,
         "supplier_order.html",

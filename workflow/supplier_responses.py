@@ -55,6 +55,7 @@ __all__ = [
     "ResponseLine",
     "ResponseOutcome",
     "apply_responses",
+    "import_folder",
     "open_confirmations",
     "read_response_file",
     "record_responses",
@@ -543,3 +544,48 @@ def responses_of(session: Session, tenant_id: str, order_numbers: Sequence[str])
             .order_by(SupplierResponse.id)
         )
     )
+
+
+def import_folder(
+    engine: Engine,
+    tenant: str,
+    folder: str | Path,
+    *,
+    actor: str,
+    settings=None,
+    replan: bool = True,
+) -> list[tuple[str, str, str]]:
+    """Import every response file a supplier dropped in ``folder`` (its inbox), oldest name first.
+
+    Each ``.csv`` / ``.json`` file is one batch (all lines or none): recorded and applied, then moved to
+    ``done/``; refused, moved to ``rejected/`` beside a ``<name>.error.txt`` naming the line and field. Names
+    starting with ``.`` are skipped: suppliers write to such a temporary name and rename when complete.
+
+    Returns:
+        ``(file name, "done" | "rejected", message)`` per file.
+    """
+    folder = Path(folder)
+    out = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        if path.suffix.lower() not in (".csv", ".json"):
+            continue
+        try:
+            lines = read_response_file(path)
+            with session_scope(engine) as s:
+                outcomes = record_responses(s, tenant, lines, actor=actor)
+        except WorkflowError as exc:
+            dest = folder / "rejected"
+            dest.mkdir(exist_ok=True)
+            (dest / f"{path.name}.error.txt").write_text(f"{exc}\n")
+            path.replace(dest / path.name)
+            out.append((path.name, "rejected", str(exc)))
+            continue
+        dest = folder / "done"
+        dest.mkdir(exist_ok=True)
+        path.replace(dest / path.name)  # recorded: never imported twice, whatever the loop below does
+        loop = apply_responses(engine, tenant, outcomes, settings=settings, replan=replan, actor=actor)
+        said = f"{sum(not o.duplicate for o in outcomes)} response(s), {len(loop.exceptions)} exception(s)"
+        if loop.replan_run_id:
+            said += f", re-plan {loop.replan_run_id} ({loop.proposed} allocation(s) proposed)"
+        out.append((path.name, "done", "; ".join([said, *loop.notes])))
+    return out

@@ -334,7 +334,7 @@ def suppliers_send(
 
 @suppliers_app.command("import-responses")
 def suppliers_import_responses(
-    file: Path,
+    file: Annotated[Path, typer.Argument(help="A response file, or a folder of them (a suppliers' inbox).")],
     tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None,
     replan: Annotated[
         bool,
@@ -344,14 +344,31 @@ def suppliers_import_responses(
     """Record a file of supplier responses (CSV or JSON, ORDRSP-like; all lines or none, docs/suppliers.md).
 
     Exit code 2 when the file or a line is refused (the message names the line and the field; nothing is
-    stored); 0 otherwise, with what the responses changed.
+    stored); 0 otherwise, with what the responses changed. Given a folder (a suppliers' inbox), imports each
+    file in it, moving it to ``done/`` or ``rejected/`` (with ``<name>.error.txt``); exit code 1 when any was
+    rejected.
     """
     from features.store._db import session_scope
     from workflow.errors import WorkflowError
-    from workflow.supplier_responses import apply_responses, read_response_file, record_responses
+    from workflow.supplier_responses import (
+        apply_responses,
+        import_folder,
+        read_response_file,
+        record_responses,
+    )
 
     settings, engine = _store()
     t = _tenant(tenant)
+    if file.is_dir():
+        try:
+            results = import_folder(engine, t, file, actor="cli:import", settings=settings, replan=replan)
+        finally:
+            engine.dispose()
+        for name, status, message in results:
+            typer.echo(f"{status:8}  {name}: {message}")
+        if not results:
+            typer.echo(f"no response file in {file}")
+        raise typer.Exit(1 if any(st == "rejected" for _, st, _ in results) else 0)
     try:
         lines = read_response_file(file)
         with session_scope(engine) as s:

@@ -258,3 +258,31 @@ def test_a_response_sent_twice_with_its_id_is_applied_once(engine, tenants):
         (o,) = record_responses(s, "a", [other], actor="portal")
     assert not o.duplicate and o.confirmed_qty == 50.0
     assert _counts(engine, rid) == (after_first[0] + 1, after_first[1] + 1)
+
+
+def test_cli_imports_a_suppliers_inbox_folder_file_by_file(engine, tenants, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    monkeypatch.setenv("REPLENISH_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("REPLENISH_TENANT", "a")
+    rid = _sent_po(engine, tenants, quantity=100)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "01-good.csv").write_text(f"order_number,status,quantity\n{rid},partial,70\n")
+    (inbox / "02-bad.json").write_text(
+        json.dumps([{"order_number": rid, "status": "partial", "quantity": 700}])
+    )
+    (inbox / ".03-still-writing.csv").write_text("order_number,status\n")
+    res = CliRunner().invoke(app, ["suppliers", "import-responses", str(inbox), "--no-replan"])
+    assert res.exit_code == 1, res.output
+    assert "done      01-good.csv: 1 response(s), 1 exception(s)" in res.output
+    assert "rejected  02-bad.json: quantity: 700 is above the 100 ordered" in res.output
+    assert (inbox / "done" / "01-good.csv").exists() and (inbox / "rejected" / "02-bad.json").exists()
+    assert "above the 100 ordered" in (inbox / "rejected" / "02-bad.json.error.txt").read_text()
+    assert (inbox / ".03-still-writing.csv").exists()  # a file still being written is left alone
+    with session_scope(engine) as s:
+        assert lifecycle.get(s, "a", rid).confirmed_quantity == 70.0
+    res = CliRunner().invoke(app, ["suppliers", "import-responses", str(inbox), "--no-replan"])
+    assert res.exit_code == 0 and "no response file" in res.output  # nothing imported twice

@@ -286,3 +286,24 @@ def test_cli_imports_a_suppliers_inbox_folder_file_by_file(engine, tenants, tmp_
         assert lifecycle.get(s, "a", rid).confirmed_quantity == 70.0
     res = CliRunner().invoke(app, ["suppliers", "import-responses", str(inbox), "--no-replan"])
     assert res.exit_code == 0 and "no response file" in res.output  # nothing imported twice
+
+
+def test_exception_updates_go_to_the_exceptions_target_where_one_is_set(engine, tenants, receivers):
+    _targets(engine, receivers)
+    exc_rx = Receiver(secret="x" * 40).start()
+    try:
+        with session_scope(engine) as s:
+            webhooks.set_target(s, "a", "exceptions", exc_rx.url, "x" * 40, actor="test", https_only=False)
+        ex = _auto(engine, kind="exception_update")
+        po = _auto(engine)
+        router = webhooks.WritebackRouter(engine)
+        try:
+            assert _dispatch(engine, router).delivered == 2
+        finally:
+            router.close()
+        assert [b["recommendation_id"] for b in exc_rx.bodies.values()] == [ex]
+        assert [b["recommendation_id"] for b in receivers["erp"].bodies.values()] == [po]
+        assert webhooks.system_of("exception_update") == "exceptions"
+        assert webhooks.system_of("supplier_order") == "supplier" and webhooks.system_of("mystery") is None
+    finally:
+        exc_rx.stop()

@@ -307,3 +307,34 @@ def test_exception_updates_go_to_the_exceptions_target_where_one_is_set(engine, 
         assert webhooks.system_of("supplier_order") == "supplier" and webhooks.system_of("mystery") is None
     finally:
         exc_rx.stop()
+
+
+def test_cli_sets_lists_channels_and_queues_an_order(engine, tenants, monkeypatch):
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    monkeypatch.setenv("REPLENISH_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("REPLENISH_TENANT", "a")
+    monkeypatch.setenv("SUP1_SECRET", SUP)
+    run = CliRunner().invoke
+    res = run(
+        app, ["suppliers", "channel-set", "SUP-1", "--channel", "webhook", "--url", "http://127.0.0.1:9/h"]
+    )
+    assert res.exit_code == 2 and "secret" in res.output  # no secret: refused, naming the field
+    res = run(
+        app,
+        ["suppliers", "channel-set", "SUP-1", "--channel", "webhook", "--url", "http://127.0.0.1:9/h"]
+        + ["--secret-env", "SUP1_SECRET"],
+    )
+    assert res.exit_code == 0, res.output
+    assert run(app, ["suppliers", "channel-set", "SUP-2", "--channel", "file"]).exit_code == 0
+    listed = run(app, ["suppliers", "channels"]).output
+    assert "SUP-1" in listed and "webhook" in listed and "SUP-2" in listed and SUP not in listed
+    rid = _sent_po(engine, tenants, quantity=10)
+    with session_scope(engine) as s:  # the ERP delivery above queued it already (SUP-1 has a channel)
+        assert [i.kind for i in outbox.list_items(s, "a", status="pending")] == ["supplier_order"]
+    res = run(app, ["suppliers", "send", rid])
+    assert res.exit_code == 0 and "already queued" in res.output
+    res = run(app, ["suppliers", "send", "nope"])
+    assert res.exit_code == 2 and "not found" in res.output

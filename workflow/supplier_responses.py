@@ -519,7 +519,18 @@ def _replan(
         return
     try:
         run = load_run(engine, tenant, staged.run_id)
-        todo = [r for r in build_recommendations(run) if r.kind == "allocation"]
+        # One proposal per unit and confirmed supply: a repeated response re-plans to the same allocation,
+        # which is then found by its key instead of being proposed again.
+        todo = [
+            r.model_copy(
+                update={
+                    "proposal_key": f"supplier-allocation:{r.sku_id}|{r.location_id}|"
+                    f"{result.confirmed_supply.get(r.sku_id, 0.0):g}"
+                }
+            )
+            for r in build_recommendations(run)
+            if r.kind == "allocation"
+        ]
         with session_scope(engine) as s:
             result.proposed = len(propose_many(s, tenant, todo, actor=actor)) if todo else 0
     except Exception as exc_:  # the re-plan run is stored; its allocations can be proposed from it later

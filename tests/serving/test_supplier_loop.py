@@ -182,6 +182,18 @@ def test_approve_dispatch_supplier_confirms_60_percent_and_the_replan_allocates_
         (po.sku_id, po.location_id, a["order_qty"])
     ]
 
+    # The same confirmation again (no response id) re-plans to the same allocation: not proposed twice.
+    with _client(settings, engine) as api:
+        res = api.post(
+            "/v1/suppliers/responses",
+            json={"responses": [{"order_number": po.id, "status": "partial", "quantity": confirmed}]},
+            headers=api.h("service"),
+        )
+    assert res.status_code == 201 and res.json()["loop"]["replan_run_id"] != loop["replan_run_id"]
+    with session_scope(engine) as s:
+        again = [r for r in lifecycle.list_recommendations(s, TENANT, limit=10_000) if r.kind == "allocation"]
+    assert [r.id for r in again] == [r.id for r in proposed]
+
     # The purchase-order fact planning reads carries the confirmed quantity.
     pos = read_table("purchase_orders", TENANT, engine=engine, settings=settings).filter(
         pl.col("po_id") == po.id

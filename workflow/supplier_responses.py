@@ -316,14 +316,8 @@ def open_confirmations(session: Session, tenant_id: str, skus: Sequence[str]) ->
     ).all()
     return pl.DataFrame(
         [(r[0], r[1], r[2], r[3], float(r[5] if r[5] is not None else r[4]), float(r[6])) for r in rows],
-        schema={
-            "po_id": pl.String,
-            "sku_id": pl.String,
-            "location_id": pl.String,
-            "supplier_id": pl.String,
-            "ordered_qty": pl.Float64,
-            "confirmed_qty": pl.Float64,
-        },
+        schema=dict.fromkeys(("po_id", "sku_id", "location_id", "supplier_id"), pl.String)
+        | dict.fromkeys(("ordered_qty", "confirmed_qty"), pl.Float64),
         orient="row",
     )
 
@@ -409,17 +403,9 @@ def _exceptions(outcomes: Sequence[ResponseOutcome]) -> pl.DataFrame:
             }
             for o in outcomes
         ],
-        schema={
-            "po_id": pl.String,
-            "supplier_id": pl.String,
-            "sku_id": pl.String,
-            "location_id": pl.String,
-            "status": pl.String,
-            "ordered_qty": pl.Float64,
-            "confirmed_qty": pl.Float64,
-            "need_by": pl.Date,
-            "confirmed_date": pl.Date,
-        },
+        schema=dict.fromkeys(("po_id", "supplier_id", "sku_id", "location_id", "status"), pl.String)
+        | dict.fromkeys(("ordered_qty", "confirmed_qty"), pl.Float64)
+        | dict.fromkeys(("need_by", "confirmed_date"), pl.Date),
     )
     return response_exceptions(lines)
 

@@ -222,7 +222,8 @@ def outbox_list(
     with session_scope(engine) as s:
         for i in outbox.list_items(s, _tenant(tenant), status=status, limit=1000):
             typer.echo(
-                f"{i.id:6}  {i.status:9}  attempts {i.attempts:2}  {i.idempotency_key}  {i.last_error or ''}"
+                f"{i.id:6}  {i.status:9}  {i.kind:16}  attempts {i.attempts:2}  {i.idempotency_key}  "
+                f"{i.last_error or ''}"
             )
     engine.dispose()
 

@@ -181,7 +181,7 @@ def main() -> None:
     # a digest of every figure of the last run's decisions: "the same figures" checked to the last bit
     digest = hashlib.sha256()
     for frame in (recs, res.units, res.exceptions, res.po_drafts):
-        digest.update(frame.write_csv().encode())
+        digest.update(frame.write_json().encode())  # JSON: some columns are lists
     print(f"result digest (recommendations, units, exceptions, PO drafts of run {a.repeats}): "
           f"{digest.hexdigest()[:16]}")
     med = float(np.median(times))

@@ -76,13 +76,15 @@ __device__ double mean_multiplier(u64 key, double se) {
     return (0.0 > v) ? 0.0 : v;
 }
 
+// the first bin whose cumulative weight reaches target, else k_max: the bins below it (the CPU's scan)
 __device__ i64 lead_time(const double* weight, double target, i64 k_max) {
     double acc = 0.0;
-    for (i64 lt = 0; lt < k_max; ++lt) {
-        acc += weight[lt];
-        if (acc >= target) return lt;
+    i64 lt = 0;
+    for (i64 b = 0; b < k_max; ++b) {
+        acc += weight[b];
+        lt += acc < target ? 1 : 0;
     }
-    return k_max;
+    return lt;
 }
 
 __device__ double period_demand(i64 kind, u64 bits, i64 i, i64 j, const double* pool, i64 W, u64 m,

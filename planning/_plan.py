@@ -37,14 +37,11 @@ from kernels import (
     service_menu,
 )
 from planning._constraints import apply_constraints, order_increments
-from planning._evidence import PROVENANCE_COLUMNS, with_evidence
-from planning._exceptions import EXCEPTION_SCHEMA, dedup_exceptions, overstock, stockout_risk
+from planning._decisions import decisions
+from planning._evidence import PROVENANCE_COLUMNS
 from planning._kinds import kind_codes, policy_levels, policy_orders
 from planning._rounding import BOUND_NAMES
-from planning._routing import RuleSet, route
-from planning._supplier import draft_purchase_orders
-from planning._supply import allocate_constrained_supply
-from planning._transfers import POSITION_COLUMNS, propose_transfers
+from planning._routing import RuleSet
 
 __all__ = [
     "PROVENANCE_COLUMNS",
@@ -284,8 +281,26 @@ def plan(
             u, q, bound_name, arr.pack, arr.moq, arr.cost, unit_of, step, size, gain, budgets, capacities
         )
     unit_frame = _unit_frame(u, arr, out, q, bound_name, group_name, group_target, forecast, as_of, config)
-    return _decisions(
-        unit_frame, arr, out["d_l_risk"], forecast, as_of, config, rules, confirmed_supply, extra_exceptions
+    recommendations, exceptions, po_drafts = decisions(
+        unit_frame,
+        (arr.pmf, arr.counts, arr.review),
+        out["d_l_risk"],
+        forecast,
+        config,
+        rules,
+        confirmed_supply,
+        extra_exceptions,
+    )
+    meta = _run_meta(as_of, forecast, config, unit_frame.height, arr.counts is not None, rules, unit_frame)
+    meta.update(
+        n_recommendations=recommendations.height, n_exceptions=exceptions.height, n_po_drafts=po_drafts.height
+    )
+    return PlanResult(
+        units=unit_frame,
+        recommendations=recommendations,
+        exceptions=exceptions,
+        po_drafts=po_drafts,
+        meta=meta,
     )
 
 
@@ -470,53 +485,6 @@ def _unit_frame(
     return unit_frame
 
 
-def _decisions(
-    unit_frame, arr, d_l_risk, forecast, as_of, config, rules, confirmed_supply, extra_exceptions
-) -> PlanResult:
-    """Recommendations (purchases, supply allocations, transfers), exceptions, routes and PO drafts."""
-    purchases = with_evidence(unit_frame.filter(pl.col("order_qty") > 0), forecast, config, "purchase")
-    recs = [purchases]
-    if confirmed_supply is not None and confirmed_supply.height:
-        recs.append(
-            _constrained(unit_frame, confirmed_supply, forecast, arr.pmf, arr.counts, arr.review, config)
-        )
-    if "region" in unit_frame.columns:
-        recs.append(_transfers(unit_frame, d_l_risk, forecast, config))
-    recommendations = (
-        pl.concat([r for r in recs if r.height], how="diagonal_relaxed")
-        if any(r.height for r in recs)
-        else purchases
-    )
-    exc = [
-        stockout_risk(unit_frame, config.stockout_threshold),
-        overstock(unit_frame, config.overstock_cover_periods),
-    ]
-    if extra_exceptions is not None and extra_exceptions.height:
-        exc.append(extra_exceptions.select(list(EXCEPTION_SCHEMA)))
-    exceptions = _with_owner(
-        dedup_exceptions(pl.concat(exc)).with_columns(pl.col("exception_type").alias("kind")), unit_frame
-    )
-    recommendations, exceptions = _route_items(recommendations, rules), _route_items(exceptions, rules)
-    po_lines = recommendations.filter(pl.col("kind") == "purchase")
-    po_drafts = (
-        draft_purchase_orders(po_lines)
-        if po_lines.height
-        else draft_purchase_orders(po_lines.with_columns(pl.col("expected_arrival").cast(pl.Date)))
-    )
-    n = unit_frame.height
-    meta = _run_meta(as_of, forecast, config, n, arr.counts is not None, rules, unit_frame)
-    meta.update(
-        n_recommendations=recommendations.height, n_exceptions=exceptions.height, n_po_drafts=po_drafts.height
-    )
-    return PlanResult(
-        units=unit_frame,
-        recommendations=recommendations,
-        exceptions=exceptions,
-        po_drafts=po_drafts,
-        meta=meta,
-    )
-
-
 def _group_targets(
     u: pl.DataFrame, target: np.ndarray, lot: np.ndarray, samples, config: PlanConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -564,29 +532,6 @@ def _level_column(forecast: Forecast, level: float) -> np.ndarray:
     return np.asarray(forecast.values)[:, 0, j].astype(np.float64)
 
 
-def _with_owner(exceptions: pl.DataFrame, unit_frame: pl.DataFrame) -> pl.DataFrame:
-    """Exceptions with the ``owner_team`` of their stocking point (null where they name none)."""
-    if "owner_team" not in unit_frame.columns:
-        return exceptions.with_columns(pl.lit(None, dtype=pl.String).alias("owner_team"))
-    owners = unit_frame.select("sku_id", "location_id", pl.col("owner_team").cast(pl.String)).unique(
-        ["sku_id", "location_id"], keep="first", maintain_order=True
-    )
-    return exceptions.join(owners, on=["sku_id", "location_id"], how="left", maintain_order="left")
-
-
-def _route_items(items: pl.DataFrame, rules: RuleSet | None) -> pl.DataFrame:
-    """Route by ``rules``; without rules every item is auto-approved by the built-in default."""
-    if rules is not None:
-        return route(items, rules)
-    return items.with_columns(
-        pl.lit("auto_approve").alias("action"),
-        pl.lit(None, pl.String).alias("route_queue"),
-        pl.lit(None, pl.String).alias("route_role"),
-        pl.lit("default").alias("rule"),
-        pl.lit("no routing rules given: auto-approved by policy").alias("reason"),
-    )
-
-
 def _run_meta(
     as_of, forecast: Forecast, config: PlanConfig, n: int, posterior: bool, rules, unit_frame
 ) -> dict:
@@ -607,72 +552,3 @@ def _run_meta(
         "policy_kinds": {k: int(c) for k, c in kinds},
         "routing": rules.source if rules is not None else None,
     }
-
-
-def _constrained(unit_frame, confirmed, forecast, pmf, counts, review, config):
-    """Allocation recommendations for SKUs whose supplier confirmed less than the plan asks."""
-    ids = unit_frame.with_row_index("_i").filter(
-        (pl.col("order_qty") > 0) & pl.col("sku_id").is_in(confirmed["sku_id"].implode())
-    )
-    if not ids.height:
-        return pl.DataFrame()
-    idx = ids["_i"].to_numpy().astype(np.int64)
-    smp = policy_samples(
-        forecast.demand().rows(idx),
-        pmf[idx],
-        review[idx],
-        config.n_paths,
-        config.seed,
-        unit_ids=idx,
-        crossing=config.crossing,
-        lead_time_counts=None if counts is None else counts[idx],
-    )
-    req = ids.select(
-        "sku_id",
-        "location_id",
-        pl.col("order_qty").alias("requested_qty"),
-        pl.col("customer_committed").alias("committed_qty"),
-        pl.col("inventory_position").alias("position"),
-        "pack_size",
-    )
-    alloc = allocate_constrained_supply(req, confirmed, smp)
-    rec = ids.drop("_i").with_columns(
-        alloc["allocated_qty"].alias("allocated_qty"),
-        alloc["constrained"].alias("constrained"),
-        pl.col("order_qty").alias("requested_qty"),
-    )
-    rec = rec.with_columns(
-        pl.col("allocated_qty").alias("order_qty"),
-        (pl.col("allocated_qty") * pl.col("unit_cost")).alias("order_value"),
-        pl.lit("supply").alias("bound_by"),
-    )
-    return with_evidence(rec, forecast, config, "allocation")
-
-
-def _transfers(unit_frame, d_l_risk, forecast, config):
-    """Transfer recommendations between locations of a region (see :mod:`planning._transfers`)."""
-    pos = unit_frame.with_columns(
-        pl.Series(
-            "shortfall", np.maximum(np.ceil(d_l_risk - unit_frame["inventory_position"].to_numpy()), 0.0)
-        ),
-        (pl.col("unit_cost") * config.transfer_cost_rate).alias("transfer_cost_per_unit"),
-        (pl.col("unit_cost") * config.expedite_premium).alias("alternative_cost_per_unit"),
-    )
-    t = propose_transfers(pos.select(POSITION_COLUMNS))
-    if not t.height:
-        return pl.DataFrame()
-    # Evidence of a transfer: the receiver's simulation and inventory, plus the donor and the cost comparison.
-    receiver = unit_frame.drop("order_qty", "order_value", "region", "bound_by")
-    rec = t.join(
-        receiver, left_on=["sku_id", "to_location_id"], right_on=["sku_id", "location_id"], how="left"
-    )
-    if "policy_kind" in rec.columns:  # a manual unit gets no automatic action, transfers included
-        rec = rec.filter(pl.col("policy_kind") != "manual")
-    rec = rec.with_columns(
-        pl.col("to_location_id").alias("location_id"),
-        pl.col("transfer_qty").alias("order_qty"),
-        pl.col("transfer_cost").alias("order_value"),
-        pl.lit("transfer").alias("bound_by"),
-        pl.lit(None, dtype=pl.String).alias("supplier_id"),
-    )
-    return with_evidence(rec, forecast, config, "transfer")

@@ -2,9 +2,10 @@
 
 Reached only through the public functions of :mod:`kernels.policy`, :mod:`kernels.levels` and
 :mod:`kernels.allocate`, which pick this module for NumPy arrays (and :mod:`kernels._policy_gpu` for CuPy
-arrays). The CUDA source in :mod:`kernels._policy_gpu` is a line-by-line twin of these loops; a change here
-is a change there (``tests/kernels/test_policy_gpu_source.py`` compiles the CUDA source on the host and
-compares).
+arrays). The CUDA source in :mod:`kernels._policy_gpu` is a line-by-line twin of these loops (the paths'
+loop there runs one path per thread; here :func:`protection_paths` runs :data:`LANES` paths of a unit side
+by side, with the same draws in the same order per path); a change here is a change there
+(``tests/kernels/test_policy_gpu_source.py`` compiles the CUDA source on the host and compares bit for bit).
 
 Random numbers: SplitMix64 (Steele, Lea & Flood 2014) used counter-based: a unit key
 ``fmix(seed ^ fmix(unit_id + GOLDEN))``, a path key ``fmix(unit_key + path * M2)``, and draw ``c`` of a path

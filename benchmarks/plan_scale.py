@@ -18,6 +18,7 @@ Usage: ``flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/plan_scale.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
 import sys
@@ -177,6 +178,12 @@ def main() -> None:
         f"result: {kinds} recommendations, {res.exceptions.height:,} exceptions, {res.po_drafts.height:,} PO "
         f"drafts; routed {int((recs['action'] == 'route').sum()):,}; bound by {bound}"
     )
+    # a digest of every figure of the last run's decisions: "the same figures" checked to the last bit
+    digest = hashlib.sha256()
+    for frame in (recs, res.units, res.exceptions, res.po_drafts):
+        digest.update(frame.write_json().encode())  # JSON: some columns are lists
+    print(f"result digest (recommendations, units, exceptions, PO drafts of run {a.repeats}): "
+          f"{digest.hexdigest()[:16]}")
     med = float(np.median(times))
     ref = float(np.median(ref_times))
     print(
@@ -200,6 +207,7 @@ def main() -> None:
                 "inputs_rss_mib": round(rss_inputs),
                 "recommendations": recs.height,
                 "exceptions": res.exceptions.height,
+                "result_digest": digest.hexdigest()[:16],
                 "meets_60s": med <= 60.0,
             }
         )

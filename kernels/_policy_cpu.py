@@ -2,9 +2,10 @@
 
 Reached only through the public functions of :mod:`kernels.policy`, :mod:`kernels.levels` and
 :mod:`kernels.allocate`, which pick this module for NumPy arrays (and :mod:`kernels._policy_gpu` for CuPy
-arrays). The CUDA source in :mod:`kernels._policy_gpu` is a line-by-line twin of these loops; a change here
-is a change there (``tests/kernels/test_policy_gpu_source.py`` compiles the CUDA source on the host and
-compares).
+arrays). The CUDA source in :mod:`kernels._policy_gpu` is a line-by-line twin of these loops (the paths'
+loop there runs one path per thread; here :func:`protection_paths` runs :data:`LANES` paths of a unit side
+by side, with the same draws in the same order per path); a change here is a change there
+(``tests/kernels/test_policy_gpu_source.py`` compiles the CUDA source on the host and compares bit for bit).
 
 Random numbers: SplitMix64 (Steele, Lea & Flood 2014) used counter-based: a unit key
 ``fmix(seed ^ fmix(unit_id + GOLDEN))``, a path key ``fmix(unit_key + path * M2)``, and draw ``c`` of a path
@@ -67,49 +68,126 @@ def _mean_multiplier(key, se):  # pragma: no cover - compiled
     return max(1.0 + se * z, 0.0)
 
 
-@nb.njit(nb.int64(nb.float64[:], nb.float64, nb.int64), **_JIT)
-def _lead_time(weight, target, k_max):  # pragma: no cover - compiled
-    """The first bin whose cumulative weight reaches ``target`` (a uniform times the total weight)."""
-    acc = 0.0
-    for lt in range(k_max):
-        acc += weight[lt]
-        if acc >= target:
-            return lt
-    return k_max
+#: Paths simulated side by side per unit: the lanes of the loops below, which compile to vector code.
+LANES = 64
 
 
-@nb.njit(
-    nb.float64(
-        nb.int64,
-        nb.uint64,
-        nb.int64,
-        nb.int64,
-        nb.float64[:, :],
-        nb.uint64,
-        nb.float64[:, :],
-        nb.int64[:],
-        nb.float64[:],
-        nb.float32[:, :, :],
-    ),
-    **_JIT,
-)
-def _period_demand(kind, bits, i, j, pool, m, factor, lut_lo, lut_w, values):  # pragma: no cover - compiled
+@nb.njit(inline="always", **_JIT)
+def _period_demand(kind, bits, i, j, src):  # pragma: no cover - compiled
     """Unit ``i``'s demand in a period distributed as future period ``j``'s, from the 64 random ``bits``.
 
-    History: pool entry ``(bits_hi * m) >> 32`` (Lemire's multiply-shift, < m) times ``factor[i, j]``.
-    Quantiles: the top 12 bits pick a grid uniform, inverted through period ``j``'s quantiles.
+    ``src`` is ``(pool, m, factor, lut_lo, lut_w, values)``. History: pool entry ``(bits_hi * m) >> 32``
+    (Lemire's multiply-shift, < m) times ``factor[i, j]``. Quantiles: the top 12 bits pick a grid uniform,
+    inverted through period ``j``'s quantiles, ``v[lo] + w (v[lo + 1] - v[lo])`` floored at zero (one level:
+    ``w`` is 0 and the upper neighbour is ``v[lo]`` itself, so the sum is ``v[lo]`` exactly).
     """
+    pool, m, factor, lut_lo, lut_w, values = src
     if kind == HISTORY:
         e = ((bits >> np.uint64(32)) * m) >> np.uint64(32)
         return pool[i, e] * factor[i, min(j, factor.shape[1] - 1)]
     g = bits >> np.uint64(64 - LUT_BITS)
     lo = lut_lo[g]
-    w = lut_w[g]
-    row = values[i, min(j, values.shape[1] - 1)]
-    d = np.float64(row[lo])
-    if w != 0.0:
-        d += w * (row[lo + 1] - row[lo])
+    jj = min(j, values.shape[1] - 1)
+    v0 = values[i, jj, lo]
+    d = np.float64(v0) + lut_w[g] * (values[i, jj, min(lo + 1, values.shape[2] - 1)] - v0)
     return d if d > 0.0 else 0.0
+
+
+@nb.njit(**_JIT)
+def _lead_times(weight, target, k_max, n_lanes, acc, out):  # pragma: no cover - compiled
+    """Per lane the first bin whose cumulative weight reaches ``target[p]``, or ``k_max``: the shared scan.
+
+    ``weight`` is (K, LANES), each lane's urn (or its pmf). The cumulative weight is summed in bin order, as
+    a scan that stops at the bin would sum it, and never falls, so the first bin reaching the target is the
+    number of bins below it: the same lead time without a data-dependent branch.
+    """
+    for p in range(n_lanes):
+        acc[p] = 0.0
+        out[p] = 0
+    for b in range(k_max):
+        for p in range(n_lanes):
+            acc[p] += weight[b, p]
+            out[p] += np.int64(acc[p] < target[p])
+
+
+@nb.njit(**_JIT)
+def _cycle_lead_times(lanes, w, offset, k_max, urn, n_lanes):  # pragma: no cover - compiled
+    """One earlier cycle of every lane: its order's lead time, a ball in the urn, whether it is still out.
+
+    A lane whose cycle starts after ``k_max`` draws nothing (its counter and urn stay). Leaves ``take[p]``:
+    the order is still out, so the lane draws the cycle's demand.
+    """
+    keys, cnt, r, first, idx, lt, take, tot, tgt, acc, d_l, d_lr = lanes
+    for p in range(n_lanes):
+        first[p] = r[p] + offset
+        tgt[p] = _unit_uniform(_fmix(keys[p] + cnt[p] * _GOLDEN)) * tot[p]
+    _lead_times(w, tgt, k_max, n_lanes, acc, lt)
+    for p in range(n_lanes):
+        live = first[p] <= k_max
+        cnt[p] += np.uint64(1) if live else np.uint64(0)
+        take[p] = live and lt[p] >= first[p]
+        lt[p] = lt[p] if live else -1  # no draw: no ball added
+    if urn:
+        for p in range(n_lanes):
+            tot[p] += 1.0 if lt[p] >= 0 else 0.0
+        for b in range(k_max + 1):
+            for p in range(n_lanes):
+                w[b, p] += 1.0 if lt[p] == b else 0.0
+
+
+@nb.njit(inline="always", **_JIT)
+def _crossing_lanes(kind, i, src, lanes, w, r_len, k_max, urn, n_lanes):  # pragma: no cover - compiled
+    """``X_t`` of each lane when every order draws its own lead time (see :func:`protection_paths`)."""
+    keys, cnt, r, first, idx, lt, take, tot, tgt, acc, d_l, d_lr = lanes
+    for p in range(n_lanes):  # the cycle's period looked at (a division only when R > 1)
+        r[p] = np.int64((keys[p] >> np.uint64(32)) % np.uint64(r_len)) if r_len > 1 else 0
+        d_lr[p] = _period_demand(kind, _fmix(keys[p] + _GOLDEN), i, 0, src)  # own demand, counter 1
+        d_l[p] = 0.0
+        cnt[p] = np.uint64(2)
+    for j in range(1, r_len):  # the r earlier periods of the current cycle (always counted)
+        for p in range(n_lanes):
+            d = _period_demand(kind, _fmix(keys[p] + cnt[p] * _GOLDEN), i, j, src)
+            own = j <= r[p]
+            d_l[p] += d if own else 0.0
+            cnt[p] += np.uint64(1) if own else np.uint64(0)
+    # earlier cycles: outstanding when their order's own lead time L >= r + cycle * R + 1
+    for q in range((k_max - 1) // r_len + 1):
+        _cycle_lead_times(lanes, w, 1 + q * r_len, k_max, urn, n_lanes)
+        n_take = 0  # only the lanes whose order is still out draw the cycle's demand
+        for p in range(n_lanes):
+            idx[n_take] = p
+            n_take += take[p]
+        for k in range(n_take):
+            p = idx[k]
+            c = cnt[p]
+            x = d_l[p]
+            for j in range(first[p], first[p] + r_len):
+                x += _period_demand(kind, _fmix(keys[p] + c * _GOLDEN), i, j, src)
+                c += np.uint64(1)
+            d_l[p] = x
+            cnt[p] = c
+    for p in range(n_lanes):
+        d_lr[p] += d_l[p]
+
+
+@nb.njit(inline="always", **_JIT)
+def _sequential_lanes(kind, i, src, lanes, w, r_len, k_max, n_lanes):  # pragma: no cover - compiled
+    """``D_L`` and ``D_LR`` of each lane with one lead time per path (orders arrive in sequence)."""
+    keys, cnt, r, first, idx, lt, take, tot, tgt, acc, d_l, d_lr = lanes
+    for p in range(n_lanes):
+        tgt[p] = _unit_uniform(keys[p]) * tot[p]
+        d_l[p] = 0.0
+        d_lr[p] = 0.0
+    _lead_times(w, tgt, k_max, n_lanes, acc, lt)
+    t_max = 0
+    for p in range(n_lanes):
+        t_max = max(t_max, lt[p])
+    for t in range(t_max + r_len):
+        step = np.uint64(t + 1) * _GOLDEN
+        for p in range(n_lanes):
+            d = _period_demand(kind, _fmix(keys[p] + step), i, t, src)
+            d_l[p] += d if t < lt[p] else 0.0
+            d_lr[p] += d if t < lt[p] + r_len else 0.0
 
 
 @lazy_njit(
@@ -160,66 +238,49 @@ def protection_paths(
     Polya urn gains one ball per lead time drawn in the path). Counters of a path key: the key itself gives
     the cycle position ``r`` (crossing) or the lead time (one per path); ``fmix(key)`` the mean multiplier;
     draws 1, 2, ... the periods' demands and (crossing) the earlier orders' lead times, in loop order.
+
+    The paths of a unit run :data:`LANES` at a time, one per lane, step by step: a lane with no draw at a
+    step adds 0.0 (exact: the sums are never -0.0) and keeps its counter, so each path is bit for bit the
+    one a loop over a single path draws (the CUDA twin's), with no branch on a path's own lead times.
     """
-    n = out_l.shape[0]
-    n_paths = out_l.shape[1]
+    n, n_paths = out_l.shape
     for i in nb.prange(n):
-        ukey = _fmix(seed ^ _fmix(np.uint64(unit_ids[i]) + _GOLDEN))
         m = np.uint64(pool_len[i]) if kind == HISTORY else np.uint64(1)
-        r_len = review[i]
+        if m == 0:  # an empty history pool: no demand
+            out_l[i, :] = 0.0
+            out_lr[i, :] = 0.0
+            continue
+        src = (pool, m, factor, lut_lo, lut_w, values)
+        ukey = _fmix(seed ^ _fmix(np.uint64(unit_ids[i]) + _GOLDEN))
         k_max = lt_k_max[i]  # no lead time beyond this bin (an urn only adds balls where there are some)
         w0 = lt_weight[i]
-        w = w0.copy()
         w0_sum = w0.sum()
-        for path in range(n_paths):
-            if m == 0:  # an empty history pool: no demand
-                out_l[i, path] = 0.0
-                out_lr[i, path] = 0.0
-                continue
-            key = _fmix(ukey + np.uint64(path) * _M2)
-            if urn:  # this path's urn starts from the posterior's parameters
-                w[:] = w0
-            tot = w0_sum
-            d_l = 0.0
-            d_lr = 0.0
+        w = np.empty((w0.shape[0], LANES))  # each lane's urn
+        ints = np.empty((5, LANES), np.int64)
+        floats = np.empty((5, LANES))
+        keys = np.empty(LANES, np.uint64)
+        cnt = np.empty(LANES, np.uint64)  # each lane's next counter
+        take = np.empty(LANES, np.bool_)
+        d_l, d_lr = floats[3], floats[4]
+        tot, tgt, acc = floats[0], floats[1], floats[2]
+        lanes = (keys, cnt, ints[0], ints[1], ints[2], ints[3], take, tot, tgt, acc, d_l, d_lr)
+        for path0 in range(0, n_paths, LANES):
+            n_lanes = min(LANES, n_paths - path0)
+            for b in range(w0.shape[0]):
+                for p in range(n_lanes):
+                    w[b, p] = w0[b]
+            for p in range(n_lanes):
+                keys[p] = _fmix(ukey + np.uint64(path0 + p) * _M2)
+                tot[p] = w0_sum
             if crossing:
-                r = int((key >> np.uint64(32)) % np.uint64(r_len))  # period of the cycle this path looks at
-                c = np.uint64(1)
-                # own demand (distance 0) and the r earlier periods of the current cycle (always counted)
-                for j in range(r + 1):
-                    bits = _fmix(key + c * _GOLDEN)
-                    d = _period_demand(kind, bits, i, j, pool, m, factor, lut_lo, lut_w, values)
-                    c += np.uint64(1)
-                    if j == 0:
-                        d_lr = d
-                    else:
-                        d_l += d
-                # earlier cycles: outstanding when their order's own lead time L >= r + cycle * R + 1
-                first = r + 1
-                while first <= k_max:
-                    lt = _lead_time(w, _unit_uniform(_fmix(key + c * _GOLDEN)) * tot, k_max)
-                    c += np.uint64(1)
-                    if urn:
-                        w[lt] += 1.0
-                        tot += 1.0
-                    if lt >= first:
-                        for j in range(first, first + r_len):
-                            bits = _fmix(key + c * _GOLDEN)
-                            d_l += _period_demand(kind, bits, i, j, pool, m, factor, lut_lo, lut_w, values)
-                            c += np.uint64(1)
-                    first += r_len
-                d_lr += d_l
+                _crossing_lanes(kind, i, src, lanes, w, review[i], k_max, urn, n_lanes)
             else:
-                lt = _lead_time(w, _unit_uniform(key) * tot, k_max)
-                for t in range(lt + r_len):
-                    bits = _fmix(key + np.uint64(t + 1) * _GOLDEN)
-                    d = _period_demand(kind, bits, i, t, pool, m, factor, lut_lo, lut_w, values)
-                    if t < lt:
-                        d_l += d
-                    d_lr += d
-            mult = _mean_multiplier(key, mean_se[i])
-            out_l[i, path] = d_l * mult
-            out_lr[i, path] = d_lr * mult
+                _sequential_lanes(kind, i, src, lanes, w, review[i], k_max, n_lanes)
+            se = mean_se[i]
+            for p in range(n_lanes):  # a multiplier of 1 (no mean error) is left out: exact
+                mult = _mean_multiplier(keys[p], se) if not se <= 0.0 else 1.0
+                out_l[i, path0 + p] = d_l[p] * mult
+                out_lr[i, path0 + p] = d_lr[p] * mult
 
 
 # ---- levels and risks (kernels.levels) ----

@@ -1,9 +1,10 @@
 """CuPy (CUDA) backend of the policy simulation engine: the twin of :mod:`kernels._policy_cpu`.
 
-The CUDA source below is the Numba loops written out in C, statement for statement and in the same order of
-floating-point operations (compiled with ``--fmad=false`` so no multiply-add is fused where Numba rounds
-twice), with the same counter-based SplitMix64 draws: a seed gives the same paths, levels and menus as the
-CPU up to the last bit of a ``log``/``cos`` (the Box-Muller draw of a history's mean error).
+The CUDA source below is the Numba loops written out in C (one path per thread where Numba runs a unit's
+paths in lanes), statement for statement and in the same order of floating-point operations (compiled with
+``--fmad=false`` so no multiply-add is fused where Numba rounds twice), with the same counter-based
+SplitMix64 draws: a seed gives the same paths, levels and menus as the CPU up to the last bit of a
+``log``/``cos`` (the Box-Muller draw of a history's mean error).
 ``tests/kernels/test_policy_gpu_source.py`` compiles this source with the host C++ compiler and compares it
 with Numba bit for bit on every machine; ``tests/kernels/test_policy_gpu.py`` (``gpu`` marker) compares the
 device with the CPU.
@@ -76,13 +77,15 @@ __device__ double mean_multiplier(u64 key, double se) {
     return (0.0 > v) ? 0.0 : v;
 }
 
+// the first bin whose cumulative weight reaches target, else k_max: the bins below it (the CPU's scan)
 __device__ i64 lead_time(const double* weight, double target, i64 k_max) {
     double acc = 0.0;
-    for (i64 lt = 0; lt < k_max; ++lt) {
-        acc += weight[lt];
-        if (acc >= target) return lt;
+    i64 lt = 0;
+    for (i64 b = 0; b < k_max; ++b) {
+        acc += weight[b];
+        lt += acc < target ? 1 : 0;
     }
-    return k_max;
+    return lt;
 }
 
 __device__ double period_demand(i64 kind, u64 bits, i64 i, i64 j, const double* pool, i64 W, u64 m,

@@ -21,9 +21,8 @@ w = lambda D and c2 = (1 - lambda) / T. Then
     b_tilde = y_b + w_b * (C' x) - c2 R_b V' x,       x = (U' W U)^-1 (y_a - C y_b).
 
 Nothing n x n or n x m is formed. The a x a system is solved by a dense Cholesky factorisation when a <=
-4,096,
-else by a sparse LU factorisation of the diagonal part with the low-rank part through the Woodbury identity;
-either way the solution's backward error is checked and a failed check raises.
+4,096, else by a sparse LU factorisation of the diagonal part with the low-rank part through the Woodbury
+identity; either way the solution's backward error is checked and a failed check raises.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 A summing matrix ``S`` (n x m, 0/1, sparse) maps the m bottom series to all n series. Every bottom series j
 must have its own row equal to the unit vector e_j (the last such row when several rows equal e_j, e.g. a
-store with a
-single product); the remaining a = n - m rows are the aggregates, ``S[agg_rows] = C`` (a x m). Reconciliation
-works with ``C`` and its transpose only; neither ``S`` nor anything n x n or n x m is ever made dense.
+store with a single product); the remaining a = n - m rows are the aggregates, ``S[agg_rows] = C`` (a x m).
+Reconciliation works with ``C`` and its transpose only; neither ``S`` nor anything n x n or n x m is ever
+made dense.
 """
 
 from __future__ import annotations

@@ -252,8 +252,7 @@ def reconcile_frame(
 
     Returns:
         Long frame (``id_col``, ``time_col``, ``value_col``) of reconciled forecasts, nodes in hierarchy
-        order,
-        of the same kind (polars or pandas) as ``forecasts``.
+        order, of the same kind (polars or pandas) as ``forecasts``.
     """
     frame, was_pandas = _to_polars(forecasts, "forecasts")
     y_hat, times = _wide(frame, fh, "forecasts", id_col, time_col, value_col)

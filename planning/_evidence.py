@@ -30,14 +30,19 @@ JSON document stored with the recommendation (and handed to the workflow, where 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    from planning._plan import Forecast, PlanConfig
 
 __all__ = [
     "PROVENANCE_COLUMNS",
     "REQUIRED_EVIDENCE",
     "evidence_record",
+    "with_evidence",
     "evidence_records",
     "missing_evidence",
 ]
@@ -268,3 +273,35 @@ def missing_evidence(doc: dict[str, Any]) -> list[str]:
         for sec, key in REQUIRED_EVIDENCE.get(kind, REQUIRED_EVIDENCE["purchase"])
         if doc.get(sec, {}).get(key) is None
     ]
+
+
+def with_evidence(frame: pl.DataFrame, forecast: Forecast, config: PlanConfig, kind: str) -> pl.DataFrame:
+    """``frame`` (planned units) as recommendations of ``kind`` with the run's evidence columns added."""
+    levels = [float(x) for x in np.asarray(forecast.levels)]
+    add = [
+        pl.lit(kind).alias("kind"),
+        pl.lit(forecast.version).alias("forecast_version"),
+        pl.lit(forecast.model_version, dtype=pl.String).alias("model_version"),
+        pl.lit(forecast.source).alias("forecast_source"),
+        pl.lit(levels, dtype=pl.List(pl.Float64)).alias("quantile_levels"),
+        pl.lit(config.n_paths).alias("n_paths"),
+        pl.lit(float(config.period_days)).alias("period_days"),
+        pl.col("fill_rate_at_level").alias("fill_rate"),
+        *[
+            pl.lit(None if v is None else str(v), dtype=pl.String).alias(PROVENANCE_COLUMNS[k])
+            for k, v in forecast.provenance.items()
+            if k in PROVENANCE_COLUMNS
+        ],
+    ]
+    for c, default in (
+        ("lead_time_source", "given"),
+        ("effective_unit_cost", None),
+        ("runner_up_id", None),
+        ("region", None),
+        ("owner_team", None),
+    ):
+        if c not in frame.columns:
+            add.append(
+                pl.lit(default, dtype=pl.Float64 if c == "effective_unit_cost" else pl.String).alias(c)
+            )
+    return frame.with_columns(add)

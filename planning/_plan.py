@@ -23,12 +23,10 @@ import numpy as np
 import polars as pl
 
 from kernels import (
-    Constraint,
     HistoryDemand,
     ProtectionSamples,
     QuantileDemand,
     ServiceMenu,
-    allocate_increments,
     allocated_targets,
     check_lead_times,
     effective_lot,
@@ -38,14 +36,12 @@ from kernels import (
     policy_samples,
     service_menu,
 )
+from planning._constraints import apply_constraints, order_increments
+from planning._decisions import decisions
 from planning._evidence import PROVENANCE_COLUMNS
-from planning._exceptions import EXCEPTION_SCHEMA, dedup_exceptions, overstock, stockout_risk
 from planning._kinds import kind_codes, policy_levels, policy_orders
 from planning._rounding import BOUND_NAMES
-from planning._routing import RuleSet, route
-from planning._supplier import draft_purchase_orders
-from planning._supply import allocate_constrained_supply
-from planning._transfers import POSITION_COLUMNS, propose_transfers
+from planning._routing import RuleSet
 
 __all__ = [
     "PROVENANCE_COLUMNS",
@@ -232,38 +228,6 @@ def _validate_units(units: pl.DataFrame, n: int) -> pl.DataFrame:
     return u
 
 
-#: An order is split into at most this many increments for budget / capacity allocation.
-MAX_INCREMENTS = 8
-
-
-def _increments(
-    q: np.ndarray, pack: np.ndarray, moq: np.ndarray, max_increments: int = MAX_INCREMENTS
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Split each order into a first increment (the MOQ, at least one pack) and equal whole-pack steps.
-
-    At most ``max_increments`` increments per order (steps of ``ceil(packs left / (max_increments - 1))``
-    packs, the last one what remains), so that a million orders stay a few million increments.
-
-    Returns:
-        ``(unit_of, step, qty_after, size)``: flat (M,) arrays, increments contiguous per unit in step order;
-        ``qty_after`` is the order quantity once the increment is taken, ``size`` the increment's quantity.
-    """
-    first = np.minimum(np.maximum(np.ceil(moq / pack) * pack, pack), q)
-    packs_left = np.where(q > 0, np.rint((q - first) / pack), 0.0)
-    step_packs = np.maximum(np.ceil(packs_left / max(max_increments - 1, 1)), 1.0)
-    n_inc = np.where(q > 0, 1 + np.ceil(packs_left / step_packs), 0).astype(np.int64)
-    unit_of = np.repeat(np.arange(q.shape[0]), n_inc)
-    starts = np.cumsum(n_inc) - n_inc
-    step = np.arange(unit_of.shape[0]) - np.repeat(starts, n_inc)
-    qty_after = np.minimum(first[unit_of] + step * step_packs[unit_of] * pack[unit_of], q[unit_of])
-    size = np.where(
-        step == 0,
-        first[unit_of],
-        qty_after - np.minimum(first[unit_of] + (step - 1) * step_packs[unit_of] * pack[unit_of], q[unit_of]),
-    )
-    return unit_of, step, qty_after, size
-
-
 def plan(
     units: pl.DataFrame,
     forecast: Forecast,
@@ -302,70 +266,141 @@ def plan(
     Returns:
         :class:`PlanResult`.
     """
-    values = np.asarray(forecast.values)
-    n = values.shape[0]
+    u, arr = _unit_arrays(units, forecast, lead_time_pmf, lead_time_counts)
+    group_name, group_target = None, None
+    if config.service_group is not None:
+        group_name, group_target, arr.target = _group_targets(
+            u, arr.target, arr.lot, lambda sl: _samples(arr, config, sl), config
+        )
+    out, bound, increments = _levels_and_orders(arr, config, bool(budgets or capacities))
+    q = out["q"]
+    bound_name = np.asarray(BOUND_NAMES, dtype=object)[bound]
+    if increments:
+        unit_of, step, size, gain = (np.concatenate(x) for x in zip(*increments, strict=True))
+        q, bound_name = apply_constraints(
+            u, q, bound_name, arr.pack, arr.moq, arr.cost, unit_of, step, size, gain, budgets, capacities
+        )
+    unit_frame = _unit_frame(u, arr, out, q, bound_name, group_name, group_target, forecast, as_of, config)
+    recommendations, exceptions, po_drafts = decisions(
+        unit_frame,
+        (arr.pmf, arr.counts, arr.review),
+        out["d_l_risk"],
+        forecast,
+        config,
+        rules,
+        confirmed_supply,
+        extra_exceptions,
+    )
+    meta = _run_meta(as_of, forecast, config, unit_frame.height, arr.counts is not None, rules, unit_frame)
+    meta.update(
+        n_recommendations=recommendations.height, n_exceptions=exceptions.height, n_po_drafts=po_drafts.height
+    )
+    return PlanResult(
+        units=unit_frame,
+        recommendations=recommendations,
+        exceptions=exceptions,
+        po_drafts=po_drafts,
+        meta=meta,
+    )
+
+
+@dataclasses.dataclass
+class _UnitArrays:
+    """The planning units as arrays (N,) in forecast row order, and the demand and lead times to simulate."""
+
+    demand: QuantileDemand | HistoryDemand
+    pmf: np.ndarray
+    counts: np.ndarray | None
+    position: np.ndarray
+    pack: np.ndarray
+    moq: np.ndarray
+    max_qty: np.ndarray
+    cost: np.ndarray
+    target: np.ndarray
+    review: np.ndarray
+    kinds: np.ndarray
+    mean_per_period: np.ndarray  # (N, H)
+    lot: np.ndarray
+
+
+def _unit_arrays(
+    units: pl.DataFrame, forecast: Forecast, lead_time_pmf: np.ndarray, lead_time_counts: np.ndarray | None
+) -> tuple[pl.DataFrame, _UnitArrays]:
+    """Validate the units and lead times; the arrays the simulation and the order rules read."""
+    n = np.asarray(forecast.values).shape[0]
     u = _validate_units(units, n)
     pmf, counts = check_lead_times(lead_time_pmf, lead_time_counts, n)
     demand = forecast.demand()
     col = lambda c: u[c].to_numpy().astype(np.float64)  # noqa: E731
     on_hand, on_order, back, committed = col("on_hand"), col("on_order"), col("backorders"), col("committed")
-    position = on_hand + on_order - back - committed
-    pack, moq, max_qty, cost = col("pack_size"), col("moq"), col("max_order_qty"), col("unit_cost")
-    max_qty = np.where(np.isnan(max_qty) | (max_qty <= 0), np.inf, max_qty)
-    target = col("fill_target")
-    review, kinds = u["review_periods"].to_numpy().astype(np.int64), kind_codes(u)
+    max_qty = col("max_order_qty")
+    pack, moq = col("pack_size"), col("moq")
+    review = u["review_periods"].to_numpy().astype(np.int64)
     mean_per_period = demand.mean()  # (N, H)
     h = mean_per_period.shape[1]
     mean_review = np.take_along_axis(
         np.cumsum(mean_per_period, axis=1), np.minimum(review, h)[:, None] - 1, axis=1
     )[:, 0]
-    lot = effective_lot(pack, moq, mean_review)
+    arr = _UnitArrays(
+        demand=demand,
+        pmf=pmf,
+        counts=counts,
+        position=on_hand + on_order - back - committed,
+        pack=pack,
+        moq=moq,
+        max_qty=np.where(np.isnan(max_qty) | (max_qty <= 0), np.inf, max_qty),
+        cost=col("unit_cost"),
+        target=col("fill_target"),
+        review=review,
+        kinds=kind_codes(u),
+        mean_per_period=mean_per_period,
+        lot=effective_lot(pack, moq, mean_review),
+    )
+    return u, arr
 
-    out = {
-        k: np.empty(n)
-        for k in (
-            "S",
-            "fill_s",
-            "fill_ip",
-            "p_so",
-            "mean_lr",
-            "mean_r",
-            "onhand_s",
-            "d_lr_p05",
-            "d_lr_p50",
-            "d_lr_p95",
-            "d_l_risk",
-            "raw",
-            "q",
-        )
-    }
+
+def _samples(arr: _UnitArrays, config: PlanConfig, sl: slice) -> ProtectionSamples:
+    """The engine's paths of the units ``sl`` (a unit's numbers keyed by its row: chunking changes none)."""
+    return policy_samples(
+        arr.demand.rows(sl),
+        arr.pmf[sl],
+        arr.review[sl],
+        config.n_paths,
+        config.seed,
+        unit_ids=np.arange(sl.start, sl.stop),
+        crossing=config.crossing,
+        lead_time_counts=None if arr.counts is None else arr.counts[sl],
+    )
+
+
+_OUT = ("S", "fill_s", "fill_ip", "p_so", "mean_lr", "mean_r", "onhand_s", "d_lr_p05", "d_lr_p50", "d_lr_p95")
+_OUT += ("d_l_risk", "raw", "q")
+
+
+def _levels_and_orders(
+    arr: _UnitArrays, config: PlanConfig, constrained: bool
+) -> tuple[dict[str, np.ndarray], np.ndarray, list[tuple]]:
+    """Simulate chunk by chunk: levels, risks and rounded orders per unit.
+
+    Under shared constraints also the order increments with the expected units each one serves, from the
+    same paths.
+
+    Returns:
+        ``(out, bound, increments)``: (N,) arrays by name (:data:`_OUT`), the rounding term that bound each
+        order (codes of ``BOUND_NAMES``), and per chunk ``(unit_of, step, size, gain)``.
+    """
+    n = arr.position.shape[0]
+    out = {k: np.empty(n) for k in _OUT}
     bound = np.zeros(n, dtype=np.int8)
-    constrained = bool(budgets or capacities)
-    inc_parts = []  # per chunk: (unit_of, step, size, gain) of the order increments, for shared constraints
-
-    def samples(sl: slice) -> ProtectionSamples:
-        return policy_samples(
-            demand.rows(sl),
-            pmf[sl],
-            review[sl],
-            config.n_paths,
-            config.seed,
-            unit_ids=np.arange(sl.start, sl.stop),
-            crossing=config.crossing,
-            lead_time_counts=None if counts is None else counts[sl],
-        )
-
-    group_name, group_target = None, None
-    if config.service_group is not None:
-        group_name, group_target, target = _group_targets(u, target, lot, samples, config)
+    increments = []
     for c0 in range(0, n, config.chunk_size):
         sl = slice(c0, min(c0 + config.chunk_size, n))
-        smp = samples(sl)
+        smp = _samples(arr, config, sl)
         lv = order_up_to_levels(
             smp,
-            target[sl],
-            position[sl],
-            lot[sl],
+            arr.target[sl],
+            arr.position[sl],
+            arr.lot[sl],
             quantile_levels=(0.05, 0.5, 0.95, config.risk_quantile),
             in_place=True,
         )
@@ -385,29 +420,34 @@ def plan(
         out["d_lr_p05"][sl], out["d_lr_p50"][sl], out["d_lr_p95"][sl] = qs[:, 0], qs[:, 1], qs[:, 2]
         out["d_l_risk"][sl] = lv.lead_time_quantiles[:, 3]
         out["raw"][sl], out["q"][sl], bound[sl] = policy_orders(
-            kinds[sl], lv.order_up_to, lv.mean_review_demand, position[sl], pack[sl], moq[sl], max_qty[sl]
+            arr.kinds[sl],
+            lv.order_up_to,
+            lv.mean_review_demand,
+            arr.position[sl],
+            arr.pack[sl],
+            arr.moq[sl],
+            arr.max_qty[sl],
         )
         if constrained:  # what each increment of the order buys: expected units served, from the same paths
-            unit_of, step, qty_after, size = _increments(out["q"][sl], pack[sl], moq[sl])
-            y_hi = position[sl][unit_of] + qty_after
+            unit_of, step, qty_after, size = order_increments(out["q"][sl], arr.pack[sl], arr.moq[sl])
+            y_hi = arr.position[sl][unit_of] + qty_after
             gain = expected_served(smp, unit_of, y_hi) - expected_served(smp, unit_of, y_hi - size)
-            inc_parts.append((unit_of + sl.start, step, size, np.maximum(gain, 0.0)))
+            increments.append((unit_of + sl.start, step, size, np.maximum(gain, 0.0)))
         del smp
+    return out, bound, increments
 
-    raw, q = out["raw"], out["q"]
-    bound_name = np.asarray(BOUND_NAMES, dtype=object)[bound]
-    if constrained:
-        unit_of, step, size, gain = (np.concatenate(x) for x in zip(*inc_parts, strict=True))
-        q, bound_name = _apply_constraints(
-            u, q, bound_name, pack, moq, cost, unit_of, step, size, gain, budgets, capacities
-        )
 
-    lt_mean = col("lead_time_mean")
+def _unit_frame(
+    u, arr, out, q, bound_name, group_name, group_target, forecast, as_of, config
+) -> pl.DataFrame:
+    """The planned units: inputs, simulated levels and risks, the final order and its policy columns."""
+    n = u.height
+    mean_per_period = arr.mean_per_period
     mean_daily = mean_per_period[:, 0] / config.period_days
-    days_cover = np.where(mean_daily > 0, np.maximum(position, 0) / np.maximum(mean_daily, 1e-12), np.inf)
+    days_cover = np.where(mean_daily > 0, np.maximum(arr.position, 0) / np.maximum(mean_daily, 1e-12), np.inf)
     unit_frame = u.with_columns(
-        pl.Series("inventory_position", position),
-        pl.Series("allocated_fill_target", target),
+        pl.Series("inventory_position", arr.position),
+        pl.Series("allocated_fill_target", arr.target),
         pl.Series("service_group", [None] * n if group_name is None else group_name, dtype=pl.String),
         pl.Series(
             "group_fill_target", [None] * n if group_target is None else group_target, dtype=pl.Float64
@@ -422,14 +462,14 @@ def plan(
         pl.Series("protection_demand_p05", out["d_lr_p05"]),
         pl.Series("protection_demand_p50", out["d_lr_p50"]),
         pl.Series("protection_demand_p95", out["d_lr_p95"]),
-        pl.Series("raw_qty", raw),
+        pl.Series("raw_qty", out["raw"]),
         pl.Series("order_qty", q),
         pl.Series("bound_by", bound_name.astype(str)),
-        pl.Series("order_value", q * cost),
+        pl.Series("order_value", q * arr.cost),
         pl.Series("mean_demand", mean_per_period[:, 0]),
         pl.Series("days_of_cover", days_cover),
-        pl.Series("lead_time_days", lt_mean * config.period_days),
-        pl.Series("lot_size", lot),
+        pl.Series("lead_time_days", u["lead_time_mean"].to_numpy().astype(np.float64) * config.period_days),
+        pl.Series("lot_size", arr.lot),
         pl.Series("forecast_p50_period0", _level_column(forecast, 0.5)),
     )
     unit_frame = policy_levels(
@@ -442,45 +482,7 @@ def plan(
     )
     if "customer_committed" not in unit_frame.columns:
         unit_frame = unit_frame.with_columns(pl.col("committed").alias("customer_committed"))
-
-    purchases = _evidence(unit_frame.filter(pl.col("order_qty") > 0), forecast, config, "purchase")
-    recs = [purchases]
-    if confirmed_supply is not None and confirmed_supply.height:
-        recs.append(_constrained(unit_frame, confirmed_supply, forecast, pmf, counts, review, config))
-    if "region" in unit_frame.columns:
-        recs.append(_transfers(unit_frame, out["d_l_risk"], forecast, config))
-    recommendations = (
-        pl.concat([r for r in recs if r.height], how="diagonal_relaxed")
-        if any(r.height for r in recs)
-        else purchases
-    )
-    exc = [
-        stockout_risk(unit_frame, config.stockout_threshold),
-        overstock(unit_frame, config.overstock_cover_periods),
-    ]
-    if extra_exceptions is not None and extra_exceptions.height:
-        exc.append(extra_exceptions.select(list(EXCEPTION_SCHEMA)))
-    exceptions = _with_owner(
-        dedup_exceptions(pl.concat(exc)).with_columns(pl.col("exception_type").alias("kind")), unit_frame
-    )
-    recommendations, exceptions = _route_items(recommendations, rules), _route_items(exceptions, rules)
-    po_lines = recommendations.filter(pl.col("kind") == "purchase")
-    po_drafts = (
-        draft_purchase_orders(po_lines)
-        if po_lines.height
-        else draft_purchase_orders(po_lines.with_columns(pl.col("expected_arrival").cast(pl.Date)))
-    )
-    meta = _run_meta(as_of, forecast, config, n, counts is not None, rules, unit_frame)
-    meta.update(
-        n_recommendations=recommendations.height, n_exceptions=exceptions.height, n_po_drafts=po_drafts.height
-    )
-    return PlanResult(
-        units=unit_frame,
-        recommendations=recommendations,
-        exceptions=exceptions,
-        po_drafts=po_drafts,
-        meta=meta,
-    )
+    return unit_frame
 
 
 def _group_targets(
@@ -530,29 +532,6 @@ def _level_column(forecast: Forecast, level: float) -> np.ndarray:
     return np.asarray(forecast.values)[:, 0, j].astype(np.float64)
 
 
-def _with_owner(exceptions: pl.DataFrame, unit_frame: pl.DataFrame) -> pl.DataFrame:
-    """Exceptions with the ``owner_team`` of their stocking point (null where they name none)."""
-    if "owner_team" not in unit_frame.columns:
-        return exceptions.with_columns(pl.lit(None, dtype=pl.String).alias("owner_team"))
-    owners = unit_frame.select("sku_id", "location_id", pl.col("owner_team").cast(pl.String)).unique(
-        ["sku_id", "location_id"], keep="first", maintain_order=True
-    )
-    return exceptions.join(owners, on=["sku_id", "location_id"], how="left", maintain_order="left")
-
-
-def _route_items(items: pl.DataFrame, rules: RuleSet | None) -> pl.DataFrame:
-    """Route by ``rules``; without rules every item is auto-approved by the built-in default."""
-    if rules is not None:
-        return route(items, rules)
-    return items.with_columns(
-        pl.lit("auto_approve").alias("action"),
-        pl.lit(None, pl.String).alias("route_queue"),
-        pl.lit(None, pl.String).alias("route_role"),
-        pl.lit("default").alias("rule"),
-        pl.lit("no routing rules given: auto-approved by policy").alias("reason"),
-    )
-
-
 def _run_meta(
     as_of, forecast: Forecast, config: PlanConfig, n: int, posterior: bool, rules, unit_frame
 ) -> dict:
@@ -573,176 +552,3 @@ def _run_meta(
         "policy_kinds": {k: int(c) for k, c in kinds},
         "routing": rules.source if rules is not None else None,
     }
-
-
-def _apply_constraints(u, q, bound_name, pack, moq, cost, unit_of, step, size, gain, budgets, capacities):
-    """Cut orders to shared budgets and capacities by expected units served per unit of resource."""
-    constraints = []
-    for b in budgets:
-        constraints.append(_constraint("budget", u, b.by, b.limits, unit_of, size * cost[unit_of]))
-    for c in capacities:
-        vol = u[c.volume_column].to_numpy().astype(np.float64) if c.volume_column else np.ones(q.shape[0])
-        constraints.append(_constraint("capacity", u, c.by, c.limits, unit_of, size * vol[unit_of]))
-    alloc = allocate_increments(unit_of, step, np.maximum(gain, 0.0), constraints, q.shape[0])
-    taken_qty = np.zeros(q.shape[0])
-    np.add.at(taken_qty, unit_of[step < alloc.taken[unit_of]], size[step < alloc.taken[unit_of]])
-    q_new = taken_qty
-    cut = q_new < q - 1e-9
-    names = np.array([c.name for c in constraints], dtype=object)
-    bound_name = np.where(cut & (alloc.blocked_by >= 0), names[np.maximum(alloc.blocked_by, 0)], bound_name)
-    return q_new, bound_name
-
-
-def _constraint(name, u, by, limits, unit_of, weight):
-    if by is None:
-        total = float(limits) if not isinstance(limits, dict) else float(sum(limits.values()))
-        return Constraint(name, weight, np.zeros(unit_of.shape[0], dtype=np.int64), np.array([total]))
-    if by not in u.columns:
-        raise ValueError(f"{name}: units have no column {by!r} to group by")
-    if not isinstance(limits, dict):
-        raise ValueError(f"{name} by {by}: expected a mapping of {by} -> limit")
-    keys = list(limits)
-    code = (
-        u[by]
-        .cast(pl.String)
-        .replace_strict(keys, list(range(len(keys))), default=-1, return_dtype=pl.Int64)
-        .to_numpy()
-    )
-    return Constraint(name, weight, code[unit_of], np.array([float(limits[k]) for k in keys]))
-
-
-_EVIDENCE_COLUMNS = (
-    "forecast_version",
-    "model_version",
-    "forecast_source",
-    "quantile_levels",
-    "n_paths",
-    "inventory_position",
-    "on_hand",
-    "on_order",
-    "backorders",
-    "committed",
-    "lead_time_mean",
-    "lead_time_std",
-    "lead_time_source",
-    "review_periods",
-    "fill_target",
-    "allocated_fill_target",
-    "service_group",
-    "group_fill_target",
-    "order_up_to",
-    "fill_rate_at_level",
-    "fill_rate_no_order",
-    "stockout_probability",
-    "mean_protection_demand",
-    "protection_demand_p05",
-    "protection_demand_p50",
-    "protection_demand_p95",
-    "expected_on_hand_at_level",
-    "forecast_p50_period0",
-    "raw_qty",
-    "lot_size",
-    "bound_by",
-    "effective_unit_cost",
-    "runner_up_id",
-)
-
-
-def _evidence(frame: pl.DataFrame, forecast: Forecast, config: PlanConfig, kind: str) -> pl.DataFrame:
-    levels = [float(x) for x in np.asarray(forecast.levels)]
-    add = [
-        pl.lit(kind).alias("kind"),
-        pl.lit(forecast.version).alias("forecast_version"),
-        pl.lit(forecast.model_version, dtype=pl.String).alias("model_version"),
-        pl.lit(forecast.source).alias("forecast_source"),
-        pl.lit(levels, dtype=pl.List(pl.Float64)).alias("quantile_levels"),
-        pl.lit(config.n_paths).alias("n_paths"),
-        pl.lit(float(config.period_days)).alias("period_days"),
-        pl.col("fill_rate_at_level").alias("fill_rate"),
-        *[
-            pl.lit(None if v is None else str(v), dtype=pl.String).alias(PROVENANCE_COLUMNS[k])
-            for k, v in forecast.provenance.items()
-            if k in PROVENANCE_COLUMNS
-        ],
-    ]
-    for c, default in (
-        ("lead_time_source", "given"),
-        ("effective_unit_cost", None),
-        ("runner_up_id", None),
-        ("region", None),
-        ("owner_team", None),
-    ):
-        if c not in frame.columns:
-            add.append(
-                pl.lit(default, dtype=pl.Float64 if c == "effective_unit_cost" else pl.String).alias(c)
-            )
-    return frame.with_columns(add)
-
-
-def _constrained(unit_frame, confirmed, forecast, pmf, counts, review, config):
-    """Allocation recommendations for SKUs whose supplier confirmed less than the plan asks."""
-    ids = unit_frame.with_row_index("_i").filter(
-        (pl.col("order_qty") > 0) & pl.col("sku_id").is_in(confirmed["sku_id"].implode())
-    )
-    if not ids.height:
-        return pl.DataFrame()
-    idx = ids["_i"].to_numpy().astype(np.int64)
-    smp = policy_samples(
-        forecast.demand().rows(idx),
-        pmf[idx],
-        review[idx],
-        config.n_paths,
-        config.seed,
-        unit_ids=idx,
-        crossing=config.crossing,
-        lead_time_counts=None if counts is None else counts[idx],
-    )
-    req = ids.select(
-        "sku_id",
-        "location_id",
-        pl.col("order_qty").alias("requested_qty"),
-        pl.col("customer_committed").alias("committed_qty"),
-        pl.col("inventory_position").alias("position"),
-        "pack_size",
-    )
-    alloc = allocate_constrained_supply(req, confirmed, smp)
-    rec = ids.drop("_i").with_columns(
-        alloc["allocated_qty"].alias("allocated_qty"),
-        alloc["constrained"].alias("constrained"),
-        pl.col("order_qty").alias("requested_qty"),
-    )
-    rec = rec.with_columns(
-        pl.col("allocated_qty").alias("order_qty"),
-        (pl.col("allocated_qty") * pl.col("unit_cost")).alias("order_value"),
-        pl.lit("supply").alias("bound_by"),
-    )
-    return _evidence(rec, forecast, config, "allocation")
-
-
-def _transfers(unit_frame, d_l_risk, forecast, config):
-    """Transfer recommendations between locations of a region (see :mod:`planning._transfers`)."""
-    pos = unit_frame.with_columns(
-        pl.Series(
-            "shortfall", np.maximum(np.ceil(d_l_risk - unit_frame["inventory_position"].to_numpy()), 0.0)
-        ),
-        (pl.col("unit_cost") * config.transfer_cost_rate).alias("transfer_cost_per_unit"),
-        (pl.col("unit_cost") * config.expedite_premium).alias("alternative_cost_per_unit"),
-    )
-    t = propose_transfers(pos.select(POSITION_COLUMNS))
-    if not t.height:
-        return pl.DataFrame()
-    # Evidence of a transfer: the receiver's simulation and inventory, plus the donor and the cost comparison.
-    receiver = unit_frame.drop("order_qty", "order_value", "region", "bound_by")
-    rec = t.join(
-        receiver, left_on=["sku_id", "to_location_id"], right_on=["sku_id", "location_id"], how="left"
-    )
-    if "policy_kind" in rec.columns:  # a manual unit gets no automatic action, transfers included
-        rec = rec.filter(pl.col("policy_kind") != "manual")
-    rec = rec.with_columns(
-        pl.col("to_location_id").alias("location_id"),
-        pl.col("transfer_qty").alias("order_qty"),
-        pl.col("transfer_cost").alias("order_value"),
-        pl.lit("transfer").alias("bound_by"),
-        pl.lit(None, dtype=pl.String).alias("supplier_id"),
-    )
-    return _evidence(rec, forecast, config, "transfer")

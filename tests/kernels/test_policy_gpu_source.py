@@ -151,6 +151,31 @@ def test_paths_kernel_matches_numba_bit_for_bit(emu, source, crossing, urn, revi
     np.testing.assert_array_equal(out_lr, ref.d_lr)
 
 
+@pytest.mark.parametrize("source", ["history", "quantiles"])
+@pytest.mark.parametrize("crossing", [True, False])
+@pytest.mark.parametrize("n_paths", [1, 63, 65])
+def test_paths_kernel_lanes_match_one_path_loop_for_any_path_count_and_mixed_reviews(
+    emu, source, crossing, n_paths
+):
+    """The CPU runs a unit's paths in lanes of 64; the emulated CUDA loop one path per thread: a partial lane,
+    a lane and one path more, and review periods that differ by unit (so lanes of a unit look at different
+    cycle positions) give the same bits. One quantile level: the inversion's upper neighbour is the level
+    itself."""
+    if source == "history":
+        demand = _history()
+    else:
+        q = _quantiles()
+        demand = QuantileDemand(q.levels[2:3], np.ascontiguousarray(q.values[:, :, 2:3]))
+    pmf, counts = _lead_times()
+    review = np.array([1, 2, 3, 4, 5, 2, 7])
+    kw = {"lead_time_counts": counts, "crossing": crossing}
+    ref = policy_samples(demand, pmf, review, n_paths, 99, **kw)
+    out_l, out_lr = _emulated_paths(emu, demand, pmf, review, n_paths, 99, crossing, counts)
+    np.testing.assert_array_equal(out_l, ref.d_l)
+    np.testing.assert_array_equal(out_lr, ref.d_lr)
+    assert (ref.d_lr >= ref.d_l).all() and ref.d_lr.sum() > 0
+
+
 def _sorted_samples():
     pmf, counts = _lead_times()
     smp = policy_samples(_history(), pmf, 2, 257, 7, lead_time_counts=counts)

@@ -106,7 +106,8 @@ def load_panel(config: TrainConfig, *, settings=None, engine=None) -> Panel:
 def _windows_per_series(panel: Panel, config: TrainConfig) -> np.ndarray:
     fit = config.fit
     min_l = fit.min_encoder_length if fit.min_encoder_length is not None else fit.encoder_length // 2
-    val_origin = panel.n_times - 1 - config.holdout - fit.horizon + 1
+    step = fit.val_step or fit.horizon
+    val_origin = panel.n_times - config.holdout - fit.horizon - (fit.val_origins - 1) * step
     lo = np.asarray(panel.first, np.int64) + min_l
     hi = np.minimum(np.asarray(panel.last, np.int64), val_origin - 1) - fit.horizon + 1
     return np.maximum(hi - lo + 1, 0)

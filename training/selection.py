@@ -77,11 +77,8 @@ def demand_classes(y: np.ndarray) -> np.ndarray:
         sizes = np.where(pos, y, np.nan)
         mean = np.nanmean(np.where(n_pos[:, None] > 0, sizes, 1.0), axis=1)
         cv2 = np.nanvar(np.where(n_pos[:, None] > 0, sizes, 1.0), axis=1) / mean**2
-    out = np.where(
-        adi < ADI_CUTOFF,
-        np.where(cv2 < CV2_CUTOFF, "smooth", "erratic"),
-        np.where(cv2 < CV2_CUTOFF, "intermittent", "lumpy"),
-    ).astype(object)
+    out = np.where(adi < ADI_CUTOFF, np.where(cv2 < CV2_CUTOFF, "smooth", "erratic"),
+                   np.where(cv2 < CV2_CUTOFF, "intermittent", "lumpy")).astype(object)
     out[n_pos == 0] = "no_demand"
     return out
 
@@ -159,10 +156,8 @@ def _point_losses(y: np.ndarray, F: np.ndarray, q: np.ndarray, loss: str) -> np.
 
 def _check_inputs(candidates, actuals, levels) -> tuple[tuple[str, ...], np.ndarray, int]:
     if not candidates or len(candidates) != len(actuals):
-        raise ValueError(
-            f"{len(candidates)} candidate origins and {len(actuals)} actual windows: expected "
-            "the same number, at least one"
-        )
+        raise ValueError(f"{len(candidates)} candidate origins and {len(actuals)} actual windows: expected "
+                         "the same number, at least one")
     models = tuple(candidates[0])
     q = np.asarray(levels, dtype=np.float64)
     if not models:
@@ -176,10 +171,8 @@ def _check_inputs(candidates, actuals, levels) -> tuple[tuple[str, ...], np.ndar
         for name, F in cands.items():
             F = np.asarray(F)
             if F.shape != (*y.shape, len(q)) or y.shape[0] != N:
-                raise ValueError(
-                    f"origin {o}, model {name!r}: forecasts {F.shape} and actuals {y.shape}: "
-                    f"expected (N, H, Q) = ({N}, H, {len(q)}) and (N, H)"
-                )
+                raise ValueError(f"origin {o}, model {name!r}: forecasts {F.shape} and actuals {y.shape}: "
+                                 f"expected (N, H, Q) = ({N}, H, {len(q)}) and (N, H)")
     return models, q, N
 
 
@@ -240,16 +233,9 @@ def _stack(candidates, actuals, models, rows, scale, count) -> tuple[np.ndarray,
     return np.concatenate(Fs, axis=1), np.concatenate(ys), np.concatenate(ws)
 
 
-def fit_weights(
-    F: np.ndarray,
-    y: np.ndarray,
-    levels: Sequence[float],
-    weight: np.ndarray | None = None,
-    n_iter: int = 200,
-    eta: float = 1.0,
-    patience: int = 25,
-    prune: float = 0.02,
-) -> tuple[np.ndarray, float]:
+def fit_weights(F: np.ndarray, y: np.ndarray, levels: Sequence[float], weight: np.ndarray | None = None,
+                n_iter: int = 200, eta: float = 1.0, patience: int = 25,
+                prune: float = 0.02) -> tuple[np.ndarray, float]:
     """Non-negative weights summing to one that minimise the weighted pinball loss of ``sum_m w_m F_m``.
 
     Exponentiated-gradient descent on the simplex (Kivinen and Warmuth 1997) with step ``eta / sqrt(t)`` on
@@ -295,7 +281,7 @@ def fit_weights(
             best, best_w = cur, w.copy()
         if stale >= patience:
             break
-        dldc = ((y[:, None] < C).astype(float) - q) / len(q)  # subgradient of pinball w.r.t. C
+        dldc = ((y[:, None] < C).astype(float) - q) / len(q)   # subgradient of pinball w.r.t. C
         g = Fm @ (dldc * a[:, None]).reshape(K * Q)
         gmax = np.abs(g).max()
         if gmax == 0:
@@ -364,23 +350,17 @@ class Selection:
         for m in used:
             F = np.asarray(forecasts[self.models[m]], dtype=np.float64)
             if F.ndim != 3 or F.shape[0] != W.shape[0] or F.shape[2] != len(self.levels):
-                raise ValueError(
-                    f"{self.models[m]!r} forecasts have shape {F.shape}: expected "
-                    f"({W.shape[0]}, H, {len(self.levels)})"
-                )
+                raise ValueError(f"{self.models[m]!r} forecasts have shape {F.shape}: expected "
+                                 f"({W.shape[0]}, H, {len(self.levels)})")
             term = W[:, m, None, None] * F
             out = term if out is None else out + term
         return np.sort(out, axis=-1)
 
     def to_dict(self) -> dict:
         """JSON-able: models, levels, method, weights per segment and the report (no per-series rows)."""
-        return {
-            "models": list(self.models),
-            "levels": list(self.levels),
-            "method": self.method,
-            "segment_weights": {k: [float(v) for v in w] for k, w in self.segment_weights.items()},
-            "report": self.report,
-        }
+        return {"models": list(self.models), "levels": list(self.levels), "method": self.method,
+                "segment_weights": {k: [float(v) for v in w] for k, w in self.segment_weights.items()},
+                "report": self.report}
 
     @classmethod
     def from_dict(cls, doc: Mapping) -> Selection:
@@ -389,15 +369,9 @@ class Selection:
         sw = {k: np.asarray(w, dtype=np.float64) for k, w in doc["segment_weights"].items()}
         if "*" not in sw or any(w.shape != (len(models),) for w in sw.values()):
             raise ValueError(f"segment_weights: expected a '*' entry and {len(models)} weights per segment")
-        return cls(
-            models=models,
-            levels=tuple(doc["levels"]),
-            segments=np.empty(0, dtype=object),
-            weights=np.zeros((0, len(models))),
-            report=dict(doc.get("report", {})),
-            method=str(doc["method"]),
-            segment_weights=sw,
-        )
+        return cls(models=models, levels=tuple(doc["levels"]), segments=np.empty(0, dtype=object),
+                   weights=np.zeros((0, len(models))), report=dict(doc.get("report", {})),
+                   method=str(doc["method"]), segment_weights=sw)
 
     def chosen(self) -> np.ndarray:
         """(N,) the model each series follows: its name, or ``"ensemble"`` where weights are spread."""
@@ -406,9 +380,8 @@ class Selection:
         return np.where(self.weights.max(axis=1) > 1.0 - 1e-9, names, "ensemble").astype(object)
 
 
-def _decide(
-    F, y, a, q, L_seg, n_series, models, method, min_gain, n_iter, max_points, max_ratio
-) -> tuple[np.ndarray, str, float]:
+def _decide(F, y, a, q, L_seg, n_series, models, method, min_gain, n_iter, max_points,
+            max_ratio) -> tuple[np.ndarray, str, float]:
     """Weights (M,), chosen name and validation loss (mean over the segment's series) for one segment.
 
     ``a`` weighs each point by 1 / (scale * validated steps of its series), so ``a @ loss / n_series`` is the
@@ -495,22 +468,12 @@ def select(
         F, y, a = _stack(candidates, actuals, models, rows, s, np.maximum(count, 1))
         if loss == "mae":
             mid = int(np.argmin(np.abs(q - 0.5)))
-            F = F[..., mid : mid + 1]
+            F = F[..., mid:mid + 1]
         return F, y, a
 
     everyone = np.flatnonzero(validated)
-    pooled = _decide(
-        *stacked(everyone),
-        pw,
-        np.nanmean(L[everyone], axis=0),
-        len(everyone),
-        models,
-        method,
-        min_gain,
-        n_iter,
-        max_points,
-        max_ratio,
-    )
+    pooled = _decide(*stacked(everyone), pw, np.nanmean(L[everyone], axis=0), len(everyone), models, method,
+                     min_gain, n_iter, max_points, max_ratio)
     W = np.zeros((N, len(models)))
     report: dict[str, dict] = {}
     segment_weights = {"*": pooled[0]}
@@ -519,35 +482,24 @@ def select(
         rows = members[validated[members]]
         if len(rows) >= min_segment_size:
             L_seg = np.nanmean(L[rows], axis=0)
-            w, chosen, chosen_loss = _decide(
-                *stacked(rows), pw, L_seg, len(rows), models, method, min_gain, n_iter, max_points, max_ratio
-            )
+            w, chosen, chosen_loss = _decide(*stacked(rows), pw, L_seg, len(rows), models, method, min_gain,
+                                             n_iter, max_points, max_ratio)
         else:
             L_seg = np.nanmean(L[rows], axis=0) if len(rows) else np.full(len(models), np.nan)
             (w, chosen, chosen_loss), chosen = pooled, f"pooled:{pooled[1]}"
         W[members] = w
         segment_weights[str(name)] = w
         if method == "series" and len(rows):
-            W[rows] = _per_series(
-                L[rows], L_seg, w, candidates, actuals, models, rows, s, count, q, loss, shrinkage, max_ratio
-            )
+            W[rows] = _per_series(L[rows], L_seg, w, candidates, actuals, models, rows, s, count, q, loss,
+                                  shrinkage, max_ratio)
         report[str(name)] = {
-            "n_series": int(len(members)),
-            "n_validated": int(len(rows)),
+            "n_series": int(len(members)), "n_validated": int(len(rows)),
             "loss": {m: float(v) for m, v in zip(models, L_seg, strict=True)},
-            "chosen": chosen,
-            "chosen_loss": float(chosen_loss),
+            "chosen": chosen, "chosen_loss": float(chosen_loss),
             "weights": {m: float(v) for m, v in zip(models, w, strict=True) if v > 0},
         }
-    return Selection(
-        models=models,
-        levels=tuple(float(v) for v in q),
-        segments=seg,
-        weights=W,
-        report=report,
-        method=method,
-        segment_weights=segment_weights,
-    )
+    return Selection(models=models, levels=tuple(float(v) for v in q), segments=seg, weights=W,
+                     report=report, method=method, segment_weights=segment_weights)
 
 
 def _per_series(L_rows, L_seg, w_seg, candidates, actuals, models, rows, s, count, q, loss, lam, max_ratio):
@@ -556,9 +508,8 @@ def _per_series(L_rows, L_seg, w_seg, candidates, actuals, models, rows, s, coun
     ens_loss = np.zeros(len(rows))
     for cands, y in zip(candidates, actuals, strict=True):
         y = np.asarray(y, dtype=np.float64)[rows]
-        C = np.tensordot(
-            w_seg, np.stack([np.asarray(cands[m], dtype=np.float64)[rows] for m in models]), axes=1
-        )
+        C = np.tensordot(w_seg, np.stack([np.asarray(cands[m], dtype=np.float64)[rows] for m in models]),
+                         axes=1)
         ok = ~np.isnan(y) & np.isfinite(C).all(axis=-1)
         ens_loss += np.where(ok, _point_losses(np.where(ok, y, 0.0), np.nan_to_num(C), q, loss), 0.0).sum(1)
     ens_loss = ens_loss / np.maximum(count[rows], 1) / s[rows]

@@ -120,16 +120,8 @@ MODELS: dict[str, Callable[[int], object]] = {
 #: Models whose quantiles come from empirical ratio quantiles (no native intervals in statsforecast).
 EMPIRICAL_INTERVAL_MODELS = frozenset({"croston_sba", "tsb", "adida", "imapa"})
 #: What :func:`fit_predict` runs by default (``auto_theta`` is left out for speed; ``theta`` stands for it).
-DEFAULT_MODELS: tuple[str, ...] = (
-    "naive",
-    "seasonal_naive",
-    "auto_ets",
-    "theta",
-    "croston_sba",
-    "tsb",
-    "adida",
-    "imapa",
-)
+DEFAULT_MODELS: tuple[str, ...] = ("naive", "seasonal_naive", "auto_ets", "theta", "croston_sba", "tsb",
+                                   "adida", "imapa")
 
 
 def min_history(model: str, season: int) -> int:
@@ -146,9 +138,8 @@ def min_history(model: str, season: int) -> int:
     return 3
 
 
-def _check(
-    y: np.ndarray, season: int, horizon: int, levels: Sequence[float], models: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray]:
+def _check(y: np.ndarray, season: int, horizon: int, levels: Sequence[float],
+           models: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y, dtype=np.float64)
     if y.ndim != 2:
         raise ValueError(f"y has shape {y.shape}: expected (N, T)")
@@ -194,23 +185,16 @@ def _long_frame(y: np.ndarray, rows: np.ndarray) -> pl.DataFrame:
     sub = y[rows]
     keep = ~np.isnan(sub)
     r, t = np.nonzero(keep)
-    return pl.DataFrame({"unique_id": rows[r].astype(np.int64), "ds": t.astype(np.int64), "y": sub[keep]})
+    return pl.DataFrame({"unique_id": rows[r].astype(np.int64), "ds": t.astype(np.int64),
+                         "y": sub[keep]})
 
 
-def _run_statsforecast(
-    y: np.ndarray,
-    rows: np.ndarray,
-    names: Sequence[str],
-    season: int,
-    horizon: int,
-    interval_levels: list,
-    n_jobs: int,
-) -> pl.DataFrame:
+def _run_statsforecast(y: np.ndarray, rows: np.ndarray, names: Sequence[str], season: int, horizon: int,
+                       interval_levels: list, n_jobs: int) -> pl.DataFrame:
     from statsforecast import StatsForecast
 
-    sf = StatsForecast(
-        models=[MODELS[n](season) for n in names], freq=1, n_jobs=n_jobs, fallback_model=_naive(season)
-    )
+    sf = StatsForecast(models=[MODELS[n](season) for n in names], freq=1, n_jobs=n_jobs,
+                       fallback_model=_naive(season))
     out = sf.forecast(df=_long_frame(y, rows), h=horizon, level=interval_levels or None)
     return out.sort("unique_id", "ds")
 
@@ -242,7 +226,7 @@ def _empirical(y, n_obs, rows, names, season, horizon, q, n_jobs, n_windows) -> 
         if cut < 3 or not ok.any():
             break
         past = _point(y[:, :cut], rows[ok], names, season, horizon, n_jobs)
-        actual = y[rows[ok], cut : cut + horizon]
+        actual = y[rows[ok], cut:cut + horizon]
         cols = slice((w - 1) * horizon, w * horizon)
         for name in names:
             p = past[name]
@@ -317,12 +301,12 @@ def fit_predict(
     # The naive forecast stands in for series too short for a model and for non-finite results; it is
     # computed only for those series (and for all when "naive" itself is asked for).
     naive = np.repeat(np.nan_to_num(y[:, -1])[:, None, None], horizon, axis=1).repeat(len(q), axis=2)
-    have_naive = n_obs < 3  # fewer than 3 observations: the flat last value (or 0)
+    have_naive = n_obs < 3                     # fewer than 3 observations: the flat last value (or 0)
 
     def fill_naive(mask: np.ndarray) -> None:
         todo = np.flatnonzero(mask & ~have_naive)
         for start in range(0, len(todo), chunk_size):
-            rows = todo[start : start + chunk_size]
+            rows = todo[start:start + chunk_size]
             naive[rows] = _native(y, rows, ["naive"], season, horizon, q, n_jobs)["naive"]
         have_naive[todo] = True
 
@@ -336,7 +320,7 @@ def fit_predict(
             names = [m for m in group if min_history(m, season) == need]
             eligible = np.flatnonzero(n_obs >= need)
             for start in range(0, len(eligible), chunk_size):
-                rows = eligible[start : start + chunk_size]
+                rows = eligible[start:start + chunk_size]
                 if run is _native:
                     res = _native(y, rows, names, season, horizon, q, n_jobs)
                 else:
@@ -384,6 +368,5 @@ def rolling_fit_predict(
     bad = [o for o in origins if not 1 <= o <= T]
     if bad:
         raise ValueError(f"origins {bad}: each must lie in [1, {T}]")
-    return [
-        fit_predict(np.asarray(y)[:, :o], season, horizon, levels, models, n_jobs, **kwargs) for o in origins
-    ]
+    return [fit_predict(np.asarray(y)[:, :o], season, horizon, levels, models, n_jobs, **kwargs)
+            for o in origins]

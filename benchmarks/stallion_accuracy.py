@@ -167,7 +167,7 @@ def main() -> None:
         fitted = TFTEstimator(cfg).fit(panel, cutoff=ORIGIN - 1)
         predictor = Predictor(fitted.spec, fitted.model_cfg, fitted.state_dict)
         fc = predictor.forecast(panel, ORIGIN)
-        lv, v = fc.levels, fitted.validation
+        lv, v = fc.levels, {**fitted.validation, **fitted.selection}
         lo, hi = lv.index(0.1), lv.index(0.9)
         row = {
             "seed": seed,
@@ -183,10 +183,11 @@ def main() -> None:
             "train_seconds": fitted.train_seconds,
         }
         rows.append(row)
+        loss_maes = {k: round(x, 1) for k, x in v.items() if "_loss_" in k}
         print(
             f"seed {seed}: TFT MAE {row['tft_mae']:.1f}  champion MAE {row['champion_mae']:.1f}  coverage "
             f"{row['coverage_p10_p90']:.3f} (raw {row['raw_coverage_p10_p90']:.3f})  val MAE blend "
-            f"{row['val_mae_blend']:.1f}  loss {row['loss_scale']} {v['val_mae_by_loss_scale']}  epochs "
+            f"{row['val_mae_blend']:.1f}  loss {row['loss_scale']} {loss_maes}  epochs "
             f"{row['best_epochs']}  blend {row['blend']}  train {row['train_seconds']:.0f} s",
             flush=True,
         )

@@ -46,7 +46,8 @@ class FittedTFT:
         history: per-epoch metrics of the early-stopping phase (list of dicts).
         best_epoch: epochs chosen by early stopping.
         train_seconds: wall time of all training phases.
-        validation: figures on the validation window (raw/blended MAE, coverage).
+        validation: figures on the validation windows (raw/blended MAE, coverage), numbers only.
+        selection: what validation chose: ``val_origins``, ``best_epochs`` per member, ``loss_scale``.
     """
 
     spec: InputSpec
@@ -56,6 +57,7 @@ class FittedTFT:
     best_epoch: int = 0
     train_seconds: float = 0.0
     validation: dict = field(default_factory=dict)
+    selection: dict = field(default_factory=dict)
 
 
 def _callbacks(history: list, best: dict):
@@ -228,7 +230,6 @@ class TFTEstimator:
         final = apply_postprocess(raw, None, spec.quantiles, spec.blend, spec.calibration, spec.season, base)
         lo, hi = spec.quantiles.index(0.1), spec.quantiles.index(0.9)
         return {
-            "val_origins": [int(o) for o in origins],
             "val_mae_tft": float(np.nanmean(np.abs(raw[..., m_idx] - y_val))),
             "val_mae_blend": float(np.nanmean(np.abs(final[..., m_idx] - y_val))),
             "val_coverage_raw": float(np.nanmean((y_val >= raw[..., lo]) & (y_val <= raw[..., hi]))),
@@ -288,7 +289,8 @@ class TFTEstimator:
         mean_raw = np.mean([m[3] for m in members], axis=0)
         validation = self._postprocess_fit(panel, spec, mean_raw, val_s, val_t0, origins)
         epochs = [m[1] for m in members]
-        validation.update(best_epochs=epochs, loss_scale=scale, val_mae_by_loss_scale=scale_mae)
+        validation.update({f"val_mae_tft_loss_{k}": v for k, v in scale_mae.items()})
+        selection = {"val_origins": origins, "best_epochs": epochs, "loss_scale": scale}
         state = [m[0] for m in members]
         if fit.refit:
             refits = [
@@ -304,4 +306,5 @@ class TFTEstimator:
             best_epoch=int(np.median(epochs)),
             train_seconds=time.perf_counter() - t_start,
             validation=validation,
+            selection=selection,
         )

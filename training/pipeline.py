@@ -137,13 +137,15 @@ def check_panel(config: TrainConfig, panel: Panel) -> list[str]:
     counts = _windows_per_series(panel, config)
     if not counts.any():
         min_l = fit.min_encoder_length if fit.min_encoder_length is not None else fit.encoder_length // 2
-        need = min_l + 2 * fit.horizon + config.holdout
+        val = fit.horizon + (fit.val_origins - 1) * (fit.val_step or fit.horizon)
+        need = min_l + fit.horizon + val + config.holdout
         raise TrainConfigError(
             "invalid training config for this data:\n"
             f"  no series gives a training window: one needs fit.min_encoder_length ({min_l}) + fit.horizon "
-            f"({fit.horizon}) periods before the validation window ({fit.horizon} periods) and the holdout "
-            f"({config.holdout}), {need} periods in all; the longest series has {longest} on the {grid!r} "
-            "grid. Lower fit.encoder_length/min_encoder_length, fit.horizon or holdout"
+            f"({fit.horizon}) periods before the validation windows ({val} periods for fit.val_origins = "
+            f"{fit.val_origins}) and the holdout ({config.holdout}), {need} periods in all; the longest "
+            f"series has {longest} on the {grid!r} grid. Lower fit.encoder_length/min_encoder_length, "
+            "fit.horizon, fit.val_origins or holdout"
         )
     ids = np.asarray(panel.series_ids(), dtype=object)
     short = ids[counts == 0].tolist()

@@ -164,3 +164,11 @@ def test_a_series_without_history_is_forecast_from_similar_series(panel):
         peers = np.flatnonzero(cat == cat[0])[1:]
     assert len(peers)
     np.testing.assert_allclose(fc.quantiles[0], fc.quantiles[peers].mean(axis=0), rtol=1e-9)
+
+
+def test_check_panel_counts_the_validation_origins(panel):
+    from training.pipeline import check_panel
+
+    assert check_panel(_cfg(val_origins=3, val_step=7), panel) == []
+    with pytest.raises(TrainConfigError, match=r"fit.val_origins = 12\).*105 periods in all"):
+        check_panel(_cfg(val_origins=12, val_step=7), panel)

@@ -1,12 +1,15 @@
 """Cold start: forecasts for units with no or little history from similar items.
 
 A unit whose history before the origin is empty (a new SKU, a new store) gets no forecast from its own past.
-:func:`similar_items_forecast` gives it the mean forecast of its *peers*: the warm units that share its most
-specific attribute with any warm member (the caller orders the attributes, e.g. same SKU elsewhere, then
-same category/brand, then same location), or all warm units when none shares any. The peers' forecasts come
-from the global model (its static covariates, prices, promotions and calendar of the forecast periods), so
-the cold unit inherits their seasonality and promotion response. A unit with a few observed periods has the
-peers' forecast scaled by the ratio of its own sales to the peers' mean sales over those same periods.
+:func:`similar_items_forecast` forecasts it from its *peers*: the warm units that share its most specific
+attribute with any warm member (the caller orders the attributes, e.g. same SKU elsewhere, then same
+category/brand, then same location), or all warm units when none shares any. The peers' forecasts come from
+the global model (its static covariates, prices, promotions and calendar of the forecast periods), so the
+cold unit inherits their seasonality and promotion response. With no history its level is unknown, so its
+quantile at level q is the q-quantile of the peers' medians (its P50 the peers' median: the MAE-optimal
+point when the peers' volumes are skewed; its band the spread of their levels). A unit with a few observed
+periods has the peers' mean forecast scaled by the ratio of its own sales to the peers' mean sales over those
+same periods.
 
 :func:`category_average` is the reference a cold-start method must beat: the peers' mean sales over the last
 periods before the origin, flat over the horizon.
@@ -50,7 +53,11 @@ def peer_groups(cold: np.ndarray, groups: Sequence[np.ndarray]) -> list[np.ndarr
 
 
 def similar_items_forecast(
-    y_hist: np.ndarray, forecasts: np.ndarray, cold: np.ndarray, groups: Sequence[np.ndarray]
+    y_hist: np.ndarray,
+    forecasts: np.ndarray,
+    cold: np.ndarray,
+    groups: Sequence[np.ndarray],
+    levels: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Forecasts of the cold units from their peers' forecasts (see the module docstring).
 
@@ -59,20 +66,25 @@ def similar_items_forecast(
         forecasts: (N, H, Q) the model's forecasts (the cold rows are ignored).
         cold: (N,) units to forecast from peers.
         groups: attribute label arrays (N,) each, most specific first.
+        levels: (Q,) quantile levels of ``forecasts`` (default: Q evenly spaced levels).
 
     Returns:
         (N, H, Q): ``forecasts`` with the cold rows replaced.
     """
     out = np.array(forecasts, dtype=float, copy=True)
     y_hist = np.asarray(y_hist, float)
+    Q = out.shape[2]
+    levels = (np.arange(Q) + 0.5) / Q if levels is None else np.asarray(levels, float)
+    mid = int(np.argmin(np.abs(levels - 0.5)))
     for i, peers in zip(np.flatnonzero(cold), peer_groups(cold, groups), strict=True):
-        f = out[peers].mean(axis=0)
         seen = ~np.isnan(y_hist[i])
-        if seen.any():  # a little history: scale to the unit's own level over the same periods
+        if seen.any():  # a little history: the peers' mean scaled to the unit's level over the same periods
             peer_level = np.nanmean(y_hist[np.ix_(peers, np.flatnonzero(seen))])
             own = float(np.mean(y_hist[i, seen]))
-            f = f * (own / peer_level if peer_level > 0 else 0.0)
-        out[i] = np.maximum(f, 0.0)
+            f = out[peers].mean(axis=0) * (own / peer_level if peer_level > 0 else 0.0)
+        else:  # no history: the level is unknown; the spread of the peers' medians is the uncertainty
+            f = np.quantile(out[peers, :, mid], levels, axis=0).T
+        out[i] = np.sort(np.maximum(f, 0.0), axis=-1)
     return out
 
 

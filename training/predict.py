@@ -7,8 +7,9 @@ interpolation hot spot replaced by a matrix product (:func:`~training.tft.module
 
 Cold start: a series with fewer than ``min_encoder_length`` observed periods before the origin still gets a
 forecast from the global model (its static attributes and whatever history it has, at least one period), and
-is flagged ``cold_start``; a series with no observation at all before the origin gets the mean forecast of
-its similar series (same SKU elsewhere, same attribute, same location: :mod:`training.cold_start`).
+is flagged ``cold_start``; a series with no observation at all before the origin gets the spread of its
+similar series' median forecasts (same SKU elsewhere, same attribute, same location:
+:mod:`training.cold_start`).
 """
 
 from __future__ import annotations
@@ -209,7 +210,7 @@ class Predictor:
         statics = list(panel.spec.static_categoricals)
         order = [*keys[:1], *[c for c in statics if c not in keys], *keys[1:]]
         groups = [panel.static_cat[:, statics.index(c)] for c in order if c in statics]
-        return similar_items_forecast(panel.y[:, :origin], q, empty, groups)
+        return similar_items_forecast(panel.y[:, :origin], q, empty, groups, self.spec.quantiles)
 
 
 def load_predictor(

@@ -37,13 +37,14 @@ def test_peers_are_the_most_specific_shared_attribute():
 def test_no_history_gets_the_peer_mean_and_a_little_history_is_scaled():
     store, _, y, f = _data()
     cold = np.array([False, True, False, False, False])
-    out = similar_items_forecast(y, f, cold, [store])
-    np.testing.assert_allclose(out[1], 24.0)  # mean of 12 and 36
+    out = similar_items_forecast(y, f, cold, [store], levels=[0.25, 0.5])
+    np.testing.assert_allclose(out[1][:, 1], 24.0)  # the median of the peers' medians 12 and 36
+    np.testing.assert_allclose(out[1][:, 0], 18.0)  # their 25 % quantile: the spread of the peers' levels
     np.testing.assert_allclose(np.delete(out, 1, 0), np.delete(f, 1, 0))  # warm units untouched
     y2 = y.copy()
     y2[1, -2:] = 40.0  # two periods seen at twice the peers' level (10 and 30 -> 20)
-    out = similar_items_forecast(y2, f, cold, [store])
-    np.testing.assert_allclose(out[1], 48.0)
+    out = similar_items_forecast(y2, f, cold, [store], levels=[0.25, 0.5])
+    np.testing.assert_allclose(out[1], 48.0)  # the peers' mean forecast 24 at twice their level
     ref = category_average(y2, 3, cold, [store], window=2)
     np.testing.assert_allclose(ref[1], 20.0)
     assert np.isnan(ref[0]).all()

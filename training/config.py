@@ -100,6 +100,38 @@ class FitConfig(_Strict):
     refit: bool = Field(
         default=True, description="Refit on train+validation with the epochs early stopping chose."
     )
+    val_origins: int = Field(
+        default=1,
+        ge=1,
+        description="Rolling validation origins (val_step apart, the last ending at the cut-off): early "
+        "stopping, blend weights and conformal calibration pool them; training windows end before the first.",
+    )
+    val_step: int | None = Field(
+        default=None, ge=1, description="Periods between validation origins (None: horizon)."
+    )
+    members: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Seed ensemble: members trained with seeds seed, seed+1000, ...; quantiles averaged.",
+    )
+    loss_scale: Literal["none", "series", "auto"] = Field(
+        default="none",
+        description="'none': pinball loss in target units (big series weigh most, like WAPE); 'series': each "
+        "window's loss divided by its encoder's mean level (scale-free: every series weighs alike); 'auto': "
+        "train the first member both ways and keep the one with the lower validation MAE.",
+    )
+    blend_with: list[Literal["last_value", "seasonal_naive", "auto_ets", "theta"]] = Field(
+        default=["last_value", "seasonal_naive"],
+        description="Baselines the served median may blend with (weights fit on the validation origins; "
+        "auto_ets/theta are statsforecast fits at each forecast, slower on big panels).",
+    )
+    blend_shrink: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Share of equal weights mixed into the validation-optimal blend.",
+    )
     seed: int = 42
     accelerator: Literal["auto", "cpu", "gpu"] = "auto"
     threads: int | None = Field(

@@ -106,7 +106,8 @@ def load_panel(config: TrainConfig, *, settings=None, engine=None) -> Panel:
 def _windows_per_series(panel: Panel, config: TrainConfig) -> np.ndarray:
     fit = config.fit
     min_l = fit.min_encoder_length if fit.min_encoder_length is not None else fit.encoder_length // 2
-    val_origin = panel.n_times - 1 - config.holdout - fit.horizon + 1
+    step = fit.val_step or fit.horizon
+    val_origin = panel.n_times - config.holdout - fit.horizon - (fit.val_origins - 1) * step
     lo = np.asarray(panel.first, np.int64) + min_l
     hi = np.minimum(np.asarray(panel.last, np.int64), val_origin - 1) - fit.horizon + 1
     return np.maximum(hi - lo + 1, 0)
@@ -136,13 +137,15 @@ def check_panel(config: TrainConfig, panel: Panel) -> list[str]:
     counts = _windows_per_series(panel, config)
     if not counts.any():
         min_l = fit.min_encoder_length if fit.min_encoder_length is not None else fit.encoder_length // 2
-        need = min_l + 2 * fit.horizon + config.holdout
+        val = fit.horizon + (fit.val_origins - 1) * (fit.val_step or fit.horizon)
+        need = min_l + fit.horizon + val + config.holdout
         raise TrainConfigError(
             "invalid training config for this data:\n"
             f"  no series gives a training window: one needs fit.min_encoder_length ({min_l}) + fit.horizon "
-            f"({fit.horizon}) periods before the validation window ({fit.horizon} periods) and the holdout "
-            f"({config.holdout}), {need} periods in all; the longest series has {longest} on the {grid!r} "
-            "grid. Lower fit.encoder_length/min_encoder_length, fit.horizon or holdout"
+            f"({fit.horizon}) periods before the validation windows ({val} periods for fit.val_origins = "
+            f"{fit.val_origins}) and the holdout ({config.holdout}), {need} periods in all; the longest "
+            f"series has {longest} on the {grid!r} grid. Lower fit.encoder_length/min_encoder_length, "
+            "fit.horizon, fit.val_origins or holdout"
         )
     ids = np.asarray(panel.series_ids(), dtype=object)
     short = ids[counts == 0].tolist()

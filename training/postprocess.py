@@ -18,61 +18,101 @@ import numpy as np
 
 from training.baselines import last_value, seasonal_naive
 
-__all__ = ["fit_blend", "fit_calibration", "apply_postprocess"]
+__all__ = ["BLEND_BASELINES", "baseline_points", "fit_blend", "fit_calibration", "apply_postprocess"]
 
 
-def _base(y_hist: np.ndarray, H: int, season: int) -> dict[str, np.ndarray]:
-    return {"last_value": last_value(y_hist, H), "seasonal_naive": seasonal_naive(y_hist, H, season)}
+#: Baselines the served median may blend with (statsforecast fits for ``auto_ets`` and ``theta``).
+BLEND_BASELINES = ("last_value", "seasonal_naive", "auto_ets", "theta")
+_STATISTICAL = ("auto_ets", "theta")
+
+
+def baseline_points(
+    y_hist: np.ndarray, H: int, season: int, names=("last_value", "seasonal_naive")
+) -> dict[str, np.ndarray]:
+    """Point forecasts (N, H) of the blend's baselines from the history ``y_hist`` (N, T).
+
+    ``auto_ets`` and ``theta`` are statsforecast fits (:func:`training.statistical.fit_predict`, median).
+    """
+    unknown = [n for n in names if n not in BLEND_BASELINES]
+    if unknown:
+        raise ValueError(f"blend baselines {unknown}: expected names from {list(BLEND_BASELINES)}")
+    out = {}
+    if "last_value" in names:
+        out["last_value"] = last_value(y_hist, H)
+    if "seasonal_naive" in names:
+        out["seasonal_naive"] = seasonal_naive(y_hist, H, season)
+    stat = [n for n in names if n in _STATISTICAL]
+    if stat:
+        from training.statistical import fit_predict
+
+        res = fit_predict(np.asarray(y_hist, float), season, H, (0.1, 0.5, 0.9), stat)
+        out.update({n: res[n][..., 1] for n in stat})
+    return out
+
+
+def _simplex(k: int, step: float) -> np.ndarray:
+    """All weight vectors of length ``k`` on the simplex with coordinates in multiples of ``step``."""
+    n = round(1.0 / step)
+    rows = [c for c in itertools.product(range(n + 1), repeat=k - 1) if sum(c) <= n]
+    grid = np.array([[*c, n - sum(c)] for c in rows], float)
+    return grid / n
 
 
 def fit_blend(
     y: np.ndarray,
     median: np.ndarray,
-    y_hist: np.ndarray,
+    y_hist: np.ndarray | None,
     season: int,
-    step: float = 0.05,
+    step: float | None = None,
     shrink: float = 0.5,
+    base: dict[str, np.ndarray] | None = None,
 ) -> dict:
-    """Blend weights (TFT, last value, seasonal naive) minimising validation MAE, shrunk to equal weights.
+    """Blend weights (TFT and baselines) minimising validation MAE, shrunk to equal weights.
 
-    One validation window is a noisy guide; equal weights are the robust default of the forecast combination
+    Validation windows are a noisy guide; equal weights are the robust default of the forecast combination
     literature (Claeskens et al. 2016).
 
     Args:
-        y: (N, H) validation actuals.
+        y: (N, H) validation actuals (windows of several origins stacked along N).
         median: (N, H) TFT median forecasts.
-        y_hist: (N, T) history before the validation window.
+        y_hist: (N, T) history before the validation window (used when ``base`` is not given: last value and
+            seasonal naive).
         season: seasonal period.
-        step: grid step of the weights.
+        step: grid step of the weights (default 0.05 for up to three members, 0.1 beyond).
         shrink: share of equal weights in the result (0: the validation optimum as is).
+        base: baseline point forecasts (N, H) by name (see :func:`baseline_points`).
 
     Returns:
-        ``{"tft": w0, "last_value": w1, "seasonal_naive": w2}`` summing to 1.
+        ``{"tft": w0, <baseline>: w, ...}`` summing to 1.
     """
     H = y.shape[1]
-    b = _base(y_hist, H, season)
+    b = base if base is not None else baseline_points(y_hist, H, season)
+    names = ["tft", *b]
+    stack = np.stack([median, *b.values()])  # (K, N, H)
     mask = ~np.isnan(y)
-    grid = np.round(np.arange(0.0, 1.0 + 1e-9, step), 6)
-    best, best_w = np.inf, (1.0, 0.0, 0.0)
-    for w0, w1 in itertools.product(grid, grid):
-        if w0 + w1 > 1.0 + 1e-9:
-            continue
-        w2 = max(0.0, 1.0 - w0 - w1)
-        f = w0 * median + w1 * b["last_value"] + w2 * b["seasonal_naive"]
-        err = np.abs(f - y)[mask].mean()
-        if err < best - 1e-12:
-            best, best_w = err, (w0, w1, w2)
-    w = [(1.0 - shrink) * b_ + shrink / 3.0 for b_ in best_w]
-    return {"tft": float(w[0]), "last_value": float(w[1]), "seasonal_naive": float(w[2])}
+    step = step or (0.05 if len(names) <= 3 else 0.1)
+    grid = _simplex(len(names), step)
+    yv, sv = y[mask], stack[:, mask]  # (M,), (K, M)
+    errs = np.concatenate(
+        [np.abs(g @ sv - yv[None]).mean(axis=1) for g in np.array_split(grid, max(1, len(grid) // 256))]
+    )
+    best_w = grid[int(np.argmin(errs))] if len(grid) else np.eye(len(names))[0]
+    w = (1.0 - shrink) * best_w + shrink / len(names)
+    return {k: float(v) for k, v in zip(names, w, strict=True)}
 
 
-def _blend(spec_blend: dict, y_q: np.ndarray, median_idx: int, y_hist: np.ndarray, season: int) -> np.ndarray:
+def _blend(
+    spec_blend: dict, y_q: np.ndarray, median_idx: int, y_hist: np.ndarray, season: int, base: dict | None
+) -> np.ndarray:
     w_tft = spec_blend.get("tft", 1.0)
     if w_tft >= 1.0:
         return y_q
-    b = _base(y_hist, y_q.shape[1], season)
+    names = [k for k, v in spec_blend.items() if k != "tft" and v > 0]
+    if base is None or any(n not in base for n in names):
+        base = baseline_points(y_hist, y_q.shape[1], season, names)
+    b = {n: base[n] for n in names}
     med = y_q[..., median_idx]
-    new_med = w_tft * med + sum(spec_blend.get(k, 0.0) * v for k, v in b.items())
+    new_med = w_tft * med + sum(spec_blend[k] * v for k, v in b.items())
     return y_q + (new_med - med)[..., None]
 
 
@@ -111,7 +151,13 @@ def fit_calibration(y: np.ndarray, y_q: np.ndarray, quantiles: list[float]) -> d
 
 
 def apply_postprocess(
-    y_q: np.ndarray, y_hist: np.ndarray, quantiles: list[float], blend: dict, calibration: dict, season: int
+    y_q: np.ndarray,
+    y_hist: np.ndarray,
+    quantiles: list[float],
+    blend: dict,
+    calibration: dict,
+    season: int,
+    base: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Blend, calibrate, keep quantiles monotone and non-negative.
 
@@ -122,12 +168,13 @@ def apply_postprocess(
         blend: weights from :func:`fit_blend` (``{"tft": 1.0}`` = no blend).
         calibration: factors from :func:`fit_calibration` (empty = none).
         season: seasonal period.
+        base: baseline point forecasts already computed from ``y_hist`` (:func:`baseline_points`), if any.
 
     Returns:
         (N, H, Q) forecasts.
     """
     m_idx = quantiles.index(0.5)
-    out = _blend(blend, np.asarray(y_q, float), m_idx, y_hist, season)
+    out = _blend(blend, np.asarray(y_q, float), m_idx, y_hist, season, base)
     med = out[..., m_idx : m_idx + 1]
     factors = np.array([calibration.get(str(q), 1.0) for q in quantiles])
     out = med + factors * (out - med)

@@ -7,8 +7,9 @@ interpolation hot spot replaced by a matrix product (:func:`~training.tft.module
 
 Cold start: a series with fewer than ``min_encoder_length`` observed periods before the origin still gets a
 forecast from the global model (its static attributes and whatever history it has, at least one period), and
-is
-flagged ``cold_start``.
+is flagged ``cold_start``; a series with no observation at all before the origin gets the spread of its
+similar series' median forecasts (same SKU elsewhere, same attribute, same location:
+:mod:`training.cold_start`).
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ class Predictor:
             self.spec.calibration if postprocess else {},
             self.spec.season,
         )
+        q = self._cold_from_peers(panel, origin, q)
         return Forecast(
             quantiles=q,
             raw=raw,
@@ -192,6 +194,23 @@ class Predictor:
             series=panel.series_ids(),
             cold_start=cold,
         )
+
+    def _cold_from_peers(self, panel: Panel, origin: int, q: np.ndarray) -> np.ndarray:
+        """Series without any observation before ``origin``: the mean forecast of similar series.
+
+        Peers share the first SKU key, else a master-data attribute (category, brand, ...), else the other
+        keys (location, channel), in that order (:func:`training.cold_start.similar_items_forecast`).
+        """
+        empty = np.isnan(panel.y[:, :origin]).all(axis=1)
+        if not empty.any() or empty.all():
+            return q
+        from training.cold_start import similar_items_forecast
+
+        keys = list(panel.spec.series_keys)
+        statics = list(panel.spec.static_categoricals)
+        order = [*keys[:1], *[c for c in statics if c not in keys], *keys[1:]]
+        groups = [panel.static_cat[:, statics.index(c)] for c in order if c in statics]
+        return similar_items_forecast(panel.y[:, :origin], q, empty, groups, self.spec.quantiles)
 
 
 def load_predictor(

@@ -108,7 +108,12 @@ def log_training_run(
             mlflow.log_metrics({k: v for k, v in h.items() if k != "epoch"}, step=step)
         mlflow.log_metrics({**backtest_metrics, **fitted.validation, "train_seconds": fitted.train_seconds})
         mlflow.log_dict(
-            {"blend": fitted.spec.blend, "calibration": fitted.spec.calibration}, "postprocess.json"
+            {
+                "blend": fitted.spec.blend,
+                "calibration": fitted.spec.calibration,
+                "selection": getattr(fitted, "selection", {}),
+            },
+            "postprocess.json",
         )
         for name, fig in figures.items():
             mlflow.log_figure(fig, name)

@@ -1,14 +1,18 @@
 """The TFT estimator: wires a panel, windows, the Lightning module and a Trainer into a fitted model.
 
-Protocol for a cut-off ``c`` (last index whose target may be used) and horizon H:
+Protocol for a cut-off ``c`` (last index whose target may be used), horizon H and ``fit.val_origins`` = K
+validation origins ``o_1 < ... < o_K = c - H + 1`` (``fit.val_step`` apart):
 
-1. fit the dataset parameters on data up to ``c - H``;
-2. train on windows whose decoders end by ``c - H``, validate on the window ``c - H + 1 .. c`` (one per
-series),
-   early-stop on the validation pinball loss and keep the best epoch's weights;
-3. fit the blend with baselines and the conformal calibration on that validation window;
-4. optionally refit on windows ending by ``c`` for the number of epochs step 2 chose.
+1. fit the dataset parameters on data up to ``o_1 - 1``;
+2. train on windows whose decoders end by ``o_1 - 1``, validate on the K windows ``o_k .. o_k + H - 1`` of
+   every series (pooled), early-stop on the validation pinball loss and keep the best epoch's weights;
+3. fit the blend with the baselines (each refitted at each origin on the history before it) and the
+   conformal calibration on those validation windows;
+4. optionally refit on windows ending by ``c`` for the number of epochs step 2 chose (weights averaged over
+   the last ``fit.swa_epochs`` epochs).
 
+With ``fit.members`` = M > 1, steps 2 and 4 run for M seeds and the served model is the mean of the M members'
+quantiles (a seed ensemble; the blend and calibration are fitted on the members' mean validation forecast).
 Nothing after ``c`` is read. CPU or CUDA is chosen automatically, bf16 mixed precision on CUDA; seeds are
 fixed.
 """
@@ -24,7 +28,7 @@ import torch
 
 from features.frames import Panel
 from training.config import TrainConfig
-from training.postprocess import apply_postprocess, fit_blend, fit_calibration
+from training.postprocess import apply_postprocess, baseline_points, fit_blend, fit_calibration
 from training.predict import raw_quantiles
 from training.windows import InputSpec, PanelTensors, WindowLoader, enumerate_windows, fit_input_spec
 
@@ -42,7 +46,8 @@ class FittedTFT:
         history: per-epoch metrics of the early-stopping phase (list of dicts).
         best_epoch: epochs chosen by early stopping.
         train_seconds: wall time of all training phases.
-        validation: figures on the validation window (raw/blended MAE, coverage).
+        validation: figures on the validation windows (raw/blended MAE, coverage), numbers only.
+        selection: what validation chose: ``val_origins``, ``best_epochs`` per member, ``loss_scale``.
     """
 
     spec: InputSpec
@@ -52,6 +57,7 @@ class FittedTFT:
     best_epoch: int = 0
     train_seconds: float = 0.0
     validation: dict = field(default_factory=dict)
+    selection: dict = field(default_factory=dict)
 
 
 def _callbacks(history: list, best: dict):
@@ -137,7 +143,7 @@ class TFTEstimator:
             limit_val_batches=1.0 if validate else 0,
         )
 
-    def _module(self, spec: InputSpec, total_steps: int):
+    def _module(self, spec: InputSpec, total_steps: int, loss_scale: str = "none"):
         from training.tft.lightning_module import TFTLightningModule
         from training.tft.module import TFTModule
 
@@ -148,7 +154,87 @@ class TFTEstimator:
             self.config.fit.learning_rate,
             self.config.fit.weight_decay,
             total_steps,
+            loss_scale,
         )
+
+    def validation_origins(self, cutoff: int) -> list[int]:
+        """First forecast index of each validation window, oldest first; the last one ends at ``cutoff``."""
+        fit = self.config.fit
+        step = fit.val_step or fit.horizon
+        return [cutoff - fit.horizon + 1 - k * step for k in reversed(range(fit.val_origins))]
+
+    def _early_stop(self, spec, pt, windows, val, seed: int, loss_scale: str) -> tuple[dict, int, list]:
+        """Train one member on the training windows, early-stopped on the validation windows.
+
+        Returns:
+            (best epoch's state, best epoch, per-epoch history).
+        """
+        import lightning as L
+        import lightning.pytorch.callbacks as cb
+
+        fit = self.config.fit
+        L.seed_everything(seed, workers=True, verbose=False)
+        s, t0 = windows
+        rng = np.random.default_rng(seed)
+        train = WindowLoader(pt, spec, s, t0, fit.batch_size, fit.batches_per_epoch, rng)
+        history: list[dict] = []
+        best: dict = {}
+        module = self._module(spec, fit.max_epochs * fit.batches_per_epoch, loss_scale)
+        stop = cb.EarlyStopping("val_loss", patience=fit.patience, mode="min")
+        trainer = self._trainer(fit.max_epochs, [*_callbacks(history, best), stop], True)
+        trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+        state = {k: v.detach().cpu().clone() for k, v in best["state"].items()}
+        return state, int(best["epoch"]), history
+
+    def _refit(self, spec, pt, windows, seed: int, epochs: int, loss_scale: str) -> dict:
+        """Retrain from scratch on windows up to the cut-off for ``epochs`` (tail-averaged weights)."""
+        import lightning as L
+
+        fit = self.config.fit
+        L.seed_everything(seed + 1, workers=True, verbose=False)
+        refit = self._module(spec, epochs * fit.batches_per_epoch, loss_scale)
+        s2, t02 = windows
+        rng = np.random.default_rng(seed + 1)
+        loader = WindowLoader(pt, spec, s2, t02, fit.batch_size, fit.batches_per_epoch, rng)
+        first = max(1, epochs - fit.swa_epochs + 1)
+        swa = _Average(first_epoch=first) if fit.swa_epochs > 1 else None
+        with warnings.catch_warnings():  # the refit has no validation loop, by design
+            warnings.filterwarnings("ignore", message=".*validation_step.*")
+            self._trainer(epochs, [swa] if swa else [], False).fit(refit, train_dataloaders=loader)
+        state = swa.average() if swa and swa.count else refit.module.state_dict()
+        return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+    def _val_raw(self, spec, pt, state: dict, val_s, val_t0) -> np.ndarray:
+        net = self._module(spec, 1).module
+        net.load_state_dict(state)
+        return raw_quantiles(net, pt, spec, val_s, val_t0)
+
+    def _postprocess_fit(self, panel: Panel, spec: InputSpec, raw, val_s, val_t0, origins) -> dict:
+        """Blend weights and conformal calibration from the pooled validation windows (stored in ``spec``)."""
+        fit, H = self.config.fit, self.config.fit.horizon
+        y_val = panel.y[val_s[:, None], val_t0[:, None] + np.arange(H)[None]].astype(float)
+        names = list(fit.blend_with)
+        base = {n: np.empty((len(val_s), H)) for n in names}
+        for o in origins:  # baselines fitted at each validation origin on the history before it
+            rows = np.flatnonzero(val_t0 == o)
+            for n, v in baseline_points(panel.y[val_s[rows], :o], H, spec.season, names).items():
+                base[n][rows] = v
+        m_idx = spec.quantiles.index(0.5)
+        spec.blend = (
+            fit_blend(y_val, raw[..., m_idx], None, spec.season, shrink=fit.blend_shrink, base=base)
+            if names
+            else {"tft": 1.0}
+        )
+        blended = apply_postprocess(raw, None, spec.quantiles, spec.blend, {}, spec.season, base)
+        spec.calibration = fit_calibration(y_val, blended, spec.quantiles)
+        final = apply_postprocess(raw, None, spec.quantiles, spec.blend, spec.calibration, spec.season, base)
+        lo, hi = spec.quantiles.index(0.1), spec.quantiles.index(0.9)
+        return {
+            "val_mae_tft": float(np.nanmean(np.abs(raw[..., m_idx] - y_val))),
+            "val_mae_blend": float(np.nanmean(np.abs(final[..., m_idx] - y_val))),
+            "val_coverage_raw": float(np.nanmean((y_val >= raw[..., lo]) & (y_val <= raw[..., hi]))),
+            **{f"val_mae_{n}": float(np.nanmean(np.abs(v - y_val))) for n, v in base.items()},
+        }
 
     def fit(self, panel: Panel, cutoff: int) -> FittedTFT:
         """Train on ``panel`` using targets up to index ``cutoff`` only.
@@ -160,88 +246,65 @@ class TFTEstimator:
         Returns:
             The :class:`FittedTFT`.
         """
-        import lightning as L
-
         cfg, fit = self.config, self.config.fit
         H, Lmax = fit.horizon, fit.encoder_length
-        val_origin = cutoff - H + 1
+        origins = self.validation_origins(cutoff)
+        train_end = origins[0] - 1
         if fit.threads is not None:
             torch.set_num_threads(fit.threads)
-        L.seed_everything(fit.seed, workers=True, verbose=False)
         rng = np.random.default_rng(fit.seed)
         t_start = time.perf_counter()
 
         spec = fit_input_spec(
-            panel, val_origin - 1, Lmax, H, cfg.model.quantiles, fit.min_encoder_length, fit.season, rng=rng
+            panel, train_end, Lmax, H, cfg.model.quantiles, fit.min_encoder_length, fit.season, rng=rng
         )
         pt = PanelTensors.from_panel(panel, spec)
-        s, t0 = enumerate_windows(panel.first, panel.last, spec.min_encoder_length, H, val_origin - 1)
+        s, t0 = enumerate_windows(panel.first, panel.last, spec.min_encoder_length, H, train_end)
         if len(s) == 0:
             raise ValueError(
                 "no training windows before the validation window; lower encoder lengths or horizon"
             )
-        val_s = np.flatnonzero(
-            (np.asarray(panel.first) + spec.min_encoder_length <= val_origin)
-            & (np.asarray(panel.last) >= cutoff)
-        )
-        val_t0 = np.full(len(val_s), val_origin)
-        train = WindowLoader(pt, spec, s, t0, fit.batch_size, fit.batches_per_epoch, rng)
+        first, last = np.asarray(panel.first), np.asarray(panel.last)
+        ok = [np.flatnonzero((first + spec.min_encoder_length <= o) & (last >= o + H - 1)) for o in origins]
+        val_s = np.concatenate(ok)
+        val_t0 = np.concatenate([np.full(len(k), o) for k, o in zip(ok, origins, strict=True)])
         val = WindowLoader(pt, spec, val_s, val_t0, 512, None, rng, shuffle=False)
+        windows = ((s, t0), enumerate_windows(panel.first, panel.last, spec.min_encoder_length, H, cutoff))
 
-        history: list[dict] = []
-        best: dict = {}
-        module = self._module(spec, fit.max_epochs * fit.batches_per_epoch)
-        import lightning.pytorch.callbacks as cb
-
-        callbacks = [
-            *_callbacks(history, best),
-            cb.EarlyStopping("val_loss", patience=fit.patience, mode="min"),
-        ]
-        self._trainer(fit.max_epochs, callbacks, True).fit(
-            module, train_dataloaders=train, val_dataloaders=val
-        )
-        module.module.load_state_dict(best["state"])
-        best_epoch = int(best["epoch"])
-
-        # Blend and calibration from the validation window only.
-        module.module.cpu()
-        raw = raw_quantiles(module.module, pt, spec, val_s, val_t0)
-        y_val = panel.y[val_s, val_origin : cutoff + 1].astype(float)
-        y_hist = panel.y[val_s, :val_origin]
+        y_val = panel.y[val_s[:, None], val_t0[:, None] + np.arange(H)[None]].astype(float)
         m_idx = spec.quantiles.index(0.5)
-        spec.blend = fit_blend(y_val, raw[..., m_idx], y_hist, spec.season)
-        blended = apply_postprocess(raw, y_hist, spec.quantiles, spec.blend, {}, spec.season)
-        spec.calibration = fit_calibration(y_val, blended, spec.quantiles)
-        final = apply_postprocess(raw, y_hist, spec.quantiles, spec.blend, spec.calibration, spec.season)
-        lo, hi = spec.quantiles.index(0.1), spec.quantiles.index(0.9)
-        validation = {
-            "val_mae_tft": float(np.nanmean(np.abs(raw[..., m_idx] - y_val))),
-            "val_mae_blend": float(np.nanmean(np.abs(final[..., m_idx] - y_val))),
-            "val_coverage_raw": float(np.nanmean((y_val >= raw[..., lo]) & (y_val <= raw[..., hi]))),
-        }
-
-        state = {k: v.detach().cpu().clone() for k, v in module.module.state_dict().items()}
+        members: list[tuple] = []  # (early state, best epoch, history, validation quantiles)
+        scale = fit.loss_scale
+        scale_mae = {}
+        for cand in ("none", "series") if scale == "auto" else (scale,):
+            early, epoch, history = self._early_stop(spec, pt, windows[0], val, fit.seed, cand)
+            raw = self._val_raw(spec, pt, early, val_s, val_t0)
+            scale_mae[cand] = float(np.nanmean(np.abs(raw[..., m_idx] - y_val)))
+            if not members or scale_mae[cand] < min(v for k, v in scale_mae.items() if k != cand):
+                members, scale = [(early, epoch, history, raw)], cand
+        for m in range(1, fit.members):  # seed ensemble: members 1000 seeds apart, each early-stopped
+            early, epoch, history = self._early_stop(spec, pt, windows[0], val, fit.seed + 1000 * m, scale)
+            members.append((early, epoch, history, self._val_raw(spec, pt, early, val_s, val_t0)))
+        # Blend and calibration from the validation windows only, on the members' mean forecast.
+        mean_raw = np.mean([m[3] for m in members], axis=0)
+        validation = self._postprocess_fit(panel, spec, mean_raw, val_s, val_t0, origins)
+        epochs = [m[1] for m in members]
+        validation.update({f"val_mae_tft_loss_{k}": v for k, v in scale_mae.items()})
+        selection = {"val_origins": origins, "best_epochs": epochs, "loss_scale": scale}
+        state = [m[0] for m in members]
         if fit.refit:
-            s2, t02 = enumerate_windows(panel.first, panel.last, spec.min_encoder_length, H, cutoff)
-            L.seed_everything(fit.seed + 1, workers=True, verbose=False)
-            refit = self._module(spec, best_epoch * fit.batches_per_epoch)
-            loader = WindowLoader(pt, spec, s2, t02, fit.batch_size, fit.batches_per_epoch, rng)
-            first = max(1, best_epoch - fit.swa_epochs + 1)
-            swa = _Average(first_epoch=first) if fit.swa_epochs > 1 else None
-            with warnings.catch_warnings():  # the refit has no validation loop, by design
-                warnings.filterwarnings("ignore", message=".*validation_step.*")
-                self._trainer(best_epoch, [swa] if swa else [], False).fit(refit, train_dataloaders=loader)
-            state = swa.average() if swa and swa.count else refit.module.state_dict()
-            state = {k: v.detach().cpu().clone() for k, v in state.items()}
-            if fit.keep_early_model:  # a two-member ensemble: refit + early-stopped model, no extra training
-                early = {k: v.detach().cpu().clone() for k, v in module.module.state_dict().items()}
-                state = [state, early]
+            refits = [
+                self._refit(spec, pt, windows[1], fit.seed + 1000 * k, m[1], scale)
+                for k, m in enumerate(members)
+            ]
+            state = [*refits, *state] if fit.keep_early_model else refits
         return FittedTFT(
             spec=spec,
             model_cfg=cfg.model.model_dump(),
-            state_dict=state,
-            history=history,
-            best_epoch=best_epoch,
+            state_dict=state[0] if len(state) == 1 else state,
+            history=members[0][2],
+            best_epoch=int(np.median(epochs)),
             train_seconds=time.perf_counter() - t_start,
             validation=validation,
+            selection=selection,
         )

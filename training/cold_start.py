@@ -1,0 +1,102 @@
+"""Cold start: forecasts for units with no or little history from similar items.
+
+A unit whose history before the origin is empty (a new SKU, a new store) gets no forecast from its own past.
+:func:`similar_items_forecast` forecasts it from its *peers*: the warm units that share its most specific
+attribute with any warm member (the caller orders the attributes, e.g. same SKU elsewhere, then same
+category/brand, then same location), or all warm units when none shares any. The peers' forecasts come from
+the global model (its static covariates, prices, promotions and calendar of the forecast periods), so the
+cold unit inherits their seasonality and promotion response. With no history its level is unknown, so its
+quantile at level q is the q-quantile of the peers' medians (its P50 the peers' median: the MAE-optimal
+point when the peers' volumes are skewed; its band the spread of their levels). A unit with a few observed
+periods has the peers' mean forecast scaled by the ratio of its own sales to the peers' mean sales over those
+same periods.
+
+:func:`category_average` is the reference a cold-start method must beat: the peers' mean sales over the last
+periods before the origin, flat over the horizon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["peer_groups", "similar_items_forecast", "category_average"]
+
+
+def peer_groups(cold: np.ndarray, groups: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Peer indices of each cold unit: warm units sharing its first attribute (in order) that has any.
+
+    Args:
+        cold: (N,) True for the units to forecast from peers.
+        groups: attribute label arrays (N,) each, most specific first.
+
+    Returns:
+        One int array of peer indices per cold unit (in the order of ``np.flatnonzero(cold)``); all warm
+        units where no attribute is shared.
+    """
+    cold = np.asarray(cold, bool)
+    warm = np.flatnonzero(~cold)
+    if len(warm) == 0:
+        raise ValueError("cold start needs at least one unit with history to borrow from; every unit is cold")
+    out = []
+    for i in np.flatnonzero(cold):
+        peers = warm
+        for g in groups:
+            g = np.asarray(g)
+            same = warm[g[warm] == g[i]]
+            if len(same):
+                peers = same
+                break
+        out.append(peers)
+    return out
+
+
+def similar_items_forecast(
+    y_hist: np.ndarray,
+    forecasts: np.ndarray,
+    cold: np.ndarray,
+    groups: Sequence[np.ndarray],
+    levels: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Forecasts of the cold units from their peers' forecasts (see the module docstring).
+
+    Args:
+        y_hist: (N, T) history up to the origin (``NaN`` = unobserved).
+        forecasts: (N, H, Q) the model's forecasts (the cold rows are ignored).
+        cold: (N,) units to forecast from peers.
+        groups: attribute label arrays (N,) each, most specific first.
+        levels: (Q,) quantile levels of ``forecasts`` (default: Q evenly spaced levels).
+
+    Returns:
+        (N, H, Q): ``forecasts`` with the cold rows replaced.
+    """
+    out = np.array(forecasts, dtype=float, copy=True)
+    y_hist = np.asarray(y_hist, float)
+    Q = out.shape[2]
+    levels = (np.arange(Q) + 0.5) / Q if levels is None else np.asarray(levels, float)
+    mid = int(np.argmin(np.abs(levels - 0.5)))
+    for i, peers in zip(np.flatnonzero(cold), peer_groups(cold, groups), strict=True):
+        seen = ~np.isnan(y_hist[i])
+        if seen.any():  # a little history: the peers' mean scaled to the unit's level over the same periods
+            peer_level = np.nanmean(y_hist[np.ix_(peers, np.flatnonzero(seen))])
+            own = float(np.mean(y_hist[i, seen]))
+            f = out[peers].mean(axis=0) * (own / peer_level if peer_level > 0 else 0.0)
+        else:  # no history: the level is unknown; the spread of the peers' medians is the uncertainty
+            f = np.quantile(out[peers, :, mid], levels, axis=0).T
+        out[i] = np.sort(np.maximum(f, 0.0), axis=-1)
+    return out
+
+
+def category_average(
+    y_hist: np.ndarray, H: int, cold: np.ndarray, groups: Sequence[np.ndarray], window: int = 6
+) -> np.ndarray:
+    """The reference: each cold unit's peers' mean sales over the last ``window`` periods, flat (N, H).
+
+    Rows of warm units are ``NaN``.
+    """
+    y_hist = np.asarray(y_hist, float)
+    out = np.full((y_hist.shape[0], H), np.nan)
+    for i, peers in zip(np.flatnonzero(cold), peer_groups(cold, groups), strict=True):
+        out[i] = np.nanmean(y_hist[peers, -window:])
+    return out

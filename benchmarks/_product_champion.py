@@ -56,8 +56,8 @@ def product_champion(data, y_rows: pl.DataFrame, dates: Sequence, *, horizon: in
         threads: torch threads.
         info: filled per origin with the gate's outcome (served, promoted, seconds).
     """
-    from features.ingest import ingest
     from features.forecasts import quantile_columns, read_forecasts
+    from features.ingest import ingest
     from training.pipeline import promote
     from training.quiet import quiet
     from training.registry import list_versions
@@ -87,9 +87,10 @@ def product_champion(data, y_rows: pl.DataFrame, dates: Sequence, *, horizon: in
                 r = ingest(kind, path, tenant=tenant)
                 if r.status not in ("stored", "partial"):
                     raise RuntimeError(f"ingest {kind} for {tenant}: {r.status} {r.message}")
-            over = _merge(budget, {"fit": {"horizon": H}, "holdout": H, "backtest": {"origins": 1, "step": H}})
-            res = train_tenant(tenant, overrides=over)
-            if not res.promoted and not any("champion" in v["aliases"] for v in list_versions(res.model_name)):
+            windows = {"fit": {"horizon": H}, "holdout": H, "backtest": {"origins": 1, "step": H}}
+            res = train_tenant(tenant, overrides=_merge(budget, windows))
+            first = not any("champion" in v["aliases"] for v in list_versions(res.model_name))
+            if not res.promoted and first:
                 promote(res.version, res.model_name)
             meta = forecast_stage(tenant, run_id=f"bench-{o}")
         rows = read_forecasts(tenant, "base", meta.run_id)

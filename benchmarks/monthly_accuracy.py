@@ -60,8 +60,11 @@ MODELS = ("naive", "seasonal_naive", "auto_ets", "theta")
 
 
 def tenant_data(y: np.ndarray, seed: int):
-    """The panel as a tenant's facts: master data of ``replenish synth`` (``features.synth.generate``, monthly)
-    for as many units, its sales replaced by ``y`` (rows only where a series is observed, no promotions)."""
+    """The panel as a tenant's facts.
+
+    Master data of ``replenish synth`` (``features.synth.generate``, monthly) for as many units, its sales
+    replaced by ``y`` (rows only where a series is observed), no promotions.
+    """
     import polars as pl
 
     from features.synth import generate
@@ -149,8 +152,9 @@ def _champion_summary(table: dict, info: dict) -> dict:
     refs = ("auto_ets", "theta", "seasonal_naive")
     best = min(refs, key=lambda m: table[m]["smape"])
     c, b = table["champion"], table[best]
-    return {"best_reference": best, "champion_smape": round(c["smape"], 4), "best_reference_smape":
-            round(b["smape"], 4), "champion_mase": round(c["mase"], 4), "best_reference_mase": round(b["mase"], 4),
+    return {"best_reference": best, "champion_smape": round(c["smape"], 4),
+            "best_reference_smape": round(b["smape"], 4), "champion_mase": round(c["mase"], 4),
+            "best_reference_mase": round(b["mase"], 4),
             "champion_matches_best": bool(c["smape"] <= b["smape"] and c["mase"] <= b["mase"]),
             "champion_origins": {str(k): v for k, v in info.items()}}
 

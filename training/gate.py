@@ -48,7 +48,8 @@ def decide(
         return GateDecision(
             False, "candidate has no backtest WAPE", candidate_wape, champion_wape, baseline_wape
         )
-    ok = candidate_wape < baseline_wape or (tolerance > 0 and candidate_wape <= baseline_wape * (1 + tolerance))
+    within = tolerance > 0 and candidate_wape <= baseline_wape * (1 + tolerance)
+    ok = candidate_wape < baseline_wape or within
     if not ok:
         return GateDecision(
             False,

@@ -91,8 +91,11 @@ def _without(cands: Mapping[str, np.ndarray], name: str) -> dict:
 
 
 def _fallback(sel: Selection, segments: np.ndarray) -> np.ndarray:
-    """(N, M) weights of ``sel`` with the TFT removed (renormalised); a row left empty gets the segment's
-    best statistical model by validation loss (pooled over all series for a segment not in the report)."""
+    """(N, M) weights of ``sel`` with the TFT removed (renormalised).
+
+    A row left empty gets the segment's best statistical model by validation loss (the mean over the
+    segments seen for a segment not in the report).
+    """
     W = sel.weights_for(segments).copy()
     if TFT not in sel.models:
         return W
@@ -112,8 +115,10 @@ def _fallback(sel: Selection, segments: np.ndarray) -> np.ndarray:
 
 
 def source_labels(models: Sequence[str], W: np.ndarray, model_name: str) -> list[str]:
-    """The ``source`` of each unit: ``model:<name>`` (TFT alone), ``baseline:<stat>`` or
-    ``ensemble:<a>+<b>`` (TFT as ``model``)."""
+    """The ``source`` of each unit.
+
+    ``model:<name>`` (the TFT alone), ``baseline:<stat>`` or ``ensemble:<a>+<b>`` (the TFT as ``model``).
+    """
     out = []
     for row in np.asarray(W):
         used = [models[m] for m in np.flatnonzero(row > 1e-12)]

@@ -7,7 +7,8 @@ aggregated history before the first origin), mean pinball loss over the quantile
 coverage. Aggregate quantiles are the sums of the bottom-level quantiles: a bottom-up reconciled forecast
 that treats the series as comonotone (the widest coherent band), so the aggregate coverage figures read as
 an upper bound. The figures are the ``after`` (bottom-up, coherent) view; ``before`` holds the figures of
-forecasts made at an aggregate level directly where the caller passes them (``base``), else it is absent.
+forecasts made at each aggregate level directly where the caller passes them (``base``; the gate passes the
+statsforecast models fitted on every aggregate's own history).
 
 :func:`log_level_report` logs the report to an MLflow run: metrics ``level.<model>.<level>.<metric>``,
 ``levels.json`` and a plot (``levels.png`` with matplotlib, else ``levels.svg`` written here).
@@ -21,7 +22,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["METRICS", "level_groups", "level_report", "log_level_report", "svg_bars"]
+__all__ = ["METRICS", "aggregate", "level_groups", "level_report", "log_level_report", "svg_bars"]
 
 METRICS = ("mae", "wape", "mase", "pinball", "coverage_p10_p90")
 
@@ -35,7 +36,7 @@ def level_groups(keys: pd.DataFrame) -> dict[str, np.ndarray]:
     return out
 
 
-def _sum(a: np.ndarray, g: np.ndarray, axis: int) -> np.ndarray:
+def aggregate(a: np.ndarray, g: np.ndarray, axis: int) -> np.ndarray:
     """Sum ``a`` over series (``axis``) into groups ``g``; a group is NaN where all its members are."""
     G = int(g.max()) + 1 if len(g) else 0
     moved = np.moveaxis(a, axis, 0)
@@ -103,7 +104,7 @@ def level_report(
             raise ValueError(f"{name!r} forecasts {F.shape}: expected {A.shape} + (Q,)")
         after[name] = {}
         for lvl, g in groups.items():
-            Ag, Fg, hist = _sum(A, g, 1), _sum(F, g, 1), _sum(np.asarray(y_train, float), g, 0)
+            Ag, Fg, hist = aggregate(A, g, 1), aggregate(F, g, 1), aggregate(np.asarray(y_train, float), g, 0)
             after[name][lvl] = _figures(Ag, np.sort(Fg, axis=-1), hist, q, season)
             if base and lvl in (base.get(name) or {}):
                 before.setdefault(name, {})[lvl] = _figures(Ag, np.asarray(base[name][lvl]), hist, q, season)

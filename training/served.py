@@ -189,6 +189,28 @@ def _wape(A: np.ndarray, F: np.ndarray, mid: int) -> float:
     return wape(A, F[..., mid])
 
 
+#: Aggregate levels with more nodes than this get no forecasts of their own in the report (time).
+MAX_REPORT_NODES = 2_000
+
+
+def _aggregate_forecasts(y, keys, origins, season, H, levels, grid) -> dict:
+    """``{model: {level: (O, G, H, Q)}}``: statistical models fitted on each aggregate's own history.
+
+    Fitted at each origin: the base forecasts a reconciliation would start from (the report's ``before``).
+    """
+    from training.level_report import aggregate, level_groups
+
+    out: dict[str, dict] = {}
+    for lvl, g in level_groups(keys).items():
+        if lvl == "series" or g.max() + 1 > MAX_REPORT_NODES:
+            continue
+        ya = aggregate(y, g, 0)
+        per = [_stat_forecasts(ya, o, season, H, levels, grid, STAT_MODELS) for o in origins]
+        for m in STAT_MODELS:
+            out.setdefault(m, {})[lvl] = np.stack([p[m] for p in per])
+    return out
+
+
 def gate_version(config, panel, result, *, tracking_uri: str | None = None) -> dict:
     """Fit the served selection of a registered version, score it on the holdout, gate and store it.
 
@@ -256,9 +278,12 @@ def gate_version(config, panel, result, *, tracking_uri: str | None = None) -> d
     chosen, sel = ("selection", sel_all) if keep_tft else ("selection_statistical", sel_stat)
     best_stat = min(STAT_MODELS, key=lambda m: holdout[m])
 
+    base = _aggregate_forecasts(y, panel.keys, origins, season, H, levels, grid)
+    for m in STAT_MODELS:
+        base.setdefault(m, {})["series"] = stacked[m]
     report = level_report(A, {"served": stacked[chosen], "tft": stacked[TFT],
                               **{m: stacked[m] for m in STAT_MODELS}},
-                          y[:, :origins[0]], panel.keys, levels, season)
+                          y[:, :origins[0]], panel.keys, levels, season, base=base)
     log_level_report(c, result.run_id, report)
     c.log_dict(result.run_id, sel.to_dict(), SELECTION_ARTIFACT)
     for k, val_ in holdout.items():

@@ -158,6 +158,12 @@ def test_selection_and_level_report_are_stored_with_the_version(home):
             figs = report["after"][model][lvl]
             assert set(figs) == {"mae", "wape", "mase", "pinball", "coverage_p10_p90"}
             assert 0.0 <= figs["coverage_p10_p90"] <= 1.0 and figs["wape"] >= 0
+    # before reconciliation: each statsforecast model fitted on every aggregate's own history
+    for lvl in report["levels"]:
+        assert set(report["before"]["auto_ets"][lvl]) == set(report["after"]["auto_ets"][lvl])
+    assert report["before"]["auto_ets"]["series"] == report["after"]["auto_ets"]["series"]
+    assert report["before"]["auto_ets"]["total"] != report["after"]["auto_ets"]["total"]
     metrics = c.get_run(mv.run_id).data.metrics
+    assert "level.auto_ets.total.wape.before" in metrics
     assert metrics["level.served.total.wape"] == pytest.approx(report["after"]["served"]["total"]["wape"])
     assert "holdout.selection.wape" in metrics and "holdout.tft.wape" in metrics

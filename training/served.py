@@ -59,6 +59,8 @@ STAT_HISTORY = {"D": 182, "W": 156, "MS": 120}
 #: How much worse (relative holdout WAPE) than the best single statistical model a served selection may be.
 GATE_TOLERANCE = 0.05
 SELECTION_ARTIFACT = "selection.json"
+#: Series from which the statistical models are fitted on every core (statsforecast ``n_jobs=-1``).
+PARALLEL_FROM = 2_000
 
 
 def fill_gaps(y: np.ndarray) -> np.ndarray:
@@ -76,7 +78,8 @@ def _history(y: np.ndarray, origin: int, grid: str) -> np.ndarray:
 def _stat_forecasts(y: np.ndarray, origin: int, season: int, H: int, levels, grid: str, models) -> dict:
     from training.statistical import fit_predict
 
-    return fit_predict(_history(y, origin, grid), season, H, levels, models)
+    n_jobs = -1 if y.shape[0] >= PARALLEL_FROM else 1  # statsforecast's worker processes pay off on many
+    return fit_predict(_history(y, origin, grid), season, H, levels, models, n_jobs)
 
 
 def _tft_forecast(pred, panel, pt, origin: int) -> np.ndarray:

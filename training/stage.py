@@ -5,10 +5,13 @@
   model name (``features.profile.model_name_for``), apply the champion gate and store the backtest
   residuals (``features.forecasts.write_residuals``).
 * :func:`forecast_stage` — forecast every planning unit (and every series with recent sales) with the
-  tenant's champion, P10..P90, and store the run (``features.forecasts.write_forecasts``, stage ``base``)
-  with the model version and the sales watermark. Units the model cannot forecast (a SKU, location or
-  attribute it has no embedding for, or less history than its shortest encoder) get the gate's best
-  baseline with empirical quantiles, marked ``cold_start`` and ``source="baseline:<name>"``.
+  tenant's champion version, P10..P90, and store the run (``features.forecasts.write_forecasts``, stage
+  ``base``) with the model version and the sales watermark. Each unit is served through the version's
+  selection (``training.served``): per demand class the TFT, a statsforecast model or an ensemble, as
+  chosen on validation (``source`` ``model:<name>``, ``baseline:<model>`` or ``ensemble:<a>+<b>``). Units
+  the TFT cannot forecast (a SKU, location or attribute it has no embedding for, or less history than its
+  shortest encoder) get the statistical models of their class, marked ``cold_start``. Versions trained
+  before selections were stored serve the TFT with the gate's hand-written baseline as the fallback.
 * :func:`resolve_train_config` — the training config of a tenant: grid defaults, then the profile's
   ``train`` settings, then the caller's overrides, validated before any training.
 * :func:`training.quiet.quiet` — the output filter the CLI, the cycle and the demo wrap their work in.
@@ -430,13 +433,18 @@ def _forecast_chunk(w: _Window, ch: pl.DataFrame, sales, promotions, counts: dic
 def _served_chunk(w: _Window, ch: pl.DataFrame, frame, m_units: pl.DataFrame, attrs, counts) -> pl.DataFrame:
     """Forecast rows of a chunk through the version's selection (``training.served.served_forecast``)."""
     from features.frames import TENANT_KEYS, build_panel, grid_of
-    from training.served import served_forecast
+    from training.served import TFT, served_forecast
 
     keys = list(TENANT_KEYS)
     spec = w.pred.spec
     N, H, Q = ch.height, spec.horizon, len(spec.quantiles)
     tft, has, cold = np.zeros((N, H, Q)), np.zeros(N, bool), np.ones(N, bool)
-    if m_units.height:
+    sel = w.selection
+    tft_used = TFT in sel.models and any(v[sel.models.index(TFT)] > 0 for v in sel.segment_weights.values())
+    if m_units.height and not tft_used:  # the selection gives the TFT no weight: no need to run it
+        u = ch.with_row_index("_u").join(m_units.select(keys), on=keys, how="semi")["_u"].to_numpy()
+        has[u], cold[u] = True, False
+    elif m_units.height:
         panel = build_panel(frame.join(m_units.select(keys), on=keys, how="semi"), spec.frame_spec,
                             vocab=spec.vocab, statics=m_units.select(*keys, *attrs))
         fc = w.pred.forecast(panel, panel.time_index(w.future[0]))
@@ -466,11 +474,14 @@ def forecast_stage(
     """Forecast every unit of the tenant with its champion and store the run (stage ``base``).
 
     Units: every planning unit plus every series with sales in the recent window (the longest of the
-    model's encoder, two seasons and its lags). The known future inputs come from the promotions calendar
-    (a future period without a calendar row is unpromoted at the usual price); the forecast starts one
-    period after the latest sales date. Units the model cannot forecast (an id or attribute it has no
-    embedding for, or fewer observed periods than its shortest encoder) get the gate's best baseline with
-    empirical quantiles (:func:`baseline_quantiles`), ``cold_start=True`` and ``source="baseline:<name>"``.
+    model's encoder, two seasons, its lags and, with a stored selection, the statistical models' history of
+    ``training.served.STAT_HISTORY``). The known future inputs come from the promotions calendar (a future
+    period without a calendar row is unpromoted at the usual price); the forecast starts one period after
+    the latest sales date. With a stored selection every unit is served through it
+    (``training.served.served_forecast``); units the TFT cannot forecast (an id or attribute it has no
+    embedding for, or fewer observed periods than its shortest encoder) get the statistical models of their
+    demand class, ``cold_start=True`` and no ``model_version``. Without one (older versions): the TFT, and
+    the gate's best baseline with empirical quantiles (:func:`baseline_quantiles`) for those units.
     Units are processed ``chunk_size`` at a time (bounded memory) through the fast tensor path.
 
     Args:

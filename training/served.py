@@ -214,6 +214,18 @@ def _aggregate_forecasts(y, keys, origins, season, H, levels, grid) -> dict:
     return out
 
 
+def _scaled_pinball(A: np.ndarray, F: np.ndarray, levels, scale: np.ndarray) -> float:
+    """Mean over series of the pinball loss over origins, steps and levels, divided by the series' scale."""
+    from training.selection import pinball_per_series
+
+    n_o, N, H = A.shape
+    per = pinball_per_series(A.transpose(1, 0, 2).reshape(N, n_o * H),
+                             F.transpose(1, 0, 2, 3).reshape(N, n_o * H, -1), levels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmean(per / scale))
+
+
 def gate_version(config, panel, result, *, tracking_uri: str | None = None) -> dict:
     """Fit the served selection of a registered version, score it on the holdout, gate and store it.
 
@@ -277,7 +289,12 @@ def gate_version(config, panel, result, *, tracking_uri: str | None = None) -> d
     A = np.stack(A)
     stacked = {k: np.stack([p[k] for p in per_origin]) for k in per_origin[0]}
     holdout = {k: _wape(A, F, mid) for k, F in stacked.items()}
-    keep_tft = holdout["selection"] <= holdout["selection_statistical"]
+    # The two selections are compared on the loss they were chosen by (scale-free), not on WAPE, which
+    # weighs series by volume and would let a TFT that fits the high-volume series win for all of them.
+    h_scale = series_scale(_history(y, origins[0], grid), season)
+    scaled = {k: _scaled_pinball(A, stacked[k], levels, h_scale)
+              for k in ("selection", "selection_statistical")}
+    keep_tft = scaled["selection"] <= scaled["selection_statistical"]
     chosen, sel = ("selection", sel_all) if keep_tft else ("selection_statistical", sel_stat)
     best_stat = min(STAT_MODELS, key=lambda m: holdout[m])
 
@@ -291,6 +308,8 @@ def gate_version(config, panel, result, *, tracking_uri: str | None = None) -> d
     c.log_dict(result.run_id, sel.to_dict(), SELECTION_ARTIFACT)
     for k, val_ in holdout.items():
         c.log_metric(result.run_id, f"holdout.{k}.wape", float(val_))
+    for k, val_ in scaled.items():
+        c.log_metric(result.run_id, f"holdout.{k}.scaled_pinball", float(val_))
     decision = apply_gate(c, config.name, result.version, holdout[chosen], holdout[best_stat],
                           tolerance=GATE_TOLERANCE)
     tags = {"selection": SELECTION_ARTIFACT, "served": "with_tft" if keep_tft else "statistical_only",

@@ -32,6 +32,7 @@ The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import sys
@@ -58,15 +59,42 @@ SEASON, H, T = 12, 18, 126
 MODELS = ("naive", "seasonal_naive", "auto_ets", "theta")
 
 
-def champion_slot() -> Champion | None:
-    """PHASE 2 fills this: return a callable (history (N, T), horizon, levels) -> (N, H, Q) quantiles.
+def tenant_data(y: np.ndarray, seed: int):
+    """The panel as a tenant's facts.
 
-    The callable is called at each validation origin and at the test origin with only the history before it
-    (NaN before a series starts); its forecasts join the selection as the candidate "champion" and are
-    reported alone, so "the champion at least matches the best of AutoETS, Theta and seasonal naive" is read
-    off the same table. None: no champion in this run.
+    Master data of ``replenish synth`` (``features.synth.generate``, monthly) for as many units, its sales
+    replaced by ``y`` (rows only where a series is observed), no promotions.
     """
-    return None
+    import polars as pl
+
+    from features.synth import generate
+
+    n = y.shape[0]
+    data = generate(n, T, "M", seed=seed, promo_rate=0.0)
+    sales = data.sales.sort("sku_id", "location_id", "channel_id", "date")
+    keys = sales.select("sku_id", "location_id", "channel_id").gather_every(T)
+    sales = sales.with_columns(pl.Series("qty", y.reshape(-1)), pl.lit(False).alias("promo"))
+    sales = sales.filter(pl.col("qty").is_not_nan())
+    return dataclasses.replace(data, sales=sales, promotions=data.promotions.head(0)), keys, \
+        data.sales["date"].unique().sort().to_list()
+
+
+def champion_slot(args: argparse.Namespace, y: np.ndarray, info: dict) -> Champion | None:
+    """The product's champion (benchmarks/_product_champion.py): ingest, ``train_tenant`` (TFT + served
+    selection over the TFT and the statsforecast models + gate), ``forecast_stage``.
+
+    Called at each validation origin and at the test origin with only the history before it (NaN before a
+    series starts); its forecasts join the selection as the candidate "champion" and are reported alone, so
+    "the champion at least matches the best of AutoETS, Theta and seasonal naive" is read off the same table.
+    None with ``--no-champion``.
+    """
+    if not args.champion:
+        return None
+    from benchmarks._product_champion import product_champion
+
+    data, keys, dates = tenant_data(y, args.seed)
+    return product_champion(data, keys, dates, horizon=H, epochs=args.tft_epochs, batches=args.tft_batches,
+                            info=info)
 
 
 def monthly_panel(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -91,6 +119,8 @@ def monthly_panel(n: int, rng: np.random.Generator) -> np.ndarray:
 def run(args: argparse.Namespace, champion: Champion | None = None) -> dict:
     rng = np.random.default_rng(args.seed)
     y = monthly_panel(args.series, rng)
+    if champion is None:
+        champion = champion_slot(args, y, args.champion_info)
     levels = DEFAULT_LEVELS
     T0 = T - H
     val_origins = validation_origins(T, H, 3, 6)
@@ -116,15 +146,33 @@ def run(args: argparse.Namespace, champion: Champion | None = None) -> dict:
             "validated_series": validated, "origins": {"validation": val_origins, "test": T0}}
 
 
+def _champion_summary(table: dict, info: dict) -> dict:
+    if "champion" not in table:
+        return {}
+    refs = ("auto_ets", "theta", "seasonal_naive")
+    best = min(refs, key=lambda m: table[m]["smape"])
+    c, b = table["champion"], table[best]
+    return {"best_reference": best, "champion_smape": round(c["smape"], 4),
+            "best_reference_smape": round(b["smape"], 4), "champion_mase": round(c["mase"], 4),
+            "best_reference_mase": round(b["mase"], 4),
+            "champion_matches_best": bool(c["smape"] <= b["smape"] and c["mase"] <= b["mase"]),
+            "champion_origins": {str(k): v for k, v in info.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--series", type=int, default=1400)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--auto-theta", action="store_true", help="also AutoTheta (about 8x Theta's time)")
+    ap.add_argument("--no-champion", dest="champion", action="store_false",
+                    help="statistical models and selections only (no TFT)")
+    ap.add_argument("--tft-epochs", type=int, default=None, help="champion's TFT epochs (default: 6)")
+    ap.add_argument("--tft-batches", type=int, default=None, help="champion's TFT batches per epoch (20)")
     args = ap.parse_args()
+    args.champion_info = {}
     t0 = time.perf_counter()
-    res = run(args, champion_slot())
+    res = run(args)
     table = res["table"]
     print(f"\n{'model':18s} {'sMAPE':>7s} {'MASE':>7s} {'sc.pinb':>8s} {'cov80':>6s}")
     for name, row in sorted(table.items(), key=lambda kv: kv[1]["smape"]):
@@ -143,6 +191,7 @@ def main() -> None:
         "validated_series": res["validated_series"],
         "models": {k: {m: round(v, 4) for m, v in row.items()} for k, row in table.items()},
         "best_single_model_smape": min(table[m]["smape"] for m in table if not m.startswith("select_")),
+        **_champion_summary(table, args.champion_info),
         "seconds_per_model": res["seconds"], "cpu_seconds_per_model": res["cpu_seconds"],
         "total_seconds": round(time.perf_counter() - t0, 1),
         "peak_rss_mib": {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,

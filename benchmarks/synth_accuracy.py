@@ -49,14 +49,21 @@ from training.statistical import DEFAULT_LEVELS, DEFAULT_MODELS  # noqa: E402
 SEASON = 7
 
 
-def champion_slot() -> Champion | None:
-    """PHASE 2 fills this: return a callable (history (N, T), horizon, levels) -> (N, H, Q) quantiles.
-
-    It is called at every validation origin and at the test origin with only the history before it, takes part
-    in the selection as one more candidate ("champion"), and is reported alone beside the baselines and the
-    oracle. None: no champion in this run.
+def champion_slot(args: argparse.Namespace, data, info: dict) -> Champion | None:
+    """The product's champion (benchmarks/_product_champion.py): ingest, ``train_tenant`` (TFT + served
+    selection + gate), ``forecast_stage``, at every validation origin and at the test origin with only the
+    history before it. It takes part in the benchmark's selection as one more candidate ("champion") and is
+    reported alone beside the baselines and the oracle. None with ``--no-champion``.
     """
-    return None
+    if not args.champion:
+        return None
+    from benchmarks._product_champion import product_champion
+
+    T = args.periods
+    keys = data.sales.select("sku_id", "location_id", "channel_id").gather_every(T)
+    dates = data.sales["date"].head(T).to_list()
+    return product_champion(data, keys, dates, horizon=args.horizon, epochs=args.tft_epochs,
+                            batches=args.tft_batches, info=info)
 
 
 def run(args: argparse.Namespace, champion: Champion | None = None) -> dict:
@@ -67,6 +74,8 @@ def run(args: argparse.Namespace, champion: Champion | None = None) -> dict:
     data = generate(**kw)
     truth = demand_distribution(**kw).check(data)
     y = data.sales["qty"].to_numpy().reshape(N, T).astype(np.float64)
+    if champion is None:
+        champion = champion_slot(args, data, args.champion_info)
     print(f"data: {N} series x {T} days in {time.perf_counter() - t0:.1f} s", flush=True)
 
     T0 = T - H
@@ -111,9 +120,14 @@ def main() -> None:
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
+    ap.add_argument("--no-champion", dest="champion", action="store_false",
+                    help="statistical models and selections only (no TFT)")
+    ap.add_argument("--tft-epochs", type=int, default=None, help="champion's TFT epochs (default: 6)")
+    ap.add_argument("--tft-batches", type=int, default=None, help="champion's TFT batches per epoch (20)")
     args = ap.parse_args()
+    args.champion_info = {}
     t0 = time.perf_counter()
-    res = run(args, champion_slot())
+    res = run(args)
     table = res["table"]
     print(f"\n{'model':18s} {'MASE':>7s} {'pinball':>8s} {'sc.pinb':>8s} {'cov80':>6s} {'gapMASE':>8s} "
           f"{'gapPinb':>8s} | promoted: {'MASE':>7s} {'pinball':>8s} {'gapPinb':>8s}")
@@ -128,12 +142,21 @@ def main() -> None:
         print(f"selection {method}: " + "; ".join(f"{k} ({v['n']}): {v['chosen']} {v['weights']}"
                                                   for k, v in rep["segments"].items()))
     best = min(args.models, key=lambda m: table[m]["all"]["scaled_pinball"])
+    champ = {}
+    if "champion" in table:
+        c, b, o = table["champion"]["all"], table[best]["all"], table["oracle"]["all"]
+        champ = {"champion_vs_best_baseline": {k: round(c[k] / b[k], 4) for k in ("mase", "pinball",
+                                                                                  "scaled_pinball")},
+                 "champion_beats_best_baseline": bool(c["mase"] < b["mase"] and c["pinball"] < b["pinball"]),
+                 "champion_gap_to_oracle": {k: round(c[f"gap_{k}"], 4) for k in ("mase", "pinball")},
+                 "oracle": {k: round(o[k], 4) for k in ("mase", "pinball")},
+                 "champion_origins": {str(k): v for k, v in args.champion_info.items()}}
     summary = {
         "benchmark": "synth_accuracy", "series": args.series, "days": args.periods, "horizon": args.horizon,
         "validation_origins": res["origins"]["validation"], "test_origin": res["origins"]["test"],
         "max_history": args.max_history, "classes": res["classes"],
         "promoted_share_test": round(res["promoted_share"], 4),
-        "best_baseline": best,
+        "best_baseline": best, **champ,
         "models": {k: {part: {m: round(v, 4) for m, v in row[part].items()} for part in row}
                    for k, row in table.items()},
         "seconds_per_model": res["seconds"], "cpu_seconds_per_model": res["cpu_seconds"],

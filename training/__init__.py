@@ -12,6 +12,10 @@ Public entry points (import from the defining modules):
 * ``training.baselines`` and ``training.metrics``: the baselines and accuracy metrics on plain arrays.
 * ``training.statistical.fit_predict(y, season, horizon, levels, models) -> {model: (N, H, Q)}``:
   statsforecast baselines (naive, seasonal naive, AutoETS, Theta/AutoTheta, CrostonSBA, TSB, ADIDA, IMAPA).
+* ``training.served.gate_version`` / ``served_forecast``: the served selection of a version (TFT and
+  statsforecast models per demand class, fitted on the validation window before the holdout, gated on the
+  holdout, stored with the version) and its application at forecast time; ``training.level_report``: the
+  per-level accuracy report (before / after reconciliation) logged to MLflow. See docs/forecasting.md.
 * ``training.selection.select(val_forecasts, val_actuals, levels, ...) -> Selection``: model choice or
   ensemble per demand-class segment (or per series) from validation origins before the test window.
 * ``training.gate.decide`` / ``apply_gate``: the champion rule.

@@ -36,16 +36,21 @@ class GateDecision:
     baseline_wape: float
 
 
-def decide(candidate_wape: float, baseline_wape: float, champion_wape: float | None) -> GateDecision:
+def decide(
+    candidate_wape: float, baseline_wape: float, champion_wape: float | None, tolerance: float = 0.0
+) -> GateDecision:
     """Apply the rule: strictly better than the best baseline and than the current champion (if any).
 
-    A NaN candidate WAPE never promotes.
+    With ``tolerance > 0`` the candidate may be up to that share worse than the best baseline (a served
+    selection that is itself made of baselines ties with the best of them). A NaN candidate never promotes.
     """
     if candidate_wape is None or math.isnan(candidate_wape):
         return GateDecision(
             False, "candidate has no backtest WAPE", candidate_wape, champion_wape, baseline_wape
         )
-    if not candidate_wape < baseline_wape:
+    within = tolerance > 0 and candidate_wape <= baseline_wape * (1 + tolerance)
+    ok = candidate_wape < baseline_wape or within
+    if not ok:
         return GateDecision(
             False,
             f"WAPE {candidate_wape:.4f} does not beat the best baseline {baseline_wape:.4f}",
@@ -72,7 +77,13 @@ def decide(candidate_wape: float, baseline_wape: float, champion_wape: float | N
 
 
 def apply_gate(
-    client, model_name: str, version: str, candidate_wape: float, baseline_wape: float, force: bool = False
+    client,
+    model_name: str,
+    version: str,
+    candidate_wape: float,
+    baseline_wape: float,
+    force: bool = False,
+    tolerance: float = 0.0,
 ) -> GateDecision:
     """Decide, tag the version with the decision and figures, and move ``champion`` if promoted.
 
@@ -83,6 +94,7 @@ def apply_gate(
         candidate_wape: its backtest WAPE.
         baseline_wape: the best baseline's backtest WAPE.
         force: promote regardless of the rule (a person's explicit ``models promote``); recorded as such.
+        tolerance: see :func:`decide`.
 
     Returns:
         The :class:`GateDecision`.
@@ -95,7 +107,7 @@ def apply_gate(
     if current is not None and str(current.version) != str(version):
         tag = current.tags.get("backtest_wape")
         champion_wape = float(tag) if tag is not None else None
-    d = decide(candidate_wape, baseline_wape, champion_wape)
+    d = decide(candidate_wape, baseline_wape, champion_wape, tolerance)
     if force and not d.promote:
         d = GateDecision(True, f"forced promotion ({d.reason})", candidate_wape, champion_wape, baseline_wape)
     tags = {

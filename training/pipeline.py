@@ -59,6 +59,9 @@ class TrainResult:
         short_series: ids of series too short to give a training window (see :func:`check_panel`).
         best_baseline: the baseline with the lowest backtest WAPE (the fallback of the forecast stage).
         residuals: backtest residual rows stored (0 when none were written).
+        served: what the version serves (``with_tft`` or ``statistical_only``; ``training.served``), empty
+            when the WAPE gate of this module decided alone.
+        selection: the served selection (``training.selection.Selection.to_dict``), empty likewise.
     """
 
     model_name: str
@@ -75,6 +78,8 @@ class TrainResult:
     short_series: list[str] = field(default_factory=list)
     best_baseline: str = ""
     residuals: int = 0
+    served: str = ""
+    selection: dict = field(default_factory=dict)
 
 
 def load_panel(config: TrainConfig, *, settings=None, engine=None) -> Panel:
@@ -194,6 +199,7 @@ def train_and_register(
     tenant: str | None = None,
     short_series: list[str] | None = None,
     progress=None,
+    gate: bool = True,
 ) -> TrainResult:
     """Fit, backtest, track, register and gate one model.
 
@@ -204,6 +210,8 @@ def train_and_register(
             (``features.forecasts.write_residuals``). Default ``config.data.tenant``.
         short_series: series :func:`check_panel` named (when the caller checked the panel itself).
         progress: ``progress(done, total)`` after each step (fit, backtest, register, gate).
+        gate: apply the WAPE gate here; False leaves the version unpromoted for the caller's gate
+            (``training.stage.train_tenant`` gates the served selection, ``training.served``).
 
     Returns:
         The :class:`TrainResult`.
@@ -256,9 +264,12 @@ def train_and_register(
     for k, v in tags.items():
         c.set_model_version_tag(config.name, version, k, v)
     tick(3, 4)
-    decision = apply_gate(
-        c, config.name, version, result.summary["model"]["wape"], result.summary[result.best_baseline]["wape"]
-    )
+    if gate:
+        best = result.summary[result.best_baseline]["wape"]
+        decision = apply_gate(c, config.name, version, result.summary["model"]["wape"], best)
+        promoted, reason = decision.promote, decision.reason
+    else:
+        promoted, reason = False, "gate left to the caller"
     n_res = 0
     if tenant:
         from features.forecasts import write_residuals
@@ -272,8 +283,8 @@ def train_and_register(
         model_name=config.name,
         version=version,
         run_id=run_id,
-        promoted=decision.promote,
-        reason=decision.reason,
+        promoted=promoted,
+        reason=reason,
         summary=result.summary,
         train_seconds=fitted.train_seconds,
         tenant=tenant,

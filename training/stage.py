@@ -5,10 +5,13 @@
   model name (``features.profile.model_name_for``), apply the champion gate and store the backtest
   residuals (``features.forecasts.write_residuals``).
 * :func:`forecast_stage` — forecast every planning unit (and every series with recent sales) with the
-  tenant's champion, P10..P90, and store the run (``features.forecasts.write_forecasts``, stage ``base``)
-  with the model version and the sales watermark. Units the model cannot forecast (a SKU, location or
-  attribute it has no embedding for, or less history than its shortest encoder) get the gate's best
-  baseline with empirical quantiles, marked ``cold_start`` and ``source="baseline:<name>"``.
+  tenant's champion version, P10..P90, and store the run (``features.forecasts.write_forecasts``, stage
+  ``base``) with the model version and the sales watermark. Each unit is served through the version's
+  selection (``training.served``): per demand class the TFT, a statsforecast model or an ensemble, as
+  chosen on validation (``source`` ``model:<name>``, ``baseline:<model>`` or ``ensemble:<a>+<b>``). Units
+  the TFT cannot forecast (a SKU, location or attribute it has no embedding for, or less history than its
+  shortest encoder) get the statistical models of their class, marked ``cold_start``. Versions trained
+  before selections were stored serve the TFT with the gate's hand-written baseline as the fallback.
 * :func:`resolve_train_config` — the training config of a tenant: grid defaults, then the profile's
   ``train`` settings, then the caller's overrides, validated before any training.
 * :func:`training.quiet.quiet` — the output filter the CLI, the cycle and the demo wrap their work in.
@@ -20,6 +23,7 @@ replaces that run.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -205,6 +209,7 @@ def train_tenant(
         tenant_panel,
     )
     from training.pipeline import check_panel, train_and_register
+    from training.served import gate_version
 
     settings = settings or get_settings()
     tick = progress or _noop
@@ -214,14 +219,21 @@ def train_tenant(
         if config.data.max_series is not None:
             series = sample_series(active, config.data.max_series, config.fit.seed)
         facts = TenantFacts.read(tenant, settings=settings, engine=eng, series=series)
-    tick(1, 6)
+    tick(1, 7)
     freq = config.data.freq or infer_freq(facts.sales["date"])
     panel = tenant_panel(facts, facts.spec(freq, config.data.lags, config.data.attributes))
     del facts
     short = check_panel(config, panel)
-    tick(2, 6)
-    return train_and_register(
-        config, panel, tenant=tenant, short_series=short, progress=lambda d, t: tick(2 + d, 6)
+    tick(2, 7)
+    result = train_and_register(
+        config, panel, tenant=tenant, short_series=short, progress=lambda d, t: tick(2 + d, 7), gate=False
+    )
+    gated = gate_version(config, panel, result)
+    tick(7, 7)
+    d = gated["decision"]
+    return dataclasses.replace(
+        result, promoted=d.promote, reason=f"{d.reason} (served: {gated['served']})",
+        best_baseline=gated["best_baseline"], served=gated["served"], selection=gated["selection"].to_dict(),
     )
 
 
@@ -249,8 +261,11 @@ def _champion(tenant: str, model_name: str):
             f"tenant {tenant!r} has no champion model ({model_name!r} has no version yet): train one "
             f"first with `replenish cycle --tenant {tenant} --train` or `replenish train --tenant {tenant}`"
         ) from None
-    tags = client().get_model_version(model_name, pred.version).tags
-    return pred, tags.get("best_baseline") or _FALLBACK_BASELINE
+    from training.served import load_selection
+
+    c = client()
+    tags = c.get_model_version(model_name, pred.version).tags
+    return pred, tags.get("best_baseline") or _FALLBACK_BASELINE, load_selection(c, model_name, pred.version)
 
 
 def _sales_end(tenant: str, facts_dir) -> date:
@@ -359,6 +374,7 @@ class _Window:
     end: date
     hist_dates: list
     future: list
+    selection: object = None
 
 
 def _forecast_chunk(w: _Window, ch: pl.DataFrame, sales, promotions, counts: dict) -> list[pl.DataFrame]:
@@ -387,6 +403,8 @@ def _forecast_chunk(w: _Window, ch: pl.DataFrame, sales, promotions, counts: dic
     m_units, b_units = ch.filter(ok), ch.filter(~ok)
     counts["unknown_to_model"] += b_units.filter(~pl.col("_known")).height
     counts["short_history"] += b_units.filter(pl.col("_known")).height
+    if w.selection is not None:
+        return [_served_chunk(w, ch, frame, m_units, attrs, counts)]
     out = []
     if m_units.height:
         panel = build_panel(
@@ -412,6 +430,38 @@ def _forecast_chunk(w: _Window, ch: pl.DataFrame, sales, promotions, counts: dic
     return out
 
 
+def _served_chunk(w: _Window, ch: pl.DataFrame, frame, m_units: pl.DataFrame, attrs, counts) -> pl.DataFrame:
+    """Forecast rows of a chunk through the version's selection (``training.served.served_forecast``)."""
+    from features.frames import TENANT_KEYS, build_panel, grid_of
+    from training.served import TFT, served_forecast
+
+    keys = list(TENANT_KEYS)
+    spec = w.pred.spec
+    N, H, Q = ch.height, spec.horizon, len(spec.quantiles)
+    tft, has, cold = np.zeros((N, H, Q)), np.zeros(N, bool), np.ones(N, bool)
+    sel = w.selection
+    tft_used = TFT in sel.models and any(v[sel.models.index(TFT)] > 0 for v in sel.segment_weights.values())
+    if m_units.height and not tft_used:  # the selection gives the TFT no weight: no need to run it
+        u = ch.with_row_index("_u").join(m_units.select(keys), on=keys, how="semi")["_u"].to_numpy()
+        has[u], cold[u] = True, False
+    elif m_units.height:
+        panel = build_panel(frame.join(m_units.select(keys), on=keys, how="semi"), spec.frame_spec,
+                            vocab=spec.vocab, statics=m_units.select(*keys, *attrs))
+        fc = w.pred.forecast(panel, panel.time_index(w.future[0]))
+        pos = (pl.from_pandas(panel.keys).select(keys).with_row_index("_p")
+               .join(ch.select(keys).with_row_index("_u"), on=keys))
+        u, p = pos["_u"].to_numpy(), pos["_p"].to_numpy()
+        tft[u], has[u], cold[u] = fc.quantiles[p], True, np.asarray(fc.cold_start, bool)[p]
+    y = _history(frame, ch, w.hist_dates, spec.frame_spec.freq)
+    q, source, uses = served_forecast(w.selection, y, tft, has, spec.season, H, grid_of(spec.frame_spec.freq),
+                                      w.name)
+    counts["model"] += int(has.sum())
+    counts["baseline"] += int((~has).sum())
+    counts["served_tft"] += int(uses.sum())
+    version = np.where(has, w.pred.version, None)
+    return _rows(ch, w.future, q, spec.quantiles, source, version, cold)
+
+
 def forecast_stage(
     tenant: str,
     *,
@@ -424,11 +474,14 @@ def forecast_stage(
     """Forecast every unit of the tenant with its champion and store the run (stage ``base``).
 
     Units: every planning unit plus every series with sales in the recent window (the longest of the
-    model's encoder, two seasons and its lags). The known future inputs come from the promotions calendar
-    (a future period without a calendar row is unpromoted at the usual price); the forecast starts one
-    period after the latest sales date. Units the model cannot forecast (an id or attribute it has no
-    embedding for, or fewer observed periods than its shortest encoder) get the gate's best baseline with
-    empirical quantiles (:func:`baseline_quantiles`), ``cold_start=True`` and ``source="baseline:<name>"``.
+    model's encoder, two seasons, its lags and, with a stored selection, the statistical models' history of
+    ``training.served.STAT_HISTORY``). The known future inputs come from the promotions calendar (a future
+    period without a calendar row is unpromoted at the usual price); the forecast starts one period after
+    the latest sales date. With a stored selection every unit is served through it
+    (``training.served.served_forecast``); units the TFT cannot forecast (an id or attribute it has no
+    embedding for, or fewer observed periods than its shortest encoder) get the statistical models of their
+    demand class, ``cold_start=True`` and no ``model_version``. Without one (older versions): the TFT, and
+    the gate's best baseline with empirical quantiles (:func:`baseline_quantiles`) for those units.
     Units are processed ``chunk_size`` at a time (bounded memory) through the fast tensor path.
 
     Args:
@@ -468,7 +521,7 @@ def forecast_stage(
         skus = read_master(tenant, "skus", settings=settings, engine=eng)
         locations = read_master(tenant, "locations", settings=settings, engine=eng)
     name = model_name_for(tenant, profile)
-    pred, baseline = _champion(tenant, name)
+    pred, baseline, selection = _champion(tenant, name)
     spec = pred.spec
     fspec = spec.frame_spec
     H, levels = spec.horizon, list(spec.quantiles)
@@ -480,6 +533,10 @@ def forecast_stage(
     )
     lags = [int(c.removeprefix(LAG_PREFIX)) for c in fspec.known_reals if c.startswith(LAG_PREFIX)]
     n_hist = max(spec.encoder_length, 2 * spec.season, spec.min_encoder_length, *lags, 3)
+    if selection is not None:  # the statistical models read a longer history (training.served)
+        from training.served import STAT_HISTORY
+
+        n_hist = max(n_hist, STAT_HISTORY[grid_of(fspec.freq)])
     start = _grid_step(fspec.freq, end, -(n_hist - 1))
     hist_dates = [_grid_step(fspec.freq, start, k) for k in range(n_hist)]
     future = [_grid_step(fspec.freq, end, k) for k in range(1, H + 1)]
@@ -493,9 +550,10 @@ def forecast_stage(
         known = known & pl.col(c).is_in(spec.vocab[c])
     units = units.with_columns(known.alias("_known"))
     total = units.height
-    out, counts = [], {"model": 0, "baseline": 0, "unknown_to_model": 0, "short_history": 0, "promoted": 0}
+    out, counts = [], {"model": 0, "baseline": 0, "unknown_to_model": 0, "short_history": 0, "promoted": 0,
+                       "served_tft": 0}
     tick(0, total)
-    window = _Window(pred, name, baseline, end, hist_dates, future)
+    window = _Window(pred, name, baseline, end, hist_dates, future, selection)
     for i in range(0, total, chunk_size):
         out.extend(_forecast_chunk(window, units.slice(i, chunk_size), sales, promotions, counts))
         tick(min(i + chunk_size, total), total)
@@ -522,6 +580,8 @@ def forecast_stage(
             "first_period": str(future[0]),
             "promoted_future_periods": counts["promoted"],
             "champion_version": pred.version,
+            "selection": selection.method if selection is not None else "none",
+            "served_tft_units": counts["served_tft"],
         },
     )
     if rows is None:

@@ -54,3 +54,13 @@ def test_worse_model_never_becomes_champion_real_registry(tmp_path):
     d = apply_gate(c, name, v2, 0.32, 0.35, force=True)
     assert d.promote and d.reason.startswith("forced")
     assert c.get_model_version_by_alias(name, CHAMPION).version == v2
+
+
+def test_tolerance_lets_a_selection_tie_with_the_best_baseline_but_not_fall_far_behind():
+    from training.gate import decide
+
+    assert not decide(0.50, 0.50, None).promote  # the default rule stays strict
+    assert decide(0.50, 0.50, None, tolerance=0.05).promote  # a selection that is the baseline itself
+    assert decide(0.52, 0.50, None, tolerance=0.05).promote
+    assert not decide(0.53, 0.50, None, tolerance=0.05).promote
+    assert not decide(0.52, 0.50, 0.51, tolerance=0.05).promote  # still has to beat the champion

@@ -58,8 +58,11 @@ def test_grid_is_read_from_the_data_and_forecasts_carry_their_meta(shared_home, 
         assert (dates[0].year * 12 + dates[0].month) - (last.year * 12 + last.month) == 1
     else:
         assert dates[0] == last + step and all(b - a == step for a, b in zip(dates, dates[1:], strict=False))
-    model_rows = rows.filter(pl.col("source") == f"model:{r.model_name}")
-    assert model_rows.height and (model_rows["model_version"] == r.version).all()
+    # every unit the version knows is served through its selection (TFT, statsforecast model or ensemble)
+    served = rows.filter(~pl.col("cold_start"))
+    assert served.height and (served["model_version"] == r.version).all()
+    assert served["source"].str.contains(r"^(model:|baseline:|ensemble:)").all()
+    assert meta.extra["selection"] == "ensemble" and r.served in ("with_tft", "statistical_only")
 
 
 def test_backtest_residuals_are_stored_per_version(shared_home):
@@ -107,13 +110,15 @@ def test_new_sku_is_forecast_by_the_baseline_and_marked(shared_home, tmp_path):
     fresh = rows.filter(pl.col("sku_id") == "SKU_NEW")
     assert fresh.height == meta.horizon
     assert fresh["cold_start"].all() and fresh["model_version"].is_null().all()
-    assert (fresh["source"] == f"baseline:{meta.extra['baseline']}").all()
+    # the TFT cannot forecast it: a statsforecast model or an ensemble of them, without the TFT
+    assert fresh["source"].str.contains(r"^(baseline:|ensemble:)").all()
+    assert not fresh["source"].str.contains("model").any()
     assert fresh["p50"].min() > 0  # the baseline of its five days of sales, not a zero placeholder
     assert meta.extra["unknown_to_model"] >= 1 and meta.extra["baseline_units"] >= 1
     short = rows.filter(pl.col("unique_id") == "|".join(SHORT_SERIES))
     assert short.height == meta.horizon  # too short to train on, still forecast (by the model or baseline)
     known = rows.filter(~pl.col("cold_start"))
-    assert known.height and (known["source"].str.starts_with("model:")).all()
+    assert known.height and (known["model_version"] == shared_home.results["daily"].version).all()
 
 
 def test_rerun_with_the_same_run_id_replaces_the_rows(shared_home):

@@ -150,3 +150,24 @@ def test_quantiles_are_monotone_for_any_panel(seed, n, T, H, levels):
     for F in out.values():
         assert F.shape == (n, H, len(q))
         assert np.isfinite(F).all() and (np.diff(F, axis=-1) >= 0).all()
+
+
+def test_hand_written_point_baselines_equal_statsforecast_where_both_exist():
+    """The hand-written last value, seasonal naive and moving average kept in training.baselines (the TFT's
+    blend and backtest table run them at every batch and origin) give statsforecast's Naive, SeasonalNaive
+    and WindowAverage point forecasts on gap-free series, so keeping them changes no figure."""
+    import polars as pl
+    from statsforecast import StatsForecast
+    from statsforecast.models import Naive, SeasonalNaive, WindowAverage
+
+    from training.baselines import last_value, moving_average, seasonal_naive
+
+    rng = np.random.default_rng(4)
+    y = rng.poisson(rng.uniform(0.5, 20.0, (12, 1)), (12, 40)).astype(float)
+    frame = pl.DataFrame({"unique_id": np.repeat(np.arange(12), 40), "ds": np.tile(np.arange(40), 12),
+                          "y": y.reshape(-1)})
+    sf = StatsForecast(models=[Naive(), SeasonalNaive(season_length=7), WindowAverage(window_size=3)], freq=1)
+    out = sf.forecast(df=frame, h=9).sort("unique_id", "ds")
+    np.testing.assert_allclose(last_value(y, 9).reshape(-1), out["Naive"].to_numpy())
+    np.testing.assert_allclose(seasonal_naive(y, 9, 7).reshape(-1), out["SeasonalNaive"].to_numpy())
+    np.testing.assert_allclose(moving_average(y, 9, 3).reshape(-1), out["WindowAverage"].to_numpy())

@@ -4,6 +4,7 @@ Public modules (import from the defining module, e.g. ``from workflow.lifecycle 
 
 * :mod:`workflow.schemas` -- typed inputs/outputs (``RecommendationIn``, ``ApproveIn``, ...);
 * :mod:`workflow.lifecycle` -- the state machine (``propose``, ``route``, ``approve``, ``override``, ...);
+* :mod:`workflow.queue` -- the planner's work queue: filter, sort, search, paginate and count in SQL;
 * :mod:`workflow.access` -- API keys (expiry, rotation), roles, tenants;
 * :mod:`workflow.rights` -- server-side valuation, approval limits, four-eyes, capped auto-approval;
 * :mod:`workflow.sessions` -- planner-page sessions (opaque tokens, idle/absolute expiry, CSRF tokens);
@@ -28,6 +29,7 @@ __all__ = [
     "evidence",
     "lifecycle",
     "outbox",
+    "queue",
     "rights",
     "schemas",
     "sessions",

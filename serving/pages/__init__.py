@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from serving.pages._queue import router as _queue_router
 from serving.pages._suppliers import router as _suppliers_router
 from serving.pages._views import router as _views_router
 from serving.pages._views import setup_app
@@ -10,5 +11,6 @@ __all__ = ["router", "setup_app"]
 
 #: Every page under ``/ui``: review queue, recommendation, exceptions, accuracy, and the suppliers' pages.
 router = APIRouter(include_in_schema=False)
+router.include_router(_queue_router)
 router.include_router(_views_router)
 router.include_router(_suppliers_router, prefix="/ui")

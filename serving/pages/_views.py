@@ -183,35 +183,6 @@ def logout(request: Request, session: SessionDep, p: FormPrincipal):
     return resp
 
 
-# -- queue ---------------------------------------------------------------------------------------------------
-
-_STATES = (
-    "routed",
-    "proposed",
-    "approved",
-    "overridden",
-    "rejected",
-    "sent",
-    "acknowledged",
-    "failed",
-    "expired",
-)
-
-
-@router.get("", response_class=HTMLResponse)
-@router.get("/queue", response_class=HTMLResponse)
-def queue(
-    request: Request, p: PagePrincipal, session: SessionDep, state: str = "routed", queue: str | None = None
-):
-    """The review queue: routed recommendations of the planner's tenant, newest first."""
-    from workflow.lifecycle import list_recommendations
-
-    if state not in _STATES:
-        raise HTTPException(422, detail=f"state: expected one of {', '.join(_STATES)}")
-    recs = list_recommendations(session, p.tenant_id, state=state, queue=queue, limit=200)
-    return page(request, "queue.html", p=p, recs=recs, state=state, states=_STATES, queue=queue)
-
-
 # -- one recommendation --------------------------------------------------------------------------------------
 
 

@@ -264,6 +264,33 @@ def _increments(
     return unit_of, step, qty_after, size
 
 
+def _lead_time_days(u: pl.DataFrame, period_days: float) -> np.ndarray:
+    """(N,) mean lead time in days, unrounded: observed (``lead_time_mean_days``) where given, else the
+    simulation's mean in periods times the period length."""
+    periods = u["lead_time_mean"].to_numpy().astype(np.float64) * period_days
+    if "lead_time_mean_days" not in u.columns:
+        return periods
+    days = u["lead_time_mean_days"].cast(pl.Float64).to_numpy()
+    return np.where(np.isfinite(days) & (days > 0), days, periods)
+
+
+def _lead_time_ratio(u: pl.DataFrame, pmf: np.ndarray, counts: np.ndarray | None, period_days: float):
+    """(N,) unrounded mean lead time over the simulated one (whole periods), at most 1."""
+    weight = pmf if counts is None else counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12)
+    simulated = (weight * np.arange(weight.shape[1])).sum(axis=1) * period_days
+    true = _lead_time_days(u, period_days)
+    return np.where(simulated > 0, np.clip(true / np.maximum(simulated, 1e-12), 0.0, 1.0), 1.0)
+
+
+def _exceedance(d_l, threshold: np.ndarray) -> np.ndarray:
+    """(N,) share of paths whose lead-time demand ``d_l`` (N, P) exceeds ``threshold`` (N,), as NumPy."""
+    from kernels import get_array_module
+
+    xp = get_array_module(d_l)
+    share = (d_l > xp.asarray(threshold, dtype=d_l.dtype)[:, None]).mean(axis=1)
+    return np.asarray(share.get() if hasattr(share, "get") else share, dtype=np.float64)
+
+
 def plan(
     units: pl.DataFrame,
     forecast: Forecast,
@@ -337,8 +364,12 @@ def plan(
             "d_l_risk",
             "raw",
             "q",
+            "p_so_lt",
         )
     }
+    # the simulation draws lead times in whole periods (a 10-day lead time is a month on a monthly grid);
+    # the stockout-risk check scales each path's lead-time demand to the unrounded mean lead time
+    lt_ratio = _lead_time_ratio(u, pmf, counts, config.period_days)
     bound = np.zeros(n, dtype=np.int8)
     constrained = bool(budgets or capacities)
     inc_parts = []  # per chunk: (unit_of, step, size, gain) of the order increments, for shared constraints
@@ -384,6 +415,7 @@ def plan(
         qs = lv.protection_quantiles
         out["d_lr_p05"][sl], out["d_lr_p50"][sl], out["d_lr_p95"][sl] = qs[:, 0], qs[:, 1], qs[:, 2]
         out["d_l_risk"][sl] = lv.lead_time_quantiles[:, 3]
+        out["p_so_lt"][sl] = _exceedance(smp.d_l, position[sl] / np.maximum(lt_ratio[sl], 1e-12))
         out["raw"][sl], out["q"][sl], bound[sl] = policy_orders(
             kinds[sl], lv.order_up_to, lv.mean_review_demand, position[sl], pack[sl], moq[sl], max_qty[sl]
         )
@@ -402,7 +434,6 @@ def plan(
             u, q, bound_name, pack, moq, cost, unit_of, step, size, gain, budgets, capacities
         )
 
-    lt_mean = col("lead_time_mean")
     mean_daily = mean_per_period[:, 0] / config.period_days
     days_cover = np.where(mean_daily > 0, np.maximum(position, 0) / np.maximum(mean_daily, 1e-12), np.inf)
     unit_frame = u.with_columns(
@@ -428,7 +459,8 @@ def plan(
         pl.Series("order_value", q * cost),
         pl.Series("mean_demand", mean_per_period[:, 0]),
         pl.Series("days_of_cover", days_cover),
-        pl.Series("lead_time_days", lt_mean * config.period_days),
+        pl.Series("lead_time_days", _lead_time_days(u, config.period_days)),
+        pl.Series("lead_time_stockout_probability", np.where(lt_ratio > 0, out["p_so_lt"], 0.0)),
         pl.Series("lot_size", lot),
         pl.Series("forecast_p50_period0", _level_column(forecast, 0.5)),
     )

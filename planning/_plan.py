@@ -265,8 +265,10 @@ def _increments(
 
 
 def _lead_time_days(u: pl.DataFrame, period_days: float) -> np.ndarray:
-    """(N,) mean lead time in days, unrounded: observed (``lead_time_mean_days``) where given, else the
-    simulation's mean in periods times the period length."""
+    """(N,) mean lead time in days, unrounded.
+
+    Observed (``lead_time_mean_days``) where given, else the simulation's mean in periods times the period.
+    """
     periods = u["lead_time_mean"].to_numpy().astype(np.float64) * period_days
     if "lead_time_mean_days" not in u.columns:
         return periods

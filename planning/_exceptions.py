@@ -399,9 +399,8 @@ def lead_time_drift(
     term has at least ``min_history`` earlier deliveries, exceed their median by more than ``tolerance`` of it
     and by more than ``limit`` standard errors (``1.25 sigma sqrt(1/n_recent + 1/n_before)``, sigma =
     1.4826 x the earlier deliveries' median absolute deviation). Medians, because single late deliveries
-    are common and are not a drift. A supplier that was always late is learnt by the plan from its observed lead times (the lead-time
-    posterior); what the plan has not learnt yet is a change, and the mean of four deliveries of a term
-    whose lead times vary by a third passes the promise by 25% on about one term in five by chance.
+    are common and are not a drift. A supplier that was always late is learnt by the plan from its observed
+    lead times (the lead-time posterior); what the plan has not learnt yet is a change.
 
     Args:
         lead_times: observed deliveries: supplier_id, sku_id, order_date, lead_time_days.

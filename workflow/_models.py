@@ -334,3 +334,7 @@ class WebhookTarget(Base):
     url: Mapped[str] = mapped_column(String(2000))
     secret: Mapped[str] = mapped_column(String(256))
     updated_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow)
+
+
+# the exception lifecycle's tables, registered with the metadata wherever the control plane's are
+from workflow._exception_tables import ExceptionRecord, ExceptionRule, ExceptionSync  # noqa: E402, F401

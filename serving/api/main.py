@@ -32,6 +32,7 @@ from features.store._db import make_engine, session_scope
 from features.store._migrate import migrate
 from serving.api._limits import RequestGuard, TokenBuckets
 from serving.api.routes import audit, events, evidence, keys, outbox, recommendations, telemetry, webhooks
+from serving.api.routes import exceptions as exception_routes
 from serving.api.routes import metrics as metrics_routes
 from workflow.errors import InvalidInput, WorkflowError
 from workflow.rights import DecisionPolicy
@@ -44,6 +45,7 @@ log = logging.getLogger("replenish.api")
 
 ROUTERS = (
     recommendations.router,
+    exception_routes.router,
     evidence.router,
     events.router,
     outbox.router,

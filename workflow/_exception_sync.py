@@ -3,9 +3,13 @@
 The planning stage writes its exceptions as rows of a plan run (``plan_exceptions``); this module takes every
 plan run newer than the last one taken in (``wf_exception_sync``), oldest first, through
 :func:`workflow.exceptions.open_exception` (``source="plan"``), links each exception to the unit's
-recommendations proposed from that run, and, for a run that planned units, clears the active plan exceptions
+recommendations proposed from that run, and, for a run of the whole plan, clears the active plan exceptions
 of the detector types the plan stage runs (:data:`PLAN_TYPES`) that the run no longer found (resolved with
 ``resolution="cleared"``), and marks closed ones cleared (so a later finding opens a new exception).
+
+A run is taken as the whole plan when it planned more than half as many units as the last whole plan (the
+first run with units is one). A re-plan of a few units (after a supplier response) opens and updates the
+exceptions it found and clears nothing: it did not look at the other units.
 
 The first sync of a tenant takes only its newest run (older runs are superseded by it). The tenant's sync row
 is locked for the whole transaction (``UPDATE`` first: PostgreSQL's row lock, SQLite's writer lock), so two
@@ -70,8 +74,8 @@ def _exception_in(row: dict[str, Any]) -> ExceptionIn:
     )
 
 
-def _lock(session, tenant_id: str) -> tuple[str | None, datetime | None]:
-    """Lock the tenant's sync row (created if missing); its last run id and time."""
+def _lock(session, tenant_id: str) -> tuple[str | None, datetime | None, int | None]:
+    """Lock the tenant's sync row (made if missing): last run id and time, the whole plan's units."""
     dialect = session.get_bind().dialect.name
     ins = pg_insert if dialect == "postgresql" else sqlite_insert
     session.execute(
@@ -80,8 +84,9 @@ def _lock(session, tenant_id: str) -> tuple[str | None, datetime | None]:
         .on_conflict_do_nothing(index_elements=["tenant_id"])
     )
     session.execute(update(_S).where(_S.c.tenant_id == tenant_id).values(synced_at=utcnow()))
-    row = session.execute(select(_S.c.last_run_id, _S.c.last_run_at).where(_S.c.tenant_id == tenant_id)).one()
-    return row[0], None if row[1] is None else as_utc(row[1])
+    q = select(_S.c.last_run_id, _S.c.last_run_at, _S.c.full_units).where(_S.c.tenant_id == tenant_id)
+    row = session.execute(q).one()
+    return row[0], None if row[1] is None else as_utc(row[1]), row[2]
 
 
 def _links(session, tenant_id: str, run_id: str) -> dict[tuple[str, str], list[str]]:
@@ -135,7 +140,7 @@ def sync_plan_exceptions(engine: Engine, tenant_id: str, *, now: datetime | None
 
     counts = {"runs": 0, "opened": 0, "updated": 0, "quiet": 0, "cleared": 0}
     with session_scope(engine) as s:
-        last_id, last_at = _lock(s, tenant_id)
+        last_id, last_at, _ = _lock(s, tenant_id)
     runs = (
         plan_runs(engine, tenant_id, after=last_at)
         if last_at is not None
@@ -148,7 +153,7 @@ def sync_plan_exceptions(engine: Engine, tenant_id: str, *, now: datetime | None
     from workflow.exceptions import open_exception
 
     with session_scope(engine) as s:
-        locked_id, locked_at = _lock(s, tenant_id)
+        locked_id, locked_at, full_units = _lock(s, tenant_id)
         if (locked_id, locked_at) != (last_id, last_at):  # another caller took these runs in meanwhile
             return counts
         journal: dict[str, tuple[list, list]] = {}
@@ -163,13 +168,20 @@ def sync_plan_exceptions(engine: Engine, tenant_id: str, *, now: datetime | None
                                            run_id=run_id, now=at, journal=journal)  # fmt: skip
                 seen.add(out.exception_key)
                 counts[what] += 1
-            if (meta.get("n_units") or 0) > 0:
+            n_units = int(meta.get("n_units") or 0)
+            if n_units > 0 and (full_units is None or n_units > full_units / 2):  # a whole plan: it clears
                 counts["cleared"] += _clear(s, tenant_id, run_id, seen, at, journal)
+                full_units = n_units
             counts["runs"] += 1
             s.execute(
                 update(_S)
                 .where(_S.c.tenant_id == tenant_id)
-                .values(last_run_id=run_id, last_run_at=meta["created_at"], synced_at=utcnow())
+                .values(
+                    last_run_id=run_id,
+                    last_run_at=meta["created_at"],
+                    full_units=full_units,
+                    synced_at=utcnow(),
+                )
             )
         flush(s, journal)
     return counts

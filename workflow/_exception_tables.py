@@ -112,4 +112,6 @@ class ExceptionSync(Base):
     )
     last_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     last_run_at: Mapped[datetime | None] = mapped_column(_TZ, nullable=True)
+    #: units of the last run taken as a whole plan (a run of at most half as many re-planned a subset)
+    full_units: Mapped[int | None] = mapped_column(Integer, nullable=True)
     synced_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow)

@@ -234,8 +234,9 @@ class OutboxItem(Base):
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = _tenant_fk()
-    recommendation_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("wf_recommendations.id", ondelete="CASCADE")
+    # null for items that belong to no recommendation (exception updates, w0003x)
+    recommendation_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("wf_recommendations.id", ondelete="CASCADE"), nullable=True
     )
     idempotency_key: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(32))

@@ -1,7 +1,7 @@
 """Exceptions as workflow objects: open -> assigned -> acknowledged -> resolved / dismissed.
 
-Actions (:data:`TRANSITIONS`): assign (a person, from any active state), acknowledge (from open or assigned),
-resolve, dismiss (with a reason) from any active state; the user guide is ``docs/exceptions.md``.
+Actions (:data:`TRANSITIONS`): assign, acknowledge (from open or assigned), resolve, dismiss (with a reason);
+the user guide is ``docs/exceptions.md``.
 
 * **One active exception per unit and type.** An exception's key is ``tenant|sku|unit|type``
   (:func:`planning`'s ``exception_keys``: the unit is the location, else ``supplier:<id>``); a partial unique
@@ -23,9 +23,8 @@ resolve, dismiss (with a reason) from any active state; the user guide is ``docs
 * **Escalation.** :func:`escalate_overdue` (the scheduler calls it) escalates every active exception past its
   due time: ``escalation_level`` + 1, the owner team becomes the rule's ``escalate_to`` (if set), the least
   role becomes ``approver``, and a new due time one SLA later.
-* **Events and audit.** Every change appends, in its transaction, an ``exception`` event
-  (``exception.opened``, ``.updated``, ``.assigned``, ``.acknowledged``, ``.resolved``, ``.dismissed``,
-  ``.cleared``, ``.escalated``) to the tenant's ordered log and an audit entry (before/after, actor, reason).
+* **Events, audit, writeback.** Every change appends an ``exception`` event (``exception.<verb>``) and an
+  audit entry, and an ``exception_update`` outbox item where the tenant's rule asks, in its transaction.
 * **Optimistic concurrency.** Actions take the ``version`` the caller saw; a stale one is a 409.
 """
 
@@ -49,7 +48,8 @@ from workflow._exception_schemas import (
     ExceptionVersionConflict,
 )
 from workflow._exception_tables import ACTIVE_STATES, ExceptionRecord
-from workflow._journal import AuditRecord, EventRecord, collect, flush
+from workflow._exception_writeback import record
+from workflow._journal import AuditRecord, EventRecord, flush
 from workflow._models import Recommendation
 from workflow.errors import InvalidInput, NotFound
 from workflow.schemas import as_utc
@@ -283,7 +283,7 @@ def open_exception(
                 raise
         else:
             a, e = _journal_records(None, new, "opened", actor, None)
-            collect(session, tenant_id, [a], [e], journal)
+            record(session, tenant_id, a, e, new, journal)
             return _out(new, now), "opened"
     changes = dict(found)
     if exc.recommendation_ids:
@@ -300,7 +300,7 @@ def open_exception(
     changes["occurrences"] = row["occurrences"] + 1
     after = _cas(session, row, changes)
     a, e = _journal_records(row, after, "updated", actor, None)
-    collect(session, tenant_id, [a], [e], journal)
+    record(session, tenant_id, a, e, after, journal)
     return _out(after, now), "updated"
 
 
@@ -342,7 +342,7 @@ def _act(
     a, e = _journal_records(
         row, after, verb or action + ("d" if action.endswith("e") else "ed"), actor, reason
     )
-    collect(session, tenant_id, [a], [e], journal)
+    record(session, tenant_id, a, e, after, journal)
     return _out(after, now)
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from features.store._db import utcnow
+from workflow._exception_writeback import item_dead, item_delivered
 from workflow._journal import AuditRecord, append, collect, flush
 from workflow._models import OutboxItem
 from workflow.errors import IllegalTransition, InvalidInput, NotFound
@@ -56,7 +57,7 @@ class Claimed:
 
     id: int
     tenant_id: str
-    recommendation_id: str
+    recommendation_id: str | None  # None: an exception update (workflow._exception_writeback)
     idempotency_key: str
     kind: str
     payload: dict[str, Any]
@@ -136,10 +137,14 @@ def record_successes(
     """
     now = utcnow()
     by_tenant: dict[str, list[int]] = {}
-    for i, item in enumerate(items):
-        by_tenant.setdefault(item.tenant_id, []).append(i)
     own_journal = journal is None
     journal = {} if journal is None else journal
+    for i, item in enumerate(items):
+        if item.recommendation_id is None:  # an exception update: the item only
+            if not item_delivered(session, item, owner, refs[i], actor, journal):
+                raise LostLease(item.tenant_id)
+            continue
+        by_tenant.setdefault(item.tenant_id, []).append(i)
     for tenant_id, idx in by_tenant.items():
         try:
             recs = _transition_many(
@@ -189,6 +194,8 @@ def record_success(
         transaction should then be rolled back by the caller (nothing was changed).
     """
     now = utcnow()
+    if item.recommendation_id is None:
+        return item_delivered(session, item, owner, external_ref, actor, journal)
     try:
         _, a, e = _mark(
             session,
@@ -245,6 +252,8 @@ def record_failure(
             .values(next_attempt_at=retry_at, lease_owner=None, lease_until=None, last_error=error)
         )
         return "pending" if res.rowcount == 1 else ""
+    if item.recommendation_id is None:
+        return item_dead(session, item, owner, error, actor, journal)
     try:
         _, a, e = _mark(
             session,
@@ -279,6 +288,8 @@ def replay(session: Session, tenant_id: str, item_id: int, *, actor: str) -> Out
         raise NotFound("outbox item", item_id)
     if item.status != "dead":
         raise InvalidInput("status", f"only dead items can be replayed; item {item_id} is {item.status!r}")
+    if item.recommendation_id is None:
+        return _requeue(session, tenant_id, item_id, actor)
     _, a, e = _mark(
         session,
         tenant_id,
@@ -310,6 +321,22 @@ def replay(session: Session, tenant_id: str, item_id: int, *, actor: str) -> Out
         [e],
     )
     session.expire(item)
+    return session.get(OutboxItem, item_id)
+
+
+def _requeue(session: Session, tenant_id: str, item_id: int, actor: str) -> OutboxItem:
+    """Replay an item without a recommendation: the item back to ``pending``, audited."""
+    session.execute(
+        update(_O)
+        .where(_O.c.id == item_id, _O.c.status == "dead")
+        .values(status="pending", attempts=0, next_attempt_at=utcnow(), lease_owner=None, lease_until=None)
+    )
+    after = {"status": "pending"}
+    append(
+        session,
+        tenant_id,
+        [AuditRecord(actor, "outbox.replay", "outbox", str(item_id), {"status": "dead"}, after)],
+    )
     return session.get(OutboxItem, item_id)
 
 

@@ -202,3 +202,56 @@ def test_two_cycles_on_the_same_data_leave_one_open_exception_per_unit_and_type(
     assert quiet.state == "dismissed" and quiet.occurrences == 3 and quiet.cleared_at is None
     types = [t for t, i, _ in _exception_events(engine, "acme") if i == kept.id]
     assert types == ["exception.opened", "exception.updated", "exception.cleared"]
+
+    # a re-plan of a few units (after a supplier response) updates what it finds and clears nothing
+    found = fewer.filter(pl.col("location_id").is_not_null()).head(1)
+    few = plan_result.units.join(
+        found.select("sku_id", "location_id"), on=["sku_id", "location_id"], how="semi"
+    )
+    meta = {**plan_result.meta, "n_units": few.height}
+    save_plan(engine, "acme", dataclasses.replace(plan_result, units=few, exceptions=found, meta=meta))
+    fourth = wx.sync_plan_exceptions(engine, "acme")
+    taken = fourth["opened"] + fourth["updated"] + fourth["quiet"]
+    assert (fourth["runs"], fourth["cleared"], taken) == (1, 0, found.height)
+    with session_scope(engine) as s:
+        assert len(wx.list_exceptions(s, "acme", active=True, limit=1000)) == exc.height - 2
+    assert found.height == 1 and few.height == 1
+
+
+def test_exception_updates_go_through_the_outbox_where_the_tenant_rule_asks(engine, tmp_path):
+    import numpy as np
+
+    from workflow import access, outbox
+    from workflow.adapters import FileDropAdapter
+    from workflow.dispatcher import Dispatcher
+
+    with session_scope(engine) as s:
+        access.ensure_tenant(s, "a")
+        wx.set_rule(s, "a", "short_shipment", writeback=True, actor="key:admin")
+    with session_scope(engine) as s:
+        sent, _ = wx.open_exception(
+            s, "a", _exc("short_shipment", po_id="PO-7"), actor="supplier:S1", source="supplier"
+        )
+        quiet, _ = wx.open_exception(s, "a", _exc("overstock"), actor="planning:r1", source="plan")  # no rule
+    with session_scope(engine) as s:
+        wx.acknowledge(s, "a", sent.id, actor="key:pat")
+        wx.resolve(s, "a", quiet.id, actor="key:pat")
+        items = outbox.list_items(s, "a")
+    assert [(i.kind, i.idempotency_key, i.recommendation_id) for i in items] == [
+        ("exception_update", f"exc-{sent.id}-v1", None),
+        ("exception_update", f"exc-{sent.id}-v2", None),
+    ]
+    assert [i.payload["change"] for i in items] == ["opened", "acknowledged"]
+    assert items[1].payload["state"] == "acknowledged" and items[1].payload["po_id"] == "PO-7"
+
+    stats = Dispatcher(engine, FileDropAdapter(tmp_path / "drop"), rng=np.random.default_rng(0)).run(
+        until_idle=True
+    )
+    assert stats.delivered == 2, stats
+    with session_scope(engine) as s:
+        assert {i.status for i in outbox.list_items(s, "a")} == {"delivered"}
+        assert wx.get(s, "a", sent.id).state == "acknowledged"  # delivering changes no state
+    assert [t for t, i, _ in _exception_events(engine, "a") if i == sent.id or t.endswith("update_sent")] == [
+        "exception.opened", "exception.acknowledged", "exception.update_sent", "exception.update_sent",
+    ]  # fmt: skip
+    assert list((tmp_path / "drop" / "a" / "exception_update").glob("*.json"))

@@ -1,4 +1,4 @@
-"""workflow: exceptions as workflow objects (state, owner, SLA, escalation), per-tenant rules, plan-run sync.
+"""workflow: exceptions as workflow objects (state, owner, SLA, escalation), rules, plan-run sync, writeback.
 
 Revision ID: w0003x
 Revises: w0002
@@ -91,14 +91,22 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=64), nullable=False),
         sa.Column("last_run_id", sa.String(length=64), nullable=True),
         sa.Column("last_run_at", _TZ, nullable=True),
+        sa.Column("full_units", sa.Integer(), nullable=True),
         sa.Column("synced_at", _TZ, nullable=False),
         _tenant_fk("wf_exception_sync"),
         sa.PrimaryKeyConstraint("tenant_id", name=op.f("pk_wf_exception_sync")),
     )
 
 
+    with op.batch_alter_table("wf_outbox") as batch:  # exception updates belong to no recommendation
+        batch.alter_column("recommendation_id", existing_type=sa.String(length=32), nullable=True)
+
+
 def downgrade() -> None:
-    """Drop the three tables."""
+    """Drop the three tables; outbox items without a recommendation are deleted."""
+    op.execute("DELETE FROM wf_outbox WHERE recommendation_id IS NULL")
+    with op.batch_alter_table("wf_outbox") as batch:
+        batch.alter_column("recommendation_id", existing_type=sa.String(length=32), nullable=False)
     op.drop_table("wf_exception_sync")
     op.drop_table("wf_exception_rules")
     op.drop_index("uq_wf_exceptions_active_key", table_name="wf_exceptions")

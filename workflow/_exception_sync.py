@@ -139,8 +139,11 @@ def sync_plan_exceptions(engine: Engine, tenant_id: str, *, now: datetime | None
     from planning import load_run, plan_runs
 
     counts = {"runs": 0, "opened": 0, "updated": 0, "quiet": 0, "cleared": 0}
-    with session_scope(engine) as s:
-        last_id, last_at, _ = _lock(s, tenant_id)
+    with session_scope(engine) as s:  # a read: nothing is written unless there is a new run
+        row = s.execute(select(_S.c.last_run_id, _S.c.last_run_at).where(_S.c.tenant_id == tenant_id)).first()
+        last_id, last_at = (
+            (None, None) if row is None else (row[0], None if row[1] is None else as_utc(row[1]))
+        )
     runs = (
         plan_runs(engine, tenant_id, after=last_at)
         if last_at is not None

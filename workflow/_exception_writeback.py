@@ -17,8 +17,8 @@ from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
 from features.store._db import utcnow
-from workflow._exception_rules import get_rule
 from workflow._canonical import jsonable
+from workflow._exception_rules import get_rule
 from workflow._journal import AuditRecord, EventRecord, collect
 from workflow._models import OutboxItem
 

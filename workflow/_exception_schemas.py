@@ -61,8 +61,8 @@ class ExceptionIn(BaseModel):
     location_id: str | None = _Text
     supplier_id: str | None = _Text
     po_id: str | None = _Text
-    value: float | None = Field(default=None, allow_inf_nan=True)
-    threshold: float | None = None
+    value: float | None = Field(default=None, allow_inf_nan=False)
+    threshold: float | None = Field(default=None, allow_inf_nan=False)
     customer_impacting: bool = False
     exception_key: str | None = Field(default=None, min_length=1, max_length=512)
     route_queue: str | None = Field(default=None, max_length=64)

@@ -228,7 +228,7 @@ def open_exception(
     key = exc.exception_key or exception_key(tenant_id, exc)
     found = {
         "severity": exc.severity,
-        "value": exc.value if exc.value is None or abs(exc.value) < float("inf") else None,
+        "value": exc.value,
         "threshold": exc.threshold,
         "message": exc.message,
         "customer_impacting": exc.customer_impacting,

@@ -98,6 +98,11 @@ def test_bad_input_is_a_clear_4xx(api):
     cases = [
         api.post("/v1/exceptions", json={**EXC, "exception_type": "Bad Type"}, headers=api.h("a", "service")),
         api.post("/v1/exceptions", json={**EXC, "colour": "red"}, headers=api.h("a", "service")),
+        api.post(
+            "/v1/exceptions",
+            content='{"exception_type": "late_po", "message": "m", "value": NaN}',
+            headers={**api.h("a", "service"), "content-type": "application/json"},
+        ),
         api.post("/v1/exceptions/zz/acknowledge", json={}, headers=h),
         api.post(f"/v1/exceptions/{'0' * 32}/acknowledge", json={}, headers=h),
         api.get("/v1/exceptions", params={"state": "lost"}, headers=h),
@@ -106,7 +111,7 @@ def test_bad_input_is_a_clear_4xx(api):
         api.put("/v1/exceptions/rules/late_po", json={"sla_hours": -1}, headers=api.h("a", "admin")),
         api.put("/v1/exceptions/rules/late_po", json={"sla_hours": 4}, headers=h),
     ]
-    assert [c.status_code for c in cases] == [422, 422, 422, 404, 422, 422, 422, 422, 403]
+    assert [c.status_code for c in cases] == [422, 422, 422, 422, 404, 422, 422, 422, 422, 403]
     ok = api.put(
         "/v1/exceptions/rules/late_po",
         json={"sla_hours": 4, "escalate_to": "leads"},

@@ -12,7 +12,7 @@ import logging
 from typing import Annotated
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from serving.api.deps import EngineDep, SessionDep
@@ -76,7 +76,9 @@ def _back(view: str, **q: str) -> str:
     return "/ui/exceptions?" + urlencode({"view": view if view in _VIEWS else "active", **q})
 
 
-def _act(exc_id: str, view: str, verb: str, fn) -> Response:
+def _act(exc_id: str, view: str, verb: str, fn, p) -> Response:
+    if not p.has_any("planner", "approver"):  # the API's Decider roles
+        raise HTTPException(403, detail="role: acting on exceptions needs the planner or approver role")
     try:
         fn()
     except WorkflowError as exc:
@@ -105,6 +107,7 @@ def assign_form(
         lambda: wx.assign(
             session, p.tenant_id, exc_id, assignee=assignee, actor=p.actor, expected_version=version
         ),
+        p,
     )
 
 
@@ -121,6 +124,7 @@ def acknowledge_form(
         lambda: wx.acknowledge(
             session, p.tenant_id, exc_id, actor=p.actor, note=note or None, expected_version=version
         ),
+        p,
     )
 
 
@@ -137,6 +141,7 @@ def resolve_form(
         lambda: wx.resolve(
             session, p.tenant_id, exc_id, actor=p.actor, reason=reason or None, expected_version=version
         ),
+        p,
     )
 
 
@@ -153,4 +158,5 @@ def dismiss_form(
         lambda: wx.dismiss(
             session, p.tenant_id, exc_id, actor=p.actor, reason=reason, expected_version=version
         ),
+        p,
     )

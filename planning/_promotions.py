@@ -65,8 +65,12 @@ def promotion_lift(
 ) -> np.ndarray:
     """Promotion lift per unit, shrunk towards its group's pooled lift, clipped to [1, 5].
 
-    A unit's own lift is its promoted / plain mean demand, estimated only where it has at least
-    ``min_periods`` periods of each kind and a positive plain mean. A group's pooled lift is the weighted
+    A unit's own lift is its promoted / plain mean demand over the periods it sold in, estimated only where
+    it has at least ``min_periods`` such periods of each kind. Periods without a sale are left out: in the demo's
+    data 77% of the periods without a discount are periods without any sale (the unit was not on offer at
+    that agency that month, so it had no price and no discount), and counting them as plain-price demand made
+    every own lift huge. For intermittent demand this measures the lift of a sale's size, not of its
+    frequency, and so errs low. A group's pooled lift is the weighted
     geometric mean of its members' own lifts (weights ``n_promo n_plain / (n_promo + n_plain)``, the
     information in a difference of two means), so that units without a plain period, or with a near-zero plain
     mean, do not enter it: pooling promoted demand over *every* unit against the plain level of only some of
@@ -82,7 +86,7 @@ def promotion_lift(
         promo: (N, T) bool, the period was promoted.
         group: (N,) group label per unit (e.g. the SKU's category); None: one group.
         shrink: pseudo-count of periods pulling a unit's lift towards its group's.
-        min_periods: fewest promoted and plain periods for a unit's own lift.
+        min_periods: fewest promoted and plain periods with a sale for a unit's own lift.
 
     Returns:
         (N,) float64 lifts (1 where neither the unit nor any other unit has an own lift).
@@ -99,10 +103,12 @@ def promotion_lift(
         if group is None
         else np.unique(np.asarray(group, dtype=str), return_inverse=True)[1]
     )
-    n_promo, n_base = p.sum(axis=1), (~p).sum(axis=1)
-    m_base = np.where(p, 0.0, y).sum(axis=1) / np.maximum(n_base, 1)
-    m_promo = np.where(p, y, 0.0).sum(axis=1) / np.maximum(n_promo, 1)
-    own_ok = (n_promo >= min_periods) & (n_base >= min_periods) & (m_base > 0) & (m_promo > 0)
+    sold = y > 0  # a period without a sale is not a plain-price period: the unit was likely not on offer
+    promo_sold, base_sold = p & sold, ~p & sold
+    n_promo, n_base = promo_sold.sum(axis=1), base_sold.sum(axis=1)
+    m_base = np.where(base_sold, y, 0.0).sum(axis=1) / np.maximum(n_base, 1)
+    m_promo = np.where(promo_sold, y, 0.0).sum(axis=1) / np.maximum(n_promo, 1)
+    own_ok = (n_promo >= min_periods) & (n_base >= min_periods)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_own = np.where(own_ok, np.log(m_promo / np.where(own_ok, m_base, 1.0)), 0.0)
     weight = np.where(own_ok, n_promo * n_base / np.maximum(n_promo + n_base, 1), 0.0)

@@ -221,6 +221,8 @@ def test_promotion_lift_pools_only_units_with_both_kinds_of_periods():
     # the always-promoted units borrow the pooled lift of the others: near 1.3, never the clip at 5
     assert np.all(np.abs(lift[:10] - 1.3) < 0.15), lift[:10]
     assert np.median(lift[15:]) == pytest.approx(1.3, abs=0.1)
+    # units whose plain periods never sold (not on offer, as in the demo's data) borrow it too: not 5
+    assert np.all(np.abs(lift[10:15] - 1.3) < 0.15), lift[10:15]
     assert np.all(lift <= 5.0) and np.all(lift >= 1.0)
     # nobody with both kinds of periods: no lift at all
     assert np.all(promotion_lift(qty[:10], promo[:10]) == 1.0)

@@ -66,10 +66,10 @@ def promotion_lift(
     """Promotion lift per unit, shrunk towards its group's pooled lift, clipped to [1, 5].
 
     A unit's own lift is its promoted / plain mean demand over the periods it sold in, estimated only where
-    it has at least ``min_periods`` such periods of each kind. Periods without a sale are left out: in the demo's
-    data 77% of the periods without a discount are periods without any sale (the unit was not on offer at
-    that agency that month, so it had no price and no discount), and counting them as plain-price demand made
-    every own lift huge. For intermittent demand this measures the lift of a sale's size, not of its
+    it has at least ``min_periods`` such periods of each kind. Periods without a sale are left out: in the
+    demo's data 77% of the periods without a discount are periods without any sale (the unit was not on offer
+    at that agency that month, so it had no price and no discount), and counting them as plain-price demand
+    made every own lift huge. For intermittent demand this measures the lift of a sale's size, not of its
     frequency, and so errs low. A group's pooled lift is the weighted
     geometric mean of its members' own lifts (weights ``n_promo n_plain / (n_promo + n_plain)``, the
     information in a difference of two means), so that units without a plain period, or with a near-zero plain

@@ -28,6 +28,10 @@ demo`` ingests them) is planned before the fix (a temp ``git worktree`` of ``--b
 before the one that added ``planning/_forecast_checks.py``, or the newest ancestor that imports) and after
 (this tree), and the exception count per type is printed for both. Last line: one JSON object.
 
+The two plan runs on the same data are also taken into the exception lifecycle
+(``workflow.exceptions.sync_plan_exceptions`` after each, as the planning -> workflow hand-off does): the
+second must update the first's exceptions, leaving one active exception per unit and type.
+
 Run: ``flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/exceptions.py``.
 """
 
@@ -386,12 +390,28 @@ def main() -> None:
                 r = ingest(kind, paths[kind], tenant="bench", engine=eng, settings=settings)
                 assert r.status in ("stored", "partial"), (kind, r.status, r.message)
         write_forecasts_for("bench", data, info, settings)
+        from features.store._db import session_scope
+        from workflow.exceptions import list_exceptions, sync_plan_exceptions
+
         t1 = time.perf_counter()
         staged = plan_stage(eng, "bench", settings=settings)
         t2 = time.perf_counter()
+        sync_one = sync_plan_exceptions(eng, "bench")  # the first cycle's exceptions into the lifecycle
         again = plan_stage(eng, "bench", settings=settings)
+        sync_two = sync_plan_exceptions(eng, "bench")  # the second cycle on the same data
+        with session_scope(eng) as s:
+            active = list_exceptions(s, "bench", active=True, limit=100_000)
+            every = list_exceptions(s, "bench", limit=100_000)
         stored = load_run(eng, "bench", staged.run_id)["exceptions"]
         eng.dispose()
+    lifecycle = {
+        "first_cycle": sync_one,
+        "second_cycle": sync_two,
+        "active": len(active),
+        "rows": len(every),
+        "active_keys": len({e.exception_key for e in active}),
+        "max_occurrences": max((e.occurrences for e in active), default=0),
+    }
     exc = staged.result.exceptions
     result = score(exc, truth, clean, info["n_terms"])
     keys_a, keys_b = sorted(exc["exception_key"].to_list()), sorted(again.result.exceptions["exception_key"])
@@ -420,8 +440,13 @@ def main() -> None:
         f"dedup: at most {per_unit_type} exception per key; two runs give the same keys: {keys_a == keys_b}; "
         f"stored keys = frame keys: {sorted(stored['exception_key'].to_list()) == keys_a}"
     )
+    print(
+        f"lifecycle: first cycle {sync_one}, second cycle {sync_two}; {lifecycle['active']} active "
+        f"exceptions for {lifecycle['active_keys']} unit x type keys ({lifecycle['rows']} rows in all)"
+    )
     out = {
         "benchmark": "exceptions",
+        "lifecycle": lifecycle,
         "series": args.series,
         "seed": args.seed,
         "detectors": result,

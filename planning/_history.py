@@ -114,6 +114,7 @@ def lead_time_stats(
         .agg(
             pl.col("_p").mean().alias("lead_time_mean"),
             pl.col("_p").std(ddof=0).alias("lead_time_std"),
+            pl.col("lead_time_days").cast(pl.Float64).mean().alias("lead_time_mean_days"),
             pl.len().alias("lead_time_n"),
         )
     )
@@ -125,6 +126,7 @@ def lead_time_stats(
         .otherwise(pl.lit("observed"))
         .alias("lead_time_source"),
         pl.col("lead_time_mean").fill_null(promised),
+        pl.col("lead_time_mean_days").fill_null(pl.col("promised_lead_time_days").cast(pl.Float64)),
         pl.col("lead_time_std").fill_null(0.0),
         pl.col("lead_time_n").fill_null(0),
     )

@@ -26,6 +26,7 @@ from planning._baseline import DEFAULT_LEVELS
 from planning._bootstrap import history_pool
 from planning._exceptions import (
     bias_drift,
+    explained_by_bias,
     forecast_anomalies,
     identity_exceptions,
     late_purchase_orders,
@@ -305,6 +306,9 @@ def inputs_from_frames(
             pl.col("policy_kind").fill_null(DEFAULT_KIND),
         )
     )
+    # what sold lately, per period (the overstock check's second opinion beside the forecast)
+    recent = dm.qty[:, -check_periods(freq, period_days) :].astype(np.float64)
+    units = units.with_columns(pl.Series("recent_demand", recent.mean(axis=1) if recent.size else 0.0))
     promo_future = promotion_calendar(keys, promotions, starts[:-1], starts[-1])
     group = _sku_group(keys, skus)
     lift = promotion_lift(dm.qty, dm.promo, group)
@@ -333,10 +337,11 @@ def inputs_from_frames(
         grid = to_grid(pl.Series("date", grid, dtype=pl.Date), freq).to_list()
     window = check_periods(freq, period_days)
     pairs = forecast_pairs(keys, grid, dm.qty, dm.promo, past_forecasts, periods=window)
-    exc.append(
-        forecast_anomalies(pairs.anomaly, band=(f"P{BAND_LEVEL * 100:g}", f"P{100 - BAND_LEVEL * 100:g}"))
+    anomalies = forecast_anomalies(
+        pairs.anomaly, band=(f"P{BAND_LEVEL * 100:g}", f"P{100 - BAND_LEVEL * 100:g}")
     )
-    exc.append(bias_drift(pairs.bias, last_periods=window))
+    bias = bias_drift(pairs.bias, last_periods=window)
+    exc.extend(explained_by_bias(anomalies, bias))
     exceptions = pl.concat(exc)
     return PlanInputs(
         units,

@@ -272,7 +272,10 @@ def plan(
         group_name, group_target, arr.target = _group_targets(
             u, arr.target, arr.lot, lambda sl: _samples(arr, config, sl), config
         )
-    out, bound, increments = _levels_and_orders(arr, config, bool(budgets or capacities))
+    # the simulation draws lead times in whole periods (a 10-day lead time is a month on a monthly grid);
+    # the stockout-risk check scales each path's lead-time demand to the unrounded mean lead time
+    lt_ratio = _lead_time_ratio(u, arr.pmf, arr.counts, config.period_days)
+    out, bound, increments = _levels_and_orders(arr, config, bool(budgets or capacities), lt_ratio)
     q = out["q"]
     bound_name = np.asarray(BOUND_NAMES, dtype=object)[bound]
     if increments:
@@ -373,12 +376,41 @@ def _samples(arr: _UnitArrays, config: PlanConfig, sl: slice) -> ProtectionSampl
     )
 
 
+def _lead_time_days(u: pl.DataFrame, period_days: float) -> np.ndarray:
+    """(N,) mean lead time in days, unrounded.
+
+    Observed (``lead_time_mean_days``) where given, else the simulation's mean in periods times the period.
+    """
+    periods = u["lead_time_mean"].to_numpy().astype(np.float64) * period_days
+    if "lead_time_mean_days" not in u.columns:
+        return periods
+    days = u["lead_time_mean_days"].cast(pl.Float64).to_numpy()
+    return np.where(np.isfinite(days) & (days > 0), days, periods)
+
+
+def _lead_time_ratio(u: pl.DataFrame, pmf: np.ndarray, counts: np.ndarray | None, period_days: float):
+    """(N,) unrounded mean lead time over the simulated one (whole periods), at most 1."""
+    weight = pmf if counts is None else counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12)
+    simulated = (weight * np.arange(weight.shape[1])).sum(axis=1) * period_days
+    true = _lead_time_days(u, period_days)
+    return np.where(simulated > 0, np.clip(true / np.maximum(simulated, 1e-12), 0.0, 1.0), 1.0)
+
+
+def _exceedance(d_l, threshold: np.ndarray) -> np.ndarray:
+    """(N,) share of paths whose lead-time demand ``d_l`` (N, P) exceeds ``threshold`` (N,), as NumPy."""
+    from kernels import get_array_module
+
+    xp = get_array_module(d_l)
+    share = (d_l > xp.asarray(threshold, dtype=d_l.dtype)[:, None]).mean(axis=1)
+    return np.asarray(share.get() if hasattr(share, "get") else share, dtype=np.float64)
+
+
 _OUT = ("S", "fill_s", "fill_ip", "p_so", "mean_lr", "mean_r", "onhand_s", "d_lr_p05", "d_lr_p50", "d_lr_p95")
-_OUT += ("d_l_risk", "raw", "q")
+_OUT += ("d_l_risk", "raw", "q", "p_so_lt")
 
 
 def _levels_and_orders(
-    arr: _UnitArrays, config: PlanConfig, constrained: bool
+    arr: _UnitArrays, config: PlanConfig, constrained: bool, lt_ratio: np.ndarray
 ) -> tuple[dict[str, np.ndarray], np.ndarray, list[tuple]]:
     """Simulate chunk by chunk: levels, risks and rounded orders per unit.
 
@@ -391,6 +423,7 @@ def _levels_and_orders(
     """
     n = arr.position.shape[0]
     out = {k: np.empty(n) for k in _OUT}
+    out["lt_ratio"] = lt_ratio
     bound = np.zeros(n, dtype=np.int8)
     increments = []
     for c0 in range(0, n, config.chunk_size):
@@ -419,6 +452,7 @@ def _levels_and_orders(
         qs = lv.protection_quantiles
         out["d_lr_p05"][sl], out["d_lr_p50"][sl], out["d_lr_p95"][sl] = qs[:, 0], qs[:, 1], qs[:, 2]
         out["d_l_risk"][sl] = lv.lead_time_quantiles[:, 3]
+        out["p_so_lt"][sl] = _exceedance(smp.d_l, arr.position[sl] / np.maximum(lt_ratio[sl], 1e-12))
         out["raw"][sl], out["q"][sl], bound[sl] = policy_orders(
             arr.kinds[sl],
             lv.order_up_to,
@@ -468,7 +502,8 @@ def _unit_frame(
         pl.Series("order_value", q * arr.cost),
         pl.Series("mean_demand", mean_per_period[:, 0]),
         pl.Series("days_of_cover", days_cover),
-        pl.Series("lead_time_days", u["lead_time_mean"].to_numpy().astype(np.float64) * config.period_days),
+        pl.Series("lead_time_days", _lead_time_days(u, config.period_days)),
+        pl.Series("lead_time_stockout_probability", np.where(out["lt_ratio"] > 0, out["p_so_lt"], 0.0)),
         pl.Series("lot_size", arr.lot),
         pl.Series("forecast_p50_period0", _level_column(forecast, 0.5)),
     )

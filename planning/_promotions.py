@@ -5,10 +5,10 @@ demand of the period it falls in. Where the forecast came from a model that had 
 inputs, its quantiles already carry the lift and nothing is shifted; otherwise (a baseline, or a model without
 promotion inputs) the promoted periods' demand is scaled by the unit's lift, estimated from its history.
 
-The lift of a unit is its promoted / non-promoted mean demand, shrunk towards its group's pooled lift (the
-SKU's category where the master data has one, else every unit) with weight ``n_promo / (n_promo + shrink)``,
-so that a unit with few past promotions borrows the lift of similar units (the shrinkage
-:func:`planning._baseline.history_baseline` uses, with the category as the pool).
+The lift of a unit is its promoted / non-promoted mean demand, shrunk on the log scale towards its group's
+pooled lift (the SKU's category where the master data has one, else every unit), so that a unit with few
+promoted or few plain periods borrows the lift of similar units. The pool is made only of units that have both
+kinds of periods (see :func:`promotion_lift`).
 """
 
 from __future__ import annotations
@@ -57,37 +57,69 @@ def model_used_promotions(source: str | None, extra: dict) -> bool:
 
 
 def promotion_lift(
-    qty: np.ndarray, promo: np.ndarray, group: np.ndarray | None = None, shrink: float = 4.0
+    qty: np.ndarray,
+    promo: np.ndarray,
+    group: np.ndarray | None = None,
+    shrink: float = 4.0,
+    min_periods: int = 3,
 ) -> np.ndarray:
     """Promotion lift per unit, shrunk towards its group's pooled lift, clipped to [1, 5].
+
+    A unit's own lift is its promoted / plain mean demand over the periods it sold in, estimated only where
+    it has at least ``min_periods`` such periods of each kind. Periods without a sale are left out: in the
+    demo's data 77% of the periods without a discount are periods without any sale (the unit was not on offer
+    at that agency that month, so it had no price and no discount), and counting them as plain-price demand
+    made every own lift huge. For intermittent demand this measures the lift of a sale's size, not of its
+    frequency, and so errs low. A group's pooled lift is the weighted
+    geometric mean of its members' own lifts (weights ``n_promo n_plain / (n_promo + n_plain)``, the
+    information in a difference of two means), so that units without a plain period, or with a near-zero plain
+    mean, do not enter it: pooling promoted demand over *every* unit against the plain level of only some of
+    them put the demo's pooled lift at 243 (clipped to 5 for every unit), since its discounts run in 84% of
+    the months. A group without any unit with an own lift borrows the pooled lift of all units; with none
+    anywhere the lift is 1.
+
+    The unit's lift is ``exp(w log(own) + (1 - w) log(pooled))`` with ``w = n / (n + shrink)`` and ``n`` the
+    smaller of its promoted and plain period counts (0 where it has no own lift).
 
     Args:
         qty: (N, T) demand per period.
         promo: (N, T) bool, the period was promoted.
         group: (N,) group label per unit (e.g. the SKU's category); None: one group.
-        shrink: pseudo-count of promotions pulling a unit's lift towards its group's.
+        shrink: pseudo-count of periods pulling a unit's lift towards its group's.
+        min_periods: fewest promoted and plain periods with a sale for a unit's own lift.
 
     Returns:
-        (N,) float64 lifts (1 where neither the unit nor its group was ever promoted).
+        (N,) float64 lifts (1 where neither the unit nor any other unit has an own lift).
     """
     y = np.asarray(qty, dtype=np.float64)
     p = np.asarray(promo, dtype=bool)
+    if y.shape != p.shape or y.ndim != 2:
+        raise ValueError(
+            f"promotion_lift: qty and promo must be (N, T) of one shape, got {y.shape}, {p.shape}"
+        )
     n = y.shape[0]
     g = (
         np.zeros(n, dtype=np.int64)
         if group is None
         else np.unique(np.asarray(group, dtype=str), return_inverse=True)[1]
     )
-    n_promo, n_base = p.sum(axis=1), (~p).sum(axis=1)
-    m_base = np.where(n_base > 0, np.where(p, 0.0, y).sum(axis=1) / np.maximum(n_base, 1), 0.0)
-    m_promo = np.where(n_promo > 0, np.where(p, y, 0.0).sum(axis=1) / np.maximum(n_promo, 1), 0.0)
-    # pooled lift of a group: its promoted demand over what the same periods would have sold at base level
-    num = np.bincount(g, weights=np.where(p, y, 0.0).sum(axis=1))
-    den = np.bincount(g, weights=m_base * n_promo)
-    pooled = np.where(den > 1e-12, num / np.maximum(den, 1e-12), 1.0)[g]
-    raw = np.where(m_base > 0, m_promo / np.maximum(m_base, 1e-12), pooled)
-    w = n_promo / (n_promo + shrink)
-    return np.clip(w * raw + (1 - w) * pooled, 1.0, 5.0)
+    sold = y > 0  # a period without a sale is not a plain-price period: the unit was likely not on offer
+    promo_sold, base_sold = p & sold, ~p & sold
+    n_promo, n_base = promo_sold.sum(axis=1), base_sold.sum(axis=1)
+    m_base = np.where(base_sold, y, 0.0).sum(axis=1) / np.maximum(n_base, 1)
+    m_promo = np.where(promo_sold, y, 0.0).sum(axis=1) / np.maximum(n_promo, 1)
+    own_ok = (n_promo >= min_periods) & (n_base >= min_periods)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_own = np.where(own_ok, np.log(m_promo / np.where(own_ok, m_base, 1.0)), 0.0)
+    weight = np.where(own_ok, n_promo * n_base / np.maximum(n_promo + n_base, 1), 0.0)
+    total_w = weight.sum()
+    log_all = float((weight * log_own).sum() / total_w) if total_w > 0 else 0.0
+    w_g = np.bincount(g, weights=weight)
+    s_g = np.bincount(g, weights=weight * log_own)
+    log_pooled = np.where(w_g > 0, s_g / np.where(w_g > 0, w_g, 1.0), log_all)[g]
+    n_eff = np.where(own_ok, np.minimum(n_promo, n_base), 0).astype(np.float64)
+    w = n_eff / (n_eff + shrink)
+    return np.clip(np.exp(w * log_own + (1 - w) * log_pooled), 1.0, 5.0)
 
 
 def promotion_calendar(

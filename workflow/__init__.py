@@ -10,6 +10,8 @@ Public modules (import from the defining module, e.g. ``from workflow.lifecycle 
 * :mod:`workflow.sessions` -- planner-page sessions (opaque tokens, idle/absolute expiry, CSRF tokens);
 * :mod:`workflow.usage` -- durable usage metering and daily quotas;
 * :mod:`workflow.webhooks` -- webhook targets and secrets per tenant and system;
+* :mod:`workflow.exceptions` -- exceptions as workflow objects (open, assign, acknowledge, resolve, dismiss,
+  SLA and escalation); :func:`open_exception` is how other code raises one;
 * :mod:`workflow.evidence`, :mod:`workflow.audit` -- immutable evidence and the hash-chained audit log;
 * :mod:`workflow.events` -- the ordered per-tenant event log with consumer cursors;
 * :mod:`workflow.outbox`, :mod:`workflow.dispatcher`, :mod:`workflow.adapters` -- integration-safe writeback;
@@ -27,7 +29,9 @@ __all__ = [
     "errors",
     "events",
     "evidence",
+    "exceptions",
     "lifecycle",
+    "open_exception",
     "outbox",
     "queue",
     "rights",
@@ -37,3 +41,12 @@ __all__ = [
     "usage",
     "webhooks",
 ]
+
+
+def __getattr__(name: str):
+    """``workflow.open_exception``: :func:`workflow.exceptions.open_exception`, imported when first used."""
+    if name == "open_exception":
+        from workflow.exceptions import open_exception
+
+        return open_exception
+    raise AttributeError(f"module 'workflow' has no attribute {name!r}")

@@ -235,8 +235,9 @@ class OutboxItem(Base):
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = _tenant_fk()
-    recommendation_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("wf_recommendations.id", ondelete="CASCADE")
+    # null for items that belong to no recommendation (exception updates, w0003x)
+    recommendation_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("wf_recommendations.id", ondelete="CASCADE"), nullable=True
     )
     idempotency_key: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(32))
@@ -367,3 +368,7 @@ class SupplierChannel(Base):
     secret: Mapped[str | None] = mapped_column(String(256), nullable=True)
     file_format: Mapped[str] = mapped_column(String(8), default="json")  # json | csv
     updated_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow)
+
+
+# the exception lifecycle's tables, registered with the metadata wherever the control plane's are
+from workflow._exception_tables import ExceptionRecord, ExceptionRule, ExceptionSync  # noqa: E402, F401

@@ -24,6 +24,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from features.store._db import utcnow
+from workflow._exception_writeback import item_dead, item_delivered
 from workflow._journal import AuditRecord, EventRecord, append, collect, flush
 from workflow._models import OutboxItem
 from workflow.errors import IllegalTransition, InvalidInput, NotFound
@@ -59,7 +60,7 @@ class Claimed:
 
     id: int
     tenant_id: str
-    recommendation_id: str
+    recommendation_id: str | None  # None: an exception update (workflow._exception_writeback)
     idempotency_key: str
     kind: str
     payload: dict[str, Any]
@@ -142,8 +143,9 @@ def record_successes(
     own_journal = journal is None
     journal = {} if journal is None else journal
     for i, item in enumerate(items):
-        if item.kind == SUPPLIER_ORDER:  # no state change of the purchase order: it was sent to the ERP
-            if not _order_delivered(session, item, owner, refs[i], actor, journal):
+        if item.kind == SUPPLIER_ORDER or item.recommendation_id is None:  # the item only, no recommendation state
+            delivered = _order_delivered if item.kind == SUPPLIER_ORDER else item_delivered
+            if not delivered(session, item, owner, refs[i], actor, journal):
                 raise LostLease(item.tenant_id)
             continue
         by_tenant.setdefault(item.tenant_id, []).append(i)
@@ -199,6 +201,8 @@ def record_success(
     now = utcnow()
     if item.kind == SUPPLIER_ORDER:
         return _order_delivered(session, item, owner, external_ref, actor, journal)
+    if item.recommendation_id is None:
+        return item_delivered(session, item, owner, external_ref, actor, journal)
     try:
         _, a, e = _mark(
             session,
@@ -313,6 +317,8 @@ def record_failure(
         return "pending" if res.rowcount == 1 else ""
     if item.kind == SUPPLIER_ORDER:
         return _order_dead(session, item, owner, error, actor, journal)
+    if item.recommendation_id is None:
+        return item_dead(session, item, owner, error, actor, journal)
     try:
         _, a, e = _mark(
             session,
@@ -385,25 +391,8 @@ def replay(session: Session, tenant_id: str, item_id: int, *, actor: str) -> Out
         raise NotFound("outbox item", item_id)
     if item.status != "dead":
         raise InvalidInput("status", f"only dead items can be replayed; item {item_id} is {item.status!r}")
-    if item.kind == "supplier_order":  # the purchase order's state is not the supplier order's
-        session.execute(
-            update(_O)
-            .where(_O.c.id == item_id, _O.c.status == "dead")
-            .values(
-                status="pending", attempts=0, next_attempt_at=utcnow(), lease_owner=None, lease_until=None
-            )
-        )
-        append(
-            session,
-            tenant_id,
-            [
-                AuditRecord(
-                    actor, "outbox.replay", "outbox", str(item_id), {"status": "dead"}, {"status": "pending"}
-                )
-            ],
-        )
-        session.expire(item)
-        return session.get(OutboxItem, item_id)
+    if item.kind == SUPPLIER_ORDER or item.recommendation_id is None:  # the item only
+        return _requeue(session, tenant_id, item_id, actor)
     _, a, e = _mark(
         session,
         tenant_id,
@@ -435,6 +424,22 @@ def replay(session: Session, tenant_id: str, item_id: int, *, actor: str) -> Out
         [e],
     )
     session.expire(item)
+    return session.get(OutboxItem, item_id)
+
+
+def _requeue(session: Session, tenant_id: str, item_id: int, actor: str) -> OutboxItem:
+    """Replay an item without a recommendation: the item back to ``pending``, audited."""
+    session.execute(
+        update(_O)
+        .where(_O.c.id == item_id, _O.c.status == "dead")
+        .values(status="pending", attempts=0, next_attempt_at=utcnow(), lease_owner=None, lease_until=None)
+    )
+    after = {"status": "pending"}
+    append(
+        session,
+        tenant_id,
+        [AuditRecord(actor, "outbox.replay", "outbox", str(item_id), {"status": "dead"}, after)],
+    )
     return session.get(OutboxItem, item_id)
 
 

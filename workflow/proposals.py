@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from features.store._db import session_scope
+from workflow.exceptions import sync_plan_exceptions
 from workflow.lifecycle import _existing_by_key, propose_many
 from workflow.schemas import AutoApprove, EvidenceIn, RecommendationIn, Route
 
@@ -251,6 +252,8 @@ def propose_plan(
         keys = [r.proposal_key for r in recs if r.proposal_key is not None]
         before = len(_existing_by_key(s, tenant, keys)) if keys else 0
         stored = propose_many(s, tenant, recs, actor=actor or f"planning:{plan_run_id}") if recs else []
+    # the run's exceptions into their lifecycle, linked to the recommendations just proposed
+    sync_plan_exceptions(engine, tenant)
     return ProposeResult(
         plan_run_id=plan_run_id,
         tenant=tenant,

@@ -42,6 +42,7 @@ from serving.api.routes import (
     telemetry,
     webhooks,
 )
+from serving.api.routes import exceptions as exception_routes
 from serving.api.routes import metrics as metrics_routes
 from workflow.errors import InvalidInput, WorkflowError
 from workflow.rights import DecisionPolicy
@@ -54,6 +55,7 @@ log = logging.getLogger("replenish.api")
 
 ROUTERS = (
     recommendations.router,
+    exception_routes.router,
     evidence.router,
     events.router,
     outbox.router,

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from serving.pages._exception_views import router as _exception_router
 from serving.pages._queue import router as _queue_router
 from serving.pages._suppliers import router as _suppliers_router
 from serving.pages._views import router as _views_router
@@ -13,4 +14,5 @@ __all__ = ["router", "setup_app"]
 router = APIRouter(include_in_schema=False)
 router.include_router(_queue_router)
 router.include_router(_views_router)
+router.include_router(_exception_router)
 router.include_router(_suppliers_router, prefix="/ui")

@@ -421,27 +421,7 @@ def reject_form(
     )
 
 
-# -- exceptions and accuracy ---------------------------------------------------------------------------------
-
-
-@router.get("/exceptions", response_class=HTMLResponse)
-def exceptions(request: Request, p: PagePrincipal, session: SessionDep):
-    """Risks and exceptions found by the latest planning runs of the tenant."""
-    try:
-        from planning._tables import PlanException
-    except ImportError:
-        return page(
-            request, "exceptions.html", p=p, rows=None, note="planning exceptions are not in this checkout"
-        )
-    from sqlalchemy import select
-
-    rows = session.scalars(
-        select(PlanException)
-        .where(PlanException.tenant_id == p.tenant_id)
-        .order_by(PlanException.severity, PlanException.exception_type)
-        .limit(500)
-    ).all()
-    return page(request, "exceptions.html", p=p, rows=rows, note=None)
+# -- accuracy (the exceptions page: serving.pages._exception_views) -----------------------------------------
 
 
 @router.get("/accuracy", response_class=HTMLResponse)

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
+import pytest
 
 from planning._exceptions import (
     EXCEPTION_SCHEMA,
@@ -132,23 +133,23 @@ def test_lead_time_drift_needs_a_change_against_history_and_the_promise():
     history = [9.0, 10.0, 11.0] * 6 + [10.0, 10.0]  # median 10, MAD 1
     lt = pl.concat(
         [
-            _deliveries("drift", history, [14.0] * 4),  # 40% over the promise, about 4 se over history
-            _deliveries("edge", history, [12.5] * 4),  # exactly 25% over the promise: tolerated
-            _deliveries("chronic", history, [13.0] * 4),  # 62% over a promise of 8, only 2.97 se over history
-            _deliveries("new", [], [14.0] * 4),  # no history: the promise alone
+            _deliveries("drift", history, [16.0] * 4),  # 60% over the promise and over history, 6 se
+            _deliveries("edge", history, [15.0] * 4),  # exactly 50% over the promise: tolerated
+            _deliveries("heavy_tail", history, [14.0] * 4),  # 40% over: lead times' tails reach it by chance
+            _deliveries("chronic", history, [13.0] * 4),  # 62% over a promise of 8, 30% over history
+            _deliveries("new", [], [16.0] * 4),  # no history: the promise alone
         ]
     )
     terms = pl.DataFrame(
         {
-            "supplier_id": ["drift", "edge", "chronic", "new"],
+            "supplier_id": ["drift", "edge", "heavy_tail", "chronic", "new"],
             "sku_id": "a",
-            "promised_lead_time_days": [10, 10, 8, 10],
+            "promised_lead_time_days": [10, 10, 10, 8, 10],
         }
     )
     out = lead_time_drift(lt, terms)
-    print(out.select("supplier_id", "value", "message").rows())
     assert out["supplier_id"].to_list() == ["drift", "new"]
-    assert np.allclose(out["value"].to_list(), [0.4, 0.4])
+    assert np.allclose(out["value"].to_list(), [0.6, 0.6])
 
 
 def test_stockout_risk_and_overstock_just_inside_their_thresholds():
@@ -203,3 +204,70 @@ def test_dedup_keeps_one_exception_per_unit_and_type_with_a_stable_key():
         "acme|a|supplier:T|lead_time_drift",
     ]
     assert exception_keys(dedup_exceptions(rows.reverse()), "acme").sort().to_list() == sorted(keys)
+
+
+def test_promotion_lift_pools_only_units_with_both_kinds_of_periods():
+    from planning._promotions import promotion_lift
+
+    rng = np.random.default_rng(3)
+    n, t = 60, 48
+    promo = rng.random((n, t)) < 0.84  # discounts in most months, as in the demo
+    promo[:10] = True  # units never seen without a promotion
+    base = rng.uniform(0.5, 50.0, n)[:, None]
+    qty = rng.poisson(base * np.where(promo, 1.3, 1.0)).astype(float)
+    qty[10:15, :] = np.where(promo[10:15], qty[10:15], 0.0)  # plain periods without a sale
+    lift = promotion_lift(qty, promo)
+    assert lift.shape == (n,)
+    # the always-promoted units borrow the pooled lift of the others: near 1.3, never the clip at 5
+    assert np.all(np.abs(lift[:10] - 1.3) < 0.15), lift[:10]
+    assert np.median(lift[15:]) == pytest.approx(1.3, abs=0.1)
+    # units whose plain periods never sold (not on offer, as in the demo's data) borrow it too: not 5
+    assert np.all(np.abs(lift[10:15] - 1.3) < 0.15), lift[10:15]
+    assert np.all(lift <= 5.0) and np.all(lift >= 1.0)
+    # nobody with both kinds of periods: no lift at all
+    assert np.all(promotion_lift(qty[:10], promo[:10]) == 1.0)
+
+
+def test_bias_explains_anomalies_in_its_direction_only():
+    from planning._exceptions import EXCEPTION_SCHEMA, explained_by_bias
+
+    def rows(kind, items):
+        return pl.DataFrame(
+            [
+                {
+                    **{c: None for c in EXCEPTION_SCHEMA},
+                    "exception_type": kind,
+                    "severity": "medium",
+                    "sku_id": s,
+                    "location_id": "L",
+                    "value": v,
+                    "threshold": th,
+                    "message": kind,
+                }
+                for s, v, th in items
+            ],
+            schema=EXCEPTION_SCHEMA,
+        )
+
+    anomalies = rows("forecast_anomaly", [("over", 0.0, 5.0), ("against", 30.0, 20.0), ("alone", 0.0, 3.0)])
+    bias = rows("bias_drift", [("over", -6.0, 3.0), ("against", -5.0, 3.0)])
+    kept, marked = explained_by_bias(anomalies, bias)
+    assert sorted(kept["sku_id"].to_list()) == ["against", "alone"]
+    msg = dict(zip(marked["sku_id"], marked["message"], strict=True))
+    assert "outside the forecast's band too" in msg["over"] and msg["against"] == "bias_drift"
+
+
+def test_stockout_risk_uses_the_unrounded_lead_time_probability():
+    units = pl.DataFrame(
+        {
+            "sku_id": ["month_rounded", "short"],
+            "location_id": "L",
+            "stockout_probability": [0.6, 0.6],  # a whole month of demand against the stock
+            "lead_time_stockout_probability": [0.05, 0.4],  # 10 days of it
+            "days_of_cover": [20.0, 20.0],
+            "lead_time_days": [10.0, 10.0],
+            "customer_committed": [0.0, 0.0],
+        }
+    )
+    out = stockout_risk(units, 0.2)
+    assert out["sku_id"].to_list() == ["short"] and out["value"][0] == pytest.approx(0.4)

@@ -68,7 +68,24 @@ def _setup_tenant_a(api, engine, tmp_path):
 def test_tenant_isolation_on_every_route_with_a_foreign_key(api, engine, tmp_path):
     a = _setup_tenant_a(api, engine, tmp_path)
     rid, sid, item, kid, sha = a["routed"]["id"], a["sent"]["id"], a["item"], a["key_id"], a["sha"]
+    exc = {"exception_type": "late_po", "sku_id": "SKU-1", "location_id": "DC-1", "message": "late"}
+    xid = api.post("/v1/exceptions", json=exc, headers=api.h("a", "service")).json()["id"]
+    b_admin, b_planner = api.h("b", "admin"), api.h("b", "planner")
     tried = {
+        ("GET", "/v1/exceptions/{exc_id}"): api.get(f"/v1/exceptions/{xid}", headers=b_admin),
+        ("GET", "/v1/exceptions/{exc_id}/history"): api.get(f"/v1/exceptions/{xid}/history", headers=b_admin),
+        ("POST", "/v1/exceptions/{exc_id}/assign"): api.post(
+            f"/v1/exceptions/{xid}/assign", json={"assignee": "x"}, headers=b_planner
+        ),
+        ("POST", "/v1/exceptions/{exc_id}/acknowledge"): api.post(
+            f"/v1/exceptions/{xid}/acknowledge", json={}, headers=b_planner
+        ),
+        ("POST", "/v1/exceptions/{exc_id}/resolve"): api.post(
+            f"/v1/exceptions/{xid}/resolve", json={}, headers=b_planner
+        ),
+        ("POST", "/v1/exceptions/{exc_id}/dismiss"): api.post(
+            f"/v1/exceptions/{xid}/dismiss", json={"reason": "not ours"}, headers=b_planner
+        ),
         ("GET", "/v1/recommendations/{rec_id}"): api.get(
             f"/v1/recommendations/{rid}", headers=api.h("b", "admin")
         ),
@@ -145,7 +162,8 @@ def test_tenant_isolation_on_every_route_with_a_foreign_key(api, engine, tmp_pat
         and not path.startswith("/v1/events/cursors")
         and not path.startswith("/v1/webhooks")
         and not path.endswith("/channel")
-    }  # cursors, webhook targets and supplier channels are named per tenant (erp, SUP-1, ...), not ids
+        and not path.startswith("/v1/exceptions/rules")
+    }  # cursors, webhook targets, supplier channels and exception rules are named per tenant, not ids
     assert ours | {("POST", "/v1/outbox/acks"), ("POST", "/v1/suppliers/responses")} == set(tried)
     # lists of b show none of a's records
     for path in ("/v1/recommendations", "/v1/outbox", "/v1/audit"):
@@ -157,6 +175,8 @@ def test_tenant_isolation_on_every_route_with_a_foreign_key(api, engine, tmp_pat
     h = api.h("a", "admin")
     assert api.get(f"/v1/recommendations/{rid}", headers=h).json()["version"] == a["routed"]["version"]
     assert api.get(f"/v1/recommendations/{sid}", headers=h).json()["state"] == "sent"
+    assert api.get(f"/v1/exceptions/{xid}", headers=h).json()["state"] == "open"
+    assert api.get("/v1/exceptions", headers=b_admin).json() == []
     assert api.get("/v1/audit/verify", headers=h).json()["ok"]
     assert all(k["revoked_at"] is None for k in api.get("/v1/keys", headers=h).json())
 

@@ -25,7 +25,7 @@ class OutboxOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
-    recommendation_id: str
+    recommendation_id: str | None  # None: an exception update
     idempotency_key: str
     kind: str
     status: str

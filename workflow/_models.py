@@ -286,6 +286,7 @@ class TelemetryPoint(Base):
     n: Mapped[int] = mapped_column(Integer, default=0)
     period: Mapped[str | None] = mapped_column(String(32), nullable=True)
     at: Mapped[datetime] = mapped_column(_TZ, default=utcnow)
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the monitoring run (w0003_jobs)
 
 
 class UsageCounter(Base):
@@ -334,3 +335,6 @@ class WebhookTarget(Base):
     url: Mapped[str] = mapped_column(String(2000))
     secret: Mapped[str] = mapped_column(String(256))
     updated_at: Mapped[datetime] = mapped_column(_TZ, default=utcnow)
+
+
+from workflow._job_models import JobLease, JobRun  # noqa: E402,F401  (one metadata holds the job tables too)

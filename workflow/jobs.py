@@ -1,12 +1,12 @@
-"""Scheduled jobs: a leader-elected scheduler that runs each job at most once per window, recorded with status.
+"""Scheduled jobs: a leader-elected scheduler running each job at most once per window, recorded with status.
 
 Every replica that serves (``replenish serve``, each Serve replica of the KubeRay ``RayService``) may run a
 :class:`Scheduler` over the same state store; two guards, both in the database, keep them from doing the same
 work twice:
 
 * **Leadership** (:func:`acquire_lease`): one row of ``wf_job_leases`` names the replica that holds the lease
-  until ``lease_until``. The holder renews it every ``lease_s / 3``; another replica takes it only once it has
-  expired (a replica that died or stalled). Only the holder starts jobs, so the others stay idle. Taking the
+  until ``lease_until``. The holder renews it every ``lease_s / 3``; another replica takes it only once it
+  has expired (a replica that died or stalled). Only the holder starts jobs, so the others stay idle. Taking the
   lease is one conditional ``UPDATE`` (or an ``INSERT ... ON CONFLICT DO NOTHING`` for the first holder), atomic
   on SQLite and PostgreSQL alike; ``fence`` grows by one each time the lease changes hands.
 * **One run per window** (:func:`claim_window`): a job of interval ``T`` has windows ``[kT, (k+1)T)`` on the
@@ -15,8 +15,8 @@ work twice:
   insert fails and that replica skips the window. So a job never runs twice in a window, whatever the clocks
   and leases do; the lease only keeps the non-leaders from trying.
 
-Each run's row goes ``running`` -> ``succeeded`` / ``failed`` (with the error) / ``skipped`` (the job's function
-is not available), with the counts the job returned; :func:`list_runs` reads them. Rows older than
+Each run's row goes ``running`` -> ``succeeded`` / ``failed`` (with the error) / ``skipped`` (the job's
+function is not available), with the counts the job returned; :func:`list_runs` reads them. Rows older than
 ``retain_s`` are pruned by the leader.
 
 Clocks: windows and lease expiry use each replica's UTC clock; clocks within a fraction of ``lease_s`` of each
@@ -102,7 +102,9 @@ def _insert(session):
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-def acquire_lease(engine: Engine, name: str, owner: str, lease_s: float, *, now: datetime | None = None) -> int:
+def acquire_lease(
+    engine: Engine, name: str, owner: str, lease_s: float, *, now: datetime | None = None
+) -> int:
     """Take or renew lease ``name`` for ``owner``; returns the lease's fence, or 0 when another holds it.
 
     The holder renews by calling again before ``lease_s`` runs out; a lease whose time has passed goes to the
@@ -141,7 +143,7 @@ def release_lease(engine: Engine, name: str, owner: str) -> None:
 def claim_window(
     engine: Engine, job: str, window: datetime, owner: str, *, fence: int = 0, tenant_id: str | None = None
 ) -> int | None:
-    """Record the start of ``job``'s run for ``window``; returns the run id, or None if the window is taken."""
+    """Record the start of ``job``'s run for ``window``: its run id, or None when the window is taken."""
     try:
         with session_scope(engine) as s:
             return int(
@@ -250,8 +252,10 @@ class Scheduler:
         )
 
     def _renew(self, now: datetime) -> None:
-        if self._renewed_at is not None and self.fence and now < self._renewed_at + timedelta(
-            seconds=self.lease_s / 3
+        if (
+            self._renewed_at is not None
+            and self.fence
+            and now < self._renewed_at + timedelta(seconds=self.lease_s / 3)
         ):
             return
         try:

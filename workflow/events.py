@@ -30,7 +30,8 @@ from workflow.errors import InvalidInput
 
 __all__ = ["TOPICS", "EventPage", "commit_cursor", "get_cursor", "publish", "read", "reset_cursor"]
 
-TOPICS = ("sales", "inventory", "forecast", "exception", "supplier", "replenishment")
+#: Topics of the log; each event's type and payload are documented in docs/events.md.
+TOPICS = ("sales", "inventory", "forecast", "plan", "exception", "supplier", "replenishment", "monitoring", "job")
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,7 @@ def ingest_demo_files(files: dict[str, Path], tenant: str, *, engine=None, setti
     """
     import polars as pl
 
-    from features.ingest import ingest
+    from serving.ingest import ingest_and_announce as ingest
     from features.synth import SynthData
 
     kinds = {}

@@ -56,6 +56,7 @@ __all__ = [
     "LEVELS",
     "MonitoringResult",
     "accuracy_over_time",
+    "actuals_on_grid",
     "accuracy_table",
     "adoption",
     "forecast_pairs",
@@ -64,6 +65,7 @@ __all__ = [
     "monitoring_runs",
     "run_monitoring",
     "run_points",
+    "scales",
 ]
 
 #: Hierarchy levels measured (bottom: the planning unit).
@@ -98,22 +100,21 @@ def _bucket(h: pl.Expr) -> pl.Expr:
     return expr.otherwise(pl.lit(HORIZON_BUCKETS[-1][1]))
 
 
-def _on_grid(sales: pl.LazyFrame, freq: str) -> pl.LazyFrame:
+def actuals_on_grid(sales: pl.LazyFrame, freq: str) -> pl.LazyFrame:
+    """Sales summed per unit and period of the grid ``freq``: ``sku_id, location_id, channel_id, date, y``."""
     d = pl.col("date").dt.month_start() if freq == "MS" else pl.col("date")
     return sales.with_columns(d.alias("date")).group_by([*_KEY, "date"]).agg(pl.col("qty").sum().alias("y"))
 
 
-def forecast_pairs(forecasts: pl.LazyFrame, sales: pl.LazyFrame, freq: str) -> pl.LazyFrame:
+def forecast_pairs(forecasts: pl.LazyFrame, actuals: pl.LazyFrame) -> pl.LazyFrame:
     """Bottom forecast rows with their actual ``y`` (zero-filled up to the last period with sales).
 
     Args:
         forecasts: rows of :data:`features.forecasts.FORECAST_SCHEMA` plus quantile columns (``p50`` needed)
             and ``run_id``, of one grid.
-        sales: ``sku_id, location_id, channel_id, date, qty`` (any dates; summed onto the grid).
-        freq: the grid (``D``, ``W``, ``MS``).
+        actuals: :func:`actuals_on_grid` of the tenant's sales on that grid.
     """
-    y = _on_grid(sales, freq)
-    last = y.select(pl.col("date").max().alias("last"))
+    last = actuals.select(pl.col("date").max().alias("last"))
     fc = forecasts.filter(pl.col("level") == "bottom").with_columns(
         pl.col("model_version").fill_null("baseline")
     )
@@ -121,20 +122,14 @@ def forecast_pairs(forecasts: pl.LazyFrame, sales: pl.LazyFrame, freq: str) -> p
         fc.join(last, how="cross")
         .filter(pl.col("date") <= pl.col("last"))
         .drop("last")
-        .join(y, on=[*_KEY, "date"], how="left", nulls_equal=True)
+        .join(actuals, on=[*_KEY, "date"], how="left", nulls_equal=True)
         .with_columns(pl.col("y").fill_null(0.0))
     )
 
 
-def _scales(sales: pl.LazyFrame, freq: str) -> pl.LazyFrame:
-    """Per unit: mean absolute one-period change of its sales on the grid (MASE's scale)."""
-    return (
-        _on_grid(sales, freq)
-        .sort([*_KEY, "date"])
-        .with_columns(pl.col("y").diff().over(_KEY).abs().alias("d"))
-        .group_by(_KEY)
-        .agg(pl.col("d").mean().alias("scale"))
-    )
+def scales(actuals: pl.LazyFrame) -> pl.LazyFrame:
+    """Per unit: mean absolute one-period change of its :func:`actuals_on_grid` (MASE's scale)."""
+    return actuals.group_by(_KEY).agg(pl.col("y").sort_by("date").diff().abs().mean().alias("scale"))
 
 
 def _point(y: str = "y", f: str = "p50") -> list[pl.Expr]:
@@ -314,8 +309,10 @@ def override_fva(session: Session, tenant_id: str, sales: pl.LazyFrame, p50: pl.
         )
     ).all()
     empty = {"overrides_evaluated": 0, "fva": None, "mae_proposed": None, "mae_final": None}
+    if not rows:
+        return empty
     last = sales.select(pl.col("date").max()).collect().item()
-    if not rows or last is None:
+    if last is None:
         return empty
     recs = pl.DataFrame(
         [(r[0], r[1], r[2], r[3].date(), r[4], float(r[5]), float(r[6])) for r in rows],
@@ -419,9 +416,10 @@ def _accuracy(sales: pl.LazyFrame, metas: list, tenant: str, facts_dir: Path | N
             ],
             how="diagonal_relaxed",
         ).lazy()
-        pairs = forecast_pairs(fc, sales, freq).collect()
+        actuals = actuals_on_grid(sales, freq).collect().lazy()  # once: the join and the scales share it
+        pairs = forecast_pairs(fc, actuals).collect()
         n_pairs += pairs.height
-        tables.append(accuracy_table(pairs.lazy(), _scales(sales, freq), levels))
+        tables.append(accuracy_table(pairs.lazy(), scales(actuals), levels))
         times.append(accuracy_over_time(pairs.lazy()))
         newest.append(
             fc.sort("rank")

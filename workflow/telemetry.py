@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from datetime import UTC
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -424,6 +425,7 @@ def prometheus_text(session: Session, meter: RequestMeter | None = None) -> str:
             )
         ],
     )
+    _job_families(session, out)
     if meter is not None:
         counts: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
         for r in meter.snapshot():
@@ -445,6 +447,49 @@ def prometheus_text(session: Session, meter: RequestMeter | None = None) -> str:
             [({"route": r, "status": st}, c[1]) for (r, st), c in sorted(counts.items())],
         )
     return "\n".join(out) + "\n"
+
+
+def _job_families(session: Session, out: list[str]) -> None:
+    """Scheduled jobs: runs kept by status, the last success's time, and the leader lease's fence.
+
+    Labels are the job's base name (``cycle:<tenant>`` counts as ``cycle``: no tenant label here) and the
+    run status, both from fixed sets.
+    """
+    from workflow._job_models import JobLease, JobRun
+
+    base = {}
+    runs: dict[tuple[str, str], int] = defaultdict(int)
+    for job, status, n, last_ok in session.execute(
+        select(JobRun.job, JobRun.status, func.count(), func.max(JobRun.finished_at)).group_by(
+            JobRun.job, JobRun.status
+        )
+    ):
+        name = job.split(":", 1)[0]
+        runs[(name, status)] += int(n)
+        if status == "succeeded" and last_ok is not None:
+            ts = last_ok.timestamp() if last_ok.tzinfo else last_ok.replace(tzinfo=UTC).timestamp()
+            base[name] = max(base.get(name, 0.0), ts)
+    _family(
+        out,
+        "replenish_job_runs",
+        "gauge",
+        "Scheduled job runs kept (retention window), by job and status.",
+        [({"job": j, "status": st}, n) for (j, st), n in sorted(runs.items())],
+    )
+    _family(
+        out,
+        "replenish_job_last_success_timestamp_seconds",
+        "gauge",
+        "When each scheduled job last finished successfully (Unix time).",
+        [({"job": j}, ts) for j, ts in sorted(base.items())],
+    )
+    _family(
+        out,
+        "replenish_scheduler_lease_fence",
+        "gauge",
+        "Times the scheduler's leadership changed hands (grows on each fail-over).",
+        [({}, f) for (f,) in session.execute(select(JobLease.fence).where(JobLease.name == "scheduler"))],
+    )
 
 
 #: Most series one tenant's business scrape returns (further ones are counted, not listed).

@@ -78,3 +78,19 @@ def test_jobspec_refuses_bad_values():
         JobSpec("x", 0.1, dict)
     with pytest.raises(ValueError, match="unique"):
         Scheduler(None, [JobSpec("x", 5, dict), JobSpec("x", 5, dict)])
+
+
+def test_job_runs_are_exported_to_prometheus_without_tenant_labels(engine):
+    from features.store._db import session_scope
+    from workflow import telemetry
+
+    specs = [JobSpec("expire", 60, lambda: {"n": 1}), JobSpec("cycle:acme", 60, lambda: {}, tenant_id="acme")]
+    sched = Scheduler(engine, specs, owner="r1", lease_s=30, tick_s=1)
+    sched.tick()
+    sched.stop()
+    with session_scope(engine) as s:
+        text = telemetry.prometheus_text(s)
+    assert 'replenish_job_runs{job="expire",status="succeeded"} 1.0' in text
+    assert 'replenish_job_runs{job="cycle",status="succeeded"} 1.0' in text and "acme" not in text
+    assert 'replenish_job_last_success_timestamp_seconds{job="expire"}' in text
+    assert "replenish_scheduler_lease_fence 1.0" in text

@@ -86,9 +86,17 @@ def _write(root: Path, units: int, days: int, horizon: int, seed: int) -> None:
             **{f"p{q}": p50 * f for q, f in ((10, 0.4), (25, 0.7), (50, 1.0), (75, 1.3), (90, 1.7))},
         }
     )
-    meta = ForecastRunMeta(run_id="fc-1", tenant=TENANT, stage="base", freq="D", horizon=horizon,
-                           levels=(0.1, 0.25, 0.5, 0.75, 0.9), data_watermark="w", model_name="bench",
-                           model_version="7")
+    meta = ForecastRunMeta(
+        run_id="fc-1",
+        tenant=TENANT,
+        stage="base",
+        freq="D",
+        horizon=horizon,
+        levels=(0.1, 0.25, 0.5, 0.75, 0.9),
+        data_watermark="w",
+        model_name="bench",
+        model_version="7",
+    )
     write_forecasts(TENANT, fc, meta, facts_dir=root / "facts")
     engine = make_engine(f"sqlite:///{root / 'state.db'}")
     migrate(engine)
@@ -105,9 +113,15 @@ def _monitor(root: str, out) -> None:
     t0 = time.perf_counter()
     res = run_monitoring(engine, TENANT, facts_dir=Path(root) / "facts")
     sec = time.perf_counter() - t0
-    out.put({"seconds": sec, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-             "pairs": res.counts["pairs"], "units_with_snapshots": res.counts["units_with_snapshots"],
-             "figures": res.counts["figures"]})
+    out.put(
+        {
+            "seconds": sec,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "pairs": res.counts["pairs"],
+            "units_with_snapshots": res.counts["units_with_snapshots"],
+            "figures": res.counts["figures"],
+        }
+    )
 
 
 def _reference(root: str, out) -> None:
@@ -119,10 +133,21 @@ def _reference(root: str, out) -> None:
     sales = pl.scan_parquet(str(facts / "sales" / f"tenant={TENANT}" / "**" / "*.parquet")).collect()
     pairs = fc.join(sales, on=["sku_id", "location_id", "channel_id", "date"], how="inner")
     t0 = time.perf_counter()
-    accuracy_by_group(["bottom"] * pairs.height, pairs["model_version"].to_list(), pairs["qty"].to_numpy(),
-                      pairs["p50"].to_numpy(), pairs["p10"].to_numpy(), pairs["p90"].to_numpy())
-    out.put({"seconds": time.perf_counter() - t0, "pairs": pairs.height,
-             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    accuracy_by_group(
+        ["bottom"] * pairs.height,
+        pairs["model_version"].to_list(),
+        pairs["qty"].to_numpy(),
+        pairs["p50"].to_numpy(),
+        pairs["p10"].to_numpy(),
+        pairs["p90"].to_numpy(),
+    )
+    out.put(
+        {
+            "seconds": time.perf_counter() - t0,
+            "pairs": pairs.height,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    )
 
 
 def _in_child(fn, root: str) -> dict:
@@ -146,25 +171,45 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         _write(Path(tmp), a.units, a.days, a.horizon, a.seed)
-        print(f"data: {a.units:,} units, {a.units * a.horizon:,} forecast rows, {a.units * a.days:,} sales rows, "
-              f"{4 * a.units:,} snapshots written in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(
+            f"data: {a.units:,} units, {a.units * a.horizon:,} forecast rows, "
+            f"{a.units * a.days:,} sales rows, "
+            f"{4 * a.units:,} snapshots written in {time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
         runs = [_in_child(_monitor, tmp) for _ in range(a.repeat)]
         for r in runs:
-            print(f"monitoring: {r['seconds']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB, {r['pairs']:,} pairs, "
-                  f"{r['figures']} figures", flush=True)
+            print(
+                f"monitoring: {r['seconds']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB, "
+                f"{r['pairs']:,} pairs, "
+                f"{r['figures']} figures",
+                flush=True,
+            )
         refs = [_in_child(_reference, tmp) for _ in range(a.repeat)]
         for r in refs:
-            print(f"reference accuracy_by_group (WAPE/bias/coverage only): {r['seconds']:.2f} s, "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"reference accuracy_by_group (WAPE/bias/coverage only): {r['seconds']:.2f} s, "
+                f"peak RSS {r['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
     med = statistics.median(r["seconds"] for r in runs)
     ref = statistics.median(r["seconds"] for r in refs)
     print(f"median monitoring {med:.2f} s (target <= 60 s); reference {ref:.2f} s; ratio {ref / med:.2f}x")
-    print(json.dumps({
-        "pairs": runs[0]["pairs"], "units_with_snapshots": runs[0]["units_with_snapshots"],
-        "monitoring_median_s": round(med, 3), "monitoring_runs_s": [round(r["seconds"], 3) for r in runs],
-        "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1), "target_s": 60, "within_target": med <= 60,
-        "reference_accuracy_by_group_median_s": round(ref, 3), "reference_over_monitoring": round(ref / med, 3),
-    }))
+    print(
+        json.dumps(
+            {
+                "pairs": runs[0]["pairs"],
+                "units_with_snapshots": runs[0]["units_with_snapshots"],
+                "monitoring_median_s": round(med, 3),
+                "monitoring_runs_s": [round(r["seconds"], 3) for r in runs],
+                "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs), 1),
+                "target_s": 60,
+                "within_target": med <= 60,
+                "reference_accuracy_by_group_median_s": round(ref, 3),
+                "reference_over_monitoring": round(ref / med, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Ingest a file and announce it on the tenant's event log: the one ingest hand-off of every caller in serving.
+"""Ingest a file and announce it on the tenant's event log: the one ingest hand-off of the serving callers.
 
 ``features`` (the data layer) knows nothing of the workflow's event log, so the announcement is made here, by
 the caller, after the batch is stored: ``sales.ingested`` / ``inventory.ingested`` (topics ``sales`` and

@@ -229,7 +229,12 @@ _STAGE_EVENTS = {
 
 
 def publish_cycle_stage(
-    session: Session, tenant_id: str, run_id: str, stage: str, outputs: dict[str, Any], counts: dict[str, Any]
+    session: Session,
+    tenant_id: str,
+    run_id: str,
+    stage: str,
+    outputs: dict[str, Any],
+    counts: dict[str, Any],
 ) -> int:
     """Announce a finished cycle stage (``forecast.created``, ``plan.created``, ...) keyed by the cycle run."""
     topic, type_ = _STAGE_EVENTS[stage]

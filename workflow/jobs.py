@@ -6,9 +6,9 @@ work twice:
 
 * **Leadership** (:func:`acquire_lease`): one row of ``wf_job_leases`` names the replica that holds the lease
   until ``lease_until``. The holder renews it every ``lease_s / 3``; another replica takes it only once it
-  has expired (a replica that died or stalled). Only the holder starts jobs, so the others stay idle. Taking
-  the lease is one conditional ``UPDATE`` (or an ``INSERT ... ON CONFLICT DO NOTHING`` for the first holder), atomic
-  on SQLite and PostgreSQL alike; ``fence`` grows by one each time the lease changes hands.
+  has expired (a replica that died or stalled). Only the holder starts jobs, so the others stay idle.
+  Taking the lease is one conditional ``UPDATE`` (or an ``INSERT ... ON CONFLICT DO NOTHING`` for the first
+  holder), atomic on SQLite and PostgreSQL alike; ``fence`` grows by one each time the lease changes hands.
 * **One run per window** (:func:`claim_window`): a job of interval ``T`` has windows ``[kT, (k+1)T)`` on the
   UTC epoch; a run begins by inserting its ``(job, window_start)`` row into ``wf_job_runs``, which is unique.
   Should two replicas both believe they lead (a stalled leader waking after its lease expired), the second

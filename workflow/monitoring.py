@@ -10,10 +10,10 @@ What is measured and how:
 * **Forecast accuracy** (:func:`accuracy_table`): each stored forecast run's bottom rows (one per unit, target
   period and horizon) are joined with the tenant's sales summed onto the run's grid. A target period up to the
   last period with sales that has no sales row for the unit counts as zero demand (sales files omit zero
-  days); later periods have no actual yet and are left out. Per model version (``baseline`` when a baseline
-  made the row), hierarchy level and horizon bucket (``1``, ``2-3``, ``4-6``, ``7-12``, ``13+``):
-  MAE; WAPE ``sum|y - p50| / sum|y|``; bias ``sum(p50 - y) / sum|y|`` (positive: over-forecast); MASE, the mean
-  of ``|y - p50| / s_u`` with ``s_u`` the unit's mean absolute one-period change of its sales history
+  days); later periods have no actual yet and are left out. Per model version (``baseline`` when a
+  baseline made the row), hierarchy level and horizon bucket (``1``, ``2-3``, ``4-6``, ``7-12``, ``13+``):
+  MAE; WAPE ``sum|y - p50| / sum|y|``; bias ``sum(p50 - y) / sum|y|`` (positive: over-forecast); MASE, the
+  mean of ``|y - p50| / s_u`` with ``s_u`` the unit's mean absolute one-period change of its sales history
   (Hyndman & Koehler 2006; units with ``s_u = 0`` left out); P10..P90 coverage (share of actuals inside
   ``[p10, p90]``, nominal 0.8) and the mean pinball loss over the stored quantile levels. Levels above the
   bottom (``sku``, ``location``, ``total``) sum the bottom p50 forecasts and actuals of their members

@@ -1,4 +1,4 @@
-"""``replenish jobs ...`` and ``replenish monitoring run``: the scheduled jobs' records, and a job run by hand."""
+"""``replenish jobs ...`` and ``replenish monitoring run``: job records, and monitoring run by hand."""
 
 from __future__ import annotations
 

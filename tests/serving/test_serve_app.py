@@ -92,7 +92,7 @@ def served(registry, tmp_path_factory):
     start_serve("127.0.0.1", port, num_cpus=4, object_store_memory=100 * 1024**2)
     try:
         main = _app_args(home, registry)
-        # the scheduled jobs' deployment: expiry every 2 s (the dispatcher would touch the outbox tests' items)
+        # the jobs deployment: expiry every 2 s (a dispatcher would touch the outbox tests' items)
         main["jobs"] = {
             "settings": {"home": str(home)},
             "intervals_s": {"dispatch": 0, "expire": 2, "monitoring": 0, "escalate": 0},

@@ -236,7 +236,7 @@ def publish_cycle_stage(
     outputs: dict[str, Any],
     counts: dict[str, Any],
 ) -> int:
-    """Announce a finished cycle stage (``forecast.created``, ``plan.created``, ...) keyed by the cycle run."""
+    """Announce a finished cycle stage (``forecast.created``, ``plan.created``, ...), keyed by its run."""
     topic, type_ = _STAGE_EVENTS[stage]
     small = {k: v for k, v in counts.items() if isinstance(v, bool | int | float | str) or v is None}
     return publish(

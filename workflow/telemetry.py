@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from datetime import UTC
 from collections.abc import Mapping, Sequence
+from datetime import UTC
 from typing import Any
 
 import numpy as np

@@ -81,7 +81,10 @@ def _dispatch(engine, settings) -> dict[str, Any]:
     from workflow.webhooks import TenantWebhookAdapter
 
     adapter = TenantWebhookAdapter(engine, https_only=settings.env == "production")
-    st = Dispatcher(engine, adapter, rng=np.random.default_rng()).run(until_idle=True, max_rounds=100)
+    try:
+        st = Dispatcher(engine, adapter, rng=np.random.default_rng()).run(until_idle=True, max_rounds=100)
+    finally:
+        adapter.close()  # its connection pools: one run per window must not leak them
     return {
         "claimed": st.claimed,
         "delivered": st.delivered,
@@ -92,7 +95,11 @@ def _dispatch(engine, settings) -> dict[str, Any]:
 
 
 def _per_tenant(job: str, engine) -> dict[str, Any]:
-    """Run a ``fn(session, tenant_id)`` job for every tenant, each in its own transaction."""
+    """Run a ``fn(session, tenant_id)`` job for every tenant, each in its own transaction.
+
+    The job's function takes an open session and a tenant id and returns a count (or anything with
+    ``counts``), like ``workflow.lifecycle.expire_due``; ``escalate_overdue`` is called the same way.
+    """
     from features.store._db import session_scope
 
     fn = _function(job)
@@ -100,7 +107,7 @@ def _per_tenant(job: str, engine) -> dict[str, Any]:
     for t in tenants(engine):
         with session_scope(engine) as s:
             res = fn(s, t)
-        out[t] = res if isinstance(res, int | float | str | None) else getattr(res, "counts", str(res))
+        out[t] = res if isinstance(res, int | float | None) else getattr(res, "counts", str(res)[:200])
     return out
 
 

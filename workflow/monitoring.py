@@ -15,9 +15,11 @@ What is measured and how:
   MAE; WAPE ``sum|y - p50| / sum|y|``; bias ``sum(p50 - y) / sum|y|`` (positive: over-forecast); MASE, the
   mean of ``|y - p50| / s_u`` with ``s_u`` the unit's mean absolute one-period change of its sales history
   (Hyndman & Koehler 2006; units with ``s_u = 0`` left out); P10..P90 coverage (share of actuals inside
-  ``[p10, p90]``, nominal 0.8) and the mean pinball loss over the stored quantile levels. Levels above the
-  bottom (``sku``, ``location``, ``total``) sum the bottom p50 forecasts and actuals of their members
-  (coherent for reconciled runs); coverage and pinball are bottom-level only (quantiles do not add up).
+  ``[p10, p90]``, nominal 0.8) and the mean pinball loss over the stored quantile levels; each as
+  :mod:`kernels.accuracy` defines it (the same functions as the backtests and the posted telemetry).
+  Levels above the bottom (``sku``, ``location``, ``total``) sum the bottom p50 forecasts and actuals of
+  their members (coherent for reconciled runs); coverage and pinball are bottom-level only (quantiles do
+  not add up).
 * **Accuracy over time** (:func:`accuracy_over_time`): bottom-level WAPE, bias and coverage per model version
   and target period.
 * **Inventory health** (:func:`inventory_health`): from inventory snapshots and sales. A unit's demand rate is
@@ -43,11 +45,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+import kernels
 from features.store._db import session_scope, utcnow
 from workflow._models import Recommendation
 
@@ -132,57 +136,49 @@ def scales(actuals: pl.LazyFrame) -> pl.LazyFrame:
     return actuals.group_by(_KEY).agg(pl.col("y").sort_by("date").diff().abs().mean().alias("scale"))
 
 
-def _point(y: str = "y", f: str = "p50") -> list[pl.Expr]:
-    e = pl.col(f) - pl.col(y)
-    den = pl.col(y).abs().sum()
-    return [
-        pl.len().alias("n"),
-        e.abs().mean().alias("mae"),
-        pl.when(den > 0).then(e.abs().sum() / den).alias("wape"),
-        pl.when(den > 0).then(e.sum() / den).alias("bias"),
-    ]
+def _figures(df: pl.DataFrame, by: list[str], levels: tuple[float, ...] = ()) -> pl.DataFrame:
+    """The :mod:`kernels.accuracy` figures of each group of ``df`` (the project's one definition of them).
+
+    ``df`` has ``y`` and ``p50``; with ``scale`` the MASE, with ``p10``/``p90`` the coverage, with ``levels``
+    (their quantile columns present) the pinball loss.
+    """
+    qcols = [f"p{int(round(q * 100)):02d}" for q in levels]
+    rows = []
+    for key, g in df.group_by(by):
+        y, f = g["y"].to_numpy(), g["p50"].to_numpy()
+        r: dict[str, Any] = dict(zip(by, key, strict=True))
+        r.update(n=g.height, mae=kernels.mae(y, f), wape=kernels.wape(y, f), bias=kernels.bias(y, f))
+        if "scale" in g.columns:
+            s_u = g["scale"].fill_null(0.0).to_numpy()
+            ok = s_u > 0
+            r["mase"] = kernels.mae(y[ok] / s_u[ok], f[ok] / s_u[ok]) if ok.any() else None
+        if "p10" in g.columns and "p90" in g.columns:
+            r["coverage_p10_p90"] = kernels.coverage(y, g["p10"].to_numpy(), g["p90"].to_numpy())
+        if levels:
+            r["pinball"] = kernels.pinball(y, g.select(qcols).to_numpy(), np.asarray(levels))
+        rows.append(r)
+    return pl.DataFrame(rows).fill_nan(None) if rows else pl.DataFrame(schema={c: pl.String for c in by})
 
 
 def accuracy_table(pairs: pl.LazyFrame, scales: pl.LazyFrame, levels: tuple[float, ...]) -> pl.DataFrame:
     """MAE, WAPE, bias, MASE, P10..P90 coverage and pinball per model version, level and horizon bucket."""
-    qcols = [f"p{int(round(q * 100)):02d}" for q in levels]
     base = pairs.with_columns(_bucket(pl.col("horizon")).alias("horizon_bucket"))
     group = ["model_version", "horizon_bucket"]
     out = []
     for level in LEVELS:
         keys = _LEVEL_KEYS[level]
         if level == "bottom":
-            lf = base.join(scales, on=_KEY, how="left", nulls_equal=True)
-            ae_scaled = ((pl.col("p50") - pl.col("y")).abs() / pl.col("scale")).filter(pl.col("scale") > 0)
-            extra = [ae_scaled.mean().alias("mase")]
-            if "p10" in qcols and "p90" in qcols:
-                inside = (pl.col("y") >= pl.col("p10")) & (pl.col("y") <= pl.col("p90"))
-                extra.append(inside.mean().alias("coverage_p10_p90"))
-            losses = [
-                pl.max_horizontal(q * (pl.col("y") - pl.col(c)), (q - 1) * (pl.col("y") - pl.col(c)))
-                for q, c in zip(levels, qcols, strict=True)
-            ]
-            extra.append((pl.sum_horizontal(losses) / len(losses)).mean().alias("pinball"))
-            agg = lf.group_by(group).agg(*_point(), *extra)
+            frame = base.join(scales, on=_KEY, how="left", nulls_equal=True).collect()
+            res = _figures(frame, group, levels)
         else:
             summed = base.group_by(["run_id", *group, "date", "horizon", *keys]).agg(
                 pl.col("p50").sum(), pl.col("y").sum()
             )
-            agg = summed.group_by(group).agg(*_point())
-        out.append(agg.with_columns(pl.lit(level).alias("level")))
-    cols = [
-        "model_version",
-        "level",
-        "horizon_bucket",
-        "n",
-        "mae",
-        "wape",
-        "bias",
-        "mase",
-        "coverage_p10_p90",
-        "pinball",
-    ]
-    res = pl.concat(out, how="diagonal_relaxed").collect()
+            res = _figures(summed.collect(), group)
+        out.append(res.with_columns(pl.lit(level).alias("level")))
+    cols = ["model_version", "level", "horizon_bucket", "n", "mae", "wape", "bias", "mase",
+            "coverage_p10_p90", "pinball"]
+    res = pl.concat(out, how="diagonal_relaxed")
     for c in cols:
         if c not in res.columns:
             res = res.with_columns(pl.lit(None, dtype=pl.Float64).alias(c))
@@ -192,17 +188,11 @@ def accuracy_table(pairs: pl.LazyFrame, scales: pl.LazyFrame, levels: tuple[floa
 def accuracy_over_time(pairs: pl.LazyFrame) -> pl.DataFrame:
     """Bottom-level WAPE, bias and P10..P90 coverage per model version and target period."""
     names = pairs.collect_schema().names()
-    extra = []
-    if "p10" in names and "p90" in names:
-        extra.append(
-            ((pl.col("y") >= pl.col("p10")) & (pl.col("y") <= pl.col("p90"))).mean().alias("coverage")
-        )
-    return (
-        pairs.group_by(["model_version", "date"])
-        .agg(*_point(), *extra)
-        .sort(["model_version", "date"])
-        .collect()
-    )
+    cols = ["model_version", "date", "y", "p50", *(c for c in ("p10", "p90") if c in names)]
+    res = _figures(pairs.select(cols).collect(), ["model_version", "date"])
+    if "coverage_p10_p90" in res.columns:
+        res = res.rename({"coverage_p10_p90": "coverage"})
+    return res.sort(["model_version", "date"])
 
 
 def inventory_health(

@@ -4,7 +4,7 @@ Measures (all per tenant):
 
 * forecast accuracy when actuals arrive, by hierarchy level and model version: WAPE ``sum|y - y_hat| /
   sum|y|``, bias ``sum(y_hat - y) / sum|y|`` (positive: over-forecast) and interval coverage (share of actuals
-  inside ``[lo, hi]``);
+  inside ``[lo, hi]``), as :mod:`kernels.accuracy` defines them (the monitoring job's figures too);
 * stockouts (share of unit-periods whose demand exceeded what was available; lost units) and excess inventory
   (units and value above the policy's maximum);
 * supplier on-time-in-full (share of received orders both on time and in full) and lead-time drift (mean
@@ -30,6 +30,7 @@ import numpy as np
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+import kernels
 from features.store._db import utcnow
 from workflow._models import OutboxItem, Recommendation, SupplierResponse, TelemetryPoint
 from workflow.errors import InvalidInput
@@ -98,10 +99,8 @@ def accuracy_by_group(
     for (lvl, mv), idx in sorted(groups.items()):
         ix = np.asarray(idx)
         a, f = y_a[ix], yh[ix]
-        denom = float(np.abs(a).sum())
-        wape = float(np.abs(a - f).sum() / denom) if denom > 0 else float("nan")
-        bias = float((f - a).sum() / denom) if denom > 0 else float("nan")
-        cov = float(np.mean((a >= lo_a[ix]) & (a <= hi_a[ix]))) if lo_a is not None else None
+        wape, bias = kernels.wape(a, f), kernels.bias(a, f)
+        cov = kernels.coverage(a, lo_a[ix], hi_a[ix]) if lo_a is not None else None
         out.append(
             {
                 "level": str(lvl),
@@ -239,8 +238,8 @@ def forecast_value_added(actual, system, override) -> float:
     """``1 - MAE(override) / MAE(system)`` (shapes (n,)); NaN when the system was already exact."""
     a = _arr("actual", actual)
     n = a.shape[0]
-    mae_sys = float(np.abs(_arr("system", system, n) - a).mean()) if n else float("nan")
-    mae_ovr = float(np.abs(_arr("override", override, n) - a).mean()) if n else float("nan")
+    mae_sys = kernels.mae(a, _arr("system", system, n)) if n else float("nan")
+    mae_ovr = kernels.mae(a, _arr("override", override, n)) if n else float("nan")
     return 1.0 - mae_ovr / mae_sys if mae_sys > 0 else float("nan")
 
 

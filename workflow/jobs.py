@@ -326,11 +326,16 @@ class Scheduler:
         return self
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop starting jobs, wait up to ``timeout_s`` for running ones, and give the lease up."""
+        """Stop starting jobs, let the runs already claimed finish, and give the lease up.
+
+        ``timeout_s`` bounds the wait for the loop's current pass. Every claimed window's run goes to its end
+        (none is cancelled: its row would stay ``running``); a replica killed meanwhile leaves its row
+        ``running``, and the next window runs as usual.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=True)
         if self.fence:
             try:
                 release_lease(self.engine, self.lease_name, self.owner)

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse
 from serving.api.deps import SessionDep
 from serving.pages import _plots
 from serving.pages._views import PagePrincipal, page, router
+from workflow.monitoring import HORIZON_BUCKETS
 
 __all__ = ["monitoring"]
 
@@ -45,8 +46,10 @@ def _accuracy_rows(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.setdefault(key, {"model_version": key[0], "level": key[1], "horizon": key[2], "n": p["n"]})[
             name
         ] = p["value"]
+    buckets = {label: i for i, (_, label) in enumerate(HORIZON_BUCKETS)}
     return sorted(
-        rows.values(), key=lambda r: (str(r["model_version"]), order.get(r["level"], 9), r["horizon"])
+        rows.values(),
+        key=lambda r: (str(r["model_version"]), order.get(r["level"], 9), buckets.get(r["horizon"], 99)),
     )
 
 

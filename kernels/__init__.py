@@ -1,4 +1,4 @@
-"""Array-level kernels: hierarchical reconciliation and the policy simulation engine.
+"""Array-level kernels: hierarchical reconciliation, the policy simulation engine, accuracy metrics.
 
 Nothing here imports the rest of the project. Backends (NumPy/Numba on CPU, CuPy on GPU) are chosen from the
 input arrays; mixed devices raise :class:`BackendError`. Nothing is compiled at import: call :func:`warmup`
@@ -12,6 +12,7 @@ lead-time posterior as a Polya urn) -> :func:`order_up_to_levels` (least level m
 """
 
 from kernels._backend import BackendError, get_array_module, gpu_available
+from kernels.accuracy import bias, coverage, mae, mase, pinball, point_metrics, smape, wape
 from kernels.allocate import Allocation, Constraint, allocate_increments
 from kernels.engine import warmup
 from kernels.levels import (
@@ -42,3 +43,4 @@ __all__ += ["HistoryDemand", "ProtectionSamples", "QuantileDemand", "check_lead_
 __all__ += ["protection_samples", "UnitLevels", "effective_lot", "expected_served", "order_up_to_levels"]
 __all__ += ["ServiceAllocation", "ServiceMenu", "allocate_group_fill", "allocated_targets", "fill_grid"]
 __all__ += ["service_menu", "Allocation", "Constraint", "allocate_increments"]
+__all__ += ["bias", "coverage", "mae", "mase", "pinball", "point_metrics", "smape", "wape"]

@@ -386,6 +386,18 @@ def run_cycle(
             eng.dispose()
 
 
+def _announce(eng: Any, tenant: str, run_id: str, stage: str, outputs: dict, counts: dict) -> None:
+    """Put the finished stage on the tenant's event log (forecast and plan topics); never fails the cycle."""
+    from features.store._db import session_scope
+    from workflow.events import publish_cycle_stage
+
+    try:
+        with session_scope(eng) as s:
+            publish_cycle_stage(s, tenant, run_id, stage, outputs, counts)
+    except Exception:  # the stage's facts are stored; a missing event is logged, not a failed cycle
+        _log.warning("cycle %s: the %s event was not published", run_id, stage, exc_info=True)
+
+
 def _run_stage(ctx: _Context, stage: str, report: Progress) -> bool:
     """Run one stage and record it; False when it failed (the run is then failed)."""
     eng, tenant, run_id = ctx.engine, ctx.tenant, ctx.run_id
@@ -412,5 +424,6 @@ def _run_stage(ctx: _Context, stage: str, report: Progress) -> bool:
     finish_stage(
         eng, tenant, run_id, stage, counts=counts, outputs=outputs, seconds=round(time.perf_counter() - t0, 3)
     )
+    _announce(eng, tenant, run_id, stage, outputs, counts)
     report(stage, last["total"], last["total"])
     return True

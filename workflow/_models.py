@@ -299,6 +299,7 @@ class TelemetryPoint(Base):
     n: Mapped[int] = mapped_column(Integer, default=0)
     period: Mapped[str | None] = mapped_column(String(32), nullable=True)
     at: Mapped[datetime] = mapped_column(_TZ, default=utcnow)
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the monitoring run (w0003_jobs)
 
 
 class UsageCounter(Base):
@@ -372,3 +373,4 @@ class SupplierChannel(Base):
 
 # the exception lifecycle's tables, registered with the metadata wherever the control plane's are
 from workflow._exception_tables import ExceptionRecord, ExceptionRule, ExceptionSync  # noqa: E402, F401
+from workflow._job_models import JobLease, JobRun  # noqa: E402,F401  (one metadata holds the job tables too)

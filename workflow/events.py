@@ -28,9 +28,38 @@ from workflow._journal import AuditRecord, EventRecord, append
 from workflow._models import Event, EventCursor
 from workflow.errors import InvalidInput
 
-__all__ = ["TOPICS", "EventPage", "commit_cursor", "get_cursor", "publish", "read", "reset_cursor"]
+__all__ = [
+    "INGEST_TOPICS",
+    "TOPICS",
+    "EventPage",
+    "commit_cursor",
+    "get_cursor",
+    "publish",
+    "publish_cycle_stage",
+    "publish_ingest",
+    "read",
+    "reset_cursor",
+]
 
-TOPICS = ("sales", "inventory", "forecast", "exception", "supplier", "replenishment")
+#: Topics of the log; each event's type and payload are documented in docs/events.md.
+TOPICS = (
+    "sales",
+    "inventory",
+    "forecast",
+    "plan",
+    "exception",
+    "supplier",
+    "replenishment",
+    "monitoring",
+    "job",
+)
+#: Ingest kinds announced on the log, and their topic (master data is not an event stream).
+INGEST_TOPICS = {
+    "sales": "sales",
+    "inventory": "inventory",
+    "lead_times": "supplier",
+    "purchase_orders": "supplier",
+}
 
 
 @dataclass(frozen=True)
@@ -143,7 +172,78 @@ def reset_cursor(session: Session, tenant_id: str, consumer: str, position: int,
     append(
         session,
         tenant_id,
-        [AuditRecord(actor, "event_cursor.reset", "event_cursor", consumer, {"position": before},
-                     {"position": position}, "cursor reset by an admin")],
+        [
+            AuditRecord(
+                actor,
+                "event_cursor.reset",
+                "event_cursor",
+                consumer,
+                {"position": before},
+                {"position": position},
+                "cursor reset by an admin",
+            )
+        ],
     )
     return position
+
+
+def publish_ingest(session: Session, tenant_id: str, result: dict[str, Any]) -> int | None:
+    """Announce a stored ingest batch (``<kind>.ingested`` on the kind's topic); None for other kinds.
+
+    Args:
+        session: open session.
+        tenant_id: the tenant.
+        result: the ingest result as a dict (``features.ingest.IngestResult`` fields): ``kind``, ``batch_id``,
+            ``status``, row counts, ``file``.
+    """
+    topic = INGEST_TOPICS.get(result.get("kind", ""))
+    if (
+        topic is None
+        or not result.get("batch_id")
+        or not result.get("rows_stored", 0) + result.get("rows_updated", 0)
+    ):
+        return None
+    keep = (
+        "kind",
+        "batch_id",
+        "status",
+        "rows_total",
+        "rows_stored",
+        "rows_updated",
+        "rows_duplicate",
+        "rows_quarantined",
+    )
+    payload = {k: result.get(k) for k in keep}
+    payload["file"] = str(result.get("file", "")).rsplit("/", 1)[-1]
+    return publish(session, tenant_id, topic, f"{result['kind']}.ingested", str(result["batch_id"]), payload)
+
+
+#: Cycle stages announced on the log: stage -> (topic, type).
+_STAGE_EVENTS = {
+    "train": ("forecast", "model.trained"),
+    "forecast": ("forecast", "forecast.created"),
+    "reconcile": ("forecast", "forecast.reconciled"),
+    "plan": ("plan", "plan.created"),
+    "propose": ("plan", "plan.proposed"),
+}
+
+
+def publish_cycle_stage(
+    session: Session,
+    tenant_id: str,
+    run_id: str,
+    stage: str,
+    outputs: dict[str, Any],
+    counts: dict[str, Any],
+) -> int:
+    """Announce a finished cycle stage (``forecast.created``, ``plan.created``, ...), keyed by its run."""
+    topic, type_ = _STAGE_EVENTS[stage]
+    small = {k: v for k, v in counts.items() if isinstance(v, bool | int | float | str) or v is None}
+    return publish(
+        session,
+        tenant_id,
+        topic,
+        type_,
+        run_id,
+        {"cycle_run": run_id, "stage": stage, **outputs, "counts": small},
+    )

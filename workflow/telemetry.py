@@ -4,7 +4,7 @@ Measures (all per tenant):
 
 * forecast accuracy when actuals arrive, by hierarchy level and model version: WAPE ``sum|y - y_hat| /
   sum|y|``, bias ``sum(y_hat - y) / sum|y|`` (positive: over-forecast) and interval coverage (share of actuals
-  inside ``[lo, hi]``);
+  inside ``[lo, hi]``), as :mod:`kernels.accuracy` defines them (the monitoring job's figures too);
 * stockouts (share of unit-periods whose demand exceeded what was available; lost units) and excess inventory
   (units and value above the policy's maximum);
 * supplier on-time-in-full (share of received orders both on time and in full) and lead-time drift (mean
@@ -23,12 +23,14 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import UTC
 from typing import Any
 
 import numpy as np
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+import kernels
 from features.store._db import utcnow
 from workflow._models import OutboxItem, Recommendation, SupplierResponse, TelemetryPoint
 from workflow.errors import InvalidInput
@@ -97,10 +99,8 @@ def accuracy_by_group(
     for (lvl, mv), idx in sorted(groups.items()):
         ix = np.asarray(idx)
         a, f = y_a[ix], yh[ix]
-        denom = float(np.abs(a).sum())
-        wape = float(np.abs(a - f).sum() / denom) if denom > 0 else float("nan")
-        bias = float((f - a).sum() / denom) if denom > 0 else float("nan")
-        cov = float(np.mean((a >= lo_a[ix]) & (a <= hi_a[ix]))) if lo_a is not None else None
+        wape, bias = kernels.wape(a, f), kernels.bias(a, f)
+        cov = kernels.coverage(a, lo_a[ix], hi_a[ix]) if lo_a is not None else None
         out.append(
             {
                 "level": str(lvl),
@@ -238,8 +238,8 @@ def forecast_value_added(actual, system, override) -> float:
     """``1 - MAE(override) / MAE(system)`` (shapes (n,)); NaN when the system was already exact."""
     a = _arr("actual", actual)
     n = a.shape[0]
-    mae_sys = float(np.abs(_arr("system", system, n) - a).mean()) if n else float("nan")
-    mae_ovr = float(np.abs(_arr("override", override, n) - a).mean()) if n else float("nan")
+    mae_sys = kernels.mae(a, _arr("system", system, n)) if n else float("nan")
+    mae_ovr = kernels.mae(a, _arr("override", override, n)) if n else float("nan")
     return 1.0 - mae_ovr / mae_sys if mae_sys > 0 else float("nan")
 
 
@@ -424,6 +424,7 @@ def prometheus_text(session: Session, meter: RequestMeter | None = None) -> str:
             )
         ],
     )
+    _job_families(session, out)
     if meter is not None:
         counts: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
         for r in meter.snapshot():
@@ -445,6 +446,49 @@ def prometheus_text(session: Session, meter: RequestMeter | None = None) -> str:
             [({"route": r, "status": st}, c[1]) for (r, st), c in sorted(counts.items())],
         )
     return "\n".join(out) + "\n"
+
+
+def _job_families(session: Session, out: list[str]) -> None:
+    """Scheduled jobs: runs kept by status, the last success's time, and the leader lease's fence.
+
+    Labels are the job's base name (``cycle:<tenant>`` counts as ``cycle``: no tenant label here) and the
+    run status, both from fixed sets.
+    """
+    from workflow._job_models import JobLease, JobRun
+
+    base = {}
+    runs: dict[tuple[str, str], int] = defaultdict(int)
+    for job, status, n, last_ok in session.execute(
+        select(JobRun.job, JobRun.status, func.count(), func.max(JobRun.finished_at)).group_by(
+            JobRun.job, JobRun.status
+        )
+    ):
+        name = job.split(":", 1)[0]
+        runs[(name, status)] += int(n)
+        if status == "succeeded" and last_ok is not None:
+            ts = last_ok.timestamp() if last_ok.tzinfo else last_ok.replace(tzinfo=UTC).timestamp()
+            base[name] = max(base.get(name, 0.0), ts)
+    _family(
+        out,
+        "replenish_job_runs",
+        "gauge",
+        "Scheduled job runs kept (retention window), by job and status.",
+        [({"job": j, "status": st}, n) for (j, st), n in sorted(runs.items())],
+    )
+    _family(
+        out,
+        "replenish_job_last_success_timestamp_seconds",
+        "gauge",
+        "When each scheduled job last finished successfully (Unix time).",
+        [({"job": j}, ts) for j, ts in sorted(base.items())],
+    )
+    _family(
+        out,
+        "replenish_scheduler_lease_fence",
+        "gauge",
+        "Times the scheduler's leadership changed hands (grows on each fail-over).",
+        [({}, f) for (f,) in session.execute(select(JobLease.fence).where(JobLease.name == "scheduler"))],
+    )
 
 
 #: Most series one tenant's business scrape returns (further ones are counted, not listed).

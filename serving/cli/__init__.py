@@ -27,6 +27,7 @@ _COMMAND_MODULES = [
     "serving.cli._train",
     "serving.cli._plan",
     "serving.cli._cycle",
+    "serving.cli._jobs",
 ]
 
 

@@ -45,7 +45,8 @@ def ingest_cmd(
     from rich.console import Console
 
     from features.contracts import KINDS
-    from features.ingest import STAGES, ingest
+    from features.ingest import STAGES
+    from serving.ingest import ingest_and_announce as ingest
 
     console = Console(stderr=False)
     if kind not in KINDS:

@@ -157,8 +157,8 @@ def ingest_demo_files(files: dict[str, Path], tenant: str, *, engine=None, setti
     """
     import polars as pl
 
-    from features.ingest import ingest
     from features.synth import SynthData
+    from serving.ingest import ingest_and_announce as ingest
 
     kinds = {}
     for kind in SynthData.INGEST_ORDER:

@@ -58,7 +58,8 @@ def _ingest_files(files: dict[str, Path], tenant: str, engine, settings) -> None
     fine: ingest is idempotent), so that generated rows never mix into a tenant's own data.
     """
     from features.facts import list_periods
-    from features.ingest import ingest, list_batches
+    from features.ingest import list_batches
+    from serving.ingest import ingest_and_announce as ingest
 
     if list_periods("sales", tenant, facts_dir=settings.facts_dir):
         digest = hashlib.sha256(files["sales"].read_bytes()).hexdigest()

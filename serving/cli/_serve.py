@@ -160,6 +160,15 @@ def serve(
         raise typer.BadParameter(str(exc), param_hint="--config") from None
     _say(f"serve: tenants in {settings.home}:")
     _print_status(tenant_serving_status(settings))
+    jobs = serve_file.args.jobs
+    if jobs is None:
+        _say("serve: no scheduled jobs (the config has no `jobs` section)")
+    else:
+        cfg = jobs.scheduler_config()
+        every = ", ".join(f"{k} every {v:g} s" for k, v in sorted(cfg["intervals_s"].items()) if v)
+        cycles = ", ".join(f"cycle:{t} every {v:g} s" for t, v in sorted(cfg["cycle_interval_s"].items()))
+        _say(f"serve: scheduled jobs ({jobs.num_replicas} leader-elected replica(s)): {every}"
+             + (f", {cycles}" if cycles else "") + " (`replenish jobs runs` lists their runs)")
     if check:
         return
     t0 = time.perf_counter()

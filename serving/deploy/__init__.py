@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from serving.deploy._config import ApiDeploymentConfig, ModelDeploymentConfig, ServeAppConfig, load_serve_file
+from serving.deploy._config import (
+    ApiDeploymentConfig,
+    JobsDeploymentConfig,
+    ModelDeploymentConfig,
+    ServeAppConfig,
+    load_serve_file,
+)
 from serving.deploy._predictors import (
     MLPSpec,
     Predictor,
@@ -20,6 +26,7 @@ from serving.deploy._predictors import (
 
 __all__ = [
     "ApiDeploymentConfig",
+    "JobsDeploymentConfig",
     "MLPSpec",
     "ModelDeploymentConfig",
     "Predictor",

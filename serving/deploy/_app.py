@@ -10,7 +10,7 @@ __all__ = ["build_app"]
 
 
 def build_app(args: dict[str, Any] | ServeAppConfig | None = None):
-    """Bind the API ingress (and the model deployment, when ``args.model`` is given) with their options.
+    """Bind the API ingress (with the model and the jobs deployments, when configured) with their options.
 
     Args:
         args: the application's ``args`` from a Serve config file (validated into :class:`ServeAppConfig`).
@@ -30,7 +30,12 @@ def build_app(args: dict[str, Any] | ServeAppConfig | None = None):
         model = ForecastModel.options(
             **cfg.model.deployment_options(), user_config=cfg.model.user_config()
         ).bind(cfg.model.model_dump(exclude=set(cfg.model.user_config())))
+    jobs = None
+    if cfg.jobs is not None:
+        from serving.deploy._jobs import Jobs
+
+        jobs = Jobs.options(**cfg.jobs.deployment_options()).bind(cfg.jobs.scheduler_config())
     api = DecisionAPI.options(**cfg.api.deployment_options())
     return api.bind(
-        model, cfg.api.settings, float(cfg.api.retry_after_s or 1), cfg.api.forecast_check_interval_s
+        model, cfg.api.settings, float(cfg.api.retry_after_s or 1), cfg.api.forecast_check_interval_s, jobs
     )

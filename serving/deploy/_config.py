@@ -13,7 +13,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["ApiDeploymentConfig", "ModelDeploymentConfig", "ServeAppConfig", "ServeFile", "load_serve_file"]
+__all__ = [
+    "ApiDeploymentConfig",
+    "JobsDeploymentConfig",
+    "ModelDeploymentConfig",
+    "ServeAppConfig",
+    "ServeFile",
+    "load_serve_file",
+]
 
 
 class _Replicas(BaseModel):
@@ -138,6 +145,61 @@ class ApiDeploymentConfig(_Replicas):
         return opts
 
 
+class JobsDeploymentConfig(_Replicas):
+    """The ``Jobs`` deployment: scheduled jobs (dispatch, expiry, monitoring, escalation, cycles per tenant).
+
+    Replicas are leader-elected in the state store; one runs the jobs, each at most once per window, and the
+    others take over when it stops (see :mod:`workflow.jobs`). Two replicas give high availability.
+
+    Attributes:
+        settings: overrides of :class:`features.settings.Settings` inside the replicas.
+        intervals_s: seconds between runs of each service-wide job (``dispatch``, ``expire``, ``monitoring``,
+            ``escalate``); a job left out runs at its default interval, one set to 0 does not run.
+        cycle_interval_s: ``tenant -> seconds`` between scheduled cycles of that tenant (none by default).
+        lease_s: how long the leader's lease lasts unrenewed (the longest a dead leader goes unreplaced).
+        tick_s: how often a replica renews its lease and looks for due jobs.
+        retain_days: job runs kept this long.
+    """
+
+    num_replicas: int | Literal["auto"] = Field(default=1, description="Replicas (leader-elected).")
+    ray_actor_options: dict[str, Any] = Field(default_factory=lambda: {"num_cpus": 0.25})
+    settings: dict[str, Any] = Field(default_factory=dict)
+    intervals_s: dict[str, float] = Field(default_factory=dict)
+    cycle_interval_s: dict[str, float] = Field(default_factory=dict)
+    lease_s: float = Field(default=30.0, gt=0)
+    tick_s: float = Field(default=1.0, gt=0)
+    retain_days: float = Field(default=7.0, gt=0)
+
+    @model_validator(mode="after")
+    def _jobs_known(self):
+        from serving.jobs import DEFAULT_INTERVALS_S
+
+        unknown = sorted(set(self.intervals_s) - set(DEFAULT_INTERVALS_S))
+        if unknown:
+            raise ValueError(
+                f"intervals_s: unknown job(s) {unknown}; expected some of {sorted(DEFAULT_INTERVALS_S)}"
+            )
+        bad = {k: v for k, v in {**self.intervals_s, **self.cycle_interval_s}.items() if v != 0 and v < 1}
+        if bad:
+            raise ValueError(f"intervals: {bad}: expected 0 (off) or at least 1 second")
+        if self.lease_s <= 3 * self.tick_s:
+            raise ValueError(f"lease_s={self.lease_s} must exceed 3 * tick_s={self.tick_s}")
+        return self
+
+    def scheduler_config(self) -> dict[str, Any]:
+        """What a ``Jobs`` replica's constructor takes."""
+        from serving.jobs import DEFAULT_INTERVALS_S
+
+        return {
+            "settings": dict(self.settings),
+            "intervals_s": {**DEFAULT_INTERVALS_S, **self.intervals_s},
+            "cycle_interval_s": dict(self.cycle_interval_s),
+            "lease_s": self.lease_s,
+            "tick_s": self.tick_s,
+            "retain_days": self.retain_days,
+        }
+
+
 class ServeAppConfig(BaseModel):
     """Everything :func:`serving.deploy.build_app` needs: the API ingress and, optionally, a model deployment.
 
@@ -146,12 +208,15 @@ class ServeAppConfig(BaseModel):
             its handle, ``app.state.forecaster``); ``None`` (the default) deploys none: the forecast routes
             answer from stored forecasts and need no model in the serving process.
         api: the ingress.
+        jobs: the scheduled jobs' deployment (:class:`JobsDeploymentConfig`); ``None`` (the default when the
+            section is absent) runs no jobs in this application.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     model: ModelDeploymentConfig | None = None
     api: ApiDeploymentConfig = Field(default_factory=ApiDeploymentConfig)
+    jobs: JobsDeploymentConfig | None = None
 
     @classmethod
     def parse(cls, args: dict[str, Any] | ServeAppConfig | None) -> ServeAppConfig:

@@ -123,6 +123,8 @@ class DecisionAPI:
         settings: overrides of :class:`features.settings.Settings` for this replica.
         retry_after_s: ``Retry-After`` sent when the model deployment refuses work.
         forecast_check_interval_s: most seconds between two checks of a tenant's stored forecasts.
+        jobs: handle to the optional :class:`serving.deploy._jobs.Jobs` deployment (bound here so that the
+            application deploys it; its runs are read from the state store at ``/v1/jobs``).
     """
 
     def __init__(
@@ -131,6 +133,7 @@ class DecisionAPI:
         settings: dict[str, Any] | None = None,
         retry_after_s: float = 1.0,
         forecast_check_interval_s: float | None = None,
+        jobs=None,
     ) -> None:
         from features.settings import load_settings
 
@@ -138,6 +141,7 @@ class DecisionAPI:
         self._settings = load_settings(**(settings or {}))
         self._retry_after_s = retry_after_s
         self._check_s = forecast_check_interval_s
+        self._jobs = jobs
 
     def __serve_build_asgi_app__(self):
         from serving.api._decision import build_decision_app

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from serving.pages import _monitoring  # noqa: F401  (adds /ui/monitoring to the views' router)
 from serving.pages._exception_views import router as _exception_router
 from serving.pages._queue import router as _queue_router
 from serving.pages._suppliers import router as _suppliers_router
@@ -10,7 +11,7 @@ from serving.pages._views import setup_app
 
 __all__ = ["router", "setup_app"]
 
-#: Every page under ``/ui``: review queue, recommendation, exceptions, accuracy, and the suppliers' pages.
+#: Every page under ``/ui``: review queue, recommendation, exceptions, monitoring, accuracy, and the suppliers'.
 router = APIRouter(include_in_schema=False)
 router.include_router(_queue_router)
 router.include_router(_views_router)

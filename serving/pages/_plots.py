@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["accuracy_bars", "fan_chart", "inventory_projection", "project_inventory"]
+__all__ = ["accuracy_bars", "fan_chart", "inventory_projection", "lines_over_time", "project_inventory"]
 
 
 def _figure(width_in: float = 7.0, height_in: float = 3.0):
@@ -138,4 +138,32 @@ def accuracy_bars(labels: Sequence[str], values: Sequence[float], metric: str) -
     ax.invert_yaxis()
     ax.set_xlabel(metric)
     ax.grid(alpha=0.3, axis="x")
+    return _svg(fig)
+
+
+def lines_over_time(
+    series: dict[str, tuple[Sequence, Sequence[float]]],
+    ylabel: str,
+    title: str = "",
+    reference: float | None = None,
+) -> str:
+    """One line per label over time (e.g. WAPE per model version by target period).
+
+    Args:
+        series: ``label -> (dates, values)``, each of shape (T_label,).
+        ylabel: the measured figure.
+        title: the plot's title.
+        reference: a dashed horizontal line (e.g. the nominal coverage 0.8).
+    """
+    fig, ax = _figure(7.0, 2.8)
+    for label, (x, v) in sorted(series.items()):
+        ax.plot(list(x), list(v), marker="o", markersize=3, linewidth=1.4, label=str(label))
+    if reference is not None:
+        ax.axhline(reference, color="#888", linestyle="--", linewidth=1, label=f"nominal {reference:g}")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend(fontsize=7, loc="best", frameon=False)
+    fig.autofmt_xdate()
     return _svg(fig)

@@ -270,3 +270,50 @@ def test_recommendation_page_without_any_forecast_shows_the_evidence_only(client
     page = client.get(f"/ui/recommendations/{world.rec_id}")
     assert page.status_code == 200 and "needs review" in page.text  # the evidence and history
     assert "(model" not in page.text and "<svg" not in page.text  # no chart made up
+
+
+def test_monitoring_page_draws_the_newest_monitoring_run(client, world, tmp_path):
+    """Stored forecasts and actuals -> POST /v1/telemetry/monitoring -> the page's plots and tables."""
+    from datetime import date, timedelta
+
+    import polars as pl
+
+    from features.facts import write_facts
+    from features.forecasts import ForecastRunMeta, write_forecasts
+    from features.settings import get_settings
+
+    fd = get_settings().facts_dir
+    d0 = date(2026, 3, 1)
+    sales = pl.DataFrame({"sku_id": "SKU-9", "location_id": "DC-1", "channel_id": "c",
+                          "date": [d0 + timedelta(days=i) for i in range(20)], "qty": [10.0] * 20})
+    write_facts("sales", "a", sales, "s1", facts_dir=fd)
+    rows = [dict(unique_id="SKU-9|DC-1|c", level="bottom", sku_id="SKU-9", location_id="DC-1", channel_id="c",
+                 date=d0 + timedelta(days=14 + h), horizon=h, source="model:m", model_version="v7",
+                 cold_start=False, p10=6.0, p50=12.0, p90=11.0 + h) for h in range(1, 6)]
+    meta = ForecastRunMeta(run_id="f1", tenant="a", stage="base", freq="D", horizon=5, levels=(0.1, 0.5, 0.9),
+                           data_watermark="w", model_version="v7")
+    write_forecasts("a", pl.DataFrame(rows), meta, facts_dir=fd)
+    from features.store._db import session_scope
+    from workflow import access
+
+    with session_scope(world.engine) as s:
+        service_key = access.create_key(s, "a", ["service"], actor="test")[1]
+    _sign_in(client, world.keys["a-planner"])
+    assert "No monitoring run yet" in client.get("/ui/monitoring").text
+    svc = {"X-API-Key": service_key}
+    r = client.post("/v1/telemetry/monitoring", headers=svc)
+    assert r.status_code == 201 and r.json()["counts"]["pairs"] == 5
+    planner = {"X-API-Key": world.keys["a-planner"]}
+    assert client.post("/v1/telemetry/monitoring", headers=planner).status_code == 403
+    html = client.get("/ui/monitoring").text
+    assert r.json()["run_id"] in html and 'id="wape-chart"' in html and 'id="coverage-chart"' in html
+    assert html.count("<svg") >= 2
+    # WAPE of v7 at the bottom level, horizon 1: |12 - 10| / 10; coverage: 10 inside [6, 11+h] for every h
+    assert re.search(r"<td>v7</td><td>bottom</td><td>1</td><td class=\"num\">1</td>", html)
+    assert "0.200" in html
+    api = client.get("/v1/telemetry/monitoring", headers=svc).json()
+    cov = [p for p in api["points"] if p["metric"] == "forecast_coverage_p10_p90"]
+    assert cov and all(p["value"] == 1.0 for p in cov)
+    # another tenant sees none of it
+    other = {"X-API-Key": world.keys["b-planner"]}
+    assert client.get("/v1/telemetry/monitoring", headers=other).json()["points"] == []

@@ -91,7 +91,16 @@ def served(registry, tmp_path_factory):
     port = free_port()
     start_serve("127.0.0.1", port, num_cpus=4, object_store_memory=100 * 1024**2)
     try:
-        run_app(build_app(_app_args(home, registry)), name="main", route_prefix="/")
+        main = _app_args(home, registry)
+        # the jobs deployment: expiry every 2 s (a dispatcher would touch the outbox tests' items)
+        main["jobs"] = {
+            "settings": {"home": str(home)},
+            "intervals_s": {"dispatch": 0, "expire": 2, "monitoring": 0, "escalate": 0},
+            "lease_s": 5,
+            "tick_s": 0.5,
+            "ray_actor_options": {"num_cpus": 0.1},
+        }
+        run_app(build_app(main), name="main", route_prefix="/")
         # A second app with tiny queues, to provoke back-pressure without disturbing the main one.
         tight = _app_args(home, max_ongoing_requests=1, max_queued_requests=1, retry_after_s=3)
         run_app(build_app(tight), name="tight", route_prefix="/tight")
@@ -255,6 +264,22 @@ def test_health_ready_metrics_and_openapi(served):
     assert 'replenish_http_requests_total{method="GET",route="/readyz",status="200"}' in text
     paths = httpx.get(f"{served['url']}/openapi.json").json()["paths"]
     assert "/v1/forecasts" in paths and "/v1/forecasts/run" in paths and "/v1/plans/what-if" in paths
+
+
+def test_the_jobs_deployment_runs_the_scheduled_jobs_leader_elected(served):
+    """The application's Jobs replica leads and runs expiry once per 2-s window, each run recorded."""
+    from workflow.jobs import list_runs
+
+    engine = served["w"].engine
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list_runs(engine, job="expire")) < 3:
+        time.sleep(0.5)
+    runs = list_runs(engine, job="expire")
+    assert len(runs) >= 3, runs
+    assert {r["status"] for r in runs if r["status"] != "running"} == {"succeeded"}
+    assert len({r["window_start"] for r in runs}) == len(runs)
+    assert all(r["owner"] != "" and r["fence"] >= 1 for r in runs)
+    assert {r["job"] for r in list_runs(engine)} == {"expire"}  # the jobs set to 0 never ran
 
 
 def test_overload_answers_503_with_retry_after_never_hangs(served):

@@ -19,7 +19,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
-Topic = Literal["sales", "inventory", "forecast", "exception", "supplier", "replenishment"]
+Topic = Literal[events.TOPICS]  # the log's topics (docs/events.md)
 Consumer = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 

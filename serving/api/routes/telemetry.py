@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 from pydantic import Field, model_validator
 
-from serving.api.deps import Admin, Integrator, Reader, SessionDep
+from serving.api.deps import Admin, EngineDep, Integrator, Reader, SessionDep
 from workflow import telemetry
 from workflow.schemas import StrictIn
 from workflow.usage import read_usage
@@ -120,6 +120,24 @@ def inventory(body: InventoryIn, p: Integrator, s: SessionDep) -> dict[str, floa
 def override_outcomes(body: OverrideOutcomesIn, p: Integrator, s: SessionDep) -> dict[str, Any]:
     """Record the forecast value added of planner overrides."""
     return telemetry.record_override_outcomes(s, p.tenant_id, body.hindsight, period=body.period)
+
+
+@router.post("/monitoring", status_code=201)
+async def run_monitoring(request: Request, p: Integrator, engine: EngineDep) -> dict[str, Any]:
+    """Run the monitoring job for the tenant now (the scheduler runs it hourly); returns its id and counts."""
+    from workflow.monitoring import run_monitoring as run
+
+    facts_dir = request.app.state.settings.facts_dir
+    res = await run_in_threadpool(run, engine, p.tenant_id, facts_dir=facts_dir)
+    return {"run_id": res.run_id, "counts": res.counts}
+
+
+@router.get("/monitoring")
+def monitoring(p: Reader, s: SessionDep, run_id: str | None = None) -> dict[str, Any]:
+    """The figures of the tenant's newest monitoring run (or of ``run_id``), and its recent runs."""
+    from workflow.monitoring import monitoring_runs, run_points
+
+    return {"runs": monitoring_runs(s, p.tenant_id, limit=20), "points": run_points(s, p.tenant_id, run_id)}
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

@@ -78,9 +78,14 @@ def _dispatch(engine, settings) -> dict[str, Any]:
     import numpy as np
 
     from workflow.dispatcher import Dispatcher
-    from workflow.webhooks import TenantWebhookAdapter
+    from pathlib import Path
 
-    adapter = TenantWebhookAdapter(engine, https_only=settings.env == "production")
+    from workflow.webhooks import WritebackRouter
+
+    # the same routing as `replenish outbox dispatch`: each kind to its system's target, supplier orders to
+    # their supplier's channel
+    drops = Path(settings.home) / "supplier-orders"
+    adapter = WritebackRouter(engine, supplier_drop_root=drops, https_only=settings.env == "production")
     try:
         st = Dispatcher(engine, adapter, rng=np.random.default_rng()).run(until_idle=True, max_rounds=100)
     finally:

@@ -269,6 +269,7 @@ async def recommendation(
     request: Request,
     p: PagePrincipal,
     session: SessionDep,
+    policy: PolicyDep,
     msg: str | None = None,
     error: str | None = None,
 ):
@@ -328,6 +329,7 @@ async def recommendation(
         msg=msg,
         error=error,
         can_decide=p.has_any("planner", "approver"),
+        reason_codes=policy.reason_codes,
     )
 
 

@@ -1,6 +1,6 @@
 """Planner pages under load: the review queue with 10,000 routed recommendations, server time per page.
 
-One tenant, a real SQLite state store (or PostgreSQL with ``--pg``), 10,000 routed purchase orders proposed
+One tenant, a real SQLite state store, 10,000 routed purchase orders proposed
 through planning's hand-off (``lifecycle.propose_many``), a planner signed in through the page form. Each page
 is requested ``--repeats`` times through an in-process ASGI client (``fastapi.testclient``: the whole app,
 middleware, session check, SQL and template rendering; no network), and the median server time is reported:
@@ -16,7 +16,7 @@ middleware, session check, SQL and template rendering; no network), and the medi
 Reference in the same run: the bare JSON list endpoint ``GET /v1/recommendations?state=routed&limit=50``
 (same rows, no template). Targets (issue 18): queue <= 200 ms, item page <= 300 ms (median).
 
-    flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/pages.py [--n 10000] [--repeats 15] [--pg]
+    flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/pages.py [--n 10000] [--repeats 15]
 
 The last line printed is one JSON object with the figures.
 """
@@ -101,15 +101,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--pg", action="store_true", help="PostgreSQL at $REPLENISH_TEST_PG_URL instead of SQLite")
     args = ap.parse_args()
 
     home = tempfile.mkdtemp(prefix="rp-bench-pages-")
     os.environ["REPLENISH_HOME"] = home
-    if args.pg:
-        os.environ["REPLENISH_STATE_URL"] = os.environ.get(
-            "REPLENISH_TEST_PG_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
-        )
     from fastapi.testclient import TestClient
 
     from features.settings import load_settings

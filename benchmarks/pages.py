@@ -35,7 +35,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]  # benchmarks/serving.py
+sys.path[:] = [
+    p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"
+]  # benchmarks/serving.py
 sys.path.insert(0, str(ROOT))
 
 
@@ -54,7 +56,12 @@ def _seed(engine, tenant: str, n: int) -> list:
         s.flush()
         s.add_all(
             SupplierTerm(
-                tenant_id=tenant, supplier_id="SUP-1", sku_id=k, unit_cost=1.0 + i % 17, moq=0, pack_size=1,
+                tenant_id=tenant,
+                supplier_id="SUP-1",
+                sku_id=k,
+                unit_cost=1.0 + i % 17,
+                moq=0,
+                pack_size=1,
                 promised_lead_time_days=14,
             )
             for i, k in enumerate(skus)
@@ -94,7 +101,11 @@ def _time(client, url: str, repeats: int, headers: dict | None = None) -> dict:
         times.append(time.perf_counter() - t0)
         assert r.status_code == 200, (url, r.status_code, r.text[:300])
     times = times[1:]  # the first is a warm-up
-    return {"median_ms": round(1e3 * statistics.median(times), 1), "p90_ms": round(1e3 * sorted(times)[int(0.9 * len(times))], 1), "rows": len(re.findall(r'href="/ui/recommendations/', r.text)) if "/ui/" in url else len(r.json())}
+    return {
+        "median_ms": round(1e3 * statistics.median(times), 1),
+        "p90_ms": round(1e3 * sorted(times)[int(0.9 * len(times))], 1),
+        "rows": len(re.findall(r'href="/ui/recommendations/', r.text)) if "/ui/" in url else len(r.json()),
+    }
 
 
 def main() -> None:
@@ -117,7 +128,12 @@ def main() -> None:
     t0 = time.perf_counter()
     key = _seed(app.state.engine, "bench", args.n)
     seed_s = time.perf_counter() - t0
-    out: dict = {"n_routed": args.n, "repeats": args.repeats, "store": app.state.engine.dialect.name, "seed_s": round(seed_s, 1)}
+    out: dict = {
+        "n_routed": args.n,
+        "repeats": args.repeats,
+        "store": app.state.engine.dialect.name,
+        "seed_s": round(seed_s, 1),
+    }
     with TestClient(app) as c:
         token = re.search(r'name="csrf_token" value="([^"]*)"', c.get("/ui/login").text).group(1)
         r = c.post("/ui/login", data={"api_key": key, "csrf_token": token}, follow_redirects=False)
@@ -129,16 +145,21 @@ def main() -> None:
             "queue_default": "/ui/queue",
             "queue_filter_sort": "/ui/queue?queue=buyers&sku_id=SKU-0003&due_by=2027-03-31&min_value=50"
             "&sort=value&dir=desc&page=1",
-            "queue_filter_sort_wide": "/ui/queue?queue=buyers&due_by=2027-02-15&min_value=100&sort=value&dir=desc&page=3",
+            "queue_filter_sort_wide": "/ui/queue?queue=buyers&due_by=2027-02-15&min_value=100"
+            "&sort=value&dir=desc&page=3",
             "queue_search_deep": "/ui/queue?q=needs+review&sort=location&page=100",
             "recommendation": f"/ui/recommendations/{rec_id}",
         }
         for name, url in pages.items():
             out[name] = _time(c, url, args.repeats)
-            print(f"{name:24s} median {out[name]['median_ms']:7.1f} ms  p90 {out[name]['p90_ms']:7.1f} ms  rows {out[name]['rows']}  {url}")
+            m = out[name]
+            print(
+                f"{name:24s} median {m['median_ms']:7.1f} ms  p90 {m['p90_ms']:7.1f} ms  rows {m['rows']}  "
+                f"{url}"
+            )
         ref = _time(c, "/v1/recommendations?state=routed&limit=50", args.repeats, {"X-API-Key": key})
         out["reference_list_endpoint"] = ref
-        print(f"{'reference: JSON list':24s} median {ref['median_ms']:7.1f} ms  p90 {ref['p90_ms']:7.1f} ms  rows {ref['rows']}")
+        print(f"{'reference: JSON list':24s} median {ref['median_ms']:7.1f} ms  p90 {ref['p90_ms']:7.1f} ms")
     queue_worst = max(out[k]["median_ms"] for k in pages if k.startswith("queue"))
     out["queue_worst_median_ms"] = queue_worst
     out["queue_target_ms"], out["item_target_ms"] = 200, 300

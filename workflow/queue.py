@@ -75,7 +75,9 @@ class QueueFilter:
 
     def active(self) -> dict[str, Any]:
         """The conditions set, by field name (for links that keep the filter)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, "")}
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, "")
+        }
 
 
 _EQUAL = {
@@ -157,7 +159,10 @@ def counts(session: Session, tenant_id: str) -> dict[str, dict[str, int]]:
             .group_by(func.coalesce(_R.c.route_queue, "-"))
         ).all()
     )
-    return {"by_state": {s: int(by_state.get(s, 0)) for s in STATES}, "by_queue": dict(sorted(by_queue.items()))}
+    return {
+        "by_state": {s: int(by_state.get(s, 0)) for s in STATES},
+        "by_queue": dict(sorted(by_queue.items())),
+    }
 
 
 def facets(session: Session, tenant_id: str, state: str | None) -> dict[str, list[str]]:

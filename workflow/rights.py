@@ -65,7 +65,7 @@ class DecisionPolicy:
         )
 
     def check_reason(self, code: str) -> None:
-        """Raise :class:`InvalidInput` (422, field ``reason_code``) when a catalogue is set and lacks ``code``."""
+        """Raise :class:`InvalidInput` (422, ``reason_code``) when a catalogue is set and lacks ``code``."""
         if self.reason_codes is not None and code not in self.reason_codes:
             from workflow.errors import InvalidInput
 

@@ -1,5 +1,8 @@
-"""The recommendation's evidence as readable sections (forecast, assumptions, simulation, supplier terms,
-constraints) instead of raw JSON; keys no section claims are shown under "other"."""
+"""The recommendation's evidence as readable sections instead of raw JSON.
+
+Sections: forecast, assumptions, simulation, supplier terms, constraints; keys no section claims are shown
+under "other".
+"""
 
 from __future__ import annotations
 
@@ -9,13 +12,39 @@ __all__ = ["sections"]
 
 #: Section title -> evidence keys it shows (top-level keys of the merged evidence bodies).
 _SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Forecast and model", ("model_version", "forecast_version", "forecast_run", "model_name", "quantiles",
-                            "forecast", "method")),
-    ("Assumptions", ("inventory_position", "on_hand", "on_order", "backorders", "lead_time", "service_target",
-                     "service_level", "review_period", "demand", "assumptions", "policy")),
+    (
+        "Forecast and model",
+        (
+            "model_version",
+            "forecast_version",
+            "forecast_run",
+            "model_name",
+            "quantiles",
+            "forecast",
+            "method",
+        ),
+    ),
+    (
+        "Assumptions",
+        (
+            "inventory_position",
+            "on_hand",
+            "on_order",
+            "backorders",
+            "lead_time",
+            "service_target",
+            "service_level",
+            "review_period",
+            "demand",
+            "assumptions",
+            "policy",
+        ),
+    ),
     ("Simulation results", ("simulation", "fill_rate", "stockout_probability", "expected_cost", "risk")),
-    ("Supplier terms", ("supplier_terms", "terms", "unit_cost", "moq", "pack_size", "supplier",
-                        "promised_lead_time_days")),
+    (
+        "Supplier terms",
+        ("supplier_terms", "terms", "unit_cost", "moq", "pack_size", "supplier", "promised_lead_time_days"),
+    ),
     ("Constraints applied", ("constraints", "constraints_applied", "capacity", "budget", "rounding")),
 )
 

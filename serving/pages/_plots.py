@@ -33,8 +33,11 @@ def _svg(fig) -> str:
 
 
 def period_dates(start: date, n: int, freq: str | None = None, period_days: float = 30.0) -> list[date]:
-    """The first day of ``n`` consecutive periods from ``start``: daily (``D``), weekly (``W``), monthly
-    (``MS``/``M``: the first of each month from ``start``'s month), else every ``period_days`` days."""
+    """The first day of ``n`` consecutive periods from ``start``.
+
+    Daily (``D``), weekly (``W``), monthly (``MS``/``M``: the first of each month from ``start``'s month),
+    else every ``period_days`` days.
+    """
     f = (freq or "").upper()
     if f.startswith("M"):
         y, m = start.year, start.month
@@ -65,6 +68,7 @@ def fan_chart(
         q: forecasts ``(H, Q)``.
         history: optional past demand ``(T,)``, drawn before the forecast.
         title: chart title.
+        dates: the first day of each forecast period (x axis as dates; only without ``history``).
     """
     q = np.asarray(q, dtype=float)
     levels = list(levels)
@@ -161,8 +165,16 @@ def inventory_projection(
     low = float(np.min(proj))
     if low < 0:
         ax.axhspan(low * 1.05, 0, color="#d62728", alpha=0.07, lw=0, label="below 0: backorders")
-        ax.text(0.99, 0.02, "below 0 = backorders (unmet demand)", transform=ax.transAxes, ha="right",
-                va="bottom", fontsize=8, color="#a02c1c")
+        ax.text(
+            0.99,
+            0.02,
+            "below 0 = backorders (unmet demand)",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="#a02c1c",
+        )
     if dates is not None:
         _date_axis(ax, dates)
         ax.set_xlabel("end of period")

@@ -1,6 +1,7 @@
 """The review queue in a real headless Chromium (DevTools protocol): a planner filters to the urgent items and
 bulk-approves them within the limit (the one above it is refused and stays routed), and axe-core finds no
-serious or critical accessibility violation on the queue and recommendation pages, at laptop and tablet widths.
+serious or critical accessibility violation on the queue and recommendation pages, at laptop and
+tablet widths.
 
 axe-core is the npm build bundled in the PyPI wheel ``axe-playwright-python`` (axe-core 4.x, MPL-2.0); the
 test fetches that wheel with ``pip download`` into a cache folder (``$REPLENISH_AXE_CACHE`` or
@@ -33,7 +34,17 @@ def _axe_js() -> str:
     wheels = sorted(cache.glob("axe_playwright_python-*.whl"))
     if not wheels:
         r = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", str(cache), AXE_WHEEL],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "-d",
+                str(cache),
+                AXE_WHEEL,
+            ],
             capture_output=True,
             text=True,
             timeout=120,
@@ -100,7 +111,8 @@ def test_filter_to_urgent_and_bulk_approve_within_the_limit(server, browser, axe
         assert bad == [], f"queue at {width}px: {bad}"
         scroll = cdp.eval("document.documentElement.scrollWidth")
         wide = cdp.eval(
-            f"[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > {width} + 1)"
+            "[...document.querySelectorAll('body *')]"
+            f".filter(e => e.getBoundingClientRect().right > {width} + 1)"
             ".slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className)"
         )
         assert scroll <= width + 1, f"queue page scrolls sideways at {width}px ({scroll}px): {wide}"

@@ -152,13 +152,13 @@ def counts(session: Session, tenant_id: str) -> dict[str, dict[str, int]]:
             select(_R.c.state, func.count()).where(_R.c.tenant_id == tenant_id).group_by(_R.c.state)
         ).all()
     )
-    by_queue = dict(
-        session.execute(
-            select(func.coalesce(_R.c.route_queue, "-"), func.count())
-            .where(_R.c.tenant_id == tenant_id, _R.c.state == "routed")
-            .group_by(func.coalesce(_R.c.route_queue, "-"))
-        ).all()
-    )
+    by_queue: dict[str, int] = {}
+    for q, n in session.execute(
+        select(_R.c.route_queue, func.count())
+        .where(_R.c.tenant_id == tenant_id, _R.c.state == "routed")
+        .group_by(_R.c.route_queue)
+    ).all():
+        by_queue["-" if q is None else q] = by_queue.get("-" if q is None else q, 0) + int(n)
     return {
         "by_state": {s: int(by_state.get(s, 0)) for s in STATES},
         "by_queue": dict(sorted(by_queue.items())),

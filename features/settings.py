@@ -84,6 +84,9 @@ class Settings(BaseSettings):
         default=10_000.0, ge=0, allow_inf_nan=False,
         description="Largest value a server-side routing rule may auto-approve; above it the item is routed.",
     )
+    reason_codes: list[str] | None = Field(
+        default=None, description="Override/reject reason codes; others answer 422 (None: any code)."
+    )
     unknown_cost: Literal["refuse", "route"] = Field(
         default="route", description="An item without a stored unit cost: refuse it (422) or route to admins."
     )

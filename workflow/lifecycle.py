@@ -421,6 +421,7 @@ def override(
     checked against the caller's approval limit and the four-eyes rule like an approval.
     """
     policy = policy or current_policy()
+    policy.check_reason(body.reason_code)
     now = utcnow()
     actor = principal.actor
     cur = _load(session, principal.tenant_id, rec_id)
@@ -492,6 +493,7 @@ def reject(
     Needs the route's role (no value check: rejecting spends nothing; the proposer may withdraw).
     """
     policy = policy or current_policy()
+    policy.check_reason(body.reason_code)
     actor = principal.actor
 
     def guard(row: Mapping[str, Any]) -> None:

@@ -75,7 +75,9 @@ class QueueFilter:
 
     def active(self) -> dict[str, Any]:
         """The conditions set, by field name (for links that keep the filter)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, "")}
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, "")
+        }
 
 
 _EQUAL = {
@@ -150,14 +152,17 @@ def counts(session: Session, tenant_id: str) -> dict[str, dict[str, int]]:
             select(_R.c.state, func.count()).where(_R.c.tenant_id == tenant_id).group_by(_R.c.state)
         ).all()
     )
-    by_queue = dict(
-        session.execute(
-            select(func.coalesce(_R.c.route_queue, "-"), func.count())
-            .where(_R.c.tenant_id == tenant_id, _R.c.state == "routed")
-            .group_by(func.coalesce(_R.c.route_queue, "-"))
-        ).all()
-    )
-    return {"by_state": {s: int(by_state.get(s, 0)) for s in STATES}, "by_queue": dict(sorted(by_queue.items()))}
+    by_queue: dict[str, int] = {}
+    for q, n in session.execute(
+        select(_R.c.route_queue, func.count())
+        .where(_R.c.tenant_id == tenant_id, _R.c.state == "routed")
+        .group_by(_R.c.route_queue)
+    ).all():
+        by_queue["-" if q is None else q] = by_queue.get("-" if q is None else q, 0) + int(n)
+    return {
+        "by_state": {s: int(by_state.get(s, 0)) for s in STATES},
+        "by_queue": dict(sorted(by_queue.items())),
+    }
 
 
 def facets(session: Session, tenant_id: str, state: str | None) -> dict[str, list[str]]:

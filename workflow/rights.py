@@ -51,6 +51,7 @@ class DecisionPolicy:
     auto_approve_max_value: float = 10_000.0
     unknown_cost: Literal["refuse", "route"] = "route"
     max_value: float = 1e15
+    reason_codes: tuple[str, ...] | None = None  # the catalogue of override/reject codes (None: any code)
 
     @classmethod
     def from_settings(cls, settings: Any) -> DecisionPolicy:
@@ -60,7 +61,15 @@ class DecisionPolicy:
             four_eyes_rules=dict(settings.four_eyes_rules),
             auto_approve_max_value=settings.auto_approve_max_value,
             unknown_cost=settings.unknown_cost,
+            reason_codes=tuple(settings.reason_codes) if getattr(settings, "reason_codes", None) else None,
         )
+
+    def check_reason(self, code: str) -> None:
+        """Raise :class:`InvalidInput` (422, ``reason_code``) when a catalogue is set and lacks ``code``."""
+        if self.reason_codes is not None and code not in self.reason_codes:
+            from workflow.errors import InvalidInput
+
+            raise InvalidInput("reason_code", f"expected one of {', '.join(self.reason_codes)}, got {code!r}")
 
     def four_eyes_threshold(self, rule: str | None) -> float | None:
         """Value above which proposer and decider must differ for items routed by ``rule`` (None: off)."""

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from datetime import date, timedelta
 
 import numpy as np
 
-__all__ = ["accuracy_bars", "fan_chart", "inventory_projection", "lines_over_time", "project_inventory"]
+__all__ = [
+    "accuracy_bars",
+    "fan_chart",
+    "inventory_projection",
+    "lines_over_time",
+    "period_dates",
+    "project_inventory",
+]
 
 
 def _figure(width_in: float = 7.0, height_in: float = 3.0):
@@ -31,8 +39,34 @@ def _svg(fig) -> str:
     return text[text.find("<svg") :]  # inline: drop the XML prolog and DOCTYPE
 
 
+def period_dates(start: date, n: int, freq: str | None = None, period_days: float = 30.0) -> list[date]:
+    """The first day of ``n`` consecutive periods from ``start``.
+
+    Daily (``D``), weekly (``W``), monthly (``MS``/``M``: the first of each month from ``start``'s month),
+    else every ``period_days`` days.
+    """
+    f = (freq or "").upper()
+    if f.startswith("M"):
+        y, m = start.year, start.month
+        return [date(y + (m - 1 + k) // 12, (m - 1 + k) % 12 + 1, 1) for k in range(n)]
+    step = 1.0 if f.startswith("D") else 7.0 if f.startswith("W") else float(period_days)
+    return [start + timedelta(days=round(k * step)) for k in range(n)]
+
+
+def _date_axis(ax, dates: Sequence[date]) -> None:
+    import matplotlib.dates as mdates
+
+    loc = mdates.AutoDateLocator(minticks=3, maxticks=8)
+    ax.xaxis.set_major_locator(loc)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+
+
 def fan_chart(
-    levels: Sequence[float], q: np.ndarray, history: np.ndarray | None = None, title: str = ""
+    levels: Sequence[float],
+    q: np.ndarray,
+    history: np.ndarray | None = None,
+    title: str = "",
+    dates: Sequence[date] | None = None,
 ) -> str:
     """Forecast fan: nested quantile bands around the median.
 
@@ -41,6 +75,7 @@ def fan_chart(
         q: forecasts ``(H, Q)``.
         history: optional past demand ``(T,)``, drawn before the forecast.
         title: chart title.
+        dates: the first day of each forecast period (x axis as dates; only without ``history``).
     """
     q = np.asarray(q, dtype=float)
     levels = list(levels)
@@ -49,6 +84,8 @@ def fan_chart(
     if history is not None and len(history):
         ax.plot(np.arange(t0), history, color="#333333", lw=1.4, label="demand")
     h = np.arange(t0, t0 + q.shape[0])
+    if dates is not None and history is None:
+        h = np.asarray(list(dates)[: q.shape[0]], dtype="datetime64[D]")
     n_bands = len(levels) // 2
     for k in range(n_bands):  # outermost band first, lightest
         lo, hi = levels[k], levels[-1 - k]
@@ -63,7 +100,11 @@ def fan_chart(
         )
     mid = int(np.argmin([abs(x - 0.5) for x in levels]))
     ax.plot(h, q[:, mid], color="#1f6fb2", lw=2, marker="o", ms=3, label=f"P{round(levels[mid] * 100)}")
-    ax.set_xlabel("period")
+    if dates is not None and history is None:
+        _date_axis(ax, dates)
+        ax.set_xlabel("period starting")
+    else:
+        ax.set_xlabel("period")
     ax.set_ylabel("units")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="upper left", frameon=False)
@@ -98,11 +139,18 @@ def inventory_projection(
     safety_stock: float | None,
     reorder_point: float | None,
     title: str = "",
+    dates: Sequence[date] | None = None,
 ) -> str:
-    """Projected inventory band with the safety stock and reorder point as horizontal lines."""
+    """Projected inventory band with the safety stock and reorder point as horizontal lines.
+
+    ``dates``: the end of each period (x axis as dates; else periods ahead). Below zero is a backorder:
+    the area under the zero line is shaded and labelled so.
+    """
     proj = np.asarray(proj, dtype=float)
     fig, ax = _figure()
     h = np.arange(1, proj.shape[0] + 1)
+    if dates is not None:
+        h = np.asarray(list(dates)[: proj.shape[0]], dtype="datetime64[D]")
     ax.fill_between(
         h,
         proj[:, 0],
@@ -121,8 +169,25 @@ def inventory_projection(
             reorder_point, color="#ff7f0e", ls=":", lw=1.5, label=f"reorder point {reorder_point:,.0f}"
         )
     ax.axhline(0, color="#555555", lw=0.8)
-    ax.set_xlabel("periods ahead")
-    ax.set_ylabel("on hand")
+    low = float(np.min(proj))
+    if low < 0:
+        ax.axhspan(low * 1.05, 0, color="#d62728", alpha=0.07, lw=0, label="below 0: backorders")
+        ax.text(
+            0.99,
+            0.02,
+            "below 0 = backorders (unmet demand)",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="#a02c1c",
+        )
+    if dates is not None:
+        _date_axis(ax, dates)
+        ax.set_xlabel("end of period")
+    else:
+        ax.set_xlabel("periods ahead")
+    ax.set_ylabel("on hand (negative: backorders)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="best", frameon=False)
     ax.grid(alpha=0.3)

@@ -1,5 +1,4 @@
-"""The review queue page: filter, sort, search and page through the tenant's recommendations, and approve a
-selection in bulk.
+"""The review queue page: filter, sort, search, page, and approve a selection in bulk.
 
 Filtering, sorting, counting and paging run in SQL (:mod:`workflow.queue`). A bulk approval is the planner
 approving each selected item in turn through :func:`workflow.lifecycle.approve`, each in its own savepoint:
@@ -168,7 +167,13 @@ def bulk_approve(
     picks = list(dict.fromkeys(pick or []))
     params = {k: v[-1] for k, v in parse_qs(back).items()}
     if not picks:
-        return _render(request, p, session, params, bulk={"approved": [], "refused": [], "error": "pick: select at least one recommendation"})
+        return _render(
+            request,
+            p,
+            session,
+            params,
+            bulk={"approved": [], "refused": [], "error": "pick: select at least one recommendation"},
+        )
     if len(picks) > MAX_BULK:
         raise HTTPException(422, detail=f"pick: at most {MAX_BULK} recommendations per bulk approval")
     result = _approve_each(session, p, picks, policy)

@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from serving.api.deps import PolicyDep, SessionDep, check_rate
-from serving.pages import _plots
+from serving.pages import _evidence, _plots
 from workflow import sessions as page_sessions
 from workflow.access import Principal, authenticate
 
@@ -195,7 +195,9 @@ def _evidence_body(evidence: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-async def _forecast_for(request: Request, rec, tenant: str) -> tuple[list[float], np.ndarray, str] | None:
+async def _forecast_for(
+    request: Request, rec, tenant: str
+) -> tuple[list[float], np.ndarray, str, str | None] | None:
     """The quantile forecast of the recommendation's SKU x location, if one can be shown.
 
     The tenant's served forecast run first (the ``sku_id/location_id`` node when the run has that level,
@@ -220,7 +222,7 @@ async def _forecast_for(request: Request, rec, tenant: str) -> tuple[list[float]
         if spans:
             q = np.sum([fc.q[a:b] for a, b in spans], axis=0)
             version = fc.meta.model_version or "baseline"
-            return [float(x) for x in fc.meta.levels], np.asarray(q, dtype=float), str(version)
+            return [float(x) for x in fc.meta.levels], np.asarray(q, dtype=float), str(version), fc.meta.freq
     forecaster = getattr(request.app.state, "forecaster", None)
     if forecaster is None:
         return None
@@ -229,7 +231,7 @@ async def _forecast_for(request: Request, rec, tenant: str) -> tuple[list[float]
         out = await asyncio.wait_for(forecaster.forecast([unit]), timeout=10)
     except Exception:  # noqa: BLE001 - unknown unit, overload or model down: the page shows the evidence only
         return None
-    return [float(x) for x in out["quantiles"]], np.asarray(out["values"])[0], str(out["version"])
+    return [float(x) for x in out["quantiles"]], np.asarray(out["values"])[0], str(out["version"]), None
 
 
 def _num(d: dict[str, Any], *path: str) -> float | None:
@@ -267,6 +269,7 @@ async def recommendation(
     request: Request,
     p: PagePrincipal,
     session: SessionDep,
+    policy: PolicyDep,
     msg: str | None = None,
     error: str | None = None,
 ):
@@ -281,13 +284,18 @@ async def recommendation(
     fan_svg = inv_svg = None
     fc_version = None
     if fc is not None:
-        levels, q, fc_version = fc
+        levels, q, fc_version, freq = fc
+        period_days = _num(ev, "lead_time", "period_days") or 30.0
+        # periods start at the recommendation's as-of date (planning proposes from the latest data)
+        starts = _plots.period_dates(rec.created_at.date(), q.shape[0] + 1, freq, period_days)
         fan_svg = _plots.fan_chart(
-            levels, q, title=f"demand forecast {rec.location_id} | {rec.sku_id} (model {fc_version})"
+            levels,
+            q,
+            title=f"demand forecast {rec.location_id} | {rec.sku_id} (model {fc_version})",
+            dates=starts[:-1],
         )
         position = _num(ev, "inventory_position")
         if position is not None:
-            period_days = _num(ev, "lead_time", "period_days") or 30.0
             lead_periods = _num(ev, "lead_time", "mean_periods")
             lead_days = (
                 lead_periods * period_days
@@ -304,6 +312,7 @@ async def recommendation(
                 safety,
                 reorder,
                 title=f"projected on hand, order of {rec.quantity:,.0f} arriving in ~{lead_days:.0f} days",
+                dates=starts[1:],
             )
     return page(
         request,
@@ -312,6 +321,7 @@ async def recommendation(
         rec=rec,
         evidence=evidence,
         ev=ev,
+        sections=_evidence.sections(ev, fc_version),
         fan_svg=fan_svg,
         inv_svg=inv_svg,
         fc_version=fc_version,
@@ -319,6 +329,7 @@ async def recommendation(
         msg=msg,
         error=error,
         can_decide=p.has_any("planner", "approver"),
+        reason_codes=policy.reason_codes,
     )
 
 

@@ -147,9 +147,7 @@ def test_bulk_approve_within_the_limit_refuses_the_one_above_it(client, world):
     left = _ids(r.text)
     assert big.id in left and not {rec.id for rec in recs[:3]} & set(left)
     # a stale version is refused on its own as well; without the CSRF token nothing changes
-    r = client.post(
-        "/ui/queue/approve", data={"csrf_token": _token(r.text), "pick": [f"{recs[3].id}:99"]}
-    )
+    r = client.post("/ui/queue/approve", data={"csrf_token": _token(r.text), "pick": [f"{recs[3].id}:99"]})
     assert "Refused 1" in r.text and "version" in r.text.lower()
     assert client.post("/ui/queue/approve", data={"pick": [f"{recs[4].id}:1"]}).status_code == 403
     with session_scope(world.engine) as s:
@@ -161,3 +159,39 @@ def test_viewer_sees_the_queue_without_bulk_approval(client, world):
     _sign_in(client, world.keys["a-viewer"])
     html = client.get("/ui/queue").text
     assert 'id="queue"' in html and "bulk-approve" not in html and 'name="pick"' not in html
+
+
+def test_reason_codes_come_from_the_configured_catalogue(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from features.settings import load_settings
+    from features.store._db import session_scope
+    from tests.serving._pages_fixture import make_world
+    from workflow.lifecycle import get
+
+    world = make_world(
+        load_settings(home=tmp_path, reason_codes=["promo_end", "supplier_short", "data_error"])
+    )
+    h = {"X-API-Key": world.keys["a-planner"]}
+    with TestClient(world.app) as c:
+        rid = world.rec_id
+        r = c.post(
+            f"/v1/recommendations/{rid}/override",
+            json={"version": 2, "reason_code": "gut", "quantity": 7},
+            headers=h,
+        )
+        assert r.status_code == 422 and "reason_code" in r.text and "promo_end" in r.text, r.text
+        r = c.post(f"/v1/recommendations/{rid}/reject", json={"version": 2, "reason_code": "gut"}, headers=h)
+        assert r.status_code == 422 and "reason_code" in r.text, r.text
+        with session_scope(world.engine) as s:
+            assert get(s, "a", rid).state == "routed"
+        _sign_in(c, world.keys["a-planner"])
+        html = c.get(f"/ui/recommendations/{rid}").text
+        assert '<select name="reason_code" required>' in html and '<option value="supplier_short">' in html
+        r = c.post(
+            f"/v1/recommendations/{rid}/override",
+            json={"version": 2, "reason_code": "promo_end", "quantity": 7},
+            headers=h,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["override_reason_code"] == "promo_end"

@@ -277,6 +277,7 @@ def plan(
     capacities: tuple[Capacity, ...] = (),
     confirmed_supply: pl.DataFrame | None = None,
     extra_exceptions: pl.DataFrame | None = None,
+    unit_ids: np.ndarray | None = None,
 ) -> PlanResult:
     """Plan every unit for the review of ``as_of``.
 
@@ -298,12 +299,15 @@ def plan(
         confirmed_supply: sku_id, confirmed_qty for SKUs whose supplier confirmed less than asked.
         extra_exceptions: further exceptions (supplier, forecast anomaly, identity) to route with the run's
             own.
+        unit_ids: (N,) the units' rows in the whole run when this call plans a partition of it (each unit
+            then draws the same Monte-Carlo paths as in one call over all units); None: 0..N-1.
 
     Returns:
         :class:`PlanResult`.
     """
     values = np.asarray(forecast.values)
     n = values.shape[0]
+    ids = np.arange(n) if unit_ids is None else np.asarray(unit_ids, dtype=np.int64)
     u = _validate_units(units, n)
     pmf, counts = check_lead_times(lead_time_pmf, lead_time_counts, n)
     demand = forecast.demand()
@@ -350,7 +354,7 @@ def plan(
             review[sl],
             config.n_paths,
             config.seed,
-            unit_ids=np.arange(sl.start, sl.stop),
+            unit_ids=ids[sl],
             crossing=config.crossing,
             lead_time_counts=None if counts is None else counts[sl],
         )
@@ -446,7 +450,7 @@ def plan(
     purchases = _evidence(unit_frame.filter(pl.col("order_qty") > 0), forecast, config, "purchase")
     recs = [purchases]
     if confirmed_supply is not None and confirmed_supply.height:
-        recs.append(_constrained(unit_frame, confirmed_supply, forecast, pmf, counts, review, config))
+        recs.append(_constrained(unit_frame, confirmed_supply, forecast, pmf, counts, review, config, ids))
     if "region" in unit_frame.columns:
         recs.append(_transfers(unit_frame, out["d_l_risk"], forecast, config))
     recommendations = (
@@ -679,7 +683,7 @@ def _evidence(frame: pl.DataFrame, forecast: Forecast, config: PlanConfig, kind:
     return frame.with_columns(add)
 
 
-def _constrained(unit_frame, confirmed, forecast, pmf, counts, review, config):
+def _constrained(unit_frame, confirmed, forecast, pmf, counts, review, config, unit_ids):
     """Allocation recommendations for SKUs whose supplier confirmed less than the plan asks."""
     ids = unit_frame.with_row_index("_i").filter(
         (pl.col("order_qty") > 0) & pl.col("sku_id").is_in(confirmed["sku_id"].implode())
@@ -693,7 +697,7 @@ def _constrained(unit_frame, confirmed, forecast, pmf, counts, review, config):
         review[idx],
         config.n_paths,
         config.seed,
-        unit_ids=idx,
+        unit_ids=unit_ids[idx],
         crossing=config.crossing,
         lead_time_counts=None if counts is None else counts[idx],
     )

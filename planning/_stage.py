@@ -166,6 +166,7 @@ def plan_stage(
     progress: Callable[[int, int], None] | None = None,
     budgets: tuple[Budget, ...] = (),
     capacities: tuple[Capacity, ...] = (),
+    planner: Callable[..., PlanResult] | None = None,
 ) -> PlanStageResult:
     """Plan a tenant on its stored forecasts (or the history bootstrap) and store the run.
 
@@ -182,6 +183,8 @@ def plan_stage(
         progress: ``progress(done, total)`` after each of the steps (read inputs, plan, save; total 3).
         budgets: shared money limits (:class:`planning._plan.Budget`).
         capacities: shared room limits (:class:`planning._plan.Capacity`).
+        planner: what plans the inputs, with ``plan``'s signature (default ``plan``; a partitioned planner,
+            ``functools.partial(planning.plan_partitioned, map_parts=...)``, gives the same plan).
 
     Returns:
         :class:`PlanStageResult`.
@@ -198,7 +201,7 @@ def plan_stage(
     config = _config_for(config or PlanConfig(), inputs.period_days)
     if rules is None:
         rules = _default_rules(engine, tenant)
-    result = plan(
+    result = (planner or plan)(
         inputs.units,
         inputs.forecast,
         inputs.lead_time_pmf,

@@ -66,9 +66,25 @@ def split_by_sku(sku: Sequence[str] | pl.Series, partitions: int) -> list[np.nda
     return out
 
 
+def _writable(x):
+    return x if x is None or np.asarray(x).flags.writeable else np.array(x)
+
+
 def plan_part(ids: np.ndarray, kwargs: dict) -> PlanResult:
-    """Plan one part (rows ``ids`` of the run): ``plan`` on its slice, drawing the run's paths."""
-    return plan(**kwargs, unit_ids=ids)
+    """Plan one part (rows ``ids`` of the run): ``plan`` on its slice, drawing the run's paths.
+
+    Arrays that came through Ray's object store are read-only; the kernels' compiled signatures take
+    writable ones, so such arrays are copied first (a part's arrays are a part's size).
+    """
+    fc = kwargs["forecast"]
+    history = None if fc.history is None else fc.history.rows(np.arange(fc.history.n_units))
+    kwargs = {
+        **kwargs,
+        "forecast": dataclasses.replace(fc, values=_writable(fc.values), history=history),
+        "lead_time_pmf": _writable(kwargs["lead_time_pmf"]),
+        "lead_time_counts": _writable(kwargs.get("lead_time_counts")),
+    }
+    return plan(**kwargs, unit_ids=np.array(ids, dtype=np.int64))
 
 
 def local_map(fn: Callable[..., PlanResult], parts: Sequence[dict]) -> list[PlanResult]:

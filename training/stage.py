@@ -563,7 +563,15 @@ def forecast_chunk(
     return _forecast_chunk(work.window, units, sales, promotions, counts)
 
 
-def commit_forecast(work: ForecastWork, run_id: str, parts: list[pl.DataFrame], counts: dict, *, settings):
+def commit_forecast(
+    work: ForecastWork,
+    run_id: str,
+    parts: list[pl.DataFrame],
+    counts: dict,
+    *,
+    settings,
+    extra: dict | None = None,
+):
     """Store the rows of a forecast run as one run (replacing an earlier write of ``run_id``); its meta back.
 
     Raises:
@@ -599,6 +607,7 @@ def commit_forecast(work: ForecastWork, run_id: str, parts: list[pl.DataFrame], 
             "first_period": str(w.future[0]),
             "promoted_future_periods": counts["promoted"],
             "champion_version": w.pred.version,
+            **(extra or {}),
         },
     )
     if rows is None:

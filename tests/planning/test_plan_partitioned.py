@@ -11,8 +11,8 @@ import pytest
 
 from features.synth import generate
 from planning import PlanConfig, inputs_from_frames, load_rules, plan
-from planning.distributed import local_map, plan_partitioned, split_by_sku
 from planning._stage import DEFAULT_ROUTING
+from planning.distributed import local_map, plan_partitioned, split_by_sku
 
 RECS = ["kind", "sku_id", "location_id", "order_qty", "order_value", "action", "rule"]
 
@@ -56,7 +56,14 @@ def test_partitioned_plan_equals_the_plan_of_one_call(inputs, partitions):
     whole = _plan(inputs, plan)
     parts = _plan(inputs, plan_partitioned, partitions=partitions, map_parts=local_map)
     assert parts.meta["partitions"] == min(partitions, inputs.units["sku_id"].n_unique())
-    levels = ["sku_id", "location_id", "order_up_to", "order_qty", "stockout_probability", "fill_rate_at_level"]
+    levels = [
+        "sku_id",
+        "location_id",
+        "order_up_to",
+        "order_qty",
+        "stockout_probability",
+        "fill_rate_at_level",
+    ]
     assert parts.units.select(levels).equals(whole.units.select(levels))  # same order, same numbers
     key = ["kind", "sku_id", "location_id"]
     cols = [c for c in RECS if c in whole.recommendations.columns]
@@ -64,8 +71,10 @@ def test_partitioned_plan_equals_the_plan_of_one_call(inputs, partitions):
     b = parts.recommendations.select(cols).sort(key)
     assert a.height > 0 and a.equals(b)
     ek = ["exception_type", "sku_id", "location_id", "severity", "action"]
-    assert whole.exceptions.select(ek).sort(ek, nulls_last=True).equals(
-        parts.exceptions.select(ek).sort(ek, nulls_last=True)
+    assert (
+        whole.exceptions.select(ek)
+        .sort(ek, nulls_last=True)
+        .equals(parts.exceptions.select(ek).sort(ek, nulls_last=True))
     )
     pk = ["supplier_id", "location_id", "n_lines", "total_qty", "total_value"]
     assert whole.po_drafts.select(pk).sort(pk).equals(parts.po_drafts.select(pk).sort(pk))

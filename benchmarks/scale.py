@@ -49,19 +49,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT), str(ROOT / "benchmarks"), *filter(None, [os.environ.get("PYTHONPATH")])]
 )
 
-TRAIN = {
-    "model": {"hidden_size": 8, "attention_head_size": 1, "hidden_continuous_size": 4},
-    "fit": {
-        "encoder_length": 12,
-        "min_encoder_length": 6,
-        "horizon": 8,
-        "batch_size": 64,
-        "batches_per_epoch": 5,
-        "max_epochs": 1,
-        "patience": 1,
-        "refit": False,
-    },
-}
+from _scale_tenant import tenant  # noqa: E402
 
 
 def _peak_mb() -> float:
@@ -124,33 +112,6 @@ def _plan_run(n_units: int, part: int, remote=None) -> dict:
     }
 
 
-def _tenant(home: Path, n_series: int):
-    os.environ["REPLENISH_HOME"] = str(home)
-    from features.ingest import ingest
-    from features.profile import update_profile
-    from features.settings import get_settings
-    from features.store._db import make_engine
-    from features.store._migrate import migrate
-    from features.synth import SynthData, generate
-    from serving.cycle import run_cycle
-
-    settings = get_settings()
-    settings.ensure_home()
-    engine = make_engine(settings.database_url)
-    migrate(engine)
-    data = generate(n_series, 60, freq="W", seed=3)
-    paths = data.write(home / "files", fmt="parquet")
-    for kind in SynthData.INGEST_ORDER:
-        ingest(kind, paths[kind], tenant="bench", engine=engine, settings=settings)
-    update_profile(engine, "bench", train=TRAIN)
-    run = run_cycle(
-        "bench", stages=["train"], train=True, promote_first=True, settings=settings, engine=engine
-    )
-    if run.status != "succeeded":
-        raise SystemExit(f"training failed: {run.error}")
-    return settings, engine
-
-
 def _forecast_run(settings, engine, distributed: bool, partitions: int, units: int, k: int) -> float:
     from training.distributed import forecast_stage_distributed
     from training.stage import forecast_stage
@@ -198,7 +159,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
     }
     home = Path(tempfile.mkdtemp(prefix="replenish-scale-"))
     t = time.perf_counter()
-    settings, engine = _tenant(home, a.forecast_units)
+    settings, engine = tenant(home, a.forecast_units)
     units = None
     print(f"tenant: {a.forecast_units} series ingested, model trained in {time.perf_counter() - t:.0f}s")
 

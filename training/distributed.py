@@ -19,6 +19,7 @@ run behind, and re-running it replaces the staged parts.
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import time
 from collections.abc import Callable
@@ -57,12 +58,16 @@ def _write_part(folder: Path, part: int, rows: pl.DataFrame) -> Path:
 class ForecastPartitions:
     """A Ray Data actor: the champion loaded once, then one staged file per partition it is given."""
 
-    def __init__(self, work: ForecastWork, version: str, settings, folder: str, delay_s: float = 0.0):
+    def __init__(
+        self, work: ForecastWork, version: str, settings, folder: str, delay_s: float = 0.0, gpu: bool = False
+    ):
         import dataclasses
 
         from training.predict import load_predictor
 
         pred = load_predictor(version, work.window.name, settings.mlflow_tracking_uri)
+        if gpu:  # an actor given a GPU by Ray forecasts on it (the same code path, the model on the device)
+            pred = pred.to("cuda")
         self.work = dataclasses.replace(work, window=dataclasses.replace(work.window, pred=pred))
         self.settings, self.folder, self.delay_s = settings, Path(folder), delay_s
         import ray
@@ -79,7 +84,8 @@ class ForecastPartitions:
             if self.delay_s:  # tests: keep a partition in flight long enough to lose its node
                 time.sleep(self.delay_s)
             path = _write_part(self.folder, int(part), pl.concat(rows) if rows else pl.DataFrame())
-            out.append({_PART: int(part), "path": str(path), "node": self.node, **counts})
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # MiB (Linux: KiB)
+            out.append({_PART: int(part), "path": str(path), "node": self.node, "peak_mb": peak, **counts})
         return pa.Table.from_pylist(out)
 
 
@@ -103,6 +109,7 @@ def forecast_stage_distributed(
     partition_units: int = DEFAULT_PARTITION_UNITS,
     max_actors: int | None = None,
     num_cpus: float = 1.0,
+    num_gpus: float = 0.0,
     delay_s: float = 0.0,
 ):
     """:func:`training.stage.forecast_stage` over partitions on the connected Ray cluster; the same run.
@@ -119,11 +126,13 @@ def forecast_stage_distributed(
         partition_units: units per partition.
         max_actors: actors at most (default: the cluster's CPUs / ``num_cpus``, at most the partitions).
         num_cpus: CPUs per actor.
+        num_gpus: GPUs per actor (> 0: the model runs on the actor's GPU).
         delay_s: seconds each partition waits after forecasting (fault tests only).
 
     Returns:
-        The stored run's ``features.forecasts.ForecastRunMeta``; its ``extra`` adds ``partitions`` and
-        ``partition_nodes`` (nodes that wrote a partition).
+        The stored run's ``features.forecasts.ForecastRunMeta``; its ``extra`` adds ``partitions``,
+        ``partition_nodes`` (nodes that wrote a partition) and ``partition_peak_mb`` (the largest actor's peak
+        resident memory, MiB: what a worker's memory request is sized from).
 
     Raises:
         LookupError: the tenant has no champion model.
@@ -144,6 +153,8 @@ def forecast_stage_distributed(
     folder = staging_dir(settings.facts_dir, tenant, run_id)
     cpus = int(ray.cluster_resources().get("CPU", 1) // max(num_cpus, 1e-9)) or 1
     size = max(1, min(len(tables), max_actors or cpus))
+    if num_gpus > 0:
+        size = max(1, min(size, int(ray.cluster_resources().get("GPU", 0) // num_gpus)))
     ds = ray.data.from_arrow(tables).map_batches(
         ForecastPartitions,
         batch_format="pyarrow",
@@ -152,12 +163,14 @@ def forecast_stage_distributed(
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=size, initial_size=size),
         scheduling_strategy="SPREAD",
         num_cpus=num_cpus,
+        num_gpus=num_gpus or None,
         fn_constructor_kwargs={
             "work": work.without_model(),
             "version": str(work.window.pred.version),
             "settings": settings,
             "folder": str(folder),
             "delay_s": delay_s,
+            "gpu": num_gpus > 0,
         },
         max_task_retries=-1,
         max_restarts=-1,
@@ -178,7 +191,11 @@ def forecast_stage_distributed(
             counts[k] += int(row[k])
     parts = [pl.read_parquet(done[p]["path"]) for p in range(len(tables))]
     nodes = sorted({str(r["node"]) for r in done.values()})
-    extra = {"partitions": len(tables), "partition_nodes": len(nodes)}
+    extra = {
+        "partitions": len(tables),
+        "partition_nodes": len(nodes),
+        "partition_peak_mb": round(max(float(r["peak_mb"]) for r in done.values())),  # largest actor's peak
+    }
     meta = commit_forecast(
         work, run_id, [p for p in parts if p.height], counts, settings=settings, extra=extra
     )

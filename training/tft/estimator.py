@@ -197,9 +197,14 @@ class TFTEstimator:
             *_callbacks(history, best),
             cb.EarlyStopping("val_loss", patience=fit.patience, mode="min"),
         ]
-        self._trainer(fit.max_epochs, callbacks, True).fit(
-            module, train_dataloaders=train, val_dataloaders=val
-        )
+        if fit.workers > 1:  # the same loaders and callbacks, trained by Ray Train workers (DDP)
+            from training.ray_train import fit_distributed
+
+            fit_distributed(cfg, module, train, val, history, best)
+        else:
+            self._trainer(fit.max_epochs, callbacks, True).fit(
+                module, train_dataloaders=train, val_dataloaders=val
+            )
         module.module.load_state_dict(best["state"])
         best_epoch = int(best["epoch"])
 

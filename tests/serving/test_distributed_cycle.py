@@ -173,6 +173,8 @@ def test_distributed_cycle_gives_the_in_process_forecasts_recommendations_and_le
         fc["partitions"] == 6 and 1 <= fc["partition_nodes"] <= 2
     )  # 24 units, 4 a partition, on the workers
     assert fc["model_units"] == local.stage("forecast").counts["model_units"] > 0
+    assert 100 < fc["partition_peak_mb"] < 4096  # what a worker's memory request is sized from
+    print(f"forecast actor peak {fc['partition_peak_mb']} MB")
     # The TFT runs in float32 and a forward pass rounds by its batch: the in-process stage itself moves by
     # up to 1.1e-6 of a forecast's scale between chunk sizes (2 vs 50,000 units, measured). Same chunks, same
     # numbers: the fault test below compares partitions with in-process chunks of their size at 1e-6 relative.

@@ -135,6 +135,7 @@ def plan_partitioned(
     extra_exceptions: pl.DataFrame | None = None,
     partitions: int = 8,
     map_parts: MapParts = local_map,
+    max_part_units: int | None = None,
 ) -> PlanResult:
     """:func:`planning._plan.plan` over ``partitions`` parts by SKU, run by ``map_parts``; the same plan.
 
@@ -153,6 +154,8 @@ def plan_partitioned(
         partitions: parts wanted (whole SKUs per part).
         map_parts: runs ``plan_part`` over the parts and returns their results in order (:func:`local_map`,
             :func:`ray_map`).
+        max_part_units: more parts than ``partitions`` where needed to keep parts at about this many units
+            (a part's memory grows with its units: about 0.6 GB per 100,000 units).
 
     Returns:
         :class:`planning._plan.PlanResult`, ``meta["partitions"]`` = parts planned (1: planned in one piece,
@@ -177,6 +180,8 @@ def plan_partitioned(
         )
         res.meta.update(partitions=1, partitions_note=whole)
         return res
+    if max_part_units:
+        partitions = max(partitions, -(-units.height // max_part_units))
     pmf = np.asarray(lead_time_pmf)
     counts = None if lead_time_counts is None else np.asarray(lead_time_counts)
     parts = []

@@ -28,19 +28,22 @@ class ClusterOptions:
     Attributes:
         address: the cluster (``ray://host:10001``, ``host:6379`` or ``auto``).
         partition_units: units per forecast partition (one Ray Data block, one staged file).
-        plan_partitions: planning parts (default: twice the cluster's CPUs, so a lost node's parts spread).
+        plan_partitions: planning parts (default: twice the cluster's CPUs, so a lost node's parts spread),
+            more where a part would exceed ``plan_part_units``.
+        plan_part_units: units per planning part at most (a part's memory grows with its units).
         max_actors: forecast actors at most (default: the cluster's CPUs).
     """
 
     address: str
     partition_units: int = 50_000
     plan_partitions: int | None = None
+    plan_part_units: int = 100_000
     max_actors: int | None = None
 
     def __post_init__(self) -> None:
         if not self.address:
             raise ValueError("ClusterOptions.address: expected a Ray address (host:port, ray://..., auto)")
-        for name in ("partition_units", "plan_partitions", "max_actors"):
+        for name in ("partition_units", "plan_partitions", "plan_part_units", "max_actors"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"ClusterOptions.{name}={v!r}: expected an integer >= 1")
@@ -80,4 +83,6 @@ def planner(options: ClusterOptions):
 
     connect(options)
     parts = options.plan_partitions or max(1, 2 * int(ray.cluster_resources().get("CPU", 1)))
-    return functools.partial(plan_partitioned, partitions=parts, map_parts=ray_map)
+    return functools.partial(
+        plan_partitioned, partitions=parts, map_parts=ray_map, max_part_units=options.plan_part_units
+    )

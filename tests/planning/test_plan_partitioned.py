@@ -89,3 +89,8 @@ def test_shared_budgets_are_planned_in_one_piece(inputs):
     assert res.meta["partitions"] == 1 and "budgets" in res.meta["partitions_note"]
     assert float(res.units["order_value"].sum()) <= 1000.0 + 1e-6
     assert isinstance(res.units, pl.DataFrame)
+
+
+def test_large_runs_get_more_parts_to_bound_each_part(inputs):
+    res = _plan(inputs, plan_partitioned, partitions=1, max_part_units=20)
+    assert res.meta["partitions"] >= inputs.units.height // 20  # whole SKUs: about 60 units / 20 a part

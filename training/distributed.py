@@ -159,9 +159,9 @@ def forecast_stage_distributed(
         ForecastPartitions,
         batch_format="pyarrow",
         batch_size=None,
-        # start with every actor (one model load each), shrink to what is left when a node goes
+        # start with every actor (one model load each), shrink to what is left when a node goes; Ray Data
+        # spreads the actors over the nodes, restarts a lost one and retries its batch (its defaults)
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=size, initial_size=size),
-        scheduling_strategy="SPREAD",
         num_cpus=num_cpus,
         num_gpus=num_gpus or None,
         fn_constructor_kwargs={
@@ -172,8 +172,6 @@ def forecast_stage_distributed(
             "delay_s": delay_s,
             "gpu": num_gpus > 0,
         },
-        max_task_retries=-1,
-        max_restarts=-1,
     )
     tick(0, total)
     done: dict[int, dict] = {}

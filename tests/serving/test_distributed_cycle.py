@@ -255,3 +255,28 @@ def test_plan_stage_on_the_remaining_node_gives_the_same_plan_and_no_duplicate_p
     second = propose_plan(engine, TENANT, "plan-dist", actor="test")
     assert first.to_dict()["total"] == dist.counts["recommendations"] > 0
     assert second.to_dict()["created"] == 0
+
+
+def test_the_cli_cycle_uses_the_cluster_named_by_the_ray_address_setting(cluster, stores, monkeypatch):
+    """`replenish cycle` with REPLENISH_RAY_ADDRESS set (the RayJob's configuration) runs over partitions."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from serving.cli import app
+
+    c, _ = cluster
+    settings, _engine = stores
+    monkeypatch.setenv("REPLENISH_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("REPLENISH_RAY_ADDRESS", c.address)
+    result = CliRunner().invoke(app, ["cycle", "--tenant", TENANT, "--stage", "forecast", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    forecast = next(s for s in record["stages"] if s["stage"] == "forecast")
+    assert forecast["status"] == "succeeded"
+    assert forecast["counts"]["partitions"] >= 1 and forecast["counts"]["partition_peak_mb"] > 0
+    monkeypatch.delenv("REPLENISH_RAY_ADDRESS")
+    result = CliRunner().invoke(app, ["cycle", "--tenant", TENANT, "--stage", "forecast", "--json"])
+    record = json.loads(result.stdout.strip().splitlines()[-1])
+    forecast = next(s for s in record["stages"] if s["stage"] == "forecast")
+    assert "partitions" not in forecast["counts"]  # unset: in this process, the default

@@ -3,17 +3,17 @@
 :func:`forecast_stage_distributed` is :func:`training.stage.forecast_stage` with the units cut into partitions
 (``partition_units`` each, in the run's order) and forecast by a pool of Ray actors: each actor loads the
 tenant's champion once (the version the driver resolved, from the same MLflow registry) and forecasts the
-partitions Ray Data gives it (``Dataset.map_batches`` over one block per partition, ``concurrency=(1, n)`` so
-the pool shrinks when a node goes). Each partition reads its own units' recent sales and promotions from the
-fact store and runs the same chunk code as the in-process stage (:func:`training.stage.forecast_chunk`), so a
-unit's forecast does not depend on where it ran.
+partitions Ray Data gives it (``Dataset.map_batches`` over one block per partition; an actor pool of ``n``
+spread over the nodes, which shrinks to what is left when a node goes). Each partition reads its own units'
+recent sales and promotions from the fact store and runs the in-process stage's chunk code
+(:func:`training.forecast_work.forecast_chunk`), so a unit's forecast does not depend on where it ran.
 
 Writes are idempotent. A partition writes its rows to its own staging file
 (``<facts>/forecasts/_partitions/tenant=<t>/run=<id>/part=<k>.parquet``), replaced atomically: a partition
 re-run after a node failure replaces its file, never adds a second one. When every partition is there the
-driver commits them as the one forecast run ``run_id`` (:func:`training.stage.commit_forecast`, which replaces
-an earlier write of that run) and removes the staging folder; a run that failed before its commit leaves no
-run behind, and re-running it replaces the staged parts.
+driver commits them as the one forecast run ``run_id`` (:func:`training.forecast_work.commit_forecast`, which
+replaces an earlier write of that run) and removes the staging folder; a run that failed before its commit
+leaves no run behind, and re-running it replaces the staged parts.
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from training.stage import ForecastWork, commit_forecast, forecast_chunk, forecast_work, new_forecast_counts
+from training.forecast_work import (
+    ForecastWork,
+    commit_forecast,
+    forecast_chunk,
+    forecast_work,
+    new_forecast_counts,
+)
 
 __all__ = ["DEFAULT_PARTITION_UNITS", "forecast_stage_distributed", "staging_dir"]
 

@@ -160,9 +160,7 @@ def _forecast(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict
         from serving import cluster
 
         fn = functools.partial(cluster.forecast, ctx.cluster)
-    meta = fn(
-        ctx.tenant, run_id=ctx.run_id, settings=ctx.settings, engine=ctx.engine, progress=cb
-    )
+    meta = fn(ctx.tenant, run_id=ctx.run_id, settings=ctx.settings, engine=ctx.engine, progress=cb)
     outputs = {
         "forecast_run": meta.run_id,
         "model_name": meta.model_name,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One prepared GPU check: set up with the gpu extra, run the GPU tests, then every benchmarks/gpu_*.py script.
+# One prepared GPU check: set up with the gpu extra, run the GPU tests, then every benchmarks/gpu_*.py script
+# (gpu_distributed_forecast.py: the forecast stage as Ray Data actors holding the model on the GPU).
 # Usage on a machine with a CUDA GPU:  bash benchmarks/gpu_check.sh
 # Each script prints its figures and ends with one JSON line; results are collected in $OUT (or ./bench-out).
 set -uo pipefail

@@ -85,8 +85,12 @@ def _route_items(items: pl.DataFrame, rules: RuleSet | None) -> pl.DataFrame:
     )
 
 
-def _constrained(unit_frame, confirmed, forecast, pmf, counts, review, config):
-    """Allocation recommendations for SKUs whose supplier confirmed less than the plan asks."""
+def _constrained(unit_frame, confirmed, forecast, pmf, counts, review, unit_ids, config):
+    """Allocation recommendations for SKUs whose supplier confirmed less than the plan asks.
+
+    ``unit_ids`` (N,): the units' rows in the whole run, the keys of their paths (a partition draws the
+    paths one call over all units draws).
+    """
     ids = unit_frame.with_row_index("_i").filter(
         (pl.col("order_qty") > 0) & pl.col("sku_id").is_in(confirmed["sku_id"].implode())
     )
@@ -99,7 +103,7 @@ def _constrained(unit_frame, confirmed, forecast, pmf, counts, review, config):
         review[idx],
         config.n_paths,
         config.seed,
-        unit_ids=idx,
+        unit_ids=unit_ids[idx],
         crossing=config.crossing,
         lead_time_counts=None if counts is None else counts[idx],
     )

@@ -241,6 +241,7 @@ def plan(
     capacities: tuple[Capacity, ...] = (),
     confirmed_supply: pl.DataFrame | None = None,
     extra_exceptions: pl.DataFrame | None = None,
+    unit_ids: np.ndarray | None = None,
 ) -> PlanResult:
     """Plan every unit for the review of ``as_of``.
 
@@ -262,11 +263,13 @@ def plan(
         confirmed_supply: sku_id, confirmed_qty for SKUs whose supplier confirmed less than asked.
         extra_exceptions: further exceptions (supplier, forecast anomaly, identity) to route with the run's
             own.
+        unit_ids: (N,) the units' rows in the whole run when this call plans a partition of it (each unit
+            then draws the same Monte-Carlo paths as in one call over all units); None: 0..N-1.
 
     Returns:
         :class:`PlanResult`.
     """
-    u, arr = _unit_arrays(units, forecast, lead_time_pmf, lead_time_counts)
+    u, arr = _unit_arrays(units, forecast, lead_time_pmf, lead_time_counts, unit_ids)
     group_name, group_target = None, None
     if config.service_group is not None:
         group_name, group_target, arr.target = _group_targets(
@@ -286,7 +289,7 @@ def plan(
     unit_frame = _unit_frame(u, arr, out, q, bound_name, group_name, group_target, forecast, as_of, config)
     recommendations, exceptions, po_drafts = decisions(
         unit_frame,
-        (arr.pmf, arr.counts, arr.review),
+        (arr.pmf, arr.counts, arr.review, arr.ids),
         out["d_l_risk"],
         forecast,
         config,
@@ -324,13 +327,19 @@ class _UnitArrays:
     kinds: np.ndarray
     mean_per_period: np.ndarray  # (N, H)
     lot: np.ndarray
+    ids: np.ndarray  # the units' rows in the whole run (keys of their Monte-Carlo paths)
 
 
 def _unit_arrays(
-    units: pl.DataFrame, forecast: Forecast, lead_time_pmf: np.ndarray, lead_time_counts: np.ndarray | None
+    units: pl.DataFrame,
+    forecast: Forecast,
+    lead_time_pmf: np.ndarray,
+    lead_time_counts: np.ndarray | None,
+    unit_ids: np.ndarray | None = None,
 ) -> tuple[pl.DataFrame, _UnitArrays]:
     """Validate the units and lead times; the arrays the simulation and the order rules read."""
     n = np.asarray(forecast.values).shape[0]
+    ids = np.arange(n) if unit_ids is None else np.asarray(unit_ids, dtype=np.int64)
     u = _validate_units(units, n)
     pmf, counts = check_lead_times(lead_time_pmf, lead_time_counts, n)
     demand = forecast.demand()
@@ -358,19 +367,20 @@ def _unit_arrays(
         kinds=kind_codes(u),
         mean_per_period=mean_per_period,
         lot=effective_lot(pack, moq, mean_review),
+        ids=ids,
     )
     return u, arr
 
 
 def _samples(arr: _UnitArrays, config: PlanConfig, sl: slice) -> ProtectionSamples:
-    """The engine's paths of the units ``sl`` (a unit's numbers keyed by its row: chunking changes none)."""
+    """The engine's paths of the units ``sl``, each keyed by its row in the whole run (``arr.ids``)."""
     return policy_samples(
         arr.demand.rows(sl),
         arr.pmf[sl],
         arr.review[sl],
         config.n_paths,
         config.seed,
-        unit_ids=np.arange(sl.start, sl.stop),
+        unit_ids=arr.ids[sl],
         crossing=config.crossing,
         lead_time_counts=None if arr.counts is None else arr.counts[sl],
     )

@@ -192,6 +192,7 @@ def plan_stage(
     units: pl.DataFrame | None = None,
     confirmed_supply: pl.DataFrame | None = None,
     extra_exceptions: pl.DataFrame | None = None,
+    planner: Callable[..., PlanResult] | None = None,
 ) -> PlanStageResult:
     """Plan a tenant on its stored forecasts (or the history bootstrap) and store the run.
 
@@ -214,6 +215,8 @@ def plan_stage(
             (``allocation`` recommendations).
         extra_exceptions: further exceptions in :data:`planning._exceptions.EXCEPTION_SCHEMA` (a supplier's
             short, late or rejected confirmation) stored, keyed and routed with the run's own.
+        planner: what plans the inputs, with ``plan``'s signature (default ``plan``; a partitioned planner,
+            ``functools.partial(planning.plan_partitioned, map_parts=...)``, gives the same plan).
 
     Returns:
         :class:`PlanStageResult`.
@@ -241,7 +244,7 @@ def plan_stage(
     config = _config_for(config or PlanConfig(), inputs.period_days)
     if rules is None:
         rules = _default_rules(engine, tenant)
-    result = plan(
+    result = (planner or plan)(
         inputs.units,
         inputs.forecast,
         inputs.lead_time_pmf,

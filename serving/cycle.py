@@ -25,6 +25,7 @@ This is the one module that imports training, planning and workflow together; it
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import time
@@ -78,6 +79,7 @@ class _Context:
     engine: Any
     actor: str
     promote_first: bool = False
+    cluster: Any = None  # serving.cluster.ClusterOptions: the heavy stages over partitions on Ray
     ran: dict[str, dict[str, Any]] = field(default_factory=dict)  # outputs of this cycle's stages
 
 
@@ -153,9 +155,12 @@ def _train(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
 
 
 def _forecast(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
-    meta = _function("forecast")(
-        ctx.tenant, run_id=ctx.run_id, settings=ctx.settings, engine=ctx.engine, progress=cb
-    )
+    fn = _function("forecast")
+    if ctx.cluster is not None:
+        from serving import cluster
+
+        fn = functools.partial(cluster.forecast, ctx.cluster)
+    meta = fn(ctx.tenant, run_id=ctx.run_id, settings=ctx.settings, engine=ctx.engine, progress=cb)
     outputs = {
         "forecast_run": meta.run_id,
         "model_name": meta.model_name,
@@ -189,6 +194,11 @@ def _plan(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
     forecast_run = ctx.ran.get("reconcile", {}).get("reconciled_run") or ctx.ran.get("forecast", {}).get(
         "forecast_run"
     )
+    kwargs = {}
+    if ctx.cluster is not None:
+        from serving import cluster
+
+        kwargs["planner"] = cluster.planner(ctx.cluster)
     res = _function("plan")(
         ctx.engine,
         ctx.tenant,
@@ -196,6 +206,7 @@ def _plan(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
         forecast_run=forecast_run,
         settings=ctx.settings,
         progress=cb,
+        **kwargs,
     )
     fc = res.forecast  # None: planned on the history bootstrap
     outputs = {
@@ -332,6 +343,7 @@ def run_cycle(
     run_id: str | None = None,
     requested_by: str | None = None,
     promote_first: bool = False,
+    cluster: Any = None,
 ) -> CycleRun:
     """Run the cycle for ``tenant`` and record it; return the run record.
 
@@ -350,6 +362,8 @@ def run_cycle(
             version), make that version champion by hand, recorded on it as forced
             (``training.pipeline.promote``), so the cycle can go on; the gate still guards every later
             version. Off by default: a tenant without a champion fails the forecast stage, naming the command.
+        cluster: a ``serving.cluster.ClusterOptions``: forecast and plan over partitions on that Ray cluster;
+            None: the settings' ``ray_address`` when set, else everything in this process (the default).
 
     Returns:
         The stored :class:`features.runs.CycleRun`: ``succeeded``, or ``failed`` with the failing stage's
@@ -369,7 +383,10 @@ def run_cycle(
             )
         record = get_run(eng, tenant, run_id)
         actor = f"cycle:{run_id}"
+        from serving.cluster import cluster_options
+
         ctx = _Context(tenant, run_id, settings, eng, actor, promote_first=promote_first)
+        ctx.cluster = cluster_options(settings, cluster)
         start_run(eng, tenant, run_id)
         try:
             for stage in (s.stage for s in record.stages):

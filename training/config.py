@@ -140,6 +140,13 @@ class FitConfig(_Strict):
         description="torch CPU threads (None: torch's default). Use 1 on a shared, oversubscribed machine.",
     )
     progress: bool = True
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="Ray Train workers: 1 trains in this process (the default); more train with DDP under "
+        "ray.train.torch.TorchTrainer (gloo on CPU, NCCL on GPUs), batch_size split across them "
+        "(training.ray_train).",
+    )
 
     @model_validator(mode="after")
     def _check_lengths(self) -> FitConfig:

@@ -499,92 +499,16 @@ def forecast_stage(
         LookupError: the tenant has no champion model (the message names the command that trains one).
         ValueError: the tenant has no sales facts.
     """
-    from features.facts import read_promotions, read_sales
-    from features.forecasts import ForecastRunMeta, forecast_runs, sales_watermark, write_forecasts
-    from features.frames import (
-        LAG_PREFIX,
-        TENANT_KEYS,
-        grid_of,
-        snap_dates,
-        unit_statics,
-    )
-    from features.profile import get_profile, model_name_for
     from features.settings import get_settings
-    from training._data import open_engine, read_master
+    from training.forecast_work import commit_forecast, forecast_chunk, forecast_work, new_forecast_counts
 
     settings = settings or get_settings()
     tick = progress or _noop
-    keys = list(TENANT_KEYS)
-    with open_engine(settings, engine) as eng:
-        profile = get_profile(eng, tenant)
-        planning = read_master(tenant, "planning_units", settings=settings, engine=eng)
-        skus = read_master(tenant, "skus", settings=settings, engine=eng)
-        locations = read_master(tenant, "locations", settings=settings, engine=eng)
-    name = model_name_for(tenant, profile)
-    pred, baseline, selection = _champion(tenant, name)
-    spec = pred.spec
-    fspec = spec.frame_spec
-    H, levels = spec.horizon, list(spec.quantiles)
-    watermark = sales_watermark(tenant, facts_dir=settings.facts_dir)
-    end = (
-        pl.DataFrame({"d": [_sales_end(tenant, settings.facts_dir)]})
-        .select(snap_dates("d", fspec.freq))
-        .item()
-    )
-    lags = [int(c.removeprefix(LAG_PREFIX)) for c in fspec.known_reals if c.startswith(LAG_PREFIX)]
-    n_hist = max(spec.encoder_length, 2 * spec.season, spec.min_encoder_length, *lags, 3)
-    if selection is not None:  # the statistical models read a longer history (training.served)
-        from training.served import STAT_HISTORY
-
-        n_hist = max(n_hist, STAT_HISTORY[grid_of(fspec.freq)])
-    start = _grid_step(fspec.freq, end, -(n_hist - 1))
-    hist_dates = [_grid_step(fspec.freq, start, k) for k in range(n_hist)]
-    future = [_grid_step(fspec.freq, end, k) for k in range(1, H + 1)]
-    sales = read_sales(tenant, start=start, facts_dir=settings.facts_dir)
-    promotions = read_promotions(tenant, start=start, facts_dir=settings.facts_dir)
-
-    units = pl.concat([planning.select(keys), sales.select(pl.col(k).cast(pl.String) for k in keys)])
-    units = unit_statics(units.unique().sort(keys), fspec, skus=skus, locations=locations)
-    known = pl.lit(True)
-    for c in fspec.static_categoricals:
-        known = known & pl.col(c).is_in(spec.vocab[c])
-    units = units.with_columns(known.alias("_known"))
-    total = units.height
-    out, counts = [], {"model": 0, "baseline": 0, "unknown_to_model": 0, "short_history": 0, "promoted": 0,
-                       "served_tft": 0}
+    work = forecast_work(tenant, settings=settings, engine=engine)
+    units, total = work.units, work.units.height
+    out, counts = [], new_forecast_counts()
     tick(0, total)
-    window = _Window(pred, name, baseline, end, hist_dates, future, selection)
     for i in range(0, total, chunk_size):
-        out.extend(_forecast_chunk(window, units.slice(i, chunk_size), sales, promotions, counts))
+        out.extend(forecast_chunk(work, units.slice(i, chunk_size), counts, settings=settings))
         tick(min(i + chunk_size, total), total)
-    rows = pl.concat(out) if out else None
-    meta = ForecastRunMeta(
-        run_id=run_id,
-        tenant=tenant,
-        stage="base",
-        freq=grid_of(fspec.freq),
-        horizon=H,
-        levels=tuple(levels),
-        data_watermark=watermark,
-        model_name=name,
-        model_version=pred.version if counts["model"] else None,
-        extra={
-            "units": total,
-            "model_units": counts["model"],
-            "baseline_units": counts["baseline"],
-            "cold_start": counts["baseline"],
-            "unknown_to_model": counts["unknown_to_model"],
-            "short_history": counts["short_history"],
-            "baseline": baseline,
-            "history_end": str(end),
-            "first_period": str(future[0]),
-            "promoted_future_periods": counts["promoted"],
-            "champion_version": pred.version,
-            "selection": selection.method if selection is not None else "none",
-            "served_tft_units": counts["served_tft"],
-        },
-    )
-    if rows is None:
-        raise ValueError(f"tenant {tenant!r}: no planning units and no recent sales to forecast")
-    write_forecasts(tenant, rows, meta, facts_dir=settings.facts_dir)
-    return next(m for m in forecast_runs(tenant, "base", facts_dir=settings.facts_dir) if m.run_id == run_id)
+    return commit_forecast(work, run_id, out, counts, settings=settings)

@@ -181,8 +181,14 @@ class TFTEstimator:
         best: dict = {}
         module = self._module(spec, fit.max_epochs * fit.batches_per_epoch, loss_scale)
         stop = cb.EarlyStopping("val_loss", patience=fit.patience, mode="min")
-        trainer = self._trainer(fit.max_epochs, [*_callbacks(history, best), stop], True)
-        trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+        if fit.workers > 1:  # the same loaders and callbacks, trained by Ray Train workers (DDP)
+            from training.ray_train import fit_distributed
+
+            member = self.config.model_copy(update={"fit": fit.model_copy(update={"seed": seed})})
+            fit_distributed(member, module, train, val, history, best)
+        else:
+            trainer = self._trainer(fit.max_epochs, [*_callbacks(history, best), stop], True)
+            trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
         state = {k: v.detach().cpu().clone() for k, v in best["state"].items()}
         return state, int(best["epoch"]), history
 

@@ -130,6 +130,22 @@ def _median(xs):
     return statistics.median(xs)
 
 
+def _stage_figures(name: str, local, one, two, n: int) -> dict:
+    """A stage's figures from its run times in-process, on 1 and on 2 worker nodes (medians)."""
+    lo, o, w = _median(local), _median(one), _median(two)
+    return {
+        f"{name}_units": n,
+        f"{name}_inprocess_s": round(lo, 2),
+        f"{name}_1node_s": round(o, 2),
+        f"{name}_2node_s": round(w, 2),
+        f"{name}_inprocess_units_per_s": round(n / lo),
+        f"{name}_1node_units_per_s": round(n / o),
+        f"{name}_2node_units_per_s": round(n / w),
+        f"{name}_scaling_efficiency": round(o / (2 * w), 3),
+        f"{name}_ray_overhead": round(o / lo - 1, 3),
+    }
+
+
 def main() -> None:  # noqa: PLR0915 - one linear script
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--forecast-units", type=int, default=4000)
@@ -216,23 +232,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script
         ray.shutdown()
         cluster.shutdown()
 
-    def stage(name, local, one, two, n):
-        lo, o, w = _median(local), _median(one), _median(two)
-        return {
-            f"{name}_units": n,
-            f"{name}_inprocess_s": round(lo, 2),
-            f"{name}_1node_s": round(o, 2),
-            f"{name}_2node_s": round(w, 2),
-            f"{name}_inprocess_units_per_s": round(n / lo),
-            f"{name}_1node_units_per_s": round(n / o),
-            f"{name}_2node_units_per_s": round(n / w),
-            f"{name}_scaling_efficiency": round(o / (2 * w), 3),
-            f"{name}_ray_overhead": round(o / lo - 1, 3),
-        }
-
-    out.update(stage("forecast", f_local, results[1][0], results[2][0], units))
+    out.update(_stage_figures("forecast", f_local, results[1][0], results[2][0], units))
     sec = lambda ps: [p["seconds"] for p in ps]  # noqa: E731
-    out.update(stage("plan", sec(p_local), sec(results[1][1]), sec(results[2][1]), a.plan_units))
+    out.update(_stage_figures("plan", sec(p_local), sec(results[1][1]), sec(results[2][1]), a.plan_units))
     out["plan_worker_peak_mb"] = round(max(x["max_worker_peak_mb"] for x in results[2][1]))
     out["plan_inprocess_peak_mb"] = round(max(x["max_worker_peak_mb"] for x in p_local))
     out["plan_build_share"] = round(

@@ -23,16 +23,18 @@ import numpy as np
 import polars as pl
 
 KEYS = ["sku_id", "location_id", "channel_id"]
-#: The TFT budget of the benchmarks (2 shared cores): a small network, a few epochs of a few batches.
+#: The TFT budget of the benchmarks (2 shared cores): a small network, a few epochs of a few batches; the
+#: rest as the product's defaults (``refit``: retrained on train + validation with the chosen epochs).
 BUDGET = {
     "model": {"hidden_size": 16, "attention_head_size": 2, "hidden_continuous_size": 8},
-    "fit": {"batch_size": 64, "batches_per_epoch": 20, "max_epochs": 6, "patience": 2, "refit": False,
-            "seed": 7},
+    "fit": {"batch_size": 64, "batches_per_epoch": 20, "max_epochs": 6, "patience": 2, "seed": 7},
 }
+#: ``--no-refit``: the TFT trained on the windows before its validation window only (half the time).
+NO_REFIT = {"fit": {"refit": False}}
 
 
-def _budget(epochs: int | None, batches: int | None) -> dict:
-    fit = dict(BUDGET["fit"])
+def _budget(epochs: int | None, batches: int | None, refit: bool = True) -> dict:
+    fit = {**BUDGET["fit"], **({} if refit else NO_REFIT["fit"])}
     if epochs:
         fit["max_epochs"] = epochs
     if batches:
@@ -42,7 +44,7 @@ def _budget(epochs: int | None, batches: int | None) -> dict:
 
 def product_champion(data, y_rows: pl.DataFrame, dates: Sequence, *, horizon: int, log=print,
                      epochs: int | None = None, batches: int | None = None, threads: int = 2,
-                     info: dict | None = None):
+                     info: dict | None = None, refit: bool = True):
     """A benchmark champion ``(history (N, T), H, levels) -> (N, H, Q)`` running the product end to end.
 
     Args:
@@ -53,6 +55,7 @@ def product_champion(data, y_rows: pl.DataFrame, dates: Sequence, *, horizon: in
         horizon: H.
         log: progress printer.
         epochs, batches: TFT budget (default :data:`BUDGET`).
+        refit: the product's default refit of the TFT on train + validation (False: skipped).
         threads: torch threads.
         info: filled per origin with the gate's outcome (served, promoted, seconds).
     """
@@ -65,7 +68,7 @@ def product_champion(data, y_rows: pl.DataFrame, dates: Sequence, *, horizon: in
 
     root = Path(tempfile.mkdtemp(prefix="replenish-bench-champion-"))
     os.environ["REPLENISH_HOME"] = str(root / "home")
-    budget = _budget(epochs, batches)
+    budget = _budget(epochs, batches, refit)
     budget["fit"]["threads"] = threads
     ids = y_rows.select(pl.concat_str(KEYS, separator="|").alias("unique_id"))["unique_id"].to_list()
     info = info if info is not None else {}

@@ -94,7 +94,7 @@ def champion_slot(args: argparse.Namespace, y: np.ndarray, info: dict) -> Champi
 
     data, keys, dates = tenant_data(y, args.seed)
     return product_champion(data, keys, dates, horizon=H, epochs=args.tft_epochs, batches=args.tft_batches,
-                            info=info)
+                            info=info, refit=getattr(args, "refit", True))
 
 
 def monthly_panel(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -169,6 +169,8 @@ def main() -> None:
                     help="statistical models and selections only (no TFT)")
     ap.add_argument("--tft-epochs", type=int, default=None, help="champion's TFT epochs (default: 6)")
     ap.add_argument("--tft-batches", type=int, default=None, help="champion's TFT batches per epoch (20)")
+    ap.add_argument("--no-refit", dest="refit", action="store_false",
+                    help="champion's TFT not refitted on train + validation (the product refits)")
     args = ap.parse_args()
     args.champion_info = {}
     t0 = time.perf_counter()

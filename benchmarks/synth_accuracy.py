@@ -63,7 +63,7 @@ def champion_slot(args: argparse.Namespace, data, info: dict) -> Champion | None
     keys = data.sales.select("sku_id", "location_id", "channel_id").gather_every(T)
     dates = data.sales["date"].head(T).to_list()
     return product_champion(data, keys, dates, horizon=args.horizon, epochs=args.tft_epochs,
-                            batches=args.tft_batches, info=info)
+                            batches=args.tft_batches, info=info, refit=getattr(args, "refit", True))
 
 
 def run(args: argparse.Namespace, champion: Champion | None = None) -> dict:
@@ -124,6 +124,8 @@ def main() -> None:
                     help="statistical models and selections only (no TFT)")
     ap.add_argument("--tft-epochs", type=int, default=None, help="champion's TFT epochs (default: 6)")
     ap.add_argument("--tft-batches", type=int, default=None, help="champion's TFT batches per epoch (20)")
+    ap.add_argument("--no-refit", dest="refit", action="store_false",
+                    help="champion's TFT not refitted on train + validation (the product refits)")
     args = ap.parse_args()
     args.champion_info = {}
     t0 = time.perf_counter()

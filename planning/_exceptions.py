@@ -22,6 +22,8 @@ from datetime import date
 
 import polars as pl
 
+from planning._exception_schema import EXCEPTION_SCHEMA, EXCEPTION_TYPES, _need, _out
+
 __all__ = [
     "EXCEPTION_SCHEMA",
     "EXCEPTION_TYPES",
@@ -37,54 +39,6 @@ __all__ = [
     "short_shipments",
     "stockout_risk",
 ]
-
-EXCEPTION_TYPES = (
-    "stockout_risk",
-    "overstock",
-    "ageing_stock",
-    "forecast_anomaly",
-    "bias_drift",
-    "late_po",
-    "lead_time_drift",
-    "short_shipment",
-    "identity",
-)
-
-#: Columns of every detector's output.
-EXCEPTION_SCHEMA = {
-    "exception_type": pl.String,
-    "severity": pl.String,
-    "sku_id": pl.String,
-    "location_id": pl.String,
-    "supplier_id": pl.String,
-    "po_id": pl.String,
-    "value": pl.Float64,
-    "threshold": pl.Float64,
-    "customer_impacting": pl.Boolean,
-    "message": pl.String,
-}
-
-
-def _need(frame: pl.DataFrame, what: str, cols: set[str]) -> None:
-    missing = cols - set(frame.columns)
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {sorted(missing)}")
-
-
-def _out(frame: pl.DataFrame, kind: str, **exprs: pl.Expr) -> pl.DataFrame:
-    cols = []
-    for name, dtype in EXCEPTION_SCHEMA.items():
-        if name == "exception_type":
-            expr = pl.lit(kind)
-        elif name in exprs:
-            expr = exprs[name]
-        elif name in frame.columns:
-            expr = pl.col(name)
-        else:
-            expr = pl.lit(None)
-        cols.append(expr.cast(dtype).alias(name))
-    return frame.select(cols)
-
 
 def stockout_risk(units: pl.DataFrame, max_probability: float = 0.2) -> pl.DataFrame:
     """Units likely to stock out before an order placed now can arrive.

@@ -75,11 +75,11 @@ def tenants(engine) -> list[str]:
 
 def _dispatch(engine, settings) -> dict[str, Any]:
     """Deliver every due outbox item to its tenant's target (until nothing is due)."""
+    from pathlib import Path
+
     import numpy as np
 
     from workflow.dispatcher import Dispatcher
-    from pathlib import Path
-
     from workflow.webhooks import WritebackRouter
 
     # the same routing as `replenish outbox dispatch`: each kind to its system's target, supplier orders to
@@ -112,6 +112,8 @@ def _per_tenant(job: str, engine) -> dict[str, Any]:
     for t in tenants(engine):
         with session_scope(engine) as s:
             res = fn(s, t)
+        if isinstance(res, list | tuple):  # e.g. the escalated exceptions: their number
+            res = len(res)
         out[t] = res if isinstance(res, int | float | None) else getattr(res, "counts", str(res)[:200])
     return out
 

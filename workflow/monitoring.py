@@ -29,8 +29,8 @@ What is measured and how:
   Excess: units on hand above ``excess_days`` of demand on the latest snapshot.
 * **Suppliers**: OTIF and lead-time drift from the recorded responses (:func:`workflow.telemetry.
   supplier_performance`).
-* **Exceptions**: counts and ages per type and state, when the exception lifecycle
-  (``workflow.exceptions.exception_stats``) is present.
+* **Exceptions**: counts per type and state from the exception lifecycle's table, with the age of the
+  oldest active one.
 * **Planner adoption** (:func:`adoption`): acceptance rate (approved, overridden included, per human
   decision), hours to decision (median, p90), override rate; and the forecast value added of overrides
   (Gilliland 2010): for each overridden recommendation whose window (created -> need-by) has passed, the
@@ -53,6 +53,7 @@ from sqlalchemy.orm import Session
 
 import kernels
 from features.store._db import session_scope, utcnow
+from workflow._exception_tables import ACTIVE_STATES, ExceptionRecord
 from workflow._models import Recommendation
 
 __all__ = [
@@ -354,13 +355,23 @@ def override_fva(session: Session, tenant_id: str, sales: pl.LazyFrame, p50: pl.
 
 
 def _exception_stats(session: Session, tenant_id: str) -> list[dict[str, Any]]:
-    """Counts and ages of exceptions per type and state, from the exception lifecycle when it is present."""
-    try:
-        from workflow import exceptions as exc_mod  # the exception lifecycle (issue 15, point 1)
-    except ImportError:
-        return []
-    fn = getattr(exc_mod, "exception_stats", None)
-    return list(fn(session, tenant_id)) if fn is not None else []
+    """Counts of the tenant's exceptions per type and state, with the age of the oldest active one (hours)."""
+    e = ExceptionRecord.__table__
+    rows = session.execute(
+        select(e.c.exception_type, e.c.state, func.count(), func.min(e.c.opened_at))
+        .where(e.c.tenant_id == tenant_id)
+        .group_by(e.c.exception_type, e.c.state)
+        .order_by(e.c.exception_type, e.c.state)
+    ).all()
+    now = utcnow()
+    out = []
+    for kind, state, count, oldest in rows:
+        age = None
+        if state in ACTIVE_STATES and oldest is not None:
+            oldest = oldest if oldest.tzinfo is not None else oldest.replace(tzinfo=now.tzinfo)
+            age = round((now - oldest).total_seconds() / 3600.0, 3)
+        out.append({"type": kind, "state": state, "count": int(count), "max_age_hours": age})
+    return out
 
 
 def _load(tenant: str, facts_dir: Path | None):

@@ -143,7 +143,7 @@ def record_successes(
     own_journal = journal is None
     journal = {} if journal is None else journal
     for i, item in enumerate(items):
-        if item.kind == SUPPLIER_ORDER or item.recommendation_id is None:  # the item only, no recommendation state
+        if item.kind == SUPPLIER_ORDER or item.recommendation_id is None:  # the item only
             delivered = _order_delivered if item.kind == SUPPLIER_ORDER else item_delivered
             if not delivered(session, item, owner, refs[i], actor, journal):
                 raise LostLease(item.tenant_id)

@@ -11,7 +11,7 @@ from serving.pages._views import setup_app
 
 __all__ = ["router", "setup_app"]
 
-#: Every page under ``/ui``: review queue, recommendation, exceptions, monitoring, accuracy, and the suppliers'.
+#: Every page under ``/ui``: queue, recommendation, exceptions, monitoring, accuracy, suppliers.
 router = APIRouter(include_in_schema=False)
 router.include_router(_queue_router)
 router.include_router(_views_router)

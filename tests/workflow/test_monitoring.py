@@ -231,3 +231,40 @@ def test_adoption_and_override_value_added(engine, tenants, stores):
         and a["acceptance_rate"] == 1.0
         and a["hours_to_decision_median"] is not None
     )
+
+
+def test_exception_counts_and_ages_per_type_and_state(engine, tenants, stores):
+    from workflow import exceptions as exc
+    from workflow._exception_schemas import ExceptionIn
+
+    fd, _ = stores
+    opened = datetime.now(UTC) - timedelta(hours=5)
+    with session_scope(engine) as s:
+        for sku in ("S1", "S2"):
+            exc.open_exception(
+                s,
+                "a",
+                ExceptionIn(exception_type="late_po", message="late", sku_id=sku, location_id="L1"),
+                actor="test",
+                now=opened,
+            )
+        done, _ = exc.open_exception(
+            s,
+            "a",
+            ExceptionIn(exception_type="overstock", message="o", sku_id="S1"),
+            actor="test",
+            now=opened,
+        )
+        exc.dismiss(s, "a", done.id, expected_version=done.version, reason="seasonal build-up", actor="test")
+        exc.open_exception(  # another tenant's exception is not counted
+            s, "b", ExceptionIn(exception_type="late_po", message="late", sku_id="S9"), actor="test"
+        )
+    res = run_monitoring(engine, "a", facts_dir=fd)
+    by = {(e["type"], e["state"]): e for e in res.exceptions}
+    assert set(by) == {("late_po", "open"), ("overstock", "dismissed")}
+    assert by[("late_po", "open")]["count"] == 2
+    assert by[("late_po", "open")]["max_age_hours"] == pytest.approx(5.0, abs=0.05)
+    assert (
+        by[("overstock", "dismissed")]["count"] == 1
+        and by[("overstock", "dismissed")]["max_age_hours"] is None
+    )

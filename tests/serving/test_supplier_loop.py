@@ -155,6 +155,23 @@ def test_approve_dispatch_supplier_confirms_60_percent_and_the_replan_allocates_
     assert row["exception_key"] == f"{TENANT}|{po.sku_id}|{po.location_id}|short_shipment"
     assert row["value"] == pytest.approx(1 - confirmed / ordered)
 
+    # The planner works it in the exception workflow: opened from the re-plan's row, assigned, acknowledged.
+    with _client(settings, engine) as api:
+        approver = api.h("approver")
+        found = api.get(
+            "/v1/exceptions", params={"exception_type": "short_shipment", "active": True}, headers=approver
+        )
+        assert found.status_code == 200, found.text
+        (opened,) = [e for e in found.json() if e["exception_key"] == row["exception_key"]]
+        assert opened["state"] == "open" and opened["po_id"] == po.id
+        url = f"/v1/exceptions/{opened['id']}"
+        res = api.post(
+            f"{url}/assign", json={"assignee": "pat", "version": opened["version"]}, headers=approver
+        )
+        assert res.status_code == 200 and res.json()["state"] == "assigned", res.text
+        res = api.post(f"{url}/acknowledge", json={"version": res.json()["version"]}, headers=approver)
+        assert res.status_code == 200 and res.json()["state"] == "acknowledged", res.text
+
     # The re-plan of the affected unit allocates the confirmed supply: no more than confirmed, whole packs.
     allocs = stored["recommendations"].filter(pl.col("kind") == "allocation")
     assert set(zip(allocs["sku_id"], allocs["location_id"], strict=True)) == {(po.sku_id, po.location_id)}
@@ -253,4 +270,20 @@ def test_approve_dispatch_supplier_confirms_60_percent_and_the_replan_allocates_
         steps.index("supplier.order_queued")
         < steps.index("supplier.order_sent")
         < steps.index("supplier.partial")
+    )
+    with session_scope(engine) as s:
+        seq = {}  # the first event of each type
+        for t, n in s.execute(
+            select(Event.type, Event.seq)
+            .where(Event.tenant_id == TENANT, Event.key.in_([po.id, row["exception_key"]]))
+            .order_by(Event.seq)
+        ):
+            seq.setdefault(t, n)
+    # the order sent, the short confirmation, then the exception opened, assigned and acknowledged
+    assert (
+        seq["supplier.order_sent"]
+        < seq["supplier.partial"]
+        < seq["exception.opened"]
+        < seq["exception.assigned"]
+        < seq["exception.acknowledged"]
     )

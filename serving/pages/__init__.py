@@ -15,5 +15,5 @@ __all__ = ["router", "setup_app"]
 router = APIRouter(include_in_schema=False)
 router.include_router(_queue_router)
 router.include_router(_views_router)
-router.include_router(_exception_router)
+router.include_router(_exception_router, prefix="/ui")
 router.include_router(_suppliers_router, prefix="/ui")

@@ -22,7 +22,7 @@ from workflow.errors import WorkflowError
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(include_in_schema=False)
 _log = logging.getLogger(__name__)
 _VIEWS = ("active", "overdue", "resolved", "dismissed", "all")
 

@@ -89,6 +89,7 @@ def test_a_planner_acknowledges_and_resolves_an_exception_in_the_page(exc_server
     assert cdp.eval(f"{row}.querySelector('form.acknowledge') === null")
 
     cdp.eval(f"{row}.querySelector('form.resolve input[name=reason]').value = 'expedited the open PO'")
+    cdp.eval("document.querySelector('#msg').remove()")  # so that only the next page's message counts
     cdp.eval(f"{row}.querySelector('form.resolve button').click()")
     cdp.wait_for("document.querySelector('#msg') !== null && document.readyState === 'complete'")
     assert "resolved" in cdp.eval("document.querySelector('#msg').innerText")

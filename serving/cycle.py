@@ -46,8 +46,16 @@ from features.runs import (
     start_stage,
 )
 
-__all__ = ["CYCLE_STAGES", "DEFAULT_STAGES", "STAGE_FUNCTIONS", "CycleRun", "has_champion", "run_cycle",
-           "start_cycle"]
+__all__ = [
+    "CYCLE_STAGES",
+    "DEFAULT_STAGES",
+    "STAGE_FUNCTIONS",
+    "CycleRun",
+    "has_champion",
+    "resolve_function",
+    "run_cycle",
+    "start_cycle",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -83,18 +91,29 @@ class _Context:
     ran: dict[str, dict[str, Any]] = field(default_factory=dict)  # outputs of this cycle's stages
 
 
-def _function(stage: str) -> Callable[..., Any]:
-    module, name = STAGE_FUNCTIONS[stage]
+def resolve_function(
+    target: tuple[str, str], what: str, unavailable: type[Exception] = StageUnavailable
+) -> Callable[..., Any]:
+    """The function ``(module, name)`` names, imported when first called (the stages' and the jobs' tables).
+
+    Raises:
+        unavailable: the module or the function is not in this checkout (``what`` says which stage or job).
+    """
+    module, name = target
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name and module.startswith(exc.name):
-            raise StageUnavailable(f"{module} is not in this checkout (stage {stage!r})") from None
+            raise unavailable(f"{module} is not in this checkout ({what})") from None
         raise
     fn = getattr(mod, name, None)
     if fn is None:
-        raise StageUnavailable(f"{module}.{name} is not in this checkout (stage {stage!r})")
+        raise unavailable(f"{module}.{name} is not in this checkout ({what})")
     return fn
+
+
+def _function(stage: str) -> Callable[..., Any]:
+    return resolve_function(STAGE_FUNCTIONS[stage], f"stage {stage!r}")
 
 
 def _present(d: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,6 @@ interval in :data:`DEFAULT_INTERVALS_S`.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -51,17 +50,9 @@ DEFAULT_INTERVALS_S: dict[str, float] = {
 
 
 def _function(job: str) -> Callable[..., Any]:
-    module, name = JOB_FUNCTIONS[job]
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            raise JobUnavailable(f"{module} is not in this checkout (job {job!r})") from None
-        raise
-    fn = getattr(mod, name, None)
-    if fn is None:
-        raise JobUnavailable(f"{module}.{name} is not in this checkout (job {job!r})")
-    return fn
+    from serving.cycle import resolve_function
+
+    return resolve_function(JOB_FUNCTIONS[job], f"job {job!r}", JobUnavailable)
 
 
 def tenants(engine) -> list[str]:

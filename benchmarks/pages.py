@@ -120,7 +120,7 @@ def main() -> None:
 
     from features.settings import load_settings
     from features.store._migrate import migrate
-    from serving.api._decision import build_decision_app
+    from serving.api.main import build_decision_app
 
     settings = load_settings(home=home)
     app = build_decision_app(settings, None)

@@ -20,8 +20,8 @@ from sqlalchemy.engine import Connection
 
 from features._ingest_read import ROW
 from features.contracts import Contract
-from features.facts._store import partition_files
-from features.store._db import Base, utcnow
+from features.facts import partition_files
+from features.store import Base, utcnow
 
 __all__ = ["split_against_stored_facts", "upsert_sql"]
 

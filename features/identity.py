@@ -25,9 +25,16 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from features.store._db import session_scope
-from features.store._schema import ALIAS_ENTITIES, Channel, ExternalAlias, Location, Sku, Supplier
-from features.store._tenants import Tenant
+from features.store import (
+    ALIAS_ENTITIES,
+    Channel,
+    ExternalAlias,
+    Location,
+    Sku,
+    Supplier,
+    Tenant,
+    session_scope,
+)
 
 __all__ = ["ENTITY_COLUMNS", "Resolver", "add_aliases", "ensure_tenant", "load_resolver", "resolve_ids"]
 

@@ -39,10 +39,9 @@ from features._ingest_read import ROW, content_hash, file_format, read_header, s
 from features._ingest_store import split_against_stored_facts, upsert_sql
 from features._ingest_validate import build_plan, mark_duplicate_keys, violations
 from features.contracts import Contract, get_contract
-from features.facts._store import delete_batch, write_partitions
+from features.facts import delete_batch, write_partitions
 from features.identity import ensure_tenant, load_resolver
-from features.store._db import session_scope, utcnow
-from features.store._schema import IngestBatch, QuarantineRow
+from features.store import IngestBatch, QuarantineRow, session_scope, utcnow
 
 __all__ = ["QUARANTINE_LIMIT", "STAGES", "IngestResult", "ingest", "list_batches", "list_quarantine"]
 
@@ -206,8 +205,7 @@ def ingest(kind: str, path: str | Path, *, tenant: str | None = None, engine: En
 
         settings = get_settings()
     if engine is None:
-        from features.store._db import make_engine
-        from features.store._migrate import migrate
+        from features.store import make_engine, migrate
 
         settings.ensure_home()
         engine = make_engine(settings.database_url)

@@ -22,7 +22,7 @@ from sqlalchemy import JSON, DateTime, String, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from features.store._db import Base, session_scope, utcnow
+from features.store import Base, session_scope, utcnow
 
 __all__ = [
     "ProfileError",

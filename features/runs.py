@@ -29,8 +29,7 @@ from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text,
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from features.store._db import Base, session_scope, utcnow
-from features.store._tenants import Tenant
+from features.store import Base, Tenant, session_scope, utcnow
 
 __all__ = [
     "CYCLE_STAGES",

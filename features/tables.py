@@ -24,8 +24,7 @@ from sqlalchemy.engine import Engine
 
 from features.contracts import CONTRACTS, get_contract
 from features.facts import fact_schema, read_facts
-from features.store import _schema as _schema  # noqa: F401 - registers the tables on Base.metadata
-from features.store._db import Base
+from features.store import Base
 
 __all__ = ["read_table", "read_tables"]
 
@@ -55,7 +54,7 @@ def read_table(kind: str, tenant: str, *, engine: Engine | None = None, settings
         return frame.select([pl.col(c).cast(t) for c, t in schema.items()]).sort(list(contract.key))
     own = engine is None
     if own:
-        from features.store._db import make_engine
+        from features.store import make_engine
 
         engine = make_engine(settings.database_url)
     try:

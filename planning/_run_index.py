@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from features.store._db import session_scope
+from features.store import session_scope
 from planning._tables import PlanRun
 
 __all__ = ["plan_runs"]

@@ -12,8 +12,7 @@ import polars as pl
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 
-from features.store._db import session_scope
-from features.store._tenants import Tenant
+from features.store import Tenant, session_scope
 from planning._evidence import evidence_records
 from planning._exceptions import exception_keys
 from planning._plan import PlanResult
@@ -229,7 +228,7 @@ def identity_issues(engine: Engine, tenant_id: str) -> pl.DataFrame:
         sku_id, location_id, message (one row per unknown identity value), for
         :func:`planning._exceptions.identity_exceptions`.
     """
-    from features.store._schema import Location, QuarantineRow, Sku
+    from features.store import Location, QuarantineRow, Sku
 
     with session_scope(engine) as s:
         rows = s.execute(

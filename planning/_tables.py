@@ -19,8 +19,11 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from features.store._db import Base, utcnow
-from features.store._tenants import Tenant  # noqa: F401  (the table the foreign keys point at)
+from features.store import (
+    Base,
+    Tenant,  # noqa: F401  (the table the foreign keys point at)
+    utcnow,
+)
 
 __all__ = ["PlanException", "PlanPoDraft", "PlanRecommendation", "PlanRun"]
 

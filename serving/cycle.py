@@ -267,7 +267,7 @@ _ADAPTERS: dict[str, Callable[[_Context, Callable[[int, int], None]], tuple[dict
 def has_champion(tenant: str, settings: Any = None, engine: Any = None) -> bool:
     """Whether the tenant's registered model has a ``champion`` version (so forecasting needs no training)."""
     from features.profile import get_profile, model_name_for
-    from serving.deploy._predictors import mlflow_alias_version
+    from serving.deploy import mlflow_alias_version
 
     settings = settings or _settings()
     eng, own = _engine(settings, engine)
@@ -292,8 +292,7 @@ def _settings():
 def _engine(settings: Any, engine: Any) -> tuple[Any, bool]:
     if engine is not None:
         return engine, False
-    from features.store._db import make_engine
-    from features.store._migrate import migrate
+    from features.store import make_engine, migrate
 
     settings.ensure_home()
     eng = make_engine(settings.database_url)
@@ -424,7 +423,7 @@ def run_cycle(
 
 def _announce(eng: Any, tenant: str, run_id: str, stage: str, outputs: dict, counts: dict) -> None:
     """Put the finished stage on the tenant's event log (forecast and plan topics); never fails the cycle."""
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow.events import publish_cycle_stage
 
     try:

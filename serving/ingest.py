@@ -37,7 +37,7 @@ def ingest_and_announce(
     tenant = tenant or settings.tenant
     result = ingest(kind, path, tenant=tenant, engine=engine, settings=settings, progress=progress)
     if engine is not None and result.batch_id:
-        from features.store._db import session_scope
+        from features.store import session_scope
         from workflow.events import publish_ingest
 
         try:

@@ -57,8 +57,7 @@ def _function(job: str) -> Callable[..., Any]:
 
 def tenants(engine) -> list[str]:
     """Every tenant of the state store, sorted."""
-    from features.store._db import session_scope
-    from features.store._tenants import Tenant
+    from features.store import Tenant, session_scope
 
     with session_scope(engine) as s:
         return list(s.scalars(select(Tenant.tenant_id).order_by(Tenant.tenant_id)))
@@ -96,7 +95,7 @@ def _per_tenant(job: str, engine) -> dict[str, Any]:
     The job's function takes an open session and a tenant id and returns a count (or anything with
     ``counts``), like ``workflow.lifecycle.expire_due``; ``escalate_overdue`` is called the same way.
     """
-    from features.store._db import session_scope
+    from features.store import session_scope
 
     fn = _function(job)
     out: dict[str, Any] = {}
@@ -178,8 +177,7 @@ def start_scheduler(
     Call :meth:`workflow.jobs.Scheduler.stop` to stop it (it gives the lease up).
     """
     if engine is None:
-        from features.store._db import make_engine
-        from features.store._migrate import migrate
+        from features.store import make_engine, migrate
 
         settings.ensure_home()
         engine = make_engine(settings.database_url)

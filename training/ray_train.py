@@ -37,7 +37,7 @@ def _loop(cfg: dict) -> None:
     import ray.train
     from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
 
-    from training.tft.estimator import _callbacks
+    from training.tft.estimator import history_callbacks
     from training.windows import WindowLoader
 
     config, module, train, val = cfg["config"], cfg["module"], cfg["train"], cfg["val"]
@@ -69,7 +69,7 @@ def _loop(cfg: dict) -> None:
         precision="bf16-mixed" if gpu else "32-true",
         gradient_clip_val=fit.gradient_clip_val,
         callbacks=[
-            *_callbacks(history, best),
+            *history_callbacks(history, best),
             cb.EarlyStopping("val_loss", patience=fit.patience, mode="min"),
         ],
         enable_checkpointing=False,

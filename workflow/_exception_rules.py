@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from features.store._db import utcnow
+from features.store import utcnow
 from workflow._exception_tables import ExceptionRule
 from workflow._journal import AuditRecord, append
 from workflow.errors import InvalidInput

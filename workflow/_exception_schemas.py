@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from workflow.errors import WorkflowError
-from workflow.schemas import UtcDatetime
+from workflow.schemas import StrictIn, UtcDatetime
 
 __all__ = ["ExceptionIllegalTransition", "ExceptionIn", "ExceptionOut", "ExceptionVersionConflict"]
 
@@ -49,10 +49,8 @@ class ExceptionVersionConflict(WorkflowError):
 _Text = Field(default=None, max_length=128, pattern=r"^[^\s\x00][^\x00]*$")
 
 
-class ExceptionIn(BaseModel):
+class ExceptionIn(StrictIn):
     """An exception to open (or to update, if one with its key is active): what other code raises."""
-
-    model_config = ConfigDict(extra="forbid")
 
     exception_type: str = Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")
     severity: Literal["high", "medium", "low"] = "medium"

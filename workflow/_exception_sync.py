@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
-from features.store._db import session_scope, utcnow
+from features.store import session_scope, utcnow
 from workflow._exception_schemas import ExceptionIn
 from workflow._exception_tables import ACTIVE_STATES, ExceptionRecord, ExceptionSync
 from workflow._journal import flush

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
-from features.store._db import utcnow
+from features.store import utcnow
 from workflow._canonical import jsonable
 from workflow._exception_rules import get_rule
 from workflow._journal import AuditRecord, EventRecord, collect

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from features.store._db import Base
+from features.store import Base
 
 __all__ = ["JobLease", "JobRun"]
 

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from features.store._db import utcnow
+from features.store import utcnow
 from workflow._canonical import GENESIS, canonical_json, jsonable, sha256_hex, ts_text
 from workflow._models import AuditEntry, Event, JournalHead, OutboxItem
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from features.store._db import utcnow
+from features.store import utcnow
 from workflow._journal import AuditRecord, EventRecord
 from workflow._models import OutboxItem, Recommendation
 from workflow.errors import IllegalTransition, NotFound, VersionConflict

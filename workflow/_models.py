@@ -28,8 +28,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from features.store._db import Base, utcnow
-from features.store._tenants import Tenant  # noqa: F401  (registers the `tenants` table our FKs point at)
+from features.store import (
+    Base,
+    Tenant,  # noqa: F401  (registers the `tenants` table our FKs point at)
+    utcnow,
+)
 
 __all__ = [
     "ApiKey",

@@ -37,13 +37,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from features.store._db import utcnow
-from features.store._tenants import Tenant
+from features.store import Tenant, utcnow
 from workflow._journal import AuditRecord, append
 from workflow._models import ApiKey
 from workflow.errors import Forbidden, InvalidInput, NotFound
 
 __all__ = [
+    "ApiKey",
     "DECIDER_RANK",
     "DEFAULT_APPROVAL_LIMITS",
     "ROLES",

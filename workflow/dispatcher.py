@@ -25,7 +25,7 @@ import numpy as np
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from features.store._db import session_scope, utcnow
+from features.store import session_scope, utcnow
 from workflow.adapters import Adapter, Delivery
 from workflow.outbox import (
     Claimed,

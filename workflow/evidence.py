@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from features.store._db import utcnow
+from features.store import utcnow
 from workflow._canonical import canonical_json, jsonable, sha256_hex
 from workflow._models import Evidence, RecommendationEvidence
 from workflow.errors import InvalidInput, NotFound

@@ -39,7 +39,7 @@ from sqlalchemy import and_, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from features.store._db import utcnow
+from features.store import utcnow
 from workflow._exception_rules import DEFAULT_SLA_HOURS, RuleOut, _due, get_rule, set_rule
 from workflow._exception_schemas import (
     ExceptionIllegalTransition,

@@ -42,7 +42,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from features.store._db import session_scope, utcnow
+from features.store import session_scope, utcnow
 from workflow._job_models import JobLease, JobRun
 
 __all__ = [

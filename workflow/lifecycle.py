@@ -44,7 +44,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from features.store._db import utcnow
+from features.store import utcnow
 from workflow import evidence as _evidence
 from workflow._journal import AuditRecord, EventRecord, append, collect
 from workflow._machine import (  # noqa: F401  (BatchConflict, _mark, _transition_many: used by workflow.outbox)

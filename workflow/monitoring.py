@@ -52,7 +52,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 import kernels
-from features.store._db import session_scope, utcnow
+from features.store import session_scope, utcnow
 from workflow._exception_tables import ACTIVE_STATES, ExceptionRecord
 from workflow._models import Recommendation
 

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from features.store._db import utcnow
+from features.store import utcnow
 from workflow._exception_writeback import item_dead, item_delivered
 from workflow._journal import AuditRecord, EventRecord, append, collect, flush
 from workflow._models import OutboxItem
@@ -32,6 +32,7 @@ from workflow.lifecycle import BatchConflict, _mark, _transition_many, acknowled
 from workflow.schemas import AckIn, RecommendationOut
 
 __all__ = [
+    "OutboxItem",
     "OUTBOX_STATUSES",
     "Claimed",
     "LostLease",

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from features.store._db import session_scope
+from features.store import session_scope
 from workflow.exceptions import sync_plan_exceptions
 from workflow.lifecycle import _existing_by_key, propose_many
 from workflow.schemas import AutoApprove, EvidenceIn, RecommendationIn, Route

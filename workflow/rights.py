@@ -25,7 +25,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from features.store._schema import SupplierTerm
+from features.store import SupplierTerm
 from workflow.access import DECIDER_RANK, Principal
 from workflow.errors import Forbidden, InvalidInput
 

@@ -42,7 +42,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from features.store._db import session_scope
+from features.store import session_scope
 from workflow._models import Recommendation, SupplierResponse
 from workflow.errors import InvalidInput, NotFound, WorkflowError
 from workflow.lifecycle import get, record_supplier_response

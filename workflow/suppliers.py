@@ -31,7 +31,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from features.store._db import session_scope, utcnow
+from features.store import session_scope, utcnow
 from workflow._journal import AuditRecord, EventRecord, append
 from workflow._models import OutboxItem, Recommendation, SupplierChannel
 from workflow.adapters import Delivery, WebhookAdapter

@@ -31,7 +31,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 import kernels
-from features.store._db import utcnow
+from features.store import utcnow
 from workflow._models import OutboxItem, Recommendation, SupplierResponse, TelemetryPoint
 from workflow.errors import InvalidInput
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from features.store._db import session_scope
+from features.store import session_scope
 from workflow._models import UsageCounter
 
 __all__ = ["UsageMeter", "read_usage", "seconds_to_midnight", "status_class"]

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from features.store._db import session_scope, utcnow
+from features.store import session_scope, utcnow
 from workflow._journal import AuditRecord, append
 from workflow._models import WebhookTarget
 from workflow.adapters import Delivery, WebhookAdapter

@@ -26,12 +26,14 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from features.facts._store import delete_batch, partition_files, write_partitions
 from features.facts._store import list_periods as _list_periods
 from features.facts._store import scan_facts as _scan
 from features.facts._store import write_partitions as _write
 
-__all__ = ["fact_schema", "list_periods", "read_facts", "read_inventory", "read_lead_times",
-           "read_promotions", "read_sales", "scan_facts", "write_facts"]
+__all__ = ["delete_batch", "fact_schema", "list_periods", "partition_files", "read_facts", "read_inventory",
+           "read_lead_times", "read_promotions", "read_sales", "scan_facts", "write_facts",
+           "write_partitions"]
 
 
 def _facts_dir(facts_dir: Path | None) -> Path:

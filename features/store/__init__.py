@@ -1,6 +1,40 @@
-"""The SQL state store: engine, sessions, migrations and the foundation's tables."""
+"""The SQL state store: engine, sessions, migrations and the foundation's tables.
 
-from features.store._db import Base, make_engine, session_scope
+Other packages import these names from here, never from the private modules behind them::
+
+    from features.store import make_engine, migrate, session_scope, utcnow
+    from features.store import Sku, Location, Tenant
+"""
+
+from features.store._db import Base, make_engine, session_scope, utcnow
 from features.store._migrate import migrate
+from features.store._schema import (
+    ALIAS_ENTITIES,
+    Channel,
+    ExternalAlias,
+    IngestBatch,
+    Location,
+    QuarantineRow,
+    Sku,
+    Supplier,
+    SupplierTerm,
+)
+from features.store._tenants import Tenant
 
-__all__ = ["Base", "make_engine", "migrate", "session_scope"]
+__all__ = [
+    "ALIAS_ENTITIES",
+    "Base",
+    "Channel",
+    "ExternalAlias",
+    "IngestBatch",
+    "Location",
+    "QuarantineRow",
+    "Sku",
+    "Supplier",
+    "SupplierTerm",
+    "Tenant",
+    "make_engine",
+    "migrate",
+    "session_scope",
+    "utcnow",
+]

@@ -20,7 +20,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from features.store._db import session_scope
+from features.store import session_scope
 from workflow.access import Principal, authenticate
 from workflow.rights import DecisionPolicy, current_policy
 

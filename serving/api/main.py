@@ -1,8 +1,9 @@
 """The decision API's app builder: it only assembles (engine, routers, error mapping, guards, metering).
 
-``create_app(settings)`` serves the control-plane routes under ``/v1`` on the state store named by
-``settings.database_url`` (migrated at start-up). The serving layer adds its forecast/plan routes on top
-(:func:`serving.api._decision.build_decision_app`) and mounts the result under Ray Serve.
+``create_app(settings)`` serves every route of the decision API (:data:`ROUTERS`: the control plane under
+``/v1``, forecasts, risk, plans, cycles, health, metrics and the pages) on the state store named by
+``settings.database_url`` (migrated at start-up). :func:`build_decision_app` is the same app with the
+simulation engine warmed up and an optional on-the-fly forecaster attached; Ray Serve mounts it.
 
 App-wide protections live here so that every builder gets them (``docs/security.md``):
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -28,16 +30,21 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from features.settings import Settings, get_settings
-from features.store._db import make_engine, session_scope
-from features.store._migrate import migrate
+from features.store import make_engine, migrate, session_scope
+from serving import pages
 from serving.api._limits import RequestGuard, TokenBuckets
 from serving.api.routes import (
     audit,
+    cycles,
     events,
     evidence,
+    forecasts,
+    health,
     keys,
     outbox,
+    plans,
     recommendations,
+    risk,
     suppliers,
     telemetry,
     webhooks,
@@ -49,11 +56,19 @@ from workflow.rights import DecisionPolicy
 from workflow.telemetry import RequestMeter, prometheus_text
 from workflow.usage import UsageMeter
 
-__all__ = ["create_app"]
+__all__ = ["ROUTERS", "build_decision_app", "create_app"]
 
 log = logging.getLogger("replenish.api")
 
+#: Every router of the decision API, in one place. ``/metrics`` is added last by :func:`create_app` (it
+#: carries the control plane's collector).
 ROUTERS = (
+    health.router,
+    forecasts.router,
+    risk.router,
+    plans.router,
+    cycles.router,
+    pages.router,
     recommendations.router,
     exception_routes.router,
     evidence.router,
@@ -122,8 +137,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_exception_handler(WorkflowError, _workflow_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _internal_error)
+    metrics_routes.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    pages.setup_app(app)
 
     async def meter(scope, status: int, seconds: float) -> None:
         # Per tenant: the tenant the key dependency noted; unauthenticated requests are not metered here.
@@ -146,4 +163,36 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             return prometheus_text(s, app.state.meter).rstrip("\n").split("\n")
 
     metrics_routes.add_collector(app, _collector)
+    return app
+
+
+def build_decision_app(
+    settings: Settings | None = None,
+    forecaster: Any = None,
+    *,
+    forecast_check_interval_s: float | None = None,
+) -> FastAPI:
+    """The decision API of :func:`create_app`, with the simulation engine warmed up first.
+
+    Forecasts, risk and what-if answer each caller's tenant from its stored forecasts and plan inputs
+    (:mod:`serving.api.routes.forecasts`); nothing global is attached for them.
+
+    Args:
+        settings: :class:`features.settings.Settings` (default: ``get_settings()``).
+        forecaster: an on-the-fly :class:`serving.api.routes.forecasts.Forecaster` (the model deployment's
+            handle under Serve) as ``app.state.forecaster``, or ``None``.
+        forecast_check_interval_s: most seconds between two checks of a tenant's stored forecasts for a
+            newer run or newer sales (default :data:`serving.api.routes.forecasts.DEFAULT_CHECK_INTERVAL_S`).
+    """
+    from planning import warmup
+
+    # the simulation engine's kernels are compiled (or loaded from Numba's cache) here, at API / Serve replica
+    # start (DecisionAPI builds its app in the replica), never on the first what-if request
+    warmup()
+    app = create_app(settings or get_settings())
+    app.state.forecaster = forecaster
+    interval = forecast_check_interval_s
+    app.state.forecast_check_interval_s = (
+        forecasts.DEFAULT_CHECK_INTERVAL_S if interval is None else float(interval)
+    )
     return app

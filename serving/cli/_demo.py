@@ -128,7 +128,7 @@ def _cycle(settings, engine, tenant: str, retrain: bool, verbose: bool):
 
 def _api_key(engine, tenant: str) -> str:
     """A demo API key (planner + approver) for the tenant; shown once, stored hashed."""
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow.access import create_key, ensure_tenant
 
     with session_scope(engine) as s:
@@ -151,8 +151,7 @@ def run_demo(settings, tenant: str, echo, *, retrain: bool = False, train_config
     Returns:
         ``{"run": CycleRun, "api_key": str | None}`` (no key when the cycle failed).
     """
-    from features.store._db import make_engine
-    from features.store._migrate import migrate
+    from features.store import make_engine, migrate
 
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -216,7 +215,7 @@ def demo(
         t0 = time.perf_counter()
         urls = start_serving(load_serve_file(config or DEFAULT_SERVE_CONFIG), settings, port=port)
     except KeyboardInterrupt:
-        from serving.deploy._local import shutdown
+        from serving.deploy import shutdown
 
         typer.echo("\ninterrupted: stopping ...")
         shutdown()
@@ -224,7 +223,7 @@ def demo(
     except typer.Exit:
         raise
     except BaseException:
-        from serving.deploy._local import shutdown
+        from serving.deploy import shutdown
 
         shutdown()  # never leave a half-started Ray behind
         raise

@@ -18,8 +18,7 @@ monitoring_app = typer.Typer(
 
 def _store():
     from features.settings import get_settings
-    from features.store._db import make_engine
-    from features.store._migrate import migrate
+    from features.store import make_engine, migrate
 
     settings = get_settings()
     settings.ensure_home()

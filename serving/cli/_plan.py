@@ -157,8 +157,7 @@ def plan_cmd(
     from rich.console import Console
 
     from features.settings import get_settings
-    from features.store._db import make_engine
-    from features.store._migrate import migrate
+    from features.store import make_engine, migrate
     from planning import Budget, PlanConfig, RuleError, load_rules, plan_stage
 
     console = Console(soft_wrap=True)

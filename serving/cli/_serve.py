@@ -85,9 +85,7 @@ def start_serving(
     The replicas inherit ``REPLENISH_HOME`` (made absolute) and the other ``REPLENISH_*`` variables of this
     process, so they read the same state store and registry.
     """
-    from serving.deploy import build_app
-    from serving.deploy._config import ServeAppConfig
-    from serving.deploy._local import run_app, start_serve
+    from serving.deploy import ServeAppConfig, build_app, run_app, start_serve
 
     os.environ["REPLENISH_HOME"] = str(settings.home)
     args = serve_file.args
@@ -112,7 +110,7 @@ def serve_until_interrupted(urls: dict[str, Any], on_tick: Callable[[], None] | 
     """Block until Ctrl-C (or SIGTERM), then stop Serve and Ray; prints the stop."""
     import signal
 
-    from serving.deploy._local import shutdown
+    from serving.deploy import shutdown
 
     def _term(signum, frame):  # SIGTERM (e.g. a container stop) ends like Ctrl-C
         raise KeyboardInterrupt
@@ -176,7 +174,7 @@ def serve(
     try:
         urls = start_serving(serve_file, settings, host=host, port=port)
     except BaseException:
-        from serving.deploy._local import shutdown
+        from serving.deploy import shutdown
 
         shutdown()
         raise

@@ -20,8 +20,7 @@ suppliers_app = typer.Typer(
 
 def _store():
     from features.settings import get_settings
-    from features.store._db import make_engine
-    from features.store._migrate import migrate
+    from features.store import make_engine, migrate
 
     settings = get_settings()
     settings.ensure_home()
@@ -50,7 +49,7 @@ def keys_create(
     ] = True,
 ) -> None:
     """Create an API key and print it (shown once; only its hash is stored)."""
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow import access
     from workflow.errors import WorkflowError
 
@@ -75,7 +74,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None) -> None:
     """List a tenant's keys (never the secrets)."""
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow import access
 
     _, engine = _store()
@@ -89,7 +88,7 @@ def keys_list(tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None) -> None:
     """Revoke a key."""
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow import access
     from workflow.errors import WorkflowError
 
@@ -108,7 +107,7 @@ def audit_verify(
     tenant: Annotated[str | None, typer.Option(help="One tenant (default: every tenant).")] = None,
 ) -> None:
     """Verify the audit hash chain (and evidence hashes). Exit code 1 when anything was tampered with."""
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow import audit, evidence
 
     _, engine = _store()
@@ -215,7 +214,7 @@ def outbox_list(
     status: Annotated[str | None, typer.Option(help="pending, delivered or dead.")] = None,
 ) -> None:
     """List outbox items (``--status dead`` for the dead letters)."""
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow import outbox
 
     _, engine = _store()
@@ -231,7 +230,7 @@ def outbox_list(
 @outbox_app.command("replay")
 def outbox_replay(item_id: int, tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None) -> None:
     """Put a dead letter back in the queue (same idempotency key)."""
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow import outbox
     from workflow.errors import WorkflowError
 
@@ -248,7 +247,7 @@ def outbox_replay(item_id: int, tenant: Annotated[str | None, typer.Option(help=
 @recs_app.command("expire")
 def recs_expire(tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None) -> None:
     """Expire proposed/routed recommendations past their ``expires_at``."""
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow import lifecycle
 
     _, engine = _store()
@@ -271,7 +270,7 @@ def suppliers_channel_set(
     """Set how a supplier receives the tenant's orders (a webhook, or a file drop under --supplier-dir)."""
     import os
 
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow import suppliers
     from workflow.errors import WorkflowError
 
@@ -301,7 +300,7 @@ def suppliers_channel_set(
 @suppliers_app.command("channels")
 def suppliers_channels(tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None) -> None:
     """List the tenant's supplier channels (never the secrets)."""
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow import suppliers
 
     _, engine = _store()
@@ -316,7 +315,7 @@ def suppliers_send(
     order_number: str, tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None
 ) -> None:
     """Queue a purchase order's document for its supplier's channel (idempotent per order version)."""
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow import suppliers
     from workflow.errors import WorkflowError
 
@@ -349,7 +348,7 @@ def suppliers_import_responses(
     file in it, moving it to ``done/`` or ``rejected/`` (with ``<name>.error.txt``); exit code 1 when any was
     rejected.
     """
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow.errors import WorkflowError
     from workflow.supplier_responses import (
         apply_responses,

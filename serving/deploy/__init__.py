@@ -15,6 +15,7 @@ from serving.deploy._config import (
     ServeAppConfig,
     load_serve_file,
 )
+from serving.deploy._local import free_port, run_app, shutdown, start_serve
 from serving.deploy._predictors import (
     MLPSpec,
     Predictor,
@@ -32,11 +33,15 @@ __all__ = [
     "Predictor",
     "ServeAppConfig",
     "build_app",
+    "free_port",
     "load_mlflow_mlp",
     "load_serve_file",
     "log_mlp_version",
     "make_mlp_predictor",
     "mlflow_alias_version",
+    "run_app",
+    "shutdown",
+    "start_serve",
 ]
 
 

@@ -144,7 +144,7 @@ class DecisionAPI:
         self._jobs = jobs
 
     def __serve_build_asgi_app__(self):
-        from serving.api._decision import build_decision_app
+        from serving.api.main import build_decision_app
 
         forecaster = HandleForecaster(self._model, self._retry_after_s) if self._model is not None else None
         return build_decision_app(self._settings, forecaster, forecast_check_interval_s=self._check_s)

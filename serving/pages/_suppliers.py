@@ -17,7 +17,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from features.store._db import session_scope
+from features.store import session_scope
 from serving.api.deps import EngineDep, SessionDep
 from serving.pages._views import FormPrincipal, PagePrincipal, page
 

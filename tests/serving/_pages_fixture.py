@@ -18,7 +18,7 @@ class PagesWorld:
 
 def make_world(settings) -> PagesWorld:
     from features.store._db import session_scope
-    from serving.api._decision import build_decision_app
+    from serving.api.main import build_decision_app
     from serving.api.routes.forecasts import LocalForecaster
     from serving.deploy._predictors import MLPSpec, QuantileMLP, TorchQuantilePredictor, synthetic_histories
     from tests.workflow._helpers import seed_catalogue

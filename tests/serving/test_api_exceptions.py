@@ -118,4 +118,14 @@ def test_bad_input_is_a_clear_4xx(api):
         headers=api.h("a", "admin"),
     )
     assert ok.status_code == 200 and ok.json()["sla_hours"] == 4
+
+
+def test_nul_in_any_text_field_is_refused_with_its_name_and_nothing_is_stored(api):
+    # PostgreSQL cannot store NUL in text: the schema refuses it (422 naming the field), never a 500
+    service = api.h("a", "service")
+    for field in ("message", "po_id", "exception_key", "sku_id"):
+        r = api.post("/v1/exceptions", json={**EXC, field: "x\u0000y"}, headers=service)
+        assert r.status_code == 422, (field, r.status_code, r.text)
+        assert field in r.text and "NUL" in r.text
+    assert api.get("/v1/exceptions", headers=api.h("a", "viewer")).json() == []
     assert api.get("/v1/exceptions/rules/late_po", headers=api.h("b", "viewer")).json()["sla_hours"] == 24

@@ -31,7 +31,7 @@ EXAMPLES = 12  # per operation and mode: ~40 operations x 2 modes x 12 = ~1,000 
 def _world(engine, db_url, tmp_path):
     """Tenant ``a`` ingested through the real path, with a stored forecast run and a routed proposal."""
     from features import synth
-    from serving.api._decision import build_decision_app
+    from serving.api.main import build_decision_app
     from tests.serving._serve_tenants import ingest_tenant, store_forecasts
     from workflow.lifecycle import propose
     from workflow.schemas import RecommendationIn

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from features.runs import create_run
 from features.settings import load_settings
 from features.store._db import session_scope
 from serving.api.main import create_app
@@ -71,7 +72,9 @@ def test_tenant_isolation_on_every_route_with_a_foreign_key(api, engine, tmp_pat
     exc = {"exception_type": "late_po", "sku_id": "SKU-1", "location_id": "DC-1", "message": "late"}
     xid = api.post("/v1/exceptions", json=exc, headers=api.h("a", "service")).json()["id"]
     b_admin, b_planner = api.h("b", "admin"), api.h("b", "planner")
+    cycle = create_run(engine, "a", ["forecast", "plan"], requested_by="a-admin")  # a's cycle run, queued
     tried = {
+        ("GET", "/v1/cycles/{run_id}"): api.get(f"/v1/cycles/{cycle}", headers=b_admin),
         ("GET", "/v1/exceptions/{exc_id}"): api.get(f"/v1/exceptions/{xid}", headers=b_admin),
         ("GET", "/v1/exceptions/{exc_id}/history"): api.get(f"/v1/exceptions/{xid}/history", headers=b_admin),
         ("POST", "/v1/exceptions/{exc_id}/assign"): api.post(

@@ -7,7 +7,7 @@ the demo's data module (``serving.cli._demo_data``) as that tenant's files. Each
 version is made champion when the gate refuses it) -> forecast -> reconcile -> plan -> propose. The trained
 tenants are built once per database (module-scoped) and shared by the tests.
 
-Over HTTP (the in-process decision app, ``serving.api._decision.build_decision_app``, with one viewer key
+Over HTTP (the in-process decision app, ``serving.api.main.build_decision_app``, with one viewer key
 per tenant from ``workflow.access.create_key``): forecasts differ between tenants and equal each tenant's
 stored forecasts; a tenant's key never reads another tenant's forecasts, plans, risk, what-if, cycle runs or
 recommendations.
@@ -168,7 +168,7 @@ def env(cycled, monkeypatch):
 def client(env):
     from fastapi.testclient import TestClient
 
-    from serving.api._decision import build_decision_app
+    from serving.api.main import build_decision_app
 
     with TestClient(build_decision_app(env.settings, forecast_check_interval_s=0)) as c:
         yield c

@@ -12,7 +12,7 @@ def test_forecast_auth_roles_and_revocation(tmp_path):
     from fastapi.testclient import TestClient
 
     from features.store._db import session_scope
-    from serving.api._decision import build_decision_app
+    from serving.api.main import build_decision_app
     from serving.api.routes import forecasts
     from workflow import access
 

@@ -19,7 +19,7 @@ def world(tmp_path_factory):
     from fastapi.testclient import TestClient
 
     from planning import plan_stage
-    from serving.api._decision import build_decision_app
+    from serving.api.main import build_decision_app
 
     home = tmp_path_factory.mktemp("home")
     w = make_tenants(home, {"a": 1, "b": 2, "n": 3, "s": 4})

@@ -60,7 +60,7 @@ class FittedTFT:
     selection: dict = field(default_factory=dict)
 
 
-def _callbacks(history: list, best: dict):
+def history_callbacks(history: list, best: dict):
     import lightning as L
 
     class _Record(L.Callback):
@@ -187,7 +187,7 @@ class TFTEstimator:
             member = self.config.model_copy(update={"fit": fit.model_copy(update={"seed": seed})})
             fit_distributed(member, module, train, val, history, best)
         else:
-            trainer = self._trainer(fit.max_epochs, [*_callbacks(history, best), stop], True)
+            trainer = self._trainer(fit.max_epochs, [*history_callbacks(history, best), stop], True)
             trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
         state = {k: v.detach().cpu().clone() for k, v in best["state"].items()}
         return state, int(best["epoch"]), history

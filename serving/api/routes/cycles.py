@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from serving.api.deps import EngineDep, Reader, require
 from workflow.access import Principal
+from workflow.errors import NotFound
 
 __all__ = ["STALE_AFTER", "router"]
 
@@ -160,5 +161,5 @@ def get(run_id: Annotated[str, Path(max_length=64)], p: Reader, engine: EngineDe
 
     try:
         return _out(get_run(engine, p.tenant_id, run_id))
-    except LookupError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from None
+    except LookupError:  # the same answer as every other route's unknown or foreign id
+        raise NotFound("cycle run", run_id) from None

@@ -12,12 +12,12 @@ import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from serving.api.deps import Admin, Decider, EngineDep, Proposer, Reader, SessionDep
 from serving.api.routes.recommendations import AuditOut
 from workflow import exceptions as wx
-from workflow.schemas import INT64_MAX
+from workflow.schemas import INT64_MAX, StrictIn
 
 __all__ = ["router"]
 
@@ -29,8 +29,7 @@ TypeName = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^(\*|[a-z]
 _Name = Annotated[str | None, Query(max_length=128, pattern=r"^[^\x00]*$")]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = StrictIn  # unknown fields refused; NUL, NaN and huge integers refused in every field
 
 
 class AssignIn(_Strict):

@@ -484,7 +484,7 @@ async def reader(
 
 
 def _authenticate(engine, presented: str | None) -> Principal | None:
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow.access import authenticate
 
     with session_scope(engine) as session:

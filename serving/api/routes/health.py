@@ -25,7 +25,7 @@ def _check_db(request: Request) -> str:
     engine = getattr(request.app.state, "engine", None)
     if engine is None:
         from features.settings import get_settings
-        from features.store._db import make_engine
+        from features.store import make_engine
 
         settings = getattr(request.app.state, "settings", None) or get_settings()
         engine = request.app.state.engine = make_engine(settings.database_url)

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.store._db import utcnow
+from features.store import utcnow
 from serving.api.deps import Admin, SessionDep
 from workflow import access
 from workflow.schemas import StrictIn, UtcDatetime
@@ -87,7 +87,7 @@ def create(body: KeyIn, p: Admin, s: SessionDep) -> CreatedKey:
         expires_at=expires,
         actor=p.actor,
     )
-    from workflow._models import ApiKey
+    from workflow.access import ApiKey
 
     return CreatedKey(**_out(s.get(ApiKey, key_id)), api_key=plaintext)
 

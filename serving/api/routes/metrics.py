@@ -155,7 +155,7 @@ def _presented_key(request: Request) -> str | None:
 
 
 def _check_metrics_key(request: Request) -> None:
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow.access import authenticate
 
     engine = getattr(request.app.state, "engine", None)

@@ -68,7 +68,7 @@ def list_(
 @router.get("/{item_id}", response_model=OutboxOut)
 def get(item_id: ItemId, p: Reader, s: SessionDep) -> OutboxOut:
     """One outbox item."""
-    from workflow._models import OutboxItem
+    from workflow.outbox import OutboxItem
 
     item = s.get(OutboxItem, item_id)
     if item is None or item.tenant_id != p.tenant_id:

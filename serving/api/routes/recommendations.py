@@ -141,7 +141,7 @@ def supplier_response(
     rec_id: RecId, body: SupplierResponseIn, request: Request, p: Integrator, engine: EngineDep
 ) -> RecommendationOut:
     """A supplier's response to a sent purchase order (the loop of ``POST /v1/suppliers/responses``)."""
-    from features.store._db import session_scope
+    from features.store import session_scope
     from workflow.supplier_responses import ResponseLine, apply_responses, record_responses
 
     line = ResponseLine(order_number=rec_id, **body.model_dump())

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from features.store._db import session_scope
+from features.store import session_scope
 from serving.api.deps import Admin, EngineDep, SessionDep, require
 from workflow import suppliers
 from workflow.access import Principal

@@ -151,7 +151,7 @@ def tenant_metrics(p: Reader, s: SessionDep) -> PlainTextResponse:
 @router.get("/usage")
 async def usage(request: Request, p: Admin) -> list[dict[str, Any]]:
     """The tenant's metered requests per UTC day, route and status class (durable; last 31 days; admin)."""
-    from features.store._db import session_scope
+    from features.store import session_scope
 
     meter = request.app.state.usage
     await run_in_threadpool(meter.flush)

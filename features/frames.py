@@ -1,10 +1,9 @@
 """Feature frames: long sales facts turned into dense per-series panels for forecasting.
 
 A :class:`Panel` holds, for ``N`` planning units over ``T`` periods, the target history, the known future
-inputs
-(prices, promotions, holidays, calendar), static attributes and the hierarchy keys, as dense arrays that a
-window sampler can gather from without any per-row Python. Frames are built from a DataFrame with vectorised
-polars/pandas/NumPy operations only.
+inputs (prices, promotions, holidays, calendar), static attributes and the hierarchy keys, as dense arrays
+that a window sampler can gather from without any per-row Python. Frames are built from a DataFrame with
+vectorised polars/pandas/NumPy operations only.
 
 :func:`tenant_frame` turns any tenant's facts (sales, the promotions calendar, SKU and location master
 data) into the model frame of :func:`tenant_spec` on the tenant's grid (daily ``D``, weekly ``W``, monthly
@@ -14,6 +13,9 @@ SKU/location attributes as static categoricals.
 
 Missing target values are ``NaN``; known inputs are expected for every period of the panel, including future
 periods beyond the last observed target (that is what makes them *known*).
+
+This module is the public face; :class:`FrameSpec` and the grids live in ``features._grids``, the tenant
+frame in ``features._tenant_frames``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from features._grids import (
+    CALENDAR_INPUTS,
+    GRIDS,
+    LAG_PREFIX,
+    MASTER_ATTRIBUTES,
+    TENANT_KEYS,
+    FrameSpec,
+    grid_of,
+    pandas_freq,
+    snap_dates,
+)
+from features._tenant_frames import master_attributes, tenant_frame, tenant_spec, unit_statics
 
 __all__ = [
     "CALENDAR_INPUTS",
@@ -48,36 +63,6 @@ __all__ = [
     "unit_statics",
 ]
 
-
-@dataclass(frozen=True)
-class FrameSpec:
-    """Which columns of a long frame play which role.
-
-    Attributes:
-        series_keys: columns identifying a planning unit, top of the hierarchy first (e.g. agency, sku).
-        time: timestamp column.
-        target: demand column.
-        known_reals: continuous inputs known in advance (price, discount, holiday flags).
-        known_categoricals: categorical inputs known in advance; ``"month"`` / ``"weekday"`` are derived from
-            ``time`` when absent from the frame.
-        static_categoricals: per-series categorical attributes (often the series keys themselves).
-        static_reals: per-series continuous attributes (the first value per series is used).
-        freq: pandas frequency of the time grid (``"MS"`` monthly, ``"D"`` daily, ``"W-MON"`` weekly on
-            Mondays).
-    """
-
-    series_keys: tuple[str, ...]
-    time: str
-    target: str
-    known_reals: tuple[str, ...] = ()
-    known_categoricals: tuple[str, ...] = ()
-    static_categoricals: tuple[str, ...] = ()
-    static_reals: tuple[str, ...] = ()
-    freq: str = "MS"
-
-    def __post_init__(self) -> None:
-        if not self.series_keys:
-            raise ValueError("FrameSpec.series_keys: give at least one column identifying a series")
 
 
 _CALENDAR = {
@@ -513,264 +498,3 @@ def concat_panels(panels: Sequence[Panel]) -> Panel:
         first=np.concatenate([p.first for p in panels]),
         last=np.concatenate([p.last for p in panels]),
     )
-
-
-# --- any tenant's facts as a model frame ------------------------------------------------------------
-
-#: The grids a tenant's sales can be on.
-GRIDS = ("D", "W", "MS")
-#: Columns identifying a planning unit in the fact store.
-TENANT_KEYS = ("sku_id", "location_id", "channel_id")
-#: Master-data attributes used as static categoricals, by table.
-MASTER_ATTRIBUTES = {"skus": ("category", "family", "brand"), "locations": ("region", "kind")}
-#: Calendar inputs derived from the dates, by grid.
-CALENDAR_INPUTS = {"D": ("weekday", "month"), "W": ("week_of_year",), "MS": ("month",)}
-#: Name prefix of the seasonal target lag inputs (``log_qty_lag<k>`` = log1p(qty k periods earlier)).
-LAG_PREFIX = "log_qty_lag"
-_WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
-_TENANT_REALS = ("price_ratio", "promo", "discount")
-
-
-def pandas_freq(freq: str, weekday: int = 0) -> str:
-    """The pandas frequency of a grid: ``"D"``, ``"MS"``, or ``"W-<DAY>"`` for weeks starting on ``weekday``.
-
-    Args:
-        freq: ``"D"``, ``"W"`` or ``"MS"`` (a pandas frequency is returned as is).
-        weekday: first day of the weekly periods, 0 = Monday.
-    """
-    if freq == "W":
-        return f"W-{_WEEKDAYS[weekday % 7]}"
-    return freq
-
-
-def grid_of(freq: str) -> str:
-    """The grid (``"D"``, ``"W"``, ``"MS"``) of a pandas frequency such as ``"W-MON"``."""
-    return "W" if freq.startswith("W") else freq
-
-
-def _week_anchor(freq: str) -> int:
-    return _WEEKDAYS.index(freq[2:]) if freq.startswith("W-") else 0
-
-
-def snap_dates(col, freq: str):
-    """A polars expression moving dates onto the grid ``freq`` (a pandas frequency of :func:`pandas_freq`).
-
-    Monthly: any day of a month (month ends included) becomes the month start. Weekly: a date becomes the
-    start of its week (the anchor weekday on or before it). Daily: unchanged.
-    """
-    import polars as pl
-
-    col = pl.col(col) if isinstance(col, str) else col
-    if freq == "MS":
-        return col.dt.month_start()
-    if freq.startswith("W"):
-        back = (col.dt.weekday() - 1 - _week_anchor(freq)) % 7
-        return col - pl.duration(days=back)
-    return col
-
-
-def master_attributes(skus=None, locations=None) -> tuple[str, ...]:
-    """The attributes of :data:`MASTER_ATTRIBUTES` that the master data fills for at least one row."""
-    out = []
-    for table, frame in (("skus", skus), ("locations", locations)):
-        if frame is None or frame.height == 0:
-            continue
-        out += [
-            c for c in MASTER_ATTRIBUTES[table] if c in frame.columns and frame[c].null_count() < frame.height
-        ]
-    return tuple(out)
-
-
-def tenant_spec(
-    freq: str, *, attributes: Sequence[str] = (), lags: Sequence[int] = (), weekday: int = 0
-) -> FrameSpec:
-    """The column roles of :func:`tenant_frame` on a grid.
-
-    Args:
-        freq: ``"D"``, ``"W"`` or ``"MS"``.
-        attributes: master-data attributes (:func:`master_attributes`) used as static categoricals beside the
-            SKU, location and channel ids.
-        lags: seasonal target lags k (``log_qty_lag<k>`` known inputs; each must be >= the horizon).
-        weekday: first day of the weekly periods (``W`` only), 0 = Monday.
-
-    Raises:
-        ValueError: unknown grid or attribute.
-    """
-    if freq not in GRIDS:
-        raise ValueError(f"freq={freq!r}: expected one of {GRIDS} (daily, weekly, month starts)")
-    known_attrs = {a for v in MASTER_ATTRIBUTES.values() for a in v}
-    bad = [a for a in attributes if a not in known_attrs]
-    if bad:
-        raise ValueError(f"attributes {bad}: expected some of {sorted(known_attrs)}")
-    return FrameSpec(
-        series_keys=TENANT_KEYS,
-        time="date",
-        target="qty",
-        known_reals=(*_TENANT_REALS, *(f"{LAG_PREFIX}{int(k)}" for k in lags)),
-        known_categoricals=CALENDAR_INPUTS[freq],
-        static_categoricals=(*TENANT_KEYS, *attributes),
-        freq=pandas_freq(freq, weekday),
-    )
-
-
-def _lag_offset(freq: str, k: int) -> str:
-    if freq == "MS":
-        return f"{k}mo"
-    return f"{7 * k}d" if freq.startswith("W") else f"{k}d"
-
-
-def _future_dates(end, freq: str, periods: int) -> list:
-    grid = pd.date_range(pd.Timestamp(end), periods=periods + 1, freq=freq)
-    return [d.date() for d in grid[1:]]
-
-
-def tenant_frame(
-    sales,
-    spec: FrameSpec,
-    *,
-    promotions=None,
-    skus=None,
-    locations=None,
-    future: int = 0,
-    end=None,
-) -> pd.DataFrame:
-    """A tenant's facts as the long model frame of ``spec`` (from :func:`tenant_spec` or a trained model).
-
-    Dates are moved onto the grid (:func:`snap_dates`; rows falling into one period are summed). Known inputs:
-    ``promo`` (0/1: the sales row's flag or a promotions calendar row), ``discount`` (the calendar's discount
-    depth, 0 without one) and ``price_ratio`` (price over the series' median price; a period without a price
-    takes the calendar's price, else the series' usual unpromoted price). With ``future`` > 0 every series
-    gets that many periods after ``end`` with the target missing and the known inputs from the promotions
-    calendar; a future period without a calendar row is unpromoted at the usual price (the price carried
-    forward). Calendar inputs come from the dates, lags from the target history, static attributes from
-    the master data (:func:`unit_statics`).
-
-    Args:
-        sales: polars frame with the sales contract's columns (sku_id, location_id, channel_id, date, qty,
-            price, promo).
-        spec: the column roles.
-        promotions: polars frame with the promotions contract's columns (past or planned), or None.
-        skus: SKU master data (sku_id + attributes), or None.
-        locations: location master data (location_id + attributes), or None.
-        future: periods to add after ``end``.
-        end: last period of the history (default: the latest sales date on the grid).
-
-    Returns:
-        A polars frame: the series keys, ``date``, ``qty`` (Float32, null in the future) and the known reals
-        (Float32). Calendar inputs come from the grid and the static attributes from :func:`unit_statics`
-        when :func:`build_panel` is given ``statics``.
-    """
-    import polars as pl
-
-    keys = list(TENANT_KEYS)
-    freq = spec.freq
-    s = sales.select(
-        *[pl.col(k).cast(pl.String) for k in keys],
-        snap_dates(pl.col("date").cast(pl.Date), freq).alias("date"),
-        pl.col("qty").cast(pl.Float64),
-        (pl.col("price").cast(pl.Float64) if "price" in sales.columns else pl.lit(None, pl.Float64)).alias(
-            "price"
-        ),
-        (pl.col("promo").cast(pl.Boolean) if "promo" in sales.columns else pl.lit(False))
-        .fill_null(False)
-        .alias("promo"),
-    )
-    if freq != "D":  # several dated rows can fall into one week or month
-        s = s.group_by(*keys, "date").agg(pl.col("qty").sum(), pl.col("price").mean(), pl.col("promo").any())
-    end = s["date"].max() if end is None else pd.Timestamp(end).date()
-    stats = s.group_by(keys).agg(
-        pl.col("price").median().alias("_median_price"),
-        pl.col("price").filter(~pl.col("promo")).median().alias("_usual_price"),
-    )
-    if future > 0:
-        fut = pl.DataFrame({"date": _future_dates(end, freq, future)}, schema={"date": pl.Date})
-        rows = (
-            stats.select(keys)
-            .join(fut, how="cross")
-            .with_columns(
-                pl.lit(None, pl.Float64).alias("qty"),
-                pl.lit(None, pl.Float64).alias("price"),
-                pl.lit(False).alias("promo"),
-            )
-        )
-        s = pl.concat([s, rows.select(s.columns)])
-    if promotions is not None and promotions.height:
-        cal = (
-            promotions.select(
-                *[pl.col(k).cast(pl.String) for k in keys],
-                snap_dates(pl.col("date").cast(pl.Date), freq).alias("date"),
-                pl.col("price").cast(pl.Float64).alias("_cal_price"),
-                pl.col("discount").cast(pl.Float64).fill_null(0.0).alias("_cal_discount"),
-                pl.col("promo").cast(pl.Boolean).fill_null(True).alias("_cal_promo"),
-            )
-            .group_by(*keys, "date")
-            .agg(pl.col("_cal_price").min(), pl.col("_cal_discount").max(), pl.col("_cal_promo").any())
-        )
-        s = s.join(cal, on=[*keys, "date"], how="left")
-    else:
-        s = s.with_columns(
-            pl.lit(None, pl.Float64).alias("_cal_price"),
-            pl.lit(None, pl.Float64).alias("_cal_discount"),
-            pl.lit(None, pl.Boolean).alias("_cal_promo"),
-        )
-    s = s.join(stats, on=keys, how="left").with_columns(
-        (pl.col("promo") | pl.col("_cal_promo").fill_null(False)).cast(pl.Float32).alias("promo"),
-        pl.when(pl.col("_cal_promo").fill_null(False))
-        .then(pl.col("_cal_discount"))
-        .otherwise(0.0)
-        .fill_null(0.0)
-        .cast(pl.Float32)
-        .alias("discount"),
-        pl.coalesce("price", "_cal_price", "_usual_price", "_median_price").alias("price"),
-    )
-    s = s.with_columns(
-        (pl.col("price") / pl.col("_median_price"))
-        .fill_nan(1.0)
-        .fill_null(1.0)
-        .clip(0.0, 10.0)
-        .cast(pl.Float32)
-        .alias("price_ratio")
-    )
-    lags = [int(c.removeprefix(LAG_PREFIX)) for c in spec.known_reals if c.startswith(LAG_PREFIX)]
-    own = pl.col("qty").clip(lower_bound=0).log1p()
-    for k in lags:
-        lagged = s.filter(pl.col("qty").is_not_null()).select(
-            *keys, pl.col("date").dt.offset_by(_lag_offset(freq, k)), own.alias("_lag")
-        )
-        s = (
-            s.join(lagged, on=[*keys, "date"], how="left")
-            .with_columns(pl.coalesce("_lag", own, pl.lit(0.0)).cast(pl.Float32).alias(f"{LAG_PREFIX}{k}"))
-            .drop("_lag")
-        )
-    cols = [*keys, "date", "qty", *spec.known_reals]
-    return s.select(*cols).with_columns(pl.col("qty").cast(pl.Float32))
-
-
-def unit_statics(units, spec: FrameSpec, *, skus=None, locations=None):
-    """The static categoricals of ``spec`` per unit: the ids and the master-data attributes.
-
-    Args:
-        units: polars frame with the series keys (one row per unit).
-        spec: the column roles (its ``static_categoricals`` beyond the keys are attributes).
-        skus: SKU master data (sku_id + attributes), or None.
-        locations: location master data (location_id + attributes), or None.
-
-    Returns:
-        ``units`` with one String column per attribute (``"unknown"`` where the master data lacks it).
-    """
-    import polars as pl
-
-    keys = list(TENANT_KEYS)
-    out = units.select(*[pl.col(k).cast(pl.String) for k in keys])
-    attrs = [c for c in spec.static_categoricals if c not in keys]
-    for table, key, frame in (("skus", "sku_id", skus), ("locations", "location_id", locations)):
-        cols = [c for c in attrs if c in MASTER_ATTRIBUTES[table]]
-        if not cols:
-            continue
-        if frame is None or frame.height == 0:
-            out = out.with_columns(*[pl.lit("unknown").alias(c) for c in cols])
-            continue
-        m = frame.select(pl.col(key).cast(pl.String), *[pl.col(c).cast(pl.String) for c in cols]).unique(key)
-        out = out.join(m, on=key, how="left", maintain_order="left")
-        out = out.with_columns(*[pl.col(c).fill_null("unknown") for c in cols])
-    return out

@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from features.store import utcnow
+from workflow import evidence as _evidence
 from workflow._journal import AuditRecord, EventRecord
 from workflow._models import OutboxItem, Recommendation
 from workflow.errors import IllegalTransition, NotFound, VersionConflict
@@ -244,3 +245,9 @@ def _mark(
     changes: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], AuditRecord, EventRecord]:
     return _transition(session, tenant_id, rec_id, action, actor=actor, reason=reason, changes=changes)
+
+
+def _attach(session: Session, tenant_id: str, rec_id: str, kind: str, body: dict, actor: str) -> str:
+    sha = _evidence.put(session, tenant_id, kind, {"recommendation_id": rec_id, **body})
+    _evidence.link(session, tenant_id, rec_id, sha, kind, actor)
+    return sha

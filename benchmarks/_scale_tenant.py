@@ -30,14 +30,14 @@ def tenant(home: Path, n_series: int):
     from features.profile import update_profile
     from features.settings import get_settings
     from features.store._db import make_engine
-    from features.store._migrate import migrate
     from features.synth import SynthData, generate
     from serving.cycle import run_cycle
+    from serving.migrations import migrate_store
 
     settings = get_settings()
     settings.ensure_home()
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    migrate_store(engine)
     data = generate(n_series, 60, freq="W", seed=3)
     paths = data.write(home / "files", fmt="parquet")
     for kind in SynthData.INGEST_ORDER:

@@ -140,10 +140,11 @@ def main() -> None:
     # The capped training budget is the tenant's own setting, as an operator would store it.
     from features.profile import update_profile
     from features.settings import get_settings
-    from features.store import make_engine, migrate
+    from features.store import make_engine
+    from serving.migrations import migrate_store
 
     engine = make_engine(get_settings().database_url)
-    migrate(engine)
+    migrate_store(engine)
     update_profile(
         engine,
         TENANT,

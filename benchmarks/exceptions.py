@@ -290,10 +290,10 @@ _DEMO_SCRIPT = r"""
 import json, os, sys
 from features.settings import get_settings
 from features.store._db import make_engine
-from features.store._migrate import migrate
+from serving.migrations import migrate_store
 from serving.cli._demo_data import load_into_store
 s = get_settings(); s.ensure_home()
-eng = make_engine(s.database_url); migrate(eng)
+eng = make_engine(s.database_url); migrate_store(eng)
 load_into_store(s, "demo", engine=eng)
 from planning import plan_stage
 r = plan_stage(eng, "demo", settings=s)
@@ -374,14 +374,14 @@ def main() -> None:
         from features.ingest import ingest
         from features.settings import get_settings
         from features.store._db import make_engine
-        from features.store._migrate import migrate
         from features.synth import SynthData
         from planning import load_run, plan_stage
+        from serving.migrations import migrate_store
 
         settings = get_settings()
         settings.ensure_home()
         eng = make_engine(settings.database_url)
-        migrate(eng)
+        migrate_store(eng)
         t0 = time.perf_counter()
         data, truth, clean, info = planted_data(args.series, args.seed)
         paths = data.write(Path(tmp) / "files", fmt="parquet")

@@ -298,11 +298,11 @@ def main() -> None:
     model_cfg, model_units, model_desc = _model_args()
 
     from features.store._db import make_engine, session_scope
-    from features.store._migrate import migrate
+    from serving.migrations import migrate_store
     from workflow.access import create_key, ensure_tenant
 
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    migrate_store(engine)
     fc_units, tenant_desc = _setup_tenant(settings, engine, "bench", args.units)
     print(tenant_desc)
     with session_scope(engine) as s:

@@ -308,14 +308,14 @@ def _seed_terms(s, tenant: str) -> None:
 
 def run_once(admin: str, workers: int, n_tenants: int, seconds: float, batch: int) -> dict:
     from features.store._db import make_engine, session_scope
-    from features.store._migrate import migrate
+    from serving.migrations import migrate_store
     from workflow import access, audit, outbox
     from workflow._models import AuditEntry, Event, OutboxItem
 
     url, name = _fresh_db(admin)
     try:
         engine = make_engine(url)
-        migrate(engine)
+        migrate_store(engine)
         tenants = [f"t{i}" for i in range(n_tenants)]
         keys = []
         with session_scope(engine) as s:

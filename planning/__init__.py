@@ -25,9 +25,13 @@ into its arrays and its arrays into decisions.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
+from features.store import register_migrations
+
 __all__ = [
+    "MIGRATIONS",
     "Budget",
     "Capacity",
     "Forecast",
@@ -62,6 +66,11 @@ __all__ = [
     "save_plan",
     "warmup",
 ]
+
+#: Planning's migration chain (its tables are in ``planning._tables``), registered with the data layer.
+MIGRATIONS = register_migrations(
+    "planning", Path(__file__).resolve().parent / "migrations" / "versions", models=("planning._tables",)
+)
 
 _WHERE = {
     "Budget": "planning._plan",

@@ -292,11 +292,12 @@ def _settings():
 def _engine(settings: Any, engine: Any) -> tuple[Any, bool]:
     if engine is not None:
         return engine, False
-    from features.store import make_engine, migrate
+    from features.store import make_engine
+    from serving.migrations import migrate_store
 
     settings.ensure_home()
     eng = make_engine(settings.database_url)
-    migrate(eng)
+    migrate_store(eng)
     return eng, True
 
 

@@ -177,11 +177,12 @@ def start_scheduler(
     Call :meth:`workflow.jobs.Scheduler.stop` to stop it (it gives the lease up).
     """
     if engine is None:
-        from features.store import make_engine, migrate
+        from features.store import make_engine
+        from serving.migrations import migrate_store
 
         settings.ensure_home()
         engine = make_engine(settings.database_url)
-        migrate(engine)
+        migrate_store(engine)
     specs = build_specs(engine, settings, intervals_s=intervals_s, cycle_interval_s=cycle_interval_s)
     kw = {"owner": owner} if owner else {}
     return Scheduler(

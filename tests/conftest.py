@@ -70,9 +70,9 @@ def db_url(request, tmp_path):
 def engine(db_url):
     """A migrated engine on a fresh state store (SQLite and PostgreSQL)."""
     from features.store._db import make_engine
-    from features.store._migrate import migrate
+    from serving.migrations import migrate_store
 
     eng = make_engine(db_url)
-    migrate(eng)
+    migrate_store(eng)
     yield eng
     eng.dispose()

@@ -18,10 +18,16 @@ Public modules (import from the defining module, e.g. ``from workflow.lifecycle 
 * :mod:`workflow.telemetry` -- accuracy, inventory, supplier, override and request figures; Prometheus text;
 * :mod:`workflow.errors` -- the errors the HTTP layer maps to status codes.
 
-Tables live in :mod:`workflow._models`; their migration in ``workflow/migrations/versions``.
+Tables live in :mod:`workflow._models`; their migration chain in ``workflow/migrations/versions``, registered
+with the data layer as :data:`MIGRATIONS`.
 """
 
+from pathlib import Path
+
+from features.store import register_migrations
+
 __all__ = [
+    "MIGRATIONS",
     "access",
     "adapters",
     "audit",
@@ -41,6 +47,11 @@ __all__ = [
     "usage",
     "webhooks",
 ]
+
+#: The control plane's migration chain (its tables are in ``workflow._models``).
+MIGRATIONS = register_migrations(
+    "workflow", Path(__file__).resolve().parent / "migrations" / "versions", models=("workflow._models",)
+)
 
 
 def __getattr__(name: str):

@@ -7,7 +7,7 @@ Other packages import these names from here, never from the private modules behi
 """
 
 from features.store._db import Base, make_engine, session_scope, utcnow
-from features.store._migrate import migrate
+from features.store._migrate import FEATURES_MIGRATIONS, MigrationChain, migrate, register_migrations
 from features.store._schema import (
     ALIAS_ENTITIES,
     Channel,
@@ -23,11 +23,13 @@ from features.store._tenants import Tenant
 
 __all__ = [
     "ALIAS_ENTITIES",
+    "FEATURES_MIGRATIONS",
     "Base",
     "Channel",
     "ExternalAlias",
     "IngestBatch",
     "Location",
+    "MigrationChain",
     "QuarantineRow",
     "Sku",
     "Supplier",
@@ -35,6 +37,7 @@ __all__ = [
     "Tenant",
     "make_engine",
     "migrate",
+    "register_migrations",
     "session_scope",
     "utcnow",
 ]

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from features.settings import Settings, get_settings
-from features.store import make_engine, migrate, session_scope
+from features.store import make_engine, session_scope
 from serving import pages
 from serving.api._limits import RequestGuard, TokenBuckets
 from serving.api.routes import (
@@ -51,6 +51,7 @@ from serving.api.routes import (
 )
 from serving.api.routes import exceptions as exception_routes
 from serving.api.routes import metrics as metrics_routes
+from serving.migrations import migrate_store
 from workflow.errors import InvalidInput, WorkflowError
 from workflow.rights import DecisionPolicy
 from workflow.telemetry import RequestMeter, prometheus_text
@@ -121,7 +122,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        migrate(engine)
+        migrate_store(engine)
         yield
         with contextlib.suppress(Exception):  # a store that went away must not hide the shutdown
             usage.flush()

@@ -19,12 +19,13 @@ alias_app = typer.Typer(help="External codes of SKUs, locations, channels and su
 
 def _store():
     from features.settings import get_settings
-    from features.store import make_engine, migrate
+    from features.store import make_engine
+    from serving.migrations import migrate_store
 
     settings = get_settings()
     settings.ensure_home()
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    migrate_store(engine)
     return settings, engine
 
 

@@ -151,10 +151,11 @@ def run_demo(settings, tenant: str, echo, *, retrain: bool = False, train_config
     Returns:
         ``{"run": CycleRun, "api_key": str | None}`` (no key when the cycle failed).
     """
-    from features.store import make_engine, migrate
+    from features.store import make_engine
+    from serving.migrations import migrate_store
 
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    migrate_store(engine)
     try:
         echo("[1/5] ingest the demo files (Stallion demand + generated supply side) ...")
         _ingest(settings, engine, tenant, echo)

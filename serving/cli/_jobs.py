@@ -18,12 +18,13 @@ monitoring_app = typer.Typer(
 
 def _store():
     from features.settings import get_settings
-    from features.store import make_engine, migrate
+    from features.store import make_engine
+    from serving.migrations import migrate_store
 
     settings = get_settings()
     settings.ensure_home()
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    migrate_store(engine)
     return settings, engine
 
 

@@ -157,8 +157,9 @@ def plan_cmd(
     from rich.console import Console
 
     from features.settings import get_settings
-    from features.store import make_engine, migrate
+    from features.store import make_engine
     from planning import Budget, PlanConfig, RuleError, load_rules, plan_stage
+    from serving.migrations import migrate_store
 
     console = Console(soft_wrap=True)
     if synthetic is not None and data is not None:
@@ -175,7 +176,7 @@ def plan_cmd(
     tenant = tenant or settings.tenant
     settings.ensure_home()  # the fact store lives in the home whatever the state store
     engine = make_engine(database_url or settings.database_url)
-    migrate(engine)
+    migrate_store(engine)
     try:
         if data is not None:
             _ingest_files(_files_in(data), tenant, engine, settings)

@@ -32,14 +32,15 @@ def _session(tenant: str | None, verbose: bool):
     from rich.console import Console
 
     from features.settings import get_settings
-    from features.store import make_engine, migrate
+    from features.store import make_engine
+    from serving.migrations import migrate_store
     from training.config import TrainConfigError
     from training.quiet import quiet
 
     settings = get_settings()
     settings.ensure_home()
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    migrate_store(engine)
     err = Console(stderr=True, width=140)
     try:
         with quiet(verbose):

@@ -26,12 +26,12 @@ LEVELS = (0.1, 0.25, 0.5, 0.75, 0.9)
 def store():
     from features.settings import get_settings
     from features.store._db import make_engine
-    from features.store._migrate import migrate
+    from serving.migrations import migrate_store
 
     settings = get_settings()
     settings.ensure_home()
     eng = make_engine(settings.database_url)
-    migrate(eng)
+    migrate_store(eng)
     yield eng, settings
     eng.dispose()
 

@@ -28,12 +28,12 @@ def store(tmp_path):
     """A migrated SQLite state store in the test's home, and that home's settings."""
     from features.settings import get_settings
     from features.store._db import make_engine
-    from features.store._migrate import migrate
+    from serving.migrations import migrate_store
 
     settings = get_settings()
     settings.ensure_home()
     eng = make_engine(settings.database_url)
-    migrate(eng)
+    migrate_store(eng)
     yield eng, settings
     eng.dispose()
 

@@ -110,13 +110,13 @@ def make_tenants(home: Path, tenants: dict[str, int], *, n_series: int = 8, n_pe
     from features import synth
     from features.settings import load_settings
     from features.store._db import make_engine, session_scope
-    from features.store._migrate import migrate
+    from serving.migrations import migrate_store
     from workflow import access
 
     settings = load_settings(home=home)
     settings.ensure_home()
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    migrate_store(engine)
     keys, units, datas = {}, {}, {}
     for tenant, seed in tenants.items():
         data = synth.generate(n_series=n_series, n_periods=n_periods, freq="W", seed=seed, start="2024-01-01")

@@ -106,9 +106,9 @@ def cycled(request, tmp_path_factory):
     from features.profile import update_profile
     from features.settings import load_settings
     from features.store._db import make_engine, session_scope
-    from features.store._migrate import migrate
     from features.synth import SynthData
     from serving.cycle import run_cycle
+    from serving.migrations import migrate_store
     from training.quiet import quiet
     from training.stage import _merge
     from workflow import access
@@ -129,7 +129,7 @@ def cycled(request, tmp_path_factory):
     settings = load_settings(home=home, database_url=db_url)
     settings.ensure_home()
     engine = make_engine(db_url)
-    migrate(engine)
+    migrate_store(engine)
     keys, runs, seconds = {}, {}, {}
     try:
         for tenant in GRIDS:

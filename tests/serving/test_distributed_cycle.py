@@ -64,9 +64,9 @@ def tenant(tmp_path_factory):
     from features.profile import update_profile
     from features.settings import Settings
     from features.store._db import make_engine
-    from features.store._migrate import migrate
     from features.synth import SynthData, generate
     from serving.cycle import run_cycle
+    from serving.migrations import migrate_store
 
     home = tmp_path_factory.mktemp("dist-home")
     old = os.environ.get("REPLENISH_HOME")
@@ -74,7 +74,7 @@ def tenant(tmp_path_factory):
     settings = Settings(home=home)
     settings.ensure_home()
     engine = make_engine(settings.database_url)
-    migrate(engine)
+    migrate_store(engine)
     data = generate(24, 60, freq="W", seed=5)
     paths = data.write(home / "files", fmt="parquet")
     for kind in SynthData.INGEST_ORDER:

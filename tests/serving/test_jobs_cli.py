@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 def test_jobs_and_monitoring_commands(tmp_path, monkeypatch):
     from features.settings import get_settings
     from features.store._db import make_engine, session_scope
-    from features.store._migrate import migrate
     from serving.cli import app
+    from serving.migrations import migrate_store
     from workflow import access
     from workflow.jobs import JobSpec, Scheduler
 
@@ -17,7 +17,7 @@ def test_jobs_and_monitoring_commands(tmp_path, monkeypatch):
     monkeypatch.setenv("REPLENISH_DATABASE_URL", f"sqlite:///{db}")
     monkeypatch.setenv("REPLENISH_TENANT", "acme")
     engine = make_engine(f"sqlite:///{db}")
-    migrate(engine)
+    migrate_store(engine)
     runner = CliRunner()
     assert "no job runs recorded" in runner.invoke(app, ["jobs", "runs"]).output
     with session_scope(engine) as s:

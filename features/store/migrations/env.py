@@ -1,24 +1,23 @@
 """Alembic environment: runs migrations on the engine passed in ``config.attributes['engine']``.
 
 For ``alembic revision --autogenerate`` the metadata must hold every package's tables, else Alembic proposes
-to drop the tables it cannot see. The model modules are imported here by *name* (this file runs only under
-Alembic, never on an import of ``features``), so the data layer still imports nothing above it.
+to drop the tables it cannot see. The data layer's own model modules are imported here; those of the packages
+above it are named by the chains the caller registered (:class:`features.store.MigrationChain` ``.models``,
+passed in ``config.attributes['models']``), so the data layer names no package above it.
 """
 
 import importlib
 
 from alembic import context
 
+import features.profile  # noqa: F401  (the data layer's tables beside the store's)
+import features.runs  # noqa: F401
+import features.store._schema  # noqa: F401
+import features.store._tenants  # noqa: F401
 from features.store._db import Base
 
-MODEL_MODULES = ("features.store._tenants", "features.store._schema", "features.profile", "features.runs",
-                 "planning._tables", "workflow._models")
-for _name in MODEL_MODULES:
-    try:
-        importlib.import_module(_name)
-    except ModuleNotFoundError as exc:  # a package without tables yet
-        if exc.name != _name:
-            raise
+for _name in context.config.attributes.get("models", ()):
+    importlib.import_module(_name)
 
 target_metadata = Base.metadata
 engine = context.config.attributes["engine"]

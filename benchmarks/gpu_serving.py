@@ -3,9 +3,9 @@
 The decision API answers tenants from stored forecasts (no model pass; the cycle's forecast stage runs the
 TFT, checked on the GPU by benchmarks/gpu_training.py). What runs a model inside Serve is the optional batched
 model deployment (``configs/serve*.yaml`` ``model:`` section, ``ray_actor_options: {num_gpus: 1}``); this
-script loads its predictor (``serving.deploy.make_mlp_predictor``, the same weights) on CPU and on CUDA,
-compares the forecasts of every unit (fp32) and times one forward pass of 1, 64 and 256 units on each.
-Without CUDA it says so and exits 0 with {"skipped": true} as its last line.
+script loads its predictor (the stand-in ``tests.serving._mlp_predictor.make_mlp_predictor``, the same
+weights) on CPU and on CUDA, compares the forecasts of every unit (fp32) and times one forward pass of 1, 64
+and 256 units on each. Without CUDA it says so and exits 0 with {"skipped": true} as its last line.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> None:
         print("gpu_serving: no CUDA device visible to torch; nothing to check")
         print(json.dumps({"bench": "gpu_serving", "skipped": True}))
         return
-    from serving.deploy import make_mlp_predictor
+    from tests.serving._mlp_predictor import make_mlp_predictor
 
     spec = {"n_units": 2048, "lookback": 52, "horizon": 13, "hidden": 256, "depth": 3}
     cpu = make_mlp_predictor(spec, seed=0, version="check", device="cpu")

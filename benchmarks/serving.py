@@ -201,7 +201,7 @@ def _model_args() -> tuple[dict, list[str], str]:
     spec = {"n_units": 350, "lookback": 36, "horizon": 6, "hidden": 64, "depth": 2}
     return (
         {
-            "loader": "serving.deploy:make_mlp_predictor",
+            "loader": "tests.serving._mlp_predictor:make_mlp_predictor",
             "resolver": None,
             "loader_kwargs": {"spec": spec, "seed": 0, "version": "mlp-standin"},
         },

@@ -6,7 +6,6 @@ internal ids or an external alias of exactly one of them (``external_aliases``, 
 
 API::
 
-    ensure_tenant(engine, "acme")
     add_aliases(engine, "acme", "sku", [("EAN-400123", "SKU_001", "erp")])
     resolve_ids(engine, "acme", "sku", ["SKU_001", "EAN-400123", "nope"])
     # -> {"SKU_001": "SKU_001", "EAN-400123": "SKU_001", "nope": None}
@@ -23,7 +22,6 @@ from collections.abc import Iterable
 import polars as pl
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 from features.store import (
     ALIAS_ENTITIES,
@@ -32,11 +30,10 @@ from features.store import (
     Location,
     Sku,
     Supplier,
-    Tenant,
     session_scope,
 )
 
-__all__ = ["ENTITY_COLUMNS", "Resolver", "add_aliases", "ensure_tenant", "load_resolver", "resolve_ids"]
+__all__ = ["ENTITY_COLUMNS", "Resolver", "add_aliases", "load_resolver", "resolve_ids"]
 
 #: entity -> (table, id column)
 ENTITY_COLUMNS = {
@@ -45,18 +42,6 @@ ENTITY_COLUMNS = {
     "channel": (Channel.__table__, "channel_id"),
     "supplier": (Supplier.__table__, "supplier_id"),
 }
-
-
-def ensure_tenant(engine: Engine, tenant_id: str, name: str | None = None) -> bool:
-    """Create the tenant row if missing; return True when it was created (safe against a concurrent one)."""
-    try:
-        with session_scope(engine) as s:
-            if s.get(Tenant, tenant_id) is not None:
-                return False
-            s.add(Tenant(tenant_id=tenant_id, name=name or tenant_id))
-    except IntegrityError:  # another process created it between our read and our insert
-        return False
-    return True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,8 +40,8 @@ from features._ingest_store import split_against_stored_facts, upsert_sql
 from features._ingest_validate import build_plan, mark_duplicate_keys, violations
 from features.contracts import Contract, get_contract
 from features.facts import delete_batch, write_partitions
-from features.identity import ensure_tenant, load_resolver
-from features.store import IngestBatch, QuarantineRow, session_scope, utcnow
+from features.identity import load_resolver
+from features.store import IngestBatch, QuarantineRow, ensure_tenant, session_scope, utcnow
 
 __all__ = ["QUARANTINE_LIMIT", "STAGES", "IngestResult", "ingest", "list_batches", "list_quarantine"]
 
@@ -213,7 +213,8 @@ def ingest(kind: str, path: str | Path, *, tenant: str | None = None, engine: En
     job = _Job(contract=contract, path=path, fmt=fmt, tenant=tenant or settings.tenant, engine=engine,
                settings=settings, step=progress or (lambda _stage: None), limit=quarantine_limit,
                started=started)
-    ensure_tenant(engine, job.tenant)
+    with session_scope(engine) as s:
+        ensure_tenant(s, job.tenant)
 
     try:
         header = read_header(path, fmt)

@@ -17,7 +17,7 @@ import polars as pl
 from kernels import policy_samples
 from planning._evidence import with_evidence
 from planning._exceptions import EXCEPTION_SCHEMA, dedup_exceptions, overstock, stockout_risk
-from planning._routing import RuleSet, route
+from planning._routing import RuleSet, apply_rules
 from planning._supplier import draft_purchase_orders
 from planning._supply import allocate_constrained_supply
 from planning._transfers import POSITION_COLUMNS, propose_transfers
@@ -75,7 +75,7 @@ def _with_owner(exceptions: pl.DataFrame, unit_frame: pl.DataFrame) -> pl.DataFr
 def _route_items(items: pl.DataFrame, rules: RuleSet | None) -> pl.DataFrame:
     """Route by ``rules``; without rules every item is auto-approved by the built-in default."""
     if rules is not None:
-        return route(items, rules)
+        return apply_rules(items, rules)
     return items.with_columns(
         pl.lit("auto_approve").alias("action"),
         pl.lit(None, pl.String).alias("route_queue"),

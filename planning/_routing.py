@@ -37,9 +37,9 @@ __all__ = [
     "Rule",
     "RuleError",
     "RuleSet",
+    "apply_rules",
     "load_rules",
     "parse_rules",
-    "route",
 ]
 
 #: Item kinds a rule may apply to: recommendation kinds and exception types.
@@ -358,7 +358,7 @@ def _reason_expr(template: str, schema: pl.Schema, missing: str = "?") -> pl.Exp
     return pl.format(fmt, *args)
 
 
-def route(items: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
+def apply_rules(items: pl.DataFrame, rules: RuleSet) -> pl.DataFrame:
     """Apply the first matching rule to each item.
 
     Args:

@@ -12,7 +12,7 @@ import polars as pl
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 
-from features.store import Tenant, session_scope
+from features.store import Tenant, ensure_tenant, session_scope
 from planning._evidence import evidence_records
 from planning._exceptions import exception_keys
 from planning._plan import PlanResult
@@ -103,8 +103,7 @@ def save_plan(
                 raise ValueError(
                     f"tenant {tenant_id!r} does not exist; create it first (or pass create_tenant)"
                 )
-            s.add(Tenant(tenant_id=tenant_id, name=tenant_id))
-            s.flush()
+            ensure_tenant(s, tenant_id)
         m = result.meta
         s.add(
             PlanRun(

@@ -16,9 +16,8 @@ escalate    ``workflow.exceptions.escalate_overdue``            tenant, in one r
 cycle:<t>   ``serving.cycle.run_cycle``                         tenant ``t`` (its own interval)
 ==========  ==================================================  =========================================
 
-A job whose function is not in this checkout (``workflow.exceptions`` before the exception lifecycle lands)
-is recorded as ``skipped`` with the reason; adding a job is one line in :data:`JOB_FUNCTIONS` plus its
-interval in :data:`DEFAULT_INTERVALS_S`.
+Adding a job is one line in :data:`JOB_FUNCTIONS` plus its interval in :data:`DEFAULT_INTERVALS_S`; a job
+that raises :class:`workflow.jobs.JobUnavailable` is recorded as ``skipped`` with the reason.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from workflow.jobs import JobSpec, JobUnavailable, Scheduler
+from workflow.jobs import JobSpec, Scheduler
 
 __all__ = ["DEFAULT_INTERVALS_S", "JOB_FUNCTIONS", "build_specs", "start_scheduler", "tenants"]
 
@@ -52,7 +51,7 @@ DEFAULT_INTERVALS_S: dict[str, float] = {
 def _function(job: str) -> Callable[..., Any]:
     from serving.cycle import resolve_function
 
-    return resolve_function(JOB_FUNCTIONS[job], f"job {job!r}", JobUnavailable)
+    return resolve_function(JOB_FUNCTIONS[job], f"job {job!r}")
 
 
 def tenants(engine) -> list[str]:

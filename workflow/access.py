@@ -38,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from features.store import Tenant, utcnow
+from features.store import ensure_tenant as ensure_tenant  # the one tenant creator, re-exported here
 from workflow._journal import AuditRecord, append
 from workflow._models import ApiKey
 from workflow.errors import Forbidden, InvalidInput, NotFound
@@ -128,15 +129,6 @@ def _check_roles(roles: Iterable[str]) -> list[str]:
     if bad:
         raise InvalidInput("roles", f"unknown role(s) {', '.join(bad)}; expected some of {', '.join(ROLES)}")
     return roles
-
-
-def ensure_tenant(session: Session, tenant_id: str, name: str | None = None) -> bool:
-    """Create the tenant if it does not exist; True when it was created."""
-    if session.get(Tenant, tenant_id) is not None:
-        return False
-    session.add(Tenant(tenant_id=tenant_id, name=name or tenant_id))
-    session.flush()
-    return True
 
 
 def create_key(

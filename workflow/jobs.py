@@ -64,7 +64,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class JobUnavailable(RuntimeError):
-    """The job's function is not in this checkout: the window is recorded as ``skipped``."""
+    """The job cannot run in this window (e.g. what it needs is not configured): recorded as ``skipped``."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from features.store._schema import (
     Supplier,
     SupplierTerm,
 )
-from features.store._tenants import Tenant
+from features.store._tenants import Tenant, ensure_tenant
 
 __all__ = [
     "ALIAS_ENTITIES",
@@ -35,6 +35,7 @@ __all__ = [
     "Supplier",
     "SupplierTerm",
     "Tenant",
+    "ensure_tenant",
     "make_engine",
     "migrate",
     "register_migrations",

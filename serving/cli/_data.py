@@ -128,12 +128,14 @@ def alias_add(
     """Record that EXTERNAL_ID (from --source) names the stored ENTITY INTERNAL_ID."""
     from rich.console import Console
 
-    from features.identity import add_aliases, ensure_tenant
+    from features.identity import add_aliases
+    from features.store import ensure_tenant, session_scope
 
     settings, engine = _store()
     console = Console()
     try:
-        ensure_tenant(engine, tenant or settings.tenant)
+        with session_scope(engine) as s:
+            ensure_tenant(s, tenant or settings.tenant)
         n = add_aliases(engine, tenant or settings.tenant, entity, [(external_id, internal_id, source)])
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")

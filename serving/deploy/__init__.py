@@ -16,32 +16,21 @@ from serving.deploy._config import (
     load_serve_file,
 )
 from serving.deploy._local import free_port, run_app, shutdown, start_serve
-from serving.deploy._predictors import (
-    MLPSpec,
-    Predictor,
-    load_mlflow_mlp,
-    log_mlp_version,
-    make_mlp_predictor,
-    mlflow_alias_version,
-)
+from serving.deploy._predictors import UnitPredictor, mlflow_alias_version
 
 __all__ = [
     "ApiDeploymentConfig",
     "JobsDeploymentConfig",
-    "MLPSpec",
     "ModelDeploymentConfig",
-    "Predictor",
     "ServeAppConfig",
     "build_app",
     "free_port",
-    "load_mlflow_mlp",
     "load_serve_file",
-    "log_mlp_version",
-    "make_mlp_predictor",
     "mlflow_alias_version",
     "run_app",
     "shutdown",
     "start_serve",
+    "UnitPredictor",
 ]
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from ray import serve
 
 from serving.deploy._config import ModelDeploymentConfig
-from serving.deploy._predictors import Predictor, import_callable
+from serving.deploy._predictors import UnitPredictor, import_callable
 
 __all__ = ["ForecastModel", "ForecastOutput"]
 
@@ -60,7 +60,7 @@ class ForecastModel:
         self._swap_error: str | None = None
         self._batches = 0
         self._batched_requests = 0
-        self._predictor: Predictor = self._load_warm(self._resolve())
+        self._predictor: UnitPredictor = self._load_warm(self._resolve())
         self._apply_batching(cfg.max_batch_size, cfg.batch_wait_timeout_s)
         self._watch_interval_s = cfg.watch_interval_s
         self._watcher = threading.Thread(target=self._watch, name="alias-watch", daemon=True)
@@ -74,7 +74,7 @@ class ForecastModel:
             return None
         return str(self._resolver(**self._cfg.resolver_kwargs))
 
-    def _load_warm(self, version: str | None) -> Predictor:
+    def _load_warm(self, version: str | None) -> UnitPredictor:
         kwargs = dict(self._cfg.loader_kwargs)
         if version is not None:
             kwargs["version"] = version
@@ -83,12 +83,12 @@ class ForecastModel:
             if not hasattr(predictor, attr):
                 raise TypeError(
                     f"loader {self._cfg.loader!r} returned {type(predictor).__name__}, which has no "
-                    f"{attr!r}; expected a serving.deploy.Predictor"
+                    f"{attr!r}; expected a serving.deploy.UnitPredictor"
                 )
         self._warmup(predictor)
         return predictor
 
-    def _warmup(self, predictor: Predictor) -> None:
+    def _warmup(self, predictor: UnitPredictor) -> None:
         n = self._cfg.warmup_units
         if n == 0:
             return
@@ -159,7 +159,7 @@ class ForecastModel:
         self._watch_interval_s = self._cfg.watch_interval_s
 
     @staticmethod
-    def _check(predictor: Predictor, units: Sequence[str], y: np.ndarray) -> None:
+    def _check(predictor: UnitPredictor, units: Sequence[str], y: np.ndarray) -> None:
         expected = (len(units), predictor.horizon, len(predictor.quantiles))
         if getattr(y, "shape", None) != expected:
             raise RuntimeError(

@@ -39,3 +39,19 @@ def test_concurrent_writers_do_not_lose_rows(engine):
         t.join()
     with session_scope(engine) as s:
         assert s.scalar(sa.select(sa.func.count()).select_from(Tenant)) == 8
+
+
+def test_ensure_tenant_creates_once_in_the_callers_transaction(engine):
+    from features.store import ensure_tenant
+
+    with session_scope(engine) as s:
+        assert ensure_tenant(s, "t1", "Tenant one") is True
+        assert ensure_tenant(s, "t1") is False  # seen in the same transaction
+    with pytest.raises(RuntimeError):
+        with session_scope(engine) as s:
+            assert ensure_tenant(s, "t2") is True
+            raise RuntimeError("the caller's change fails")
+    with session_scope(engine) as s:
+        assert ensure_tenant(s, "t1") is False
+        rows = {t.tenant_id: t.name for t in s.scalars(sa.select(Tenant))}
+    assert rows == {"t1": "Tenant one"}  # t2 went with the caller's rollback

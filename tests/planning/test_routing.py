@@ -3,7 +3,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from planning._routing import RuleError, load_rules, parse_rules, route
+from planning._routing import RuleError, apply_rules, load_rules, parse_rules
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "routing.yaml"
 
@@ -40,12 +40,12 @@ def test_first_matching_rule_wins_and_default_auto_approves():
             "constrained": [False, False, False, True, True],
         }
     )
-    out = route(items, parse_rules(RULES))
+    out = apply_rules(items, parse_rules(RULES))
     assert out["rule"].to_list() == ["big_buy", "any_big", "any_big", "short", "short"]
     assert out["action"].to_list() == ["route"] * 5
     assert out["route_queue"].to_list() == ["senior", "buyers", "buyers", "supply", "supply"]
     assert out["reason"][0] == "value 2000.0 over 1000 from S1"
-    small = route(
+    small = apply_rules(
         pl.DataFrame({"kind": ["purchase"], "order_value": [1.0], "constrained": [False]}), parse_rules(RULES)
     )
     assert small["action"][0] == "auto_approve" and small["rule"][0] == "default"
@@ -53,7 +53,7 @@ def test_first_matching_rule_wins_and_default_auto_approves():
 
 
 def test_condition_on_absent_field_does_not_match():
-    out = route(pl.DataFrame({"kind": ["purchase"]}), parse_rules(RULES))
+    out = apply_rules(pl.DataFrame({"kind": ["purchase"]}), parse_rules(RULES))
     assert out["rule"][0] == "default"
 
 
@@ -121,7 +121,7 @@ def test_shipped_config_parses_and_routes_each_kind(tmp_path):
             "supplier_id": ["S"] * 7,
         }
     )
-    out = route(items, rules)
+    out = apply_rules(items, rules)
     assert out["rule"].to_list() == [
         "high_cost_buy",
         "default",

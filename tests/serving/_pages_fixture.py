@@ -20,7 +20,7 @@ def make_world(settings) -> PagesWorld:
     from features.store._db import session_scope
     from serving.api.main import build_decision_app
     from serving.api.routes.forecasts import LocalForecaster
-    from serving.deploy._predictors import MLPSpec, QuantileMLP, TorchQuantilePredictor, synthetic_histories
+    from tests.serving._mlp_predictor import MLPSpec, QuantileMLP, TorchQuantilePredictor, synthetic_histories
     from tests.workflow._helpers import seed_catalogue
     from workflow import access, lifecycle
     from workflow.schemas import RecommendationIn

@@ -27,7 +27,7 @@ CHECK_S = 0.3  # the API replicas' forecast check interval
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    from serving.deploy import MLPSpec, log_mlp_version
+    from tests.serving._mlp_predictor import MLPSpec, log_mlp_version
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -51,7 +51,7 @@ def _app_args(home, registry=None, **api):
     if registry is not None:
         kw = {"model_name": MODEL, "tracking_uri": registry["uri"]}
         args["model"] = {
-            "loader": "serving.deploy:load_mlflow_mlp",
+            "loader": "tests.serving._mlp_predictor:load_mlflow_mlp",
             "loader_kwargs": kw,
             "resolver": "serving.deploy:mlflow_alias_version",
             "resolver_kwargs": {**kw, "alias": "champion"},
@@ -311,7 +311,7 @@ def test_overload_answers_503_with_retry_after_never_hangs(served):
 
 
 def _local(registry, version):
-    from serving.deploy import load_mlflow_mlp
+    from tests.serving._mlp_predictor import load_mlflow_mlp
 
     return load_mlflow_mlp(version, model_name=MODEL, tracking_uri=registry["uri"])
 

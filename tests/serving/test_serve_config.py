@@ -41,7 +41,7 @@ def test_an_optional_model_deployment_needs_a_loader():
 
     with pytest.raises(ValueError, match=r"model\.loader"):
         ServeAppConfig.parse({"model": {"max_batch_size": 8}})
-    cfg = ServeAppConfig.parse({"model": {"loader": "serving.deploy:make_mlp_predictor"}})
+    cfg = ServeAppConfig.parse({"model": {"loader": "tests.serving._mlp_predictor:make_mlp_predictor"}})
     assert cfg.model.resolver is None and cfg.model.user_config()["max_batch_size"] == 64
 
 

@@ -21,7 +21,7 @@ def resolve_version() -> str:
 
 def load_versioned(version: str):
     """Loader: version "1" and "2" are different weights of the same network."""
-    from serving.deploy import make_mlp_predictor
+    from tests.serving._mlp_predictor import make_mlp_predictor
 
     return make_mlp_predictor(SPEC, seed=int(version), version=version)
 

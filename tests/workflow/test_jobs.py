@@ -47,7 +47,7 @@ def test_scheduler_records_runs_with_status(engine):
         raise RuntimeError("store unreachable")
 
     def missing():
-        raise JobUnavailable("workflow.exceptions.escalate_overdue is not in this checkout")
+        raise JobUnavailable("no webhook target is configured")
 
     specs = [
         JobSpec("ok", 60, lambda: calls.append(1) or {"n": 3}),

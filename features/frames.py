@@ -264,9 +264,9 @@ def add_target_lags(df: pd.DataFrame, spec: FrameSpec, lags: Sequence[int], pref
     """Add ``<prefix><k>`` = log1p(target k periods earlier) per series, for lags at least the horizon.
 
     Such a lag is a *known* input over any horizon up to k. Periods with no value k periods earlier (the
-    first k of
-    a series, only ever in an encoder) take the period's own log1p(target), which the encoder sees anyway.
-    Recompute after appending future rows (:func:`extend_known`) so the lags of the future come from history.
+    first k of a series, only ever in an encoder) take the period's own log1p(target), which the encoder sees
+    anyway. Recompute after appending future rows (:func:`extend_known`) so the lags of the future come from
+    history.
 
     Args:
         df: long frame sorted or not; one row per (series, period).
@@ -293,8 +293,7 @@ def extend_known(df: pd.DataFrame, spec: FrameSpec, periods: int) -> pd.DataFram
 
     Known reals and categoricals keep each series' last value (an assumption: today's price and promotion plan
     continue), calendar categoricals follow the dates, static attributes are copied. Use real future prices
-    and
-    promotions when they are known instead.
+    and promotions when they are known instead.
 
     Args:
         df: long frame in ``spec``'s columns, history only.

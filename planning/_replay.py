@@ -1,13 +1,11 @@
 """Replay of a periodic-review order-up-to policy against realised demand (the policy backtest).
 
-Each period: receipts due arrive (first clearing backorders), the policy reviews (inventory position = on hand
-    +
-on order - backorders), orders ``S - position`` rounded to pack / MOQ / max when positive, the order's lead
-time is the realised one for that unit and period (so orders can cross), then the period's demand is served
-from on
-hand and the rest is backordered. Metrics cover the measured periods only (after a warm-up): fill rate = units
-served from stock / units demanded, average on hand (mean of the stock after receipts and at the period's
-end), units short, orders placed. Vectorised over units; the loop runs over periods only.
+Each period: receipts due arrive (first clearing backorders), the policy reviews (inventory position is on
+hand plus on order minus backorders), orders ``S - position`` rounded to pack / MOQ / max when positive, the
+order's lead time is the realised one for that unit and period (so orders can cross), then the period's demand
+is served from on hand and the rest is backordered. Metrics cover the measured periods only (after a warm-up):
+fill rate (units served from stock over units demanded), average on hand (mean of the stock after receipts
+and at the period's end), units short, orders placed. Vectorised over units; the loop runs over periods only.
 """
 
 from __future__ import annotations

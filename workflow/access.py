@@ -1,8 +1,7 @@
 """Tenants, API keys and roles.
 
 A key looks like ``rpk_<key_id>_<secret>``; only ``sha256(secret)`` is stored, so a leaked database does not
-leak
-keys. Each key belongs to one tenant and carries roles:
+leak keys. Each key belongs to one tenant and carries roles:
 
 ==========  =====================================================================================
 role        may

@@ -42,9 +42,8 @@ def start_serve(
         temp_dir: Ray's session folder of a local instance (default: a new folder under the system temp dir).
         throughput_optimized: run the Serve processes of a local instance with Ray's documented
             ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` (user code on the replica's event loop, buffered request
-            logs,
-            gRPC between proxy and replicas). This process keeps Ray's defaults, so its handles also work
-            outside an event loop.
+            logs, gRPC between proxy and replicas). This process keeps Ray's defaults, so its handles also
+            work outside an event loop.
     """
     if ray_address is None:
         # A local single-user instance: Ray 2.60's token auth is for clusters; tests and demos run without it.

@@ -4,8 +4,7 @@ Files: ``config.json`` (model hyper-parameters), ``spec.json`` (dataset paramete
 (the ``state_dict``, read back with ``weights_only=True``; ``weights-1.pt``... for ensemble members).
 
 This folder, not a pickled object, is the registry's source of truth (STYLE.md); any code version that can
-build
-the network from the config reads it.
+build the network from the config reads it.
 """
 
 from __future__ import annotations

@@ -2,10 +2,8 @@
 
 For each origin ``o`` every forecaster sees the targets before ``o`` only and forecasts ``o .. o + H - 1``.
 Point metrics (WAPE, MAE, sMAPE, bias, MASE) are computed per model overall, per hierarchy level (series
-summed
-up each level of the series keys, plus the total) and per series; the model's quantiles also get pinball
-loss and
-P10..P90 coverage at the bottom level.
+summed up each level of the series keys, plus the total) and per series; the model's quantiles also get
+pinball loss and P10..P90 coverage at the bottom level.
 """
 
 from __future__ import annotations

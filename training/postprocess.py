@@ -6,8 +6,7 @@ them.
 
 Calibration is a split-conformal variant of conformalised quantile regression (Romano et al. 2019) in
 multiplicative form: for each pair of levels (q, 1 - q) the distances of both quantiles from the median are
-scaled
-by the smallest factor c whose validation coverage reaches the nominal 1 - 2q.
+scaled by the smallest factor c whose validation coverage reaches the nominal 1 - 2q.
 """
 
 from __future__ import annotations

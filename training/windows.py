@@ -1,12 +1,9 @@
 """Training windows from a dense panel, assembled as TFT input batches by tensor gathers.
 
 This replaces pytorch-forecasting's ``TimeSeriesDataSet`` on our side (STYLE.md: container, windowing and
-loading
-split): the :class:`~features.frames.Panel` is the container, :func:`enumerate_windows` the windowing (a
-window is
-just ``(series, first decoder index)``, two int arrays), and :func:`make_batch` the loading — one
-fancy-index gather
-per tensor for a whole batch, no per-window Python and no per-window copies kept in memory.
+loading split): the :class:`~features.frames.Panel` is the container, :func:`enumerate_windows` the windowing
+(a window is just ``(series, first decoder index)``, two int arrays), and :func:`make_batch` the loading — one
+fancy-index gather per tensor for a whole batch, no per-window Python and no per-window copies kept in memory.
 
 The batch layout is exactly what ``pytorch_forecasting.TemporalFusionTransformer.forward`` reads from a
 ``TimeSeriesDataSet`` configured with an ``EncoderNormalizer(transformation="log1p")`` target normaliser,
@@ -282,8 +279,7 @@ def make_batch(
         ``(x, y)``: ``x`` the dict read by ``TemporalFusionTransformer.forward`` (``encoder_cont`` (B, Le, C),
         ``decoder_cont`` (B, H, C), ``encoder_cat``/``decoder_cat`` (B, *, K), ``encoder_lengths``,
         ``decoder_lengths`` (B,), ``target_scale`` (B, 2)) with Le the longest encoder in the batch; ``y``
-        (B, H)
-        the decoder actuals (``NaN`` where unobserved or beyond the panel).
+        (B, H) the decoder actuals (``NaN`` where unobserved or beyond the panel).
     """
     L, H = spec.encoder_length, spec.horizon
     T = pt.y.shape[1]

@@ -251,8 +251,7 @@ def _levels(ev: dict[str, Any]) -> tuple[float | None, float | None]:
 
     Planning's order-up-to policy gives the level ``S`` and the mean demand over the protection interval; the
     safety stock is ``S`` minus that mean, and ``S`` is the point up to which each review orders. Evidence
-    that
-    names ``safety_stock`` / ``reorder_point`` directly is shown as given.
+    that names ``safety_stock`` / ``reorder_point`` directly is shown as given.
     """
     safety, reorder = _num(ev, "simulation", "safety_stock"), _num(ev, "simulation", "reorder_point")
     s_level, mean_p = _num(ev, "simulation", "order_up_to"), _num(ev, "simulation", "protection_demand_mean")

@@ -5,8 +5,7 @@ path (``TemporalFusionTransformer.predict(DataFrame)``) runs on our model.
 
 Used by the inference benchmark and the tests that check :func:`training.windows.make_batch` against
 ``TimeSeriesDataSet``; never on the training or serving path. The fitted scalers and encoders are built from
-the
-spec's JSON figures (nothing is pickled or re-fitted).
+the spec's JSON figures (nothing is pickled or re-fitted).
 """
 
 from __future__ import annotations

@@ -5,14 +5,11 @@ Built from a model config and :class:`~training.windows.InputSpec`.
 We use pytorch-forecasting's ``TemporalFusionTransformer`` as the network (Lim et al. 2021, "Temporal Fusion
 Transformers for interpretable multi-horizon time series forecasting"), constructed directly from our JSON
 dataset parameters instead of ``from_dataset`` so that no ``TimeSeriesDataSet`` is needed to build, train or
-load
-it. Its forward takes the batch dict of :func:`training.windows.make_batch` and returns quantiles in the
-original
-scale of the target.
+load it. Its forward takes the batch dict of :func:`training.windows.make_batch` and returns quantiles in the
+original scale of the target.
 
 :func:`speed_up_for_inference` swaps the network's ``F.interpolate``-based resampling (a hot spot at
-inference)
-for an equivalent fixed matrix product; it adds no parameters, so state dicts stay interchangeable.
+inference) for an equivalent fixed matrix product; it adds no parameters, so state dicts stay interchangeable.
 """
 
 from __future__ import annotations
@@ -117,8 +114,7 @@ def speed_up_for_inference(net: nn.Module) -> nn.Module:
     """Replace every untrainable ``TimeDistributedInterpolation`` by :class:`_MatrixInterpolation` in place.
 
     Linear interpolation with ``align_corners=True`` is a fixed linear map, so the result equals the
-    original up
-    to float rounding; the state dict is unchanged (the matrix is a non-persistent buffer).
+    original up to float rounding; the state dict is unchanged (the matrix is a non-persistent buffer).
     """
     from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
         ResampleNorm,

@@ -1,4 +1,4 @@
-"""Shared helpers of the control-plane tests: tenants and keys, recommendations, a real webhook receiver."""
+"""Shared helpers of the control-plane tests: catalogue, recommendations, a small plan, a webhook receiver."""
 
 from __future__ import annotations
 
@@ -39,6 +39,50 @@ def seed_catalogue(session, tenant: str, skus=CATALOGUE_SKUS, supplier: str = "S
             )
         )
     session.flush()
+
+
+#: Routing rules of the small plan: purchases over 400 go to the buyers, everything else is auto-approved.
+PLAN_RULES = """
+version: 1
+default: {action: auto_approve, reason: "within policy"}
+rules:
+  - name: big_buy
+    applies_to: [purchase]
+    when: {order_value: {gt: 400}}
+    route: {queue: buyers, role: planner}
+    reason: "order value {order_value} over 400"
+"""
+#: The synthetic data set behind the small plan: 40 series x 60 weeks, seed 3.
+PLAN_DATA = {"n_series": 40, "n_periods": 60, "freq": "W", "seed": 3}
+
+
+def small_plan():
+    """One small weekly plan (not stored) whose rules route some purchases and let the others through."""
+    from features.synth import generate
+    from planning import PlanConfig, inputs_from_frames, parse_rules, plan
+
+    inputs = inputs_from_frames(**generate(**PLAN_DATA).tables())
+    return plan(
+        inputs.units,
+        inputs.forecast,
+        inputs.lead_time_pmf,
+        as_of=inputs.as_of,
+        lead_time_counts=inputs.lead_time_counts,
+        config=PlanConfig(n_paths=64, seed=0),
+        rules=parse_rules(PLAN_RULES),
+        extra_exceptions=inputs.exceptions,
+    )
+
+
+def ingest_plan_catalogue(engine, tenant: str, folder) -> None:
+    """The small plan's SKUs, suppliers and terms through the real ingest: proposals are valued from them."""
+    from features.ingest import ingest
+    from features.synth import generate
+
+    paths = generate(**PLAN_DATA).write(folder, fmt="parquet")
+    for kind in ("channels", "locations", "skus", "suppliers", "supplier_terms"):
+        res = ingest(kind, paths[kind], tenant=tenant, engine=engine)
+        assert res.status == "stored", (kind, res.status)
 
 
 def rec_in(**kw) -> RecommendationIn:

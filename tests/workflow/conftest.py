@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from features.store._db import session_scope
-from tests.workflow._helpers import Receiver, seed_catalogue
+from tests.workflow._helpers import Receiver, seed_catalogue, small_plan
 from workflow import access
 
 
@@ -28,3 +28,9 @@ def receiver():
     r = Receiver().start()
     yield r
     r.stop()
+
+
+@pytest.fixture(scope="module")
+def plan_result():
+    """The small plan run of :func:`tests.workflow._helpers.small_plan`, made once per test module."""
+    return small_plan()

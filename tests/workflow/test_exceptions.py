@@ -12,17 +12,6 @@ from workflow import events
 from workflow import exceptions as wx
 from workflow.errors import InvalidInput, NotFound
 
-RULES = """
-version: 1
-default: {action: auto_approve, reason: "within policy"}
-rules:
-  - name: big_buy
-    applies_to: [purchase]
-    when: {order_value: {gt: 400}}
-    route: {queue: buyers, role: planner}
-    reason: "order value {order_value} over 400"
-"""
-
 
 def _exc(kind="stockout_risk", sku="SKU-1", loc="DC-1", severity="medium", **kw) -> wx.ExceptionIn:
     return wx.ExceptionIn(
@@ -136,24 +125,6 @@ def test_escalate_overdue_moves_owner_role_and_due_once_per_sla(engine):
     assert [(e.id, e.escalation_level) for e in again] == [(late.id, 2)]
     assert ("exception.escalated", late.id, "open") in _exception_events(engine, "a")
     assert calm.id not in {e[1] for e in _exception_events(engine, "a") if e[0] == "exception.escalated"}
-
-
-@pytest.fixture(scope="module")
-def plan_result():
-    from features.synth import generate
-    from planning import PlanConfig, inputs_from_frames, parse_rules, plan
-
-    inputs = inputs_from_frames(**generate(40, 60, freq="W", seed=3).tables())
-    return plan(
-        inputs.units,
-        inputs.forecast,
-        inputs.lead_time_pmf,
-        as_of=inputs.as_of,
-        lead_time_counts=inputs.lead_time_counts,
-        config=PlanConfig(n_paths=64, seed=0),
-        rules=parse_rules(RULES),
-        extra_exceptions=inputs.exceptions,
-    )
 
 
 def test_two_cycles_on_the_same_data_leave_one_open_exception_per_unit_and_type(engine, plan_result):

@@ -5,49 +5,9 @@ from __future__ import annotations
 import pytest
 
 from features.store._db import session_scope
+from tests.workflow._helpers import ingest_plan_catalogue
 from workflow.lifecycle import list_recommendations
 from workflow.proposals import propose_plan
-
-RULES = """
-version: 1
-default: {action: auto_approve, reason: "within policy"}
-rules:
-  - name: big_buy
-    applies_to: [purchase]
-    when: {order_value: {gt: 400}}
-    route: {queue: buyers, role: planner}
-    reason: "order value {order_value} over 400"
-"""
-
-
-@pytest.fixture(scope="module")
-def plan_result():
-    """One small weekly plan whose rules route some purchases and let the others through."""
-    from features.synth import generate
-    from planning import PlanConfig, inputs_from_frames, parse_rules, plan
-
-    inputs = inputs_from_frames(**generate(40, 60, freq="W", seed=3).tables())
-    return plan(
-        inputs.units,
-        inputs.forecast,
-        inputs.lead_time_pmf,
-        as_of=inputs.as_of,
-        lead_time_counts=inputs.lead_time_counts,
-        config=PlanConfig(n_paths=64, seed=0),
-        rules=parse_rules(RULES),
-        extra_exceptions=inputs.exceptions,
-    )
-
-
-def _ingest_catalogue(engine, tenant, folder):
-    """The plan's SKUs, suppliers and terms through the real ingest: the server values proposals from them."""
-    from features.ingest import ingest
-    from features.synth import generate
-
-    paths = generate(40, 60, freq="W", seed=3).write(folder, fmt="parquet")
-    for kind in ("channels", "locations", "skus", "suppliers", "supplier_terms"):
-        res = ingest(kind, paths[kind], tenant=tenant, engine=engine)
-        assert res.status == "stored", (kind, res.status)
 
 
 def _all(engine, tenant):
@@ -60,7 +20,7 @@ def test_propose_plan_routes_and_auto_approves_as_planning_decided_and_is_idempo
 ):
     from planning import save_plan
 
-    _ingest_catalogue(engine, "acme", tmp_path)
+    ingest_plan_catalogue(engine, "acme", tmp_path)
     recs = plan_result.recommendations
     routed = recs.filter(recs["action"] == "route")
     auto = recs.filter(recs["action"] == "auto_approve")

@@ -2,7 +2,7 @@
 
 ``load_context`` reads ``config.json`` + ``spec.json`` + ``weights.pt`` once; ``predict`` takes a long feature
 frame (history plus the future rows carrying known inputs, in the columns of the model's ``FrameSpec``) and
-returns the long forecast frame of :meth:`training.predict.Forecast.to_frame`.
+returns the long forecast frame of :meth:`training.predict.ModelForecast.to_frame`.
 """
 
 from __future__ import annotations

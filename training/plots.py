@@ -7,10 +7,10 @@ import numpy as np
 from features.frames import Panel
 from training.backtest import BacktestResult
 
-__all__ = ["fan_chart", "best_worst_fan_charts"]
+__all__ = ["best_worst_fan_charts", "draw_fan"]
 
 
-def fan_chart(ax, times, history, actual, quantiles: np.ndarray, levels: list[float], title: str) -> None:
+def draw_fan(ax, times, history, actual, quantiles: np.ndarray, levels: list[float], title: str) -> None:
     """Draw one fan chart: history, actuals, median and the P10..P90 / P25..P75 bands.
 
     Args:
@@ -62,7 +62,7 @@ def best_worst_fan_charts(panel: Panel, result: BacktestResult, k: int = 3, cont
         for ax, i in zip(axes[:, 0], idx, strict=True):
             lo = max(0, o - context)
             times = panel.times[lo : o + H]
-            fan_chart(
+            draw_fan(
                 ax,
                 times,
                 panel.y[i, lo:o],

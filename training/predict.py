@@ -25,11 +25,11 @@ from training.postprocess import apply_postprocess
 from training.tft.module import TFTModule, speed_up_for_inference
 from training.windows import InputSpec, PanelTensors, make_batch
 
-__all__ = ["Forecast", "Predictor", "load_predictor", "raw_quantiles"]
+__all__ = ["ModelForecast", "Predictor", "load_predictor", "raw_quantiles"]
 
 
 @dataclass
-class Forecast:
+class ModelForecast:
     """Forecasts for N series from one origin.
 
     Attributes:
@@ -146,7 +146,7 @@ class Predictor:
         origin: int | None = None,
         pt: PanelTensors | None = None,
         postprocess: bool = True,
-    ) -> Forecast:
+    ) -> ModelForecast:
         """Forecast every series of ``panel`` from ``origin`` (the first forecast index).
 
         Args:
@@ -156,7 +156,7 @@ class Predictor:
             postprocess: apply the stored blend and calibration.
 
         Returns:
-            The :class:`Forecast`.
+            The :class:`ModelForecast`.
 
         Raises:
             ValueError: the panel has no known inputs for the whole horizon.
@@ -186,7 +186,7 @@ class Predictor:
             self.spec.season,
         )
         q = self._cold_from_peers(panel, origin, q)
-        return Forecast(
+        return ModelForecast(
             quantiles=q,
             raw=raw,
             levels=list(self.spec.quantiles),

@@ -73,16 +73,6 @@ def import_callable(path: str) -> Callable[..., Any]:
     return obj
 
 
-def _mlflow_client(tracking_uri: str | None):
-    from mlflow import MlflowClient
-
-    if tracking_uri is None:
-        from features.settings import get_settings
-
-        tracking_uri = get_settings().mlflow_tracking_uri
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-
-
 def mlflow_alias_version(
     model_name: str | None = None, alias: str = "champion", tracking_uri: str | None = None
 ) -> str:
@@ -102,7 +92,9 @@ def mlflow_alias_version(
         settings = get_settings()
         model_name = model_name or settings.model_name
         tracking_uri = tracking_uri or settings.mlflow_tracking_uri
-    client = _mlflow_client(tracking_uri)
+    from training.registry import client as registry_client  # the one MLflow client
+
+    client = registry_client(tracking_uri)
     try:
         return str(client.get_model_version_by_alias(model_name, alias).version)
     except Exception as exc:  # MlflowException; keep mlflow out of the signature

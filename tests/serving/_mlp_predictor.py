@@ -207,13 +207,9 @@ def _device(device: str) -> str:
 
 
 def _mlflow_client(tracking_uri: str | None):
-    from mlflow import MlflowClient
+    from training.registry import client
 
-    if tracking_uri is None:
-        from features.settings import get_settings
-
-        tracking_uri = get_settings().mlflow_tracking_uri
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    return client(tracking_uri)
 
 
 def log_mlp_version(

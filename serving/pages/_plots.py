@@ -299,8 +299,10 @@ def inventory_history(
     """
     fig, ax = _figure(7.5, 2.8)
     x = np.asarray(list(dates), dtype="datetime64[D]")
-    ax.step(x, np.asarray(on_hand, float), where="post", color="#2a7f3f", lw=1.5, label="on hand")
-    ax.step(x, np.asarray(on_order, float), where="post", color="#1f6fb2", lw=1.0, ls="--", label="on order")
+    mark = {"marker": "o", "ms": 3} if len(x) < 60 else {}  # a lone snapshot still shows
+    ax.step(x, np.asarray(on_hand, float), where="post", color="#2a7f3f", lw=1.5, label="on hand", **mark)
+    ax.step(x, np.asarray(on_order, float), where="post", color="#1f6fb2", lw=1.0, ls="--", label="on order",
+            **mark)
     back = np.asarray(backorders, float)
     if np.any(back > 0):
         ax.fill_between(x, -back, 0, step="post", color="#b2301f", alpha=0.3, lw=0,

@@ -1,4 +1,4 @@
-"""The item page ``/ui/items?sku_id=..&location_id=..``: one SKU x location, everything a planner asks about it.
+"""The item page ``/ui/items?sku_id=..&location_id=..``: one SKU x location, all a planner asks about it.
 
 Sales history with the stored forecast runs over it (by model version, the newest run's P10..P90 band),
 inventory snapshots, open purchase order lines and the orders sent to suppliers with their responses, the
@@ -48,8 +48,9 @@ def _sales(tenant: str, sku: str, loc: str, facts_dir) -> pl.DataFrame:
     """Units sold per date (all channels), and the channels seen."""
     from features.facts import scan_facts
 
-    lf = scan_facts("sales", tenant, columns=["sku_id", "location_id", "channel_id", "date", "qty"],
-                    facts_dir=facts_dir)
+    lf = scan_facts(
+        "sales", tenant, columns=["sku_id", "location_id", "channel_id", "date", "qty"], facts_dir=facts_dir
+    )
     return lf.filter((pl.col("sku_id") == sku) & (pl.col("location_id") == loc)).collect()
 
 
@@ -99,8 +100,16 @@ def _po_lines(session, tenant: str, sku: str, loc: str) -> list[dict[str, Any]]:
     """Open purchase-order and transfer lines of the item from the systems of record, by ETA."""
     t = Base.metadata.tables["purchase_orders"]
     stmt = (
-        select(t.c.po_id, t.c.kind, t.c.supplier_id, t.c.from_location_id, t.c.qty, t.c.order_date, t.c.eta,
-               t.c.status)
+        select(
+            t.c.po_id,
+            t.c.kind,
+            t.c.supplier_id,
+            t.c.from_location_id,
+            t.c.qty,
+            t.c.order_date,
+            t.c.eta,
+            t.c.status,
+        )
         .where(t.c.tenant_id == tenant, t.c.sku_id == sku, t.c.location_id == loc, t.c.status == "open")
         .order_by(t.c.eta, t.c.po_id)
         .limit(200)
@@ -115,8 +124,12 @@ def _decisions(session, tenant: str, sku: str, loc: str) -> tuple[list, int, dic
     from workflow.supplier_responses import responses_of
 
     recs, total = wq.page(
-        session, tenant, wq.QueueFilter(state=None, sku_id=sku, location_id=loc), sort="created",
-        descending=True, limit=MAX_DECISIONS,
+        session,
+        tenant,
+        wq.QueueFilter(state=None, sku_id=sku, location_id=loc),
+        sort="created",
+        descending=True,
+        limit=MAX_DECISIONS,
     )
     audits = {r.id: history(session, tenant, r.id) for r in recs[:AUDITED]}
     sent = [r.id for r in recs if r.kind == "purchase_order" and r.sent_at is not None]
@@ -126,7 +139,9 @@ def _decisions(session, tenant: str, sku: str, loc: str) -> tuple[list, int, dic
     return recs, total, audits, responses
 
 
-def _charts(sku: str, loc: str, sales: pl.DataFrame, drawn, levels, inv: pl.DataFrame) -> dict[str, str | None]:
+def _charts(
+    sku: str, loc: str, sales: pl.DataFrame, drawn, levels, inv: pl.DataFrame
+) -> dict[str, str | None]:
     by_date = sales.group_by("date").agg(pl.col("qty").sum()).sort("date") if sales.height else sales
     history_svg = None
     if sales.height or drawn:
@@ -140,8 +155,11 @@ def _charts(sku: str, loc: str, sales: pl.DataFrame, drawn, levels, inv: pl.Data
     inv_svg = None
     if inv.height:
         inv_svg = _plots.inventory_history(
-            inv["date"].to_list(), inv["on_hand"].to_list(), inv["on_order"].fill_null(0).to_list(),
-            inv["backorders"].fill_null(0).to_list(), title=f"inventory snapshots, {sku} at {loc}",
+            inv["date"].to_list(),
+            inv["on_hand"].to_list(),
+            inv["on_order"].fill_null(0).to_list(),
+            inv["backorders"].fill_null(0).to_list(),
+            title=f"inventory snapshots, {sku} at {loc}",
         )
     return {"history_svg": history_svg, "inv_svg": inv_svg}
 

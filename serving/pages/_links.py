@@ -8,7 +8,7 @@ __all__ = ["item_link"]
 
 
 def item_link(sku_id: str | None, location_id: str | None) -> str:
-    """The item page (SKU x location) of ``sku_id`` at ``location_id``: ``/ui/items?sku_id=..&location_id=..``.
+    """The item page of ``sku_id`` at ``location_id``: ``/ui/items?sku_id=..&location_id=..``.
 
     A query string, not path segments: ids come from the tenant's systems and may contain '/', which a path
     parameter would split. Empty for a missing id (an exception without a location names no item).

@@ -258,19 +258,37 @@ def item_history(
     """
     fig, ax = _figure(7.5, 3.2)
     if len(sales_dates):
-        ax.plot(np.asarray(list(sales_dates), dtype="datetime64[D]"), np.asarray(sales_qty, float),
-                color="#222222", lw=1.1, label="sales")
+        ax.plot(
+            np.asarray(list(sales_dates), dtype="datetime64[D]"),
+            np.asarray(sales_qty, float),
+            color="#222222",
+            lw=1.1,
+            label="sales",
+        )
     colour: dict[str, str] = {}
     for i, (label, version, dates, q) in enumerate(runs):
         q = np.asarray(q, dtype=float)
         x = np.asarray(list(dates), dtype="datetime64[D]")
         c = colour.setdefault(version, _RUN_COLOURS[len(colour) % len(_RUN_COLOURS)])
         if i == 0 and q.shape[1] >= 2:
-            ax.fill_between(x, q[:, 0], q[:, -1], color=c, alpha=0.2, lw=0,
-                            label=f"{label}: P{round(levels[0] * 100)}-P{round(levels[-1] * 100)}")
+            ax.fill_between(
+                x,
+                q[:, 0],
+                q[:, -1],
+                color=c,
+                alpha=0.2,
+                lw=0,
+                label=f"{label}: P{round(levels[0] * 100)}-P{round(levels[-1] * 100)}",
+            )
         mid = q.shape[1] // 2
-        ax.plot(x, q[:, mid], color=c, lw=1.6 if i == 0 else 1.0, alpha=1.0 if i == 0 else 0.7,
-                label=f"{label} (model {version}) P50" if i < 4 else None)
+        ax.plot(
+            x,
+            q[:, mid],
+            color=c,
+            lw=1.6 if i == 0 else 1.0,
+            alpha=1.0 if i == 0 else 0.7,
+            label=f"{label} (model {version}) P50" if i < 4 else None,
+        )
     every = [d for _, _, ds, _ in runs for d in ds] + list(sales_dates)
     if every:
         _date_axis(ax, every)
@@ -296,17 +314,27 @@ def inventory_history(
         on_hand: units on hand ``(T,)``.
         on_order: units on order ``(T,)``.
         backorders: units owed to customers ``(T,)``, shown as negative.
+        title: chart title.
     """
     fig, ax = _figure(7.5, 2.8)
     x = np.asarray(list(dates), dtype="datetime64[D]")
     mark = {"marker": "o", "ms": 3} if len(x) < 60 else {}  # a lone snapshot still shows
     ax.step(x, np.asarray(on_hand, float), where="post", color="#2a7f3f", lw=1.5, label="on hand", **mark)
-    ax.step(x, np.asarray(on_order, float), where="post", color="#1f6fb2", lw=1.0, ls="--", label="on order",
-            **mark)
+    ax.step(
+        x,
+        np.asarray(on_order, float),
+        where="post",
+        color="#1f6fb2",
+        lw=1.0,
+        ls="--",
+        label="on order",
+        **mark,
+    )
     back = np.asarray(backorders, float)
     if np.any(back > 0):
-        ax.fill_between(x, -back, 0, step="post", color="#b2301f", alpha=0.3, lw=0,
-                        label="backorders (below 0)")
+        ax.fill_between(
+            x, -back, 0, step="post", color="#b2301f", alpha=0.3, lw=0, label="backorders (below 0)"
+        )
     ax.axhline(0, color="#555555", lw=0.8)
     if len(x):
         _date_axis(ax, dates)

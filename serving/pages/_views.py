@@ -279,8 +279,16 @@ class Projection:
     safety: float | None
     reorder: float | None
 
-    def svg(self, qty: float, *, demand_factor: float = 1.0, lead_factor: float = 1.0, title: str = "",
-            reorder: float | None = None, safety: float | None = None) -> str:
+    def svg(
+        self,
+        qty: float,
+        *,
+        demand_factor: float = 1.0,
+        lead_factor: float = 1.0,
+        title: str = "",
+        reorder: float | None = None,
+        safety: float | None = None,
+    ) -> str:
         """The projected on-hand band with an order of ``qty``, demand and lead time scaled."""
         lead = self.lead_days * lead_factor
         proj = _plots.project_inventory(

@@ -24,7 +24,11 @@ from serving.pages._views import FormPrincipal, page, recommendation_context, re
 __all__ = ["router"]
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-_FIELDS = {"lead_time_factor": "lead-time factor", "demand_factor": "demand factor", "fill_target": "service target"}
+_FIELDS = {
+    "lead_time_factor": "lead-time factor",
+    "demand_factor": "demand factor",
+    "fill_target": "service target",
+}
 
 
 def _float(name: str, raw: str | None) -> float | None:
@@ -84,8 +88,14 @@ async def _what_if(request: Request, ctx: dict[str, Any], fields: dict[str, str 
         return {**out, "error": _detail(exc)}
     base, scen = res.base[0], res.scenario[0]
     change = _describe(body)
-    out.update(base=base, scenario=scen, change=change, forecast_run=res.forecast_run,
-               model_version=res.model_version, quantity=round(scen.order_qty, 3))
+    out.update(
+        base=base,
+        scenario=scen,
+        change=change,
+        forecast_run=res.forecast_run,
+        model_version=res.model_version,
+        quantity=round(scen.order_qty, 3),
+    )
     proj = ctx.get("projection")
     if proj is not None:
         out["svg"] = proj.svg(
@@ -112,10 +122,19 @@ async def what_if_form(
 ):
     """Run a what-if for the recommendation's point: the result fragment (script) or the whole page."""
     ctx = await recommendation_context(request, p, session, policy, rec_id)
-    fields = {"lead_time_factor": lead_time_factor, "demand_factor": demand_factor, "fill_target": fill_target}
+    fields = {
+        "lead_time_factor": lead_time_factor,
+        "demand_factor": demand_factor,
+        "fill_target": fill_target,
+    }
     whatif = await _what_if(request, ctx, fields)
     status = 422 if "error" in whatif else 200
     if request.headers.get("x-fragment"):
-        return render("whatif_result.html", status_code=status, whatif=whatif, rec=ctx["rec"],
-                      can_decide=ctx["can_decide"])
+        return render(
+            "whatif_result.html",
+            status_code=status,
+            whatif=whatif,
+            rec=ctx["rec"],
+            can_decide=ctx["can_decide"],
+        )
     return page(request, "recommendation.html", status_code=status, whatif=whatif, **ctx)

@@ -34,6 +34,22 @@ class Workspace:
     other_item: tuple[str, str]  # an item only tenant b knows
 
 
+def _send_one(engine, key: str, rec, folder: Path) -> None:
+    """``rec`` approved by an approver and delivered to the ERP (a file drop): an order sent."""
+    import numpy as np
+
+    from features.store import session_scope
+    from workflow import access, lifecycle
+    from workflow.adapters import FileDropAdapter
+    from workflow.dispatcher import Dispatcher
+    from workflow.schemas import ApproveIn
+
+    with session_scope(engine) as s:
+        lifecycle.approve(s, access.authenticate(s, key), rec.id, ApproveIn(version=rec.version))
+    folder.mkdir(parents=True, exist_ok=True)
+    Dispatcher(engine, FileDropAdapter(str(folder)), rng=np.random.default_rng(0)).run(until_idle=True)
+
+
 def make_workspace(home: Path) -> Workspace:
     from features.settings import load_settings
     from features.store import session_scope
@@ -57,15 +73,30 @@ def make_workspace(home: Path) -> Workspace:
         other = lifecycle.propose(
             s,
             "b",
-            RecommendationIn(kind="purchase_order", sku_id="ONLY-B", location_id="B-DC", supplier_id="SUP-B",
-                             quantity=5.0, unit_cost=1.0,
-                             route={"queue": "buyers", "role": "planner", "rule": "r", "reason": "b's own"}),
+            RecommendationIn(
+                kind="purchase_order",
+                sku_id="ONLY-B",
+                location_id="B-DC",
+                supplier_id="SUP-B",
+                quantity=5.0,
+                unit_cost=1.0,
+                route={"queue": "buyers", "role": "planner", "rule": "r", "reason": "b's own"},
+            ),
             actor="test",
         )
         routed, _ = wq.page(s, "a", wq.QueueFilter(state="routed", kind="purchase_order"), limit=500)
         pick = next(r for r in routed if r.quantity > 0)
+        approver = access.create_key(s, "a", ["approver"], actor="test")[1]
+    _send_one(w.engine, approver, next(r for r in routed if r.id != pick.id), home / "erp-drop")
     settings = load_settings(home=home, reason_codes=REASONS)
     app = build_decision_app(settings, forecast_check_interval_s=0)
-    return Workspace(app=app, engine=app.state.engine, settings=settings, keys=keys, rec_id=pick.id,
-                     sku_id=pick.sku_id, location_id=pick.location_id,
-                     other_item=(other.sku_id, other.location_id))
+    return Workspace(
+        app=app,
+        engine=app.state.engine,
+        settings=settings,
+        keys=keys,
+        rec_id=pick.id,
+        sku_id=pick.sku_id,
+        location_id=pick.location_id,
+        other_item=(other.sku_id, other.location_id),
+    )

@@ -57,7 +57,9 @@ def test_item_page_shows_history_forecasts_inventory_and_decisions(ws):
     history = _section(html, "history")
     assert "<svg" in history and "sales and forecasts" in history
     # dates on the axis (the concise date formatter labels years), not period indices
-    assert re.search(r"20\d\d", re.sub(r"<[^>]+>", " ", history.split("<svg", 1)[1])), "no dates on the x axis"
+    assert re.search(r"20\d\d", re.sub(r"<[^>]+>", " ", history.split("<svg", 1)[1])), (
+        "no dates on the x axis"
+    )
     # both stored runs listed with their model versions; the newest first
     runs = _section(html, "history").split('id="runs"', 1)[1]
     assert runs.index("a-2") < runs.index("a-1") and "a-tft 7" in runs and "a-tft 6" in runs
@@ -134,8 +136,10 @@ def test_what_if_without_script_and_its_override_needs_a_catalogue_reason(ws):
     # an unknown reason is refused and nothing changes; a catalogue reason stores the what-if's quantity
     with session_scope(w.engine) as s:
         version = get(s, "a", w.rec_id).version
-    r = c.post(f"/ui/recommendations/{w.rec_id}/override",
-               data={"csrf_token": csrf, "version": version, "quantity": q2, "reason_code": "because"})
+    r = c.post(
+        f"/ui/recommendations/{w.rec_id}/override",
+        data={"csrf_token": csrf, "version": version, "quantity": q2, "reason_code": "because"},
+    )
     assert "reason_code" in r.text and "expected one of" in r.text
     with session_scope(w.engine) as s:
         assert get(s, "a", w.rec_id).state == "routed"

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.serving._workspace_fixture import REASONS, make_workspace
 from tests.serving.test_pages_browser import _free_port, browser  # noqa: F401 - the shared fixture
 from tests.serving.test_queue_browser import _axe, _width, axe_js  # noqa: F401 - the shared fixture
-from tests.serving._workspace_fixture import REASONS, make_workspace
 
 pytestmark = pytest.mark.slow
 
@@ -78,8 +78,16 @@ def _shot_of(cdp, name: str, selector: str) -> None:
         f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
         " return {x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height}; })()"
     )
-    clip = {"x": 0, "y": max(box["y"] - 10, 0), "width": 1280, "height": min(box["height"] + 20, 1600), "scale": 1}
-    png = base64.b64decode(cdp.call("Page.captureScreenshot", format="png", clip=clip, captureBeyondViewport=True)["data"])
+    clip = {
+        "x": 0,
+        "y": max(box["y"] - 10, 0),
+        "width": 1280,
+        "height": min(box["height"] + 20, 1600),
+        "scale": 1,
+    }
+    png = base64.b64decode(
+        cdp.call("Page.captureScreenshot", format="png", clip=clip, captureBeyondViewport=True)["data"]
+    )
     out = Path(folder) / f"{name}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(png)

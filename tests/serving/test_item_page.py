@@ -56,10 +56,11 @@ def test_item_page_shows_history_forecasts_inventory_and_decisions(ws):
     html = r.text
     history = _section(html, "history")
     assert "<svg" in history and "sales and forecasts" in history
-    # dates on the axis (the concise date formatter labels years), not period indices
-    assert re.search(r"20\d\d", re.sub(r"<[^>]+>", " ", history.split("<svg", 1)[1])), (
-        "no dates on the x axis"
-    )
+    # dates on the axis (tick labels are SVG text; the concise date formatter labels years and months)
+    svg = history.split("<svg", 1)[1].split("</svg>", 1)[0]
+    ticks = re.findall(r"<text[^>]*>([^<]+)</text>", svg)
+    assert any(re.fullmatch(r"20\d\d", t.strip()) for t in ticks), ticks
+    assert "period starting" in ticks
     # both stored runs listed with their model versions; the newest first
     runs = _section(html, "history").split('id="runs"', 1)[1]
     assert runs.index("a-2") < runs.index("a-1") and "a-tft 7" in runs and "a-tft 6" in runs

@@ -35,7 +35,7 @@ Entry points for other packages (all take an open session; commit is the caller'
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -90,7 +90,6 @@ __all__ = [
     "comment",
     "expire_due",
     "get",
-    "histories",
     "history",
     "list_recommendations",
     "override",
@@ -762,26 +761,6 @@ def list_recommendations(
         stmt.order_by(_R.c.created_at.desc(), _R.c.id).limit(limit).offset(offset)
     ).mappings()
     return [_out(r) for r in rows]
-
-
-def histories(session: Session, tenant_id: str, rec_ids: Sequence[str]) -> dict[str, list[AuditEntry]]:
-    """The audit entries of several recommendations of ``tenant_id`` in one query: ``{id: entries}``, oldest
-    first; an id of another tenant (or none) gets an empty list."""
-    out: dict[str, list[AuditEntry]] = {r: [] for r in rec_ids}
-    if not out:
-        return out
-    rows = session.scalars(
-        select(AuditEntry)
-        .where(
-            AuditEntry.tenant_id == tenant_id,
-            AuditEntry.entity_type == "recommendation",
-            AuditEntry.entity_id.in_(list(out)),
-        )
-        .order_by(AuditEntry.seq)
-    )
-    for e in rows:
-        out[e.entity_id].append(e)
-    return out
 
 
 def history(session: Session, tenant_id: str, rec_id: str) -> list[AuditEntry]:

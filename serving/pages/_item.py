@@ -120,7 +120,7 @@ def _po_lines(session, tenant: str, sku: str, loc: str) -> list[dict[str, Any]]:
 def _decisions(session, tenant: str, sku: str, loc: str) -> tuple[list, int, dict, dict]:
     """The unit's recommendations (newest first), how many in all, audit trails and supplier responses."""
     from workflow import queue as wq
-    from workflow.lifecycle import histories
+    from workflow.audit import entries_of
     from workflow.supplier_responses import responses_of
 
     recs, total = wq.page(
@@ -131,7 +131,7 @@ def _decisions(session, tenant: str, sku: str, loc: str) -> tuple[list, int, dic
         descending=True,
         limit=MAX_DECISIONS,
     )
-    audits = histories(session, tenant, [r.id for r in recs[:AUDITED]])  # one query
+    audits = entries_of(session, tenant, "recommendation", [r.id for r in recs[:AUDITED]])  # one query
     sent = [r.id for r in recs if r.kind == "purchase_order" and r.sent_at is not None]
     responses: dict[str, list] = {}
     for resp in responses_of(session, tenant, sent) if sent else []:

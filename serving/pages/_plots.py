@@ -237,9 +237,11 @@ def lines_over_time(
 
 
 def _svg_fixed(fig, left: float = 0.09) -> str:
-    """:func:`_svg` with fixed margins: one render instead of two (``bbox_inches="tight"`` draws the figure
-    once to measure it), and text kept as SVG text rather than glyph outlines (a third of the time, and
-    readable by screen readers and search), for the item page's plots, whose labels are known to fit."""
+    """:func:`_svg` with fixed margins and text kept as SVG text, for plots whose labels are known to fit.
+
+    One render instead of two (``bbox_inches="tight"`` draws the figure once to measure it), and text as
+    ``<text>`` rather than glyph outlines: a third of the time, and readable by screen readers and search.
+    """
     import matplotlib
 
     fig.subplots_adjust(left=left, right=0.98, bottom=0.16, top=0.91)

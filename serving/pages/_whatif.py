@@ -83,9 +83,9 @@ async def _what_if(request: Request, ctx: dict[str, Any], fields: dict[str, str 
         body = _request(rec, fields)
         res = await run_what_if(request, ctx["p"].tenant_id, body)
     except ValueError as exc:
-        return {**out, "error": str(exc)}
-    except HTTPException as exc:
-        return {**out, "error": _detail(exc)}
+        return {**out, "error": str(exc), "status": 422}
+    except HTTPException as exc:  # 409: no current forecasts; 404: the point is not in the plan inputs
+        return {**out, "error": _detail(exc), "status": exc.status_code}
     base, scen = res.base[0], res.scenario[0]
     change = _describe(body)
     out.update(
@@ -128,7 +128,7 @@ async def what_if_form(
         "fill_target": fill_target,
     }
     whatif = await _what_if(request, ctx, fields)
-    status = 422 if "error" in whatif else 200
+    status = whatif.get("status", 200)
     if request.headers.get("x-fragment"):
         return render(
             "whatif_result.html",

@@ -159,3 +159,29 @@ def test_api_what_if_demand_factor_moves_the_order(ws):
     assert up.json()["change"] == {"demand_factor": 1.5}
     r = c.post("/v1/plans/what-if", json={"units": [unit], "demand_factor": 0}, headers=h)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "demand_factor"]
+
+
+def test_what_if_without_forecasts_says_why_and_stays_in_the_tenant(ws):
+    from features.store import session_scope
+    from workflow import queue as wq
+
+    c, w = ws, ws.w
+    with session_scope(w.engine) as s:
+        (b_rec,), _ = wq.page(s, "b", wq.QueueFilter(sku_id=w.other_item[0]), limit=1)
+    # tenant a cannot run a what-if on b's recommendation
+    _sign_in(c, w.keys["a-viewer"])
+    csrf = _csrf(c.get(f"/ui/recommendations/{w.rec_id}").text)
+    r = c.post(f"/ui/recommendations/{b_rec.id}/what-if", data={"csrf_token": csrf, "demand_factor": "2"})
+    assert r.status_code == 404
+    # a viewer runs one (read-only) but is not offered "use as override"
+    r = c.post(f"/ui/recommendations/{w.rec_id}/what-if", data={"csrf_token": csrf, "demand_factor": "2"})
+    assert r.status_code == 200 and 'id="whatif-qty"' in r.text and 'id="use-whatif"' not in r.text
+    # tenant b has no stored forecasts: the page says so and names the command, nothing is planned
+    _sign_in(c, w.keys["b-viewer"])
+    csrf = _csrf(c.get(f"/ui/recommendations/{b_rec.id}").text)
+    r = c.post(
+        f"/ui/recommendations/{b_rec.id}/what-if",
+        data={"csrf_token": csrf, "lead_time_factor": "2"},
+        headers={"X-Fragment": "1"},
+    )
+    assert r.status_code == 409 and 'id="whatif-error"' in r.text and "replenish cycle --tenant b" in r.text

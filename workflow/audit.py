@@ -9,7 +9,7 @@ and the tenant's journal head stores the last ``seq`` and hash, so :func:`verify
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,7 +20,7 @@ from workflow._canonical import GENESIS
 from workflow._journal import audit_digest
 from workflow._models import AuditEntry, JournalHead
 
-__all__ = ["AuditProblem", "VerifyReport", "entries", "verify", "verify_all"]
+__all__ = ["AuditProblem", "VerifyReport", "entries", "entries_of", "verify", "verify_all"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,26 @@ def entries(
     if entity_id is not None:
         stmt = stmt.where(AuditEntry.entity_id == entity_id)
     return list(session.scalars(stmt.order_by(AuditEntry.seq).limit(limit)))
+
+
+def entries_of(
+    session: Session, tenant_id: str, entity_type: str, entity_ids: Sequence[str]
+) -> dict[str, list[AuditEntry]]:
+    """Audit entries of several entities of one type in one query: ``{entity_id: entries}`` in ``seq`` order.
+
+    An id with no entries in this tenant (another tenant's, or unknown) maps to an empty list.
+    """
+    out: dict[str, list[AuditEntry]] = {e: [] for e in entity_ids}
+    if not out:
+        return out
+    stmt = select(AuditEntry).where(
+        AuditEntry.tenant_id == tenant_id,
+        AuditEntry.entity_type == entity_type,
+        AuditEntry.entity_id.in_(list(out)),
+    )
+    for e in session.scalars(stmt.order_by(AuditEntry.seq)):
+        out[e.entity_id].append(e)
+    return out
 
 
 def _scan(session: Session, tenant_id: str, chunk: int = 5000) -> Iterator[tuple]:

@@ -17,22 +17,24 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import numpy as np
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from serving.api.deps import PolicyDep, SessionDep, check_rate
 from serving.pages import _evidence, _plots
+from serving.pages._links import item_link
 from workflow import sessions as page_sessions
 from workflow.access import Principal, authenticate
 
-__all__ = ["COOKIE", "router"]
+__all__ = ["COOKIE", "Projection", "recommendation_context", "router"]
 
 COOKIE = "replenish_session"
 LOGIN_CSRF_COOKIE = "replenish_login_csrf"
@@ -48,6 +50,7 @@ def _env():
         env = _env.cached = jinja2.Environment(
             loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=jinja2.select_autoescape(["html"])
         )
+        env.globals["item_link"] = item_link  # every page links an item the same way
     return env
 
 
@@ -262,17 +265,48 @@ def _levels(ev: dict[str, Any]) -> tuple[float | None, float | None]:
     return safety, reorder
 
 
-@router.get("/recommendations/{rec_id}", response_class=HTMLResponse)
-async def recommendation(
-    rec_id: str,
-    request: Request,
-    p: PagePrincipal,
-    session: SessionDep,
-    policy: PolicyDep,
-    msg: str | None = None,
-    error: str | None = None,
-):
-    """A recommendation with its forecast fan chart, inventory projection, evidence, history and forms."""
+@dataclass
+class Projection:
+    """What the projected on-hand chart is drawn from, kept so that a what-if can redraw it."""
+
+    levels: list[float]
+    q: np.ndarray  # (H, Q) demand quantiles
+    dates: list  # (H,) end of each period
+    position: float
+    lead_days: float
+    period_days: float
+    safety: float | None
+    reorder: float | None
+
+    def svg(
+        self,
+        qty: float,
+        *,
+        demand_factor: float = 1.0,
+        lead_factor: float = 1.0,
+        title: str = "",
+        reorder: float | None = None,
+        safety: float | None = None,
+    ) -> str:
+        """The projected on-hand band with an order of ``qty``, demand and lead time scaled."""
+        lead = self.lead_days * lead_factor
+        proj = _plots.project_inventory(
+            self.position, self.q * demand_factor, qty, int(np.ceil(lead / self.period_days))
+        )
+        return _plots.inventory_projection(
+            proj,
+            self.levels,
+            safety,
+            reorder,
+            title=title or f"projected on hand, order of {qty:,.0f} arriving in ~{lead:.0f} days",
+            dates=self.dates,
+        )
+
+
+async def recommendation_context(
+    request: Request, p: Principal, session, policy, rec_id: str
+) -> dict[str, Any]:
+    """Everything the recommendation page shows (404 for another tenant's id), and its ``projection``."""
     from workflow import evidence as evidence_store
     from workflow.lifecycle import get, history
 
@@ -280,7 +314,7 @@ async def recommendation(
     evidence = evidence_store.for_recommendation(session, p.tenant_id, rec_id)
     ev = _evidence_body(evidence)
     fc = await _forecast_for(request, rec, p.tenant_id)
-    fan_svg = inv_svg = None
+    fan_svg = inv_svg = projection = None
     fc_version = None
     if fc is not None:
         levels, q, fc_version, freq = fc
@@ -302,20 +336,15 @@ async def recommendation(
                 else rec.promised_lead_time_days or period_days
             )
             safety, reorder = _levels(ev)
-            proj = _plots.project_inventory(
-                position, q, rec.final_quantity or rec.quantity, int(np.ceil(lead_days / period_days))
-            )
-            inv_svg = _plots.inventory_projection(
-                proj,
-                levels,
-                safety,
-                reorder,
+            projection = Projection(levels, q, starts[1:], position, lead_days, period_days, safety, reorder)
+            qty = rec.final_quantity or rec.quantity
+            inv_svg = projection.svg(
+                qty,
+                reorder=reorder,
+                safety=safety,
                 title=f"projected on hand, order of {rec.quantity:,.0f} arriving in ~{lead_days:.0f} days",
-                dates=starts[1:],
             )
-    return page(
-        request,
-        "recommendation.html",
+    return dict(
         p=p,
         rec=rec,
         evidence=evidence,
@@ -325,11 +354,31 @@ async def recommendation(
         inv_svg=inv_svg,
         fc_version=fc_version,
         history=history(session, p.tenant_id, rec_id),
-        msg=msg,
-        error=error,
         can_decide=p.has_any("planner", "approver"),
         reason_codes=policy.reason_codes,
+        projection=projection,
     )
+
+
+@router.get("/recommendations/{rec_id}", response_class=HTMLResponse)
+async def recommendation(
+    rec_id: str,
+    request: Request,
+    p: PagePrincipal,
+    session: SessionDep,
+    policy: PolicyDep,
+    msg: str | None = None,
+    error: str | None = None,
+    override_qty: float | None = None,
+    override_comment: Annotated[str | None, Query(max_length=500)] = None,
+):
+    """A recommendation with its forecast fan chart, inventory projection, evidence, history and forms.
+
+    ``override_qty`` / ``override_comment`` pre-fill the override form (a what-if's "use as override").
+    """
+    ctx = await recommendation_context(request, p, session, policy, rec_id)
+    prefill = {"quantity": override_qty, "comment": override_comment} if override_qty is not None else None
+    return page(request, "recommendation.html", msg=msg, error=error, prefill=prefill, **ctx)
 
 
 def _decide(

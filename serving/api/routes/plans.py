@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from serving.api.deps import EngineDep, Reader
 from serving.api.routes.forecasts import current_forecast
 
-__all__ = ["PlanInputsCache", "WhatIfRequest", "router"]
+__all__ = ["PlanInputsCache", "WhatIfRequest", "WhatIfResponse", "run_what_if", "router"]
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
@@ -88,6 +88,9 @@ class WhatIfRequest(BaseModel):
         default=None, gt=0.0, le=10.0, description="Multiply supplier lead times (1.5 = 50% longer)."
     )
     budget: float | None = Field(default=None, ge=0.0, description="Total money for these units' orders.")
+    demand_factor: float | None = Field(
+        default=None, gt=0.0, le=10.0, description="Multiply the demand forecast (1.2 = 20% more demand)."
+    )
 
 
 class UnitOutcome(BaseModel):
@@ -194,7 +197,15 @@ def _run_what_if(inputs, meta, idx: np.ndarray, body: WhatIfRequest) -> WhatIfRe
     )
     config = PlanConfig(period_days=_period_days(inputs, meta), seed=0)
     base = plan(units, fc, pmf, as_of=inputs.as_of, config=config, lead_time_counts=counts)
-    s_units, s_pmf, s_counts, budgets = units, pmf, counts, ()
+    s_units, s_pmf, s_counts, budgets, s_fc = units, pmf, counts, (), fc
+    if body.demand_factor is not None:  # every quantile, or every bootstrap draw, scaled alike
+        k = float(body.demand_factor)
+        hist = fc.history
+        s_fc = dataclasses.replace(
+            fc,
+            values=np.asarray(fc.values) * k,
+            history=None if hist is None else dataclasses.replace(hist, factor=np.asarray(hist.factor) * k),
+        )
     if body.fill_target is not None:
         s_units = s_units.with_columns(pl.lit(float(body.fill_target)).alias("fill_target"))
     if body.lead_time_factor is not None:
@@ -215,7 +226,7 @@ def _run_what_if(inputs, meta, idx: np.ndarray, body: WhatIfRequest) -> WhatIfRe
     if body.budget is not None:
         budgets = (Budget(by=None, limits=float(body.budget)),)
     scenario = plan(
-        s_units, fc, s_pmf, as_of=inputs.as_of, config=config, budgets=budgets, lead_time_counts=s_counts
+        s_units, s_fc, s_pmf, as_of=inputs.as_of, config=config, budgets=budgets, lead_time_counts=s_counts
     )
     ids = body.units
     b, s = _outcomes(base, ids), _outcomes(scenario, ids)
@@ -236,18 +247,27 @@ def _run_what_if(inputs, meta, idx: np.ndarray, body: WhatIfRequest) -> WhatIfRe
 @router.post("/what-if", response_model=WhatIfResponse, responses={401: {}, 404: {}, 409: {}, 422: {}})
 async def what_if(body: WhatIfRequest, request: Request, principal: Reader) -> WhatIfResponse:
     """Re-plan the caller tenant's points with a changed target, lead time or budget, beside the plan."""
-    if body.fill_target is None and body.lead_time_factor is None and body.budget is None:
+    return await run_what_if(request, principal.tenant_id, body)
+
+
+async def run_what_if(request: Request, tenant: str, body: WhatIfRequest) -> WhatIfResponse:
+    """The what-if of ``body`` on ``tenant``'s current plan inputs (the API route's and the pages' path).
+
+    Raises:
+        HTTPException: 422 without a change, 409 without current forecasts, 404 for an unknown point.
+    """
+    changes = (body.fill_target, body.lead_time_factor, body.budget, body.demand_factor)
+    if all(c is None for c in changes):
         raise HTTPException(
             422,
             detail=[
                 {
                     "loc": ["body"],
-                    "msg": "give at least one of fill_target, lead_time_factor, budget",
+                    "msg": "give at least one of fill_target, lead_time_factor, budget, demand_factor",
                     "type": "value_error",
                 }
             ],
         )
-    tenant = principal.tenant_id
     meta = (await current_forecast(request, tenant)).meta  # 409 when the tenant has no current forecasts
     app = request.app
     inputs = await asyncio.to_thread(

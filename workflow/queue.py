@@ -97,7 +97,15 @@ def _like(text: str) -> str:
     return f"%{esc.lower()}%"
 
 
-def _where(stmt: Select, tenant_id: str, f: QueueFilter) -> Select:
+def _contains(col, pattern: str, dialect: str):
+    # SQLite's LIKE already ignores ASCII case (as its lower() only folds ASCII): the same match, without
+    # lowering every value of five columns per row; PostgreSQL's ILIKE is its case-insensitive LIKE.
+    if dialect == "sqlite":
+        return col.like(pattern, escape="\\")
+    return col.ilike(pattern, escape="\\")
+
+
+def _where(stmt: Select, tenant_id: str, f: QueueFilter, dialect: str = "sqlite") -> Select:
     stmt = stmt.where(_R.c.tenant_id == tenant_id)
     for name, col in _EQUAL.items():
         v = getattr(f, name)
@@ -112,7 +120,7 @@ def _where(stmt: Select, tenant_id: str, f: QueueFilter) -> Select:
     if f.q:
         pat = _like(f.q.strip())
         cols = (_R.c.id, _R.c.sku_id, _R.c.location_id, _R.c.supplier_id, _R.c.route_reason)
-        stmt = stmt.where(or_(*(func.lower(c).like(pat, escape="\\") for c in cols)))
+        stmt = stmt.where(or_(*(_contains(c, pat, dialect) for c in cols)))
     return stmt
 
 
@@ -140,9 +148,24 @@ def page(
     if sort != "value":
         order.append(_R.c.value.desc())  # ties: the bigger item first
     order.append(_R.c.id)  # a total order, so pages neither repeat nor skip an item
-    total = session.execute(_where(select(func.count()).select_from(_R), tenant_id, f)).scalar_one()
-    rows = session.execute(_where(select(_R), tenant_id, f).order_by(*order).limit(limit).offset(offset))
-    return [_out(r) for r in rows.mappings()], int(total)
+    dialect = session.get_bind().dialect.name
+    # The page's ids first (a narrow sort: key, value and id, not every column of every match), then
+    # its rows by primary key: a deep page skips thousands of narrow rows instead of full ones.
+    ids = list(
+        session.scalars(
+            _where(select(_R.c.id), tenant_id, f, dialect).order_by(*order).limit(limit).offset(offset)
+        )
+    )
+    if len(ids) < limit and (ids or offset == 0):
+        total = offset + len(ids)  # the last page: no count needed
+    else:
+        total = session.execute(
+            _where(select(func.count()).select_from(_R), tenant_id, f, dialect)
+        ).scalar_one()
+    if not ids:
+        return [], int(total)
+    by_id = {r["id"]: r for r in session.execute(select(_R).where(_R.c.id.in_(ids))).mappings()}
+    return [_out(by_id[i]) for i in ids if i in by_id], int(total)
 
 
 def counts(session: Session, tenant_id: str) -> dict[str, dict[str, int]]:
@@ -166,17 +189,24 @@ def counts(session: Session, tenant_id: str) -> dict[str, dict[str, int]]:
 
 
 def facets(session: Session, tenant_id: str, state: str | None) -> dict[str, list[str]]:
-    """Distinct kinds, queues, roles, rules and suppliers among the tenant's items in ``state``."""
-    out: dict[str, list[str]] = {}
-    for name, col in (
-        ("kind", _R.c.kind),
-        ("queue", _R.c.route_queue),
-        ("role", _R.c.route_role),
-        ("rule", _R.c.route_rule),
-        ("supplier_id", _R.c.supplier_id),
-    ):
-        stmt = select(col).where(_R.c.tenant_id == tenant_id, col.is_not(None)).distinct().order_by(col)
-        if state:
-            stmt = stmt.where(_R.c.state == state)
-        out[name] = [str(v) for v in session.scalars(stmt.limit(500))]
-    return out
+    """Distinct kinds, queues, roles, rules and suppliers among the tenant's items in ``state``.
+
+    One grouped scan for the five (their combinations are few: a kind, queue, role and rule per routing
+    rule, times the suppliers), at most 500 values each.
+    """
+    cols = {
+        "kind": _R.c.kind,
+        "queue": _R.c.route_queue,
+        "role": _R.c.route_role,
+        "rule": _R.c.route_rule,
+        "supplier_id": _R.c.supplier_id,
+    }
+    stmt = select(*cols.values()).where(_R.c.tenant_id == tenant_id).group_by(*cols.values())
+    if state:
+        stmt = stmt.where(_R.c.state == state)
+    seen: dict[str, set[str]] = {name: set() for name in cols}
+    for row in session.execute(stmt.limit(20_000)):
+        for name, v in zip(cols, row, strict=True):
+            if v is not None:
+                seen[name].add(str(v))
+    return {name: sorted(v)[:500] for name, v in seen.items()}

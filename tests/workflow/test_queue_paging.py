@@ -1,4 +1,4 @@
-"""Deep pages of the work queue (ids first, then rows; the count skipped on a last page) on SQLite and PostgreSQL."""
+"""Deep pages of the work queue (ids first, then rows; no count on a last page), SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import io
 import itertools
 import re
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 
 import numpy as np
 
@@ -51,8 +51,11 @@ def _accessible(fig, title: str, desc: str) -> str:
     return tag + body + text[head_end:]
 
 
-def _as_dates(xs: Sequence) -> list[date]:
-    return [x.date() if isinstance(x, datetime) else x for x in xs]
+def _as_times(xs: Sequence) -> np.ndarray:
+    """Dates to day precision, datetimes (monitoring runs) to the second, timezone dropped (UTC)."""
+    if any(isinstance(x, datetime) for x in xs):
+        return np.asarray([np.datetime64(x.replace(tzinfo=None), "s") for x in xs])
+    return np.asarray(list(xs), dtype="datetime64[D]")
 
 
 def lines_over_time(
@@ -80,11 +83,14 @@ def lines_over_time(
     from matplotlib.ticker import PercentFormatter
 
     fig, ax = _figure(7.0, 2.9)
-    parts = []
+    parts, lo, hi = [], None, None
     for k, (label, (x, v)) in enumerate(sorted(series.items())):
-        xs = _as_dates(x)
+        xs = _as_times(x)
+        if len(xs):
+            lo = xs.min() if lo is None else min(lo, xs.min())
+            hi = xs.max() if hi is None else max(hi, xs.max())
         (line,) = ax.plot(
-            np.asarray(xs, dtype="datetime64[D]"),
+            xs,
             np.asarray(v, dtype=float),
             marker="o",
             markersize=4,
@@ -94,16 +100,21 @@ def lines_over_time(
         )
         line.set_gid(f"series-{k}")
         if len(v):
-            parts.append(f"{label}: {len(v)} points from {xs[0]} to {xs[-1]}, last {float(v[-1]):.3g}")
+            parts.append(f"{label}: {len(v)} points from {x[0]} to {x[-1]}, last {float(v[-1]):.3g}")
     if reference is not None:
         ax.axhline(
             reference, color="#555555", linestyle="--", linewidth=1, label=f"{reference_label} {reference:g}"
         )
+    if lo is not None and hi - lo < np.timedelta64(1, "D"):  # one day or less: pad it, so ticks stay readable
+        pad = np.timedelta64(12, "h") if lo.dtype == np.dtype("datetime64[s]") else np.timedelta64(3, "D")
+        ax.set_xlim(lo - pad, hi + pad)
     loc = mdates.AutoDateLocator(minticks=3, maxticks=8)
     ax.xaxis.set_major_locator(loc)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
     if percent:
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    else:
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -162,7 +173,9 @@ def grouped_bars(
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="x")
-    ax.legend(fontsize=7, loc="lower right", frameon=False)
+    ax.legend(
+        fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18 - 0.5 / max(G, 1)), ncol=3, frameon=False
+    )
     desc = f"Bar chart of {xlabel} for {G} groups ({', '.join(map(str, groups[:12]))}"
     desc += ", ..." if G > 12 else ""
     desc += f"); series: {', '.join(series)}" + (

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from workflow._machine import _R, _out
@@ -124,6 +124,29 @@ def _where(stmt: Select, tenant_id: str, f: QueueFilter, dialect: str = "sqlite"
     return stmt
 
 
+def _after(session: Session, tenant_id: str, rec_id: str, col, descending: bool, sort: str):
+    """The condition "after item ``rec_id`` in :func:`page`'s order" (None when the item is not the tenant's).
+
+    The order is ``(col IS NULL, col, [value desc,] id)``; the item's own values are read by primary key in
+    the same statement (scalar subqueries), so no value travels through the URL.
+    """
+    if session.scalar(select(_R.c.id).where(_R.c.id == rec_id, _R.c.tenant_id == tenant_id)) is None:
+        return None
+
+    def its(c):
+        return select(c).where(_R.c.id == rec_id).scalar_subquery()
+
+    k, v, i = its(col), its(_R.c.value), its(_R.c.id)
+    rest = _R.c.id > i
+    if sort != "value":  # ties on the key: the bigger value first, then the id
+        rest = or_(_R.c.value < v, and_(_R.c.value == v, _R.c.id > i))
+    beyond = col < k if descending else col > k
+    return or_(
+        and_(k.is_(None), col.is_(None), rest),  # the item has no key: the rest of the no-key block
+        and_(k.is_not(None), or_(col.is_(None), beyond, and_(col == k, rest))),
+    )
+
+
 def page(
     session: Session,
     tenant_id: str,
@@ -133,8 +156,13 @@ def page(
     descending: bool = False,
     limit: int = 50,
     offset: int = 0,
+    after: str | None = None,
 ) -> tuple[list[RecommendationOut], int]:
     """One page of the tenant's recommendations matching ``f``, and how many match in all.
+
+    ``after``: the id of the last item of the previous page (keyset paging: the page starts right after
+    that item in the sort order, read without skipping ``offset`` rows; ``offset`` is then ignored). An id
+    that is not the tenant's falls back to ``offset``.
 
     Raises:
         ValueError: ``sort`` is not one of :data:`SORTS` or ``limit`` / ``offset`` are out of range.
@@ -150,13 +178,13 @@ def page(
     order.append(_R.c.id)  # a total order, so pages neither repeat nor skip an item
     dialect = session.get_bind().dialect.name
     # The page's ids first (a narrow sort: key, value and id, not every column of every match), then
-    # its rows by primary key: a deep page skips thousands of narrow rows instead of full ones.
-    ids = list(
-        session.scalars(
-            _where(select(_R.c.id), tenant_id, f, dialect).order_by(*order).limit(limit).offset(offset)
-        )
-    )
-    if len(ids) < limit and (ids or offset == 0):
+    # its rows by primary key: a deep page skips thousands of narrow rows instead of full ones, and a
+    # page reached by "next" skips none (it starts after the previous page's last item).
+    stmt = _where(select(_R.c.id), tenant_id, f, dialect).order_by(*order).limit(limit)
+    seek = _after(session, tenant_id, after, col, descending, sort) if after else None
+    stmt = stmt.where(seek) if seek is not None else stmt.offset(offset)
+    ids = list(session.scalars(stmt))
+    if seek is None and len(ids) < limit and (ids or offset == 0):
         total = offset + len(ids)  # the last page: no count needed
     else:
         total = session.execute(

@@ -21,6 +21,29 @@ def test_every_sort_pages_through_all_items_once_in_the_full_order(engine, tenan
                     assert t == len(recs), (sort, desc, offset)
                     paged += rows
                 assert [r.id for r in paged] == [r.id for r in full], (sort, desc)
+                # keyset: each page starts after the previous page's last item, same order, same total
+                seek, last = [], None
+                while True:
+                    rows, t = wq.page(
+                        s,
+                        "a",
+                        f,
+                        sort=sort,
+                        descending=desc,
+                        limit=7,
+                        offset=0 if last is None else 999,
+                        after=last,
+                    )
+                    assert t == len(recs)
+                    if not rows:
+                        break
+                    seek += rows
+                    last = rows[-1].id
+                assert [r.id for r in seek] == [r.id for r in full], (sort, desc, "after")
+        # an id that is not the tenant's: plain offset paging
+        first, _ = wq.page(s, "a", wq.QueueFilter(), limit=5)
+        assert wq.page(s, "a", wq.QueueFilter(), limit=5, after="nope")[0] == first
+        assert wq.page(s, "b", wq.QueueFilter(), limit=5, after=first[0].id) == ([], 0)
         # past the end: no rows, the true total
         assert wq.page(s, "a", wq.QueueFilter(), limit=10, offset=100) == ([], 40)
         # a narrow last page counts itself

@@ -9,7 +9,9 @@ middleware, session check, SQL and template rendering; no network), and the medi
 * ``queue_filter_sort``: filtered (queue, SKU, need-by on or before a date, min value) and sorted by value
   descending, page 3;
 * ``queue_search_deep``: a search over id / SKU / location / supplier / reason, sorted by location, page 100
-  of 200 (OFFSET 4,950);
+  of 200 jumped to by its number (OFFSET 4,950 over the narrow id sort);
+* ``queue_search_deep_next``: the same page 100 reached by page 99's "next" link (keyset: after page 99's
+  last item, no rows skipped);
 * ``recommendation``: one recommendation page (evidence, history, forms; no forecast stored, so no charts);
 * ``item_page``: one SKU x location page (``/ui/items``) of the same tenant, with 3 years of daily sales and
   inventory snapshots for 500 units (1.1 M fact rows, written straight to the fact store), 10 stored forecast
@@ -231,6 +233,11 @@ def main() -> None:
             "queue_search_deep": "/ui/queue?q=needs+review&sort=location&page=100",
             "recommendation": f"/ui/recommendations/{rec_id}",
         }
+        # page 100 of the same search reached by page 99's "next" link (keyset: after its last item)
+        prev = c.get("/ui/queue?q=needs+review&sort=location&page=99").text
+        nxt = re.search(r'<a href="([^"]+)" rel="next">', prev).group(1).replace("&amp;", "&")
+        order = list(pages.items())
+        pages = {**dict(order[:4]), "queue_search_deep_next": nxt, **dict(order[4:])}
         for name, url in pages.items():
             out[name] = _time(c, url, args.repeats)
             m = out[name]

@@ -91,6 +91,17 @@ class Recommendation(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "proposal_key"),
         Index("ix_wf_recommendations_tenant_state", "tenant_id", "state"),
+        # the queue page's facets and per-queue counts, read from the index alone (migration wq001)
+        Index(
+            "ix_wf_recommendations_queue_facets",
+            "tenant_id",
+            "state",
+            "route_queue",
+            "kind",
+            "route_role",
+            "route_rule",
+            "supplier_id",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)

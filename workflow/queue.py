@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from workflow._machine import _R, _out
@@ -97,7 +97,15 @@ def _like(text: str) -> str:
     return f"%{esc.lower()}%"
 
 
-def _where(stmt: Select, tenant_id: str, f: QueueFilter) -> Select:
+def _contains(col, pattern: str, dialect: str):
+    # SQLite's LIKE already ignores ASCII case (as its lower() only folds ASCII): the same match, without
+    # lowering every value of five columns per row; PostgreSQL's ILIKE is its case-insensitive LIKE.
+    if dialect == "sqlite":
+        return col.like(pattern, escape="\\")
+    return col.ilike(pattern, escape="\\")
+
+
+def _where(stmt: Select, tenant_id: str, f: QueueFilter, dialect: str = "sqlite") -> Select:
     stmt = stmt.where(_R.c.tenant_id == tenant_id)
     for name, col in _EQUAL.items():
         v = getattr(f, name)
@@ -112,8 +120,31 @@ def _where(stmt: Select, tenant_id: str, f: QueueFilter) -> Select:
     if f.q:
         pat = _like(f.q.strip())
         cols = (_R.c.id, _R.c.sku_id, _R.c.location_id, _R.c.supplier_id, _R.c.route_reason)
-        stmt = stmt.where(or_(*(func.lower(c).like(pat, escape="\\") for c in cols)))
+        stmt = stmt.where(or_(*(_contains(c, pat, dialect) for c in cols)))
     return stmt
+
+
+def _after(session: Session, tenant_id: str, rec_id: str, col, descending: bool, sort: str):
+    """The condition "after item ``rec_id`` in :func:`page`'s order" (None when the item is not the tenant's).
+
+    The order is ``(col IS NULL, col, [value desc,] id)``; the item's own values are read by primary key in
+    the same statement (scalar subqueries), so no value travels through the URL.
+    """
+    if session.scalar(select(_R.c.id).where(_R.c.id == rec_id, _R.c.tenant_id == tenant_id)) is None:
+        return None
+
+    def its(c):
+        return select(c).where(_R.c.id == rec_id).scalar_subquery()
+
+    k, v, i = its(col), its(_R.c.value), its(_R.c.id)
+    rest = _R.c.id > i
+    if sort != "value":  # ties on the key: the bigger value first, then the id
+        rest = or_(_R.c.value < v, and_(_R.c.value == v, _R.c.id > i))
+    beyond = col < k if descending else col > k
+    return or_(
+        and_(k.is_(None), col.is_(None), rest),  # the item has no key: the rest of the no-key block
+        and_(k.is_not(None), or_(col.is_(None), beyond, and_(col == k, rest))),
+    )
 
 
 def page(
@@ -125,8 +156,13 @@ def page(
     descending: bool = False,
     limit: int = 50,
     offset: int = 0,
+    after: str | None = None,
 ) -> tuple[list[RecommendationOut], int]:
     """One page of the tenant's recommendations matching ``f``, and how many match in all.
+
+    ``after``: the id of the last item of the previous page (keyset paging: the page starts right after
+    that item in the sort order, read without skipping ``offset`` rows; ``offset`` is then ignored). An id
+    that is not the tenant's falls back to ``offset``.
 
     Raises:
         ValueError: ``sort`` is not one of :data:`SORTS` or ``limit`` / ``offset`` are out of range.
@@ -140,9 +176,24 @@ def page(
     if sort != "value":
         order.append(_R.c.value.desc())  # ties: the bigger item first
     order.append(_R.c.id)  # a total order, so pages neither repeat nor skip an item
-    total = session.execute(_where(select(func.count()).select_from(_R), tenant_id, f)).scalar_one()
-    rows = session.execute(_where(select(_R), tenant_id, f).order_by(*order).limit(limit).offset(offset))
-    return [_out(r) for r in rows.mappings()], int(total)
+    dialect = session.get_bind().dialect.name
+    # The page's ids first (a narrow sort: key, value and id, not every column of every match), then
+    # its rows by primary key: a deep page skips thousands of narrow rows instead of full ones, and a
+    # page reached by "next" skips none (it starts after the previous page's last item).
+    stmt = _where(select(_R.c.id), tenant_id, f, dialect).order_by(*order).limit(limit)
+    seek = _after(session, tenant_id, after, col, descending, sort) if after else None
+    stmt = stmt.where(seek) if seek is not None else stmt.offset(offset)
+    ids = list(session.scalars(stmt))
+    if seek is None and len(ids) < limit and (ids or offset == 0):
+        total = offset + len(ids)  # the last page: no count needed
+    else:
+        total = session.execute(
+            _where(select(func.count()).select_from(_R), tenant_id, f, dialect)
+        ).scalar_one()
+    if not ids:
+        return [], int(total)
+    by_id = {r["id"]: r for r in session.execute(select(_R).where(_R.c.id.in_(ids))).mappings()}
+    return [_out(by_id[i]) for i in ids if i in by_id], int(total)
 
 
 def counts(session: Session, tenant_id: str) -> dict[str, dict[str, int]]:
@@ -166,17 +217,24 @@ def counts(session: Session, tenant_id: str) -> dict[str, dict[str, int]]:
 
 
 def facets(session: Session, tenant_id: str, state: str | None) -> dict[str, list[str]]:
-    """Distinct kinds, queues, roles, rules and suppliers among the tenant's items in ``state``."""
-    out: dict[str, list[str]] = {}
-    for name, col in (
-        ("kind", _R.c.kind),
-        ("queue", _R.c.route_queue),
-        ("role", _R.c.route_role),
-        ("rule", _R.c.route_rule),
-        ("supplier_id", _R.c.supplier_id),
-    ):
-        stmt = select(col).where(_R.c.tenant_id == tenant_id, col.is_not(None)).distinct().order_by(col)
-        if state:
-            stmt = stmt.where(_R.c.state == state)
-        out[name] = [str(v) for v in session.scalars(stmt.limit(500))]
-    return out
+    """Distinct kinds, queues, roles, rules and suppliers among the tenant's items in ``state``.
+
+    One grouped scan for the five (their combinations are few: a kind, queue, role and rule per routing
+    rule, times the suppliers), at most 500 values each.
+    """
+    cols = {
+        "kind": _R.c.kind,
+        "queue": _R.c.route_queue,
+        "role": _R.c.route_role,
+        "rule": _R.c.route_rule,
+        "supplier_id": _R.c.supplier_id,
+    }
+    stmt = select(*cols.values()).where(_R.c.tenant_id == tenant_id).group_by(*cols.values())
+    if state:
+        stmt = stmt.where(_R.c.state == state)
+    seen: dict[str, set[str]] = {name: set() for name in cols}
+    for row in session.execute(stmt.limit(20_000)):
+        for name, v in zip(cols, row, strict=True):
+            if v is not None:
+                seen[name].add(str(v))
+    return {name: sorted(v)[:500] for name, v in seen.items()}

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from serving.pages import _monitoring  # noqa: F401  (adds /ui/monitoring to the views' router)
+from serving.pages._dashboards import router as _dashboards_router
 from serving.pages._exception_views import router as _exception_router
 from serving.pages._item import router as _item_router
 from serving.pages._queue import router as _queue_router
@@ -21,3 +22,4 @@ router.include_router(_item_router)
 router.include_router(_whatif_router)
 router.include_router(_exception_router, prefix="/ui")
 router.include_router(_suppliers_router, prefix="/ui")
+router.include_router(_dashboards_router)

@@ -9,6 +9,7 @@ why.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
@@ -73,12 +74,21 @@ def _parse(params: dict[str, str]) -> tuple[Any, dict[str, Any]]:
         raise HTTPException(422, detail=f"size: expected one of {', '.join(map(str, PAGE_SIZES))}")
     if number < 1:
         raise HTTPException(422, detail="page: expected 1 or more")
-    return f, {"sort": sort, "dir": direction, "size": size, "page": number}
+    after = params.get("after") or None
+    if after is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", after):
+        raise HTTPException(422, detail="after: expected a recommendation id (the previous page's last item)")
+    return f, {"sort": sort, "dir": direction, "size": size, "page": number, "after": after}
 
 
 def _link(f, view: dict[str, Any], **change: Any) -> str:
-    """The queue URL for this filter and view with ``change`` applied (empty values dropped)."""
-    args = {**{k: str(v) for k, v in f.active().items()}, **{k: str(v) for k, v in view.items()}}
+    """The queue URL for this filter and view with ``change`` applied (empty values dropped).
+
+    The keyset cursor (``after``) is kept only where ``change`` sets it (the "next" link).
+    """
+    args = {
+        **{k: str(v) for k, v in f.active().items()},
+        **{k: str(v) for k, v in view.items() if k != "after" and v is not None},
+    }
     if f.state is None:
         args["state"] = ""
     args.update({k: str(v) for k, v in change.items()})
@@ -97,6 +107,7 @@ def _render(request: Request, p, session, params: dict[str, str], bulk: dict | N
         descending=view["dir"] == "desc",
         limit=view["size"],
         offset=(view["page"] - 1) * view["size"],
+        after=view["after"],  # "next" from the previous page: start after its last item, skip nothing
     )
     pages = max(1, -(-total // view["size"]))
     limit = p.effective_limit

@@ -202,6 +202,8 @@ def test_accuracy_page_shows_recorded_figures_by_level_and_version(client, world
     page = client.get("/ui/accuracy?metric=wape").text
     assert "sku / 7" in page and "total / 7" in page and "<svg" in page
     assert "0.1000" in page  # WAPE of a uniform 10% over-forecast
+    assert "<pre>" not in page and 'id="by-state"' in page  # tables, not JSON dumps
+    assert 'href="/ui/dashboards/accuracy"' in page
     assert client.get("/ui/exceptions").status_code == 200
 
 

@@ -206,6 +206,8 @@ class AuditEntry(Base):
     prev_sha256: Mapped[str] = mapped_column(String(64))
     sha256: Mapped[str] = mapped_column(String(64))
 
+    __table_args__ = (Index("ix_wf_audit_log_entity", "tenant_id", "entity_type", "entity_id"),)
+
 
 class Event(Base):
     """One entry of the per-tenant ordered event log (gapless ``seq`` in commit order)."""

@@ -377,3 +377,91 @@ def test_approve_dispatch_supplier_confirms_60_percent_and_the_replan_allocates_
     ]
     got = sorted((seq[t][0], t, seq[t][1]) for t, _ in order if t in seq)
     assert [(t, topic) for _, t, topic in got] == order
+
+
+def test_the_regular_cycle_plans_with_open_confirmations_and_counts_a_sent_order_once(
+    settings, ingested, receivers, tmp_path
+):
+    """A PO sent and confirmed short: the next regular cycle allocates the confirmed supply (not only the
+    supplier loop's re-plan), and once a snapshot counts the order in on_order it is not counted again."""
+    from datetime import UTC, datetime
+
+    from features.store import session_scope
+    from planning import load_plan_inputs, load_run
+    from serving.cycle import run_cycle
+    from serving.ingest import ingest_and_announce
+    from workflow import lifecycle
+    from workflow.confirmations import confirmed_supply
+    from workflow.dispatcher import Dispatcher
+    from workflow.webhooks import WritebackRouter
+
+    engine, data = ingested
+    store_forecast(settings, data)
+    assert (
+        run_cycle(TENANT, stages=["plan", "propose"], settings=settings, engine=engine).status == "succeeded"
+    )
+    with session_scope(engine) as s:
+        po = _first(lifecycle.list_recommendations(s, TENANT, limit=10_000), "purchase_order")
+    with _client(settings, engine) as api:
+        admin = api.h("admin")
+        url = receivers["erp"].url
+        assert api.put("/v1/webhooks/erp", json={"url": url, "secret": ERP}, headers=admin).status_code == 200
+        ch = {"channel": "webhook", "url": receivers["sup"].url, "secret": SUP}
+        assert api.put(f"/v1/suppliers/{po.supplier_id}/channel", json=ch, headers=admin).status_code == 200
+        if po.state != "approved":
+            body = {"version": po.version}
+            assert (
+                api.post(f"/v1/recommendations/{po.id}/approve", json=body, headers=admin).status_code == 200
+            )
+        router = WritebackRouter(engine)
+        try:
+            Dispatcher(engine, router, rng=np.random.default_rng(0)).run(until_idle=True)
+        finally:
+            router.close()
+        confirmed = float(np.floor(0.6 * po.quantity))
+        line = {"order_number": po.id, "status": "partial", "quantity": confirmed}
+        res = api.post(
+            "/v1/suppliers/responses",
+            params={"replan": False},
+            json={"responses": [line]},
+            headers=api.h("service"),
+        )
+        assert res.status_code == 201 and res.json()["loop"]["replan_run_id"] is None, res.text
+    (order,) = confirmed_supply(engine, TENANT).to_dicts()
+    assert (order["po_id"], order["ordered_qty"], order["confirmed_qty"]) == (po.id, po.quantity, confirmed)
+
+    def cycle_plan():
+        run = run_cycle(TENANT, stages=["plan"], settings=settings, engine=engine)
+        assert run.status == "succeeded", run.error
+        return load_run(engine, TENANT, run.run_id)  # the plan run of a cycle has its id
+
+    # The regular cycle plans with the confirmation: the SKU's confirmed supply is allocated.
+    stored = cycle_plan()
+    inputs_meta = stored["run"]["params"]["inputs"]
+    assert inputs_meta["confirmed_supply"] == {po.sku_id: confirmed}
+    allocs = stored["recommendations"].filter(pl.col("kind") == "allocation")
+    assert allocs.height and set(allocs["sku_id"]) == {po.sku_id}
+    assert allocs["order_qty"].sum() <= confirmed
+    assert "on_order_netted" not in inputs_meta  # the snapshots predate the order: it is in none of them
+
+    # The ERP's snapshot of today counts the sent order in on_order: it is counted once (as confirmed).
+    unit = (pl.col("sku_id") == po.sku_id) & (pl.col("location_id") == po.location_id)
+    snap = data.inventory.filter(unit).sort("date").tail(1)
+    on_hand = snap["on_hand"][0]
+    today = datetime.now(UTC).date()
+    snap = snap.with_columns(pl.lit(today).alias("date"), pl.lit(po.quantity).alias("on_order"))
+    snap.write_parquet(tmp_path / "snapshot.parquet")
+    assert (
+        ingest_and_announce(
+            "inventory", tmp_path / "snapshot.parquet", tenant=TENANT, engine=engine, settings=settings
+        ).rows_stored
+        == 1
+    )
+    stored = cycle_plan()
+    assert stored["run"]["params"]["inputs"]["on_order_netted"] == {
+        f"{po.sku_id}|{po.location_id}": po.quantity
+    }
+    units = load_plan_inputs(
+        engine, TENANT, settings=settings, confirmed_supply=confirmed_supply(engine, TENANT)
+    ).units.filter(unit)
+    assert (units["on_hand"][0], units["on_order"][0]) == (on_hand, 0.0)

@@ -458,10 +458,15 @@ def test_the_regular_cycle_plans_with_open_confirmations_and_counts_a_sent_order
         == 1
     )
     stored = cycle_plan()
-    assert stored["run"]["params"]["inputs"]["on_order_netted"] == {
-        f"{po.sku_id}|{po.location_id}": po.quantity
-    }
+    netted = {f"{po.sku_id}|{po.location_id}": po.quantity}
+    assert stored["run"]["params"]["inputs"]["on_order_netted"] == netted
     units = load_plan_inputs(
         engine, TENANT, settings=settings, confirmed_supply=confirmed_supply(engine, TENANT)
     ).units.filter(unit)
     assert (units["on_hand"][0], units["on_order"][0]) == (on_hand, 0.0)
+    # and so does the supplier loop's re-plan
+    with _client(settings, engine) as api:
+        res = api.post("/v1/suppliers/responses", json={"responses": [line]}, headers=api.h("service"))
+    assert res.status_code == 201 and res.json()["loop"]["replan_run_id"], res.text
+    replan = load_run(engine, TENANT, res.json()["loop"]["replan_run_id"])
+    assert replan["run"]["params"]["inputs"]["on_order_netted"] == netted

@@ -256,7 +256,8 @@ def plan_stage(
         units: re-plan only these stocking points (sku_id, location_id); None: all.
         confirmed_supply: sku_id, confirmed_qty: supply a supplier confirmed short of what was asked; the
             plan allocates it across the SKU's locations by stockout risk and customer commitments
-            (``allocation`` recommendations).
+            (``allocation`` recommendations). Rows per order (``workflow.confirmations``) also take an order
+            the unit's snapshot counts out of ``on_order`` (see :func:`load_plan_inputs`).
         extra_exceptions: further exceptions in :data:`planning._exceptions.EXCEPTION_SCHEMA` (a supplier's
             short, late or rejected confirmation) stored, keyed and routed with the run's own.
         planner: what plans the inputs, with ``plan``'s signature (default ``plan``; a partitioned planner,

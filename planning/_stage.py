@@ -102,7 +102,9 @@ def load_plan_inputs(
         units: only these stocking points (sku_id, location_id), e.g. the units a supplier response
             touched; None: every stocking point with sales.
         confirmed_supply: sku_id, confirmed_qty of orders a supplier confirmed short
-            (:func:`planning._inputs.confirmed_supply_frame`); None: all supply as asked.
+            (:func:`planning._inputs.confirmed_supply_frame`); None: all supply as asked. Per order (with
+            location_id, ordered_qty, sent_date: ``workflow.confirmations``), an order the unit's snapshot
+            counts in ``on_order`` is taken out of it (counted once, as the confirmed supply).
 
     Returns:
         :class:`planning._inputs.PlanInputs` whose ``info`` says which forecast, grid and fallbacks were used.
@@ -136,9 +138,11 @@ def load_plan_inputs(
     issues = identity_issues(engine, tenant)
     watermark = sales_watermark(tenant, facts_dir=facts_dir)
     confirmed = confirmed_supply_frame(confirmed_supply)
+    if confirmed is not None:  # per order (workflow.confirmations): count each order once
+        netted = _net_of_confirmed_orders(confirmed_supply, tables["inventory"])
     if meta is None:
         inputs = _bootstrap_inputs(tenant, tables, issues, watermark, freq)
-        return _narrow(inputs, units, confirmed)
+        return _narrow(inputs, units, confirmed, netted if confirmed is not None else None)
     pdays = period_days(meta.freq)
     rows = read_forecasts(meta.tenant, meta.stage, meta.run_id, level=None, facts_dir=facts_dir)
     first = rows.filter(pl.col("horizon") == 1)["date"].min()
@@ -155,17 +159,57 @@ def load_plan_inputs(
     )
     keys = inputs.units.select("sku_id", "location_id")
     stored = read_stored_forecast(meta, keys, facts_dir=facts_dir, rows=rows)
-    return _narrow(_with_stored_forecast(inputs, stored, watermark, facts_dir), units, confirmed)
+    inputs = _with_stored_forecast(inputs, stored, watermark, facts_dir)
+    return _narrow(inputs, units, confirmed, netted if confirmed is not None else None)
 
 
-def _narrow(inputs: PlanInputs, units: pl.DataFrame | None, confirmed: pl.DataFrame | None) -> PlanInputs:
-    """The inputs of ``units`` only (when given), carrying the confirmed supply."""
+def _net_of_confirmed_orders(orders: pl.DataFrame, inventory: pl.DataFrame) -> pl.DataFrame | None:
+    """Per stocking point, the ordered quantity of confirmed orders its inventory snapshot already counts.
+
+    A confirmed order enters the plan once, as the confirmed quantity the plan allocates. The unit's latest
+    snapshot counts the order in ``on_order`` when it was taken on or after the day the order was sent (the
+    system of record knew it); that ordered quantity is then taken out of ``on_order``. Rows without
+    ``location_id``, ``ordered_qty`` and ``sent_date`` (SKU totals only) net nothing.
+
+    Returns:
+        sku_id, location_id, counted (ordered quantity to take out), or None when nothing is counted twice.
+    """
+    if not {"location_id", "ordered_qty", "sent_date"} <= set(orders.columns) or not inventory.height:
+        return None
+    keys = ["sku_id", "location_id"]
+    latest = inventory.group_by(keys).agg(pl.col("date").max().cast(pl.Date).alias("_snap"))
+    counted = (
+        orders.join(latest, on=keys, how="inner")
+        .filter(pl.col("sent_date").is_not_null() & (pl.col("sent_date").cast(pl.Date) <= pl.col("_snap")))
+        .group_by(keys)
+        .agg(pl.col("ordered_qty").cast(pl.Float64).sum().alias("counted"))
+    )
+    return counted if counted.height else None
+
+
+def _narrow(
+    inputs: PlanInputs,
+    units: pl.DataFrame | None,
+    confirmed: pl.DataFrame | None,
+    counted: pl.DataFrame | None = None,
+) -> PlanInputs:
+    """The inputs of ``units`` only (when given), carrying the confirmed supply, ``on_order`` net of it."""
     if units is not None:
         inputs = inputs.subset(units)
     if confirmed is None:
         return inputs
     info = {**inputs.info, "confirmed_supply": {k: float(v) for k, v in confirmed.iter_rows()}}
-    return dataclasses.replace(inputs, confirmed_supply=confirmed, info=info)
+    plan_units = inputs.units
+    if counted is not None:
+        keys = ["sku_id", "location_id"]
+        plan_units = (
+            plan_units.join(counted, on=keys, how="left", maintain_order="left")
+            .with_columns((pl.col("on_order") - pl.col("counted").fill_null(0.0)).clip(0.0).alias("on_order"))
+            .drop("counted")
+        )
+        hit = counted.join(inputs.units.select(keys), on=keys, how="semi")
+        info["on_order_netted"] = {f"{a}|{b}": float(q) for a, b, q in hit.iter_rows()}
+    return dataclasses.replace(inputs, units=plan_units, confirmed_supply=confirmed, info=info)
 
 
 def _past_forecasts(tenant: str, sales: pl.DataFrame, freq: str, facts_dir: Path) -> pl.DataFrame:
@@ -212,7 +256,8 @@ def plan_stage(
         units: re-plan only these stocking points (sku_id, location_id); None: all.
         confirmed_supply: sku_id, confirmed_qty: supply a supplier confirmed short of what was asked; the
             plan allocates it across the SKU's locations by stockout risk and customer commitments
-            (``allocation`` recommendations).
+            (``allocation`` recommendations). Rows per order (``workflow.confirmations``) also take an order
+            the unit's snapshot counts out of ``on_order`` (see :func:`load_plan_inputs`).
         extra_exceptions: further exceptions in :data:`planning._exceptions.EXCEPTION_SCHEMA` (a supplier's
             short, late or rejected confirmation) stored, keyed and routed with the run's own.
         planner: what plans the inputs, with ``plan``'s signature (default ``plan``; a partitioned planner,

@@ -204,7 +204,10 @@ def _plan(ctx: _Context, cb: Callable[[int, int], None]) -> tuple[dict, dict]:
     forecast_run = ctx.ran.get("reconcile", {}).get("reconciled_run") or ctx.ran.get("forecast", {}).get(
         "forecast_run"
     )
-    kwargs = {}
+    from workflow.confirmations import confirmed_supply
+
+    # open orders a supplier confirmed short: planned as confirmed, the sent order counted once
+    kwargs = {"confirmed_supply": confirmed_supply(ctx.engine, ctx.tenant)}
     if ctx.cluster is not None:
         from serving import cluster
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from features.store import utcnow
@@ -22,7 +22,7 @@ from workflow._exception_rules import get_rule
 from workflow._journal import AuditRecord, EventRecord, collect
 from workflow._models import OutboxItem
 
-__all__ = ["EXCEPTION_UPDATE", "item_dead", "item_delivered", "record"]
+__all__ = ["EXCEPTION_UPDATE", "item_records", "record"]
 
 EXCEPTION_UPDATE = "exception_update"
 _O = OutboxItem.__table__
@@ -54,39 +54,15 @@ def record(session: Session, tenant_id: str, audit, event, row: dict[str, Any], 
     collect(session, tenant_id, [audit], [event], journal)
 
 
-def _journal(session, item, actor: str, verb: str, detail: dict, journal) -> None:
+def item_records(item, actor: str, delivered: bool, detail: dict[str, Any]) -> tuple[list, list]:
+    """The audit entry and event of an ``exception_update`` item delivered (or dead-lettered).
+
+    ``detail``: the outcome's fields (``idempotency_key``, ``attempts`` and ``external_ref`` or ``error``);
+    the outbox records the item itself (:func:`workflow.outbox.record_success` / ``record_failure``).
+    """
+    verb = "update_sent" if delivered else "update_failed"
     exc_id = item.payload.get("exception_id", "")
     detail = {"id": exc_id, "state": item.payload.get("state"), **detail}
     audit = AuditRecord(actor, f"exception.{verb}", "exception", exc_id, None, detail, None)
     event = EventRecord("exception", f"exception.{verb}", item.payload.get("exception_key", exc_id), detail)
-    collect(session, item.tenant_id, [audit], [event], journal)
-
-
-def item_delivered(session: Session, item, owner: str, ref: str | None, actor: str, journal) -> bool:
-    """Mark an item without a recommendation delivered (False: no longer ours)."""
-    res = session.execute(
-        update(_O)
-        .where(_O.c.id == item.id, _O.c.status == "pending", _O.c.lease_owner == owner)
-        .values(
-            status="delivered", delivered_at=utcnow(), lease_owner=None, lease_until=None, last_error=None
-        )
-    )
-    if res.rowcount != 1:
-        return False
-    detail = {"idempotency_key": item.idempotency_key, "external_ref": ref, "attempts": item.attempts}
-    _journal(session, item, actor, "update_sent", detail, journal)
-    return True
-
-
-def item_dead(session: Session, item, owner: str, error: str, actor: str, journal) -> str:
-    """Dead-letter an item without a recommendation (``""``: no longer ours)."""
-    res = session.execute(
-        update(_O)
-        .where(_O.c.id == item.id, _O.c.status == "pending", _O.c.lease_owner == owner)
-        .values(status="dead", lease_owner=None, lease_until=None, last_error=error)
-    )
-    if res.rowcount != 1:
-        return ""
-    detail = {"idempotency_key": item.idempotency_key, "error": error, "attempts": item.attempts}
-    _journal(session, item, actor, "update_failed", detail, journal)
-    return "dead"
+    return [audit], [event]

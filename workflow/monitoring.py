@@ -33,7 +33,8 @@ What is measured and how:
   oldest active one.
 * **Planner adoption** (:func:`adoption`): acceptance rate (approved, overridden included, per human
   decision), hours to decision (median, p90), override rate; and the forecast value added of overrides
-  (Gilliland 2010): for each overridden recommendation whose window (created -> need-by) has passed, the
+  (Gilliland 2010): for each overridden recommendation whose window (its plan's date, the ``as_of`` of its
+  proposal's evidence, else the day it was proposed -> need-by) has passed, the
   quantity right in hindsight is ``max(0, proposed + actual - forecast)`` with actual and forecast the
   unit's sales and newest stored p50 over that window; ``FVA = 1 - MAE(final) / MAE(proposed)``.
 """
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -302,11 +304,13 @@ def override_fva(session: Session, tenant_id: str, sales: pl.LazyFrame, p50: pl.
     empty = {"overrides_evaluated": 0, "fva": None, "mae_proposed": None, "mae_final": None}
     if not rows:
         return empty
+    as_of = _plan_dates(session, tenant_id, [r[0] for r in rows])
+    rows = [(r[0], r[1], r[2], as_of.get(r[0]) or r[3].date(), *r[4:]) for r in rows]
     last = sales.select(pl.col("date").max()).collect().item()
     if last is None:
         return empty
     recs = pl.DataFrame(
-        [(r[0], r[1], r[2], r[3].date(), r[4], float(r[5]), float(r[6])) for r in rows],
+        [(r[0], r[1], r[2], r[3], r[4], float(r[5]), float(r[6])) for r in rows],
         schema={
             "id": pl.String,
             "sku_id": pl.String,
@@ -352,6 +356,29 @@ def override_fva(session: Session, tenant_id: str, sales: pl.LazyFrame, p50: pl.
         "mae_proposed": res["mae_proposed"],
         "mae_final": res["mae_final"],
     }
+
+
+def _plan_dates(session: Session, tenant_id: str, rec_ids: list[str]) -> dict[str, date]:
+    """The planning date (``as_of`` of the plan run) of each recommendation, from its proposal evidence.
+
+    A recommendation's demand window starts on the date its plan planned from, which is the data's date, not
+    the wall clock's (a plan over last year's files proposes today what it needed then).
+    """
+    from workflow._models import Evidence as E
+    from workflow._models import RecommendationEvidence as L
+
+    out: dict[str, date] = {}
+    for rid, body in session.execute(
+        select(L.recommendation_id, E.body)
+        .join(E, (E.tenant_id == L.tenant_id) & (E.sha256 == L.evidence_sha256))
+        .where(L.tenant_id == tenant_id, L.recommendation_id.in_(rec_ids), L.kind == "proposal")
+    ):
+        raw = ((body or {}).get("assumptions") or {}).get("as_of")
+        try:
+            out.setdefault(rid, date.fromisoformat(str(raw)[:10]))
+        except ValueError:  # no plan date ("None"): the window starts when it was proposed
+            continue
+    return out
 
 
 def _exception_stats(session: Session, tenant_id: str) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from features.store import utcnow
-from workflow._exception_writeback import item_dead, item_delivered
+from workflow._exception_writeback import item_records as exception_records
 from workflow._journal import AuditRecord, EventRecord, append, collect, flush
 from workflow._models import OutboxItem
 from workflow.errors import IllegalTransition, InvalidInput, NotFound
@@ -145,8 +145,7 @@ def record_successes(
     journal = {} if journal is None else journal
     for i, item in enumerate(items):
         if item.kind == SUPPLIER_ORDER or item.recommendation_id is None:  # the item only
-            delivered = _order_delivered if item.kind == SUPPLIER_ORDER else item_delivered
-            if not delivered(session, item, owner, refs[i], actor, journal):
+            if not _item_delivered(session, item, owner, refs[i], actor, journal):
                 raise LostLease(item.tenant_id)
             continue
         by_tenant.setdefault(item.tenant_id, []).append(i)
@@ -200,10 +199,8 @@ def record_success(
         transaction should then be rolled back by the caller (nothing was changed).
     """
     now = utcnow()
-    if item.kind == SUPPLIER_ORDER:
-        return _order_delivered(session, item, owner, external_ref, actor, journal)
-    if item.recommendation_id is None:
-        return item_delivered(session, item, owner, external_ref, actor, journal)
+    if item.kind == SUPPLIER_ORDER or item.recommendation_id is None:
+        return _item_delivered(session, item, owner, external_ref, actor, journal)
     try:
         _, a, e = _mark(
             session,
@@ -243,46 +240,49 @@ def _queue_supplier_orders(
         collect(session, tenant_id, audits, events, journal)
 
 
-def _order_delivered(
+def _supplier_order_records(item: Claimed, actor: str, delivered: bool, detail: dict) -> tuple[list, list]:
+    """The audit entry and event of a supplier order delivered (or dead-lettered)."""
+    doc, key = item.payload, item.idempotency_key
+    if delivered:
+        reason = f"delivered to supplier {doc.get('supplier_id')} (attempt {item.attempts})"
+        audit_detail = {"idempotency_key": key, "external_ref": detail["external_ref"]}
+        payload = {
+            "order_number": doc.get("order_number"),
+            "supplier_id": doc.get("supplier_id"),
+            "sku_id": doc.get("item_number"),
+            "location_id": doc.get("ship_to"),
+            "quantity": doc.get("quantity"),
+            **audit_detail,
+        }
+    else:
+        reason = f"dead letter after {item.attempts} attempt(s): {detail['error']}"
+        audit_detail, payload = {"idempotency_key": key}, {"idempotency_key": key, "error": detail["error"]}
+    verb = "supplier.order_sent" if delivered else "supplier.order_failed"
+    rid = item.recommendation_id
+    return [AuditRecord(actor, verb, "recommendation", rid, None, audit_detail, reason)], [
+        EventRecord("supplier", verb, rid, payload)
+    ]
+
+
+def _item_only_records(item: Claimed, actor: str, delivered: bool, detail: dict) -> tuple[list, list]:
+    """Journal of an item whose outcome changes no recommendation: a supplier order, an exception update."""
+    if item.kind == SUPPLIER_ORDER:
+        return _supplier_order_records(item, actor, delivered, detail)
+    return exception_records(item, actor, delivered, detail)
+
+
+def _item_delivered(
     session: Session, item: Claimed, owner: str, ref: str | None, actor: str, journal: dict | None
 ) -> bool:
-    """Record a supplier order delivered: the item only (the purchase order's state does not change)."""
+    """Record an item that changes no recommendation delivered (False: no longer ours).
+
+    Supplier orders (the purchase order's state does not change: the ERP has it) and exception updates.
+    """
     res = session.execute(_DELIVERED, {"b_id": item.id, "b_owner": owner, "b_now": utcnow()})
     if res.rowcount != 1:
         return False
-    doc = item.payload
-    collect(
-        session,
-        item.tenant_id,
-        [
-            AuditRecord(
-                actor,
-                "supplier.order_sent",
-                "recommendation",
-                item.recommendation_id,
-                None,
-                {"idempotency_key": item.idempotency_key, "external_ref": ref},
-                f"delivered to supplier {doc.get('supplier_id')} (attempt {item.attempts})",
-            )
-        ],
-        [
-            EventRecord(
-                "supplier",
-                "supplier.order_sent",
-                item.recommendation_id,
-                {
-                    "order_number": doc.get("order_number"),
-                    "supplier_id": doc.get("supplier_id"),
-                    "sku_id": doc.get("item_number"),
-                    "location_id": doc.get("ship_to"),
-                    "quantity": doc.get("quantity"),
-                    "idempotency_key": item.idempotency_key,
-                    "external_ref": ref,
-                },
-            )
-        ],
-        journal,
-    )
+    detail = {"idempotency_key": item.idempotency_key, "external_ref": ref, "attempts": item.attempts}
+    collect(session, item.tenant_id, *_item_only_records(item, actor, True, detail), journal)
     return True
 
 
@@ -316,10 +316,8 @@ def record_failure(
             .values(next_attempt_at=retry_at, lease_owner=None, lease_until=None, last_error=error)
         )
         return "pending" if res.rowcount == 1 else ""
-    if item.kind == SUPPLIER_ORDER:
-        return _order_dead(session, item, owner, error, actor, journal)
-    if item.recommendation_id is None:
-        return item_dead(session, item, owner, error, actor, journal)
+    if item.kind == SUPPLIER_ORDER or item.recommendation_id is None:
+        return _item_dead(session, item, owner, error, actor, journal)
     try:
         _, a, e = _mark(
             session,
@@ -342,10 +340,10 @@ def record_failure(
     return "dead"
 
 
-def _order_dead(
+def _item_dead(
     session: Session, item: Claimed, owner: str, error: str, actor: str, journal: dict | None
 ) -> str:
-    """Dead-letter a supplier order; the purchase order keeps its state (the ERP has it)."""
+    """Dead-letter an item that changes no recommendation (``""``: no longer ours), see `_item_delivered`."""
     res = session.execute(
         update(_O)
         .where(_O.c.id == item.id, _O.c.status == "pending", _O.c.lease_owner == owner)
@@ -353,30 +351,8 @@ def _order_dead(
     )
     if res.rowcount != 1:
         return ""
-    collect(
-        session,
-        item.tenant_id,
-        [
-            AuditRecord(
-                actor,
-                "supplier.order_failed",
-                "recommendation",
-                item.recommendation_id,
-                None,
-                {"idempotency_key": item.idempotency_key},
-                f"dead letter after {item.attempts} attempt(s): {error}",
-            )
-        ],
-        [
-            EventRecord(
-                "supplier",
-                "supplier.order_failed",
-                item.recommendation_id,
-                {"idempotency_key": item.idempotency_key, "error": error},
-            )
-        ],
-        journal,
-    )
+    detail = {"idempotency_key": item.idempotency_key, "error": error, "attempts": item.attempts}
+    collect(session, item.tenant_id, *_item_only_records(item, actor, False, detail), journal)
     return "dead"
 
 

@@ -37,13 +37,14 @@ from typing import Any
 
 import polars as pl
 from pydantic import Field, ValidationError
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from features.store import session_scope
 from workflow._models import Recommendation, SupplierResponse
+from workflow.confirmations import CONFIRMATION_SCHEMA, confirmed_supply, open_confirmations
 from workflow.errors import InvalidInput, NotFound, WorkflowError
 from workflow.lifecycle import get, record_supplier_response
 from workflow.schemas import RecommendationOut, SupplierResponseIn
@@ -287,41 +288,6 @@ class LoopResult:
         return dataclasses.asdict(self)
 
 
-def open_confirmations(session: Session, tenant_id: str, skus: Sequence[str]) -> pl.DataFrame:
-    """Open purchase orders of ``skus`` whose supplier confirmed a quantity (sent, not received).
-
-    Returns:
-        po_id, sku_id, location_id, supplier_id, ordered_qty, confirmed_qty (one row per order).
-    """
-    received = exists().where(
-        and_(_S.c.tenant_id == tenant_id, _S.c.recommendation_id == _R.c.id, _S.c.status == "received")
-    )
-    rows = session.execute(
-        select(
-            _R.c.id,
-            _R.c.sku_id,
-            _R.c.location_id,
-            _R.c.supplier_id,
-            _R.c.quantity,
-            _R.c.final_quantity,
-            _R.c.confirmed_quantity,
-        ).where(
-            _R.c.tenant_id == tenant_id,
-            _R.c.kind == "purchase_order",
-            _R.c.state.in_(("sent", "acknowledged")),
-            _R.c.sku_id.in_(list(skus)),
-            _R.c.confirmed_quantity.is_not(None),
-            ~received,
-        )
-    ).all()
-    return pl.DataFrame(
-        [(r[0], r[1], r[2], r[3], float(r[5] if r[5] is not None else r[4]), float(r[6])) for r in rows],
-        schema=dict.fromkeys(("po_id", "sku_id", "location_id", "supplier_id"), pl.String)
-        | dict.fromkeys(("ordered_qty", "confirmed_qty"), pl.Float64),
-        orient="row",
-    )
-
-
 def _fact_frames(outcomes: Sequence[ResponseOutcome]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The purchase-order lines and observed deliveries the responses make, as ingest contracts want them."""
     po, lt = [], []
@@ -447,9 +413,9 @@ def apply_responses(
     result.exceptions = exc.to_dicts()
     if not replan:
         return result
-    with session_scope(engine) as s:
-        open_ = open_confirmations(s, tenant, sorted({o.sku_id for o in outcomes}))
-    short = open_.filter(pl.col("confirmed_qty") < pl.col("ordered_qty") - 1e-9)
+    short = confirmed_supply(engine, tenant, sorted({o.sku_id for o in outcomes}))
+    if short is None:
+        short = pl.DataFrame(schema=CONFIRMATION_SCHEMA)
     confirmed = short.group_by("sku_id").agg(pl.col("confirmed_qty").sum()).sort("sku_id")
     result.confirmed_supply = {k: float(v) for k, v in confirmed.iter_rows()}
     units = pl.concat(
@@ -463,7 +429,7 @@ def apply_responses(
     if not exc.height and not confirmed.height:
         result.notes.append("no shortfall, delay or refusal: nothing to re-plan")
         return result
-    _replan(engine, tenant, units, confirmed, exc, settings, result, propose=propose, actor=actor)
+    _replan(engine, tenant, units, short, exc, settings, result, propose=propose, actor=actor)
     return result
 
 
@@ -483,7 +449,7 @@ def _replan(
             run_id=run_id,
             settings=settings,
             units=units,
-            confirmed_supply=confirmed if confirmed.height else None,
+            confirmed_supply=confirmed if confirmed.height else None,  # per order: on_order netted
             extra_exceptions=exc,
         )
     except Exception as exc_:  # the responses are stored; a re-plan that cannot run is said, never a 5xx
@@ -491,6 +457,7 @@ def _replan(
         log.warning("supplier re-plan of tenant %s failed", tenant, exc_info=True)
         return
     result.replan_run_id = staged.run_id
+    _announce_replan(engine, tenant, staged, result)
     recs = staged.result.recommendations
     if recs.height:
         alloc = recs.filter(pl.col("kind") == "allocation")
@@ -525,6 +492,19 @@ def _replan(
             "(the run is stored: propose it with workflow.proposals.propose_plan)"
         )
         log.warning("proposing supplier re-plan %s failed", staged.run_id, exc_info=True)
+
+
+def _announce_replan(engine: Engine, tenant: str, staged, result: LoopResult) -> None:
+    """A ``plan.replanned`` event (topic ``plan``) after the re-plan run is stored (docs/events.md)."""
+    from workflow.events import publish
+
+    counts = {k: v for k, v in staged.counts.items() if isinstance(v, int | float)}
+    payload = {"plan_run": staged.run_id, "confirmed_supply": result.confirmed_supply, "counts": counts}
+    try:
+        with session_scope(engine) as s:
+            publish(s, tenant, "plan", "plan.replanned", staged.run_id, payload)
+    except Exception:  # the run is stored; a missing announcement is logged, as the cycle's are
+        log.warning("supplier re-plan %s: the event was not published", staged.run_id, exc_info=True)
 
 
 def responses_of(session: Session, tenant_id: str, order_numbers: Sequence[str]) -> list[SupplierResponse]:

@@ -133,7 +133,7 @@ def test_lead_time_drift_needs_a_change_against_history_and_the_promise():
     history = [9.0, 10.0, 11.0] * 6 + [10.0, 10.0]  # median 10, MAD 1
     lt = pl.concat(
         [
-            _deliveries("drift", history, [16.0] * 4),  # 60% over the promise and over history, 6 se
+            _deliveries("drift", history, [16.0] * 4),  # 60% over the promise and history, above all before
             _deliveries("edge", history, [15.0] * 4),  # exactly 50% over the promise: tolerated
             _deliveries("heavy_tail", history, [14.0] * 4),  # 40% over: lead times' tails reach it by chance
             _deliveries("chronic", history, [13.0] * 4),  # 62% over a promise of 8, 30% over history
@@ -271,3 +271,36 @@ def test_stockout_risk_uses_the_unrounded_lead_time_probability():
     )
     out = stockout_risk(units, 0.2)
     assert out["sku_id"].to_list() == ["short"] and out["value"][0] == pytest.approx(0.4)
+
+
+def test_rank_sum_z_is_the_tie_corrected_mann_whitney_z():
+    """The drift check's rank-sum z equals scipy's asymptotic Mann-Whitney test (ties and continuity)."""
+    from scipy.stats import mannwhitneyu, norm
+
+    from planning._rank_test import rank_sum_z
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for k in range(30):
+        x = rng.integers(2, 9, size=24).astype(float) * (1 + (k % 3 == 0) * (np.arange(24) >= 20))
+        rows.append(pl.DataFrame({"t": f"T{k}", "lead_time_days": x, "_recent": np.arange(24) >= 20}))
+    z = dict(rank_sum_z(pl.concat(rows), ["t"]).iter_rows())
+    for g in rows:
+        x = g["lead_time_days"].to_numpy()
+        p = mannwhitneyu(x[20:], x[:20], alternative="greater", method="asymptotic").pvalue
+        assert z[g["t"][0]] == pytest.approx(norm.isf(p), abs=1e-9)
+
+
+def test_lead_time_drift_finds_a_doubled_short_term_whose_median_test_missed_it():
+    """Seed 1's missed term: 3 days promised, twenty of 2-5 days, then 4, 6, 8, 6 (MAD one whole day)."""
+    history = [3.0, 2, 4, 2, 4, 3, 3, 3, 3, 3, 2, 4, 5, 3, 3, 3, 4, 4, 4, 2]
+    lt = pl.concat(
+        [
+            _deliveries("doubled", history, [4.0, 6.0, 8.0, 6.0]),
+            _deliveries("one_late", history, [3.0, 3.0, 9.0, 4.0]),  # a single late delivery: no drift
+        ]
+    )
+    terms = pl.DataFrame(
+        {"supplier_id": ["doubled", "one_late"], "sku_id": "a", "promised_lead_time_days": [3, 3]}
+    )
+    assert lead_time_drift(lt, terms)["supplier_id"].to_list() == ["doubled"]

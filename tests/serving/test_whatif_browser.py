@@ -197,3 +197,29 @@ def test_what_if_becomes_an_override_with_a_catalogue_reason(server, browser, ax
     _shot(cdp, "exceptions")
     cdp.goto(f"{base}/ui/suppliers")
     _shot(cdp, "suppliers")
+
+
+def test_every_other_page_passes_axe_at_both_widths(server, browser, axe_js):  # noqa: F811
+    """The pages the flows above do not check: sign-in, exceptions (open and closed), suppliers, a sent
+    order, accuracy, monitoring, forecast quality; each at 1280 and 820 px, zero serious or critical."""
+    w, base = server
+    cdp = browser
+    cdp.call("Network.clearBrowserCookies")  # signed out: the sign-in page first
+    cdp.goto(f"{base}/ui/login", "document.querySelector('#login') !== null")
+    _no_serious(cdp, axe_js, "sign-in page")
+    _sign_in(cdp, base, w.keys["a-planner"])
+    pages = ["/ui/exceptions", "/ui/exceptions?view=resolved", "/ui/suppliers", "/ui/accuracy"]
+    pages.append("/ui/monitoring")
+    cdp.goto(f"{base}/ui/suppliers", "document.readyState === 'complete'")
+    order = cdp.eval(
+        "(document.querySelector('a[href^=\"/ui/suppliers/orders/\"]') || {}).pathname || null"
+    )
+    assert order, "the workspace has a sent supplier order"
+    pages.append(order)
+    if cdp.eval(f"fetch('{base}/ui/forecast-quality').then(r => r.status)") != 404:
+        pages.append("/ui/forecast-quality")
+    for path in pages:
+        ready = "document.querySelector('main') !== null && document.readyState === 'complete'"
+        cdp.goto(f"{base}{path}", ready)
+        assert cdp.eval("document.querySelector('h1') !== null"), path
+        _no_serious(cdp, axe_js, path)

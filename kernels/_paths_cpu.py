@@ -232,6 +232,28 @@ def _crossing_r1(kind, i, tabs, m, lanes, w, cum, k_max, urn, n_lanes):  # pragm
 
 
 @nb.njit(inline="always", **_JIT)
+def _cycle_lead_times(lanes, w, cum, offset, k_max, urn, n_bins, n_lanes):  # pragma: no cover - compiled
+    """One earlier cycle of every lane (any R): its order's lead time, a ball in the urn, whether it is out.
+
+    Leaves ``take[p]``: the order is still out, so the lane draws the cycle's demand. A lane whose cycle
+    starts after ``k_max`` draws nothing (its counter and urn stay).
+    """
+    keys, cnt, idx, r, lt, prev, take, tot, tgt, dd, d_l, d_lr = lanes
+    for p in range(n_lanes):
+        target = _unit_uniform(_fmix(keys[p] + cnt[p] * _GOLDEN)) * tot[p]
+        first = r[p] + offset
+        live = first <= k_max
+        if urn:
+            l_p = _urn_scan(w, prev, target, k_max, n_bins, p)
+            prev[p] = l_p if live else -1
+            tot[p] += 1.0 if live else 0.0
+            take[p] = live and l_p >= first
+        else:
+            take[p] = live and cum[min(first, k_max) - 1] < target
+        cnt[p] += np.uint64(1) if live else np.uint64(0)
+
+
+@nb.njit(inline="always", **_JIT)
 def _crossing_lanes(
     kind, i, tabs, m, lanes, w, cum, r_len, k_max, urn, n_lanes
 ):  # pragma: no cover - compiled
@@ -255,18 +277,14 @@ def _crossing_lanes(
     # earlier cycles: outstanding when their order's own lead time L >= r + cycle * R + 1
     for q in range((k_max - 1) // r_len + 1):
         offset = 1 + q * r_len
-        for p in range(n_lanes):
-            target = _unit_uniform(_fmix(keys[p] + cnt[p] * _GOLDEN)) * tot[p]
-            first = r[p] + offset
-            live = first <= k_max  # a cycle starting after k_max draws nothing: counter and urn stay
-            if urn:
-                l_p = _urn_scan(w, prev, target, k_max, k_max, p)
-                prev[p] = l_p if live else -1
-                tot[p] += 1.0 if live else 0.0
-                take[p] = live and l_p >= first
-            else:
-                take[p] = live and cum[min(first, k_max) - 1] < target
-            cnt[p] += np.uint64(1) if live else np.uint64(0)
+        if not urn:
+            _cycle_lead_times(lanes, w, cum, offset, k_max, False, 0, n_lanes)
+        elif k_max <= _SCAN_BINS[0]:
+            _cycle_lead_times(lanes, w, cum, offset, k_max, True, _SCAN_BINS[0], n_lanes)
+        elif k_max <= _SCAN_BINS[1]:
+            _cycle_lead_times(lanes, w, cum, offset, k_max, True, _SCAN_BINS[1], n_lanes)
+        else:
+            _cycle_lead_times(lanes, w, cum, offset, k_max, True, k_max, n_lanes)
         for jj in range(r_len):  # the cycle's R periods, drawn where its order is still out
             _next_indices(kind, keys, cnt, m, idx, n_lanes)
             _demand_by_lane(kind, i, offset + jj, r, tabs, idx, dd, n_lanes)

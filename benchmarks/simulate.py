@@ -19,6 +19,9 @@ so per-unit means agree to Monte-Carlo noise (reported in standard errors). Also
 the same paths (``kernels.order_up_to_levels``: row sort + bisection for a 95% fill rate), what ``plan`` does
 next.
 
+On a machine shared with other work the wall-clock rate depends on the load (printed at the end); the rate per
+CPU-second (all threads' CPU time) and the ratio to NumPy in the same run are the comparable figures.
+
 Usage: flock /tmp/replenish-bench.lock .venv/bin/python benchmarks/simulate.py [--quick]
 The last line printed is one JSON object with the figures.
 """
@@ -200,6 +203,7 @@ def run_case(source, units, n_paths, runs, work) -> dict:
         f"{source}_seconds": round(ours_s, 4), f"{source}_levels_seconds": round(lev_s, 4),
         f"{source}_ref_seconds": round(ref_s, 4), f"{source}_speedup": round(speedup, 1),
         f"{source}_cpu_seconds_ratio": round(cpu_ratio, 1), f"{source}_rate_per_s": round(work / ours_s),
+        f"{source}_rate_per_cpu_s": round(work / statistics.median(ours_cpu)),
         f"{source}_rate_with_levels_per_s": round(work / (ours_s + lev_s)),
         f"{source}_ref_rate_per_s": round(work / ref_s),
         f"{source}_mean_diff_se_median": round(float(np.median(z)), 2),

@@ -26,7 +26,9 @@ class LazyKernel:
     def __init__(self, func: Callable, signature: Any, options: dict[str, Any]):
         self.py_func = func
         self.signature = signature
-        self.options = options
+        self.options = dict(options)
+        #: iterations per task of the parallel loop, handed out dynamically (0: Numba's equal static split)
+        self.chunksize = int(self.options.pop("chunksize", 0))
         self._compiled = None
         self._lock = threading.Lock()
         self.__doc__ = func.__doc__
@@ -41,11 +43,20 @@ class LazyKernel:
         return self._compiled
 
     def __call__(self, *args: Any) -> Any:
-        return (self._compiled or self.compile())(*args)
+        kernel = self._compiled or self.compile()
+        if self.chunksize:
+            with nb.parallel_chunksize(self.chunksize):
+                return kernel(*args)
+        return kernel(*args)
 
 
 def lazy_njit(signature: Any, **options: Any) -> Callable[[Callable], LazyKernel]:
-    """Decorator: ``@lazy_njit(sig, cache=True, parallel=True)`` - like ``@nb.njit(sig, ...)`` but lazy."""
+    """Decorator: ``@lazy_njit(sig, cache=True, parallel=True)`` - like ``@nb.njit(sig, ...)`` but lazy.
+
+    ``chunksize=n`` (not a Numba option) runs each call's parallel loop in chunks of ``n`` iterations handed
+    out to threads as they free up (``numba.parallel_chunksize``), for loops whose iterations vary or whose
+    threads share cores with other work.
+    """
 
     def wrap(func: Callable) -> LazyKernel:
         return LazyKernel(func, signature, options)

@@ -1,7 +1,8 @@
 """CuPy (CUDA) backend of the policy simulation engine: the twin of :mod:`kernels._policy_cpu`.
 
 The CUDA source below is the Numba loops written out in C (one path per thread where Numba runs a unit's
-paths in lanes), statement for statement and in the same order of floating-point operations (compiled with
+paths in lanes, :mod:`kernels._paths_cpu`, with its loops fused and reordered for vector code), with the same
+floating-point operations in the same order for every path (compiled with
 ``--fmad=false`` so no multiply-add is fused where Numba rounds twice), with the same counter-based
 SplitMix64 draws: a seed gives the same paths, levels and menus as the CPU up to the last bit of a
 ``log``/``cos`` (the Box-Muller draw of a history's mean error).

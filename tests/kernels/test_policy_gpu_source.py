@@ -176,6 +176,33 @@ def test_paths_kernel_lanes_match_one_path_loop_for_any_path_count_and_mixed_rev
     assert (ref.d_lr >= ref.d_l).all() and ref.d_lr.sum() > 0
 
 
+@pytest.mark.parametrize("n_bins", [6, 13, 20])
+@pytest.mark.parametrize("review", [1, 2])
+@pytest.mark.parametrize("urn", [True, False])
+def test_paths_kernel_matches_one_path_loop_for_long_lead_times(emu, n_bins, review, urn):
+    """The CPU's urn scan sums a fixed 8 or 16 bins when the longest lead time allows (the bins past it
+    masked) and every bin beyond that; with fixed weights it compares with the unit's cumulative weights.
+    Lead times up to 5, 12 and 19 periods (each scan), a unit with lead time 0 and one whose distribution has
+    gaps give the bits of the emulated one-path-per-thread loop."""
+    rng = np.random.default_rng(n_bins)
+    n = 6
+    counts = rng.integers(0, 6, (n, n_bins)).astype(float) + rng.random((n, n_bins)) * (
+        rng.random((n, n_bins)) < 0.5
+    )
+    counts[:, -1] += 0.25  # the longest lead time is possible for every unit but one
+    counts[0] = np.eye(n_bins)[0] * 3.0  # lead time 0 always
+    counts[1, 1::2] = 0.0  # gaps
+    counts[1, 0] += 1.0
+    pmf = counts / counts.sum(axis=1, keepdims=True)
+    demand = _history(n=n)
+    kw = {"lead_time_counts": counts if urn else None, "crossing": True}
+    ref = policy_samples(demand, pmf, review, 130, 5, **kw)
+    out_l, out_lr = _emulated_paths(emu, demand, pmf, review, 130, 5, True, counts if urn else None)
+    np.testing.assert_array_equal(out_l, ref.d_l)
+    np.testing.assert_array_equal(out_lr, ref.d_lr)
+    assert (ref.d_l[4:] > 0).any(axis=1).all()  # units with demand: earlier orders outstanding count
+
+
 def _sorted_samples():
     pmf, counts = _lead_times()
     smp = policy_samples(_history(), pmf, 2, 257, 7, lead_time_counts=counts)

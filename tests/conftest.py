@@ -9,6 +9,9 @@ import pytest
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+#: The session's trained tenants (``trained``, ``shared_home``), for the training and the CLI tests.
+pytest_plugins = ["tests._trained"]
+
 
 def _gpu_available() -> bool:
     from kernels._backend import gpu_available

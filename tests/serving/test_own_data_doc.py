@@ -19,7 +19,7 @@ The frictions of issue 12's "tried as a new user" and where each is tested:
 
 * holdout < horizon refused before training: ``tests/training/test_config.py`` (names both fields),
   ``tests/training/test_stage.py::test_holdout_shorter_than_the_horizon_is_refused_before_training``,
-  ``tests/training/test_cli_train.py::test_train_remembers_the_config_and_refuses_bad_ones`` (CLI, exit 2),
+  ``tests/serving/cli/test_cli_train.py::test_train_remembers_the_config_and_refuses_bad_ones`` (CLI, exit 2),
   here: a horizon from the file's top level with a shorter holdout.
 * a walkthrough for one's own data: ``docs/own-data.md``, run here (monthly and daily).
 * master data before facts: documented (section 2), enforced by ingest (quarantine, a known sku), here.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.serving.test_pages_views import _sign_in, _token
+from tests.serving.pages.test_pages_views import _sign_in, _token
 
 
 @pytest.fixture

@@ -30,8 +30,8 @@ def _model(**cfg):
     from serving.deploy._model import ForecastModel
 
     base = {
-        "loader": "tests.serving.test_serve_units:load_versioned",
-        "resolver": "tests.serving.test_serve_units:resolve_version",
+        "loader": "tests.serving.deploy.test_serve_units:load_versioned",
+        "resolver": "tests.serving.deploy.test_serve_units:resolve_version",
         "watch_interval_s": 0,
         "max_batch_size": 16,
         "batch_wait_timeout_s": 0.02,

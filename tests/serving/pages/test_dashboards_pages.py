@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.serving.test_pages_views import _sign_in, client, world  # noqa: F401  (fixtures)
+from tests.serving.pages.test_pages_views import _sign_in, client, world  # noqa: F401  (fixtures)
 
 PAGES = ("inventory", "accuracy", "adoption")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import html as htmllib
 import re
 
-from tests.serving.test_pages_views import _sign_in
-from tests.serving.test_queue_page import _ids, client, seed_queue, world  # noqa: F401  (fixtures)
+from tests.serving.pages.test_pages_views import _sign_in
+from tests.serving.pages.test_queue_page import _ids, client, seed_queue, world  # noqa: F401  (fixtures)
 
 
 def test_next_links_walk_the_queue_by_keyset_in_the_numbered_pages_order(client, world):  # noqa: F811

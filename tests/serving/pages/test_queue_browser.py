@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.serving.test_pages_browser import browser, server  # noqa: F401 - the shared fixtures
-from tests.serving.test_queue_page import seed_queue
+from tests.serving.pages.test_pages_browser import browser, server  # noqa: F401 - the shared fixtures
+from tests.serving.pages.test_queue_page import seed_queue
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from tests.serving.test_pages_browser import browser, server  # noqa: F401 - the shared fixtures
-from tests.serving.test_queue_browser import _axe, _width, axe_js  # noqa: F401
+from tests.serving.pages.test_pages_browser import browser, server  # noqa: F401 - the shared fixtures
+from tests.serving.pages.test_queue_browser import _axe, _width, axe_js  # noqa: F401
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from tests.serving.test_pages_views import _sign_in, _token
+from tests.serving.pages.test_pages_views import _sign_in, _token
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RAYJOB = ROOT / "deploy" / "rayjob-cycle.yaml"
 RAYSERVICE = ROOT / "deploy" / "kuberay-rayservice.yaml"
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.serving._workspace_fixture import REASONS, make_workspace
-from tests.serving.test_pages_browser import _free_port, browser  # noqa: F401 - the shared fixture
-from tests.serving.test_queue_browser import _axe, _width, axe_js  # noqa: F401 - the shared fixture
+from tests.serving.pages.test_pages_browser import _free_port, browser  # noqa: F401 - the shared fixture
+from tests.serving.pages.test_queue_browser import _axe, _width, axe_js  # noqa: F401 - the shared fixture
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from tests.serving.test_pages_browser import _free_port, browser  # noqa: F401  (the Chromium fixture)
+from tests.serving.pages.test_pages_browser import _free_port, browser  # noqa: F401  (the Chromium fixture)
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from tests.serving.test_pages_browser import browser, server  # noqa: F401 - the shared fixtures
-from tests.serving.test_supplier_pages import _sent
+from tests.serving.pages.test_pages_browser import browser, server  # noqa: F401 - the shared fixtures
+from tests.serving.pages.test_supplier_pages import _sent
 
 pytestmark = pytest.mark.slow
 

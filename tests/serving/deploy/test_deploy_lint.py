@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MANIFESTS = (ROOT / "deploy" / "kuberay-rayservice.yaml", ROOT / "deploy" / "kuberay-networkpolicy.yaml")
 DOCKERFILE = ROOT / "Dockerfile.gpu"
 

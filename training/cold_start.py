@@ -21,7 +21,34 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["peer_groups", "similar_items_forecast", "category_average"]
+__all__ = ["category_average", "cold_units", "peer_labels", "peer_groups", "similar_items_forecast"]
+
+#: A unit with fewer observed periods than this many seasons (and at least 2) is cold where no global model
+#: forecasts it: its own few periods give a level at best, no trend or season.
+COLD_SEASONS = 1
+
+
+def cold_units(y_hist: np.ndarray, season: int) -> np.ndarray:
+    """(N,) True for units with fewer than ``max(2, COLD_SEASONS * season)`` observed periods.
+
+    Args:
+        y_hist: (N, T) history before the origin, ``NaN`` = unobserved (before the first sale).
+        season: seasonal period.
+    """
+    n = (~np.isnan(np.asarray(y_hist, dtype=np.float64))).sum(axis=1)
+    return n < max(2, COLD_SEASONS * int(season))
+
+
+def peer_labels(cold: np.ndarray, groups: Sequence[np.ndarray], names: Sequence[str]) -> list[str]:
+    """Per cold unit (in the order of :func:`peer_groups`), the attribute its peers share, or ``"all"``."""
+    cold = np.asarray(cold, bool)
+    warm = np.flatnonzero(~cold)
+    out = []
+    for i in np.flatnonzero(cold):
+        shared = [n for n, g in zip(names, groups, strict=True)
+                  if (np.asarray(g)[warm] == np.asarray(g)[i]).any()]
+        out.append(shared[0] if shared else "all")
+    return out
 
 
 def peer_groups(cold: np.ndarray, groups: Sequence[np.ndarray]) -> list[np.ndarray]:

@@ -430,6 +430,41 @@ def _forecast_chunk(w: _Window, ch: pl.DataFrame, sales, promotions, counts: dic
     return out
 
 
+def _cold_from_peers(ch: pl.DataFrame, y, q, source: list, no_tft, levels, season, attrs,
+                     counts) -> np.ndarray:
+    """(N, H, Q) ``q`` with the cold units forecast from similar items (``training.cold_start``).
+
+    Cold: the TFT does not forecast the unit and it has fewer observed periods than a season (a new SKU or
+    store). Peers: the warm units of the chunk with the same SKU elsewhere, then the same attribute (the
+    model's static categoricals, e.g. family, category, the one with more distinct values first), then the
+    same location; all warm units where none is shared. Their served forecasts give the cold unit's (no
+    history: the spread of the peers' medians; a few periods: the peers' mean scaled to the unit's level).
+    ``source`` becomes ``similar:<attribute>``. A chunk where every unit is cold keeps the statistical
+    forecasts and counts them (``cold_without_peers``).
+    """
+    from features.frames import TENANT_KEYS
+    from training.cold_start import cold_units, peer_labels, similar_items_forecast
+    from training.served import fill_gaps
+
+    y = fill_gaps(y)
+    cold = np.asarray(no_tft, bool) & cold_units(y, season)
+    if not cold.any():
+        return q
+    if cold.all():
+        counts["cold_without_peers"] += int(cold.sum())
+        return q
+    keys = list(TENANT_KEYS)
+    # attributes most specific first: the one with more distinct values (family before category)
+    attrs = sorted((c for c in attrs if c in ch.columns), key=lambda c: -ch[c].n_unique())
+    names = [c for c in (keys[0], *attrs, keys[1]) if c in ch.columns]
+    groups = [ch[c].cast(pl.String).fill_null("unknown").to_numpy() for c in names]
+    q = similar_items_forecast(y, q, cold, groups, levels)
+    for i, label in zip(np.flatnonzero(cold), peer_labels(cold, groups, names), strict=True):
+        source[i] = f"similar:{label}"
+    counts["cold_from_peers"] += int(cold.sum())
+    return q
+
+
 def _served_chunk(w: _Window, ch: pl.DataFrame, frame, m_units: pl.DataFrame, attrs, counts) -> pl.DataFrame:
     """Forecast rows of a chunk through the version's selection (``training.served.served_forecast``)."""
     from features.frames import TENANT_KEYS, build_panel, grid_of
@@ -455,6 +490,7 @@ def _served_chunk(w: _Window, ch: pl.DataFrame, frame, m_units: pl.DataFrame, at
     y = _history(frame, ch, w.hist_dates, spec.frame_spec.freq)
     q, source, uses = served_forecast(w.selection, y, tft, has, spec.season, H, grid_of(spec.frame_spec.freq),
                                       w.name)
+    q = _cold_from_peers(ch, y, q, source, ~has, list(spec.quantiles), spec.season, attrs, counts)
     counts["model"] += int(has.sum())
     counts["baseline"] += int((~has).sum())
     counts["served_tft"] += int(uses.sum())

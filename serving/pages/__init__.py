@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from serving.pages import _monitoring  # noqa: F401  (adds /ui/monitoring to the views' router)
 from serving.pages._exception_views import router as _exception_router
+from serving.pages._forecast_report import router as _forecast_report_router
 from serving.pages._queue import router as _queue_router
 from serving.pages._suppliers import router as _suppliers_router
 from serving.pages._views import router as _views_router
@@ -17,3 +18,4 @@ router.include_router(_queue_router)
 router.include_router(_views_router)
 router.include_router(_exception_router, prefix="/ui")
 router.include_router(_suppliers_router, prefix="/ui")
+router.include_router(_forecast_report_router, prefix="/ui")

@@ -64,7 +64,8 @@ def test_forecast_quality_page_shows_the_champions_stored_level_report(client, w
 
     res = _train_tenant_a(tmp_path)
     mv = mlflow_client().get_model_version(res.model_name, res.version)
-    stored = json.load(open(mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path="levels.json")))
+    with open(mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path="levels.json")) as fh:
+        stored = json.load(fh)
     doc = champion_level_report("a")
     assert doc["version"] == res.version and doc["report"] == stored
 

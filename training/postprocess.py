@@ -146,9 +146,10 @@ def fit_calibration(y: np.ndarray, y_q: np.ndarray, quantiles: list[float], marg
     out = {}
     factors = np.arange(0.2, 8.0, 0.01)
 
-    def smallest(miss_of, target: float) -> float:
+    def smallest(outside, target: float) -> float:
+        """The smallest factor c whose share of actuals outside ``outside(c)`` is at most ``target``."""
         for c in factors:
-            if miss_of(c) <= target:
+            if (outside(c) & mask).sum() / n <= target:
                 return float(c)
         return float(factors[-1])
 
@@ -161,8 +162,8 @@ def fit_calibration(y: np.ndarray, y_q: np.ndarray, quantiles: list[float], marg
         j = quantiles.index(up)
         lo_d, hi_d = med - y_q[..., i], y_q[..., j] - med
         target = max(q - margin / 2.0, 0.0)
-        out[str(q)] = smallest(lambda c: ((yv < med - c * lo_d) & mask).sum() / n, target)
-        out[str(up)] = smallest(lambda c: ((yv > med + c * hi_d) & mask).sum() / n, target)
+        out[str(q)] = smallest(lambda c, d=lo_d: yv < med - c * d, target)
+        out[str(up)] = smallest(lambda c, d=hi_d: yv > med + c * d, target)
     return out
 
 

@@ -104,6 +104,15 @@ def test_starved_tft_is_never_served_where_a_statistical_model_is_better(home):
             if rep["chosen"] != "ensemble":
                 assert rep["chosen"] == min(models, key=loss.get)
     assert tft_worse, "the starved TFT should lose to a statistical model in at least one demand class"
+    # segments are demand class x history length, and the TFT kept weight only where the holdout check
+    # found it better than the statistical-only selection by more than the check's noise
+    assert sel.segmenting == "demand_class_x_history"
+    assert all(k.split("/")[-1] in ("short", "long") for k in sel.report)
+    t = list(sel.models).index("tft") if "tft" in sel.models else None
+    for name, rep in sel.report.items():
+        if t is not None and sel.segment_weights[name][t] > 0:
+            chk = rep["holdout_check"]
+            assert chk["kept_tft"] and chk["gain"] > chk["se"], (name, chk)
 
     meta = forecast_stage("starved", run_id="served")
     rows = read_forecasts("starved", "base", "served").sort("unique_id", "horizon")

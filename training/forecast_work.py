@@ -110,7 +110,7 @@ def forecast_chunk(
     """Forecast rows of ``units`` (a slice of ``work.units``), adding to ``counts``.
 
     Each unit is served through the work's selection where the version has one (the TFT, statistical
-    models or an ensemble per demand class, ``training.served``); else the TFT and the gate's baseline.
+    models or an ensemble per segment, ``training.served``); else the TFT and the gate's baseline.
 
     A ``work`` without facts (:meth:`ForecastWork.without_model`) reads the sales and promotions of these
     units alone from the fact store; ``work.window.pred`` must hold the model.

@@ -7,10 +7,12 @@
 * :func:`forecast_stage` — forecast every planning unit (and every series with recent sales) with the
   tenant's champion version, P10..P90, and store the run (``features.forecasts.write_forecasts``, stage
   ``base``) with the model version and the sales watermark. Each unit is served through the version's
-  selection (``training.served``): per demand class the TFT, a statsforecast model or an ensemble, as
-  chosen on validation (``source`` ``model:<name>``, ``baseline:<model>`` or ``ensemble:<a>+<b>``). Units
-  the TFT cannot forecast (a SKU, location or attribute it has no embedding for, or less history than its
-  shortest encoder) get the statistical models of their class, marked ``cold_start``. Versions trained
+  selection (``training.served``): per segment (demand class x history length) the TFT, a statsforecast
+  model or an ensemble, as chosen on validation (``source`` ``model:<name>``, ``baseline:<model>`` or
+  ``ensemble:<a>+<b>``). Units the TFT cannot forecast (a SKU, location or attribute it has no embedding
+  for, or less history than its shortest encoder) get the statistical models of their segment, marked
+  ``cold_start``; those with less than a season of history are forecast from similar items
+  (``similar:<attribute>``, :func:`_cold_from_peers`). Versions trained
   before selections were stored serve the TFT with the gate's hand-written baseline as the fallback.
 * :func:`resolve_train_config` — the training config of a tenant: grid defaults, then the profile's
   ``train`` settings, then the caller's overrides, validated before any training.
@@ -516,7 +518,8 @@ def forecast_stage(
     the latest sales date. With a stored selection every unit is served through it
     (``training.served.served_forecast``); units the TFT cannot forecast (an id or attribute it has no
     embedding for, or fewer observed periods than its shortest encoder) get the statistical models of their
-    demand class, ``cold_start=True`` and no ``model_version``. Without one (older versions): the TFT, and
+    segment, ``cold_start=True`` and no ``model_version``; with less than a season of history, the
+    forecasts of similar items (:func:`_cold_from_peers`, counted in ``extra["cold_from_peers"]``). Without one (older versions): the TFT, and
     the gate's best baseline with empirical quantiles (:func:`baseline_quantiles`) for those units.
     Units are processed ``chunk_size`` at a time (bounded memory) through the fast tensor path.
 

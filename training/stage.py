@@ -519,8 +519,9 @@ def forecast_stage(
     (``training.served.served_forecast``); units the TFT cannot forecast (an id or attribute it has no
     embedding for, or fewer observed periods than its shortest encoder) get the statistical models of their
     segment, ``cold_start=True`` and no ``model_version``; with less than a season of history, the
-    forecasts of similar items (:func:`_cold_from_peers`, counted in ``extra["cold_from_peers"]``). Without one (older versions): the TFT, and
-    the gate's best baseline with empirical quantiles (:func:`baseline_quantiles`) for those units.
+    forecasts of similar items (:func:`_cold_from_peers`, counted in ``extra["cold_from_peers"]``).
+    Without one (older versions): the TFT, and the gate's best baseline with empirical quantiles
+    (:func:`baseline_quantiles`) for those units.
     Units are processed ``chunk_size`` at a time (bounded memory) through the fast tensor path.
 
     Args:

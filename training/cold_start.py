@@ -21,7 +21,50 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["peer_groups", "similar_items_forecast", "category_average"]
+__all__ = ["category_average", "cold_units", "peer_labels", "peer_groups", "similar_items_forecast"]
+
+#: A unit with fewer observed periods than this many seasons (and at least 2) is cold where no global model
+#: forecasts it: its own few periods give a level at best, no trend or season.
+COLD_SEASONS = 1
+
+
+def cold_units(y_hist: np.ndarray, season: int) -> np.ndarray:
+    """(N,) True for units with fewer than ``max(2, COLD_SEASONS * season)`` observed periods.
+
+    Args:
+        y_hist: (N, T) history before the origin, ``NaN`` = unobserved (before the first sale).
+        season: seasonal period.
+    """
+    n = (~np.isnan(np.asarray(y_hist, dtype=np.float64))).sum(axis=1)
+    return n < max(2, COLD_SEASONS * int(season))
+
+
+def _match(cold: np.ndarray, groups: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
+    """Peers of each cold unit and the index of the group they share (-1: none, all warm units).
+
+    One pass over the warm units per group builds ``value -> warm indices``; the arrays are shared between
+    cold units with the same peers (callers may cache on them), so the cost is linear in the units.
+    """
+    cold = np.asarray(cold, bool)
+    warm = np.flatnonzero(~cold)
+    if len(warm) == 0:
+        raise ValueError("cold start needs at least one unit with history to borrow from; every unit is cold")
+    index = []
+    for g in groups:
+        g = np.asarray(g)
+        order = warm[np.argsort(g[warm], kind="stable")]
+        values, starts = np.unique(g[order], return_index=True)
+        index.append(dict(zip(values.tolist(), np.split(order, starts[1:]), strict=True)))
+    peers, which = [], []
+    for i in np.flatnonzero(cold):
+        found = -1
+        for k, (g, idx) in enumerate(zip(groups, index, strict=True)):
+            if np.asarray(g)[i] in idx:
+                found = k
+                break
+        peers.append(index[found][np.asarray(groups[found])[i]] if found >= 0 else warm)
+        which.append(found)
+    return peers, which
 
 
 def peer_groups(cold: np.ndarray, groups: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -35,21 +78,12 @@ def peer_groups(cold: np.ndarray, groups: Sequence[np.ndarray]) -> list[np.ndarr
         One int array of peer indices per cold unit (in the order of ``np.flatnonzero(cold)``); all warm
         units where no attribute is shared.
     """
-    cold = np.asarray(cold, bool)
-    warm = np.flatnonzero(~cold)
-    if len(warm) == 0:
-        raise ValueError("cold start needs at least one unit with history to borrow from; every unit is cold")
-    out = []
-    for i in np.flatnonzero(cold):
-        peers = warm
-        for g in groups:
-            g = np.asarray(g)
-            same = warm[g[warm] == g[i]]
-            if len(same):
-                peers = same
-                break
-        out.append(peers)
-    return out
+    return _match(cold, groups)[0]
+
+
+def peer_labels(cold: np.ndarray, groups: Sequence[np.ndarray], names: Sequence[str]) -> list[str]:
+    """Per cold unit (in the order of :func:`peer_groups`), the attribute its peers share, or ``"all"``."""
+    return [names[k] if k >= 0 else "all" for k in _match(cold, groups)[1]]
 
 
 def similar_items_forecast(
@@ -76,6 +110,7 @@ def similar_items_forecast(
     Q = out.shape[2]
     levels = (np.arange(Q) + 0.5) / Q if levels is None else np.asarray(levels, float)
     mid = int(np.argmin(np.abs(levels - 0.5)))
+    spread: dict[int, np.ndarray] = {}  # per peer group (shared arrays): the no-history forecast
     for i, peers in zip(np.flatnonzero(cold), peer_groups(cold, groups), strict=True):
         seen = ~np.isnan(y_hist[i])
         if seen.any():  # a little history: the peers' mean scaled to the unit's level over the same periods
@@ -83,7 +118,10 @@ def similar_items_forecast(
             own = float(np.mean(y_hist[i, seen]))
             f = out[peers].mean(axis=0) * (own / peer_level if peer_level > 0 else 0.0)
         else:  # no history: the level is unknown; the spread of the peers' medians is the uncertainty
-            f = np.quantile(out[peers, :, mid], levels, axis=0).T
+            key = id(peers)
+            if key not in spread:
+                spread[key] = np.quantile(forecasts[peers, :, mid], levels, axis=0).T
+            f = spread[key]
         out[i] = np.sort(np.maximum(f, 0.0), axis=-1)
     return out
 

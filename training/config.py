@@ -126,6 +126,13 @@ class FitConfig(_Strict):
         description="Baselines the served median may blend with (weights fit on the validation origins; "
         "auto_ets/theta are statsforecast fits at each forecast, slower on big panels).",
     )
+    calibration_margin: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.2,
+        description="Coverage added to each central band's nominal one when the quantiles are calibrated on "
+        "the validation origins (lower and upper tails separately): 0.015 aims the P10..P90 band at 0.815.",
+    )
     blend_shrink: float = Field(
         default=0.5,
         ge=0.0,

@@ -21,7 +21,8 @@ __all__ = ["ForecastWork", "commit_forecast", "forecast_chunk", "forecast_work",
 
 def new_forecast_counts() -> dict[str, int]:
     """The counters :func:`forecast_chunk` adds to (summed over partitions by a distributed run)."""
-    names = ("model", "baseline", "unknown_to_model", "short_history", "promoted", "served_tft")
+    names = ("model", "baseline", "unknown_to_model", "short_history", "promoted", "served_tft",
+             "cold_from_peers", "cold_without_peers")
     return dict.fromkeys(names, 0)
 
 
@@ -109,7 +110,7 @@ def forecast_chunk(
     """Forecast rows of ``units`` (a slice of ``work.units``), adding to ``counts``.
 
     Each unit is served through the work's selection where the version has one (the TFT, statistical
-    models or an ensemble per demand class, ``training.served``); else the TFT and the gate's baseline.
+    models or an ensemble per segment, ``training.served``); else the TFT and the gate's baseline.
 
     A ``work`` without facts (:meth:`ForecastWork.without_model`) reads the sales and promotions of these
     units alone from the fact store; ``work.window.pred`` must hold the model.
@@ -172,6 +173,8 @@ def commit_forecast(
             "champion_version": w.pred.version,
             "selection": w.selection.method if w.selection is not None else "none",
             "served_tft_units": counts["served_tft"],
+            "cold_from_peers": counts["cold_from_peers"],
+            "cold_without_peers": counts["cold_without_peers"],
             **(extra or {}),
         },
     )

@@ -22,9 +22,22 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["METRICS", "aggregate", "level_groups", "level_report", "log_level_report", "svg_bars"]
+__all__ = [
+    "METRICS",
+    "REPORT_ARTIFACT",
+    "aggregate",
+    "champion_level_report",
+    "level_groups",
+    "level_report",
+    "log_level_report",
+    "svg_bars",
+]
 
 METRICS = ("mae", "wape", "mase", "pinball", "coverage_p10_p90")
+REPORT_ARTIFACT = "levels.json"
+#: Version tags shown beside the report (``training.served.gate_version`` and the gate set them).
+REPORT_TAGS = ("served", "best_baseline", "selection_origin", "backtest_origins", "gate_decision",
+               "gate_reason", "freq")
 
 
 def level_groups(keys: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -146,7 +159,7 @@ def log_level_report(client, run_id: str, report: dict) -> None:
     items = [Metric(k, v, now, 0) for k, v in metrics.items()]
     for i in range(0, len(items), 500):  # MLflow takes at most 1,000 metrics per batch
         client.log_batch(run_id, metrics=items[i : i + 500])
-    client.log_dict(run_id, report, "levels.json")
+    client.log_dict(run_id, report, REPORT_ARTIFACT)
     try:
         import matplotlib
 
@@ -167,3 +180,45 @@ def log_level_report(client, run_id: str, report: dict) -> None:
     fig.tight_layout()
     client.log_figure(run_id, fig, "levels.png")
     plt.close(fig)
+
+
+def champion_level_report(tenant: str, *, engine=None, settings=None, tracking_uri: str | None = None
+                          ) -> dict | None:
+    """The per-level report stored with the tenant's champion version (what the report page shows).
+
+    Args:
+        tenant: whose model (its name from the tenant's profile, ``features.profile.model_name_for``).
+        engine: state store (default: one on ``settings.database_url``).
+        settings: ``features.settings.Settings`` (default: ``get_settings()``).
+        tracking_uri: MLflow URI (default: the settings').
+
+    Returns:
+        ``{"model_name", "version", "run_id", "tags": {...}, "report": level_report(...)}``; None when the
+        tenant has no champion, or its champion was trained before reports were stored.
+    """
+    import json
+
+    import mlflow
+
+    from features.profile import get_profile, model_name_for
+    from features.settings import get_settings
+    from training._data import open_engine
+    from training.registry import client
+
+    settings = settings or get_settings()
+    with open_engine(settings, engine) as eng:
+        name = model_name_for(tenant, get_profile(eng, tenant))
+    c = client(tracking_uri)
+    try:
+        mv = c.get_model_version_by_alias(name, "champion")
+    except mlflow.exceptions.MlflowException:
+        return None
+    names = {a.path for a in c.list_artifacts(mv.run_id)}
+    if REPORT_ARTIFACT not in names:
+        return None
+    path = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=REPORT_ARTIFACT)
+    with open(path) as fh:
+        report = json.load(fh)
+    tags = {k: mv.tags[k] for k in REPORT_TAGS if k in mv.tags}
+    return {"model_name": name, "version": str(mv.version), "run_id": mv.run_id, "tags": tags,
+            "report": report}

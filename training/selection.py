@@ -43,8 +43,10 @@ __all__ = [
     "Selection",
     "demand_classes",
     "fit_weights",
+    "history_buckets",
     "pinball_per_series",
     "segment_labels",
+    "segment_series",
     "select",
     "series_scale",
     "validation_losses",
@@ -55,6 +57,10 @@ ADI_CUTOFF = 1.32
 CV2_CUTOFF = 0.49
 DEMAND_CLASSES = ("smooth", "erratic", "intermittent", "lumpy", "no_demand")
 METHODS = ("segment", "ensemble", "series")
+#: How series are segmented (:func:`segment_series`): by demand class, or by demand class and history length.
+SEGMENTINGS = ("demand_class", "demand_class_x_history")
+#: A series with fewer observed periods than this many seasons is "short" (:func:`history_buckets`).
+SHORT_HISTORY_SEASONS = 3
 
 
 def demand_classes(y: np.ndarray) -> np.ndarray:
@@ -81,6 +87,36 @@ def demand_classes(y: np.ndarray) -> np.ndarray:
                    np.where(cv2 < CV2_CUTOFF, "intermittent", "lumpy")).astype(object)
     out[n_pos == 0] = "no_demand"
     return out
+
+
+def history_buckets(y: np.ndarray, season: int) -> np.ndarray:
+    """``"short"`` or ``"long"`` per series: fewer than :data:`SHORT_HISTORY_SEASONS` seasons observed.
+
+    Read from the history before each origin (validation, holdout, forecast), so a label means the same
+    thing wherever it is used: a series that is short at a validation origin and long at the forecast
+    origin is judged among the long ones when it is forecast. Global models (the TFT) learn short series
+    from the others; statistical models (ETS, Theta) need a few seasons of a series' own history.
+
+    Args:
+        y: (N, T) history before the origin, ``NaN`` = unobserved.
+        season: seasonal period (1 for none: then 3 periods).
+    """
+    n = (~np.isnan(np.asarray(y, dtype=np.float64))).sum(axis=1)
+    return np.where(n < SHORT_HISTORY_SEASONS * max(int(season), 1), "short", "long").astype(object)
+
+
+def segment_series(y: np.ndarray, season: int, segmenting: str = "demand_class") -> np.ndarray:
+    """(N,) segment labels of series from their history before an origin, as ``segmenting`` says.
+
+    ``"demand_class"``: :func:`demand_classes`; ``"demand_class_x_history"``: that class crossed with
+    :func:`history_buckets` (``"smooth/long"``).
+    """
+    if segmenting not in SEGMENTINGS:
+        raise ValueError(f"segmenting={segmenting!r}: expected one of {SEGMENTINGS}")
+    classes = demand_classes(y)
+    if segmenting == "demand_class":
+        return classes
+    return segment_labels(classes, history_buckets(y, season))
 
 
 def segment_labels(*labels: np.ndarray) -> np.ndarray:
@@ -316,6 +352,8 @@ class Selection:
         segment_weights: (M,) weights per segment name, and under ``"*"`` the decision pooled over all
             series: what a later forecast applies to series by their segment (:meth:`weights_for`), so new
             series or another row order need no refit.
+        segmenting: how the segment labels are read from a history (:func:`segment_series`); selections
+            stored before it existed were made by demand class.
     """
 
     models: tuple[str, ...]
@@ -325,6 +363,11 @@ class Selection:
     report: dict[str, dict]
     method: str
     segment_weights: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    segmenting: str = "demand_class"
+
+    def segments_of(self, y: np.ndarray, season: int) -> np.ndarray:
+        """(N,) this selection's segment labels of series with history ``y`` (N, T) before the origin."""
+        return segment_series(y, season, self.segmenting)
 
     def weights_for(self, segments: np.ndarray) -> np.ndarray:
         """(N', M) weights for series labelled ``segments`` (N',); unknown segments get the pooled ones."""
@@ -360,7 +403,7 @@ class Selection:
         """JSON-able: models, levels, method, weights per segment and the report (no per-series rows)."""
         return {"models": list(self.models), "levels": list(self.levels), "method": self.method,
                 "segment_weights": {k: [float(v) for v in w] for k, w in self.segment_weights.items()},
-                "report": self.report}
+                "segmenting": self.segmenting, "report": self.report}
 
     @classmethod
     def from_dict(cls, doc: Mapping) -> Selection:
@@ -371,7 +414,8 @@ class Selection:
             raise ValueError(f"segment_weights: expected a '*' entry and {len(models)} weights per segment")
         return cls(models=models, levels=tuple(doc["levels"]), segments=np.empty(0, dtype=object),
                    weights=np.zeros((0, len(models))), report=dict(doc.get("report", {})),
-                   method=str(doc["method"]), segment_weights=sw)
+                   method=str(doc["method"]), segment_weights=sw,
+                   segmenting=str(doc.get("segmenting", "demand_class")))
 
     def chosen(self) -> np.ndarray:
         """(N,) the model each series follows: its name, or ``"ensemble"`` where weights are spread."""

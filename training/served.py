@@ -9,17 +9,24 @@ after the TFT is fitted and registered) builds the version's **served selection*
    it), so the window is out of sample for every candidate. Earlier windows are not used for the TFT: it
    trained on their targets, and its validation loss there would be in-sample (a leak in its favour). The
    statistical models are fitted on the history before the window only.
-2. **Choice.** ``training.selection.select`` per Syntetos-Boylan demand class (ADI / CV² of the history
-   before the window) on the scaled pinball loss: per segment the best model, or an ensemble (TFT +
-   statistical, weights fitted on the window) when it beats the best single model by 0.5 %. A TFT whose
-   loss is over 1.5x the best model's stays out of the segment's ensembles. A statistical-only selection is
-   fitted the same way: it serves units the TFT cannot forecast (new ids, short history).
-3. **Gate.** Both selections are refitted at every evaluation origin inside the holdout (statistical models
-   refitted on the history before each origin; the TFT fitted once at the cutoff, which is before the
-   holdout, reads the history before each origin as its encoder) and scored there. The selection with the
-   TFT is kept unless the statistical-only one has a lower holdout WAPE (then the TFT is not served at all).
-   The version becomes champion when the kept selection's holdout WAPE is below the current champion's and
-   at most :data:`GATE_TOLERANCE` above the best single statistical model's (``training.gate``).
+2. **Choice.** ``training.selection.select`` per segment on the scaled pinball loss: per segment the best
+   model, or an ensemble (TFT + statistical, weights fitted on the window) when it beats the best single
+   model by 0.5 %. A TFT whose loss is over 1.5x the best model's stays out of the segment's ensembles. A
+   segment is a Syntetos-Boylan demand class (ADI / CV²) crossed with the history length (shorter or longer
+   than 3 seasons), both read from the history before each origin (:data:`SEGMENTING`): a global model wins
+   on short series, where ETS and Theta have too little of a series' own history, and the statistical
+   models often win on long ones; pooled, the short series decide for the long ones. A statistical-only
+   selection is fitted the same way: it serves units the TFT cannot forecast (new ids, short history).
+3. **Holdout check and gate.** Both selections are refitted at every evaluation origin inside the holdout
+   (statistical models refitted on the history before each origin; the TFT fitted once at the cutoff,
+   which is before the holdout, reads the history before each origin as its encoder) and scored there.
+   Per segment the TFT keeps its weights only where its selection beats the statistical-only one on the
+   holdout by more than the noise of that comparison (:func:`_holdout_check`; the TFT's validation loss
+   is optimistic, its blend and calibration were fitted on the validation window); the other segments get
+   the statistical-only weights. The selection with the TFT is then kept unless the statistical-only one
+   has a lower holdout scaled pinball loss (then the TFT is not served at all). The version becomes
+   champion when the kept selection's holdout WAPE is below the current champion's and at most
+   :data:`GATE_TOLERANCE` above the best single statistical model's (``training.gate``).
 4. **Stored.** The selection (``selection.json``) and the holdout report per hierarchy level
    (``training.level_report``: ``levels.json``, ``levels.png`` or ``levels.svg``, metrics ``level.*``) go
    into the version's MLflow run; the tag ``selection`` on the version names the artefact.
@@ -29,13 +36,14 @@ after the TFT is fitted and registered) builds the version's **served selection*
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from training.selection import Selection, demand_classes, select, series_scale
+from training.selection import Selection, pinball_per_series, segment_series, select, series_scale
 
 __all__ = [
     "GATE_TOLERANCE",
@@ -59,6 +67,13 @@ STAT_HISTORY = {"D": 182, "W": 156, "MS": 120}
 #: How much worse (relative holdout WAPE) than the best single statistical model a served selection may be.
 GATE_TOLERANCE = 0.05
 SELECTION_ARTIFACT = "selection.json"
+#: Segments of the served selection: demand class x history length at the origin (``training.selection``).
+SEGMENTING = "demand_class_x_history"
+#: A segment keeps the TFT only where, on the holdout, its selection beats the statistical-only one by
+#: more than this many standard errors of the mean paired per-series difference (the noise of the check).
+TFT_MARGIN_SE = 1.0
+#: Series x origins a segment needs for its own holdout check; fewer: the check pooled over all series.
+MIN_CHECK_SERIES = 10
 #: Series from which the statistical models are fitted on every core (statsforecast ``n_jobs=-1``).
 PARALLEL_FROM = 2_000
 
@@ -154,7 +169,7 @@ def served_forecast(
         ``(quantiles (N, H, Q), source per unit, uses_tft (N,))``.
     """
     y = fill_gaps(y)
-    segments = demand_classes(y)
+    segments = sel.segments_of(y, season)
     W = sel.weights_for(segments)
     has_tft = np.asarray(has_tft, bool)
     if TFT in sel.models:
@@ -226,6 +241,70 @@ def _scaled_pinball(A: np.ndarray, F: np.ndarray, levels, scale: np.ndarray) -> 
         return float(np.nanmean(per / scale))
 
 
+def _apply_with_tft(sel: Selection, cands: Mapping[str, np.ndarray], segments: np.ndarray) -> np.ndarray:
+    """(N, H, Q) the selection with the TFT applied at one origin; units the TFT cannot forecast fall back."""
+    tft_ok = np.isfinite(cands[TFT]).all(axis=(1, 2))
+    W = sel.weights_for(segments)
+    W[~tft_ok] = _fallback(sel, segments[~tft_ok])
+    filled = {**cands, TFT: np.nan_to_num(cands[TFT])}
+    return np.sort(sum(W[:, i, None, None] * filled[m] for i, m in enumerate(sel.models)), -1)
+
+
+def _per_series_loss(A: np.ndarray, F: Sequence[np.ndarray], levels, scale: np.ndarray) -> np.ndarray:
+    """(O, N) pinball loss per origin and series divided by the series' scale (NaN: nothing observed)."""
+    return np.stack([pinball_per_series(a, f, levels) / scale for a, f in zip(A, F, strict=True)])
+
+
+def _holdout_check(sel_all: Selection, sel_stat: Selection, labels: np.ndarray, L_all: np.ndarray,
+                   L_stat: np.ndarray) -> tuple[Selection, dict]:
+    """Keep the TFT in a segment only where the holdout shows it helps by more than the check's noise.
+
+    The validation window chose the segment's weights, but the TFT's early stopping, blend and calibration
+    were fitted on that same window, so its validation loss is optimistic. On the holdout (nothing fitted
+    there) the segment's series are scored at every origin with both selections; per series and origin the
+    relative difference ``d = 2 (L_stat - L_tft) / (L_stat + L_tft)`` (bounded, so a series with a tiny
+    scale cannot decide alone). The TFT's weights stay only when ``mean(d) > TFT_MARGIN_SE x SE(d)``;
+    otherwise the segment gets the statistical-only selection's weights. A segment with fewer than
+    :data:`MIN_CHECK_SERIES` scored pairs is judged on the pairs of all segments (as ``"*"`` is).
+
+    Args:
+        sel_all: the selection with the TFT.
+        sel_stat: the statistical-only one (the same models less the TFT).
+        labels: (O, N) segment labels of the series at each holdout origin.
+        L_all: (O, N) scaled pinball loss of ``sel_all`` per origin and series.
+        L_stat: (O, N) the same for ``sel_stat``.
+
+    Returns:
+        The checked selection and, per segment where the TFT had weight, ``n``, ``gain`` (mean d), ``se``
+        and ``kept_tft``.
+    """
+    t = sel_all.models.index(TFT)
+    cols = [sel_all.models.index(m) for m in sel_stat.models]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = 2.0 * (L_stat - L_all) / (L_stat + L_all)
+    d = np.where(np.isfinite(d), d, np.nan)
+    d[(L_stat == L_all) & np.isfinite(L_all)] = 0.0
+    weights, report, checks = dict(sel_all.segment_weights), dict(sel_all.report), {}
+    for name, w in sel_all.segment_weights.items():
+        if w[t] <= 0:
+            continue
+        x = d[labels == name] if name != "*" else d.ravel()
+        x = x[np.isfinite(x)]
+        if len(x) < MIN_CHECK_SERIES:
+            x = d[np.isfinite(d)]
+        gain = float(x.mean()) if len(x) else float("nan")
+        se = float(x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("inf")
+        keep = bool(len(x) > 1 and gain > 0 and gain > TFT_MARGIN_SE * se)
+        checks[name] = {"n": int(len(x)), "gain": gain, "se": se, "kept_tft": keep}
+        if not keep:
+            stat_w = np.zeros(len(sel_all.models))
+            stat_w[cols] = sel_stat.segment_weights.get(name, sel_stat.segment_weights["*"])
+            weights[name] = stat_w
+        if name in report:
+            report[name] = {**report[name], "holdout_check": checks[name]}
+    return dataclasses.replace(sel_all, segment_weights=weights, report=report), checks
+
+
 def gate_version(config, panel, result, *, tracking_uri: str | None = None) -> dict:
     """Fit the served selection of a registered version, score it on the holdout, gate and store it.
 
@@ -268,33 +347,37 @@ def gate_version(config, panel, result, *, tracking_uri: str | None = None) -> d
     val = candidates(v)
     act = y[:, v:v + H]
     before = _history(y, v, grid)
-    seg, scale = demand_classes(before), series_scale(before, season)
-    sel_all = select([val], [act], levels, scale=scale, segments=seg, method="ensemble")
-    sel_stat = select([_without(val, TFT)], [act], levels, scale=scale, segments=seg, method="ensemble")
+    seg, scale = segment_series(before, season, SEGMENTING), series_scale(before, season)
+    sel_all, sel_stat = (
+        dataclasses.replace(select([c], [act], levels, scale=scale, segments=seg, method="ensemble"),
+                            segmenting=SEGMENTING)
+        for c in (val, _without(val, TFT)))
 
     origins = rolling_origins(T, H, config.backtest.origins, config.backtest.step, config.holdout)
     mid = levels.index(0.5)
-    per_origin, A = [], []
-    for o in origins:
-        cands = candidates(o)
-        s_o = demand_classes(_history(y, o, grid))
-        tft_ok = np.isfinite(cands[TFT]).all(axis=(1, 2))
-        W = sel_all.weights_for(s_o)
-        W[~tft_ok] = _fallback(sel_all, s_o[~tft_ok])
-        filled = {**cands, TFT: np.nan_to_num(cands[TFT])}
-        served_all = np.sort(sum(W[:, i, None, None] * filled[m] for i, m in enumerate(sel_all.models)), -1)
-        served_stat = sel_stat.apply(_without(cands, TFT), segments=s_o)
-        per_origin.append({**filled, "selection": served_all, "selection_statistical": served_stat})
-        A.append(y[:, o:o + H])
-    A = np.stack(A)
-    stacked = {k: np.stack([p[k] for p in per_origin]) for k in per_origin[0]}
+    per_origin = [candidates(o) for o in origins]
+    labels = np.stack([sel_all.segments_of(_history(y, o, grid), season) for o in origins])
+    A = np.stack([y[:, o:o + H] for o in origins])
+    h_scale = series_scale(_history(y, origins[0], grid), season)
+    stat_served = [sel_stat.apply(_without(c, TFT), segments=s_o)
+                   for c, s_o in zip(per_origin, labels, strict=True)]
+
+    def with_tft(s: Selection) -> list[np.ndarray]:
+        return [_apply_with_tft(s, c, s_o) for c, s_o in zip(per_origin, labels, strict=True)]
+
+    sel_all, checks = _holdout_check(sel_all, sel_stat, labels,
+                                     _per_series_loss(A, with_tft(sel_all), levels, h_scale),
+                                     _per_series_loss(A, stat_served, levels, h_scale))
+    stacked = {k: np.stack([np.nan_to_num(c[k]) for c in per_origin]) for k in per_origin[0]}
+    stacked["selection"] = np.stack(with_tft(sel_all))
+    stacked["selection_statistical"] = np.stack(stat_served)
     holdout = {k: _wape(A, F, mid) for k, F in stacked.items()}
     # The two selections are compared on the loss they were chosen by (scale-free), not on WAPE, which
     # weighs series by volume and would let a TFT that fits the high-volume series win for all of them.
-    h_scale = series_scale(_history(y, origins[0], grid), season)
     scaled = {k: _scaled_pinball(A, stacked[k], levels, h_scale)
               for k in ("selection", "selection_statistical")}
-    keep_tft = scaled["selection"] <= scaled["selection_statistical"]
+    keep_tft = scaled["selection"] <= scaled["selection_statistical"] and any(
+        w[sel_all.models.index(TFT)] > 0 for w in sel_all.segment_weights.values())
     chosen, sel = ("selection", sel_all) if keep_tft else ("selection_statistical", sel_stat)
     best_stat = min(STAT_MODELS, key=lambda m: holdout[m])
 
@@ -317,5 +400,6 @@ def gate_version(config, panel, result, *, tracking_uri: str | None = None) -> d
     for k, val_ in tags.items():
         c.set_model_version_tag(config.name, result.version, k, val_)
     return {"decision": decision, "selection": sel, "served": tags["served"], "holdout_wape": holdout,
+            "holdout_check": checks,
             "best_baseline": best_stat, "validation_loss": {k: r["loss"] for k, r in sel_all.report.items()},
             "report": report}

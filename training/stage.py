@@ -7,10 +7,12 @@
 * :func:`forecast_stage` — forecast every planning unit (and every series with recent sales) with the
   tenant's champion version, P10..P90, and store the run (``features.forecasts.write_forecasts``, stage
   ``base``) with the model version and the sales watermark. Each unit is served through the version's
-  selection (``training.served``): per demand class the TFT, a statsforecast model or an ensemble, as
-  chosen on validation (``source`` ``model:<name>``, ``baseline:<model>`` or ``ensemble:<a>+<b>``). Units
-  the TFT cannot forecast (a SKU, location or attribute it has no embedding for, or less history than its
-  shortest encoder) get the statistical models of their class, marked ``cold_start``. Versions trained
+  selection (``training.served``): per segment (demand class x history length) the TFT, a statsforecast
+  model or an ensemble, as chosen on validation (``source`` ``model:<name>``, ``baseline:<model>`` or
+  ``ensemble:<a>+<b>``). Units the TFT cannot forecast (a SKU, location or attribute it has no embedding
+  for, or less history than its shortest encoder) get the statistical models of their segment, marked
+  ``cold_start``; those with less than a season of history are forecast from similar items
+  (``similar:<attribute>``, :func:`_cold_from_peers`). Versions trained
   before selections were stored serve the TFT with the gate's hand-written baseline as the fallback.
 * :func:`resolve_train_config` — the training config of a tenant: grid defaults, then the profile's
   ``train`` settings, then the caller's overrides, validated before any training.
@@ -430,6 +432,41 @@ def _forecast_chunk(w: _Window, ch: pl.DataFrame, sales, promotions, counts: dic
     return out
 
 
+def _cold_from_peers(ch: pl.DataFrame, y, q, source: list, no_tft, levels, season, attrs,
+                     counts) -> np.ndarray:
+    """(N, H, Q) ``q`` with the cold units forecast from similar items (``training.cold_start``).
+
+    Cold: the TFT does not forecast the unit and it has fewer observed periods than a season (a new SKU or
+    store). Peers: the warm units of the chunk with the same SKU elsewhere, then the same attribute (the
+    model's static categoricals, e.g. family, category, the one with more distinct values first), then the
+    same location; all warm units where none is shared. Their served forecasts give the cold unit's (no
+    history: the spread of the peers' medians; a few periods: the peers' mean scaled to the unit's level).
+    ``source`` becomes ``similar:<attribute>``. A chunk where every unit is cold keeps the statistical
+    forecasts and counts them (``cold_without_peers``).
+    """
+    from features.frames import TENANT_KEYS
+    from training.cold_start import cold_units, peer_labels, similar_items_forecast
+    from training.served import fill_gaps
+
+    y = fill_gaps(y)
+    cold = np.asarray(no_tft, bool) & cold_units(y, season)
+    if not cold.any():
+        return q
+    if cold.all():
+        counts["cold_without_peers"] += int(cold.sum())
+        return q
+    keys = list(TENANT_KEYS)
+    # attributes most specific first: the one with more distinct values (family before category)
+    attrs = sorted((c for c in attrs if c in ch.columns), key=lambda c: -ch[c].n_unique())
+    names = [c for c in (keys[0], *attrs, keys[1]) if c in ch.columns]
+    groups = [ch[c].cast(pl.String).fill_null("unknown").to_numpy() for c in names]
+    q = similar_items_forecast(y, q, cold, groups, levels)
+    for i, label in zip(np.flatnonzero(cold), peer_labels(cold, groups, names), strict=True):
+        source[i] = f"similar:{label}"
+    counts["cold_from_peers"] += int(cold.sum())
+    return q
+
+
 def _served_chunk(w: _Window, ch: pl.DataFrame, frame, m_units: pl.DataFrame, attrs, counts) -> pl.DataFrame:
     """Forecast rows of a chunk through the version's selection (``training.served.served_forecast``)."""
     from features.frames import TENANT_KEYS, build_panel, grid_of
@@ -455,6 +492,7 @@ def _served_chunk(w: _Window, ch: pl.DataFrame, frame, m_units: pl.DataFrame, at
     y = _history(frame, ch, w.hist_dates, spec.frame_spec.freq)
     q, source, uses = served_forecast(w.selection, y, tft, has, spec.season, H, grid_of(spec.frame_spec.freq),
                                       w.name)
+    q = _cold_from_peers(ch, y, q, source, ~has, list(spec.quantiles), spec.season, attrs, counts)
     counts["model"] += int(has.sum())
     counts["baseline"] += int((~has).sum())
     counts["served_tft"] += int(uses.sum())
@@ -480,8 +518,10 @@ def forecast_stage(
     the latest sales date. With a stored selection every unit is served through it
     (``training.served.served_forecast``); units the TFT cannot forecast (an id or attribute it has no
     embedding for, or fewer observed periods than its shortest encoder) get the statistical models of their
-    demand class, ``cold_start=True`` and no ``model_version``. Without one (older versions): the TFT, and
-    the gate's best baseline with empirical quantiles (:func:`baseline_quantiles`) for those units.
+    segment, ``cold_start=True`` and no ``model_version``; with less than a season of history, the
+    forecasts of similar items (:func:`_cold_from_peers`, counted in ``extra["cold_from_peers"]``).
+    Without one (older versions): the TFT, and the gate's best baseline with empirical quantiles
+    (:func:`baseline_quantiles`) for those units.
     Units are processed ``chunk_size`` at a time (bounded memory) through the fast tensor path.
 
     Args:

@@ -67,3 +67,48 @@ def test_source_labels_name_what_served_each_unit():
     W = np.array([[1.0, 0, 0], [0, 0, 1.0], [0.5, 0.5, 0], [0, 0.3, 0.7]])
     assert source_labels((TFT, "naive", "auto_ets"), W, "m") == [
         "model:m", "baseline:auto_ets", "ensemble:model+naive", "ensemble:naive+auto_ets"]
+
+
+def _check_inputs(n: int, gain: float, noise: float, seed: int = 0):
+    """Two selections over (tft, naive); per-series holdout losses where the TFT's selection is better by
+    about ``gain`` (relative) with per-series deviations of +-``noise``."""
+    rng = np.random.default_rng(seed)
+    all_ = Selection.from_dict({"models": [TFT, "naive"], "levels": list(LEVELS), "method": "ensemble",
+                                "segment_weights": {"*": [0.7, 0.3], "smooth/long": [0.7, 0.3],
+                                                    "smooth/short": [1.0, 0.0]},
+                                "report": {"smooth/long": {"n_validated": n}}})
+    stat = Selection.from_dict({"models": ["naive"], "levels": list(LEVELS), "method": "ensemble",
+                                "segment_weights": {"*": [1.0]}, "report": {}})
+    L_stat = rng.uniform(0.5, 1.5, (1, 2 * n))
+    signs = np.where(np.arange(2 * n) % 2 == 0, 1.0, -1.0)[None, :]  # +noise, -noise, ...: mean exactly 0
+    d = gain + noise * signs  # the check's relative difference 2 (L_stat - L_all) / (L_stat + L_all)
+    L_all = L_stat * (2.0 - d) / (2.0 + d)
+    labels = np.array([["smooth/long"] * n + ["smooth/short"] * n], dtype=object)
+    return all_, stat, labels, L_all, L_stat
+
+
+def test_holdout_check_drops_the_tft_where_its_gain_is_within_the_noise():
+    from training.served import _holdout_check
+
+    all_, stat, labels, L_all, L_stat = _check_inputs(40, gain=0.01, noise=0.3)
+    L_all[0, 40:] = L_stat[0, 40:] * 0.7  # short series: the TFT clearly better
+    checked, checks = _holdout_check(all_, stat, labels, L_all, L_stat)
+    long_, short = checks["smooth/long"], checks["smooth/short"]
+    assert not long_["kept_tft"] and long_["gain"] < long_["se"]
+    np.testing.assert_allclose(checked.segment_weights["smooth/long"], [0.0, 1.0])  # statistical weights
+    assert short["kept_tft"] and short["n"] == 40
+    np.testing.assert_allclose(checked.segment_weights["smooth/short"], [1.0, 0.0])
+    assert checked.report["smooth/long"]["holdout_check"] == long_
+
+
+def test_holdout_check_keeps_a_tft_that_is_clearly_better_and_drops_a_worse_one():
+    from training.served import _holdout_check
+
+    all_, stat, labels, L_all, L_stat = _check_inputs(40, gain=0.1, noise=0.05)
+    checked, checks = _holdout_check(all_, stat, labels, L_all, L_stat)
+    assert all(c["kept_tft"] for c in checks.values())
+    np.testing.assert_allclose(checked.segment_weights["smooth/long"], [0.7, 0.3])
+    _, _, _, worse, _ = _check_inputs(40, gain=-0.1, noise=0.05)
+    checked, checks = _holdout_check(all_, stat, labels, worse, L_stat)
+    assert not any(c["kept_tft"] for c in checks.values())
+    assert all(w[0] == 0.0 for w in checked.segment_weights.values())

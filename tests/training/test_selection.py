@@ -228,3 +228,35 @@ def test_bad_input_is_rejected_with_a_clear_message():
     assert isinstance(sel, Selection)
     with pytest.raises(ValueError, match="lack the selected models"):
         sel.apply({"B": np.zeros((3, 2, 5))})
+
+
+def test_segment_series_reads_the_history_length_at_the_origin():
+    from training.selection import history_buckets, segment_series
+
+    season = 12
+    y = np.full((3, 60), np.nan)
+    y[0, -35:] = 5.0 + np.arange(35) % 3   # 35 months observed: short (< 3 seasons)
+    y[1, -36:] = 5.0 + np.arange(36) % 3   # 36 months: long
+    y[2, -60:] = 0.0                       # never sold: no demand, long
+    assert history_buckets(y, season).tolist() == ["short", "long", "long"]
+    assert segment_series(y, season, "demand_class_x_history").tolist() == [
+        "smooth/short", "smooth/long", "no_demand/long"]
+    np.testing.assert_array_equal(segment_series(y, season), demand_classes(y))
+    # the same series seen 30 periods earlier is short there: the label follows the origin, not the series
+    assert history_buckets(y[:, :30], season).tolist()[1] == "short"
+    with pytest.raises(ValueError, match="segmenting"):
+        segment_series(y, season, "by_colour")
+
+
+def test_selection_keeps_its_segmenting_through_json():
+    import dataclasses
+    import json
+
+    rng = np.random.default_rng(3)
+    cands, acts = _origins(rng, 30, 4, 1, lambda mu, y: {"a": mu[..., None] + Z, "b": mu[..., None] + 2 * Z})
+    sel = dataclasses.replace(select(cands, acts, Q), segmenting="demand_class_x_history")
+    back = Selection.from_dict(json.loads(json.dumps(sel.to_dict())))
+    assert back.segmenting == "demand_class_x_history"
+    old = sel.to_dict()
+    del old["segmenting"]  # a selection stored before segmentings existed was made by demand class
+    assert Selection.from_dict(old).segmenting == "demand_class"

@@ -53,8 +53,8 @@ def _validation(result):
     """Independent validation forecasts (TFT and statsforecast) and losses per series on the gate's window."""
     from training.pipeline import load_panel
     from training.predict import load_predictor
-    from training.selection import demand_classes, series_scale, validation_losses
-    from training.served import STAT_HISTORY, STAT_MODELS, fill_gaps
+    from training.selection import segment_series, series_scale, validation_losses
+    from training.served import SEGMENTING, STAT_HISTORY, STAT_MODELS, fill_gaps
     from training.stage import tenant_config
     from training.statistical import fit_predict
 
@@ -69,7 +69,7 @@ def _validation(result):
     cands = {"tft": np.where(np.asarray(fc.cold_start)[:, None, None], np.nan, fc.quantiles),
              **fit_predict(before, season, H, levels, STAT_MODELS)}
     L, _ = validation_losses([cands], [y[:, v : v + H]], levels, series_scale(before, season))
-    return cands, L, demand_classes(before), panel, y, levels, season, H
+    return cands, L, segment_series(before, season, SEGMENTING), panel, y, levels, season, H
 
 
 def test_starved_tft_is_never_served_where_a_statistical_model_is_better(home):
@@ -104,6 +104,15 @@ def test_starved_tft_is_never_served_where_a_statistical_model_is_better(home):
             if rep["chosen"] != "ensemble":
                 assert rep["chosen"] == min(models, key=loss.get)
     assert tft_worse, "the starved TFT should lose to a statistical model in at least one demand class"
+    # segments are demand class x history length, and the TFT kept weight only where the holdout check
+    # found it better than the statistical-only selection by more than the check's noise
+    assert sel.segmenting == "demand_class_x_history"
+    assert all(k.split("/")[-1] in ("short", "long") for k in sel.report)
+    t = list(sel.models).index("tft") if "tft" in sel.models else None
+    for name, rep in sel.report.items():
+        if t is not None and sel.segment_weights[name][t] > 0:
+            chk = rep["holdout_check"]
+            assert chk["kept_tft"] and chk["gain"] > chk["se"], (name, chk)
 
     meta = forecast_stage("starved", run_id="served")
     rows = read_forecasts("starved", "base", "served").sort("unique_id", "horizon")
@@ -111,9 +120,7 @@ def test_starved_tft_is_never_served_where_a_statistical_model_is_better(home):
     # Recompute the served forecast of every unit from the selection and the statsforecast models fitted on
     # the last 182 days: the stored quantiles are exactly that, no TFT in them.
     recent = y[:, -STAT_HISTORY["D"] :]
-    from training.selection import demand_classes
-
-    serve_seg = demand_classes(recent)
+    serve_seg = sel.segments_of(recent, season)
     W = sel.weights_for(serve_seg)
     ids = np.asarray(panel.series_ids(), dtype=object)
     tft_free = W[:, list(sel.models).index("tft")] == 0 if "tft" in sel.models else np.ones(len(W), bool)

@@ -81,18 +81,22 @@ def test_short_series_are_named_not_silently_dropped(shared_home):
     assert r.short_series == ["|".join(SHORT_SERIES)]
 
 
-def test_new_sku_is_forecast_by_the_baseline_and_marked(shared_home, tmp_path):
-    from features.forecasts import read_forecasts
+def test_new_skus_are_forecast_from_similar_items_and_marked(shared_home, tmp_path):
+    """A new SKU with five days of sales and one with none (master data only), in an existing product
+    family: both are forecast from the warm units of that family (scaled to the five days' level, or the
+    spread of the peers' medians); marked cold start, no model version, no unit skipped."""
+    from features.forecasts import quantile_columns, read_forecasts
     from features.ingest import ingest
     from training.stage import forecast_stage
 
     data = shared_home.data["daily"]
     last = _sales_end(data)
     new = {"sku_id": "SKU_NEW", "location_id": "STORE_001", "channel_id": "store"}
-    skus = data.skus.head(1).with_columns(
-        pl.lit("SKU_NEW").alias("sku_id"), pl.lit("NEWCAT").alias("category")
-    )
-    units = data.planning_units.head(1).with_columns(*[pl.lit(v).alias(k) for k, v in new.items()])
+    skus = pl.concat([data.skus.head(1).with_columns(pl.lit(s).alias("sku_id"))
+                      for s in ("SKU_NEW", "SKU_NONE")])
+    first = data.skus.row(0, named=True)
+    units = pl.concat([data.planning_units.head(1).with_columns(*[pl.lit(v).alias(k) for k, v in u.items()])
+                       for u in (new, {**new, "sku_id": "SKU_NONE"})])
     sales = pl.DataFrame(
         {
             **{k: [v] * 5 for k, v in new.items()},
@@ -107,14 +111,25 @@ def test_new_sku_is_forecast_by_the_baseline_and_marked(shared_home, tmp_path):
 
     meta = forecast_stage("daily", run_id="new-sku")
     rows = read_forecasts("daily", "base", "new-sku")
-    fresh = rows.filter(pl.col("sku_id") == "SKU_NEW")
-    assert fresh.height == meta.horizon
-    assert fresh["cold_start"].all() and fresh["model_version"].is_null().all()
-    # the TFT cannot forecast it: a statsforecast model or an ensemble of them, without the TFT
-    assert fresh["source"].str.contains(r"^(baseline:|ensemble:)").all()
-    assert not fresh["source"].str.contains("model").any()
-    assert fresh["p50"].min() > 0  # the baseline of its five days of sales, not a zero placeholder
-    assert meta.extra["unknown_to_model"] >= 1 and meta.extra["baseline_units"] >= 1
+    for sku in ("SKU_NEW", "SKU_NONE"):
+        fresh = rows.filter(pl.col("sku_id") == sku)
+        assert fresh.height == meta.horizon, sku
+        assert fresh["cold_start"].all() and fresh["model_version"].is_null().all()
+        # the SKU is sold nowhere else: its peers share one of its product attributes
+        assert fresh["source"].n_unique() == 1, fresh["source"].to_list()
+        attr = fresh["source"][0].removeprefix("similar:")
+        assert attr in ("family", "category", "brand"), attr
+        q = fresh.select(quantile_columns([0.1, 0.25, 0.5, 0.75, 0.9])).to_numpy()
+        assert (np.diff(q, axis=1) >= -1e-9).all() and q[:, 2].min() > 0  # monotone, not a zero placeholder
+    peers = rows.join(data.skus.select("sku_id", attr), on="sku_id").filter(
+        (pl.col(attr) == first[attr]) & ~pl.col("sku_id").is_in(["SKU_NEW", "SKU_NONE"]))
+    assert peers.height
+    # the SKU without history: its P50 is the median of its peers' P50s, period by period
+    none = rows.filter(pl.col("sku_id") == "SKU_NONE").sort("horizon")["p50"].to_numpy()
+    expect = peers.group_by("horizon").agg(pl.col("p50").median()).sort("horizon")["p50"].to_numpy()
+    np.testing.assert_allclose(none, expect, rtol=1e-4)
+    assert meta.extra["cold_from_peers"] >= 2 and meta.extra["cold_without_peers"] == 0
+    assert meta.extra["unknown_to_model"] >= 2 and meta.extra["baseline_units"] >= 2
     short = rows.filter(pl.col("unique_id") == "|".join(SHORT_SERIES))
     assert short.height == meta.horizon  # too short to train on, still forecast (by the model or baseline)
     known = rows.filter(~pl.col("cold_start"))

@@ -232,7 +232,7 @@ class TFTEstimator:
             else {"tft": 1.0}
         )
         blended = apply_postprocess(raw, None, spec.quantiles, spec.blend, {}, spec.season, base)
-        spec.calibration = fit_calibration(y_val, blended, spec.quantiles)
+        spec.calibration = fit_calibration(y_val, blended, spec.quantiles, fit.calibration_margin)
         final = apply_postprocess(raw, None, spec.quantiles, spec.blend, spec.calibration, spec.season, base)
         lo, hi = spec.quantiles.index(0.1), spec.quantiles.index(0.9)
         return {

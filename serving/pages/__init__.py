@@ -15,8 +15,8 @@ from serving.pages._whatif import router as _whatif_router
 
 __all__ = ["router", "setup_app"]
 
-#: Every page under ``/ui``: queue, recommendation, what-if, item, exceptions, suppliers, monitoring, accuracy,
-#: dashboards, forecast quality.
+#: Every page under ``/ui``: queue, recommendation, what-if, item, exceptions, suppliers, monitoring,
+#: accuracy, dashboards, forecast quality.
 router = APIRouter(include_in_schema=False)
 router.include_router(_queue_router)
 router.include_router(_views_router)

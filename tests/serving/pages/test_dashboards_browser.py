@@ -12,6 +12,7 @@ import pytest
 
 from tests.serving.pages.test_pages_browser import browser, server  # noqa: F401 - the shared fixtures
 from tests.serving.pages.test_queue_browser import _axe, _width, axe_js  # noqa: F401
+from tests.serving.pages.test_whatif_browser import _shot
 
 pytestmark = pytest.mark.slow
 
@@ -74,6 +75,7 @@ def test_each_dashboard_draws_its_plots_and_passes_axe(server, browser, axe_js):
             scroll = cdp.eval("document.documentElement.scrollWidth")
             assert scroll <= width + 1, f"{name} dashboard scrolls sideways at {width}px ({scroll}px)"
         _width(cdp, 1280)
+        _shot(cdp, f"dashboard-{name}")  # with REPLENISH_SCREENSHOTS set: the PNGs of docs/pages.md
     # the accuracy dashboard's figure and horizon selects redraw it
     cdp.goto(f"{base}/ui/dashboards/accuracy", "document.querySelector('#choose') !== null")
     cdp.eval("document.querySelector('#metric').value = 'coverage_p10_p90'")

@@ -207,6 +207,7 @@ def test_every_other_page_passes_axe_at_both_widths(server, browser, axe_js):  #
     cdp.call("Network.clearBrowserCookies")  # signed out: the sign-in page first
     cdp.goto(f"{base}/ui/login", "document.querySelector('#login') !== null")
     _no_serious(cdp, axe_js, "sign-in page")
+    _shot(cdp, "sign-in")
     _sign_in(cdp, base, w.keys["a-planner"])
     pages = ["/ui/exceptions", "/ui/exceptions?view=resolved", "/ui/suppliers", "/ui/accuracy"]
     pages.append("/ui/monitoring")
@@ -223,3 +224,5 @@ def test_every_other_page_passes_axe_at_both_widths(server, browser, axe_js):  #
         cdp.goto(f"{base}{path}", ready)
         assert cdp.eval("document.querySelector('h1') !== null"), path
         _no_serious(cdp, axe_js, path)
+        if path == order:
+            _shot(cdp, "supplier-order")

@@ -24,8 +24,6 @@ MAX_FUNCTION_LINES = 120
 
 #: Known exceptions, "path" or "path:qualified.name" -> lines when listed (a file may shrink, not grow).
 ALLOWED: dict[str, int] = {
-    # modules: each one's split is its owner's part of issue 16
-    "training/reconcile_stage.py": 767,
     # functions
     "workflow/migrations/versions/w0001_control_plane.py:upgrade": 272,  # a migration: one table per block
     "features/store/migrations/versions/f0002_catalogue.py:upgrade": 260,  # a migration, as above

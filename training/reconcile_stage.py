@@ -62,30 +62,40 @@ from __future__ import annotations
 
 import json
 import logging
-import statistics
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Callable
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from features.facts import scan_facts
 from features.forecasts import (
     ForecastRunMeta,
     forecast_runs,
     latest_forecast_run,
     read_forecasts,
-    read_residuals,
     sales_watermark,
     write_forecasts,
 )
 from features.profile import get_profile
 from features.tables import read_table
 from kernels.reconcile import Hierarchy, ReconciliationError, reconcile_quantiles
-from training.baselines import moving_average, seasonal_naive
+from training._aggregate_base import (
+    _base_all,
+    _bottom_variance,
+    _history,
+    _history_periods,
+    _shrink_residuals,
+)
+from training._hierarchy import (
+    LEVEL_COLUMNS,
+    NONE,
+    UNIT_COLUMNS,
+    UNKNOWN,
+    HierarchyError,
+    TenantHierarchy,
+    build_hierarchy,
+)
 
 __all__ = [
     "LEVEL_COLUMNS",
@@ -99,347 +109,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-UNIT_COLUMNS = ("sku_id", "location_id", "channel_id")
-SKU_ATTRIBUTES = ("category", "family", "brand")
-LOCATION_ATTRIBUTES = ("region", "kind", "parent_id")
-#: Columns a hierarchy level may name.
-LEVEL_COLUMNS = UNIT_COLUMNS + SKU_ATTRIBUTES + LOCATION_ATTRIBUTES
 #: Methods the stage runs (``wls`` needs user weights and ``middle_out`` a depth: not stage methods).
 METHODS = ("bottom_up", "top_down", "ols", "wls_struct", "wls_var", "mint_shrink")
-#: Node value of a missing attribute, and of an attribute of a unit missing from the master data.
-NONE, UNKNOWN = "(none)", "(unknown)"
-_DEFAULT_ORDER = ("category", "family", "brand", "region", "parent_id", "kind", "channel_id")
-# Per grid: season length, moving-average window, seasons in the seasonal mean, origin spacing.
-_GRID = {"D": (7, 28, 4, 7), "W": (52, 8, 2, 4), "MS": (12, 3, 2, 1)}
-_ORIGINS = 8
-_CHUNK = 8192
-# Levels whose nodes hold fewer units than this on average (sku_id/location_id over 2-3 channels) get no base
-# forecast of their own: a baseline on so few units adds little to the units' forecasts, and leaving them out
-# of the solve keeps the aggregate system small (100k units: ~90 aggregates instead of 50k).
-_MIN_NODE_UNITS = 4
 _COHERENCE_TOL = 1e-6
 _STEPS = 6
-
-
-class HierarchyError(ValueError):
-    """The configured hierarchy levels are invalid; the message names the column and the allowed ones."""
-
-
-@dataclass(frozen=True)
-class TenantHierarchy:
-    """The named hierarchy of a tenant's forecast units.
-
-    Attributes:
-        ids: node ids in the row order of ``S`` (aggregates first, then the m units), length n.
-        level: level name of every node, length n.
-        keys: ``sku_id``, ``location_id``, ``channel_id`` of every node (null where its level lacks them).
-        levels: (name, columns, nodes, role) of every level, top first, the bottom last; role is
-            ``reconciled`` (own base forecast, in the solve), ``summed`` (nodes of fewer than
-            ``_MIN_NODE_UNITS`` units on average: the sum of their reconciled units) or ``bottom``.
-        S: the summing matrix of every node, CSR (n x m), aggregates first.
-        solved: rows of ``S`` in the reconciliation (reconciled levels, then the units), increasing.
-        hierarchy: the analysed summing matrix of the ``solved`` rows.
-        unknown_units: units whose SKU or location is missing from the master data.
-    """
-
-    ids: pl.Series
-    level: pl.Series
-    keys: pl.DataFrame
-    levels: tuple[tuple[str, tuple[str, ...], int, str], ...]
-    S: sp.csr_array
-    solved: np.ndarray
-    hierarchy: Hierarchy
-    unknown_units: int
-
-
-def _level_name(cols: Sequence[str]) -> str:
-    return "/".join(cols) if cols else "total"
-
-
-def _unit_attributes(units: pl.DataFrame, skus: pl.DataFrame, locations: pl.DataFrame) -> pl.DataFrame:
-    """``units`` with the SKU and location attributes: missing -> NONE, not in master data -> UNKNOWN."""
-    sku_attrs = skus.select("sku_id", *SKU_ATTRIBUTES).with_columns(pl.lit(True).alias("__sku"))
-    loc_attrs = locations.select("location_id", *LOCATION_ATTRIBUTES).with_columns(
-        pl.lit(True).alias("__loc")
-    )
-    out = units.join(sku_attrs, on="sku_id", how="left", maintain_order="left").join(
-        loc_attrs, on="location_id", how="left", maintain_order="left"
-    )
-    fill = []
-    for flag, cols in (("__sku", SKU_ATTRIBUTES), ("__loc", LOCATION_ATTRIBUTES)):
-        for c in cols:
-            value = pl.when(pl.col(flag).is_null()).then(pl.lit(UNKNOWN)).otherwise(pl.col(c).fill_null(NONE))
-            fill.append(value.cast(pl.String).alias(c))
-    fill += [pl.col(c).fill_null(NONE) for c in UNIT_COLUMNS]
-    return out.with_columns(
-        *fill, (pl.col("__sku").is_null() | pl.col("__loc").is_null()).alias("__unknown")
-    ).drop("__sku", "__loc")
-
-
-def _codes(attrs: pl.DataFrame, cols: Sequence[str]) -> np.ndarray:
-    if not cols:
-        return np.zeros(attrs.height, dtype=np.int64)
-    rank = attrs.select(pl.struct(list(cols)).rank("dense")).to_series()
-    return rank.to_numpy().astype(np.int64) - 1
-
-
-def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
-    na, nb = int(a.max(initial=-1)) + 1, int(b.max(initial=-1)) + 1
-    return na == nb and np.unique(a * nb + b).size == na
-
-
-def _resolve_levels(attrs: pl.DataFrame, configured: Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
-    """The aggregate levels (bottom excluded) from the profile, or the default from the master data."""
-    bottom = frozenset(UNIT_COLUMNS)
-    if configured:
-        levels, seen = [], set()
-        for level in configured:
-            for c in level:
-                if c not in LEVEL_COLUMNS:
-                    raise HierarchyError(
-                        f"hierarchy level {list(level)} names unknown column {c!r}; allowed columns: "
-                        f"{', '.join(LEVEL_COLUMNS)} (the skus attributes category, family, brand and the "
-                        "locations attributes region, kind, parent_id, or the unit keys)"
-                    )
-            key = frozenset(level)
-            if (
-                key == bottom or key in seen
-            ):  # the bottom level is always there; a reordering is the same level
-                continue
-            seen.add(key)
-            levels.append(tuple(level))
-        return levels
-    m = attrs.height
-    levels: list[tuple[str, ...]] = [()]
-    taken: list[np.ndarray] = [np.zeros(m, dtype=np.int64)]
-    for c in _DEFAULT_ORDER:
-        if attrs.filter(~pl.col(c).is_in([NONE, UNKNOWN])).height == 0:
-            continue  # null everywhere: no information
-        code = _codes(attrs, [c])
-        k = int(code.max(initial=-1)) + 1
-        if k >= m or any(_same_partition(code, t) for t in taken):
-            continue
-        levels.append((c,))
-        taken.append(code)
-    if attrs["channel_id"].n_unique() > 1:
-        levels.append(("sku_id", "location_id"))
-    return levels
-
-
-def _node_ids(first: pl.DataFrame, cols: Sequence[str]) -> pl.Series:
-    if not cols:
-        return pl.Series("unique_id", ["total"] * first.height, dtype=pl.String)
-    parts = [pl.lit(f"{c}=") + pl.col(c).cast(pl.String) for c in cols]
-    return first.select(pl.concat_str(parts, separator="/").alias("unique_id")).to_series()
-
-
-def build_hierarchy(
-    units: pl.DataFrame, skus: pl.DataFrame, locations: pl.DataFrame, levels: Sequence[Sequence[str]] = ()
-) -> TenantHierarchy:
-    """The hierarchy of ``units`` from the master data.
-
-    Args:
-        units: one row per bottom unit: ``unique_id``, ``sku_id``, ``location_id``, ``channel_id``; the row
-            order is the order of the bottom columns of ``S``.
-        skus: the ``skus`` table (``sku_id``, category, family, brand).
-        locations: the ``locations`` table (``location_id``, region, kind, parent_id).
-        levels: aggregate levels as column lists (``[]`` = total); empty: the default (module docstring).
-
-    Returns:
-        The :class:`TenantHierarchy`.
-
-    Raises:
-        HierarchyError: a level names a column outside :data:`LEVEL_COLUMNS`.
-    """
-    attrs = _unit_attributes(units.select("unique_id", *UNIT_COLUMNS), skus, locations)
-    agg_levels = _resolve_levels(attrs, levels)
-    m = attrs.height
-    ids, names, keys, rows, info, solved = [], [], [], [], [], []
-    offset = 0
-    for cols in agg_levels:
-        code = _codes(attrs, cols)
-        first_rows = np.unique(code, return_index=True)[1]
-        first = attrs[first_rows]
-        k = first.height
-        ids.append(_node_ids(first, cols))
-        names.append(pl.Series("level", [_level_name(cols)] * k, dtype=pl.String))
-        # with_columns, not select: a select of literals only would have one row, not k
-        blank = [pl.lit(None, pl.String).alias(c) for c in UNIT_COLUMNS if c not in cols]
-        keys.append(first.with_columns(blank).select(UNIT_COLUMNS))
-        rows.append(offset + code)
-        role = "reconciled" if not cols or m >= _MIN_NODE_UNITS * k else "summed"
-        info.append((_level_name(cols), tuple(cols), k, role))
-        solved.append(np.full(k, role == "reconciled"))
-        offset += k
-    ids.append(attrs["unique_id"].rename("unique_id"))
-    names.append(pl.Series("level", ["bottom"] * m, dtype=pl.String))
-    keys.append(units.select(UNIT_COLUMNS))
-    rows.append(offset + np.arange(m, dtype=np.int64))
-    info.append(("bottom", UNIT_COLUMNS, m, "bottom"))
-    solved.append(np.ones(m, dtype=bool))
-    n = offset + m
-    r = np.concatenate(rows)
-    S = sp.csr_array((np.ones(r.size), (r, np.tile(np.arange(m, dtype=np.int64), len(rows)))), shape=(n, m))
-    keep = np.flatnonzero(np.concatenate(solved))
-    return TenantHierarchy(
-        ids=pl.concat(ids, rechunk=True),
-        level=pl.concat(names, rechunk=True),
-        keys=pl.concat([k.with_columns(pl.all().cast(pl.String)) for k in keys], rechunk=True),
-        levels=tuple(info),
-        S=S,
-        solved=keep,
-        hierarchy=Hierarchy(S[keep]),
-        unknown_units=int(attrs["__unknown"].sum()),
-    )
-
-
-def _lag_expr(freq: str) -> pl.Expr:
-    """Periods between a sales date and the unit's first forecast date (1 = the period just before)."""
-    d, d1 = pl.col("date"), pl.col("__d1")
-    if freq == "MS":
-        return (d1.dt.year() * 12 + d1.dt.month()) - (d.dt.year() * 12 + d.dt.month())
-    days = (d1 - d).dt.total_days()
-    return days if freq == "D" else (days + 6) // 7
-
-
-def _history(tenant: str, units: pl.DataFrame, freq: str, T: int, facts_dir) -> np.ndarray:
-    """Sales of each unit in the T periods before its first forecast date, shape (m, T); no row = 0 sold.
-
-    Args:
-        tenant: whose sales.
-        units: ``sku_id``, ``location_id``, ``channel_id``, ``__d1`` (first forecast date); one row per unit.
-        freq: grid.
-        T: periods of history.
-        facts_dir: fact store root.
-    """
-    m = units.height
-    d1 = units["__d1"]
-    days = {"D": 1, "W": 7, "MS": 31}[freq] * T + 7
-    start, end = d1.min() - timedelta(days=days), d1.max() - timedelta(days=1)
-    keys = units.select(*UNIT_COLUMNS, "__d1").with_row_index("__idx").lazy()
-    rows = (
-        scan_facts("sales", tenant, start, end, columns=[*UNIT_COLUMNS, "date", "qty"], facts_dir=facts_dir)
-        .join(keys, on=list(UNIT_COLUMNS), how="inner")
-        .with_columns(_lag_expr(freq).alias("__lag"))
-        .filter((pl.col("__lag") >= 1) & (pl.col("__lag") <= T))
-        .select("__idx", (T - pl.col("__lag")).alias("__t"), pl.col("qty").fill_null(0.0))
-        .collect()
-    )
-    flat = rows["__idx"].to_numpy().astype(np.int64) * T + rows["__t"].to_numpy().astype(np.int64)
-    return np.bincount(flat, weights=rows["qty"].to_numpy(), minlength=m * T).reshape(m, T)
-
-
-def _seasonal_mean(Y: np.ndarray, H: int, season: int, k: int) -> np.ndarray:
-    t = Y.shape[1]
-    return np.mean([seasonal_naive(Y[:, : t - j * season], H, season) for j in range(k)], axis=0)
-
-
-def _candidates(freq: str, H: int):
-    """Aggregate baselines: name -> (periods of history needed, forecaster (rows, t) -> (rows, H))."""
-    season, window, k, _ = _GRID[freq]
-    return {
-        "seasonal_mean": (k * season, lambda Y: _seasonal_mean(Y, H, season, k)),
-        "seasonal_naive": (season, lambda Y: seasonal_naive(Y, H, season)),
-        "moving_average": (window, lambda Y: moving_average(Y, H, window)),
-    }
-
-
-def _history_periods(freq: str, H: int) -> int:
-    season, window, k, step = _GRID[freq]
-    return H + (_ORIGINS - 1) * step + max(k * season, season, window)
-
-
-def _aggregate_base(Y_a: np.ndarray, H: int, centre: float, freq: str) -> dict:
-    """Centre forecast, error variance and chosen baseline of every aggregate node (module docstring).
-
-    Args:
-        Y_a: aggregate histories, shape (a, T), oldest period first, leading periods before any data trimmed.
-        H: horizon.
-        centre: the quantile level of the centre (the stored level nearest 0.5).
-        freq: grid.
-
-    Returns:
-        ``{"centre": (a, H), "var": (a,), "source": (a,) names, "origins": K}``, or None when the history is
-        too short for one backtest origin with any baseline.
-    """
-    a, T = Y_a.shape
-    step = _GRID[freq][3]
-    fits = {name: (T - H - need) // step + 1 for name, (need, _) in _candidates(freq, H).items()}
-    K = min(_ORIGINS, max(fits.values()))
-    if K < 1:
-        return None
-    cands = [(name, fn) for name, (_, fn) in _candidates(freq, H).items() if fits[name] >= K]
-    q = np.empty((a, H))
-    var = np.empty(a)
-    choice = np.empty(a, dtype=np.int64)
-    for lo in range(0, a, _CHUNK):
-        Y = Y_a[lo : lo + _CHUNK]
-        E = np.empty((len(cands), Y.shape[0], K, H))
-        for j in range(K):
-            o = T - H - j * step
-            for c, (_, fn) in enumerate(cands):
-                E[c, :, j] = Y[:, o : o + H] - fn(Y[:, :o])
-        E = E.reshape(len(cands), Y.shape[0], K * H)
-        best = np.abs(E).mean(axis=2).argmin(axis=0)
-        E = np.take_along_axis(E, best[None, :, None], axis=0)[0]
-        F = np.stack([fn(Y) for _, fn in cands])
-        F = np.take_along_axis(F, best[None, :, None], axis=0)[0]
-        q[lo : lo + _CHUNK] = np.maximum(F + np.quantile(E, centre, axis=1)[:, None], 0.0)
-        var[lo : lo + _CHUNK] = np.mean(E * E, axis=1)
-        choice[lo : lo + _CHUNK] = best
-    names = np.array([f"baseline:{name}" for name, _ in cands], dtype=object)
-    return {"centre": q, "var": var, "source": names[choice], "origins": K}
-
-
-def _spread_variance(q_b: np.ndarray, levels: Sequence[float]) -> np.ndarray:
-    """Error variance implied by base quantiles under a normal, ((q_hi - q_lo) / (z_hi - z_lo))^2 over h."""
-    if len(levels) < 2:
-        return np.mean(q_b[:, :, 0] ** 2, axis=1) + 1.0
-    z = statistics.NormalDist()
-    dz = z.inv_cdf(levels[-1]) - z.inv_cdf(levels[0])
-    return np.mean(((q_b[:, :, -1] - q_b[:, :, 0]) / dz) ** 2, axis=1)
-
-
-def _bottom_variance(tenant, meta: ForecastRunMeta, ids: pl.Series, q_b: np.ndarray, facts_dir):
-    """Error variance of each unit's base forecast: mean squared backtest residual, else the quantile spread.
-
-    Returns:
-        (var (m,), units with residuals).
-    """
-    var = _spread_variance(q_b, meta.levels)
-    if meta.model_version is None:
-        return var, 0
-    res = read_residuals(tenant, meta.model_version, facts_dir=facts_dir)
-    if res.height == 0:
-        return var, 0
-    mse = res.group_by("unique_id").agg((pl.col("residual") ** 2).mean().alias("mse"))
-    got = pl.DataFrame({"unique_id": ids}).join(mse, on="unique_id", how="left", maintain_order="left")["mse"]
-    has = got.is_not_null().to_numpy()
-    var[has] = got.to_numpy()[has]
-    return var, int(has.sum())
-
-
-def _floor(var: np.ndarray) -> np.ndarray:
-    pos = var[var > 0]
-    return np.maximum(var, 1e-6 * float(pos.mean()) if pos.size else 1.0)
-
-
-def _shrink_residuals(Y: np.ndarray, var: np.ndarray, freq: str) -> np.ndarray:
-    """Residual rows for MinT-shrink: seasonal differences of each node's history scaled to its variance."""
-    season = _GRID[freq][0]
-    T = Y.shape[1]
-    lag = season if T >= season + 2 else 1
-    R = Y[:, lag:] - Y[:, :-lag]
-    R = R[:, -min(R.shape[1], 8 * season) :]
-    if R.shape[1] < 2:
-        raise ValueError("mint_shrink needs at least 3 periods of sales history before the forecast")
-    ms = np.mean(R * R, axis=1)
-    flat = ms <= 0
-    if flat.any():  # no variation: uncorrelated noise of the node's variance (a fixed stream, reproducible)
-        noise = np.random.default_rng(0).standard_normal((int(flat.sum()), R.shape[1]))
-        R[flat] = noise
-        ms[flat] = np.mean(noise * noise, axis=1)
-    return R * np.sqrt(var / ms)[:, None]
 
 
 def _base_run(tenant: str, base_run: str | None, facts_dir) -> ForecastRunMeta:
@@ -739,29 +412,3 @@ def _run(tenant, run_id, base_run, settings, engine, progress, method, nonnegati
     stored = ForecastRunMeta.from_json(json.loads(path.with_suffix(".json").read_text()))
     log.info("tenant %s: reconciled run %s (%s, %d nodes) in %s", tenant, run_id, chosen, n, times)
     return stored
-
-
-def _base_all(hier: Hierarchy, Y_b, q_b, var_b, levels, freq):
-    """Base quantiles (n_s, H, Q) and error variances (n_s,) of the solved nodes, and the aggregates' info.
-
-    An aggregate's base quantile at level tau is its own centre forecast plus the sum of its units' quantile
-    offsets from their centres (module docstring).
-    """
-    m, H, Q = q_b.shape
-    y_hat = np.empty((hier.n, H, Q))
-    y_hat[hier.bottom_rows] = q_b
-    var = np.empty(hier.n)
-    var[hier.bottom_rows] = var_b
-    k = int(np.argmin(np.abs(np.asarray(levels) - 0.5)))
-    agg = _aggregate_base(hier.C @ Y_b, H, levels[k], freq) if hier.a and Y_b.shape[1] else None
-    summed = (hier.C @ q_b.reshape(m, -1)).reshape(hier.a, H, Q)
-    if agg is not None:
-        offsets = summed - summed[:, :, k : k + 1]
-        y_hat[hier.agg_rows] = np.maximum(agg["centre"][:, :, None] + offsets, 0.0)
-        var[hier.agg_rows] = agg["var"]
-        agg["kind"] = "rolling_origin_baseline"
-    else:  # too little history: the coherent bottom sums, with their summed variance
-        y_hat[hier.agg_rows] = summed
-        var[hier.agg_rows] = hier.C @ var_b
-        agg = {"kind": "bottom_sum", "origins": 0, "source": np.full(hier.a, "bottom_sum", dtype=object)}
-    return y_hat, _floor(var), agg

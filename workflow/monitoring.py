@@ -26,7 +26,9 @@ What is measured and how:
   its mean daily sales over the last ``rate_days`` days of sales. Days of cover: on hand / demand rate on the
   latest snapshot. A stockout is a snapshot with nothing on hand for a unit with demand; the lost-sales
   estimate is the demand rate times the days until the unit's next snapshot (one day for the last).
-  Excess: units on hand above ``excess_days`` of demand on the latest snapshot.
+  Excess: units on hand above ``excess_days`` of demand on the latest snapshot, valued at the SKU's cheapest
+  supplier unit cost. The same figures with the measured fill rate vs target per location and SKU category
+  (at most 50 groups of each kind): :mod:`workflow._monitoring_groups`.
 * **Suppliers**: OTIF and lead-time drift from the recorded responses (:func:`workflow.telemetry.
   supplier_performance`).
 * **Exceptions**: counts per type and state from the exception lifecycle's table, with the age of the
@@ -36,7 +38,8 @@ What is measured and how:
   (Gilliland 2010): for each overridden recommendation whose window (its plan's date, the ``as_of`` of its
   proposal's evidence, else the day it was proposed -> need-by) has passed, the
   quantity right in hindsight is ``max(0, proposed + actual - forecast)`` with actual and forecast the
-  unit's sales and newest stored p50 over that window; ``FVA = 1 - MAE(final) / MAE(proposed)``.
+  unit's sales and newest stored p50 over that window; ``FVA = 1 - MAE(final) / MAE(proposed)``, overall
+  and per override reason code.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from sqlalchemy.orm import Session
 
 import kernels
 from features.store import session_scope, utcnow
+from workflow import _monitoring_groups as groups
 from workflow._exception_tables import ACTIVE_STATES, ExceptionRecord
 from workflow._models import Recommendation
 
@@ -95,6 +99,7 @@ class MonitoringResult:
     accuracy: pl.DataFrame | None = None
     over_time: pl.DataFrame | None = None
     inventory: dict[str, Any] = field(default_factory=dict)
+    inventory_groups: list[dict[str, Any]] = field(default_factory=list)
     adoption: dict[str, Any] = field(default_factory=dict)
     suppliers: list[dict[str, Any]] = field(default_factory=list)
     exceptions: list[dict[str, Any]] = field(default_factory=list)
@@ -199,7 +204,12 @@ def accuracy_over_time(pairs: pl.LazyFrame) -> pl.DataFrame:
 
 
 def inventory_health(
-    inventory: pl.LazyFrame, sales: pl.LazyFrame, *, rate_days: int = 28, excess_days: float = 90.0
+    inventory: pl.LazyFrame,
+    sales: pl.LazyFrame,
+    *,
+    rate_days: int = 28,
+    excess_days: float = 90.0,
+    units: pl.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Stockouts, lost-sales estimate, excess and days of cover from snapshots (see the module docstring).
 
@@ -208,45 +218,23 @@ def inventory_health(
         sales: ``sku_id, location_id, date, qty``.
         rate_days: days of recent sales giving each unit's demand rate.
         excess_days: stock above this many days of demand is excess.
+        units: :func:`workflow._monitoring_groups.unit_health` when already computed.
     """
-    loc = ["sku_id", "location_id"]
-    last_day = sales.select(pl.col("date").max().alias("last"))
-    rate = (
-        sales.join(last_day, how="cross")
-        .filter(pl.col("date") > pl.col("last") - pl.duration(days=rate_days))
-        .group_by(loc)
-        .agg((pl.col("qty").sum() / rate_days).alias("rate"))
+    u = units if units is not None else groups.unit_health(
+        inventory, sales, rate_days=rate_days, excess_days=excess_days
     )
-    snaps = (
-        inventory.select([*loc, "date", "on_hand"])
-        .sort([*loc, "date"])
-        .with_columns(
-            (pl.col("date").shift(-1).over(loc) - pl.col("date")).dt.total_days().fill_null(1).alias("gap")
-        )
-        .join(rate, on=loc, how="left")
-        .with_columns(pl.col("rate").fill_null(0.0))
-    )
-    stock = snaps.with_columns(((pl.col("on_hand") <= 0) & (pl.col("rate") > 0)).alias("out"))
-    events = stock.select(
-        pl.len().alias("snapshots"),
-        pl.col("out").sum().alias("stockout_snapshots"),
-        pl.col("out").mean().alias("stockout_rate"),
-        (pl.col("rate") * pl.col("gap")).filter(pl.col("out")).sum().alias("lost_sales_units"),
-    )
-    latest = snaps.group_by(loc).agg(pl.all().sort_by("date").last())
-    cover = latest.with_columns(
-        pl.when(pl.col("rate") > 0).then(pl.col("on_hand").clip(0) / pl.col("rate")).alias("days_of_cover"),
-        (pl.col("on_hand").clip(0) - excess_days * pl.col("rate")).clip(0).alias("excess"),
-    ).select(
+    return u.select(
+        pl.col("snapshots").sum(),
+        pl.col("stockouts").sum().alias("stockout_snapshots"),
+        (pl.col("stockouts").sum() / pl.col("snapshots").sum()).alias("stockout_rate"),
+        pl.col("lost").sum().alias("lost_sales_units"),
         pl.len().alias("units"),
         pl.col("excess").sum().alias("excess_units"),
         (pl.col("excess") > 0).mean().alias("excess_unit_share"),
         pl.col("days_of_cover").median().alias("days_of_cover_median"),
         pl.col("days_of_cover").quantile(0.9, "nearest").alias("days_of_cover_p90"),
         (pl.col("days_of_cover") < 7).mean().alias("under_7_days_share"),
-    )
-    a, b = pl.collect_all([events, cover])
-    return {**a.row(0, named=True), **b.row(0, named=True)}
+    ).row(0, named=True)
 
 
 def adoption(session: Session, tenant_id: str) -> dict[str, Any]:
@@ -290,18 +278,23 @@ def override_fva(session: Session, tenant_id: str, sales: pl.LazyFrame, p50: pl.
         p50: the newest bottom forecast per unit and target date: ``sku_id, location_id, date, p50``.
 
     Returns:
-        ``overrides_evaluated``, ``fva`` (None when none could be evaluated), ``mae_proposed``, ``mae_final``.
+        ``overrides_evaluated``, ``fva`` (None when none could be evaluated), ``mae_proposed``, ``mae_final``
+        and ``fva_by_reason`` (rows ``reason, n, mae_proposed, mae_final, fva``, most overrides first).
     """
     R = Recommendation
     rows = session.execute(
-        select(R.id, R.sku_id, R.location_id, R.created_at, R.need_by, R.quantity, R.final_quantity).where(
+        select(
+            R.id, R.sku_id, R.location_id, R.created_at, R.need_by, R.quantity, R.final_quantity,
+            R.override_reason_code,
+        ).where(
             R.tenant_id == tenant_id,
             R.override_reason_code.is_not(None),
             R.final_quantity.is_not(None),
             R.need_by.is_not(None),
         )
     ).all()
-    empty = {"overrides_evaluated": 0, "fva": None, "mae_proposed": None, "mae_final": None}
+    empty: dict[str, Any] = {"overrides_evaluated": 0, "fva": None, "mae_proposed": None, "mae_final": None}
+    empty["fva_by_reason"] = []
     if not rows:
         return empty
     as_of = _plan_dates(session, tenant_id, [r[0] for r in rows])
@@ -310,7 +303,7 @@ def override_fva(session: Session, tenant_id: str, sales: pl.LazyFrame, p50: pl.
     if last is None:
         return empty
     recs = pl.DataFrame(
-        [(r[0], r[1], r[2], r[3], r[4], float(r[5]), float(r[6])) for r in rows],
+        [(r[0], r[1], r[2], r[3], r[4], float(r[5]), float(r[6]), r[7]) for r in rows],
         schema={
             "id": pl.String,
             "sku_id": pl.String,
@@ -319,6 +312,7 @@ def override_fva(session: Session, tenant_id: str, sales: pl.LazyFrame, p50: pl.
             "end": pl.Date,
             "proposed": pl.Float64,
             "final": pl.Float64,
+            "reason": pl.String,
         },
         orient="row",
     ).filter(pl.col("end") <= last)
@@ -341,20 +335,15 @@ def override_fva(session: Session, tenant_id: str, sales: pl.LazyFrame, p50: pl.
         .join(window_sum(p50, "p50", "forecast"), on="id", how="left")
         .with_columns(pl.col("actual").fill_null(0.0), pl.col("forecast").fill_null(0.0))
         .with_columns((pl.col("proposed") + pl.col("actual") - pl.col("forecast")).clip(0).alias("right"))
-        .select(
-            pl.len().alias("n"),
-            (pl.col("proposed") - pl.col("right")).abs().mean().alias("mae_proposed"),
-            (pl.col("final") - pl.col("right")).abs().mean().alias("mae_final"),
-        )
         .collect()
-        .row(0, named=True)
     )
-    fva = 1.0 - res["mae_final"] / res["mae_proposed"] if res["mae_proposed"] else None
+    (total,) = groups.fva_table(res, [])
     return {
-        "overrides_evaluated": res["n"],
-        "fva": fva,
-        "mae_proposed": res["mae_proposed"],
-        "mae_final": res["mae_final"],
+        "overrides_evaluated": total["n"],
+        "fva": total["fva"],
+        "mae_proposed": total["mae_proposed"],
+        "mae_final": total["mae_final"],
+        "fva_by_reason": groups.fva_table(res, ["reason"]),
     }
 
 
@@ -472,6 +461,9 @@ def _points(res: MonitoringResult, version_order: list[str]) -> list[dict[str, A
                 {"metric": metric, "labels": labels, "value": float(value), "n": int(n), "period": period}
             )
 
+    # group figures first: a Prometheus scrape reads the newest rows first, so they are the first left out
+    for args in groups.extra_points(res.inventory_groups, res.adoption.get("fva_by_reason") or []):
+        add(*args)
     keep = set(version_order[:MAX_MODEL_VERSIONS])
     if res.accuracy is not None:
         for r in res.accuracy.filter(pl.col("model_version").is_in(list(keep))).iter_rows(named=True):
@@ -496,7 +488,8 @@ def _points(res: MonitoringResult, version_order: list[str]) -> list[dict[str, A
         if k not in ("snapshots", "units"):
             add(f"inventory_{k}", {"source": "snapshots"}, v, res.inventory.get("units", 0))
     for k, v in res.adoption.items():
-        if k in ("overrides", "human_decisions", "overrides_evaluated", "mae_proposed", "mae_final"):
+        if k in ("overrides", "human_decisions", "overrides_evaluated", "mae_proposed", "mae_final",
+                 "fva_by_reason"):
             continue
         add("override_fva" if k == "fva" else f"adoption_{k}", {}, v, res.adoption.get("human_decisions", 0))
     for e in res.exceptions:
@@ -531,13 +524,18 @@ def run_monitoring(
     res = MonitoringResult(f"mon-{uuid.uuid4().hex[:16]}", tenant)
     sales, inventory, metas = _load(tenant, fdir)
     has_sales = _has_rows(sales)
-    p50 = None
+    p50 = units = None
     if has_sales and metas:
         res.accuracy, res.over_time, p50, res.counts["pairs"] = _accuracy(sales, metas, tenant, fdir)
     if has_sales and _has_rows(inventory):
-        res.inventory = inventory_health(inventory, sales, rate_days=rate_days, excess_days=excess_days)
+        units = groups.unit_health(inventory, sales, rate_days=rate_days, excess_days=excess_days)
+        res.inventory = inventory_health(inventory, sales, units=units)
     versions = list(dict.fromkeys((m.model_version or "baseline") for m in metas))
     with session_scope(engine) as s:
+        if units is not None:
+            lookups = groups.store_lookups(s, tenant)
+            res.inventory.update(groups.excess_value(units, lookups["costs"]))
+            res.inventory_groups = groups.group_health(units, lookups)
         res.adoption = adoption(s, tenant)
         if p50 is not None:
             res.adoption.update(override_fva(s, tenant, sales, p50))

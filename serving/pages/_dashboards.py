@@ -138,6 +138,55 @@ def _service_sections(session, tenant: str) -> tuple[str | None, list[dict]]:
     return plan_run, out
 
 
+_GROUP_KINDS = (("location", "location"), ("category", "SKU category"))
+_GROUP_COLS = (
+    ("units", "int", "units"),
+    ("fill_rate", "pct", "fill rate"),
+    ("fill_target", "pct", "target"),
+    ("stockout_rate", "pct", "stockout rate"),
+    ("lost_sales_units", "int", "lost sales (units)"),
+    ("days_of_cover_median", "num", "days of cover (median)"),
+    ("excess_units", "int", "excess (units)"),
+    ("excess_value", "int", "excess value"),
+    ("excess_units_without_cost", "int", "excess units without cost"),
+)
+
+
+def _measured_group_sections(points: list[dict[str, Any]]) -> list[dict]:
+    """Measured inventory health per location and SKU category (the newest run's ``inventory_group_*``)."""
+    cells: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    for q in points:
+        if q["metric"].startswith("inventory_group_"):
+            key = (str(q["labels"].get("group_kind")), str(q["labels"].get("group")))
+            cells[key][q["metric"].removeprefix("inventory_group_")] = q["value"]
+    out = []
+    for kind, label in _GROUP_KINDS:
+        gs = [(g, f) for (k, g), f in cells.items() if k == kind]
+        gs.sort(key=lambda x: -(x[1].get("stock_value") or 0.0))
+        if not gs:
+            continue
+        names = [g for g, _ in gs]
+        heading = f"Measured service level and excess by {label}"
+        svg = _charts.grouped_bars(
+            names,
+            {"measured fill rate": [f.get("fill_rate") for _, f in gs]},
+            "fill rate (sold / (sold + lost sales estimate))",
+            heading,
+            targets=[f.get("fill_target") for _, f in gs],
+            target_label="fill target (planning units' service target)",
+            percent=True,
+        )
+        rows = [[g, *(_fmt(f.get(k), kind) for k, kind, _ in _GROUP_COLS)] for g, f in gs]
+        cols = [label, *(c for _, _, c in _GROUP_COLS)]
+        note = (
+            "Measured by the monitoring job from snapshots and sales; excess valued at the SKU's cheapest "
+            "supplier unit cost (units without a supplier term are counted apart); at most 50 groups of each "
+            "kind, highest stock value first."
+        )
+        out.append(_section(f"measured-{kind}", heading, svg, cols, rows, note))
+    return out
+
+
 @router.get("/inventory", response_class=HTMLResponse)
 def inventory(request: Request, p: PagePrincipal, session: SessionDep):
     """Inventory health: cover, excess, stockouts and lost sales over runs; service vs target by group."""
@@ -147,7 +196,7 @@ def inventory(request: Request, p: PagePrincipal, session: SessionDep):
     now = {
         q["metric"].removeprefix("inventory_"): q["value"]
         for q in points
-        if q["metric"].startswith("inventory_")
+        if q["metric"].startswith("inventory_") and not q["metric"].startswith("inventory_group_")
     }
     kpis = (
         [
@@ -155,6 +204,8 @@ def inventory(request: Request, p: PagePrincipal, session: SessionDep):
             ("Days of cover (P90)", _fmt(now.get("days_of_cover_p90"))),
             ("Units under 7 days of cover", _fmt(now.get("under_7_days_share"), "pct")),
             ("Excess units", _fmt(now.get("excess_units"), "int")),
+            ("Excess value (at unit cost)", _fmt(now.get("excess_value"), "int")),
+            ("Excess units without a cost", _fmt(now.get("excess_units_without_cost"), "int")),
             ("Units with excess", _fmt(now.get("excess_unit_share"), "pct")),
             ("Stockout rate (snapshots)", _fmt(now.get("stockout_rate"), "pct")),
             ("Lost sales estimate (units)", _fmt(now.get("lost_sales_units"), "int")),
@@ -162,7 +213,7 @@ def inventory(request: Request, p: PagePrincipal, session: SessionDep):
         if now
         else []
     )
-    hist = figure_history(session, p.tenant_id, ("inventory_",))
+    hist = [q for q in figure_history(session, p.tenant_id, ("inventory_",)) if not q["labels"].get("group")]
     sections = []
     for sid, heading, metrics, ylabel, kind in (
         (
@@ -198,6 +249,7 @@ def inventory(request: Request, p: PagePrincipal, session: SessionDep):
             )
             cols, rows = _time_table(series, kind)
             sections.append(_section(sid, heading, svg, cols, rows))
+    sections += _measured_group_sections(points)
     plan_run, service = _service_sections(session, p.tenant_id)
     sections += service
     return _tabbed(
@@ -464,6 +516,17 @@ def adoption(request: Request, p: PagePrincipal, session: SessionDep):
         ]
         cols = ["reason code", "overrides", "raised", "proposed (units)", "final (units)", "change"]
         sections.append(_section("reasons", "Overrides by reason code", svg, cols, rows))
+    by_reason = sorted((q for q in points if q["metric"] == "override_fva_by_reason"), key=lambda q: -q["n"])
+    if by_reason:
+        names = [str(q["labels"].get("reason")) for q in by_reason]
+        heading = "Forecast value added of overrides by reason code"
+        svg = _charts.grouped_bars(
+            names, {"FVA": [q["value"] for q in by_reason]}, "forecast value added", heading, percent=True
+        )
+        rows = [[n, str(q["n"]), _fmt(q["value"], "pct")] for n, q in zip(names, by_reason, strict=True)]
+        note = "Overrides whose window has passed, newest monitoring run; positive: the overrides helped."
+        cols = ["reason code", "evaluated", "FVA"]
+        sections.append(_section("fva-reasons", heading, svg, cols, rows, note))
     fva = _by_run(
         figure_history(session, p.tenant_id, ("override_fva", "adoption_")),
         {

@@ -1,7 +1,9 @@
 """Dashboard test data: a small real tenant's facts, plan proposals, decisions and two monitoring runs.
 
 Sales, inventory snapshots and two stored forecast runs (model versions ``v1`` and ``v2``) go in through the
-fact stores; six recommendations are proposed as a plan run's hand-off would (proposal key
+fact stores, with the catalogue the monitoring job values and groups by (SKU-9 in category ``snacks`` at
+2.0 from its cheaper supplier, SKU-8 without a category at 4.0; service targets 95 % at DC-1, 90 % at
+DC-2); six recommendations are proposed as a plan run's hand-off would (proposal key
 ``plan:<run>:...``, planning's simulation section in the evidence); a planner approves, overrides with
 reason codes and rejects through the lifecycle; then the real monitoring job runs twice.
 """
@@ -26,6 +28,7 @@ def fill(engine, tenant: str, facts_dir, planner) -> dict:
     from workflow.schemas import ApproveIn, OverrideIn, RecommendationIn, RejectIn
 
     units = [("SKU-9", "DC-1"), ("SKU-8", "DC-1"), ("SKU-9", "DC-2")]
+    _catalogue(engine, tenant, units)
     sales = pl.DataFrame(
         [
             (s, loc, "c", D0 + timedelta(days=d), float(5 + 3 * u + (d * 7 + u) % 5))
@@ -38,7 +41,7 @@ def fill(engine, tenant: str, facts_dir, planner) -> dict:
     write_facts("sales", tenant, sales, "dash-sales", facts_dir=facts_dir)
     inv = pl.DataFrame(
         [
-            (s, loc, D0 + timedelta(days=d), 0.0 if (u == 1 and d == 30) else 40.0 + 200 * u)
+            (s, loc, D0 + timedelta(days=d), 0.0 if (u == 1 and d == 30) else (40.0, 240.0, 1600.0)[u])
             for u, (s, loc) in enumerate(units)
             for d in (28, 30, 33, 39)
         ],
@@ -90,6 +93,7 @@ def fill(engine, tenant: str, facts_dir, planner) -> dict:
             route={"queue": "buyers", "role": "planner", "rule": "value>100", "reason": "dashboard data"},
             evidence={
                 "model_version": "v2",
+                "assumptions": {"as_of": D0.isoformat()},  # the overrides' windows start on the plan date
                 "simulation": {
                     "fill_target": 0.95 if loc == "DC-1" else 0.9,
                     "fill_rate_at_level": 0.93 + 0.01 * (i % 3),
@@ -122,3 +126,40 @@ def fill(engine, tenant: str, facts_dir, planner) -> dict:
         lifecycle.reject(s, planner, recs[4].id, RejectIn(version=recs[4].version, reason_code="duplicate"))
     runs = [run_monitoring(engine, tenant, facts_dir=facts_dir).run_id for _ in range(2)]
     return {"recs": [r.id for r in recs], "runs": runs}
+
+
+def _catalogue(engine, tenant: str, units) -> None:
+    """SKUs, locations, suppliers, terms and planning units, as ingest would store them."""
+    from sqlalchemy import delete
+
+    from features.store import Base, Channel, Location, Sku, Supplier, SupplierTerm, session_scope
+
+    pu = Base.metadata.tables["planning_units"]
+    with session_scope(engine) as s:
+        s.merge(Sku(tenant_id=tenant, sku_id="SKU-9", category="snacks"))
+        s.merge(Sku(tenant_id=tenant, sku_id="SKU-8", category=None))
+        for loc in ("DC-1", "DC-2"):
+            s.merge(Location(tenant_id=tenant, location_id=loc, kind="dc"))
+        s.merge(Channel(tenant_id=tenant, channel_id="c"))
+        for sup in ("SUP-1", "SUP-2"):
+            s.merge(Supplier(tenant_id=tenant, supplier_id=sup))
+        s.flush()
+        for sup, sku, cost in (("SUP-1", "SKU-9", 2.0), ("SUP-2", "SKU-9", 3.0), ("SUP-1", "SKU-8", 4.0)):
+            s.merge(
+                SupplierTerm(
+                    tenant_id=tenant, supplier_id=sup, sku_id=sku, unit_cost=cost, moq=0, pack_size=1,
+                    promised_lead_time_days=7,
+                )
+            )
+        s.execute(delete(pu).where(pu.c.tenant_id == tenant))
+        s.execute(
+            pu.insert(),
+            [
+                dict(
+                    tenant_id=tenant, sku_id=sku, location_id=loc, channel_id="c",
+                    policy_kind="periodic_review", review_period_days=7,
+                    service_target=0.95 if loc == "DC-1" else 0.9,
+                )
+                for sku, loc in units
+            ],
+        )

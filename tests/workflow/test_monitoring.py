@@ -194,6 +194,16 @@ def test_monitoring_joins_stored_forecasts_with_actuals(engine, tenants, stores)
         "monitoring_pairs",
     }
     assert 'replenish_forecast_wape{model_version="v1",level="bottom",horizon="1"}' in text
+    # by location: both measured units are at L1, so L1's group figures are the tenant's
+    by_loc = {
+        p["metric"].removeprefix("inventory_group_"): p["value"]
+        for p in pts
+        if p["labels"] == {"group_kind": "location", "group": "L1"}
+    }
+    assert by_loc["lost_sales_units"] == pytest.approx(inv["lost_sales_units"])
+    assert by_loc["excess_units"] == pytest.approx(inv["excess_units"]) and by_loc["units"] == 2
+    assert 0 < by_loc["fill_rate"] < 1 and by_loc["stockout_rate"] == pytest.approx(1 / 3)
+    assert len([ln for ln in text.splitlines() if ln and not ln.startswith("#")]) <= 500
     assert [e.key for e in ev] == [res.run_id] and ev[0].payload["pairs"] == 30
 
 
@@ -202,13 +212,13 @@ def test_adoption_and_override_value_added(engine, tenants, stores):
     admin = tenants[("a", "admin")][0]
     # S1 at L1 over days 20..25: actual and the newest p50 there (r1 only covers those days)
     ids = []
-    for qty, final in ((50.0, 40.0), (30.0, 45.0)):
+    for qty, final, reason in ((50.0, 40.0, "x"), (30.0, 45.0, "y")):
         rec = propose(
             engine, "a", sku_id="S1", location_id="L1", quantity=qty, need_by=str(D0 + timedelta(25))
         )
         with session_scope(engine) as s:
             lifecycle.override(
-                s, admin, rec.id, OverrideIn(version=rec.version, quantity=final, reason_code="x")
+                s, admin, rec.id, OverrideIn(version=rec.version, quantity=final, reason_code=reason)
             )
         ids.append(rec.id)
     with session_scope(engine) as s:  # the recommendations were made on day 20 (the time axis of the test)
@@ -226,6 +236,18 @@ def test_adoption_and_override_value_added(engine, tenants, stores):
     a = res.adoption
     assert a["overrides_evaluated"] == 2
     assert a["fva"] == pytest.approx(1 - mae_f / mae_p)
+    # per reason code: one override each
+    by_reason = {r["reason"]: r for r in a["fva_by_reason"]}
+    assert by_reason["x"]["n"] == 1 and by_reason["y"]["n"] == 1
+    assert by_reason["x"]["fva"] == pytest.approx(1 - abs(40 - right[0]) / abs(50 - right[0]))
+    assert by_reason["y"]["fva"] == pytest.approx(1 - abs(45 - right[1]) / abs(30 - right[1]))
+    with session_scope(engine) as s:
+        stored = {
+            p["labels"]["reason"]: p["value"]
+            for p in run_points(s, "a", res.run_id)
+            if p["metric"] == "override_fva_by_reason"
+        }
+    assert stored == pytest.approx({k: r["fva"] for k, r in by_reason.items()})
     assert (
         a["override_rate"] == 1.0
         and a["acceptance_rate"] == 1.0

@@ -31,6 +31,10 @@ def _points(html: str, sid: str) -> int:
     return markers + len(re.findall(r'id="bars-\d+-\d+"', sec))
 
 
+def _row(name: str, *cells: str) -> str:
+    return f'<th scope="row">{name}</th>' + "".join(f'<td class="num">{v}</td>' for v in cells)
+
+
 def test_dashboards_say_how_to_fill_them_when_empty(client, world):  # noqa: F811
     _sign_in(client, world.keys["a-viewer"])
     r = client.get("/ui/dashboards", follow_redirects=False)
@@ -53,6 +57,21 @@ def test_dashboards_draw_the_monitoring_runs_plans_and_decisions(client, world, 
     assert re.search(r'<th scope="row">DC-1</th><td class="num">4</td><td class="num">95.0%</td>', table)
     assert re.search(r'<th scope="row">DC-2</th><td class="num">2</td><td class="num">90.0%</td>', table)
     assert 'role="img"' in inv and "<title id=" in inv and "<desc id=" in inv
+    # measured by the monitoring job: SKU-8 at DC-1 (10/day over the last 28 days of sales) stood at zero
+    # for the 3 days after day 30: lost 30 units; sold there on days 28-39: 84 (SKU-9) + 122 (SKU-8)
+    # -> fill 206 / 236; SKU-9 at DC-2: 1600 on hand, 362/28 a day -> excess 1600 - 90 x 362/28 = 436.4
+    # units, valued at SKU-9's cheapest supplier cost 2.0 -> 872.9
+    assert _points(inv, "measured-location") == 2 and _points(inv, "measured-category") == 2
+    measured = inv.split('id="measured-location"')[1].split("</section>")[0]
+    assert _row("DC-1", "2", "87.3%", "95.0%", "12.5%", "30") in measured
+    assert _row("DC-2", "1", "100.0%", "90.0%") in measured
+    assert "".join(f'<td class="num">{v}</td>' for v in ("436", "873", "0")) + "</tr>" in measured
+    assert "fill target" in measured  # the target is marked on the bars (legend)
+    category = inv.split('id="measured-category"')[1].split("</section>")[0]
+    assert _row("snacks", "2", "100.0%", "92.5%") in category
+    assert _row("(none)", "1", "80.3%", "95.0%") in category
+    kpis = inv.split('id="kpis"')[1].split("</ul>")[0]
+    assert re.search(r"Excess value \(at unit cost\)</span> <strong class=\"v\">873</strong>", kpis)
     acc = client.get("/ui/dashboards/accuracy").text
     for sid in ("wape-period", "coverage-period", "bias-period", "by-level", "over-runs"):
         assert _points(acc, sid) >= 2, sid
@@ -70,6 +89,13 @@ def test_dashboards_draw_the_monitoring_runs_plans_and_decisions(client, world, 
         reasons,
     )
     assert '<th scope="row">capacity</th><td class="num">1</td><td class="num">0</td>' in reasons
+    # FVA per reason against the quantity right in hindsight (proposed + actual, no forecast in the windows):
+    # promotion: SKU-8 110 -> 150, right 230; SKU-9/DC-2 120 -> 60, right 290: 1 - 155/145;
+    # capacity: SKU-9/DC-1 130 -> 90, right 227: 1 - 137/97
+    assert _points(ado, "fva-reasons") == 2
+    fva = ado.split('id="fva-reasons"')[1].split("</section>")[0]
+    assert '<th scope="row">promotion</th><td class="num">2</td><td class="num">-6.9%</td>' in fva
+    assert '<th scope="row">capacity</th><td class="num">1</td><td class="num">-41.2%</td>' in fva
     weekly = ado.split('id="weekly"')[1].split("</section>")[0]
     assert re.search(
         r'<td class="num">1</td><td class="num">3</td><td class="num">1</td><td class="num">80.0%</td>',

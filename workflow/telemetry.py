@@ -324,15 +324,22 @@ class RequestMeter:
 
 
 def _latest_points(
-    session: Session, tenant_id: str, *, max_series: int | None = None, max_rows: int | None = None
+    session: Session,
+    tenant_id: str,
+    *,
+    max_series: int | None = None,
+    max_rows: int | None = None,
+    skip_prefix: str | None = None,
 ) -> list[TelemetryPoint]:
     """The latest point of each (metric, labels) series of ``tenant_id``, newest rows read first.
 
     ``max_series`` / ``max_rows`` bound the answer and the rows read (a scrape must cost a bounded amount,
-    whatever clients posted).
+    whatever clients posted); metrics starting with ``skip_prefix`` are left out.
     """
     T = TelemetryPoint
     stmt = select(T).where(T.tenant_id == tenant_id).order_by(T.id.desc())
+    if skip_prefix is not None:
+        stmt = stmt.where(~T.metric.startswith(skip_prefix, autoescape=True))
     if max_rows is not None:
         stmt = stmt.limit(max_rows)
     latest: dict[tuple, TelemetryPoint] = {}
@@ -495,6 +502,10 @@ def _job_families(session: Session, out: list[str]) -> None:
 MAX_TENANT_SERIES = 500
 
 
+#: Metrics of the monitoring job's per-group inventory figures, left out of the Prometheus export.
+GROUP_PREFIX = "inventory_group_"
+
+
 def tenant_prometheus_text(session: Session, tenant_id: str, *, max_series: int = MAX_TENANT_SERIES) -> str:
     """One tenant's business figures in Prometheus text: no tenant label, at most ``max_series`` series.
 
@@ -529,7 +540,11 @@ def tenant_prometheus_text(session: Session, tenant_id: str, *, max_series: int 
         ],
     )
     budget = max(0, max_series - len(sups))
-    pts = _latest_points(session, tenant_id, max_series=budget + 1, max_rows=50 * max_series)
+    # the monitoring job's per-group inventory figures (up to 50 locations and 50 categories each) stay on the
+    # dashboards and GET /v1/telemetry/monitoring: a scrape keeps the tenant-wide series, bounded in labels
+    pts = _latest_points(
+        session, tenant_id, max_series=budget + 1, max_rows=50 * max_series, skip_prefix=GROUP_PREFIX
+    )
     truncated = len(pts) > budget
     points: dict[str, list] = defaultdict(list)
     for p in pts[:budget]:

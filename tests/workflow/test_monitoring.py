@@ -204,6 +204,9 @@ def test_monitoring_joins_stored_forecasts_with_actuals(engine, tenants, stores)
     assert by_loc["excess_units"] == pytest.approx(inv["excess_units"]) and by_loc["units"] == 2
     assert 0 < by_loc["fill_rate"] < 1 and by_loc["stockout_rate"] == pytest.approx(1 / 3)
     assert len([ln for ln in text.splitlines() if ln and not ln.startswith("#")]) <= 500
+    # the group figures stay out of the scrape (bounded labels); the tenant-wide ones are in it
+    assert "inventory_group_" not in text and "group_kind" not in text
+    assert "replenish_inventory_excess_units" in text and "replenish_series_truncated 0" in text
     assert [e.key for e in ev] == [res.run_id] and ev[0].payload["pairs"] == 30
 
 

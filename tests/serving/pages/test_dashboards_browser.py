@@ -18,9 +18,11 @@ pytestmark = pytest.mark.slow
 
 #: Each dashboard and the sections that must draw points (markers or bars) on the filled tenant.
 SECTIONS = {
-    "inventory": ("stockouts", "cover", "lost-excess", "service-location"),
+    "inventory": (
+        "stockouts", "cover", "lost-excess", "service-location", "measured-location", "measured-category",
+    ),
     "accuracy": ("wape-period", "coverage-period", "bias-period", "by-level", "over-runs"),
-    "adoption": ("weekly", "hours", "reasons", "fva"),
+    "adoption": ("weekly", "hours", "reasons", "fva", "fva-reasons"),
 }
 
 _POINTS = (

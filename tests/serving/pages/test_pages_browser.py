@@ -9,6 +9,7 @@ the form; the approval must reach the outbox. Skipped, visibly, where no Chromiu
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import shutil
@@ -81,20 +82,13 @@ class CDP:
         self.ws.close()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    import os
-
+@contextlib.contextmanager
+def serve_in_thread(app):
+    """``app`` under uvicorn on a free loopback port in a thread; yields its base URL, stops it on exit."""
     import uvicorn
 
-    from features.settings import load_settings
-    from tests.serving._pages_fixture import make_world
-
-    home = tmp_path_factory.mktemp("pages-home")
-    os.environ["REPLENISH_HOME"] = str(home)
-    world = make_world(load_settings(home=home))
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(world.app, host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
     for _ in range(200):
@@ -103,9 +97,25 @@ def server(tmp_path_factory):
             break
         except OSError:
             time.sleep(0.05)
-    yield world, f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        t.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import os
+
+    from features.settings import load_settings
+    from tests.serving._pages_fixture import make_world
+
+    home = tmp_path_factory.mktemp("pages-home")
+    os.environ["REPLENISH_HOME"] = str(home)
+    world = make_world(load_settings(home=home))
+    with serve_in_thread(world.app) as base:
+        yield world, base
 
 
 @pytest.fixture(scope="module")

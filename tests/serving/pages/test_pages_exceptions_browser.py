@@ -7,13 +7,10 @@ protocol); skipped, visibly, where no Chromium is installed.
 from __future__ import annotations
 
 import json
-import threading
-import time
-import urllib.request
 
 import pytest
 
-from tests.serving.pages.test_pages_browser import _free_port, browser  # noqa: F401  (the Chromium fixture)
+from tests.serving.pages.test_pages_browser import browser, serve_in_thread  # noqa: F401  (the Chromium fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +18,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def exc_server(tmp_path_factory):
     import os
-
-    import uvicorn
 
     from features.settings import load_settings
     from features.store._db import session_scope
@@ -50,19 +45,8 @@ def exc_server(tmp_path_factory):
         )
         late = wx.ExceptionIn(exception_type="late_po", sku_id="SKU-8", location_id="DC-2", message="late")
         other, _ = wx.open_exception(s, "b", late, actor="planning:test", source="plan")
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(world.app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield world, f"http://127.0.0.1:{port}", exc.id, other.id
-    srv.should_exit = True
-    t.join(timeout=10)
+    with serve_in_thread(world.app) as base:
+        yield world, base, exc.id, other.id
 
 
 def test_a_planner_acknowledges_and_resolves_an_exception_in_the_page(exc_server, browser):  # noqa: F811

@@ -13,15 +13,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.serving._workspace_fixture import REASONS, make_workspace
-from tests.serving.pages.test_pages_browser import _free_port, browser  # noqa: F401 - the shared fixture
+from tests.serving.pages.test_pages_browser import browser, serve_in_thread  # noqa: F401 - the shared fixture
 from tests.serving.pages.test_queue_browser import _axe, _width, axe_js  # noqa: F401 - the shared fixture
 
 pytestmark = pytest.mark.slow
@@ -31,23 +28,10 @@ SHOT_HEIGHT = 1400  # px: the top of each page, enough for its first sections
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     home = tmp_path_factory.mktemp("workspace-home")
     w = make_workspace(home)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(w.app, host="127.0.0.1", port=port, log_level="warning"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield w, f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(timeout=10)
+    with serve_in_thread(w.app) as base:
+        yield w, base
     w.engine.dispose()
 
 

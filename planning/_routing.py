@@ -31,6 +31,8 @@ from typing import Any
 import polars as pl
 import yaml
 
+from planning._exception_schema import EXCEPTION_TYPES
+
 __all__ = [
     "ITEM_KINDS",
     "ROUTABLE_FIELDS",
@@ -43,20 +45,7 @@ __all__ = [
 ]
 
 #: Item kinds a rule may apply to: recommendation kinds and exception types.
-ITEM_KINDS = (
-    "purchase",
-    "transfer",
-    "allocation",
-    "stockout_risk",
-    "overstock",
-    "ageing_stock",
-    "forecast_anomaly",
-    "bias_drift",
-    "late_po",
-    "lead_time_drift",
-    "short_shipment",
-    "identity",
-)
+ITEM_KINDS = ("purchase", "transfer", "allocation", *EXCEPTION_TYPES)
 
 #: Fields a rule may test, and their type ("number", "string", "bool").
 ROUTABLE_FIELDS = {
